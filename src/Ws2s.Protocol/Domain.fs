@@ -1,0 +1,151 @@
+/// The vocabulary of the ws2s protocol: what a client may ask, what the server answers,
+/// and what the session core consumes and produces. Pure values, no behaviour.
+namespace Ws2s.Protocol
+
+open System
+open System.Net
+
+/// A TCP port that can only hold 1-65535.
+[<Struct; CustomEquality; NoComparison>]
+type Port =
+    private | Port of int
+    member this.Value = let (Port p) = this in p
+    override this.Equals other =
+        match other with
+        | :? Port as p -> p.Value = this.Value
+        | _ -> false
+    override this.GetHashCode() = this.Value
+    override this.ToString() = string this.Value
+    static member TryCreate(value: int64) =
+        if value >= 1L && value <= 65535L then ValueSome(Port(int value)) else ValueNone
+
+/// Numbers every TCP connection a session opens. Events carry the generation of the
+/// connection they came from, so events of a replaced or closed connection are recognisably stale.
+type Generation = int64
+
+/// Where a client asked to be connected.
+type Target = { Host: string; Port: Port; Binary: bool }
+
+/// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
+type Command =
+    | Connect of Target
+    | Send of ReadOnlyMemory<byte>
+    | SendBytes of ReadOnlyMemory<byte>
+    | Close
+    | Ping
+    /// A binary frame from the client: bytes for the peer, answered only on failure.
+    | Forward of ReadOnlyMemory<byte>
+    /// The name the original protocol echoes in `"<name> done"`.
+    member this.Name =
+        match this with
+        | Connect _ -> "connect"
+        | Send _ -> "send"
+        | SendBytes _ -> "sendb"
+        | Close -> "close"
+        | Ping -> "ping"
+        | Forward _ -> "binary frame"
+
+/// Why a TCP connection could not be opened, in words for a person.
+type DialError =
+    | Refused
+    | NetworkUnreachable
+    | HostUnreachable
+    | DialFailed of reason: string
+    member this.Message =
+        match this with
+        | Refused -> "connection refused"
+        | NetworkUnreachable -> "network unreachable"
+        | HostUnreachable -> "host unreachable"
+        | DialFailed reason -> reason
+
+/// Every message the server sends on its own initiative or in answer to a request.
+type Response =
+    /// code 0: `"<command> done"`.
+    | Done of command: string
+    /// code -1: bytes from the peer, base64 in JSON mode.
+    | RecvData of ReadOnlyMemory<byte>
+    /// code 1: a bug; should never be seen.
+    | Unexpected of reason: string
+    /// code 2.
+    | ConnectFailed of reason: string
+    /// code 3.
+    | IllegalSocketState
+    /// code 4: the destination policy refused the host (rule names which rule refused it).
+    | Forbidden of host: string * rule: string
+    /// code 5: the peer closed (reason: None for an orderly close, Some for a reset or error).
+    | ClosedByPeer of reason: string option
+    /// code 6.
+    | SshFailed of reason: string
+    /// code 7 (new in ws2s for .NET).
+    | BadRequest of reason: string
+    member this.Success =
+        match this with
+        | Done _ | RecvData _ -> true
+        | _ -> false
+    member this.Code =
+        match this with
+        | Done _ -> 0
+        | RecvData _ -> -1
+        | Unexpected _ -> 1
+        | ConnectFailed _ -> 2
+        | IllegalSocketState -> 3
+        | Forbidden _ -> 4
+        | ClosedByPeer _ -> 5
+        | SshFailed _ -> 6
+        | BadRequest _ -> 7
+    member this.Message =
+        match this with
+        | Done command -> command + " done"
+        | RecvData _ -> "recv data"
+        | Unexpected reason -> "unexpected server error: " + reason
+        | ConnectFailed reason -> reason
+        | IllegalSocketState -> "illegal socket status, please connect again"
+        | Forbidden(host, _) -> $"ws2s refuse to connect target host: {host}, cause that's a dangerous operation"
+        | ClosedByPeer None -> "connection closed by peer"
+        | ClosedByPeer(Some reason) -> "connection closed by peer: " + reason
+        | SshFailed reason -> "failed to open ssh tunnel: " + reason
+        | BadRequest reason -> "bad request: " + reason
+
+/// A client frame, as the codec understood it: a command to carry out, or a request that is answered
+/// at once with an error (a bad request, code 7, or an SSH tunnel this server does not offer, code 6).
+type Request =
+    | Valid of Command
+    | Rejected of Response
+
+/// Everything that can happen to a session. Socket events carry the generation of their connection.
+type Input =
+    /// A text frame from the client (UTF-8 JSON). The core may keep the memory: the host must not reuse it.
+    | ClientText of ReadOnlyMemory<byte>
+    /// A binary frame from the client: raw bytes for the peer. The core may keep the memory.
+    | ClientBinary of ReadOnlyMemory<byte>
+    /// The WebSocket is gone (closed by either side or broken).
+    | ClientGone
+    | Resolved of Generation * IPAddress list
+    | ResolveFailed of Generation
+    | Dialled of Generation
+    | DialFailedWith of Generation * DialError
+    /// Bytes read from the peer. The core does not keep the memory beyond the effects of this step.
+    | Received of Generation * ReadOnlyMemory<byte>
+    /// The peer finished sending (FIN).
+    | PeerFinished of Generation
+    /// The connection broke (reset, write failure); the words say how.
+    | SocketFailed of Generation * reason: string
+    | WriteCompleted of Generation
+    | ConnectTimerFired of Generation
+
+/// Work the host must do, in order.
+type Effect =
+    | Resolve of Generation * host: string
+    | Dial of Generation * IPEndPoint
+    /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
+    | Write of Generation * ReadOnlyMemory<byte>
+    /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.
+    | CloseSocket of Generation
+    /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
+    | StartConnectTimer of Generation * seconds: int
+    /// Send a JSON text frame.
+    | Reply of Response
+    /// Send the bytes as one binary frame (binary-mode connections).
+    | ReplyBinary of ReadOnlyMemory<byte>
+    /// Close the WebSocket with this status code and reason.
+    | CloseClient of status: int * reason: string

@@ -1,0 +1,234 @@
+/// The ws2s session as a pure state machine: `step session input` gives the next session and the
+/// effects the host must carry out, in order. No IO, no clock, no threads: time arrives as
+/// `ConnectTimerFired`, sockets as events tagged with the generation of their connection.
+///
+/// Every transition is in `step` (socket and timer events) and `execute` (client requests);
+/// spec/protocol.md draws the same table.
+module Ws2s.Protocol.Session
+
+open System
+open System.Net
+open System.Net.Sockets
+open Ws2s.Protocol.Policy
+
+type Settings =
+    { Policy: DestinationPolicy
+      /// Resolve plus dial must finish within this many seconds, else code 2.
+      ConnectTimeoutSeconds: int
+      /// Requests that may wait behind a pending connect or write; one more closes the session (1008).
+      MaxPending: int }
+
+let defaultSettings =
+    { Policy = { AllowServerLocal = false }
+      ConnectTimeoutSeconds = 10
+      MaxPending = 64 }
+
+/// The TCP connection a session owns, or is opening.
+type Link = { Generation: Generation; Target: Target }
+
+/// What a busy session is waiting for. Requests that arrive meanwhile wait in order.
+type Awaiting =
+    | Resolution of Link
+    /// Dialling one endpoint; `Rest` are the allowed endpoints still to try.
+    | Dialling of Link * rest: IPEndPoint list
+    /// A write is in flight; `Answer` is sent when it completes. `PeerFinished`: the peer already
+    /// closed its side (code 5 was sent), so the connection ends when the write does.
+    | Writing of Link * answer: Response option * peerFinished: bool
+
+type Phase =
+    /// No connection: sends get code 3.
+    | Idle
+    /// Connected and ready.
+    | Open of Link
+    /// Waiting for an outcome; the list holds the requests that arrived since, oldest first.
+    | Busy of Awaiting * pending: Request list
+    /// The WebSocket is gone; nothing happens any more.
+    | Ended
+
+type Session =
+    { Settings: Settings
+      /// The generation the next connection gets.
+      NextGeneration: Generation
+      Phase: Phase }
+
+let start settings = { Settings = settings; NextGeneration = 1L; Phase = Idle }
+
+/// The connection whose events are live in this phase, if any.
+let liveLink phase =
+    match phase with
+    | Open link
+    | Busy(Resolution link, _)
+    | Busy(Dialling(link, _), _)
+    | Busy(Writing(link, _, _), _) -> Some link
+    | Idle
+    | Ended -> None
+
+/// May the host feed another client frame now? (False when it would overflow the queue, or after the end.)
+let acceptsRequest session =
+    match session.Phase with
+    | Busy(_, pending) -> List.length pending < session.Settings.MaxPending
+    | Ended -> false
+    | Idle
+    | Open _ -> true
+
+/// IP literals (including `[v6]`) need no resolution.
+let private literalAddress (host: string) =
+    let bare =
+        if host.Length > 2 && host.StartsWith '[' && host.EndsWith ']' then host.Substring(1, host.Length - 2)
+        else host
+    match IPAddress.TryParse bare with
+    | true, address -> Some address
+    | _ -> None
+
+/// Endpoints to try, IPv6 and IPv4 alternating, starting with the family of the first answer (RFC 8305).
+let dialOrder (addresses: IPAddress list) (port: Port) =
+    let endpoint (a: IPAddress) = IPEndPoint(canonical a, port.Value)
+    match addresses with
+    | [] -> []
+    | first :: _ ->
+        let primary, secondary =
+            addresses |> List.distinct |> List.partition (fun a -> a.AddressFamily = first.AddressFamily)
+        let rec alternate xs ys =
+            match xs, ys with
+            | x :: xs', y :: ys' -> x :: y :: alternate xs' ys'
+            | rest, [] | [], rest -> rest
+        alternate primary secondary |> List.map endpoint
+
+let private closeLinkOf phase =
+    match liveLink phase with
+    | Some link -> [ CloseSocket link.Generation ]
+    | None -> []
+
+/// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
+let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
+    let target = link.Target
+    match judgeAll session.Settings.Policy addresses with
+    | Refused rule ->
+        Idle, [ CloseSocket link.Generation; Reply(Forbidden(target.Host, rule)) ], pending
+    | Allowed ->
+        match dialOrder addresses target.Port with
+        | [] -> Idle, [ CloseSocket link.Generation; Reply(ConnectFailed $"host not found: {target.Host}") ], pending
+        | first :: rest -> Busy(Dialling(link, rest), pending), [ Dial(link.Generation, first) ], []
+
+/// Carry out one request in a phase that is not busy.
+let private execute session request : Session * Effect list =
+    let reply response = session, [ Reply response ]
+    match request, session.Phase with
+    | _, (Busy _ | Ended) -> session, [] // unreachable: `accept` queues or drops these
+    | Rejected response, _ -> reply response
+    | Valid(Connect target), phase ->
+        let closeOld = closeLinkOf phase
+        let generation = session.NextGeneration
+        let link = { Generation = generation; Target = target }
+        let session = { session with NextGeneration = generation + 1L; Phase = Idle }
+        let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
+        match literalAddress target.Host with
+        | None ->
+            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, target.Host) ]
+        | Some address ->
+            let phase, effects, _ = dialOrRefuse session link [ address ] []
+            { session with Phase = phase }, closeOld @ (timer :: effects)
+    | Valid(Send bytes | SendBytes bytes as command), Open link ->
+        { session with Phase = Busy(Writing(link, Some(Done command.Name), false), []) }, [ Write(link.Generation, bytes) ]
+    | Valid(Forward bytes), Open link ->
+        { session with Phase = Busy(Writing(link, None, false), []) }, [ Write(link.Generation, bytes) ]
+    | Valid(Send _ | SendBytes _ | Forward _), _ -> reply IllegalSocketState
+    | Valid Close, phase -> { session with Phase = Idle }, closeLinkOf phase @ [ Reply(Done "close") ]
+    | Valid Ping, _ -> reply (Done "ping")
+
+/// Run queued requests in order until one makes the session busy again; the rest stay queued.
+let rec private drain session (pending: Request list) effects =
+    match pending, session.Phase with
+    | [], _ -> session, effects
+    | _, Busy(awaiting, queued) -> { session with Phase = Busy(awaiting, queued @ pending) }, effects
+    | _, Ended -> session, effects
+    | request :: rest, _ ->
+        let session, more = execute session request
+        drain session rest (effects @ more)
+
+/// The busy phase is over: set the new phase, then run what waited behind it.
+let private settle session phase effects pending =
+    drain { session with Phase = phase } pending effects
+
+/// A client request: run it now, or queue it behind the pending operation.
+let private accept session request =
+    match session.Phase with
+    | Ended -> session, []
+    | Busy(_, pending) when List.length pending >= session.Settings.MaxPending ->
+        { session with Phase = Ended },
+        closeLinkOf session.Phase @ [ CloseClient(1008, "too many requests queued behind a pending operation") ]
+    | Busy(awaiting, pending) -> { session with Phase = Busy(awaiting, pending @ [ request ]) }, []
+    | Idle
+    | Open _ -> execute session request
+
+let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
+    if bytes.IsEmpty then []
+    elif link.Target.Binary then [ ReplyBinary bytes ]
+    else [ Reply(RecvData bytes) ]
+
+let private sameGeneration (link: Link) generation = link.Generation = generation
+
+/// The transition function. Total: every input has a defined outcome in every phase; events of
+/// any generation but the live one are stale and produce nothing.
+let step (session: Session) (input: Input) : Session * Effect list =
+    match input, session.Phase with
+    | _, Ended -> session, []
+    | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase
+    | ClientText frame, _ -> accept session (Codec.parseRequest frame.Span)
+    | ClientBinary bytes, _ -> accept session (Valid(Forward bytes))
+
+    | Resolved(g, addresses), Busy(Resolution link, pending) when sameGeneration link g ->
+        let phase, effects, waiting = dialOrRefuse session link addresses pending
+        match phase with
+        | Busy _ -> { session with Phase = phase }, effects
+        | _ -> settle session phase effects waiting
+    | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
+        settle session Idle [ CloseSocket g; Reply(ConnectFailed $"host not found: {link.Target.Host}") ] pending
+
+    | Dialled g, Busy(Dialling(link, _), pending) when sameGeneration link g ->
+        settle session (Open link) [ Reply(Done "connect") ] pending
+    | DialFailedWith(g, _), Busy(Dialling(link, next :: rest), pending) when sameGeneration link g ->
+        { session with Phase = Busy(Dialling(link, rest), pending) }, [ Dial(g, next) ]
+    | DialFailedWith(g, error), Busy(Dialling(link, []), pending) when sameGeneration link g ->
+        settle session Idle [ CloseSocket g; Reply(ConnectFailed error.Message) ] pending
+
+    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
+        let timedOut = ConnectFailed $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
+        settle session Idle [ CloseSocket g; Reply timedOut ] pending
+
+    | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
+        let answer = Option.toList answer |> List.map Reply
+        if peerFinished then settle session Idle (answer @ [ CloseSocket g ]) pending
+        else settle session (Open link) answer pending
+
+    | Received(g, bytes), (Open link | Busy(Writing(link, _, false), _)) when sameGeneration link g ->
+        session, deliver link bytes
+
+    | PeerFinished g, Open link when sameGeneration link g ->
+        { session with Phase = Idle }, [ Reply(ClosedByPeer None); CloseSocket g ]
+    | PeerFinished g, Busy(Writing(link, answer, false), pending) when sameGeneration link g ->
+        { session with Phase = Busy(Writing(link, answer, true), pending) }, [ Reply(ClosedByPeer None) ]
+
+    | SocketFailed(g, reason), Open link when sameGeneration link g ->
+        { session with Phase = Idle }, [ CloseSocket g; Reply(ClosedByPeer(Some reason)) ]
+    | SocketFailed(g, reason), Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
+        // One message answers the write and reports the end; after code 5 was sent, the write gets code 3.
+        let report =
+            match peerFinished, answer with
+            | false, _ -> [ Reply(ClosedByPeer(Some reason)) ]
+            | true, Some _ -> [ Reply IllegalSocketState ]
+            | true, None -> []
+        settle session Idle (CloseSocket g :: report) pending
+    | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
+        settle session Idle [ CloseSocket g; Reply(ConnectFailed reason) ] pending
+
+    // Anything else is a stale or out-of-place event: it changes nothing.
+    | Resolved _, _
+    | ResolveFailed _, _
+    | Dialled _, _
+    | DialFailedWith _, _
+    | Received _, _
+    | PeerFinished _, _
+    | SocketFailed _, _
+    | WriteCompleted _, _
+    | ConnectTimerFired _, _ -> session, []
