@@ -114,38 +114,38 @@ type Request =
 
 /// Everything that can happen to a session. Socket events carry the generation of their connection.
 type Input =
-    /// A text frame from the client (UTF-8 JSON). The core may keep the memory: the host must not reuse it.
-    | ClientText of ReadOnlyMemory<byte>
+    /// A text frame from the client (UTF-8 JSON). The core is done with the memory when `step` returns.
+    | ClientText of Frame: ReadOnlyMemory<byte>
     /// A binary frame from the client: raw bytes for the peer. The core may keep the memory.
-    | ClientBinary of ReadOnlyMemory<byte>
+    | ClientBinary of Bytes: ReadOnlyMemory<byte>
     /// The WebSocket is gone (closed by either side or broken).
     | ClientGone
-    | Resolved of Generation * IPAddress list
-    | ResolveFailed of Generation
-    | Dialled of Generation
-    | DialFailedWith of Generation * DialError
+    | Resolved of Generation: Generation * Addresses: IPAddress list
+    | ResolveFailed of Generation: Generation
+    | Dialled of Generation: Generation
+    | DialFailedWith of Generation: Generation * Error: DialError
     /// Bytes read from the peer. The core does not keep the memory beyond the effects of this step.
-    | Received of Generation * ReadOnlyMemory<byte>
+    | Received of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// The peer finished sending (FIN).
-    | PeerFinished of Generation
+    | PeerFinished of Generation: Generation
     /// The connection broke (reset, write failure); the words say how.
-    | SocketFailed of Generation * reason: string
-    | WriteCompleted of Generation
-    | ConnectTimerFired of Generation
+    | SocketFailed of Generation: Generation * Reason: string
+    | WriteCompleted of Generation: Generation
+    | ConnectTimerFired of Generation: Generation
 
 /// Work the host must do, in order.
 type Effect =
-    | Resolve of Generation * host: string
-    | Dial of Generation * IPEndPoint
+    | Resolve of Generation: Generation * Host: string
+    | Dial of Generation: Generation * Endpoint: IPEndPoint
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
-    | Write of Generation * ReadOnlyMemory<byte>
+    | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.
-    | CloseSocket of Generation
+    | CloseSocket of Generation: Generation
     /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
-    | StartConnectTimer of Generation * seconds: int
+    | StartConnectTimer of Generation: Generation * Seconds: int
     /// Send a JSON text frame.
-    | Reply of Response
+    | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).
-    | ReplyBinary of ReadOnlyMemory<byte>
+    | ReplyBinary of Bytes: ReadOnlyMemory<byte>
     /// Close the WebSocket with this status code and reason.
-    | CloseClient of status: int * reason: string
+    | CloseClient of Status: int * Reason: string

@@ -80,6 +80,14 @@ let private literalAddress (host: string) =
     | true, address -> Some address
     | _ -> None
 
+/// Special-use names (RFC 6761) answered without asking DNS: `localhost` and `*.localhost` are the
+/// loopback addresses, `*.invalid` never exists. Other names: None (resolve them).
+let specialUseAnswer (host: string) : IPAddress list option =
+    let name = host.TrimEnd('.').ToLowerInvariant()
+    if name = "localhost" || name.EndsWith ".localhost" then Some [ IPAddress.Loopback; IPAddress.IPv6Loopback ]
+    elif name = "invalid" || name.EndsWith ".invalid" then Some []
+    else None
+
 /// Endpoints to try, IPv6 and IPv4 alternating, starting with the family of the first answer (RFC 8305).
 let dialOrder (addresses: IPAddress list) (port: Port) =
     let endpoint (a: IPAddress) = IPEndPoint(canonical a, port.Value)
@@ -122,11 +130,15 @@ let private execute session request : Session * Effect list =
         let link = { Generation = generation; Target = target }
         let session = { session with NextGeneration = generation + 1L; Phase = Idle }
         let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
-        match literalAddress target.Host with
+        let known =
+            match literalAddress target.Host with
+            | Some address -> Some [ address ]
+            | None -> specialUseAnswer target.Host
+        match known with
         | None ->
             { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, target.Host) ]
-        | Some address ->
-            let phase, effects, _ = dialOrRefuse session link [ address ] []
+        | Some addresses ->
+            let phase, effects, _ = dialOrRefuse session link addresses []
             { session with Phase = phase }, closeOld @ (timer :: effects)
     | Valid(Send bytes | SendBytes bytes as command), Open link ->
         { session with Phase = Busy(Writing(link, Some(Done command.Name), false), []) }, [ Write(link.Generation, bytes) ]

@@ -1,0 +1,252 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using Ws2s.Protocol;
+
+namespace Ws2s.Host.Sessions;
+
+/// <summary>
+/// Drives one session: the single consumer of its inputs (client frames, socket events, timers),
+/// it steps the pure core and carries out the effects in order. The client reader only reads the
+/// next frame when the core can take it, so a client that outruns its peer is held back by
+/// WebSocket flow control, and a peer that outruns its client by TCP flow control.
+/// </summary>
+internal sealed class SessionRunner
+{
+    /// <summary>Socket events that may wait for the session loop; a full channel stops the TCP readers.</summary>
+    private const int InputCapacity = 8;
+
+    private readonly WebSocket _client;
+    private readonly int _maxMessageBytes;
+    private readonly ILogger _log;
+    private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(
+        new BoundedChannelOptions(InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    private readonly SemaphoreSlim _mayReadClient = new(1, 1);
+    private readonly Dictionary<long, Connection> _connections = [];
+    private readonly ArrayBufferWriter<byte> _responseBuffer = new(256);
+    private readonly Utf8JsonWriter _responseWriter;
+    private Session.Session _session;
+    private (int Status, string Reason)? _closeWith;
+
+    public SessionRunner(WebSocket client, Session.Settings settings, int maxMessageBytes, ILogger log)
+    {
+        _client = client;
+        _maxMessageBytes = maxMessageBytes;
+        _log = log;
+        _session = Session.start(settings);
+        _responseWriter = new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
+    }
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var reader = ReadClientAsync(ended.Token);
+        try
+        {
+            while (!_session.Phase.IsEnded)
+            {
+                var input = await _inputs.Reader.ReadAsync(stopping);
+                await StepAsync(input, ended.Token);
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            _closeWith ??= (1001, "server shutting down");
+            await StepAsync(Input.ClientGone, CancellationToken.None);
+        }
+        catch (WebSocketException)
+        {
+            // The client went away mid-send: end the session quietly.
+            await StepAsync(Input.ClientGone, CancellationToken.None);
+        }
+        finally
+        {
+            _inputs.Writer.TryComplete();
+            foreach (var connection in _connections.Values) connection.Dispose();
+            _connections.Clear();
+        }
+        // Close first: cancelling a pending receive would abort the WebSocket before the close frame is out.
+        await CloseClientAsync();
+        ended.Cancel();
+        await reader;
+    }
+
+    private async Task StepAsync(Input input, CancellationToken cancel)
+    {
+        var (next, effects) = Session.step(_session, input);
+        _session = next;
+        try
+        {
+            foreach (var effect in effects) await ExecuteAsync(effect, cancel);
+        }
+        finally
+        {
+            // Pooled buffers the core is done with: peer reads and client text frames.
+            var lent = input switch
+            {
+                Input.Received received => received.Bytes,
+                Input.ClientText text => text.Frame,
+                _ => ReadOnlyMemory<byte>.Empty,
+            };
+            if (!lent.IsEmpty && MemoryMarshal.TryGetArray(lent, out var segment))
+                ArrayPool<byte>.Shared.Return(segment.Array!);
+        }
+        if (input.IsClientText || input.IsClientBinary) ReleaseClientIfAccepted(owed: true);
+        else ReleaseClientIfAccepted(owed: false);
+    }
+
+    private bool _clientCreditOwed;
+
+    /// <summary>Lets the client reader take one more frame once the core accepts requests again.</summary>
+    private void ReleaseClientIfAccepted(bool owed)
+    {
+        _clientCreditOwed |= owed;
+        if (_clientCreditOwed && Session.acceptsRequest(_session))
+        {
+            _clientCreditOwed = false;
+            _mayReadClient.Release();
+        }
+    }
+
+    private async ValueTask ExecuteAsync(Effect effect, CancellationToken cancel)
+    {
+        switch (effect)
+        {
+            case Effect.Reply reply:
+                _responseBuffer.ResetWrittenCount();
+                _responseWriter.Reset();
+                Codec.writeResponse(_responseWriter, reply.Response);
+                await _client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancel);
+                break;
+            case Effect.ReplyBinary binary:
+                await _client.SendAsync(binary.Bytes, WebSocketMessageType.Binary, true, cancel);
+                break;
+            case Effect.Resolve resolve:
+                ConnectionOf(resolve.Generation).StartResolve(resolve.Host);
+                break;
+            case Effect.Dial dial:
+                ConnectionOf(dial.Generation).StartDial(dial.Endpoint);
+                break;
+            case Effect.StartConnectTimer timer:
+                ConnectionOf(timer.Generation).StartTimer(timer.Seconds);
+                break;
+            case Effect.Write write:
+                ConnectionOf(write.Generation).StartWrite(write.Bytes);
+                break;
+            case Effect.CloseSocket close:
+                if (_connections.Remove(close.Generation, out var connection)) connection.Dispose();
+                break;
+            case Effect.CloseClient closeClient:
+                _closeWith = (closeClient.Status, closeClient.Reason);
+                break;
+        }
+    }
+
+    private Connection ConnectionOf(long generation)
+    {
+        if (!_connections.TryGetValue(generation, out var connection))
+        {
+            connection = new Connection(generation, _inputs.Writer);
+            _connections.Add(generation, connection);
+        }
+        return connection;
+    }
+
+    /// <summary>
+    /// Reads whole client messages, one at a time and only when the session has room for them;
+    /// a message over the size limit ends the session with 1009.
+    /// </summary>
+    private async Task ReadClientAsync(CancellationToken cancel)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (true)
+            {
+                await _mayReadClient.WaitAsync(cancel);
+                var length = 0;
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    if (length == buffer.Length)
+                    {
+                        if (length >= _maxMessageBytes)
+                        {
+                            _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
+                            await PostAsync(Input.ClientGone, cancel);
+                            return;
+                        }
+                        var larger = ArrayPool<byte>.Shared.Rent(Math.Min(length * 2, _maxMessageBytes + 1));
+                        buffer.AsSpan(0, length).CopyTo(larger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
+                    }
+                    result = await _client.ReceiveAsync(buffer.AsMemory(length), cancel);
+                    length += result.Count;
+                } while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
+
+                if (length > _maxMessageBytes)
+                {
+                    _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
+                    await PostAsync(Input.ClientGone, cancel);
+                    return;
+                }
+                switch (result.MessageType)
+                {
+                    case WebSocketMessageType.Close:
+                        await PostAsync(Input.ClientGone, cancel);
+                        return;
+                    case WebSocketMessageType.Text:
+                        // The core parses text frames within the step and keeps nothing of them: lend the buffer.
+                        var frame = buffer;
+                        buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                        await PostAsync(Input.NewClientText(new ReadOnlyMemory<byte>(frame, 0, length)), cancel);
+                        break;
+                    default:
+                        // Binary frames may wait in the core's queue: give it its own copy.
+                        await PostAsync(Input.NewClientBinary(buffer.AsSpan(0, length).ToArray()), cancel);
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        {
+            await PostAsync(Input.ClientGone, CancellationToken.None);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async ValueTask PostAsync(Input input, CancellationToken cancel)
+    {
+        try
+        {
+            await _inputs.Writer.WriteAsync(input, cancel);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+            // The session is over already.
+        }
+    }
+
+    private async Task CloseClientAsync()
+    {
+        try
+        {
+            var (status, reason) = _closeWith ?? (1000, "");
+            if (_client.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await _client.CloseOutputAsync((WebSocketCloseStatus)status, reason, timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        {
+            _log.LogDebug("client went away before the close handshake");
+        }
+    }
+}

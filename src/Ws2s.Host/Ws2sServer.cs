@@ -1,0 +1,89 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using Ws2s.Host.Configuration;
+using Ws2s.Host.Sessions;
+
+namespace Ws2s.Host;
+
+/// <summary>Builds the ws2s web application: configuration, Kestrel, and the WebSocket endpoint.</summary>
+public static class Ws2sServer
+{
+    /// <summary>
+    /// Reads the configuration (file, then <c>WS2S_*</c> environment variables, then the command line)
+    /// and builds the server. Throws <see cref="ConfigException"/> with a message naming what to fix.
+    /// </summary>
+    public static WebApplication Build(string[] args)
+    {
+        var configPath = ConfigFile.Locate(args);
+        try
+        {
+            ConfigFile.EnsureExists(configPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot create the config file {configPath}: {e.Message}");
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration
+            .AddJsonFile(configPath, optional: false, reloadOnChange: false)
+            .AddEnvironmentVariables("WS2S_")
+            .AddCommandLine(args);
+
+        var options = new Ws2sOptions();
+        try
+        {
+            builder.Configuration.Bind(options);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ConfigException($"{configPath} is not valid JSON: {e.InnerException?.Message ?? e.Message}");
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigException($"{configPath}: {e.Message}");
+        }
+        var problems = options.Problems().ToList();
+        if (problems.Count > 0)
+            throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
+
+        builder.Services.AddSingleton(Options.Create(options));
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.WebHost.UseKestrel(kestrel =>
+        {
+            kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen => listen.Protocols = HttpProtocols.Http1);
+            kestrel.AddServerHeader = false;
+        });
+
+        var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
+        app.Run(context => ServeAsync(context, options));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var url in ListeningUrls(app)) Console.WriteLine($"ws2s listening on {url} (config: {configPath})");
+        });
+        return app;
+    }
+
+    /// <summary>The ws:// URLs the server is bound to (after start; port 0 resolved to the real port).</summary>
+    public static IEnumerable<string> ListeningUrls(WebApplication app) =>
+        app.Urls.Select(url => url.Replace("http://", "ws://", StringComparison.Ordinal).TrimEnd('/') + "/");
+
+    /// <summary>Any path upgrades to the ws2s protocol, as the original did.</summary>
+    private static async Task ServeAsync(HttpContext context, Ws2sOptions options)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
+            await context.Response.WriteAsync("ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n");
+            return;
+        }
+        using var client = await context.WebSockets.AcceptWebSocketAsync();
+        var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
+        var runner = new SessionRunner(client, options.ToSessionSettings(), options.MaxMessageBytes, log);
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        await runner.RunAsync(stopping);
+    }
+}
