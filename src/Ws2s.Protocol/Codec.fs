@@ -67,7 +67,8 @@ let private readFields (frame: ReadOnlySpan<byte>) =
                 | JsonTokenType.Null -> ()
                 | _ -> fields.SshHost <- Some(readString &reader name)
             | _ -> reader.Skip()
-    if reader.Read() then raise (Bad "unexpected content after the JSON object")
+    let trailing = try reader.Read() with :? JsonException -> true
+    if trailing then raise (Bad "unexpected content after the JSON object")
     fields
 
 let private require (value: 'a option) (name: string) =

@@ -224,13 +224,10 @@ let step (session: Session) (input: Input) : Session * Effect list =
     | SocketFailed(g, reason), Open link when sameGeneration link g ->
         { session with Phase = Idle }, [ CloseSocket g; Reply(ClosedByPeer(Some reason)) ]
     | SocketFailed(g, reason), Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
-        // One message answers the write and reports the end; after code 5 was sent, the write gets code 3.
-        let report =
-            match peerFinished, answer with
-            | false, _ -> [ Reply(ClosedByPeer(Some reason)) ]
-            | true, Some _ -> [ Reply IllegalSocketState ]
-            | true, None -> []
-        settle session Idle (CloseSocket g :: report) pending
+        // The end is reported (unless code 5 was sent already), then the failed write is answered with code 3.
+        let event = if peerFinished then [] else [ Reply(ClosedByPeer(Some reason)) ]
+        let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
+        settle session Idle (CloseSocket g :: event @ answer) pending
     | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
         settle session Idle [ CloseSocket g; Reply(ConnectFailed reason) ] pending
 

@@ -1,0 +1,115 @@
+module Ws2s.Protocol.Tests.SessionProperties
+
+open System
+open System.Net
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.Xunit
+open Ws2s.Protocol
+open Ws2s.Protocol.Tests.Generators
+open Ws2s.Protocol.Tests.Simulation
+
+/// Any input at all, with generations that may or may not be live.
+let genInput =
+    let generation = Gen.choose (0, 4) |> Gen.map int64
+    let addresses = Gen.listOf (Gen.elements [ IPAddress.Loopback; IPAddress.IPv6Loopback; IPAddress.Parse "93.184.216.34" ])
+    Gen.oneof
+        [ genScript genDestination |> Gen.map (List.truncate 1) |> Gen.filter (not << List.isEmpty) |> Gen.map List.head
+          Gen.constant ClientGone
+          Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
+          Gen.map ResolveFailed generation
+          Gen.map Dialled generation
+          Gen.map2 (fun g e -> DialFailedWith(g, e)) generation (Gen.elements [ Refused; NetworkUnreachable; DialFailed "x" ])
+          Gen.map2 (fun g b -> Received(g, ReadOnlyMemory b)) generation genBytes
+          Gen.map PeerFinished generation
+          Gen.map (fun g -> SocketFailed(g, "connection reset")) generation
+          Gen.map WriteCompleted generation
+          Gen.map ConnectTimerFired generation ]
+
+[<Property(MaxTest = 500)>]
+let ``the core is total: any input sequence in any state gives a session, never an exception`` () =
+    Prop.forAll (Arb.fromGen (Gen.listOf genInput)) (fun inputs ->
+        let final = inputs |> List.fold (fun s i -> fst (Session.step s i)) (Session.start standardSettings)
+        not (isNull (box final)))
+
+/// Does this answer fit this request?
+let answersRequest (request: RequestSpec) (answer: Response) =
+    match request, answer with
+    | _, Done name -> name = request.Name
+    | ConnectTo _, (ConnectFailed _ | Forbidden _) -> true
+    | (SendText _ | SendBase64 _), IllegalSocketState -> true
+    | _ -> false
+
+let run seed chaos (requests: RequestSpec list) =
+    let sim = Simulator(standardSettings, standardWorld, seed, chaos)
+    for r in requests do
+        sim.Send(ClientText(ReadOnlyMemory r.Frame))
+    sim.RunUntilQuiet()
+    sim
+
+[<Property(MaxTest = 300)>]
+let ``responses come in request order, one answer per request`` (seed: int) =
+    Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
+        let sim = run seed { calm with ResetChance = 0.02; MaxChunk = 7 } requests
+        let answers = answers sim.Outputs
+        List.length answers = List.length requests && List.forall2 answersRequest requests answers)
+
+[<Property(MaxTest = 300)>]
+let ``no write effect unless the connection was dialled and is open`` (seed: int) =
+    Prop.forAll (Arb.fromGen (genScript genDestination)) (fun script ->
+        let sim = Simulator(standardSettings, standardWorld, seed, { calm with ResetChance = 0.05; LateEventChance = 0.5 })
+        for frame in script do
+            sim.Send frame
+        sim.RunUntilQuiet()
+        let dialled = Collections.Generic.HashSet<Generation>()
+        let closed = Collections.Generic.HashSet<Generation>()
+        sim.Transitions
+        |> Seq.forall (fun t ->
+            t.Effects
+            |> List.forall (fun e ->
+                match e, t.Input with
+                | Reply(Done "connect"), Dialled g -> dialled.Add g |> ignore; true
+                | CloseSocket g, _ -> closed.Add g |> ignore; true
+                | Write(g, _), _ -> dialled.Contains g && not (closed.Contains g)
+                | _ -> true)))
+
+[<Property(MaxTest = 200)>]
+let ``pipelined commands answer exactly as the same commands sent one by one after each answer`` (seed: int) =
+    Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
+        let pipelined = run seed calm requests
+        let stepwise = Simulator(standardSettings, standardWorld, seed + 1, calm)
+        for r in requests do
+            stepwise.Send(ClientText(ReadOnlyMemory r.Frame))
+            stepwise.RunUntilQuiet()
+        let written (sim: Simulator) = sim.Generations |> List.map (fun g -> Convert.ToHexString(sim.Written g))
+        answers pipelined.Outputs = answers stepwise.Outputs && written pipelined = written stepwise)
+
+[<Property(MaxTest = 300)>]
+let ``events of a stale generation change nothing and produce no effects`` (seed: int) =
+    let staleEvents g =
+        [ Resolved(g, [ IPAddress.Loopback ]); ResolveFailed g; Dialled g; DialFailedWith(g, Refused)
+          Received(g, ReadOnlyMemory "late"B); PeerFinished g; SocketFailed(g, "reset"); WriteCompleted g
+          ConnectTimerFired g ]
+    Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
+        let sim = run seed calm requests
+        let live = Session.liveLink sim.Session.Phase |> Option.map _.Generation
+        [ 0L .. sim.Session.NextGeneration + 1L ]
+        |> List.filter (fun g -> Some g <> live)
+        |> List.collect staleEvents
+        |> List.forall (fun input ->
+            let next, effects = Session.step sim.Session input
+            effects.IsEmpty && next = sim.Session))
+
+[<Property(MaxTest = 300)>]
+let ``connect done comes before any recv data of that connection`` (seed: int) =
+    Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
+        let sim = run seed { calm with MaxChunk = 3 } requests
+        let connected = Collections.Generic.HashSet<Generation>()
+        sim.Transitions
+        |> Seq.forall (fun t ->
+            match t.Input with
+            | Dialled g when t.Effects |> List.contains (Reply(Done "connect")) ->
+                connected.Add g |> ignore
+                true
+            | Received(g, _) -> t.Effects.IsEmpty || connected.Contains g
+            | _ -> true))
