@@ -26,15 +26,14 @@ public static class Ws2sServer
         }
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
-        builder.Configuration.Sources.Clear();
-        builder.Configuration
-            .AddJsonFile(configPath, optional: false, reloadOnChange: false)
-            .AddEnvironmentVariables("WS2S_")
-            .AddCommandLine(args);
-
         var options = new Ws2sOptions();
         try
         {
+            builder.Configuration.Sources.Clear();
+            builder.Configuration
+                .AddJsonFile(configPath, optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables("WS2S_")
+                .AddCommandLine(args);
             builder.Configuration.Bind(options);
         }
         catch (InvalidDataException e)
@@ -50,6 +49,7 @@ public static class Ws2sServer
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
         builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.UseKestrel(kestrel =>
         {
@@ -83,6 +83,8 @@ public static class Ws2sServer
         using var client = await context.WebSockets.AcceptWebSocketAsync();
         var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
         var runner = new SessionRunner(client, options.ToSessionSettings(), options.MaxMessageBytes, log);
+        // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
+        // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         await runner.RunAsync(stopping);
     }

@@ -41,7 +41,9 @@ internal sealed class SessionRunner
 
     public async Task RunAsync(CancellationToken stopping)
     {
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        // Not linked to `stopping`: cancelling a pending receive aborts the WebSocket, and a stopping
+        // server still owes its clients a close frame (1001).
+        using var ended = new CancellationTokenSource();
         var reader = ReadClientAsync(ended.Token);
         try
         {
@@ -67,11 +69,27 @@ internal sealed class SessionRunner
             foreach (var connection in _connections.Values) connection.Dispose();
             _connections.Clear();
         }
-        // Close first: cancelling a pending receive would abort the WebSocket before the close frame is out.
+        // Close first, then let the reader take the client's close frame: cancelling a pending receive
+        // aborts the WebSocket, which could cut off our close frame.
+        _draining = true;
+        if (_mayReadClient.CurrentCount == 0) _mayReadClient.Release();
         await CloseClientAsync();
-        ended.Cancel();
-        await reader;
+        try
+        {
+            await reader.WaitAsync(CloseHandshakeTimeout);
+        }
+        catch (TimeoutException)
+        {
+            ended.Cancel();
+            await reader;
+        }
     }
+
+    /// <summary>How long a closing session waits for the client's close frame.</summary>
+    private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The session is over: the reader only waits for the client's close frame now.</summary>
+    private volatile bool _draining;
 
     private async Task StepAsync(Input input, CancellationToken cancel)
     {
@@ -165,7 +183,7 @@ internal sealed class SessionRunner
         {
             while (true)
             {
-                await _mayReadClient.WaitAsync(cancel);
+                if (!_draining) await _mayReadClient.WaitAsync(cancel);
                 var length = 0;
                 ValueWebSocketReceiveResult result;
                 do

@@ -1,0 +1,130 @@
+using System.Net.WebSockets;
+using System.Text;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>Conversations with the live server about failures: each gets a clear answer and harms no other session.</summary>
+public sealed class SessionTests
+{
+    private const string ConnectDone = """{"success":true,"code":0,"message":"connect done"}""";
+
+    [Fact]
+    public async Task A_reset_by_the_peer_is_code_5_with_the_reason_and_the_session_goes_on()
+    {
+        using var resetter = Peer.Resetter();
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync();
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = resetter.Port });
+        await client.ExpectAsync(ConnectDone);
+        await client.SendAsync(new { command = "send", data = "trigger" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"send done"}""");
+        var closed = await client.ReceiveJsonAsync();
+        Assert.Equal(5, (int)closed["code"]!);
+        Assert.StartsWith("connection closed by peer", (string)closed["message"]!);
+
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+        await client.ExpectAsync(ConnectDone);
+    }
+
+    [Fact]
+    public async Task A_message_over_the_size_limit_closes_only_that_session_with_1009()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(true, "--maxMessageBytes", "4096");
+        await using var healthy = await host.ConnectAsync();
+        await healthy.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+        await healthy.ExpectAsync(ConnectDone);
+
+        await using var greedy = await host.ConnectAsync();
+        await greedy.SendAsync(new { command = "send", data = new string('x', 10_000) });
+        var close = await greedy.ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Close, close.Type);
+        Assert.Equal(1009, close.CloseStatus);
+
+        await healthy.SendAsync(new { command = "send", data = "still fine" });
+        await healthy.ExpectAsync("""{"success":true,"code":0,"message":"send done"}""");
+        var echoed = new MemoryStream();
+        while (echoed.Length < "still fine".Length)
+            echoed.Write(Convert.FromBase64String((string)(await healthy.ReceiveJsonAsync())["data"]!));
+        Assert.Equal("still fine", Encoding.UTF8.GetString(echoed.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_plain_HTTP_request_gets_426_and_words_saying_what_the_endpoint_is()
+    {
+        await using var host = await Ws2sHost.StartAsync();
+        using var http = new HttpClient();
+        var response = await http.GetAsync(new UriBuilder(host.Url) { Scheme = "http" }.Uri);
+        Assert.Equal(426, (int)response.StatusCode);
+        Assert.Contains("WebSocket", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Any_path_upgrades_as_the_original_allowed()
+    {
+        await using var host = await Ws2sHost.StartAsync();
+        await using var client = await host.ConnectAsync("/some/path?x=1");
+        await client.SendAsync(new { command = "ping" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+    }
+
+    [Fact]
+    public async Task Garbage_binary_and_text_frames_in_every_state_never_disturb_a_parallel_session()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync();
+        await using var healthy = await host.ConnectAsync();
+        await healthy.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+        await healthy.ExpectAsync(ConnectDone);
+
+        var random = new Random(7);
+        await using (var noisy = await host.ConnectAsync())
+        {
+            for (var i = 0; i < 500; i++)
+            {
+                var bytes = new byte[random.Next(0, 300)];
+                random.NextBytes(bytes);
+                if (i % 50 == 0) await noisy.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+                else if (i % 2 == 0) await noisy.SendBinaryAsync(bytes);
+                else await noisy.SendTextAsync(Encoding.Latin1.GetString(bytes));
+            }
+            await noisy.SendAsync(new { command = "ping" });
+            // Everything sent was answered in order; the last answer is the ping's.
+            while (true)
+            {
+                var json = await noisy.ReceiveJsonAsync();
+                if ((string)json["message"]! == "ping done") break;
+                Assert.Contains((int)json["code"]!, new[] { -1, 0, 3, 5, 7 });
+            }
+        }
+
+        var payload = new byte[100_000];
+        random.NextBytes(payload);
+        await healthy.SendAsync(new { command = "sendb", data = Convert.ToBase64String(payload) });
+        var echoed = new MemoryStream();
+        var answer = await healthy.ReceiveSkippingDataAsync(echoed);
+        Assert.Equal("sendb done", (string)answer["message"]!);
+        while (echoed.Length < payload.Length)
+            echoed.Write(Convert.FromBase64String((string)(await healthy.ReceiveJsonAsync())["data"]!));
+        Assert.Equal(payload, echoed.ToArray());
+    }
+
+    [Fact]
+    public async Task A_client_that_vanishes_mid_connection_leaves_the_server_serving()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            var client = await host.ConnectAsync();
+            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+            await client.SendAsync(new { command = "send", data = "bye" });
+            client.Socket.Abort();
+            await client.DisposeAsync();
+        }
+        await using var survivor = await host.ConnectAsync();
+        await survivor.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+        await survivor.ExpectAsync(ConnectDone);
+    }
+}

@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.Builder;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>The real ws2s server, in process, on an ephemeral loopback port, with its own config file.</summary>
+public sealed class Ws2sHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _configDirectory;
+
+    private Ws2sHost(WebApplication app, string configDirectory)
+    {
+        _app = app;
+        _configDirectory = configDirectory;
+        Url = new Uri(Ws2sServer.ListeningUrls(app).First());
+    }
+
+    public Uri Url { get; }
+
+    public static async Task<Ws2sHost> StartAsync(string configJson, params string[] extraArgs)
+    {
+        var directory = Directory.CreateTempSubdirectory("ws2s-test-").FullName;
+        var config = Path.Combine(directory, "config.json");
+        await File.WriteAllTextAsync(config, configJson);
+        var app = Ws2sServer.Build(["--config", config, "--listen:port", "0", .. extraArgs]);
+        await app.StartAsync();
+        return new Ws2sHost(app, directory);
+    }
+
+    public static Task<Ws2sHost> StartAsync(bool allowServerLocal = true, params string[] extraArgs) =>
+        StartAsync($$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":{{(allowServerLocal ? "true" : "false")}}}""", extraArgs);
+
+    public async Task<WsClient> ConnectAsync(string path = "/") =>
+        await WsClient.ConnectAsync(new Uri(Url, path));
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Directory.Delete(_configDirectory, recursive: true);
+    }
+}
