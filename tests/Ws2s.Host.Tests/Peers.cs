@@ -132,3 +132,35 @@ public sealed class RefusedPort : IDisposable
 
     public void Dispose() => _socket.Dispose();
 }
+
+/// <summary>
+/// A loopback port whose accept queue is full: the kernel drops further SYNs, so a connect to it
+/// neither succeeds nor fails until the connecting side gives up.
+/// </summary>
+public sealed class UnansweredPort : IDisposable
+{
+    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly List<Socket> _fillers = [];
+
+    public UnansweredPort()
+    {
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Listen(0);
+        // Fill the accept queue (never accepted) until a connect no longer completes at once.
+        for (var i = 0; i < 16; i++)
+        {
+            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            _fillers.Add(filler);
+            if (!filler.ConnectAsync(_listener.LocalEndPoint!).Wait(TimeSpan.FromMilliseconds(500))) return;
+        }
+        throw new InvalidOperationException("the kernel kept accepting connections: cannot make an unanswered port");
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
+
+    public void Dispose()
+    {
+        foreach (var filler in _fillers) filler.Dispose();
+        _listener.Dispose();
+    }
+}

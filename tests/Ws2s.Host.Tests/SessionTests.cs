@@ -28,6 +28,18 @@ public sealed class SessionTests
     }
 
     [Fact]
+    public async Task A_connect_that_gets_no_answer_times_out_with_code_2_and_the_queued_send_gets_code_3()
+    {
+        using var unanswered = new UnansweredPort();
+        await using var host = await Ws2sHost.StartAsync(true, "--connectTimeoutSeconds", "1");
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = unanswered.Port });
+        await client.SendAsync(new { command = "send", data = "waiting" });
+        await client.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 1 s"}""");
+        await client.ExpectAsync("""{"success":false,"code":3,"message":"illegal socket status, please connect again"}""");
+    }
+
+    [Fact]
     public async Task A_message_over_the_size_limit_closes_only_that_session_with_1009()
     {
         using var echo = Peer.Echo();
