@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Options;
 using Ws2s.Host.Configuration;
 using Ws2s.Host.Sessions;
 
@@ -48,13 +47,15 @@ public static class Ws2sServer
         if (problems.Count > 0)
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
-        builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<Admission.Admission>();
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.UseKestrel(kestrel =>
         {
             kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen => listen.Protocols = HttpProtocols.Http1);
             kestrel.AddServerHeader = false;
+            kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
         });
 
         var app = builder.Build();
@@ -71,7 +72,7 @@ public static class Ws2sServer
     public static IEnumerable<string> ListeningUrls(WebApplication app) =>
         app.Urls.Select(url => url.Replace("http://", "ws://", StringComparison.Ordinal).TrimEnd('/') + "/");
 
-    /// <summary>Any path upgrades to the ws2s protocol, as the original did.</summary>
+    /// <summary>Any path upgrades to the ws2s protocol, as the original did, once admitted.</summary>
     private static async Task ServeAsync(HttpContext context, Ws2sOptions options)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -80,9 +81,18 @@ public static class Ws2sServer
             await context.Response.WriteAsync("ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n");
             return;
         }
-        using var client = await context.WebSockets.AcceptWebSocketAsync();
+        var admission = context.RequestServices.GetRequiredService<Admission.Admission>();
+        var verdict = admission.Judge(context);
+        if (verdict.Lease is null)
+        {
+            context.Response.StatusCode = verdict.Status;
+            await context.Response.WriteAsync($"ws2s: {verdict.Refusal}\n");
+            return;
+        }
+        using var lease = verdict.Lease;
+        using var client = await context.WebSockets.AcceptWebSocketAsync(verdict.SubProtocol);
         var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
-        var runner = new SessionRunner(client, options.ToSessionSettings(), options.MaxMessageBytes, log);
+        var runner = new SessionRunner(client, admission.Settings, options.Limits.MaxMessageBytes, log);
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;

@@ -100,7 +100,7 @@ type Response =
         | Unexpected reason -> "unexpected server error: " + reason
         | ConnectFailed reason -> reason
         | IllegalSocketState -> "illegal socket status, please connect again"
-        | Forbidden(host, _) -> $"ws2s refuse to connect target host: {host}, cause that's a dangerous operation"
+        | Forbidden(host, rule) -> $"ws2s refuse to connect target host: {host}, cause that's a dangerous operation ({rule})"
         | ClosedByPeer None -> "connection closed by peer"
         | ClosedByPeer(Some reason) -> "connection closed by peer: " + reason
         | SshFailed reason -> "failed to open ssh tunnel: " + reason
@@ -132,6 +132,8 @@ type Input =
     | SocketFailed of Generation: Generation * Reason: string
     | WriteCompleted of Generation: Generation
     | ConnectTimerFired of Generation: Generation
+    /// One second has passed (the host's clock; drives the idle timeout and the connect rate limit).
+    | Tick
 
 /// Work the host must do, in order.
 type Effect =

@@ -1,48 +1,232 @@
-/// Which destinations a session may dial. Judged on resolved addresses, never on names,
-/// so that no spelling of an address and no DNS answer can slip past it.
+/// Which destinations a session may dial. Judged on resolved addresses, never on names alone, so no
+/// spelling of an address and no DNS answer can slip past it. Pure: the host parses the config's
+/// rules with `parseRule` and hands the result to every session.
 module Ws2s.Protocol.Policy
 
+open System
 open System.Net
 open System.Net.Sockets
 
-type DestinationPolicy =
-    { /// `allowConnectToServerLocal`: may sessions reach this machine itself (loopback, 0.0.0.0, ::)?
-      AllowServerLocal: bool }
-
-type Verdict =
-    | Allowed
-    /// The rule that refused it, in words (e.g. "loopback 127.0.0.0/8").
-    | Refused of rule: string
+/// An address block such as 10.0.0.0/8 or fc00::/7.
+type Cidr =
+    { Network: byte[]
+      PrefixLength: int
+      Family: AddressFamily }
+    member this.Contains(address: IPAddress) =
+        address.AddressFamily = this.Family
+        && (let bytes = address.GetAddressBytes()
+            let full = this.PrefixLength / 8
+            let rest = this.PrefixLength % 8
+            let mutable same = true
+            for i in 0 .. full - 1 do
+                if bytes[i] <> this.Network[i] then same <- false
+            if same && rest > 0 then
+                let mask = byte (0xFF <<< (8 - rest))
+                same <- (bytes[full] &&& mask) = (this.Network[full] &&& mask)
+            same)
+    override this.ToString() = $"{IPAddress this.Network}/{this.PrefixLength}"
 
 /// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address they carry.
 let canonical (address: IPAddress) =
     if address.IsIPv4MappedToIPv6 then address.MapToIPv4() else address
 
-/// The rule that makes an address "this machine", if any.
-let private serverLocalRule (address: IPAddress) =
-    match address.AddressFamily with
-    | AddressFamily.InterNetwork ->
-        let first = address.GetAddressBytes().[0]
-        if first = 127uy then Some "loopback 127.0.0.0/8"
-        elif first = 0uy then Some "this host 0.0.0.0/8"
-        else None
-    | AddressFamily.InterNetworkV6 ->
-        if address.Equals IPAddress.IPv6Loopback then Some "loopback ::1"
-        elif address.Equals IPAddress.IPv6Any then Some "unspecified ::"
-        else None
-    | _ -> Some "unknown address family"
-
-let judge (policy: DestinationPolicy) (address: IPAddress) : Verdict =
+let private cidrOf (address: IPAddress) prefixLength =
     let address = canonical address
-    match serverLocalRule address with
-    | Some rule when not policy.AllowServerLocal -> Refused rule
-    | _ -> Allowed
+    let bits = if address.AddressFamily = AddressFamily.InterNetwork then 32 else 128
+    if prefixLength < 0 || prefixLength > bits then None
+    else Some { Network = address.GetAddressBytes(); PrefixLength = prefixLength; Family = address.AddressFamily }
+
+let private cidr (text: string) =
+    let slash = text.IndexOf '/'
+    cidrOf (IPAddress.Parse(text.Substring(0, slash))) (int (text.Substring(slash + 1))) |> Option.get
+
+/// What a rule matches.
+type Pattern =
+    | Addresses of Cidr
+    /// An exact host name (lower case, no trailing dot).
+    | Name of string
+    /// `*.example.com`: any name ending in `.example.com` (stored with its leading dot).
+    | Suffix of string
+
+type Rule =
+    { /// The rule as the operator wrote it; refusals quote it.
+      Text: string
+      Pattern: Pattern
+      /// Inclusive port range; None matches every port.
+      Ports: (int * int) option }
+
+type DestinationPolicy =
+    { /// `allowConnectToServerLocal`: may sessions reach this machine itself (loopback, 0.0.0.0, ::)?
+      AllowServerLocal: bool
+      /// With any allow rule, only what the rules allow is reachable (special ranges need an address rule).
+      Allow: Rule list
+      /// Deny wins over everything.
+      Deny: Rule list
+      /// Where this server listens: never dialled, so a session cannot loop back into ws2s.
+      OwnEndpoints: IPEndPoint list }
+
+let serverLocalOnly allowServerLocal =
+    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = [] }
+
+/// This machine itself: lifted by `allowConnectToServerLocal`.
+let serverLocalRanges =
+    [ cidr "127.0.0.0/8", "loopback 127.0.0.0/8"
+      cidr "0.0.0.0/8", "this host 0.0.0.0/8"
+      cidr "::1/128", "loopback ::1"
+      cidr "::/128", "unspecified ::" ]
+
+/// Refused by default (special-purpose registries, RFC 6890 and friends) unless an address rule allows them.
+let specialRanges =
+    serverLocalRanges
+    @ [ cidr "10.0.0.0/8", "private network 10.0.0.0/8"
+        cidr "100.64.0.0/10", "shared address space 100.64.0.0/10"
+        cidr "169.254.0.0/16", "link-local and cloud metadata 169.254.0.0/16"
+        cidr "172.16.0.0/12", "private network 172.16.0.0/12"
+        cidr "192.0.0.0/24", "IETF protocol assignments 192.0.0.0/24"
+        cidr "192.0.2.0/24", "documentation 192.0.2.0/24"
+        cidr "192.88.99.0/24", "6to4 relay anycast 192.88.99.0/24"
+        cidr "192.168.0.0/16", "private network 192.168.0.0/16"
+        cidr "198.18.0.0/15", "benchmarking 198.18.0.0/15"
+        cidr "198.51.100.0/24", "documentation 198.51.100.0/24"
+        cidr "203.0.113.0/24", "documentation 203.0.113.0/24"
+        cidr "224.0.0.0/4", "multicast 224.0.0.0/4"
+        cidr "240.0.0.0/4", "reserved 240.0.0.0/4"
+        cidr "255.255.255.255/32", "broadcast 255.255.255.255"
+        cidr "::/96", "IPv4-compatible ::/96"
+        cidr "64:ff9b::/96", "NAT64 64:ff9b::/96"
+        cidr "64:ff9b:1::/48", "local NAT64 64:ff9b:1::/48"
+        cidr "2001::/32", "Teredo 2001::/32"
+        cidr "2001:db8::/32", "documentation 2001:db8::/32"
+        cidr "2002::/16", "6to4 2002::/16"
+        cidr "fc00::/7", "unique local fc00::/7"
+        cidr "fe80::/10", "link-local fe80::/10"
+        cidr "fec0::/10", "site-local fec0::/10"
+        cidr "ff00::/8", "multicast ff00::/8" ]
+
+/// Host names are compared in lower case without a trailing dot.
+let normalizeName (host: string) = host.Trim().TrimEnd('.').ToLowerInvariant()
+
+let private parsePorts (text: string) =
+    let range =
+        match text.Split '-' with
+        | [| single |] -> Some(single, single)
+        | [| low; high |] -> Some(low, high)
+        | _ -> None
+    match range with
+    | Some(low, high) ->
+        match Int32.TryParse low, Int32.TryParse high with
+        | (true, l), (true, h) when 1 <= l && l <= h && h <= 65535 -> Ok(Some(l, h))
+        | _ -> Error $"'{text}' is not a port or port range (1-65535)"
+    | None -> Error $"'{text}' is not a port or port range (1-65535)"
+
+let private parsePattern (text: string) =
+    let addressOrCidr (spec: string) =
+        let slash = spec.IndexOf '/'
+        let addressPart, prefix = if slash < 0 then spec, None else spec.Substring(0, slash), Some(spec.Substring(slash + 1))
+        match IPAddress.TryParse addressPart with
+        | true, address ->
+            let address = canonical address
+            let bits = if address.AddressFamily = AddressFamily.InterNetwork then 32 else 128
+            let length =
+                match prefix with
+                | None -> Some bits
+                | Some p ->
+                    match Int32.TryParse p with
+                    | true, n -> Some n
+                    | _ -> None
+            match length |> Option.bind (cidrOf address) with
+            | Some c -> Ok(Addresses c)
+            | None -> Error $"'{spec}' has a prefix length outside 0-{bits}"
+        | _ -> Error $"'{spec}' is not an IP address or CIDR block"
+    if text.StartsWith "*." then
+        let suffix = normalizeName (text.Substring 1)
+        if suffix.Length < 2 then Error $"'{text}' names no domain" else Ok(Suffix suffix)
+    else
+        match addressOrCidr text with
+        | Ok pattern -> Ok pattern
+        | Error e when text.Contains '/' || text.Contains ':' -> Error e
+        | Error _ when Uri.CheckHostName(text.TrimEnd '.') = UriHostNameType.Dns -> Ok(Name(normalizeName text))
+        | Error _ -> Error $"'{text}' is not a host name, IP address, CIDR block or *.domain"
+
+/// Parses a rule: `10.0.0.0/8`, `fd00::/8`, `[fd00::]/8:443`, `192.0.2.1:6379`, `redis.internal:6379`,
+/// `*.example.com:8000-8100`. IPv6 with ports goes in brackets.
+let parseRule (text: string) : Result<Rule, string> =
+    let text = text.Trim()
+    let pattern, ports =
+        if text.StartsWith "[" then
+            let close = text.IndexOf ']'
+            if close < 0 then text, None
+            else
+                let inside = text.Substring(1, close - 1)
+                let after = text.Substring(close + 1)
+                let prefix, portPart =
+                    match after.IndexOf ':' with
+                    | -1 -> after, None
+                    | colon -> after.Substring(0, colon), Some(after.Substring(colon + 1))
+                inside + prefix, portPart
+        elif (text |> Seq.filter ((=) ':') |> Seq.length) = 1 then
+            let colon = text.IndexOf ':'
+            text.Substring(0, colon), Some(text.Substring(colon + 1))
+        else
+            text, None
+    if text = "" then Error "an empty rule"
+    else
+        match parsePattern pattern, (ports |> Option.map parsePorts |> Option.defaultValue (Ok None)) with
+        | Ok p, Ok range -> Ok { Text = text; Pattern = p; Ports = range }
+        | Error e, _
+        | _, Error e -> Error e
+
+type Verdict =
+    | Allowed
+    /// The rule or range that refused it, in words (e.g. "private network 10.0.0.0/8").
+    | Refused of rule: string
+
+let private portMatches rule port =
+    match rule.Ports with
+    | None -> true
+    | Some(low, high) -> low <= port && port <= high
+
+let private matchesAddress rule (address: IPAddress) port =
+    match rule.Pattern with
+    | Addresses block -> block.Contains address && portMatches rule port
+    | Name _ | Suffix _ -> false
+
+let private matchesName rule (name: string) port =
+    match rule.Pattern with
+    | Name n -> n = name && portMatches rule port
+    | Suffix s -> name.EndsWith s && portMatches rule port
+    | Addresses _ -> false
+
+/// The verdict for dialling `address`:`port` on behalf of a client that asked for `host`.
+/// In order: deny rules; this server's own endpoints; address allow rules; the special ranges
+/// (this machine lifted by AllowServerLocal); then, when allow rules exist, only names they allow.
+let judge (policy: DestinationPolicy) (host: string) (address: IPAddress) (port: int) : Verdict =
+    let address = canonical address
+    let name = normalizeName host
+    let isOwn (endpoint: IPEndPoint) =
+        endpoint.Port = port
+        && (canonical endpoint.Address = address
+            || ((endpoint.Address.Equals IPAddress.Any || endpoint.Address.Equals IPAddress.IPv6Any)
+                && (serverLocalRanges |> List.exists (fun (block, _) -> block.Contains address))))
+    match policy.Deny |> List.tryFind (fun r -> matchesAddress r address port || matchesName r name port) with
+    | Some rule -> Refused $"deny rule {rule.Text}"
+    | None ->
+    if policy.OwnEndpoints |> List.exists isOwn then Refused "the ws2s server itself"
+    elif policy.Allow |> List.exists (fun r -> matchesAddress r address port) then Allowed
+    else
+    let serverLocal = serverLocalRanges |> List.tryFind (fun (block, _) -> block.Contains address)
+    match serverLocal, specialRanges |> List.tryFind (fun (block, _) -> block.Contains address) with
+    | Some _, _ when policy.AllowServerLocal -> Allowed
+    | _, Some(_, description) -> Refused description
+    | _, None when policy.Allow.IsEmpty -> Allowed
+    | _, None when policy.Allow |> List.exists (fun r -> matchesName r name port) -> Allowed
+    | _, None -> Refused "not in the allow list"
 
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
-let judgeAll (policy: DestinationPolicy) (addresses: IPAddress list) : Verdict =
+let judgeAll (policy: DestinationPolicy) (host: string) (addresses: IPAddress list) (port: int) : Verdict =
     addresses
     |> List.tryPick (fun a ->
-        match judge policy a with
+        match judge policy host a port with
         | Refused rule -> Some(Refused rule)
         | Allowed -> None)
     |> Option.defaultValue Allowed

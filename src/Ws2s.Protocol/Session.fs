@@ -16,12 +16,21 @@ type Settings =
       /// Resolve plus dial must finish within this many seconds, else code 2.
       ConnectTimeoutSeconds: int
       /// Requests that may wait behind a pending connect or write; one more closes the session (1008).
-      MaxPending: int }
+      MaxPending: int
+      /// Bytes (payloads) that may wait likewise.
+      MaxPendingBytes: int
+      /// Seconds without a frame either way before the session is closed (1000); 0: never.
+      IdleTimeoutSeconds: int
+      /// Connects a session may start per second (Tick); more get code 2. 0: no limit.
+      MaxConnectsPerSecond: int }
 
 let defaultSettings =
-    { Policy = { AllowServerLocal = false }
+    { Policy = serverLocalOnly false
       ConnectTimeoutSeconds = 10
-      MaxPending = 64 }
+      MaxPending = 64
+      MaxPendingBytes = 4 <<< 20
+      IdleTimeoutSeconds = 3600
+      MaxConnectsPerSecond = 10 }
 
 /// The TCP connection a session owns, or is opening.
 type Link = { Generation: Generation; Target: Target }
@@ -49,9 +58,14 @@ type Session =
     { Settings: Settings
       /// The generation the next connection gets.
       NextGeneration: Generation
-      Phase: Phase }
+      Phase: Phase
+      /// Ticks since the last frame either way.
+      QuietSeconds: int
+      /// Connects started since the last tick.
+      ConnectsThisSecond: int }
 
-let start settings = { Settings = settings; NextGeneration = 1L; Phase = Idle }
+let start settings =
+    { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0 }
 
 /// The connection whose events are live in this phase, if any.
 let liveLink phase =
@@ -63,16 +77,27 @@ let liveLink phase =
     | Idle
     | Ended -> None
 
-/// May the host feed another client frame now? (False when it would overflow the queue, or after the end.)
+/// The bytes a queued request holds.
+let private weight request =
+    match request with
+    | Valid(Send b | SendBytes b | Forward b) -> b.Length
+    | Valid(Connect t) -> t.Host.Length
+    | Valid(Close | Ping) | Rejected _ -> 0
+
+let private queueIsFull settings (pending: Request list) =
+    List.length pending >= settings.MaxPending || List.sumBy weight pending >= settings.MaxPendingBytes
+
+/// May the host feed another client frame now? (False when the queue is full, or after the end.)
 let acceptsRequest session =
     match session.Phase with
-    | Busy(_, pending) -> List.length pending < session.Settings.MaxPending
+    | Busy(_, pending) -> not (queueIsFull session.Settings pending)
     | Ended -> false
     | Idle
     | Open _ -> true
 
 /// IP literals (including `[v6]`) need no resolution.
 let private literalAddress (host: string) =
+    let host = host.TrimEnd '.'
     let bare =
         if host.Length > 2 && host.StartsWith '[' && host.EndsWith ']' then host.Substring(1, host.Length - 2)
         else host
@@ -110,7 +135,7 @@ let private closeLinkOf phase =
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
     let target = link.Target
-    match judgeAll session.Settings.Policy addresses with
+    match judgeAll session.Settings.Policy target.Host addresses target.Port.Value with
     | Refused rule ->
         Idle, [ CloseSocket link.Generation; Reply(Forbidden(target.Host, rule)) ], pending
     | Allowed ->
@@ -124,11 +149,18 @@ let private execute session request : Session * Effect list =
     match request, session.Phase with
     | _, (Busy _ | Ended) -> session, [] // unreachable: `accept` queues or drops these
     | Rejected response, _ -> reply response
+    | Valid(Connect _), _ when
+        session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
+        reply (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
         let link = { Generation = generation; Target = target }
-        let session = { session with NextGeneration = generation + 1L; Phase = Idle }
+        let session =
+            { session with
+                NextGeneration = generation + 1L
+                Phase = Idle
+                ConnectsThisSecond = session.ConnectsThisSecond + 1 }
         let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
         let known =
             match literalAddress target.Host with
@@ -166,7 +198,7 @@ let private settle session phase effects pending =
 let private accept session request =
     match session.Phase with
     | Ended -> session, []
-    | Busy(_, pending) when List.length pending >= session.Settings.MaxPending ->
+    | Busy(_, pending) when queueIsFull session.Settings pending ->
         { session with Phase = Ended },
         closeLinkOf session.Phase @ [ CloseClient(1008, "too many requests queued behind a pending operation") ]
     | Busy(awaiting, pending) -> { session with Phase = Busy(awaiting, pending @ [ request ]) }, []
@@ -180,11 +212,25 @@ let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
 
 let private sameGeneration (link: Link) generation = link.Generation = generation
 
+/// A second passed: count it against the idle timeout, and open a new second for the connect limit.
+let private tick session =
+    let quiet = session.QuietSeconds + 1
+    let idle = session.Settings.IdleTimeoutSeconds
+    if idle > 0 && quiet >= idle then
+        { session with Phase = Ended },
+        closeLinkOf session.Phase @ [ CloseClient(1000, $"idle timeout: no traffic for {idle} s") ]
+    else
+        { session with QuietSeconds = quiet; ConnectsThisSecond = 0 }, []
+
 /// The transition function. Total: every input has a defined outcome in every phase; events of
 /// any generation but the live one are stale and produce nothing.
-let step (session: Session) (input: Input) : Session * Effect list =
+let rec step (session: Session) (input: Input) : Session * Effect list =
     match input, session.Phase with
     | _, Ended -> session, []
+    | Tick, _ -> tick session
+    | (ClientText _ | ClientBinary _), _ when session.QuietSeconds > 0 -> step { session with QuietSeconds = 0 } input
+    | Received(g, _), phase when session.QuietSeconds > 0 && (liveLink phase |> Option.exists (fun l -> l.Generation = g)) ->
+        step { session with QuietSeconds = 0 } input
     | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase
     | ClientText frame, _ -> accept session (Codec.parseRequest frame.Span)
     | ClientBinary bytes, _ -> accept session (Valid(Forward bytes))

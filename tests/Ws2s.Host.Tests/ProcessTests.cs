@@ -63,7 +63,9 @@ public sealed class ProcessTests : IDisposable
     [InlineData("""{"listen":{"port":70000}}""", "listen.port 70000")]
     [InlineData("""{"listen":{"host":"example.com"}}""", "listen.host 'example.com'")]
     [InlineData("""{"listen":{"port":"abc"}}""", "abc")]
-    [InlineData("""{"connectTimeoutSeconds":0}""", "connectTimeoutSeconds")]
+    [InlineData("""{"limits":{"connectTimeoutSeconds":0}}""", "limits.connectTimeoutSeconds")]
+    [InlineData("""{"destinations":{"deny":["10.0.0.0/33"]}}""", "destinations.deny[0]")]
+    [InlineData("""{"origins":["not an origin"]}""", "origins[0]")]
     public async Task A_bad_config_file_is_a_clear_message_and_exit_code_2(string content, string mentioned)
     {
         var config = Path.Combine(_home, "bad.json");

@@ -16,9 +16,12 @@ public sealed class WsClient : IAsyncDisposable
 
     public WebSocket Socket => _socket;
 
-    public static async Task<WsClient> ConnectAsync(Uri url)
+    /// <summary>Opens a session as a page on http://localhost would (an allowed origin by default).</summary>
+    public static async Task<WsClient> ConnectAsync(Uri url, string? origin = "http://localhost:8080", params string[] subProtocols)
     {
         var socket = new ClientWebSocket();
+        if (origin is not null) socket.Options.SetRequestHeader("Origin", origin);
+        foreach (var p in subProtocols) socket.Options.AddSubProtocol(p);
         using var timeout = new CancellationTokenSource(Patience);
         await socket.ConnectAsync(url, timeout.Token);
         return new WsClient(socket);

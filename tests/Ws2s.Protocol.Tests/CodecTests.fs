@@ -86,5 +86,5 @@ let ``the messages ws2s.js keys off are exact`` () =
     Assert.Equal("""{"success":true,"code":-1,"message":"recv data","data":"aGk="}""", text (RecvData(ReadOnlyMemory "hi"B)))
     Assert.Equal("""{"success":false,"code":5,"message":"connection closed by peer"}""", text (ClosedByPeer None))
     Assert.Equal(
-        """{"success":false,"code":4,"message":"ws2s refuse to connect target host: h, cause that's a dangerous operation"}""",
+        """{"success":false,"code":4,"message":"ws2s refuse to connect target host: h, cause that's a dangerous operation (loopback 127.0.0.0/8)"}""",
         text (Forbidden("h", "loopback 127.0.0.0/8")))

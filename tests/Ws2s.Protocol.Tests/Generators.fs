@@ -153,4 +153,7 @@ let genScript destination =
 /// Scripts of JSON requests only (each answered exactly once), for ordering and equivalence properties.
 let genRequests destination = genRequest destination |> Gen.listOf
 
-let standardSettings = { Session.defaultSettings with Policy = { AllowServerLocal = true } }
+/// The defaults, but loopback allowed (the simulated peers live there) and no connect rate limit
+/// (simulations run many connects with no clock ticking).
+let standardSettings =
+    { Session.defaultSettings with Policy = Policy.serverLocalOnly true; MaxConnectsPerSecond = 0 }

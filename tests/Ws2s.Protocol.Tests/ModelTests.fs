@@ -18,13 +18,15 @@ type Model =
     | NotConnected
     | ConnectedToEcho
 
-/// Peers on a documentation address (RFC 5737): this is a pure simulation, nothing is dialled.
-/// Loopback is refused (allowConnectToServerLocal false), so code 4 is reachable too.
+/// Peers on a documentation address (RFC 5737), allowed by an address rule: this is a pure
+/// simulation, nothing is dialled. Loopback stays refused, so code 4 is reachable too.
 let private world =
     { Peers = Map [ 7001, Echo; 7002, Greeter Vectors.greeting; 7003, Refusing ]
       Names = Map [ "echo.example", [ IPAddress.Parse "192.0.2.10" ] ] }
 
-let private settings = { Session.defaultSettings with Policy = { AllowServerLocal = false } }
+let private settings =
+    let documentation = Policy.parseRule "192.0.2.0/24" |> Result.toOption |> Option.get
+    { standardSettings with Policy = { Policy.serverLocalOnly false with Allow = [ documentation ] } }
 
 let private show (output: Output) =
     match output with
@@ -78,7 +80,7 @@ let private otherConnects =
           (fun _ -> [ "0 connect done"; "5 connection closed by peer" ], Vectors.greeting)
       action "connect loopback" (frame """{"command":"connect","host":"127.0.0.1","port":7001}""")
           (fun _ -> NotConnected)
-          (fun _ -> [ "4 ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation" ], [||])
+          (fun _ -> [ "4 ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (loopback 127.0.0.0/8)" ], [||])
       action "connect unknown" (frame """{"command":"connect","host":"nowhere.invalid","port":7001}""")
           (fun _ -> NotConnected) (fun _ -> [ "2 host not found: nowhere.invalid" ], [||]) ]
 

@@ -1,21 +1,29 @@
 module Ws2s.Protocol.Tests.PolicyTests
 
+open System
 open System.Net
 open Xunit
 open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
-open Ws2s.Protocol
 open Ws2s.Protocol.Policy
 
-let strict = { AllowServerLocal = false }
-let relaxed = { AllowServerLocal = true }
+let strict = serverLocalOnly false
+let relaxed = serverLocalOnly true
+
+let rule text =
+    match parseRule text with
+    | Ok r -> r
+    | Error e -> failwith e
+
+let withRules allow deny = { strict with Allow = List.map rule allow; Deny = List.map rule deny }
 
 let parse (spelling: string) =
-    let bare = spelling.Trim('[', ']')
-    match IPAddress.TryParse bare with
+    match IPAddress.TryParse(spelling.Trim('[', ']')) with
     | true, a -> a
     | _ -> failwith $"not an address: {spelling}"
+
+let verdict policy (address: string) port = judge policy "client-asked-for-this" (parse address) port
 
 [<Theory>]
 [<InlineData("127.0.0.1")>]
@@ -31,29 +39,154 @@ let parse (spelling: string) =
 [<InlineData("0.0.0.0")>]
 [<InlineData("::")>]
 let ``every spelling of this machine is refused unless allowConnectToServerLocal`` (spelling: string) =
-    let address = parse spelling
-    Assert.True((judge strict address).IsRefused, spelling)
-    Assert.Equal(Allowed, judge relaxed address)
+    Assert.True((verdict strict spelling 80).IsRefused, spelling)
+    Assert.Equal(Allowed, verdict relaxed spelling 80)
+
+/// Each default-refused range: an address at its start, inside, and at its end, and what the refusal says.
+[<Theory>]
+[<InlineData("0.0.0.1", "this host 0.0.0.0/8")>]
+[<InlineData("10.0.0.0", "private network 10.0.0.0/8")>]
+[<InlineData("10.255.255.255", "private network 10.0.0.0/8")>]
+[<InlineData("100.64.0.1", "shared address space 100.64.0.0/10")>]
+[<InlineData("100.127.255.254", "shared address space 100.64.0.0/10")>]
+[<InlineData("169.254.169.254", "link-local and cloud metadata 169.254.0.0/16")>]
+[<InlineData("172.16.0.1", "private network 172.16.0.0/12")>]
+[<InlineData("172.31.255.255", "private network 172.16.0.0/12")>]
+[<InlineData("192.0.0.8", "IETF protocol assignments 192.0.0.0/24")>]
+[<InlineData("192.0.2.1", "documentation 192.0.2.0/24")>]
+[<InlineData("192.88.99.1", "6to4 relay anycast 192.88.99.0/24")>]
+[<InlineData("192.168.1.1", "private network 192.168.0.0/16")>]
+[<InlineData("198.18.0.1", "benchmarking 198.18.0.0/15")>]
+[<InlineData("198.19.255.255", "benchmarking 198.18.0.0/15")>]
+[<InlineData("198.51.100.7", "documentation 198.51.100.0/24")>]
+[<InlineData("203.0.113.9", "documentation 203.0.113.0/24")>]
+[<InlineData("224.0.0.1", "multicast 224.0.0.0/4")>]
+[<InlineData("239.255.255.255", "multicast 224.0.0.0/4")>]
+[<InlineData("240.0.0.1", "reserved 240.0.0.0/4")>]
+[<InlineData("255.255.255.255", "reserved 240.0.0.0/4")>]
+[<InlineData("::", "unspecified ::")>]
+[<InlineData("::1", "loopback ::1")>]
+[<InlineData("::10.0.0.1", "IPv4-compatible ::/96")>]
+[<InlineData("::ffff:10.1.2.3", "private network 10.0.0.0/8")>]
+[<InlineData("::ffff:169.254.169.254", "link-local and cloud metadata 169.254.0.0/16")>]
+[<InlineData("64:ff9b::a00:1", "NAT64 64:ff9b::/96")>]
+[<InlineData("64:ff9b:1::1", "local NAT64 64:ff9b:1::/48")>]
+[<InlineData("2001::1", "Teredo 2001::/32")>]
+[<InlineData("2001:db8::1", "documentation 2001:db8::/32")>]
+[<InlineData("2002:c000:204::1", "6to4 2002::/16")>]
+[<InlineData("fc00::1", "unique local fc00::/7")>]
+[<InlineData("fd12:3456::1", "unique local fc00::/7")>]
+[<InlineData("fe80::1", "link-local fe80::/10")>]
+[<InlineData("febf::1", "link-local fe80::/10")>]
+[<InlineData("fec0::1", "site-local fec0::/10")>]
+[<InlineData("ff02::1", "multicast ff00::/8")>]
+let ``special-purpose addresses are refused by default, naming their range`` (address: string, range: string) =
+    Assert.Equal(Refused range, verdict strict address 443)
+
+[<Theory>]
+[<InlineData("10.1.2.3", "10.0.0.0/8")>]
+[<InlineData("169.254.169.254", "169.254.169.254")>]
+[<InlineData("fd00::5", "fd00::/8")>]
+[<InlineData("192.168.7.7", "192.168.0.0/16")>]
+let ``an address rule allows a special range explicitly`` (address: string, allow: string) =
+    Assert.Equal(Allowed, verdict (withRules [ allow ] []) address 443)
 
 [<Theory>]
 [<InlineData("93.184.216.34")>]
+[<InlineData("1.1.1.1")>]
 [<InlineData("2606:4700::1111")>]
 [<InlineData("::ffff:93.184.216.34")>]
-let ``addresses of other machines are allowed`` (spelling: string) =
-    Assert.Equal(Allowed, judge strict (parse spelling))
+let ``public unicast addresses are allowed when there is no allow list`` (spelling: string) =
+    Assert.Equal(Allowed, verdict strict spelling 443)
+
+[<Fact>]
+let ``deny wins over allow`` () =
+    let policy = withRules [ "10.0.0.0/8" ] [ "10.9.0.0/16" ]
+    Assert.Equal(Allowed, verdict policy "10.1.0.1" 22)
+    Assert.Equal(Refused "deny rule 10.9.0.0/16", verdict policy "10.9.0.1" 22)
+    Assert.Equal(Refused "deny rule 10.9.0.0/16", judge { policy with AllowServerLocal = true } "x" (parse "10.9.0.1") 22)
+
+[<Fact>]
+let ``ports narrow a rule to a port or a range`` () =
+    let policy = withRules [ "10.1.2.3:6379"; "[fd00::]/8:8000-8100" ] []
+    Assert.Equal(Allowed, verdict policy "10.1.2.3" 6379)
+    Assert.Equal(Refused "private network 10.0.0.0/8", verdict policy "10.1.2.3" 6380)
+    Assert.Equal(Allowed, verdict policy "fd00::1" 8000)
+    Assert.Equal(Allowed, verdict policy "fd00::1" 8100)
+    Assert.Equal(Refused "unique local fc00::/7", verdict policy "fd00::1" 8101)
+
+[<Fact>]
+let ``with an allow list only what it names is reachable`` () =
+    let policy = withRules [ "*.example.com:443"; "api.partner.net" ] []
+    let public' = parse "93.184.216.34"
+    Assert.Equal(Allowed, judge policy "www.example.com" public' 443)
+    Assert.Equal(Allowed, judge policy "WWW.Example.COM." public' 443)
+    Assert.Equal(Refused "not in the allow list", judge policy "www.example.com" public' 80)
+    Assert.Equal(Refused "not in the allow list", judge policy "example.com" public' 443)
+    Assert.Equal(Refused "not in the allow list", judge policy "evil-example.com" public' 443)
+    Assert.Equal(Allowed, judge policy "api.partner.net" public' 25)
+    Assert.Equal(Refused "not in the allow list", judge policy "other.net" public' 443)
+
+[<Fact>]
+let ``a name rule never opens a private address: DNS cannot point an allowed name inward`` () =
+    let policy = withRules [ "*.example.com" ] []
+    Assert.Equal(Refused "link-local and cloud metadata 169.254.0.0/16", judge policy "rebind.example.com" (parse "169.254.169.254") 80)
+    Assert.Equal(Refused "loopback 127.0.0.0/8", judge policy "rebind.example.com" (parse "127.0.0.1") 80)
+
+[<Fact>]
+let ``a name deny rule refuses that name whatever it resolves to`` () =
+    let policy = withRules [] [ "metadata.google.internal"; "*.corp.example:22" ]
+    Assert.Equal(Refused "deny rule metadata.google.internal", judge policy "Metadata.Google.Internal" (parse "93.184.216.34") 80)
+    Assert.Equal(Refused "deny rule *.corp.example:22", judge policy "git.corp.example" (parse "93.184.216.34") 22)
+    Assert.Equal(Allowed, judge policy "git.corp.example" (parse "93.184.216.34") 443)
+
+[<Fact>]
+let ``the server's own listening endpoint is refused, even with loopback allowed`` () =
+    let policy = { relaxed with OwnEndpoints = [ IPEndPoint(IPAddress.Any, 3613) ] }
+    Assert.Equal(Refused "the ws2s server itself", verdict policy "127.0.0.1" 3613)
+    Assert.Equal(Refused "the ws2s server itself", verdict policy "::ffff:127.0.0.1" 3613)
+    Assert.Equal(Allowed, verdict policy "127.0.0.1" 6379)
+
+[<Theory>]
+[<InlineData("10.0.0.0/33")>]
+[<InlineData("fd00::/129")>]
+[<InlineData("10.0.0.1:0")>]
+[<InlineData("10.0.0.1:70000")>]
+[<InlineData("10.0.0.1:90-80")>]
+[<InlineData("not a host!")>]
+[<InlineData("*.")>]
+[<InlineData("")>]
+let ``a malformed rule is an error that quotes it`` (text: string) =
+    match parseRule text with
+    | Ok r -> failwithf "accepted %A" r
+    | Error message -> Assert.False(String.IsNullOrWhiteSpace message)
 
 let genIPv4 = Gen.arrayOfLength 4 (Gen.choose (0, 255) |> Gen.map byte) |> Gen.map IPAddress
 
+/// The spellings an IPv4 address can take: dotted, a 32-bit number, hex, IPv4-mapped IPv6.
+let spellings (address: IPAddress) =
+    let b = address.GetAddressBytes()
+    let n = (uint32 b[0] <<< 24) ||| (uint32 b[1] <<< 16) ||| (uint32 b[2] <<< 8) ||| uint32 b[3]
+    [ address.ToString(); string n; sprintf "0x%08x" n; address.MapToIPv6().ToString() ]
+    |> List.map parse
+
+[<Property(MaxTest = 500)>]
+let ``every address in a denied block is refused whatever its spelling`` () =
+    Prop.forAll (Arb.fromGen (Gen.zip genIPv4 (Gen.choose (0, 32)))) (fun (address, prefix) ->
+        let block = rule $"{address}/{prefix}"
+        let policy = { relaxed with Deny = [ block ]; Allow = [ rule "0.0.0.0/0" ] }
+        spellings address |> List.forall (fun a -> (judge policy "h" a 80).IsRefused))
+
 [<Property>]
 let ``an IPv4-mapped IPv6 address gets the verdict of the IPv4 address it carries`` () =
-    Prop.forAll (Arb.fromGen genIPv4) (fun v4 -> judge strict (v4.MapToIPv6()) = judge strict v4)
+    Prop.forAll (Arb.fromGen genIPv4) (fun v4 -> judge strict "h" (v4.MapToIPv6()) 80 = judge strict "h" v4 80)
 
 [<Property>]
 let ``every 127/8 address is refused, whatever the last three bytes`` (b: byte, c: byte, d: byte) =
-    (judge strict (IPAddress [| 127uy; b; c; d |])).IsRefused
+    (judge strict "h" (IPAddress [| 127uy; b; c; d |]) 80).IsRefused
 
 [<Property>]
 let ``a host is refused when any one of its addresses is`` () =
     Prop.forAll (Arb.fromGen (Gen.listOf genIPv4)) (fun addresses ->
         let all = addresses @ [ IPAddress.Loopback ]
-        (judgeAll strict all).IsRefused && judgeAll relaxed all = Allowed)
+        (judgeAll strict "h" all 80).IsRefused)

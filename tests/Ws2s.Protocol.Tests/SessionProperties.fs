@@ -24,7 +24,8 @@ let genInput =
           Gen.map PeerFinished generation
           Gen.map (fun g -> SocketFailed(g, "connection reset")) generation
           Gen.map WriteCompleted generation
-          Gen.map ConnectTimerFired generation ]
+          Gen.map ConnectTimerFired generation
+          Gen.constant Tick ]
 
 [<Property(MaxTest = 500)>]
 let ``the core is total: any input sequence in any state gives a session, never an exception`` () =
@@ -113,3 +114,51 @@ let ``connect done comes before any recv data of that connection`` (seed: int) =
                 true
             | Received(g, _) -> t.Effects.IsEmpty || connected.Contains g
             | _ -> true))
+
+let private tickSettings = { standardSettings with IdleTimeoutSeconds = 5; MaxConnectsPerSecond = 3 }
+
+[<Property>]
+let ``a session with no frame for the idle timeout closes with 1000, and any frame restarts the count`` (quietRuns: int list) =
+    // Runs of quiet seconds separated by a ping: only a run that reaches the timeout ends the session.
+    let runs = quietRuns |> List.map (fun n -> abs n % 8)
+    let ping = ClientText(ReadOnlyMemory((PingIt).Frame))
+    let inputs = runs |> List.collect (fun n -> ping :: List.replicate n Tick)
+    let final, closes =
+        inputs
+        |> List.fold (fun (s, closes) input ->
+            let s, effects = Session.step s input
+            s, closes @ (effects |> List.choose (function CloseClient(status, _) -> Some status | _ -> None)))
+            (Session.start tickSettings, [])
+    let expectedToEnd = runs |> List.exists (fun n -> n >= 5)
+    final.Phase.IsEnded = expectedToEnd && closes = (if expectedToEnd then [ 1000 ] else [])
+
+[<Property>]
+let ``no more connects start between two ticks than the limit allows`` (pattern: bool list) =
+    // true: a connect request; false: a tick.
+    let connect = ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7003, false)).Frame))
+    let sim = Simulator({ tickSettings with IdleTimeoutSeconds = 0 }, standardWorld, 1, calm)
+    let mutable started = 0
+    let mutable worst = 0
+    for isConnect in pattern do
+        if isConnect then sim.Send connect else sim.Inject Tick
+        sim.RunUntilQuiet()
+    for t in sim.Transitions do
+        if t.Input = Tick then started <- 0
+        started <- started + (t.Effects |> List.filter (function Dial _ -> true | _ -> false) |> List.length)
+        worst <- max worst started
+    let limited = answers sim.Outputs |> List.filter (function ConnectFailed m -> m.StartsWith "too many connects" | _ -> false)
+    worst <= 3 && (List.length limited > 0) = (pattern |> List.fold (fun (run, hit) c -> if c then (run + 1, hit || run + 1 > 3) else (0, hit)) (0, false) |> snd)
+
+[<Property>]
+let ``the queue behind a pending connect holds at most MaxPendingBytes of payload before the host must stop feeding`` (sizes: byte list) =
+    let settings = { standardSettings with MaxPendingBytes = 1000 }
+    let silentConnect = ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7004, false)).Frame))
+    let mutable session, _ = Session.step (Session.start settings) silentConnect
+    let mutable fed = 0
+    for size in sizes do
+        if Session.acceptsRequest session then
+            let frame = ClientText(ReadOnlyMemory((SendText(String('x', int size * 4))).Frame))
+            session <- fst (Session.step session frame)
+            fed <- fed + int size * 4
+    // Whatever was fed, the core never holds more than the bound plus the one request that crossed it.
+    fed <= 1000 + 255 * 4

@@ -7,11 +7,12 @@ open Xunit
 open Ws2s.Protocol
 open Ws2s.Protocol.Tests.Vectors
 open Ws2s.Protocol.Tests.Simulation
+open Ws2s.Protocol.Tests.Generators
 
 let vectors = load ports |> List.map (fun v -> [| box v |])
 
 let replay seed (vector: Vector) =
-    let settings = { Session.defaultSettings with Policy = { AllowServerLocal = vector.AllowServerLocal } }
+    let settings = { standardSettings with Policy = Policy.serverLocalOnly vector.AllowServerLocal }
     let sim = Simulator(settings, standardWorld, seed, { calm with MaxChunk = 4 })
     let mutable next = 0 // outputs consumed
     let recv = ResizeArray<byte>()

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.FSharp.Collections;
 using Ws2s.Protocol;
 
 namespace Ws2s.Host.Configuration;
@@ -11,14 +12,21 @@ public sealed class Ws2sOptions
     /// <summary>The original's switch: may sessions dial this machine itself (loopback, 0.0.0.0, ::)?</summary>
     public bool AllowConnectToServerLocal { get; set; }
 
-    /// <summary>Resolve plus dial must finish within this many seconds (code 2 otherwise).</summary>
-    public int ConnectTimeoutSeconds { get; set; } = 10;
+    public DestinationOptions Destinations { get; set; } = new();
 
-    /// <summary>The largest WebSocket message a client may send; a larger one closes the session with 1009.</summary>
-    public int MaxMessageBytes { get; set; } = 1 << 20;
+    /// <summary>
+    /// Page origins allowed to open a session (<c>https://app.example.com</c>, <c>http://localhost:*</c>,
+    /// or <c>*</c> for any). Empty: this server's own origin and http(s)://localhost, 127.0.0.1, [::1] on any port.
+    /// </summary>
+    public List<string> Origins { get; set; } = [];
 
-    /// <summary>Requests that may queue behind a pending connect or write before the host stops reading the client.</summary>
-    public int MaxPendingRequests { get; set; } = 64;
+    /// <summary>Access tokens; when any is configured, every session must present one.</summary>
+    public List<string> Tokens { get; set; } = [];
+
+    /// <summary>A file with one token per line (blank lines and # comments ignored), read at start.</summary>
+    public string? TokensFile { get; set; }
+
+    public LimitOptions Limits { get; set; } = new();
 
     public sealed class ListenOptions
     {
@@ -26,11 +34,41 @@ public sealed class Ws2sOptions
         public int Port { get; set; } = 3613;
     }
 
-    /// <summary>The settings the protocol core runs each session with.</summary>
-    public Session.Settings ToSessionSettings() => new(
-        new Policy.DestinationPolicy(AllowConnectToServerLocal),
-        ConnectTimeoutSeconds,
-        MaxPendingRequests);
+    public sealed class DestinationOptions
+    {
+        public List<string> Allow { get; set; } = [];
+        public List<string> Deny { get; set; } = [];
+    }
+
+    public sealed class LimitOptions
+    {
+        /// <summary>Resolve plus dial must finish within this many seconds (code 2 otherwise).</summary>
+        public int ConnectTimeoutSeconds { get; set; } = 10;
+
+        /// <summary>The largest WebSocket message a client may send; a larger one closes the session with 1009.</summary>
+        public int MaxMessageBytes { get; set; } = 1 << 20;
+
+        /// <summary>Requests that may queue behind a pending connect or write before the host stops reading the client.</summary>
+        public int MaxPendingRequests { get; set; } = 64;
+
+        /// <summary>Bytes of payload that may queue likewise.</summary>
+        public int MaxPendingBytes { get; set; } = 4 << 20;
+
+        /// <summary>Sessions open at once; one more gets HTTP 503.</summary>
+        public int MaxSessions { get; set; } = 10_000;
+
+        /// <summary>Sessions open at once from one client IP address; one more gets HTTP 503.</summary>
+        public int MaxSessionsPerClient { get; set; } = 256;
+
+        /// <summary>Seconds without a frame either way before a session is closed (1000); 0: never.</summary>
+        public int IdleTimeoutSeconds { get; set; } = 3600;
+
+        /// <summary>Seconds a client may take to send its handshake.</summary>
+        public int HandshakeTimeoutSeconds { get; set; } = 10;
+
+        /// <summary>Connects one session may start per second; more get code 2. 0: no limit.</summary>
+        public int MaxConnectsPerSecond { get; set; } = 10;
+    }
 
     /// <summary>Every problem with these options, each naming the key to fix.</summary>
     public IEnumerable<string> Problems()
@@ -39,16 +77,50 @@ public sealed class Ws2sOptions
             yield return $"listen.host '{Listen.Host}' is not an IP address or 'localhost'";
         if (Listen.Port is < 0 or > 65535)
             yield return $"listen.port {Listen.Port} is not a port number (0-65535, 0 picks a free port)";
-        if (ConnectTimeoutSeconds is < 1 or > 3600)
-            yield return $"connectTimeoutSeconds {ConnectTimeoutSeconds} must be between 1 and 3600";
-        if (MaxMessageBytes is < 1024 or > 64 << 20)
-            yield return $"maxMessageBytes {MaxMessageBytes} must be between 1024 and 67108864";
-        if (MaxPendingRequests is < 1 or > 4096)
-            yield return $"maxPendingRequests {MaxPendingRequests} must be between 1 and 4096";
+        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny) })
+            for (var i = 0; i < rules.Count; i++)
+                if (Policy.parseRule(rules[i]) is { IsError: true } error)
+                    yield return $"{key}[{i}]: {error.ErrorValue}";
+        for (var i = 0; i < Origins.Count; i++)
+            if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
+                yield return $"origins[{i}]: {problem}";
+        if (TokensFile is not null && !File.Exists(TokensFile))
+            yield return $"tokensFile '{TokensFile}' does not exist";
+        foreach (var (key, value, low, high) in new[]
+        {
+            ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
+            ("limits.maxMessageBytes", Limits.MaxMessageBytes, 1024, 64 << 20),
+            ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
+            ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
+            ("limits.maxSessions", Limits.MaxSessions, 1, 1_000_000),
+            ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient, 1, 1_000_000),
+            ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),
+            ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds, 1, 3600),
+            ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond, 0, 1_000_000),
+        })
+        {
+            if (value < low || value > high) yield return $"{key} {value} must be between {low} and {high}";
+        }
     }
 
     public IPAddress? ListenAddress() =>
         Listen.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
         : IPAddress.TryParse(Listen.Host, out var address) ? address
         : null;
+
+    /// <summary>The settings the protocol core runs each session with (call after <see cref="Problems"/> is empty).</summary>
+    public Session.Settings ToSessionSettings(IEnumerable<IPEndPoint> ownEndpoints)
+    {
+        static FSharpList<Policy.Rule> Rules(IEnumerable<string> texts) =>
+            ListModule.OfSeq(texts.Select(t => Policy.parseRule(t).ResultValue));
+        var policy = new Policy.DestinationPolicy(
+            AllowConnectToServerLocal, Rules(Destinations.Allow), Rules(Destinations.Deny), ListModule.OfSeq(ownEndpoints));
+        return new Session.Settings(
+            policy,
+            Limits.ConnectTimeoutSeconds,
+            Limits.MaxPendingRequests,
+            Limits.MaxPendingBytes,
+            Limits.IdleTimeoutSeconds,
+            Limits.MaxConnectsPerSecond);
+    }
 }

@@ -45,6 +45,8 @@ internal sealed class SessionRunner
         // server still owes its clients a close frame (1001).
         using var ended = new CancellationTokenSource();
         var reader = ReadClientAsync(ended.Token);
+        using var ticking = new CancellationTokenSource();
+        _ = TickAsync(ticking.Token);
         try
         {
             while (!_session.Phase.IsEnded)
@@ -65,6 +67,7 @@ internal sealed class SessionRunner
         }
         finally
         {
+            ticking.Cancel();
             _inputs.Writer.TryComplete();
             foreach (var connection in _connections.Values) connection.Dispose();
             _connections.Clear();
@@ -236,6 +239,22 @@ internal sealed class SessionRunner
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// The core's clock: one Tick a second. A tick that finds the input channel full is dropped
+    /// (the session is busy, so not idle), which only stretches the connect-rate window.
+    /// </summary>
+    private async Task TickAsync(CancellationToken cancel)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancel)) _inputs.Writer.TryWrite(Input.Tick);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 

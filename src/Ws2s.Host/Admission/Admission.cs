@@ -1,0 +1,72 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Primitives;
+using Ws2s.Host.Configuration;
+using Ws2s.Protocol;
+
+namespace Ws2s.Host.Admission;
+
+/// <summary>
+/// Decides, before the WebSocket upgrade, whether a request may open a session: token (401),
+/// origin (403), session limits (503). Every refusal carries a body that says why.
+/// </summary>
+public sealed class Admission(Ws2sOptions options, IServer server)
+{
+    private readonly OriginPolicy _origins = new(options.Origins, options.Listen);
+    private readonly TokenCheck _tokens = TokenCheck.FromOptions(options);
+    private readonly SessionLimits _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
+    private readonly Lazy<Session.Settings> _settings = new(() => options.ToSessionSettings(OwnEndpoints(server)));
+
+    /// <summary>The core's settings; the policy includes the endpoints this server is bound to (known once it listens).</summary>
+    public Session.Settings Settings => _settings.Value;
+
+    public readonly record struct Verdict(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
+
+    public Verdict Judge(HttpContext context)
+    {
+        var request = context.Request;
+        var offered = context.WebSockets.WebSocketRequestedProtocols;
+        if (_tokens.Required)
+        {
+            var presented = request.Query.TryGetValue("token", out var query) ? (string?)query
+                : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
+            if (!_tokens.Accepts(presented))
+                return new(StatusCodes.Status401Unauthorized, presented is null ? "a token is required (?token=… or the subprotocol token.…)" : "the token is not valid", null, null);
+        }
+        if (request.Headers.Origin is { Count: > 0 } origin)
+        {
+            if (!_origins.Allows(origin.ToString()))
+                return new(StatusCodes.Status403Forbidden, $"origin {origin} is not allowed; add it to 'origins' in the ws2s config", null, null);
+        }
+        else if (!_tokens.Required && !_origins.AllowsAny)
+        {
+            return new(StatusCodes.Status403Forbidden, "a request without an Origin header needs a token, or 'origins': [\"*\"] in the ws2s config", null, null);
+        }
+        var lease = _limits.TryEnter(context.Connection.RemoteIpAddress ?? IPAddress.None, out var refusal);
+        if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
+        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered));
+    }
+
+    /// <summary>A browser fails the handshake unless one offered subprotocol is echoed: prefer <c>ws2s</c>, else the token entry.</summary>
+    private static string? ChooseSubProtocol(IList<string> offered) =>
+        offered.Contains("ws2s") ? "ws2s"
+        : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))
+        ?? offered.FirstOrDefault();
+
+    /// <summary>Where this server listens; when on 0.0.0.0 or ::, also every local interface address.</summary>
+    private static IEnumerable<IPEndPoint> OwnEndpoints(IServer server)
+    {
+        var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        foreach (var url in addresses)
+        {
+            var uri = new Uri(url.Replace("://+", "://0.0.0.0").Replace("://*", "://0.0.0.0"));
+            if (!IPAddress.TryParse(uri.Host.Trim('[', ']'), out var address)) address = IPAddress.Loopback;
+            yield return new IPEndPoint(address, uri.Port);
+            if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
+                foreach (var local in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                             .SelectMany(i => i.GetIPProperties().UnicastAddresses))
+                    yield return new IPEndPoint(local.Address, uri.Port);
+        }
+    }
+}

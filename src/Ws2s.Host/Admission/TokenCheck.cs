@@ -1,0 +1,40 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Ws2s.Host.Admission;
+
+/// <summary>
+/// The configured access tokens, kept only as SHA-256 digests and compared in constant time
+/// (every token is compared, equal lengths), so neither timing nor logs reveal them.
+/// </summary>
+public sealed class TokenCheck
+{
+    /// <summary>The Sec-WebSocket-Protocol entry that carries a token: <c>token.&lt;TOKEN&gt;</c> (browsers cannot set headers).</summary>
+    public const string ProtocolPrefix = "token.";
+
+    private readonly List<byte[]> _digests;
+
+    public TokenCheck(IEnumerable<string> tokens) =>
+        _digests = tokens.Where(t => t.Length > 0).Select(Digest).ToList();
+
+    public static TokenCheck FromOptions(Configuration.Ws2sOptions options)
+    {
+        var tokens = new List<string>(options.Tokens);
+        if (options.TokensFile is { } file)
+            tokens.AddRange(File.ReadAllLines(file).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')));
+        return new TokenCheck(tokens);
+    }
+
+    public bool Required => _digests.Count > 0;
+
+    public bool Accepts(string? presented)
+    {
+        if (presented is null) return false;
+        var digest = Digest(presented);
+        var match = false;
+        foreach (var known in _digests) match |= CryptographicOperations.FixedTimeEquals(known, digest);
+        return match;
+    }
+
+    private static byte[] Digest(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
+}
