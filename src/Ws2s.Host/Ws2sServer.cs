@@ -59,7 +59,7 @@ public static class Ws2sServer
         });
 
         var app = builder.Build();
-        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
+        app.UseWebSockets(); // recognises upgrade requests; the handshake itself is WebSocketUpgrade's
         app.Run(context => ServeAsync(context, options));
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -90,9 +90,9 @@ public static class Ws2sServer
             return;
         }
         using var lease = verdict.Lease;
-        using var client = await context.WebSockets.AcceptWebSocketAsync(verdict.SubProtocol);
+        await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(30));
         var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
-        var runner = new SessionRunner(client, admission.Settings, options.Limits.MaxMessageBytes, log);
+        var runner = new SessionRunner(upgrade.Socket, admission.Settings, options.Limits.MaxMessageBytes, log);
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;

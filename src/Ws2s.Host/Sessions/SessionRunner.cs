@@ -177,68 +177,82 @@ internal sealed class SessionRunner
 
     /// <summary>
     /// Reads whole client messages, one at a time and only when the session has room for them;
-    /// a message over the size limit ends the session with 1009.
+    /// a message over the size limit ends the session with 1009. Once the session is over it keeps
+    /// reading (and discarding) until the client's close frame: closing TCP with unread input would
+    /// make the kernel reset the connection, and the client could lose our close frame.
     /// </summary>
     private async Task ReadClientAsync(CancellationToken cancel)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
             while (true)
             {
                 if (!_draining) await _mayReadClient.WaitAsync(cancel);
-                var length = 0;
-                ValueWebSocketReceiveResult result;
-                do
+                var (type, length) = await ReceiveMessageAsync(cancel);
+                if (type == WebSocketMessageType.Close)
                 {
-                    if (length == buffer.Length)
-                    {
-                        if (length >= _maxMessageBytes)
-                        {
-                            _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
-                            await PostAsync(Input.ClientGone, cancel);
-                            return;
-                        }
-                        var larger = ArrayPool<byte>.Shared.Rent(Math.Min(length * 2, _maxMessageBytes + 1));
-                        buffer.AsSpan(0, length).CopyTo(larger);
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        buffer = larger;
-                    }
-                    result = await _client.ReceiveAsync(buffer.AsMemory(length), cancel);
-                    length += result.Count;
-                } while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
-
-                if (length > _maxMessageBytes)
-                {
-                    _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
                     await PostAsync(Input.ClientGone, cancel);
                     return;
                 }
-                switch (result.MessageType)
+                if (_draining) continue;
+                if (length > _maxMessageBytes)
                 {
-                    case WebSocketMessageType.Close:
-                        await PostAsync(Input.ClientGone, cancel);
-                        return;
-                    case WebSocketMessageType.Text:
-                        // The core parses text frames within the step and keeps nothing of them: lend the buffer.
-                        var frame = buffer;
-                        buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-                        await PostAsync(Input.NewClientText(new ReadOnlyMemory<byte>(frame, 0, length)), cancel);
-                        break;
-                    default:
-                        // Binary frames may wait in the core's queue: give it its own copy.
-                        await PostAsync(Input.NewClientBinary(buffer.AsSpan(0, length).ToArray()), cancel);
-                        break;
+                    _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
+                    _draining = true;
+                    await PostAsync(Input.ClientGone, cancel);
+                    continue;
+                }
+                if (type == WebSocketMessageType.Text)
+                {
+                    // The core parses text frames within the step and keeps nothing of them: lend the buffer.
+                    var frame = _frame;
+                    _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                    await PostAsync(Input.NewClientText(new ReadOnlyMemory<byte>(frame, 0, length)), cancel);
+                }
+                else
+                {
+                    // Binary frames may wait in the core's queue: give it its own copy.
+                    await PostAsync(Input.NewClientBinary(_frame.AsSpan(0, length).ToArray()), cancel);
                 }
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {
+            _log.LogDebug("client stream ended: {Reason} (state {State})", e.Message, _client.State);
             await PostAsync(Input.ClientGone, CancellationToken.None);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(_frame);
+        }
+    }
+
+    /// <summary>The client message being received (pooled; lent to the core for text frames).</summary>
+    private byte[] _frame = [];
+
+    /// <summary>
+    /// Receives one whole message into <see cref="_frame"/> (growing it from the pool up to the
+    /// size limit). A longer message is read to its end and discarded; its length is reported as over the limit.
+    /// </summary>
+    private async ValueTask<(WebSocketMessageType Type, int Length)> ReceiveMessageAsync(CancellationToken cancel)
+    {
+        var length = 0;
+        while (true)
+        {
+            if (length == _frame.Length && length <= _maxMessageBytes)
+            {
+                var larger = ArrayPool<byte>.Shared.Rent(Math.Min(length * 2, _maxMessageBytes + 1));
+                _frame.AsSpan(0, length).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_frame);
+                _frame = larger;
+            }
+            // Past the limit, keep overwriting the buffer's tail: only the length matters now.
+            var into = length < _frame.Length ? _frame.AsMemory(length) : _frame.AsMemory(_frame.Length / 2);
+            var result = await _client.ReceiveAsync(into, cancel);
+            length += result.Count;
+            if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);
+            if (result.EndOfMessage) return (result.MessageType, length);
         }
     }
 
