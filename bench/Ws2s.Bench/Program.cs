@@ -5,8 +5,17 @@ using Ws2s.Host;
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a ws2s-protocol
 // bridge, in one run, reported as ratios. Usage:
 //   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--connections 1]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 // Without --server it starts ws2s for .NET in this process on a loopback port. With --server it
 // measures any server speaking the protocol (e.g. the original Python ws2s) that may dial loopback.
+
+if (Option("--soak-mib") is { } soakMib)
+{
+    var limit = Option("--soak-seconds") is { } s ? TimeSpan.FromSeconds(double.Parse(s, CultureInfo.InvariantCulture)) : (TimeSpan?)null;
+    await Soak.RunAsync(long.Parse(soakMib, CultureInfo.InvariantCulture) << 20,
+        double.Parse(Option("--read-mib-per-second") ?? "1", CultureInfo.InvariantCulture) * (1 << 20), limit);
+    return 0;
+}
 
 var seconds = double.Parse(Option("--seconds") ?? "5", CultureInfo.InvariantCulture);
 var connections = int.Parse(Option("--connections") ?? "1", CultureInfo.InvariantCulture);
