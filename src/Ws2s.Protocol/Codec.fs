@@ -101,6 +101,7 @@ let private toRequest (fields: Fields) =
             raise (Bad "data must be standard base64")
         Valid(SendBytes(ReadOnlyMemory(buffer, 0, written)))
     | "close" -> Valid Close
+    | "shutdown" -> Valid Shutdown
     | "ping" -> Valid Ping
     | other -> raise (Bad $"unknown command {quote other}")
 

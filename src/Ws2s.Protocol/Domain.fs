@@ -32,6 +32,8 @@ type Command =
     | Send of ReadOnlyMemory<byte>
     | SendBytes of ReadOnlyMemory<byte>
     | Close
+    /// Half-close: send FIN to the peer, keep receiving until it closes.
+    | Shutdown
     | Ping
     /// A binary frame from the client: bytes for the peer, answered only on failure.
     | Forward of ReadOnlyMemory<byte>
@@ -42,6 +44,7 @@ type Command =
         | Send _ -> "send"
         | SendBytes _ -> "sendb"
         | Close -> "close"
+        | Shutdown -> "shutdown"
         | Ping -> "ping"
         | Forward _ -> "binary frame"
 
@@ -143,6 +146,8 @@ type Effect =
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.
     | CloseSocket of Generation: Generation
+    /// Send FIN: no more writes on this connection; keep reading.
+    | ShutdownSocket of Generation: Generation
     /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
     | StartConnectTimer of Generation: Generation * Seconds: int
     /// Send a JSON text frame.

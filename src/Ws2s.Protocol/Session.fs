@@ -49,6 +49,8 @@ type Phase =
     | Idle
     /// Connected and ready.
     | Open of Link
+    /// `shutdown` sent FIN: the peer may still send, nothing more is written.
+    | HalfClosed of Link
     /// Waiting for an outcome; the list holds the requests that arrived since, oldest first.
     | Busy of Awaiting * pending: Request list
     /// The WebSocket is gone; nothing happens any more.
@@ -71,6 +73,7 @@ let start settings =
 let liveLink phase =
     match phase with
     | Open link
+    | HalfClosed link
     | Busy(Resolution link, _)
     | Busy(Dialling(link, _), _)
     | Busy(Writing(link, _, _), _) -> Some link
@@ -82,7 +85,7 @@ let private weight request =
     match request with
     | Valid(Send b | SendBytes b | Forward b) -> b.Length
     | Valid(Connect t) -> t.Host.Length
-    | Valid(Close | Ping) | Rejected _ -> 0
+    | Valid(Close | Shutdown | Ping) | Rejected _ -> 0
 
 let private queueIsFull settings (pending: Request list) =
     List.length pending >= settings.MaxPending || List.sumBy weight pending >= settings.MaxPendingBytes
@@ -93,7 +96,8 @@ let acceptsRequest session =
     | Busy(_, pending) -> not (queueIsFull session.Settings pending)
     | Ended -> false
     | Idle
-    | Open _ -> true
+    | Open _
+    | HalfClosed _ -> true
 
 /// IP literals (including `[v6]`) need no resolution.
 let private literalAddress (host: string) =
@@ -178,6 +182,10 @@ let private execute session request : Session * Effect list =
         { session with Phase = Busy(Writing(link, None, false), []) }, [ Write(link.Generation, bytes) ]
     | Valid(Send _ | SendBytes _ | Forward _), _ -> reply IllegalSocketState
     | Valid Close, phase -> { session with Phase = Idle }, closeLinkOf phase @ [ Reply(Done "close") ]
+    | Valid Shutdown, Open link ->
+        { session with Phase = HalfClosed link }, [ ShutdownSocket link.Generation; Reply(Done "shutdown") ]
+    | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
+    | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
@@ -203,7 +211,8 @@ let private accept session request =
         closeLinkOf session.Phase @ [ CloseClient(1008, "too many requests queued behind a pending operation") ]
     | Busy(awaiting, pending) -> { session with Phase = Busy(awaiting, pending @ [ request ]) }, []
     | Idle
-    | Open _ -> execute session request
+    | Open _
+    | HalfClosed _ -> execute session request
 
 let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
     if bytes.IsEmpty then []
@@ -259,15 +268,15 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         if peerFinished then settle session Idle (answer @ [ CloseSocket g ]) pending
         else settle session (Open link) answer pending
 
-    | Received(g, bytes), (Open link | Busy(Writing(link, _, false), _)) when sameGeneration link g ->
+    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _)) when sameGeneration link g ->
         session, deliver link bytes
 
-    | PeerFinished g, Open link when sameGeneration link g ->
+    | PeerFinished g, (Open link | HalfClosed link) when sameGeneration link g ->
         { session with Phase = Idle }, [ Reply(ClosedByPeer None); CloseSocket g ]
     | PeerFinished g, Busy(Writing(link, answer, false), pending) when sameGeneration link g ->
         { session with Phase = Busy(Writing(link, answer, true), pending) }, [ Reply(ClosedByPeer None) ]
 
-    | SocketFailed(g, reason), Open link when sameGeneration link g ->
+    | SocketFailed(g, reason), (Open link | HalfClosed link) when sameGeneration link g ->
         { session with Phase = Idle }, [ CloseSocket g; Reply(ClosedByPeer(Some reason)) ]
     | SocketFailed(g, reason), Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
         // The end is reported (unless code 5 was sent already), then the failed write is answered with code 3.

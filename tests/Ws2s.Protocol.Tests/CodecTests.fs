@@ -18,6 +18,7 @@ let describe (request: Request) =
     | Valid(SendBytes b) -> "sendb " + Convert.ToHexString(b.ToArray())
     | Valid(Forward b) -> "forward " + Convert.ToHexString(b.ToArray())
     | Valid Close -> "close"
+    | Valid Shutdown -> "shutdown"
     | Valid Ping -> "ping"
     | Rejected r -> sprintf "rejected %d %s" r.Code r.Message
 
@@ -27,6 +28,7 @@ let expected (spec: RequestSpec) =
     | SendText text -> "send " + Convert.ToHexString(Encoding.UTF8.GetBytes text)
     | SendBase64 bytes -> "sendb " + Convert.ToHexString bytes
     | CloseIt -> "close"
+    | ShutdownIt -> "shutdown"
     | PingIt -> "ping"
 
 [<Property>]

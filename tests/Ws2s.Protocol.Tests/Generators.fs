@@ -23,6 +23,7 @@ type RequestSpec =
     | SendText of string
     | SendBase64 of byte[]
     | CloseIt
+    | ShutdownIt
     | PingIt
     member this.Json =
         match this with
@@ -33,6 +34,7 @@ type RequestSpec =
         | SendText text -> obj [ "command", str "send"; "data", str text ]
         | SendBase64 bytes -> obj [ "command", str "sendb"; "data", str (Convert.ToBase64String bytes) ]
         | CloseIt -> obj [ "command", str "close" ]
+        | ShutdownIt -> obj [ "command", str "shutdown" ]
         | PingIt -> obj [ "command", str "ping" ]
     member this.Frame = Encoding.UTF8.GetBytes(this.Json.ToJsonString())
     member this.Name =
@@ -41,6 +43,7 @@ type RequestSpec =
         | SendText _ -> "send"
         | SendBase64 _ -> "sendb"
         | CloseIt -> "close"
+        | ShutdownIt -> "shutdown"
         | PingIt -> "ping"
 
 /// Text without lone surrogates (what a browser's JSON.stringify of a JS string can carry as valid UTF-8).
@@ -74,6 +77,7 @@ let genRequest (destination: Gen<string * int>) =
           4, Gen.map SendText genText
           2, Gen.map SendBase64 genBytes
           1, Gen.constant CloseIt
+          1, Gen.constant ShutdownIt
           1, Gen.constant PingIt ]
 
 /// Malformed frames, each built from a valid request by one corruption. Every one must be code 7.
@@ -113,7 +117,7 @@ let genMalformed =
           }
           // an unknown command
           gen {
-              let! name = genText |> Gen.filter (fun s -> not (List.contains s [ "connect"; "send"; "sendb"; "close"; "ping" ]))
+              let! name = genText |> Gen.filter (fun s -> not (List.contains s [ "connect"; "send"; "sendb"; "close"; "shutdown"; "ping" ]))
               return utf8 ((obj [ "command", str name ]).ToJsonString())
           }
           // not an object

@@ -103,6 +103,10 @@ let private binaryFrame (bytes: byte[]) =
 let private fixedActions =
     [ action "close" (frame """{"command":"close"}""") (fun _ -> NotConnected) (fun _ -> [ "0 close done" ], [||])
       action "ping" (frame """{"command":"ping"}""") id (fun _ -> [ "0 ping done" ], [||])
+      // Half-close: the echo peer finishes once it has read everything, so the session ends with code 5.
+      action "shutdown" (frame """{"command":"shutdown"}""") (fun _ -> NotConnected) (function
+          | ConnectedToEcho -> [ "0 shutdown done"; "5 connection closed by peer" ], [||]
+          | NotConnected -> [ illegal ], [||])
       action "garbage" (frame "{oops") id (fun _ -> [ "7 bad request: invalid JSON" ], [||]) ]
 
 let private machine =

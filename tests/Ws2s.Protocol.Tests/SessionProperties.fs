@@ -38,7 +38,7 @@ let answersRequest (request: RequestSpec) (answer: Response) =
     match request, answer with
     | _, Done name -> name = request.Name
     | ConnectTo _, (ConnectFailed _ | Forbidden _) -> true
-    | (SendText _ | SendBase64 _), IllegalSocketState -> true
+    | (SendText _ | SendBase64 _ | ShutdownIt), IllegalSocketState -> true
     | _ -> false
 
 let run seed chaos (requests: RequestSpec list) =
@@ -76,7 +76,10 @@ let ``no write effect unless the connection was dialled and is open`` (seed: int
 
 [<Property(MaxTest = 200)>]
 let ``pipelined commands answer exactly as the same commands sent one by one after each answer`` (seed: int) =
-    Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
+    // Without shutdown: after it the echo peer closes on its own, a race with the next request that
+    // only the environment decides (as with a peer that closes by itself).
+    let requests = genRequests genDestination |> Gen.map (List.filter (fun r -> r <> ShutdownIt))
+    Prop.forAll (Arb.fromGen requests) (fun requests ->
         let pipelined = run seed calm requests
         let stepwise = Simulator(standardSettings, standardWorld, seed + 1, calm)
         for r in requests do

@@ -127,6 +127,11 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | true, Echo when not (closed.Contains g) -> receive g (bytes.ToArray())
             | _ -> ()
         | CloseSocket g -> close g
+        | ShutdownSocket g ->
+            // An echo peer finishes too once it has echoed everything (as a real one does on FIN).
+            match peers.TryGetValue g with
+            | true, Echo -> enqueue (Socket g) (PeerFinished g)
+            | _ -> ()
         | StartConnectTimer(g, _) -> enqueue (Timer g) (ConnectTimerFired g)
         | Reply response ->
             let copy =

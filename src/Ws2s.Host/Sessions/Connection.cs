@@ -30,6 +30,19 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
 
     public void StartWrite(ReadOnlyMemory<byte> bytes) => _ = WriteAsync(bytes);
 
+    /// <summary>Sends FIN; reading goes on until the peer closes.</summary>
+    public void ShutdownSend()
+    {
+        try
+        {
+            _socket?.Shutdown(SocketShutdown.Send);
+        }
+        catch (SocketException)
+        {
+            // Already broken: the reader reports it.
+        }
+    }
+
     private async Task ResolveAsync(string host)
     {
         Input outcome;

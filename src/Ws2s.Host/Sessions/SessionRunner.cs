@@ -159,9 +159,14 @@ internal sealed class SessionRunner
             case Effect.CloseSocket close:
                 if (_connections.Remove(close.Generation, out var connection)) connection.Dispose();
                 break;
+            case Effect.ShutdownSocket shutdown:
+                if (_connections.TryGetValue(shutdown.Generation, out var halfClosed)) halfClosed.ShutdownSend();
+                break;
             case Effect.CloseClient closeClient:
                 _closeWith = (closeClient.Status, closeClient.Reason);
                 break;
+            default:
+                throw new InvalidOperationException($"the host does not know the effect {effect}");
         }
     }
 
