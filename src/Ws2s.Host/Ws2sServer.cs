@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Ws2s.Host.Configuration;
 using Ws2s.Host.Sessions;
+using Ws2s.Host.Websockify;
 
 namespace Ws2s.Host;
 
@@ -49,6 +50,7 @@ public static class Ws2sServer
 
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<Admission.Admission>();
+        builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.UseKestrel(kestrel =>
@@ -72,7 +74,10 @@ public static class Ws2sServer
     public static IEnumerable<string> ListeningUrls(WebApplication app) =>
         app.Urls.Select(url => url.Replace("http://", "ws://", StringComparison.Ordinal).TrimEnd('/') + "/");
 
-    /// <summary>Any path upgrades to the ws2s protocol, as the original did, once admitted.</summary>
+    /// <summary>
+    /// <c>/websockify</c> (and below) relays raw binary frames to a named target; any other path speaks
+    /// the ws2s protocol, as the original accepted any. Both only once admitted.
+    /// </summary>
     private static async Task ServeAsync(HttpContext context, Ws2sOptions options)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -81,8 +86,21 @@ public static class Ws2sServer
             await context.Response.WriteAsync("ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n");
             return;
         }
-        var admission = context.RequestServices.GetRequiredService<Admission.Admission>();
-        var verdict = admission.Judge(context);
+        var services = context.RequestServices;
+        var admission = services.GetRequiredService<Admission.Admission>();
+        var websockify = context.Request.Path.StartsWithSegments("/websockify");
+        RawTargets.Target? target = null;
+        if (websockify)
+        {
+            target = services.GetRequiredService<RawTargets>().Find(context.Request.Query["token"].ToString());
+            if (target is null)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                await context.Response.WriteAsync("ws2s: no websockify target by that token (see rawTargets and rawTokenFile in the config)\n");
+                return;
+            }
+        }
+        var verdict = admission.Judge(context, queryTokenIsAccessToken: !websockify, preferredSubProtocol: websockify ? "binary" : "ws2s");
         if (verdict.Lease is null)
         {
             context.Response.StatusCode = verdict.Status;
@@ -90,12 +108,12 @@ public static class Ws2sServer
             return;
         }
         using var lease = verdict.Lease;
+        IMachine machine = target is { } t ? new RawMachine(admission.Settings, t.Host, t.Port) : new JsonMachine(admission.Settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(30));
-        var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
-        var runner = new SessionRunner(upgrade.Socket, admission.Settings, options.Limits.MaxMessageBytes, log);
+        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
+        var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes, log);
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
-        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-        await runner.RunAsync(stopping);
+        await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
     }
 }

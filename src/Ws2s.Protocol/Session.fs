@@ -151,7 +151,7 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
 let private execute session request : Session * Effect list =
     let reply response = session, [ Reply response ]
     match request, session.Phase with
-    | _, (Busy _ | Ended) -> session, [] // unreachable: `accept` queues or drops these
+    | _, (Busy _ | Ended) -> session, [] // unreachable: `request` queues or drops these
     | Rejected response, _ -> reply response
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
@@ -203,7 +203,7 @@ let private settle session phase effects pending =
     drain { session with Phase = phase } pending effects
 
 /// A client request: run it now, or queue it behind the pending operation.
-let private accept session request =
+let request session (request: Request) =
     match session.Phase with
     | Ended -> session, []
     | Busy(_, pending) when queueIsFull session.Settings pending ->
@@ -241,8 +241,8 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Received(g, _), phase when session.QuietSeconds > 0 && (liveLink phase |> Option.exists (fun l -> l.Generation = g)) ->
         step { session with QuietSeconds = 0 } input
     | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase
-    | ClientText frame, _ -> accept session (Codec.parseRequest frame.Span)
-    | ClientBinary bytes, _ -> accept session (Valid(Forward bytes))
+    | ClientText frame, _ -> request session (Codec.parseRequest frame.Span)
+    | ClientBinary bytes, _ -> request session (Valid(Forward bytes))
 
     | Resolved(g, addresses), Busy(Resolution link, pending) when sameGeneration link g ->
         let phase, effects, waiting = dialOrRefuse session link addresses pending

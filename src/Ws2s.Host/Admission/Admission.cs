@@ -23,13 +23,17 @@ public sealed class Admission(Ws2sOptions options, IServer server)
 
     public readonly record struct Verdict(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
 
-    public Verdict Judge(HttpContext context)
+    /// <summary>
+    /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
+    /// meaning), so an access token can only come as a subprotocol there.
+    /// </summary>
+    public Verdict Judge(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
     {
         var request = context.Request;
         var offered = context.WebSockets.WebSocketRequestedProtocols;
         if (_tokens.Required)
         {
-            var presented = request.Query.TryGetValue("token", out var query) ? (string?)query
+            var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
                 : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
             if (!_tokens.Accepts(presented))
                 return new(StatusCodes.Status401Unauthorized, presented is null ? "a token is required (?token=… or the subprotocol token.…)" : "the token is not valid", null, null);
@@ -45,12 +49,12 @@ public sealed class Admission(Ws2sOptions options, IServer server)
         }
         var lease = _limits.TryEnter(context.Connection.RemoteIpAddress ?? IPAddress.None, out var refusal);
         if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
-        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered));
+        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol));
     }
 
-    /// <summary>A browser fails the handshake unless one offered subprotocol is echoed: prefer <c>ws2s</c>, else the token entry.</summary>
-    private static string? ChooseSubProtocol(IList<string> offered) =>
-        offered.Contains("ws2s") ? "ws2s"
+    /// <summary>A browser fails the handshake unless one offered subprotocol is echoed: prefer the endpoint's own, else the token entry.</summary>
+    private static string? ChooseSubProtocol(IList<string> offered, string? preferred) =>
+        preferred is not null && offered.Contains(preferred) ? preferred
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))
         ?? offered.FirstOrDefault();
 

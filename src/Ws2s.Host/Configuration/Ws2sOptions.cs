@@ -28,6 +28,12 @@ public sealed class Ws2sOptions
 
     public LimitOptions Limits { get; set; } = new();
 
+    /// <summary>Targets of the websockify endpoint by name: <c>{"vnc": "127.0.0.1:5901"}</c>.</summary>
+    public Dictionary<string, string> RawTargets { get; set; } = [];
+
+    /// <summary>A websockify token file (<c>NAME: HOST:PORT</c> per line), re-read when it changes.</summary>
+    public string? RawTokenFile { get; set; }
+
     public sealed class ListenOptions
     {
         public string Host { get; set; } = "127.0.0.1";
@@ -84,6 +90,9 @@ public sealed class Ws2sOptions
         for (var i = 0; i < Origins.Count; i++)
             if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
                 yield return $"origins[{i}]: {problem}";
+        foreach (var (name, target) in RawTargets)
+            if (Websockify.RawTargets.Parse(target) is null)
+                yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
         if (TokensFile is not null && !File.Exists(TokensFile))
             yield return $"tokensFile '{TokensFile}' does not exist";
         foreach (var (key, value, low, high) in new[]

@@ -27,15 +27,15 @@ internal sealed class SessionRunner
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly ArrayBufferWriter<byte> _responseBuffer = new(256);
     private readonly Utf8JsonWriter _responseWriter;
-    private Session.Session _session;
+    private readonly IMachine _machine;
     private (int Status, string Reason)? _closeWith;
 
-    public SessionRunner(WebSocket client, Session.Settings settings, int maxMessageBytes, ILogger log)
+    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log)
     {
         _client = client;
+        _machine = machine;
         _maxMessageBytes = maxMessageBytes;
         _log = log;
-        _session = Session.start(settings);
         _responseWriter = new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
     }
 
@@ -49,7 +49,8 @@ internal sealed class SessionRunner
         _ = TickAsync(ticking.Token);
         try
         {
-            while (!_session.Phase.IsEnded)
+            foreach (var effect in _machine.Start()) await ExecuteAsync(effect, ended.Token);
+            while (!_machine.IsEnded)
             {
                 var input = await _inputs.Reader.ReadAsync(stopping);
                 await StepAsync(input, ended.Token);
@@ -88,6 +89,15 @@ internal sealed class SessionRunner
         }
     }
 
+    /// <summary>A close reason fits in 123 UTF-8 bytes (RFC 6455 §5.5); longer ones are cut at a character boundary.</summary>
+    internal static string CloseReason(string reason)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(reason) <= 123) return reason;
+        var cut = reason[..Math.Min(reason.Length, 122)];
+        while (System.Text.Encoding.UTF8.GetByteCount(cut + "…") > 123) cut = cut[..^1];
+        return cut + "…";
+    }
+
     /// <summary>How long a closing session waits for the client's close frame.</summary>
     private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
 
@@ -96,8 +106,7 @@ internal sealed class SessionRunner
 
     private async Task StepAsync(Input input, CancellationToken cancel)
     {
-        var (next, effects) = Session.step(_session, input);
-        _session = next;
+        var effects = _machine.Step(input);
         try
         {
             foreach (var effect in effects) await ExecuteAsync(effect, cancel);
@@ -124,7 +133,7 @@ internal sealed class SessionRunner
     private void ReleaseClientIfAccepted(bool owed)
     {
         _clientCreditOwed |= owed;
-        if (_clientCreditOwed && Session.acceptsRequest(_session))
+        if (_clientCreditOwed && _machine.AcceptsFrame)
         {
             _clientCreditOwed = false;
             _mayReadClient.Release();
@@ -294,6 +303,7 @@ internal sealed class SessionRunner
         try
         {
             var (status, reason) = _closeWith ?? (1000, "");
+            reason = CloseReason(reason);
             if (_client.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));

@@ -1,0 +1,51 @@
+/// The websockify protocol (noVNC and friends): binary frames relayed to one fixed target, no JSON.
+/// It is the ws2s session, started with a binary-mode `connect` to the target, whose answers become
+/// WebSocket closes: the same ordering, backpressure, policy and limits, one place for each.
+module Ws2s.Protocol.RawSession
+
+open Ws2s.Protocol.Session
+
+type RawSession = { Inner: Session }
+
+/// How a ws2s answer or event ends a raw session, if it does.
+let private closeFor (response: Response) =
+    match response with
+    | Done _
+    | RecvData _
+    | IllegalSocketState
+    | BadRequest _ -> None
+    | ConnectFailed reason -> Some(1011, "cannot reach the target: " + reason)
+    | Forbidden(_, rule) -> Some(1008, $"the target is refused by policy ({rule})")
+    | ClosedByPeer None -> Some(1000, "the target closed the connection")
+    | ClosedByPeer(Some reason) -> Some(1011, "the target connection failed: " + reason)
+    | SshFailed reason -> Some(1011, reason)
+    | Unexpected reason -> Some(1011, reason)
+
+/// Answers are not sent on this endpoint; the first that ends the relay closes the WebSocket.
+let private translate (session: Session) (effects: Effect list) =
+    let close = effects |> List.tryPick (function Reply r -> closeFor r | _ -> None)
+    let kept = effects |> List.filter (function Reply _ -> false | _ -> true)
+    match close with
+    | None -> { Inner = session }, kept
+    | Some(status, reason) ->
+        let stillOpen = liveLink session.Phase |> Option.map (fun l -> CloseSocket l.Generation) |> Option.toList
+        { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ CloseClient(status, reason) ]
+
+/// A raw session relaying to `target` (in binary mode), and the effects that start the connection.
+let start (settings: Settings) (host: string) (port: Port) =
+    let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true }))
+    translate session effects
+
+let step (raw: RawSession) (input: Input) =
+    match input, raw.Inner.Phase with
+    | _, Ended -> raw, []
+    | ClientText _, phase ->
+        let stillOpen = liveLink phase |> Option.map (fun l -> CloseSocket l.Generation) |> Option.toList
+        { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
+    | _ ->
+        let session, effects = Session.step raw.Inner input
+        translate session effects
+
+let acceptsFrame (raw: RawSession) = acceptsRequest raw.Inner
+
+let isEnded (raw: RawSession) = raw.Inner.Phase.IsEnded

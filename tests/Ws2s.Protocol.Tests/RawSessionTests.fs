@@ -1,0 +1,49 @@
+/// The websockify endpoint's machine: the ws2s session with answers turned into WebSocket closes.
+module Ws2s.Protocol.Tests.RawSessionTests
+
+open System
+open System.Net
+open Xunit
+open Ws2s.Protocol
+open Ws2s.Protocol.Tests.Generators
+
+let port = match Port.TryCreate 5901L with ValueSome p -> p | ValueNone -> failwith "port"
+
+let closes effects = effects |> List.choose (function CloseClient(status, reason) -> Some(status, reason) | _ -> None)
+
+[<Fact>]
+let ``a raw session dials its target at once, relays both ways and answers nothing`` () =
+    let raw, effects = RawSession.start standardSettings "127.0.0.1" port
+    Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 5901)), effects)
+    let raw, effects = RawSession.step raw (Dialled 1L)
+    Assert.Empty(effects) // no "connect done" on this endpoint
+    let frame = ReadOnlyMemory "abc"B
+    let raw, effects = RawSession.step raw (ClientBinary frame)
+    Assert.Equal<Effect list>([ Write(1L, frame) ], effects)
+    let raw, effects = RawSession.step raw (WriteCompleted 1L)
+    Assert.Empty(effects)
+    let received = ReadOnlyMemory "xyz"B
+    let raw, effects = RawSession.step raw (Received(1L, received))
+    Assert.Equal<Effect list>([ ReplyBinary received ], effects)
+    let raw, effects = RawSession.step raw (PeerFinished 1L)
+    Assert.Equal<(int * string) list>([ 1000, "the target closed the connection" ], closes effects)
+    Assert.True(RawSession.isEnded raw)
+
+[<Fact>]
+let ``a text frame ends a raw session with 1003 and closes its connection`` () =
+    let raw, _ = RawSession.start standardSettings "127.0.0.1" port
+    let raw, _ = RawSession.step raw (Dialled 1L)
+    let raw, effects = RawSession.step raw (ClientText(ReadOnlyMemory """{"command":"ping"}"""B))
+    Assert.Contains(CloseSocket 1L, effects)
+    Assert.Equal(1003, closes effects |> List.exactlyOne |> fst)
+    Assert.True(RawSession.isEnded raw)
+
+[<Fact>]
+let ``a refused or forbidden target closes with 1011 or 1008, saying why`` () =
+    let raw, _ = RawSession.start standardSettings "127.0.0.1" port
+    let _, effects = RawSession.step raw (DialFailedWith(1L, Refused))
+    Assert.Equal<(int * string) list>([ 1011, "cannot reach the target: connection refused" ], closes effects)
+    let strict = { standardSettings with Policy = Policy.serverLocalOnly false }
+    let raw, effects = RawSession.start strict "localhost" port
+    Assert.Equal<(int * string) list>([ 1008, "the target is refused by policy (loopback 127.0.0.0/8)" ], closes effects)
+    Assert.True(RawSession.isEnded raw)
