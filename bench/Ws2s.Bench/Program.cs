@@ -1,14 +1,20 @@
 using System.Globalization;
 using Ws2s.Bench;
-using Ws2s.Host;
 
-// ws2s bench: the same workloads against plain TCP (the baseline) and through a ws2s-protocol
-// bridge, in one run, reported as ratios. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--connections 1]
+// ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
+// ws2s protocol, in one run, reported as ratios against the baseline. Usage:
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
-// Without --server it starts ws2s for .NET in this process on a loopback port. With --server it
-// measures any server speaking the protocol (e.g. the original Python ws2s) that may dial loopback.
+//   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
+// Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
+// loopback port. With --server it measures any server speaking the protocol (e.g. the original
+// Python ws2s) that may dial loopback; binary mode and the idle-RSS figure need ws2s for .NET.
 
+if (args.Contains("--micro"))
+{
+    BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Micro).Assembly).Run(["--filter", "*"]);
+    return 0;
+}
 if (Option("--soak-mib") is { } soakMib)
 {
     var limit = Option("--soak-seconds") is { } s ? TimeSpan.FromSeconds(double.Parse(s, CultureInfo.InvariantCulture)) : (TimeSpan?)null;
@@ -18,53 +24,52 @@ if (Option("--soak-mib") is { } soakMib)
 }
 
 var seconds = double.Parse(Option("--seconds") ?? "5", CultureInfo.InvariantCulture);
-var connections = int.Parse(Option("--connections") ?? "1", CultureInfo.InvariantCulture);
+var idleSessions = int.Parse(Option("--idle-sessions") ?? "2000", CultureInfo.InvariantCulture);
 var duration = TimeSpan.FromSeconds(seconds);
 
 using var echo = new EchoServer();
-Microsoft.AspNetCore.Builder.WebApplication? app = null;
-Uri server;
-if (Option("--server") is { } given)
-{
-    server = new Uri(given);
-}
-else
-{
-    var config = Path.Combine(Directory.CreateTempSubdirectory("ws2s-bench-").FullName, "config.json");
-    File.WriteAllText(config, """{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true}""");
-    app = Ws2sServer.Build(["--config", config, "--Logging:LogLevel:Default", "Warning"]);
-    await app.StartAsync();
-    server = new Uri(Ws2sServer.ListeningUrls(app).First());
-}
+await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig) : null;
+var server = own?.Url ?? new Uri(Option("--server")!);
+var external = own is null;
 
-Console.WriteLine($"ws2s bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server {server}, {seconds} s per throughput run, {connections} connection(s), 16 KiB writes");
+Console.WriteLine($"ws2s bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server {server}{(external ? " (external)" : " (ws2sd, own process)")}, {seconds} s per run, 16 KiB writes");
 var plain = () => TcpStream.OpenAsync(echo.Endpoint);
 var json = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: false);
 var binary = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: true);
 
-var baseline = await Workloads.ThroughputAsync(plain, connections, 16 * 1024, duration);
-var jsonRate = await Workloads.ThroughputAsync(json, connections, 16 * 1024, duration);
-var binaryRate = await Workloads.ThroughputAsync(binary, connections, 16 * 1024, duration);
-var plainLatency = await Workloads.LatencyAsync(plain, 64, 5000);
-var jsonLatency = await Workloads.LatencyAsync(json, 64, 5000);
-var binaryLatency = await Workloads.LatencyAsync(binary, 64, 5000);
+var paths = new List<(string Name, Func<Task<IEchoStream>> Open)> { ("plain TCP (baseline)", plain), ("ws2s JSON mode", json) };
+if (!external) paths.Add(("ws2s binary mode", binary));
 
+var rows = new List<Row>();
+foreach (var (name, open) in paths)
+{
+    var one = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration);
+    var sixteen = await Workloads.ThroughputAsync(open, 16, 16 * 1024, duration);
+    var latency = await Workloads.LatencyAsync(open, 64, 5000);
+    var connects = await ChurnWorkloads.ConnectsAsync(open, 8, duration);
+    rows.Add(new Row(name, one, sixteen, latency.P50, latency.P99, connects));
+}
+
+var baseline = rows[0];
 Console.WriteLine();
-Console.WriteLine("| path | echo throughput | vs plain TCP | 64 B round trip p50 | p99 | p50 minus plain TCP |");
-Console.WriteLine("|---|---|---|---|---|---|");
-Row("plain TCP (baseline)", baseline, plainLatency);
-Row("ws2s JSON mode (sendb / recv data)", jsonRate, jsonLatency);
-Row("ws2s binary mode", binaryRate, binaryLatency);
-
-if (app is not null) await app.StopAsync();
-return 0;
-
-void Row(string name, double rate, (double P50, double P99) latency) =>
+Console.WriteLine("| path | throughput, 1 conn | vs TCP | throughput, 16 conns | vs TCP | 64 B RTT p50 | p99 | p50 − TCP | connects/s | vs TCP |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+foreach (var r in rows)
     Console.WriteLine(FormattableString.Invariant(
-        $"| {name} | {rate / 1e6:F1} MB/s | {rate / baseline * 100:F1} % | {latency.P50:F0} µs | {latency.P99:F0} µs | {latency.P50 - plainLatency.P50:+0;-0} µs |"));
+        $"| {r.Name} | {r.One / 1e6:F0} MB/s | {r.One / baseline.One * 100:F1} % | {r.Sixteen / 1e6:F0} MB/s | {r.Sixteen / baseline.Sixteen * 100:F1} % | {r.P50:F0} µs | {r.P99:F0} µs | {r.P50 - baseline.P50:+0;-0} µs | {r.Connects:F0} | {r.Connects / baseline.Connects * 100:F0} % |"));
+
+if (own is not null && idleSessions > 0)
+{
+    var perSession = await ChurnWorkloads.IdleRssPerSessionAsync(own, json, idleSessions);
+    Console.WriteLine();
+    Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions (WebSocket + TCP to the echo server each) cost the server {perSession / 1024:F1} KiB of RSS per session"));
+}
+return 0;
 
 string? Option(string name)
 {
     var at = Array.IndexOf(args, name);
     return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
 }
+
+internal sealed record Row(string Name, double One, double Sixteen, double P50, double P99, double Connects);

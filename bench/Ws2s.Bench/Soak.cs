@@ -20,8 +20,8 @@ internal static class Soak
         var peerPort = ((IPEndPoint)source.LocalEndpoint).Port;
         _ = PushAsync(source, totalBytes);
 
-        var (server, url) = await StartServerAsync();
-        try
+        await using var server = await ServerProcess.StartAsync(ServerProcess.BenchConfig);
+        var url = server.Url;
         {
             using var ws = new ClientWebSocket();
             ws.Options.SetRequestHeader("Origin", "http://localhost");
@@ -29,7 +29,7 @@ internal static class Soak
             await ws.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new { command = "connect", host = "127.0.0.1", port = peerPort }),
                 WebSocketMessageType.Text, true, CancellationToken.None);
 
-            var baseline = Rss(server);
+            var baseline = server.Rss();
             var peak = baseline;
             var buffer = new byte[1 << 20];
             long received = 0;
@@ -51,19 +51,14 @@ internal static class Soak
                 // Pace the reader: never ahead of the target rate.
                 var due = TimeSpan.FromSeconds(received / readBytesPerSecond);
                 if (due > clock.Elapsed) await Task.Delay(due - clock.Elapsed);
-                peak = Math.Max(peak, Rss(server));
+                peak = Math.Max(peak, server.Rss());
                 if (clock.Elapsed > nextReport)
                 {
-                    Console.WriteLine($"  {clock.Elapsed.TotalSeconds:F0} s: {received / (1 << 20)} MiB read, server RSS {Rss(server) / 1024} KiB (peak {peak / 1024} KiB)");
+                    Console.WriteLine($"  {clock.Elapsed.TotalSeconds:F0} s: {received / (1 << 20)} MiB read, server RSS {server.Rss() / 1024} KiB (peak {peak / 1024} KiB)");
                     nextReport += TimeSpan.FromSeconds(10);
                 }
             }
             Console.WriteLine($"soak: read {received / (1 << 20)} MiB in {clock.Elapsed.TotalSeconds:F0} s; server RSS grew by {(peak - baseline) / 1024} KiB at most (start {baseline / 1024} KiB, peak {peak / 1024} KiB)");
-        }
-        finally
-        {
-            server.Kill();
-            await server.WaitForExitAsync();
         }
     }
 
@@ -77,29 +72,5 @@ internal static class Soak
             await socket.SendAsync(chunk);
         }
         socket.Shutdown(SocketShutdown.Send);
-    }
-
-    /// <summary>Starts ws2sd (built beside this tool) on a free loopback port, loopback destinations allowed.</summary>
-    private static async Task<(Process, Uri)> StartServerAsync()
-    {
-        var config = Path.Combine(Directory.CreateTempSubdirectory("ws2s-soak-").FullName, "config.json");
-        await File.WriteAllTextAsync(config, """{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true}""");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
-        info.ArgumentList.Add("--config");
-        info.ArgumentList.Add(config);
-        var process = Process.Start(info)!;
-        while (await process.StandardOutput.ReadLineAsync() is { } line)
-            if (line.StartsWith("ws2s listening on ", StringComparison.Ordinal))
-                return (process, new Uri(line["ws2s listening on ".Length..].Split(' ')[0]));
-        throw new InvalidOperationException("ws2sd did not start");
-    }
-
-    private static long Rss(Process process)
-    {
-        foreach (var line in File.ReadLines($"/proc/{process.Id}/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        return 0;
     }
 }

@@ -36,15 +36,20 @@ internal static class Workloads
         });
         var buffer = new byte[256 * 1024];
         long read = 0;
-        while (!writer.IsCompleted || read < Volatile.Read(ref written))
+        // Read until everything written came back. A read is raced against the writer finishing, so the
+        // reader never waits for bytes that will not come.
+        Task<int>? pending = null;
+        while (true)
         {
-            var n = await stream.ReadAsync(buffer);
+            if (writer.IsCompleted && read >= writer.Result) return read;
+            pending ??= stream.ReadAsync(buffer).AsTask();
+            if (await Task.WhenAny(pending, writer) != pending && !pending.IsCompleted) continue;
+            var n = await pending;
+            pending = null;
             if (n == 0) throw new InvalidOperationException("the stream ended early");
             if (!Pattern.Matches(read, buffer.AsSpan(0, n))) throw new InvalidOperationException($"corrupt bytes at offset {read}");
             read += n;
-            if (writer.IsCompleted && read >= writer.Result) break;
         }
-        return read;
     }
 
     /// <summary>Round trips of <paramref name="size"/>-byte messages, one at a time: (p50, p99) in microseconds.</summary>
@@ -65,6 +70,53 @@ internal static class Workloads
         }
         Array.Sort(samples);
         return (samples[count / 2], samples[count * 99 / 100]);
+    }
+}
+
+internal static class ChurnWorkloads
+{
+    /// <summary>
+    /// Open, one 64-byte echo, close, as many times as <paramref name="workers"/> loops manage in
+    /// <paramref name="duration"/>. Returns completed cycles per second.
+    /// </summary>
+    public static async Task<double> ConnectsAsync(Func<Task<IEchoStream>> open, int workers, TimeSpan duration)
+    {
+        var clock = Stopwatch.StartNew();
+        var counts = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
+        {
+            var message = new byte[64];
+            var buffer = new byte[64];
+            var done = 0;
+            while (clock.Elapsed < duration)
+            {
+                await using var stream = await open();
+                await stream.WriteAsync(message);
+                var got = 0;
+                while (got < message.Length) got += await stream.ReadAsync(buffer.AsMemory(got));
+                done++;
+            }
+            return done;
+        })));
+        return counts.Sum() / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// Opens <paramref name="count"/> bridged sessions, each connected to the echo server, and leaves
+    /// them idle; returns the server's RSS growth per session in bytes.
+    /// </summary>
+    public static async Task<double> IdleRssPerSessionAsync(ServerProcess server, Func<Task<IEchoStream>> open, int count)
+    {
+        // One session first, so the baseline includes what the first session warms up (JIT, pools).
+        await using var warm = await open();
+        await Task.Delay(1000);
+        var before = server.Rss();
+        var sessions = new List<IEchoStream>(count);
+        for (var i = 0; i < count; i += 100)
+            sessions.AddRange(await Task.WhenAll(Enumerable.Range(0, Math.Min(100, count - i)).Select(_ => open())));
+        await Task.Delay(2000); // let the server settle (not a synchronisation: a measurement pause)
+        var after = server.Rss();
+        foreach (var s in sessions) await s.DisposeAsync();
+        return (after - before) / (double)count;
     }
 }
 

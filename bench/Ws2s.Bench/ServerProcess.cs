@@ -1,0 +1,55 @@
+using System.Diagnostics;
+
+namespace Ws2s.Bench;
+
+/// <summary>ws2sd (built beside this tool) as its own process on a free loopback port, so its RSS is its own.</summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ServerProcess(Process process, Uri url)
+    {
+        _process = process;
+        Url = url;
+    }
+
+    public Uri Url { get; }
+
+    /// <summary>The server's configuration for benchmarks: loopback allowed (the echo server is there), limits lifted.</summary>
+    public const string BenchConfig = """
+        {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"origins":["*"],
+         "limits":{"maxSessions":100000,"maxSessionsPerClient":100000,"maxConnectsPerSecond":0,"idleTimeoutSeconds":0},
+         "Logging":{"LogLevel":{"Default":"Warning"}}}
+        """;
+
+    public static async Task<ServerProcess> StartAsync(string configJson)
+    {
+        var config = Path.Combine(Directory.CreateTempSubdirectory("ws2s-bench-").FullName, "config.json");
+        await File.WriteAllTextAsync(config, configJson);
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
+        info.ArgumentList.Add("--config");
+        info.ArgumentList.Add(config);
+        var process = Process.Start(info)!;
+        while (await process.StandardOutput.ReadLineAsync() is { } line)
+            if (line.StartsWith("ws2s listening on ", StringComparison.Ordinal))
+                return new ServerProcess(process, new Uri(line["ws2s listening on ".Length..].Split(' ')[0]));
+        throw new InvalidOperationException("ws2sd did not start");
+    }
+
+    /// <summary>Resident set size in bytes, from /proc.</summary>
+    public long Rss()
+    {
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        return 0;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _process.Kill();
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
