@@ -1,12 +1,16 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using Ws2s.Host.Configuration;
 using Ws2s.Host.Sessions;
+using Ws2s.Host.Telemetry;
 using Ws2s.Host.Websockify;
 
 namespace Ws2s.Host;
 
-/// <summary>Builds the ws2s web application: configuration, Kestrel, and the WebSocket endpoint.</summary>
+/// <summary>Builds the ws2s web application: configuration, Kestrel, the WebSocket endpoints and the management endpoints.</summary>
 public static class Ws2sServer
 {
     /// <summary>
@@ -48,72 +52,108 @@ public static class Ws2sServer
         if (problems.Count > 0)
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
+        ConfigureLogging(builder);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<Admission.Admission>();
         builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Services.AddSingleton<Ws2sMetrics>();
+        builder.Services.AddSingleton<Readiness>();
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("ws2s"))
+            .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
+        var managementBinding = new ManagementBinding();
+        builder.Services.AddSingleton(managementBinding);
         builder.WebHost.UseKestrel(kestrel =>
         {
-            kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen => listen.Protocols = HttpProtocols.Http1);
             kestrel.AddServerHeader = false;
             kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
+            kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen => listen.Protocols = HttpProtocols.Http1);
+            foreach (var endpoint in options.Endpoints)
+                kestrel.Listen(endpoint.Address()!, endpoint.Port, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http1;
+                    if (endpoint.UsesTls) listen.UseHttps(LoadCertificate(endpoint));
+                });
+            if (options.Management is { } management)
+                kestrel.Listen(IPAddress.Parse(management.Host == "localhost" ? "127.0.0.1" : management.Host), management.Port,
+                    listen => managementBinding.Listen = listen);
         });
 
         var app = builder.Build();
         app.UseWebSockets(); // recognises upgrade requests; the handshake itself is WebSocketUpgrade's
-        app.Run(context => ServeAsync(context, options));
+        app.Use((context, next) =>
+        {
+            // With a management port, it serves the management paths and nothing else, and only it serves them.
+            var onManagementPort = managementBinding.Listen?.IPEndPoint?.Port == context.Connection.LocalPort;
+            var managementPath = ManagementPaths.Contains(context.Request.Path.Value ?? "");
+            if (onManagementPort) return managementPath ? next(context) : NotFoundAsync(context);
+            if (context.WebSockets.IsWebSocketRequest) return Ws2sEndpoint.ServeAsync(context, options);
+            return managementPath && options.Management is not null ? UpgradeRequiredAsync(context) : next(context);
+        });
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", (Readiness readiness) =>
+            readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapFallback(UpgradeRequiredAsync);
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             foreach (var url in ListeningUrls(app)) Console.WriteLine($"ws2s listening on {url} (config: {configPath})");
+            if (ManagementUrl(app) is { } management) Console.WriteLine($"ws2s management (/healthz, /readyz, /metrics) on {management}");
         });
         return app;
     }
 
-    /// <summary>The ws:// URLs the server is bound to (after start; port 0 resolved to the real port).</summary>
-    public static IEnumerable<string> ListeningUrls(WebApplication app) =>
-        app.Urls.Select(url => url.Replace("http://", "ws://", StringComparison.Ordinal).TrimEnd('/') + "/");
-
-    /// <summary>
-    /// <c>/websockify</c> (and below) relays raw binary frames to a named target; any other path speaks
-    /// the ws2s protocol, as the original accepted any. Both only once admitted.
-    /// </summary>
-    private static async Task ServeAsync(HttpContext context, Ws2sOptions options)
+    /// <summary>The ws:// and wss:// URLs the server is bound to (after start; port 0 resolved to the real port).</summary>
+    public static IEnumerable<string> ListeningUrls(WebApplication app)
     {
-        if (!context.WebSockets.IsWebSocketRequest)
+        var management = ManagementUrl(app);
+        return app.Urls
+            .Where(url => management is null || new Uri(url).Port != management.Port)
+            .Select(url => url.Replace("https://", "wss://", StringComparison.Ordinal).Replace("http://", "ws://", StringComparison.Ordinal).TrimEnd('/') + "/");
+    }
+
+    /// <summary>The management endpoint's URL once bound (Kestrel writes the real port back into its listen options), if configured.</summary>
+    public static Uri? ManagementUrl(WebApplication app) =>
+        app.Services.GetRequiredService<ManagementBinding>().Listen?.IPEndPoint is { } endpoint
+            ? new Uri($"http://{(endpoint.Address.Equals(IPAddress.IPv6Loopback) ? "[::1]" : endpoint.Address.ToString())}:{endpoint.Port}/")
+            : null;
+
+    /// <summary>Holds the management endpoint's Kestrel listen options, to read its bound port.</summary>
+    private sealed class ManagementBinding
+    {
+        public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Listen { get; set; }
+    }
+
+    /// <summary><c>--log-format json</c> (or <c>logFormat</c> in the config) writes one JSON object per line.</summary>
+    private static void ConfigureLogging(WebApplicationBuilder builder)
+    {
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        var format = builder.Configuration["log-format"] ?? builder.Configuration["logFormat"];
+        if (string.Equals(format, "json", StringComparison.OrdinalIgnoreCase))
         {
-            context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
-            await context.Response.WriteAsync("ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n");
-            return;
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole(json => json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
         }
-        var services = context.RequestServices;
-        var admission = services.GetRequiredService<Admission.Admission>();
-        var websockify = context.Request.Path.StartsWithSegments("/websockify");
-        RawTargets.Target? target = null;
-        if (websockify)
-        {
-            target = services.GetRequiredService<RawTargets>().Find(context.Request.Query["token"].ToString());
-            if (target is null)
-            {
-                context.Response.StatusCode = StatusCodes.Status404NotFound;
-                await context.Response.WriteAsync("ws2s: no websockify target by that token (see rawTargets and rawTokenFile in the config)\n");
-                return;
-            }
-        }
-        var verdict = admission.Judge(context, queryTokenIsAccessToken: !websockify, preferredSubProtocol: websockify ? "binary" : "ws2s");
-        if (verdict.Lease is null)
-        {
-            context.Response.StatusCode = verdict.Status;
-            await context.Response.WriteAsync($"ws2s: {verdict.Refusal}\n");
-            return;
-        }
-        using var lease = verdict.Lease;
-        IMachine machine = target is { } t ? new RawMachine(admission.Settings, t.Host, t.Port) : new JsonMachine(admission.Settings);
-        await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(30));
-        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
-        var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes, log);
-        // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
-        // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
-        await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+    }
+
+    private static X509Certificate2 LoadCertificate(Ws2sOptions.EndpointOptions endpoint) =>
+        endpoint.Pfx is { } pfx
+            ? X509CertificateLoader.LoadPkcs12FromFile(pfx, endpoint.PfxPassword)
+            : X509Certificate2.CreateFromPemFile(endpoint.Certificate!, endpoint.Key);
+
+    /// <summary>/healthz (alive), /readyz (503 while draining) and /metrics (Prometheus).</summary>
+    private static readonly HashSet<string> ManagementPaths = ["/healthz", "/readyz", "/metrics"];
+
+    private static async Task UpgradeRequiredAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
+        await context.Response.WriteAsync("ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n");
+    }
+
+    private static Task NotFoundAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
     }
 }

@@ -12,10 +12,20 @@ public sealed class Ws2sHost : IAsyncDisposable
     {
         _app = app;
         _configDirectory = configDirectory;
-        Url = new Uri(Ws2sServer.ListeningUrls(app).First());
+        Urls = Ws2sServer.ListeningUrls(app).Select(u => new Uri(u)).ToList();
+        ManagementUrl = Ws2sServer.ManagementUrl(app);
+        Url = Urls[0];
     }
 
+    /// <summary>The first ws:// URL.</summary>
     public Uri Url { get; }
+
+    /// <summary>Every WebSocket URL the server listens on (ws:// and wss://).</summary>
+    public IReadOnlyList<Uri> Urls { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public Uri? ManagementUrl { get; }
 
     public static async Task<Ws2sHost> StartAsync(string configJson, params string[] extraArgs)
     {

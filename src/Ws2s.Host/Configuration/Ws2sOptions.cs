@@ -9,6 +9,15 @@ public sealed class Ws2sOptions
 {
     public ListenOptions Listen { get; set; } = new();
 
+    /// <summary>More endpoints beside <see cref="Listen"/>, each optionally with TLS (wss://).</summary>
+    public List<EndpointOptions> Endpoints { get; set; } = [];
+
+    /// <summary>When set, /metrics, /healthz and /readyz are served only on this endpoint.</summary>
+    public ListenOptions? Management { get; set; }
+
+    /// <summary>Seconds a stopping server gives its sessions to close before it cuts them off.</summary>
+    public int ShutdownTimeoutSeconds { get; set; } = 10;
+
     /// <summary>The original's switch: may sessions dial this machine itself (loopback, 0.0.0.0, ::)?</summary>
     public bool AllowConnectToServerLocal { get; set; }
 
@@ -38,6 +47,27 @@ public sealed class Ws2sOptions
     {
         public string Host { get; set; } = "127.0.0.1";
         public int Port { get; set; } = 3613;
+    }
+
+    public sealed class EndpointOptions
+    {
+        public string Host { get; set; } = "127.0.0.1";
+        public int Port { get; set; }
+
+        /// <summary>PEM certificate (chain) file; with <see cref="Key"/>, the endpoint speaks TLS.</summary>
+        public string? Certificate { get; set; }
+
+        /// <summary>PEM private key file for <see cref="Certificate"/>.</summary>
+        public string? Key { get; set; }
+
+        /// <summary>A PKCS#12 (.pfx) file instead of PEM files.</summary>
+        public string? Pfx { get; set; }
+
+        public string? PfxPassword { get; set; }
+
+        public bool UsesTls => Certificate is not null || Pfx is not null;
+
+        public IPAddress? Address() => ParseHost(Host);
     }
 
     public sealed class DestinationOptions
@@ -90,6 +120,19 @@ public sealed class Ws2sOptions
         for (var i = 0; i < Origins.Count; i++)
             if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
                 yield return $"origins[{i}]: {problem}";
+        for (var i = 0; i < Endpoints.Count; i++)
+        {
+            var e = Endpoints[i];
+            if (e.Address() is null) yield return $"endpoints[{i}].host '{e.Host}' is not an IP address or 'localhost'";
+            if (e.Port is < 0 or > 65535) yield return $"endpoints[{i}].port {e.Port} is not a port number";
+            if (e.Certificate is not null && e.Key is null) yield return $"endpoints[{i}]: certificate needs key (a PEM private key file)";
+            foreach (var file in new[] { e.Certificate, e.Key, e.Pfx })
+                if (file is not null && !File.Exists(file)) yield return $"endpoints[{i}]: '{file}' does not exist";
+        }
+        if (Management is not null && ParseHost(Management.Host) is null)
+            yield return $"management.host '{Management.Host}' is not an IP address or 'localhost'";
+        if (ShutdownTimeoutSeconds is < 0 or > 3600)
+            yield return $"shutdownTimeoutSeconds {ShutdownTimeoutSeconds} must be between 0 and 3600";
         foreach (var (name, target) in RawTargets)
             if (Websockify.RawTargets.Parse(target) is null)
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
@@ -112,9 +155,11 @@ public sealed class Ws2sOptions
         }
     }
 
-    public IPAddress? ListenAddress() =>
-        Listen.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
-        : IPAddress.TryParse(Listen.Host, out var address) ? address
+    public IPAddress? ListenAddress() => ParseHost(Listen.Host);
+
+    private static IPAddress? ParseHost(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
+        : IPAddress.TryParse(host, out var address) ? address
         : null;
 
     /// <summary>The settings the protocol core runs each session with (call after <see cref="Problems"/> is empty).</summary>

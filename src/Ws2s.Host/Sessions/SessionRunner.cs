@@ -2,7 +2,9 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Diagnostics;
 using System.Threading.Channels;
+using Ws2s.Host.Telemetry;
 using Ws2s.Protocol;
 
 namespace Ws2s.Host.Sessions;
@@ -29,17 +31,45 @@ internal sealed class SessionRunner
     private readonly Utf8JsonWriter _responseWriter;
     private readonly IMachine _machine;
     private (int Status, string Reason)? _closeWith;
+    private readonly Ws2sMetrics _metrics;
+    private readonly string _clientDescription;
+    private long _bytesToPeer, _bytesToClient, _connectStarted;
+    private System.Net.IPEndPoint? _lastTarget;
 
-    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log)
+    /// <param name="clientDescription">Who the client is, for the log (address and path; never the query, which may hold a token).</param>
+    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription)
     {
         _client = client;
         _machine = machine;
         _maxMessageBytes = maxMessageBytes;
         _log = log;
+        _metrics = metrics;
+        _clientDescription = clientDescription;
         _responseWriter = new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
     }
 
     public async Task RunAsync(CancellationToken stopping)
+    {
+        var started = Stopwatch.GetTimestamp();
+        _metrics.Sessions.Add(1);
+        _metrics.SessionsActive.Add(1);
+        _log.LogDebug("session from {Client} started", _clientDescription);
+        try
+        {
+            await RunSessionAsync(stopping);
+        }
+        finally
+        {
+            _metrics.SessionsActive.Add(-1);
+            var (status, reason) = _closeWith ?? (1000, "");
+            _log.LogInformation(
+                "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
+                _clientDescription, Stopwatch.GetElapsedTime(started).TotalSeconds, _bytesToPeer, _bytesToClient,
+                _lastTarget?.ToString() ?? "none", status, reason);
+        }
+    }
+
+    private async Task RunSessionAsync(CancellationToken stopping)
     {
         // Not linked to `stopping`: cancelling a pending receive aborts the WebSocket, and a stopping
         // server still owes its clients a close frame (1001).
@@ -145,24 +175,31 @@ internal sealed class SessionRunner
         switch (effect)
         {
             case Effect.Reply reply:
+                Observe(reply.Response);
                 _responseBuffer.ResetWrittenCount();
                 _responseWriter.Reset();
                 Codec.writeResponse(_responseWriter, reply.Response);
                 await _client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancel);
                 break;
             case Effect.ReplyBinary binary:
+                _bytesToClient += binary.Bytes.Length;
+                _metrics.Bytes.Add(binary.Bytes.Length, new KeyValuePair<string, object?>("direction", "to_client"));
                 await _client.SendAsync(binary.Bytes, WebSocketMessageType.Binary, true, cancel);
                 break;
             case Effect.Resolve resolve:
                 ConnectionOf(resolve.Generation).StartResolve(resolve.Host);
                 break;
             case Effect.Dial dial:
+                _lastTarget = dial.Endpoint;
                 ConnectionOf(dial.Generation).StartDial(dial.Endpoint);
                 break;
             case Effect.StartConnectTimer timer:
+                _connectStarted = Stopwatch.GetTimestamp();
                 ConnectionOf(timer.Generation).StartTimer(timer.Seconds);
                 break;
             case Effect.Write write:
+                _bytesToPeer += write.Bytes.Length;
+                _metrics.Bytes.Add(write.Bytes.Length, new KeyValuePair<string, object?>("direction", "to_peer"));
                 ConnectionOf(write.Generation).StartWrite(write.Bytes);
                 break;
             case Effect.CloseSocket close:
@@ -176,6 +213,31 @@ internal sealed class SessionRunner
                 break;
             default:
                 throw new InvalidOperationException($"the host does not know the effect {effect}");
+        }
+    }
+
+    /// <summary>Counts what a response says about the session: relayed bytes, and how connects end.</summary>
+    private void Observe(Response response)
+    {
+        string? outcome = response switch
+        {
+            Response.RecvData data => Count(data.Item.Length),
+            Response.Done { command: "connect" } => "0",
+            Response.ConnectFailed => "2",
+            Response.Forbidden => "4",
+            Response.SshFailed => "6",
+            _ => null,
+        };
+        if (outcome is null) return;
+        _metrics.Connects.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+        _metrics.ConnectDuration.Record(Stopwatch.GetElapsedTime(_connectStarted).TotalSeconds);
+        if (outcome == "4") _metrics.PolicyRefusals.Add(1);
+
+        string? Count(int bytes)
+        {
+            _bytesToClient += bytes;
+            _metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_client"));
+            return null;
         }
     }
 
