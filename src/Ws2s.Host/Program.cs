@@ -2,11 +2,24 @@ using System.Reflection;
 using Ws2s.Host;
 using Ws2s.Host.Configuration;
 
-// ws2sd [run] [--config PATH] [--key:path value …] | --version | --help
+// ws2sd [run] [--config PATH] [--key:path value …] | probe URL | --version | --help
 if (args.Contains("--version"))
 {
     Console.WriteLine($"ws2sd {typeof(Ws2sServer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]}");
     return 0;
+}
+if (args is ["probe", var url])
+{
+    // A health check for images without curl: exit 0 when the URL answers 2xx.
+    using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+    try
+    {
+        return (await http.GetAsync(url)).IsSuccessStatusCode ? 0 : 1;
+    }
+    catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+    {
+        return 1;
+    }
 }
 if (args.Contains("--help") || args.Contains("-h"))
 {
@@ -14,6 +27,7 @@ if (args.Contains("--help") || args.Contains("-h"))
         ws2sd: a WebSocket to TCP bridge (the ws2s protocol, and websockify at /websockify)
 
         usage: ws2sd [run] [--config PATH] [--log-format json] [--SECTION:KEY VALUE …]
+               ws2sd probe URL       exit 0 if URL answers 2xx (a health check, e.g. http://127.0.0.1:3614/readyz)
                ws2sd --version | --help
 
           run                 serve in the foreground (the default; stop with Ctrl+C or SIGTERM)

@@ -12,7 +12,9 @@ public sealed partial class ConfigTests
     public static TheoryData<string> ReadmeConfigs()
     {
         var readme = File.ReadAllText(Path.Combine(Repository.Root, "README.md"));
-        var section = readme[readme.IndexOf("## Configuration", StringComparison.Ordinal)..];
+        var start = readme.IndexOf("## Configuration", StringComparison.Ordinal);
+        var end = readme.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
+        var section = readme[start..(end < 0 ? readme.Length : end)];
         var data = new TheoryData<string>();
         foreach (Match m in JsonBlock().Matches(section)) data.Add(m.Groups[1].Value);
         return data;
