@@ -57,13 +57,6 @@ public sealed class ScaleOutTests
         }
     }
 
-    private static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
     [SkippableFact]
     public async Task Behind_HAProxy_sessions_spread_and_a_stopped_instance_hands_its_clients_to_the_other()
     {
@@ -73,7 +66,7 @@ public sealed class ScaleOutTests
         using var echo = Peer.Echo();
         await using var first = await Instance.StartAsync(directory, "first");
         await using var second = await Instance.StartAsync(directory, "second");
-        var front = FreePort();
+        var front = RedisServer.FreePort();
 
         // The shipped configuration, pointed at this test's ports.
         var config = (await File.ReadAllTextAsync(Path.Combine(Repository.Root, "deploy", "haproxy.cfg")))
@@ -89,7 +82,7 @@ public sealed class ScaleOutTests
         try
         {
             var entry = new Uri($"ws://127.0.0.1:{front}/");
-            await WaitUntilListeningAsync(front);
+            await RedisServer.WaitUntilListeningAsync(front);
             var clients = new List<WsClient>();
             for (var i = 0; i < 10; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
 
@@ -132,25 +125,6 @@ public sealed class ScaleOutTests
             haproxy.Kill();
             await haproxy.WaitForExitAsync();
             Directory.Delete(directory, recursive: true);
-        }
-    }
-
-    /// <summary>Waits (with a deadline) until something accepts TCP connections on the port.</summary>
-    private static async Task WaitUntilListeningAsync(int port)
-    {
-        var deadline = DateTime.UtcNow + WsClient.Patience;
-        while (true)
-        {
-            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            try
-            {
-                await probe.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-                return;
-            }
-            catch (SocketException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
         }
     }
 

@@ -1,0 +1,141 @@
+// The conversations with a real ws2s server (and real echo and Redis servers) that both runners
+// use: node --test (test/live.test.js) and headless Chromium (the host's browser tests).
+// env: { WS2S, Ws2sError, RedisError, url, echoPort, redisPort, refusedPort, options }
+
+const text = (bytes) => new TextDecoder().decode(bytes);
+
+async function readExactly(socket, length) {
+  const parts = [];
+  let total = 0;
+  while (total < length) {
+    const chunk = await socket.read();
+    if (chunk === null) throw new Error(`the peer closed after ${total} of ${length} bytes`);
+    parts.push(chunk);
+    total += chunk.length;
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) { all.set(part, at); at += part.length; }
+  return all;
+}
+
+function withTimeout(promise, what, ms = 15000) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export const cases = [
+  {
+    name: "the ws2s.js 2.1.4 callback socket: onReady, connect, onOpen, send, onRecv, close, onClose",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const socket = ws2s.newSocket();
+      const events = [];
+      await withTimeout(new Promise((resolve, reject) => {
+        socket.onReady = () => { events.push("ready"); socket.connect("127.0.0.1", env.echoPort); };
+        socket.onOpen = () => { events.push("open"); socket.send("hello, "); socket.sendb(new TextEncoder().encode("bytes")); };
+        let received = "";
+        socket.onRecv = (data) => {
+          assert.ok(data instanceof Uint8Array);
+          received += text(data);
+          if (received === "hello, bytes") { events.push("recv"); socket.close(); }
+        };
+        socket.onClose = () => { events.push("close"); resolve(); };
+        socket.onError = reject;
+      }), "callback socket");
+      assert.deepEqual(events, ["ready", "open", "recv", "close"]);
+    },
+  },
+  {
+    name: "promise API in JSON mode: write text and bytes, read them back",
+    async run(env, assert) {
+      const socket = await new env.WS2S(env.url, env.options).connect({ host: "127.0.0.1", port: env.echoPort });
+      assert.equal(await socket.write("héllo"), "send done");
+      assert.equal(text(await readExactly(socket, 6)), "héllo");
+      assert.equal(await socket.write(new Uint8Array([0, 1, 255])), "sendb done");
+      assert.deepEqual([...(await readExactly(socket, 3))], [0, 1, 255]);
+      await socket.close();
+    },
+  },
+  {
+    name: "binary mode: 256 KiB out as binary frames and back, by async iteration",
+    async run(env, assert) {
+      const socket = await new env.WS2S(env.url, env.options).connect({ host: "127.0.0.1", port: env.echoPort, binary: true });
+      const payload = new Uint8Array(256 * 1024).map((_, i) => (i * 31) & 0xff);
+      await socket.write(payload);
+      const back = new Uint8Array(payload.length);
+      let at = 0;
+      for await (const chunk of socket) {
+        back.set(chunk, at);
+        at += chunk.length;
+        if (at === payload.length) break;
+      }
+      assert.deepEqual(back, payload);
+      await socket.close();
+    },
+  },
+  {
+    name: "half-close: shutdown, then read until the peer closes",
+    async run(env, assert) {
+      const socket = await new env.WS2S(env.url, env.options).connect({ host: "127.0.0.1", port: env.echoPort });
+      await socket.write("request");
+      assert.equal(await socket.shutdown(), "shutdown done");
+      let all = "";
+      for await (const chunk of socket) all += text(chunk);
+      assert.equal(all, "request");
+      await assert.rejects(socket.write("too late"), (e) => e.code === 3);
+    },
+  },
+  {
+    name: "errors are typed and carry the server's code",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      await assert.rejects(ws2s.connect({ host: "127.0.0.1", port: env.refusedPort }),
+        (e) => e instanceof env.Ws2sError && e.code === 2 && e.message === "connection refused");
+      await assert.rejects(ws2s.connect({ host: "no-such-host.invalid", port: 80 }),
+        (e) => e.code === 2 && e.message === "host not found: no-such-host.invalid");
+      await assert.rejects(ws2s.connect({ host: "127.0.0.1", port: 0 }),
+        (e) => e.code === 7 && e.message === "bad request: port must be an integer 1-65535");
+    },
+  },
+  {
+    name: "Redis through the promise API: strings, integers, lists, hashes, nil and errors",
+    async run(env, assert) {
+      const redis = await new env.WS2S(env.url, env.options).redis({ host: "127.0.0.1", port: env.redisPort });
+      const key = `ws2s-test-${Math.random().toString(36).slice(2)}`;
+      assert.equal(await redis.command("SET", key, "héllo wörld"), "OK");
+      assert.equal(await redis.request(`GET ${key}`), "héllo wörld");
+      assert.equal(await redis.command("GET", `${key}-missing`), null);
+      assert.equal(await redis.command("INCR", `${key}-n`), 1);
+      assert.equal(await redis.command("INCRBY", `${key}-n`, 41), 42);
+      assert.equal(await redis.command("LPUSH", `${key}-l`, "a", "b", "c"), 3);
+      assert.deepEqual(await redis.request(`LRANGE ${key}-l 0 -1`), ["c", "b", "a"]);
+      await redis.command("HSET", `${key}-h`, "f1", "v1", "f2", "v2");
+      assert.deepEqual(await redis.command("HGETALL", `${key}-h`), ["f1", "v1", "f2", "v2"]);
+      await assert.rejects(redis.command("INCR", key), (e) => e instanceof env.RedisError && e.message.startsWith("ERR"));
+      const big = "x".repeat(200_000); // a reply spanning many reads and messages
+      await redis.command("SET", `${key}-big`, big);
+      assert.equal((await redis.command("GET", `${key}-big`)).length, big.length);
+      await redis.command("DEL", key, `${key}-n`, `${key}-l`, `${key}-h`, `${key}-big`);
+      await redis.close();
+    },
+  },
+  {
+    name: "the ws2s.js 2.1.4 Redis client: newRedisCient, request, onResponse, onError",
+    async run(env, assert) {
+      const client = new env.WS2S(env.url, env.options).newRedisCient("127.0.0.1", env.redisPort);
+      const replies = [];
+      const errors = [];
+      await withTimeout(new Promise((resolve) => {
+        client.onReady = () => client.request("set ws2s-legacy \"two words\"\nget ws2s-legacy\nincr ws2s-legacy");
+        client.onResponse = (reply) => replies.push(reply);
+        client.onError = (error) => { errors.push(error); resolve(); };
+      }), "legacy redis client");
+      client.close();
+      assert.deepEqual(replies, ["OK", "two words"]);
+      assert.equal(errors.length, 1);
+      assert.match(String(errors[0]), /ERR/);
+    },
+  },
+];

@@ -1,0 +1,56 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { RespParser, RedisError, encodeCommand, splitCommandLine } from "../resp.js";
+
+const stream = "+OK\r\n-ERR wrong type\r\n:42\r\n$4\r\nhé!\r\n$-1\r\n*0\r\n*-1\r\n" +
+  "*3\r\n$3\r\nfoo\r\n:7\r\n*2\r\n$0\r\n\r\n$-1\r\n";
+const bytes = new TextEncoder().encode(stream);
+const expected = ["OK", { error: "ERR wrong type" }, 42, "hé!", null, [], null, ["foo", 7, ["", null]]];
+
+/** Error replies compared by class and message (Error objects carry stacks). */
+const plain = (v) => (v instanceof RedisError ? { error: v.message } : Array.isArray(v) ? v.map(plain) : v);
+
+function parseInPieces(cuts) {
+  const parser = new RespParser();
+  const replies = [];
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    replies.push(...parser.feed(bytes.subarray(at, cut)));
+    at = cut;
+  }
+  return replies.map(plain);
+}
+
+test("every reply type parses, including nested arrays, nulls and errors", () => {
+  assert.deepEqual(parseInPieces([]), expected);
+});
+
+test("fed one byte at a time, the parser gives the same replies", () => {
+  assert.deepEqual(parseInPieces([...Array(bytes.length).keys()].slice(1)), expected);
+});
+
+test("split at random places (1000 ways), the parser gives the same replies", () => {
+  let seed = 20261126;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let run = 0; run < 1000; run++) {
+    const cuts = [...new Set(Array.from({ length: 1 + Math.floor(random() * 10) }, () => 1 + Math.floor(random() * (bytes.length - 1))))]
+      .sort((a, b) => a - b);
+    assert.deepEqual(parseInPieces(cuts), expected, `cuts ${cuts}`);
+  }
+});
+
+test("a multi-byte character split across chunks is not mangled", () => {
+  const parser = new RespParser();
+  const reply = new TextEncoder().encode("$4\r\n✓!\r\n");
+  assert.deepEqual([...parser.feed(reply.subarray(0, 6)), ...parser.feed(reply.subarray(6))], ["✓!"]);
+});
+
+test("commands encode as RESP arrays with byte lengths", () => {
+  assert.equal(encodeCommand(["SET", "k", "héllo"]), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\nhéllo\r\n");
+});
+
+test("command lines split like redis-cli: quotes group, escapes in double quotes", () => {
+  assert.deepEqual(splitCommandLine(`set "a key" 'it''s'  "line\\nbreak"`), ["set", "a key", "its", "line\nbreak"]);
+  assert.deepEqual(splitCommandLine(`get ""`), ["get", ""]);
+  assert.throws(() => splitCommandLine(`get "open`));
+});

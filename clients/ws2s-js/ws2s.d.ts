@@ -1,0 +1,92 @@
+// Types for ws2s.js 3 (see ws2s.js).
+
+export class Ws2sError extends Error {
+  /** The ws2s code: 2 connect failed, 3 no connection, 4 refused by policy, 5 closed, 6 ssh, 7 bad request. */
+  readonly code: number;
+  constructor(code: number, message: string);
+}
+
+export class RedisError extends Error {}
+
+export type RedisReply = string | number | null | RedisReply[];
+
+export interface SshOptions {
+  host: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  private_key?: string;
+  private_key_password?: string;
+}
+
+export interface Target {
+  host: string;
+  port: number;
+  /** Peer bytes as binary frames, writes as binary frames (needs ws2s for .NET). */
+  binary?: boolean;
+  ssh?: SshOptions;
+}
+
+export interface WS2SOptions {
+  /** A WebSocket constructor, where there is no global one. */
+  WebSocket?: typeof WebSocket;
+  /** An access token, sent as the `token.<token>` subprotocol. */
+  token?: string;
+  /** Reopen callback sockets that close unexpectedly, with exponential backoff. */
+  reconnect?: { retries?: number; minDelayMs?: number; maxDelayMs?: number };
+}
+
+/** The ws2s.js 2.1.4 socket. */
+export interface CallbackSocket {
+  onReady: () => void;
+  onOpen: () => void;
+  onRecv: (data: Uint8Array) => void;
+  onClose: () => void;
+  onError: (error: unknown) => void;
+  connect(host: string, port: number, ssh_host?: string, ssh_port?: number, ssh_username?: string, ssh_password?: string,
+    ssh_private_key?: string, ssh_private_key_password?: string): void;
+  send(data: string): void;
+  sendb(data: Uint8Array): void;
+  close(): void;
+}
+
+/** The ws2s.js 2.1.4 Redis client. */
+export interface CallbackRedisClient {
+  onReady: () => void;
+  onResponse: (reply: RedisReply) => void;
+  onError: (error: unknown) => void;
+  request(command: string): void;
+  close(): void;
+}
+
+export class Ws2sSocket implements AsyncIterable<Uint8Array> {
+  request(request: object): Promise<string>;
+  write(data: string | Uint8Array): Promise<string>;
+  read(): Promise<Uint8Array | null>;
+  shutdown(): Promise<string>;
+  close(): Promise<void>;
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+}
+
+export class RedisConnection {
+  command(...words: (string | number)[]): Promise<RedisReply>;
+  request(line: string): Promise<RedisReply>;
+  close(): Promise<void>;
+}
+
+export class WS2S {
+  constructor(url: string, options?: WS2SOptions);
+  newSocket(): CallbackSocket;
+  newRedisCient(host: string, port: number, auth?: string, ssh_host?: string, ssh_port?: number, ssh_username?: string,
+    ssh_password?: string, ssh_private_key?: string, ssh_private_key_password?: string): CallbackRedisClient;
+  newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
+  connect(target: Target): Promise<Ws2sSocket>;
+  redis(target: { host: string; port: number; password?: string; ssh?: SshOptions }): Promise<RedisConnection>;
+}
+
+export class RespParser {
+  feed(bytes: Uint8Array): (RedisReply | RedisError)[];
+}
+
+export function encodeCommand(words: (string | number)[]): string;
+export function splitCommandLine(line: string): string[];

@@ -1,0 +1,314 @@
+// ws2s.js 3: the browser (and Node >= 20) client for ws2s, a WebSocket server that gives
+// JavaScript real TCP sockets. Drop-in for ws2s.js 2.1.4 (new WS2S(url).newSocket(),
+// newRedisCient), plus a promise API, binary mode, typed errors and reconnection.
+
+import { RespParser, RedisError, encodeCommand, splitCommandLine } from "./resp.js";
+
+export { RespParser, RedisError, encodeCommand, splitCommandLine };
+
+/** An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused, 5 closed, 6 ssh, 7 bad request). */
+export class Ws2sError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "Ws2sError";
+    this.code = code;
+  }
+}
+
+const PING_INTERVAL_MS = 50 * 1000;
+const encoder = new TextEncoder();
+
+function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** The connect request, with the SSH fields only when given (as ws2s.js 2.1.4 sends them). */
+function connectRequest({ host, port, binary, ssh }) {
+  const request = { command: "connect", host, port };
+  if (binary) request.binary = true;
+  for (const [key, value] of Object.entries(ssh ?? {})) if (value !== undefined && value !== null) request[`ssh_${key}`] = value;
+  return request;
+}
+
+export class WS2S {
+  /**
+   * @param {string} url ws:// or wss:// address of the ws2s server
+   * @param {object} [options] { WebSocket (a constructor, for Node without a global one), token,
+   *   reconnect: { retries, minDelayMs, maxDelayMs } for the callback sockets }
+   */
+  constructor(url, options = {}) {
+    this.ws2sServerAddress = url;
+    this.options = options;
+  }
+
+  #openWebSocket() {
+    const Impl = this.options.WebSocket ?? globalThis.WebSocket;
+    if (!Impl) throw new Error("no WebSocket: pass { WebSocket } (Node 20: run with --experimental-websocket or use the ws package)");
+    const protocols = this.options.token ? ["ws2s", `token.${this.options.token}`] : undefined;
+    const ws = protocols ? new Impl(this.ws2sServerAddress, protocols) : new Impl(this.ws2sServerAddress);
+    ws.binaryType = "arraybuffer";
+    return ws;
+  }
+
+  /** The ws2s.js 2.1.4 socket: callbacks onReady, onOpen, onRecv(Uint8Array), onClose, onError. */
+  newSocket() {
+    const socket = {
+      onReady: () => {},
+      onOpen: () => {},
+      onRecv: () => {},
+      onClose: () => {},
+      onError: () => {},
+      connect: (host, port, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password) =>
+        send(connectRequest({ host, port, ssh: { host: ssh_host, port: ssh_port, username: ssh_username, password: ssh_password,
+          private_key: ssh_private_key, private_key_password: ssh_private_key_password } })),
+      send: (data) => send({ command: "send", data }),
+      sendb: (bytes) => send({ command: "sendb", data: toBase64(bytes instanceof Uint8Array ? bytes : encoder.encode(bytes)) }),
+      close: () => { closedByUser = true; send({ command: "close" }); },
+    };
+    const reconnect = this.options.reconnect;
+    let ws;
+    let ping;
+    let attempts = 0;
+    let closedByUser = false;
+    const send = (request) => ws.send(JSON.stringify(request));
+    const open = () => {
+      ws = this.#openWebSocket();
+      ping = setInterval(() => ws.readyState === 1 && send({ command: "ping" }), PING_INTERVAL_MS);
+      ws.onopen = () => { attempts = 0; socket.onReady(); };
+      ws.onerror = (error) => socket.onError(error);
+      ws.onclose = () => {
+        clearInterval(ping);
+        socket.onClose();
+        if (reconnect && !closedByUser && attempts < (reconnect.retries ?? Infinity)) {
+          const delay = Math.min(reconnect.maxDelayMs ?? 10000, (reconnect.minDelayMs ?? 500) * 2 ** attempts++);
+          setTimeout(open, delay);
+        }
+      };
+      ws.onmessage = (event) => {
+        if (typeof event.data !== "string") return socket.onRecv(new Uint8Array(event.data));
+        const response = JSON.parse(event.data);
+        if (response.code < 0) return socket.onRecv(fromBase64(response.data));
+        if (response.code === 0) {
+          if (response.message === "connect done") socket.onOpen();
+          if (response.message === "close done") ws.close();
+          return;
+        }
+        if (response.code === 5 || response.code === 3) { ws.close(); return; }
+        socket.onError(response);
+      };
+    };
+    open();
+    return socket;
+  }
+
+  /** The ws2s.js 2.1.4 Redis client (its spelling): request("get name"), onReady, onResponse, onError. */
+  newRedisCient(host, port, auth, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password) {
+    const client = { onReady: () => {}, onResponse: () => {}, onError: () => {} };
+    let socket;
+    let parser;
+    const init = () => {
+      parser = new RespParser();
+      socket = this.newSocket();
+      socket.onReady = () => socket.connect(host, port, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password);
+      socket.onOpen = () => {
+        if (auth) client.request(`auth ${auth}`);
+        client.onReady();
+      };
+      socket.onRecv = (bytes) => {
+        for (const reply of parser.feed(bytes)) {
+          if (reply instanceof RedisError) client.onError(reply.message);
+          else client.onResponse(reply);
+        }
+      };
+      socket.onClose = () => { if (!closed) setTimeout(init, 1000); };
+      socket.onError = (error) => client.onError(error);
+    };
+    let closed = false;
+    client.request = (line) => {
+      const commands = line.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+      socket.send(commands.map((l) => encodeCommand(splitCommandLine(l))).join(""));
+    };
+    client.close = () => { closed = true; socket.close(); };
+    init();
+    return client;
+  }
+
+  newRedisClient(...args) {
+    return this.newRedisCient(...args);
+  }
+
+  /**
+   * Opens a session and connects it: resolves to a Ws2sSocket once the server says `connect done`,
+   * rejects with a Ws2sError (its code and message) if it cannot.
+   * @param {{host: string, port: number, binary?: boolean, ssh?: object}} target
+   */
+  async connect(target) {
+    const ws = this.#openWebSocket();
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = () => reject(new Error(`cannot open ${this.ws2sServerAddress}`));
+    });
+    const socket = new Ws2sSocket(ws, Boolean(target.binary));
+    try {
+      await socket.request(connectRequest(target));
+    } catch (error) {
+      ws.close();
+      throw error;
+    }
+    return socket;
+  }
+
+  /** Connects to a Redis server (binary mode) and authenticates if a password is given. */
+  async redis({ host, port, password, ssh }) {
+    const connection = new RedisConnection(await this.connect({ host, port, binary: true, ssh }));
+    if (password) await connection.command("AUTH", password);
+    return connection;
+  }
+}
+
+/** A connected ws2s session with promises: write, read (or for await), shutdown, close. */
+export class Ws2sSocket {
+  #ws;
+  #binary;
+  #answers = [];
+  #chunks = [];
+  #readers = [];
+  #ended = false;
+  #ending = null;
+
+  constructor(ws, binary) {
+    this.#ws = ws;
+    this.#binary = binary;
+    const ping = setInterval(() => ws.readyState === 1 && ws.send('{"command":"ping"}'), PING_INTERVAL_MS);
+    ws.onmessage = (event) => this.#message(event.data);
+    ws.onclose = () => {
+      clearInterval(ping);
+      this.#end(new Ws2sError(5, "the ws2s session closed"));
+      for (const answer of this.#answers.splice(0)) answer.reject(new Ws2sError(3, "the ws2s session closed"));
+    };
+  }
+
+  #message(data) {
+    if (typeof data !== "string") return this.#deliver(new Uint8Array(data));
+    const response = JSON.parse(data);
+    if (response.code === -1) return this.#deliver(fromBase64(response.data));
+    if (response.code === 5) {
+      // The peer closed: the stream ends once its bytes are read, and (as ws2s.js 2.1.4 does) the session closes.
+      this.#end(null);
+      this.#ws.close();
+      return;
+    }
+    const answer = this.#answers.shift();
+    if (!answer) return;
+    if (response.code === 0) answer.resolve(response.message);
+    else answer.reject(new Ws2sError(response.code, response.message));
+  }
+
+  #deliver(chunk) {
+    const reader = this.#readers.shift();
+    if (reader) reader.resolve(chunk);
+    else this.#chunks.push(chunk);
+  }
+
+  #end(error) {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#ending = error;
+    for (const reader of this.#readers.splice(0)) reader.resolve(null);
+  }
+
+  /** Sends a request and resolves with the server's answer (its message), or rejects with a Ws2sError. */
+  request(request) {
+    return new Promise((resolve, reject) => {
+      this.#answers.push({ resolve, reject });
+      this.#ws.send(JSON.stringify(request));
+    });
+  }
+
+  /** Writes bytes or text to the peer. In binary mode, bytes go as one binary frame (no answer to wait for). */
+  async write(data) {
+    if (this.#ended) throw new Ws2sError(3, "illegal socket status, please connect again");
+    if (typeof data === "string") return this.request({ command: "send", data });
+    if (this.#binary) {
+      this.#ws.send(data);
+      return "sent";
+    }
+    return this.request({ command: "sendb", data: toBase64(data) });
+  }
+
+  /** The next chunk of bytes from the peer, or null once it has closed. */
+  read() {
+    if (this.#chunks.length > 0) return Promise.resolve(this.#chunks.shift());
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve) => this.#readers.push({ resolve }));
+  }
+
+  async *[Symbol.asyncIterator]() {
+    for (let chunk = await this.read(); chunk !== null; chunk = await this.read()) yield chunk;
+  }
+
+  /** Half-close: FIN to the peer; reading goes on until it closes. */
+  shutdown() {
+    return this.request({ command: "shutdown" });
+  }
+
+  /** Closes the connection and the session. */
+  async close() {
+    if (this.#ws.readyState === 1) {
+      try { await this.request({ command: "close" }); } catch { /* already gone */ }
+      this.#ws.close();
+    }
+    this.#end(null);
+  }
+}
+
+/** Redis over a ws2s socket: command(...words) and request("get name") resolve with the parsed reply. */
+export class RedisConnection {
+  #socket;
+  #parser = new RespParser();
+  #pending = [];
+
+  constructor(socket) {
+    this.#socket = socket;
+    this.#pump();
+  }
+
+  async #pump() {
+    for await (const chunk of this.#socket) {
+      for (const reply of this.#parser.feed(chunk)) {
+        const pending = this.#pending.shift();
+        if (!pending) continue;
+        if (reply instanceof RedisError) pending.reject(reply);
+        else pending.resolve(reply);
+      }
+    }
+    for (const pending of this.#pending.splice(0)) pending.reject(new Ws2sError(5, "connection closed by peer"));
+  }
+
+  command(...words) {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ resolve, reject });
+      this.#socket.write(encoder.encode(encodeCommand(words))).catch((error) => {
+        this.#pending.splice(this.#pending.findIndex((p) => p.resolve === resolve), 1);
+        reject(error);
+      });
+    });
+  }
+
+  request(line) {
+    return this.command(...splitCommandLine(line));
+  }
+
+  close() {
+    return this.#socket.close();
+  }
+}
