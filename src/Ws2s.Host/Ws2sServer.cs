@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.FileProviders;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using Ws2s.Host.Configuration;
@@ -91,11 +92,16 @@ public static class Ws2sServer
             if (context.WebSockets.IsWebSocketRequest) return Ws2sEndpoint.ServeAsync(context, options);
             return managementPath && options.Management is not null ? UpgradeRequiredAsync(context) : next(context);
         });
+        // The web console at / (static files shipped beside the server, no CDN).
+        var console = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
+        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = console });
+        app.UseStaticFiles(new StaticFileOptions { FileProvider = console });
+        // What is neither a file nor a management endpoint is a WebSocket address opened by hand.
+        app.Use((context, next) => context.GetEndpoint() is null ? UpgradeRequiredAsync(context) : next(context));
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", (Readiness readiness) =>
             readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));
         app.MapPrometheusScrapingEndpoint("/metrics");
-        app.MapFallback(UpgradeRequiredAsync);
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             foreach (var url in ListeningUrls(app)) Console.WriteLine($"ws2s listening on {url} (config: {configPath})");

@@ -63,13 +63,18 @@ public sealed class SessionTests
     }
 
     [Fact]
-    public async Task A_plain_HTTP_request_gets_426_and_words_saying_what_the_endpoint_is()
+    public async Task A_plain_HTTP_request_gets_the_console_at_the_root_and_426_elsewhere()
     {
         await using var host = await Ws2sHost.StartAsync();
         using var http = new HttpClient();
-        var response = await http.GetAsync(new UriBuilder(host.Url) { Scheme = "http" }.Uri);
-        Assert.Equal(426, (int)response.StatusCode);
-        Assert.Contains("WebSocket", await response.Content.ReadAsStringAsync());
+        var root = await http.GetAsync(new UriBuilder(host.Url) { Scheme = "http" }.Uri);
+        Assert.Equal(200, (int)root.StatusCode);
+        Assert.Contains("<title>ws2s console</title>", await root.Content.ReadAsStringAsync());
+        var library = await http.GetAsync(new UriBuilder(new Uri(host.Url, "/lib/ws2s.js")) { Scheme = "http" }.Uri);
+        Assert.Equal(await File.ReadAllTextAsync(Path.Combine(Repository.Root, "clients", "ws2s-js", "ws2s.js")), await library.Content.ReadAsStringAsync());
+        var elsewhere = await http.GetAsync(new UriBuilder(new Uri(host.Url, "/nothing-here")) { Scheme = "http" }.Uri);
+        Assert.Equal(426, (int)elsewhere.StatusCode);
+        Assert.Contains("WebSocket", await elsewhere.Content.ReadAsStringAsync());
     }
 
     [Fact]

@@ -1,0 +1,183 @@
+// The ws2s web console: a socket tab and a Redis tab, built on ws2s.js (served beside it as lib/).
+import { WS2S, Ws2sError, RedisError } from "./lib/ws2s.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const serverUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
+const ws2s = new WS2S(serverUrl, params.has("token") ? { token: params.get("token") } : {});
+$("server").textContent = `server ${serverUrl}`;
+
+// Tabs.
+for (const tab of document.querySelectorAll("[role=tab]")) {
+  tab.addEventListener("click", () => {
+    for (const other of document.querySelectorAll("[role=tab]")) {
+      other.setAttribute("aria-selected", String(other === tab));
+      $(other.dataset.panel).hidden = other !== tab;
+    }
+  });
+}
+
+const time = () => new Date().toLocaleTimeString([], { hour12: false }) + "." + String(new Date().getMilliseconds()).padStart(3, "0");
+
+function logLine(list, className, content) {
+  const item = document.createElement("li");
+  item.className = className;
+  const stamp = document.createElement("time");
+  stamp.textContent = time();
+  item.append(stamp, content);
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+  return item;
+}
+
+/** An error in plain words: what ws2s said, with its code, or what the browser said. */
+function explain(error) {
+  if (error instanceof Ws2sError) {
+    const what = { 2: "Could not connect", 3: "Not connected", 4: "Refused by the server's policy", 5: "Connection closed",
+      6: "SSH tunnel failed", 7: "Bad request" }[error.code] ?? "Error";
+    return `${what}: ${error.message} (code ${error.code})`;
+  }
+  if (error instanceof RedisError) return error.message;
+  return error?.message ?? String(error);
+}
+
+function setStatus(element, text, kind = "") {
+  element.textContent = text;
+  element.className = `status ${kind}`;
+}
+
+// ---- Socket tab -------------------------------------------------------------------------------
+
+let socket = null;
+const decoder = new TextDecoder();
+const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+const show = (bytes) => ($("socket-mode").value === "hex" ? hex(bytes) : decoder.decode(bytes));
+
+function socketConnected(connected) {
+  for (const id of ["socket-input", "socket-send", "socket-close"]) $(id).disabled = !connected;
+  $("socket-connect").disabled = connected;
+}
+
+$("socket-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const host = $("socket-host").value.trim();
+  const port = Number($("socket-port").value);
+  setStatus($("socket-status"), `Connecting to ${host}:${port}…`);
+  $("socket-connect").disabled = true;
+  try {
+    socket = await ws2s.connect({ host, port, binary: true });
+  } catch (error) {
+    setStatus($("socket-status"), explain(error), "error");
+    logLine($("socket-log"), "error", explain(error));
+    $("socket-connect").disabled = false;
+    return;
+  }
+  setStatus($("socket-status"), `Connected to ${host}:${port}.`, "ok");
+  logLine($("socket-log"), "note", `connected to ${host}:${port}`);
+  socketConnected(true);
+  const current = socket;
+  for await (const chunk of current) logLine($("socket-log"), "received", show(chunk));
+  if (socket === current) {
+    setStatus($("socket-status"), "The peer closed the connection.", "");
+    logLine($("socket-log"), "note", "connection closed by peer");
+    socket = null;
+    socketConnected(false);
+  }
+});
+
+$("socket-close").addEventListener("click", async () => {
+  const closing = socket;
+  socket = null;
+  socketConnected(false);
+  await closing?.close();
+  setStatus($("socket-status"), "Closed.");
+  logLine($("socket-log"), "note", "closed");
+});
+
+$("socket-send-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("socket-input").value;
+  let bytes;
+  if ($("socket-mode").value === "hex") {
+    const digits = input.replace(/[^0-9a-f]/gi, "");
+    if (digits.length % 2 !== 0) return setStatus($("socket-status"), "Hex needs two digits per byte.", "error");
+    bytes = new Uint8Array(digits.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
+  } else {
+    bytes = new TextEncoder().encode(input + ($("socket-newline").checked ? "\r\n" : ""));
+  }
+  try {
+    await socket.write(bytes);
+    logLine($("socket-log"), "sent", show(bytes));
+    $("socket-input").value = "";
+  } catch (error) {
+    setStatus($("socket-status"), explain(error), "error");
+  }
+});
+
+// ---- Redis tab --------------------------------------------------------------------------------
+
+let redis = null;
+const history = [];
+let historyAt = 0;
+
+/** A reply as nested elements: strings quoted, integers marked, arrays as lists, nil and errors distinct. */
+function render(reply) {
+  const span = (className, text) => Object.assign(document.createElement("span"), { className, textContent: text });
+  if (reply instanceof RedisError) return span("error", `(error) ${reply.message}`);
+  if (reply === null) return span("nil", "(nil)");
+  if (typeof reply === "number") return span("int", `(integer) ${reply}`);
+  if (Array.isArray(reply)) {
+    if (reply.length === 0) return span("nil", "(empty array)");
+    const list = document.createElement("ol");
+    for (const item of reply) {
+      const li = document.createElement("li");
+      li.append(render(item));
+      list.append(li);
+    }
+    return list;
+  }
+  return span("str", reply);
+}
+
+$("redis-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const host = $("redis-host").value.trim();
+  const port = Number($("redis-port").value);
+  setStatus($("redis-status"), `Connecting to Redis at ${host}:${port}…`);
+  try {
+    await redis?.close();
+    redis = await ws2s.redis({ host, port, password: $("redis-password").value || undefined });
+  } catch (error) {
+    redis = null;
+    setStatus($("redis-status"), explain(error), "error");
+    return;
+  }
+  setStatus($("redis-status"), `Connected to Redis at ${host}:${port}.`, "ok");
+  $("redis-command").disabled = $("redis-run").disabled = false;
+  $("redis-command").focus();
+});
+
+$("redis-command-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const line = $("redis-command").value.trim();
+  if (!line) return;
+  history.push(line);
+  historyAt = history.length;
+  $("redis-command").value = "";
+  const entry = document.createElement("div");
+  entry.className = "reply";
+  entry.append(Object.assign(document.createElement("div"), { className: "cmd", textContent: `> ${line}` }));
+  logLine($("redis-output"), "", entry);
+  try {
+    entry.append(render(await redis.request(line)));
+  } catch (error) {
+    entry.append(Object.assign(document.createElement("span"), { className: "error", textContent: error instanceof RedisError ? `(error) ${error.message}` : explain(error) }));
+  }
+});
+
+$("redis-command").addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  event.preventDefault();
+  historyAt = Math.max(0, Math.min(history.length, historyAt + (event.key === "ArrowUp" ? -1 : 1)));
+  $("redis-command").value = history[historyAt] ?? "";
+});

@@ -1,0 +1,168 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Playwright;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// The web console and ws2s.js in a real browser: Debian's Chromium, headless, driven by Playwright,
+/// against this server, a real Redis and a real echo peer. Screenshots go to TestResults/screenshots.
+/// </summary>
+[Collection(nameof(BrowserTests))]
+public sealed class BrowserTests : IAsyncLifetime
+{
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+
+    private static string Screenshots => Directory.CreateDirectory(Path.Combine(Repository.Root, "TestResults", "screenshots")).FullName;
+
+    public async Task InitializeAsync()
+    {
+        Requirements.Need("/usr/bin/chromium", "chromium");
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            // As root, without a sandbox; and no traffic of its own beyond the pages under test.
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser is not null) await _browser.DisposeAsync();
+        _playwright?.Dispose();
+    }
+
+    private static Task<Ws2sHost> StartHostAsync() =>
+        Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true}""");
+
+    private static Uri Page(Ws2sHost host) => new UriBuilder(host.Url) { Scheme = "http" }.Uri;
+
+    [SkippableFact]
+    public async Task The_Redis_tab_runs_commands_and_shows_each_reply_by_its_type()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+
+        await page.ClickAsync("#tab-redis");
+        await page.FillAsync("#redis-port", redis.Port.ToString());
+        await page.ClickAsync("#redis-connect");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+
+        async Task<ILocator> Run(string command)
+        {
+            var entries = page.Locator("#redis-output li.reply, #redis-output > li");
+            var before = await entries.CountAsync();
+            await page.FillAsync("#redis-command", command);
+            await page.PressAsync("#redis-command", "Enter");
+            var entry = page.Locator("#redis-output > li").Nth(before);
+            await Assertions.Expect(entry.Locator(".reply > :nth-child(2)")).ToBeVisibleAsync();
+            return entry.Locator(".reply > :nth-child(2)");
+        }
+
+        await Assertions.Expect(await Run("SET name \"ws2s for .NET\"")).ToHaveTextAsync("OK");
+        var get = await Run("GET name");
+        await Assertions.Expect(get).ToHaveTextAsync("ws2s for .NET");
+        await Assertions.Expect(get).ToHaveClassAsync("str");
+        await Assertions.Expect(await Run("INCR visits")).ToHaveTextAsync("(integer) 1");
+        await Assertions.Expect(await Run("LPUSH letters a b c")).ToHaveTextAsync("(integer) 3");
+        var range = await Run("LRANGE letters 0 -1");
+        await Assertions.Expect(range.Locator("> li")).ToHaveTextAsync(["c", "b", "a"]);
+        await Run("HSET user name ada lang fsharp");
+        var hash = await Run("HGETALL user");
+        await Assertions.Expect(hash.Locator("> li")).ToHaveTextAsync(["name", "ada", "lang", "fsharp"]);
+        await Assertions.Expect(await Run("GET nothing-here")).ToHaveTextAsync("(nil)");
+        var error = await Run("INCR name");
+        await Assertions.Expect(error).ToHaveClassAsync("error");
+        await Assertions.Expect(error).ToContainTextAsync("(error) ERR");
+        await Assertions.Expect(error).ToHaveCSSAsync("color", "rgb(198, 40, 40)");
+
+        // History: ↑ brings back the last command.
+        await page.PressAsync("#redis-command", "ArrowUp");
+        await Assertions.Expect(page.Locator("#redis-command")).ToHaveValueAsync("INCR name");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "redis-tab.png"), FullPage = true });
+    }
+
+    [SkippableFact]
+    public async Task The_Socket_tab_sends_and_shows_what_comes_back_as_text_or_hex()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+
+        await page.FillAsync("#socket-port", echo.Port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{echo.Port}.");
+        await page.FillAsync("#socket-input", "hello, echo");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.sent")).ToContainTextAsync("hello, echo");
+        await Assertions.Expect(page.Locator("#socket-log li.received")).ToContainTextAsync("hello, echo");
+
+        await page.SelectOptionAsync("#socket-mode", "hex");
+        await page.FillAsync("#socket-input", "00 ff 41");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("00 ff 41");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "socket-tab.png"), FullPage = true });
+
+        await page.ClickAsync("#socket-close");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync("Closed.");
+    }
+
+    [SkippableFact]
+    public async Task A_refused_port_shows_a_readable_error()
+    {
+        using var refused = new RefusedPort();
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+        await page.FillAsync("#socket-port", refused.Port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync("Could not connect: connection refused (code 2)");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveClassAsync("status error");
+        await Assertions.Expect(page.Locator("#socket-connect")).ToBeEnabledAsync();
+    }
+
+    [SkippableFact]
+    public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var echo = Peer.Echo();
+        using var refused = new RefusedPort();
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync();
+        var console = new List<string>();
+        page.Console += (_, message) => console.Add(message.Text);
+        // Serve the client library from disk, from a loopback address as a developer's page would be
+        // (Chromium's local network access checks block a page it deems public from reaching 127.0.0.1).
+        var files = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        files.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var site = files.Build();
+        site.UseStaticFiles(new Microsoft.AspNetCore.Builder.StaticFileOptions
+        {
+            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.Combine(Repository.Root, "clients", "ws2s-js")),
+        });
+        await site.StartAsync();
+        var origin = site.Urls.First();
+        await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}");
+        await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
+        var results = await page.EvaluateAsync<Result[]>("() => window.results");
+        Assert.Equal(7, results.Length);
+        Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
+    }
+
+    public sealed class Result
+    {
+        public string Name { get; set; } = "";
+        public bool Ok { get; set; }
+        public string? Error { get; set; }
+    }
+}
+
+[CollectionDefinition(nameof(BrowserTests), DisableParallelization = true)]
+public sealed class BrowserTestsRunAlone;
