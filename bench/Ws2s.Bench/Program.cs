@@ -46,7 +46,7 @@ foreach (var (name, open) in paths)
     var one = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration);
     var sixteen = await Workloads.ThroughputAsync(open, 16, 16 * 1024, duration);
     var latency = await Workloads.LatencyAsync(open, 64, 5000);
-    var connects = await ChurnWorkloads.ConnectsAsync(open, 8, 5000);
+    var connects = await ChurnWorkloads.ConnectsAsync(open, 8, 3000);
     rows.Add(new Row(name, one, sixteen, latency.P50, latency.P99, connects));
 }
 

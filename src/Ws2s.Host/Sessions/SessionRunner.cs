@@ -259,21 +259,33 @@ internal sealed class SessionRunner
     /// </summary>
     private async Task ReadClientAsync(CancellationToken cancel)
     {
-        _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
             while (true)
             {
                 if (!_draining) await _mayReadClient.WaitAsync(cancel);
-                var (type, length) = await ReceiveMessageAsync(cancel);
-                if (type == WebSocketMessageType.Close)
+                // Wait for the next frame without a buffer (a zero-byte read), so an idle session pins none.
+                if ((await _client.ReceiveAsync(Memory<byte>.Empty, cancel)).MessageType == WebSocketMessageType.Close)
                 {
                     await PostAsync(Input.ClientGone, cancel);
                     return;
                 }
-                if (_draining) continue;
+                _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                var (type, length) = await ReceiveMessageAsync(cancel);
+                if (type == WebSocketMessageType.Close)
+                {
+                    ReturnFrame();
+                    await PostAsync(Input.ClientGone, cancel);
+                    return;
+                }
+                if (_draining)
+                {
+                    ReturnFrame();
+                    continue;
+                }
                 if (length > _maxMessageBytes)
                 {
+                    ReturnFrame();
                     _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
                     _draining = true;
                     await PostAsync(Input.ClientGone, cancel);
@@ -281,15 +293,17 @@ internal sealed class SessionRunner
                 }
                 if (type == WebSocketMessageType.Text)
                 {
-                    // The core parses text frames within the step and keeps nothing of them: lend the buffer.
+                    // The core parses text frames within the step and keeps nothing of them: the loop returns the buffer.
                     var frame = _frame;
-                    _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                    _frame = [];
                     await PostAsync(Input.NewClientText(new ReadOnlyMemory<byte>(frame, 0, length)), cancel);
                 }
                 else
                 {
                     // Binary frames may wait in the core's queue: give it its own copy.
-                    await PostAsync(Input.NewClientBinary(_frame.AsSpan(0, length).ToArray()), cancel);
+                    var copy = _frame.AsSpan(0, length).ToArray();
+                    ReturnFrame();
+                    await PostAsync(Input.NewClientBinary(copy), cancel);
                 }
             }
         }
@@ -300,12 +314,18 @@ internal sealed class SessionRunner
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(_frame);
+            ReturnFrame();
         }
     }
 
-    /// <summary>The client message being received (pooled; lent to the core for text frames).</summary>
+    /// <summary>The client message being received (pooled while a message arrives; lent to the core for text frames).</summary>
     private byte[] _frame = [];
+
+    private void ReturnFrame()
+    {
+        if (_frame.Length > 0) ArrayPool<byte>.Shared.Return(_frame);
+        _frame = [];
+    }
 
     /// <summary>
     /// Receives one whole message into <see cref="_frame"/> (growing it from the pool up to the
