@@ -145,20 +145,8 @@ public sealed class OperationsTests : IDisposable
         var config = Path.Combine(_directory, "config.json");
         await File.WriteAllTextAsync(config,
             """{"listen":{"host":"127.0.0.1","port":0},"tokens":["TOKEN"],"Logging":{"LogLevel":{"Default":"Debug","Microsoft":"Debug"}}}""".Replace("TOKEN", token));
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), "--config", config, "--log-format", "json" }) info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.BeginErrorReadLine();
-        Uri url;
-        while (true)
-        {
-            var line = await process.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException("the server exited");
-            output.Enqueue(line);
-            if (line.StartsWith("ws2s listening on ", StringComparison.Ordinal)) { url = new Uri(line["ws2s listening on ".Length..].Split(' ')[0]); break; }
-        }
-        var reading = Task.Run(async () => { while (await process.StandardOutput.ReadLineAsync() is { } l) output.Enqueue(l); });
+        await using var server = ServerProcess.Start(["--config", config, "--log-format", "json"]);
+        var url = await server.ListeningUrlAsync();
 
         await using (var client = await WsClient.ConnectAsync(new Uri(url, $"/path?token={token}")))
         {
@@ -167,17 +155,14 @@ public sealed class OperationsTests : IDisposable
         }
         Assert.Equal(401, await HandshakeStatusAsync(new Uri(url, "/?token=wrong-" + token), "http://localhost"));
 
-        var deadline = DateTime.UtcNow + WsClient.Patience;
-        while (!output.Any(l => l.Contains("ended after")) && DateTime.UtcNow < deadline) await Task.Delay(50);
-        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString()])) await kill.WaitForExitAsync();
-        await process.WaitForExitAsync();
-        await reading;
+        var sessionLine = await server.WaitForLineAsync(l => l.Contains("ended after"));
+        await server.TerminateAsync();
+        Assert.Equal(0, await server.ExitCodeAsync());
 
-        var sessionLine = output.Single(l => l.Contains("ended after"));
         using var json = JsonDocument.Parse(sessionLine);
         Assert.Equal("Ws2s.Session", json.RootElement.GetProperty("Category").GetString());
         Assert.Contains("/path", json.RootElement.GetProperty("Message").GetString());
-        Assert.DoesNotContain(output, l => l.Contains(token));
+        Assert.DoesNotContain(server.Output, l => l.Contains(token));
     }
 
     [Fact]
@@ -198,6 +183,7 @@ public sealed class OperationsTests : IDisposable
         Assert.Equal(0, ws2sd.ExitCode);
     }
 
+    /// <summary>Runs a command to its end; fails the test with its output if it fails.</summary>
     private static async Task<int> RunAsync(string file, params string[] args)
     {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };

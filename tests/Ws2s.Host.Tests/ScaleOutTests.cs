@@ -14,47 +14,24 @@ namespace Ws2s.Host.Tests;
 [Collection(nameof(OperationsTests))]
 public sealed class ScaleOutTests
 {
-    private sealed class Instance : IAsyncDisposable
+    /// <summary>One ws2s instance with a management port, allowed to reach the loopback echo peer.</summary>
+    private static async Task<(ServerProcess Server, Uri Url, Uri Management)> StartInstanceAsync(string directory, string name)
     {
-        public required Process Process { get; init; }
-        public required Uri Url { get; init; }
-        public required Uri Management { get; init; }
+        var config = Path.Combine(directory, name + ".json");
+        await File.WriteAllTextAsync(config, """
+            {"listen":{"host":"127.0.0.1","port":0},"management":{"host":"127.0.0.1","port":0},
+             "allowConnectToServerLocal":true,"origins":["*"],"shutdownTimeoutSeconds":10}
+            """);
+        var server = ServerProcess.Start(["--config", config]);
+        return (server, await server.ListeningUrlAsync(), await server.ManagementUrlAsync());
+    }
 
-        public static async Task<Instance> StartAsync(string directory, string name)
-        {
-            var config = Path.Combine(directory, name + ".json");
-            await File.WriteAllTextAsync(config, """
-                {"listen":{"host":"127.0.0.1","port":0},"management":{"host":"127.0.0.1","port":0},
-                 "allowConnectToServerLocal":true,"origins":["*"],"shutdownTimeoutSeconds":10}
-                """);
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), "--config", config }) info.ArgumentList.Add(a);
-            var process = Process.Start(info)!;
-            Uri? url = null, management = null;
-            while ((url is null || management is null) && await process.StandardOutput.ReadLineAsync() is { } line)
-            {
-                if (line.StartsWith("ws2s listening on ", StringComparison.Ordinal)) url = new Uri(line["ws2s listening on ".Length..].Split(' ')[0]);
-                if (line.StartsWith("ws2s management", StringComparison.Ordinal)) management = new Uri(line.Split(' ').Last());
-            }
-            _ = process.StandardOutput.ReadToEndAsync();
-            _ = process.StandardError.ReadToEndAsync();
-            return new Instance { Process = process, Url = url!, Management = management! };
-        }
-
-        public async Task<int> ActiveSessionsAsync()
-        {
-            using var http = new HttpClient();
-            var metrics = await http.GetStringAsync(new Uri(Management, "/metrics"));
-            var match = Regex.Match(metrics, @"ws2s_sessions_active\{[^}]*\} (\d+)");
-            return match.Success ? int.Parse(match.Groups[1].Value) : 0;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!Process.HasExited) Process.Kill();
-            await Process.WaitForExitAsync();
-            Process.Dispose();
-        }
+    private static async Task<int> ActiveSessionsAsync(Uri management)
+    {
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri(management, "/metrics"));
+        var match = Regex.Match(metrics, @"ws2s_sessions_active\{[^}]*\} (\d+)");
+        return match.Success ? int.Parse(match.Groups[1].Value) : 0;
     }
 
     [SkippableFact]
@@ -64,8 +41,10 @@ public sealed class ScaleOutTests
 
         var directory = Directory.CreateTempSubdirectory("ws2s-haproxy-").FullName;
         using var echo = Peer.Echo();
-        await using var first = await Instance.StartAsync(directory, "first");
-        await using var second = await Instance.StartAsync(directory, "second");
+        var first = await StartInstanceAsync(directory, "first");
+        await using var firstServer = first.Server;
+        var second = await StartInstanceAsync(directory, "second");
+        await using var secondServer = second.Server;
         var front = RedisServer.FreePort();
 
         // The shipped configuration, pointed at this test's ports.
@@ -86,14 +65,14 @@ public sealed class ScaleOutTests
             var clients = new List<WsClient>();
             for (var i = 0; i < 10; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
 
-            var onFirst = await first.ActiveSessionsAsync();
-            var onSecond = await second.ActiveSessionsAsync();
+            var onFirst = await ActiveSessionsAsync(first.Management);
+            var onSecond = await ActiveSessionsAsync(second.Management);
             Assert.True(onFirst > 0 && onSecond > 0, $"sessions did not spread: {onFirst} and {onSecond}");
             Assert.Equal(10, onFirst + onSecond);
 
             // Every client listens; the stopped instance's clients hear 1001, the others hear nothing…
             var listening = clients.ToDictionary(c => c, c => c.ReceiveAsync());
-            using (var kill = Process.Start("kill", ["-TERM", first.Process.Id.ToString()])) await kill.WaitForExitAsync();
+            await first.Server.TerminateAsync();
             var closed = new List<WsClient>();
             while (closed.Count < onFirst)
             {
@@ -104,8 +83,7 @@ public sealed class ScaleOutTests
                 Assert.Equal(1001, message.CloseStatus);
                 closed.Add(client);
             }
-            await first.Process.WaitForExitAsync(new CancellationTokenSource(WsClient.Patience).Token);
-            Assert.Equal(0, first.Process.ExitCode);
+            Assert.Equal(0, await first.Server.ExitCodeAsync());
 
             // …until they speak: the survivor's sessions are untouched.
             foreach (var (client, heard) in listening.Where(l => !closed.Contains(l.Key)))
@@ -117,7 +95,7 @@ public sealed class ScaleOutTests
             // The closed clients come back through HAProxy and land on the survivor.
             foreach (var client in closed) await client.DisposeAsync();
             for (var i = 0; i < closed.Count; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
-            Assert.Equal(10, await second.ActiveSessionsAsync());
+            Assert.Equal(10, await ActiveSessionsAsync(second.Management));
             foreach (var client in clients) await client.DisposeAsync();
         }
         finally

@@ -1,0 +1,89 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// ws2sd as its own process, as a user runs it: every line it prints is kept, and the URLs it
+/// announces are read from them. Disposing it kills it if it still runs.
+/// </summary>
+public sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly ConcurrentQueue<string> _lines = new();
+    private readonly SemaphoreSlim _printed = new(0);
+
+    private ServerProcess(Process process) => Process = process;
+
+    public Process Process { get; }
+
+    /// <summary>Everything printed so far, stdout and stderr interleaved as they arrived.</summary>
+    public IReadOnlyCollection<string> Output => _lines;
+
+    /// <param name="home">HOME for the process (where ~/.ws2s/config.json lives).</param>
+    /// <param name="configVariable">WS2S_CONFIG, or null to leave it unset.</param>
+    public static ServerProcess Start(IEnumerable<string> args, string? home = null, string? configVariable = null)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        if (home is not null) info.Environment["HOME"] = home;
+        if (configVariable is null) info.Environment.Remove("WS2S_CONFIG");
+        else info.Environment["WS2S_CONFIG"] = configVariable;
+        var server = new ServerProcess(new Process { StartInfo = info });
+        server.Process.OutputDataReceived += (_, e) => server.Add(e.Data);
+        server.Process.ErrorDataReceived += (_, e) => server.Add(e.Data);
+        server.Process.Start();
+        server.Process.BeginOutputReadLine();
+        server.Process.BeginErrorReadLine();
+        return server;
+    }
+
+    private void Add(string? line)
+    {
+        if (line is null) return;
+        _lines.Enqueue(line);
+        _printed.Release();
+    }
+
+    /// <summary>The first line that satisfies <paramref name="wanted"/>, waiting for it (fails after <see cref="WsClient.Patience"/> or if the process exits first).</summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> wanted)
+    {
+        var deadline = DateTime.UtcNow + WsClient.Patience;
+        while (true)
+        {
+            if (_lines.FirstOrDefault(wanted) is { } line) return line;
+            if (Process.HasExited && !await _printed.WaitAsync(TimeSpan.FromMilliseconds(200)))
+                throw new InvalidOperationException("ws2sd exited without printing the expected line:\n" + string.Join("\n", _lines));
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("ws2sd did not print the expected line:\n" + string.Join("\n", _lines));
+            await _printed.WaitAsync(TimeSpan.FromMilliseconds(500));
+        }
+    }
+
+    /// <summary>The first ws:// URL the server announces.</summary>
+    public async Task<Uri> ListeningUrlAsync() =>
+        new((await WaitForLineAsync(l => l.StartsWith("ws2s listening on ", StringComparison.Ordinal)))["ws2s listening on ".Length..].Split(' ')[0]);
+
+    public async Task<Uri> ManagementUrlAsync() =>
+        new((await WaitForLineAsync(l => l.StartsWith("ws2s management", StringComparison.Ordinal))).Split(' ').Last());
+
+    /// <summary>Sends SIGTERM, as systemd or Kubernetes would.</summary>
+    public async Task TerminateAsync()
+    {
+        using var kill = Process.Start("kill", ["-TERM", Process.Id.ToString()]);
+        await kill.WaitForExitAsync();
+    }
+
+    public async Task<int> ExitCodeAsync()
+    {
+        await Process.WaitForExitAsync(new CancellationTokenSource(WsClient.Patience).Token);
+        Process.WaitForExit(); // flushes the redirected output
+        return Process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!Process.HasExited) Process.Kill();
+        await Process.WaitForExitAsync();
+        Process.Dispose();
+    }
+}
