@@ -47,8 +47,9 @@ internal sealed class BridgeStream : IEchoStream
 {
     private readonly ClientWebSocket _ws;
     private readonly bool _binary;
-    private readonly byte[] _frame = new byte[1 << 20];
-    private readonly ArrayBufferWriter<byte> _request = new(1 << 17);
+    // Small to start, grown on demand: the connects workload opens thousands of these.
+    private byte[] _frame = new byte[4096];
+    private readonly ArrayBufferWriter<byte> _request = new(256);
     private byte[] _pending = [];
     private int _pendingOffset, _pendingCount;
 
@@ -123,6 +124,7 @@ internal sealed class BridgeStream : IEchoStream
         var length = 0;
         while (true)
         {
+            if (length == _frame.Length) Array.Resize(ref _frame, _frame.Length * 2);
             var result = await _ws.ReceiveAsync(_frame.AsMemory(length), CancellationToken.None);
             length += result.Count;
             if (result.EndOfMessage || result.MessageType == WebSocketMessageType.Close) return (result.MessageType, length);
