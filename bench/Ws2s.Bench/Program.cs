@@ -12,7 +12,7 @@ using Ws2s.Bench;
 
 if (args.Contains("--micro"))
 {
-    BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Micro).Assembly).Run(["--filter", "*"]);
+    BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Micro).Assembly).Run(["--filter", "*", "--job", "short"]);
     return 0;
 }
 if (Option("--soak-mib") is { } soakMib)

@@ -5,15 +5,22 @@ module Ws2s.Protocol.Codec
 
 open System
 open System.Buffers
+open System.Buffers.Text
 open System.Text
 open System.Text.Encodings.Web
 open System.Text.Json
+
+/// The `data` field: where its text sits in the frame (no escapes: the common case, decoded in place),
+/// or the unescaped string.
+type private Data =
+    | InFrame of start: int * length: int
+    | Unescaped of string
 
 type private Fields =
     { mutable Command: string option
       mutable Host: string option
       mutable Port: int64 option
-      mutable Data: string option
+      mutable Data: Data option
       mutable Binary: bool option
       mutable SshHost: string option }
 
@@ -38,7 +45,10 @@ let private readFields (frame: ReadOnlySpan<byte>) =
     let mutable reader = Utf8JsonReader(frame, JsonReaderOptions(MaxDepth = 16))
     if not (reader.Read()) then raise (Bad "empty frame")
     if reader.TokenType <> JsonTokenType.StartObject then raise (Bad "request must be a JSON object")
-    let seen = Collections.Generic.HashSet<string>()
+    let mutable seen = 0 // one bit per known field, to refuse a field given twice
+    let once bit name =
+        if seen &&& bit <> 0 then raise (Bad $"duplicate field {quote name}")
+        seen <- seen ||| bit
     let mutable finished = false
     while not finished do
         reader.Read() |> ignore
@@ -46,23 +56,30 @@ let private readFields (frame: ReadOnlySpan<byte>) =
             finished <- true
         else
             let name = reader.GetString()
-            if not (seen.Add name) then raise (Bad $"duplicate field {quote name}")
             reader.Read() |> ignore
             match name with
-            | "command" -> fields.Command <- Some(readString &reader name)
-            | "host" -> fields.Host <- Some(readString &reader name)
-            | "data" -> fields.Data <- Some(readString &reader name)
+            | "command" -> once 1 name; fields.Command <- Some(readString &reader name)
+            | "host" -> once 2 name; fields.Host <- Some(readString &reader name)
+            | "data" ->
+                once 4 name
+                if reader.TokenType <> JsonTokenType.String then raise (Bad "field 'data' must be a string")
+                fields.Data <-
+                    if reader.ValueIsEscaped then Some(Unescaped(readString &reader name))
+                    else Some(InFrame(int reader.TokenStartIndex + 1, reader.ValueSpan.Length))
             | "port" ->
+                once 8 name
                 let mutable port = 0L
                 if reader.TokenType <> JsonTokenType.Number || not (reader.TryGetInt64(&port)) then
                     raise (Bad "port must be an integer 1-65535")
                 fields.Port <- Some port
             | "binary" ->
+                once 16 name
                 match reader.TokenType with
                 | JsonTokenType.True -> fields.Binary <- Some true
                 | JsonTokenType.False | JsonTokenType.Null -> fields.Binary <- Some false
                 | _ -> raise (Bad "field 'binary' must be true or false")
             | "ssh_host" ->
+                once 32 name
                 match reader.TokenType with
                 | JsonTokenType.Null -> ()
                 | _ -> fields.SshHost <- Some(readString &reader name)
@@ -76,7 +93,34 @@ let private require (value: 'a option) (name: string) =
     | Some v -> v
     | None -> raise (Bad $"missing field '{name}'")
 
-let private toRequest (fields: Fields) =
+/// The bytes `send` writes: the text's UTF-8, straight from the frame when it needed no unescaping.
+let private textBytes (frame: ReadOnlySpan<byte>) (data: Data) =
+    match data with
+    | InFrame(start, length) ->
+        let utf8 = frame.Slice(start, length)
+        if not (Unicode.Utf8.IsValid utf8) then raise (Bad "field 'data' is not valid UTF-8")
+        utf8.ToArray()
+    | Unescaped text ->
+        try strictUtf8.GetBytes text with :? EncoderFallbackException -> raise (Bad "data is not valid Unicode text")
+
+/// The bytes `sendb` writes: base64 decoded straight from the frame when it needed no unescaping.
+let private base64Bytes (frame: ReadOnlySpan<byte>) (data: Data) =
+    let fail () = raise (Bad "data must be standard base64")
+    match data with
+    | InFrame(start, length) ->
+        let encoded = frame.Slice(start, length)
+        let buffer = Array.zeroCreate<byte> (Base64.GetMaxDecodedFromUtf8Length length)
+        let mutable consumed = 0
+        let mutable written = 0
+        if Base64.DecodeFromUtf8(encoded, Span buffer, &consumed, &written) <> OperationStatus.Done then fail ()
+        ReadOnlyMemory(buffer, 0, written)
+    | Unescaped text ->
+        let buffer = Array.zeroCreate<byte> (text.Length * 3 / 4 + 3)
+        let mutable written = 0
+        if not (Convert.TryFromBase64String(text, Span buffer, &written)) then fail ()
+        ReadOnlyMemory(buffer, 0, written)
+
+let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
     match require fields.Command "command" with
     | "connect" ->
         let host = require fields.Host "host"
@@ -89,17 +133,8 @@ let private toRequest (fields: Fields) =
         match fields.SshHost with
         | Some ssh when ssh <> "" -> Rejected(SshFailed "ssh tunnels are not enabled on this server")
         | _ -> Valid(Connect { Host = host; Port = port; Binary = defaultArg fields.Binary false })
-    | "send" ->
-        let data = require fields.Data "data"
-        let bytes = try strictUtf8.GetBytes data with :? EncoderFallbackException -> raise (Bad "data is not valid Unicode text")
-        Valid(Send(ReadOnlyMemory bytes))
-    | "sendb" ->
-        let data = require fields.Data "data"
-        let buffer = Array.zeroCreate<byte> (data.Length * 3 / 4 + 3)
-        let mutable written = 0
-        if not (Convert.TryFromBase64String(data, Span buffer, &written)) then
-            raise (Bad "data must be standard base64")
-        Valid(SendBytes(ReadOnlyMemory(buffer, 0, written)))
+    | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
+    | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))
     | "close" -> Valid Close
     | "shutdown" -> Valid Shutdown
     | "ping" -> Valid Ping
@@ -108,7 +143,7 @@ let private toRequest (fields: Fields) =
 /// Turns one client text frame into a request. Total: every input yields a `Request`.
 let parseRequest (frame: ReadOnlySpan<byte>) : Request =
     try
-        toRequest (readFields frame)
+        toRequest (frame, readFields frame)
     with
     | Bad reason -> Rejected(BadRequest reason)
     | :? JsonException -> Rejected(BadRequest "invalid JSON")
