@@ -36,6 +36,6 @@ public sealed class JsClientTests
         Assert.True(node.ExitCode == 0, tap + await errors);
         Assert.Contains("# fail 0", tap);
         Assert.Contains("# skipped 0", tap);
-        Assert.Contains("# pass 13", tap);
+        Assert.Contains("# pass 14", tap);
     }
 }

@@ -48,6 +48,27 @@ export const cases = [
     },
   },
   {
+    name: "reconnect: a callback socket closed by the server reopens with backoff and is ready again",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, { ...env.options, reconnect: { retries: 1, minDelayMs: 50 } });
+      const socket = ws2s.newSocket();
+      let ready = 0;
+      let closes = 0;
+      await withTimeout(new Promise((resolve) => {
+        socket.onReady = () => {
+          ready++;
+          // Over the server's message limit (1 MiB): it closes the session with 1009.
+          if (ready === 1) socket.send("x".repeat(1100 * 1024));
+          else resolve();
+        };
+        socket.onClose = () => closes++;
+      }), "reconnect");
+      assert.equal(ready, 2);
+      assert.equal(closes, 1);
+      socket.close();
+    },
+  },
+  {
     name: "promise API in JSON mode: write text and bytes, read them back",
     async run(env, assert) {
       const socket = await new env.WS2S(env.url, env.options).connect({ host: "127.0.0.1", port: env.echoPort });
