@@ -59,6 +59,8 @@ public static class Ws2sServer
         builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
         builder.Services.AddSingleton<Ws2sMetrics>();
         builder.Services.AddSingleton<Readiness>();
+        builder.Services.AddSingleton(new TunnelSettings(
+            new Ssh.KnownHosts(options.Ssh.KnownHosts, options.Ssh.AcceptUnknownHostKeys), TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds)));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("ws2s"))
             .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName).AddPrometheusExporter());
@@ -102,6 +104,8 @@ public static class Ws2sServer
         app.MapGet("/readyz", (Readiness readiness) =>
             readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));
         app.MapPrometheusScrapingEndpoint("/metrics");
+        if (options.Ssh.AcceptUnknownHostKeys)
+            app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             foreach (var url in ListeningUrls(app)) Console.WriteLine($"ws2s listening on {url} (config: {configPath})");

@@ -22,7 +22,12 @@ type private Fields =
       mutable Port: int64 option
       mutable Data: Data option
       mutable Binary: bool option
-      mutable SshHost: string option }
+      mutable SshHost: string option
+      mutable SshPort: int64 option
+      mutable SshUsername: string option
+      mutable SshPassword: string option
+      mutable SshPrivateKey: string option
+      mutable SshPrivateKeyPassword: string option }
 
 exception private Bad of string
 
@@ -40,15 +45,22 @@ let private readString (reader: byref<Utf8JsonReader>) (name: string) =
     if reader.TokenType <> JsonTokenType.String then raise (Bad $"field '{name}' must be a string")
     try reader.GetString() with :? InvalidOperationException -> raise (Bad $"field '{name}' is not valid UTF-8")
 
+/// An optional string field: null means absent, as ws2s.js omits or nulls what it was not given.
+let private optionalString (reader: byref<Utf8JsonReader>) (name: string) =
+    if reader.TokenType = JsonTokenType.Null then None else Some(readString &reader name)
+
 let private readFields (frame: ReadOnlySpan<byte>) =
-    let fields = { Command = None; Host = None; Port = None; Data = None; Binary = None; SshHost = None }
-    let mutable reader = Utf8JsonReader(frame, JsonReaderOptions(MaxDepth = 16))
-    if not (reader.Read()) then raise (Bad "empty frame")
-    if reader.TokenType <> JsonTokenType.StartObject then raise (Bad "request must be a JSON object")
     let mutable seen = 0 // one bit per known field, to refuse a field given twice
     let once bit name =
         if seen &&& bit <> 0 then raise (Bad $"duplicate field {quote name}")
         seen <- seen ||| bit
+    let fields =
+        { Command = None; Host = None; Port = None; Data = None; Binary = None; SshHost = None; SshPort = None
+          SshUsername = None; SshPassword = None; SshPrivateKey = None; SshPrivateKeyPassword = None }
+
+    let mutable reader = Utf8JsonReader(frame, JsonReaderOptions(MaxDepth = 16))
+    if not (reader.Read()) then raise (Bad "empty frame")
+    if reader.TokenType <> JsonTokenType.StartObject then raise (Bad "request must be a JSON object")
     let mutable finished = false
     while not finished do
         reader.Read() |> ignore
@@ -78,11 +90,18 @@ let private readFields (frame: ReadOnlySpan<byte>) =
                 | JsonTokenType.True -> fields.Binary <- Some true
                 | JsonTokenType.False | JsonTokenType.Null -> fields.Binary <- Some false
                 | _ -> raise (Bad "field 'binary' must be true or false")
-            | "ssh_host" ->
-                once 32 name
+            | "ssh_host" -> once 32 name; fields.SshHost <- optionalString &reader name
+            | "ssh_username" -> once 64 name; fields.SshUsername <- optionalString &reader name
+            | "ssh_password" -> once 128 name; fields.SshPassword <- optionalString &reader name
+            | "ssh_private_key" -> once 256 name; fields.SshPrivateKey <- optionalString &reader name
+            | "ssh_private_key_password" -> once 512 name; fields.SshPrivateKeyPassword <- optionalString &reader name
+            | "ssh_port" ->
+                once 1024 name
+                let mutable port = 0L
                 match reader.TokenType with
                 | JsonTokenType.Null -> ()
-                | _ -> fields.SshHost <- Some(readString &reader name)
+                | JsonTokenType.Number when reader.TryGetInt64(&port) -> fields.SshPort <- Some port
+                | _ -> raise (Bad "ssh_port must be an integer 1-65535")
             | _ -> reader.Skip()
     let trailing = try reader.Read() with :? JsonException -> true
     if trailing then raise (Bad "unexpected content after the JSON object")
@@ -130,9 +149,24 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
             match Port.TryCreate(require fields.Port "port") with
             | ValueSome p -> p
             | ValueNone -> raise (Bad "port must be an integer 1-65535")
-        match fields.SshHost with
-        | Some ssh when ssh <> "" -> Rejected(SshFailed "ssh tunnels are not enabled on this server")
-        | _ -> Valid(Connect { Host = host; Port = port; Binary = defaultArg fields.Binary false })
+        let ssh =
+            match fields.SshHost with
+            | Some sshHost when sshHost <> "" ->
+                let sshPort =
+                    match Port.TryCreate(defaultArg fields.SshPort 22L) with
+                    | ValueSome p -> p
+                    | ValueNone -> raise (Bad "ssh_port must be an integer 1-65535")
+                let username = require fields.SshUsername "ssh_username"
+                let given (value: string option) = value |> Option.filter (fun v -> v <> "")
+                Some
+                    { Host = sshHost
+                      Port = sshPort
+                      Username = username
+                      Password = given fields.SshPassword
+                      PrivateKey = given fields.SshPrivateKey
+                      PrivateKeyPassword = given fields.SshPrivateKeyPassword }
+            | _ -> None
+        Valid(Connect { Host = host; Port = port; Binary = defaultArg fields.Binary false; Ssh = ssh })
     | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
     | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))
     | "close" -> Valid Close

@@ -23,8 +23,27 @@ type Port =
 /// connection they came from, so events of a replaced or closed connection are recognisably stale.
 type Generation = int64
 
-/// Where a client asked to be connected.
-type Target = { Host: string; Port: Port; Binary: bool }
+/// The SSH server a connection goes through, and how to log in. The secrets never appear in
+/// `ToString` (nor anywhere they could be logged).
+[<CustomEquality; NoComparison>]
+type SshLogin =
+    { Host: string
+      Port: Port
+      Username: string
+      Password: string option
+      PrivateKey: string option
+      PrivateKeyPassword: string option }
+    override this.ToString() = $"{this.Username}@{this.Host}:{this.Port}"
+    override this.Equals other =
+        match other with
+        | :? SshLogin as o ->
+            o.Host = this.Host && o.Port = this.Port && o.Username = this.Username && o.Password = this.Password
+            && o.PrivateKey = this.PrivateKey && o.PrivateKeyPassword = this.PrivateKeyPassword
+        | _ -> false
+    override this.GetHashCode() = hash (this.Host, this.Username)
+
+/// Where a client asked to be connected: directly, or from an SSH server (`Ssh`).
+type Target = { Host: string; Port: Port; Binary: bool; Ssh: SshLogin option }
 
 /// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
 type Command =
@@ -54,12 +73,15 @@ type DialError =
     | NetworkUnreachable
     | HostUnreachable
     | DialFailed of reason: string
+    /// The SSH hop failed (login, host key, channel), in words.
+    | TunnelFailed of reason: string
     member this.Message =
         match this with
         | Refused -> "connection refused"
         | NetworkUnreachable -> "network unreachable"
         | HostUnreachable -> "host unreachable"
         | DialFailed reason -> reason
+        | TunnelFailed reason -> reason
 
 /// Every message the server sends on its own initiative or in answer to a request.
 type Response =
@@ -142,6 +164,9 @@ type Input =
 type Effect =
     | Resolve of Generation: Generation * Host: string
     | Dial of Generation: Generation * Endpoint: IPEndPoint
+    /// Log into the SSH server at `Server` and open a channel from there to `Host`:`Port`;
+    /// then behave as a dialled connection (report `Dialled` or `DialFailedWith`).
+    | OpenTunnel of Generation: Generation * Server: IPEndPoint * Login: SshLogin * Host: string * Port: Port
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.

@@ -222,6 +222,19 @@ let judge (policy: DestinationPolicy) (host: string) (address: IPAddress) (port:
     | _, None when policy.Allow |> List.exists (fun r -> matchesName r name port) -> Allowed
     | _, None -> Refused "not in the allow list"
 
+/// The final destination of an SSH tunnel, which the SSH server resolves and dials: judged by
+/// `ssh.allowTargets` alone, on the name or literal address the client gave. No rules: any.
+let judgeTunnelTarget (rules: Rule list) (host: string) (port: int) : Verdict =
+    let name = normalizeName host
+    let address =
+        match IPAddress.TryParse(host.Trim('[', ']')) with
+        | true, a -> Some(canonical a)
+        | _ -> None
+    let matches rule =
+        matchesName rule name port
+        || (address |> Option.exists (fun a -> matchesAddress rule a port))
+    if rules.IsEmpty || List.exists matches rules then Allowed else Refused "not in ssh.allowTargets"
+
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
 let judgeAll (policy: DestinationPolicy) (host: string) (addresses: IPAddress list) (port: int) : Verdict =
     addresses

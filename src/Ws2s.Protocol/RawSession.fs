@@ -33,7 +33,7 @@ let private translate (session: Session) (effects: Effect list) =
 
 /// A raw session relaying to `target` (in binary mode), and the effects that start the connection.
 let start (settings: Settings) (host: string) (port: Port) =
-    let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true }))
+    let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true; Ssh = None }))
     translate session effects
 
 let step (raw: RawSession) (input: Input) =

@@ -22,7 +22,9 @@ type Settings =
       /// Seconds without a frame either way before the session is closed (1000); 0: never.
       IdleTimeoutSeconds: int
       /// Connects a session may start per second (Tick); more get code 2. 0: no limit.
-      MaxConnectsPerSecond: int }
+      MaxConnectsPerSecond: int
+      /// Where SSH tunnels may lead (judged on the final host:port); empty: anywhere.
+      SshAllowTargets: Rule list }
 
 let defaultSettings =
     { Policy = serverLocalOnly false
@@ -30,7 +32,8 @@ let defaultSettings =
       MaxPending = 64
       MaxPendingBytes = 4 <<< 20
       IdleTimeoutSeconds = 3600
-      MaxConnectsPerSecond = 10 }
+      MaxConnectsPerSecond = 10
+      SshAllowTargets = [] }
 
 /// The TCP connection a session owns, or is opening.
 type Link = { Generation: Generation; Target: Target }
@@ -131,6 +134,24 @@ let dialOrder (addresses: IPAddress list) (port: Port) =
             | rest, [] | [], rest -> rest
         alternate primary secondary |> List.map endpoint
 
+/// The first hop of a connection: the SSH server for a tunnel, else the target itself.
+let private hop (target: Target) =
+    match target.Ssh with
+    | Some ssh -> ssh.Host, ssh.Port
+    | None -> target.Host, target.Port
+
+/// Dial the hop: directly, or log into the SSH server and open a channel to the target.
+let private dialEffect (link: Link) endpoint =
+    match link.Target.Ssh with
+    | Some login -> OpenTunnel(link.Generation, endpoint, login, link.Target.Host, link.Target.Port)
+    | None -> Dial(link.Generation, endpoint)
+
+/// Why a connect failed, as the code the client expects: 6 through an SSH server, else 2.
+let private connectFailure (link: Link) reason =
+    match link.Target.Ssh with
+    | Some _ -> SshFailed reason
+    | None -> ConnectFailed reason
+
 let private closeLinkOf phase =
     match liveLink phase with
     | Some link -> [ CloseSocket link.Generation ]
@@ -138,14 +159,14 @@ let private closeLinkOf phase =
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
-    let target = link.Target
-    match judgeAll session.Settings.Policy target.Host addresses target.Port.Value with
+    let host, port = hop link.Target
+    match judgeAll session.Settings.Policy host addresses port.Value with
     | Refused rule ->
-        Idle, [ CloseSocket link.Generation; Reply(Forbidden(target.Host, rule)) ], pending
+        Idle, [ CloseSocket link.Generation; Reply(Forbidden(host, rule)) ], pending
     | Allowed ->
-        match dialOrder addresses target.Port with
-        | [] -> Idle, [ CloseSocket link.Generation; Reply(ConnectFailed $"host not found: {target.Host}") ], pending
-        | first :: rest -> Busy(Dialling(link, rest), pending), [ Dial(link.Generation, first) ], []
+        match dialOrder addresses port with
+        | [] -> Idle, [ CloseSocket link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
+        | first :: rest -> Busy(Dialling(link, rest), pending), [ dialEffect link first ], []
 
 /// Carry out one request in a phase that is not busy.
 let private execute session request : Session * Effect list =
@@ -156,6 +177,9 @@ let private execute session request : Session * Effect list =
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
         reply (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
+    | Valid(Connect({ Ssh = Some _ } as target)), _ when
+        (judgeTunnelTarget session.Settings.SshAllowTargets target.Host target.Port.Value).IsRefused ->
+        reply (Forbidden(target.Host, "not in ssh.allowTargets"))
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
@@ -166,13 +190,14 @@ let private execute session request : Session * Effect list =
                 Phase = Idle
                 ConnectsThisSecond = session.ConnectsThisSecond + 1 }
         let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
+        let hopHost, _ = hop target
         let known =
-            match literalAddress target.Host with
+            match literalAddress hopHost with
             | Some address -> Some [ address ]
-            | None -> specialUseAnswer target.Host
+            | None -> specialUseAnswer hopHost
         match known with
         | None ->
-            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, target.Host) ]
+            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, hopHost) ]
         | Some addresses ->
             let phase, effects, _ = dialOrRefuse session link addresses []
             { session with Phase = phase }, closeOld @ (timer :: effects)
@@ -250,17 +275,17 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session phase effects waiting
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
-        settle session Idle [ CloseSocket g; Reply(ConnectFailed $"host not found: {link.Target.Host}") ] pending
+        settle session Idle [ CloseSocket g; Reply(connectFailure link $"host not found: {fst (hop link.Target)}") ] pending
 
     | Dialled g, Busy(Dialling(link, _), pending) when sameGeneration link g ->
         settle session (Open link) [ Reply(Done "connect") ] pending
     | DialFailedWith(g, _), Busy(Dialling(link, next :: rest), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Dialling(link, rest), pending) }, [ Dial(g, next) ]
+        { session with Phase = Busy(Dialling(link, rest), pending) }, [ dialEffect link next ]
     | DialFailedWith(g, error), Busy(Dialling(link, []), pending) when sameGeneration link g ->
-        settle session Idle [ CloseSocket g; Reply(ConnectFailed error.Message) ] pending
+        settle session Idle [ CloseSocket g; Reply(connectFailure link error.Message) ] pending
 
     | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
-        let timedOut = ConnectFailed $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
+        let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
         settle session Idle [ CloseSocket g; Reply timedOut ] pending
 
     | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
@@ -284,7 +309,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
         settle session Idle (CloseSocket g :: event @ answer) pending
     | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
-        settle session Idle [ CloseSocket g; Reply(ConnectFailed reason) ] pending
+        settle session Idle [ CloseSocket g; Reply(connectFailure link reason) ] pending
 
     // Anything else is a stale or out-of-place event: it changes nothing.
     | Resolved _, _

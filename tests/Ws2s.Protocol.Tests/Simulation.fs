@@ -101,25 +101,32 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
                     if rng.NextDouble() < chaos.LateEventChance then q.Enqueue late
                 | _ -> ()
 
+    let dial g port =
+        match world.Peers.TryFind port with
+        | Some Echo ->
+            peers[g] <- Echo
+            enqueue (Socket g) (Dialled g)
+        | Some(Greeter words) ->
+            peers[g] <- Greeter words
+            enqueue (Socket g) (Dialled g)
+            receive g words
+            enqueue (Socket g) (PeerFinished g)
+        | Some Silent -> ()
+        | Some Refusing
+        | None -> enqueue (Socket g) (DialFailedWith(g, Refused))
+
     let execute currentInput effect =
         match effect with
         | Resolve(g, host) ->
             match world.Names.TryFind(host.ToLowerInvariant()) with
             | Some addresses -> enqueue (Socket g) (Resolved(g, addresses))
             | None -> enqueue (Socket g) (ResolveFailed g)
-        | Dial(g, endpoint) ->
-            match world.Peers.TryFind endpoint.Port with
-            | Some Echo ->
-                peers[g] <- Echo
-                enqueue (Socket g) (Dialled g)
-            | Some(Greeter words) ->
-                peers[g] <- Greeter words
-                enqueue (Socket g) (Dialled g)
-                receive g words
-                enqueue (Socket g) (PeerFinished g)
-            | Some Silent -> ()
-            | Some Refusing
-            | None -> enqueue (Socket g) (DialFailedWith(g, Refused))
+        | Dial(g, endpoint) -> dial g endpoint.Port
+        | OpenTunnel(g, server, _, _, port) ->
+            // A simulated SSH server forwards to the target port; nothing listening there refuses.
+            match world.Peers.TryFind server.Port with
+            | Some Refusing | Some Silent | None -> enqueue (Socket g) (DialFailedWith(g, Refused))
+            | Some _ -> dial g port.Value
         | Write(g, bytes) ->
             (bytesOf written g).AddRange(bytes.ToArray())
             enqueue (Acks g) (WriteCompleted g)

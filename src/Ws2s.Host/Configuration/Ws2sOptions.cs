@@ -37,6 +37,8 @@ public sealed class Ws2sOptions
 
     public LimitOptions Limits { get; set; } = new();
 
+    public SshOptions Ssh { get; set; } = new();
+
     /// <summary>Targets of the websockify endpoint by name: <c>{"vnc": "127.0.0.1:5901"}</c>.</summary>
     public Dictionary<string, string> RawTargets { get; set; } = [];
 
@@ -68,6 +70,21 @@ public sealed class Ws2sOptions
         public bool UsesTls => Certificate is not null || Pfx is not null;
 
         public IPAddress? Address() => ParseHost(Host);
+    }
+
+    public sealed class SshOptions
+    {
+        /// <summary>An OpenSSH known_hosts file: an SSH server's key must be listed there.</summary>
+        public string? KnownHosts { get; set; }
+
+        /// <summary>Accept any host key (insecure: for trying things out only; logged as a warning).</summary>
+        public bool AcceptUnknownHostKeys { get; set; }
+
+        /// <summary>Rules for the final host:port reached from the SSH server; empty: any.</summary>
+        public List<string> AllowTargets { get; set; } = [];
+
+        /// <summary>Seconds to log in and open the channel.</summary>
+        public int TimeoutSeconds { get; set; } = 10;
     }
 
     public sealed class DestinationOptions
@@ -113,7 +130,7 @@ public sealed class Ws2sOptions
             yield return $"listen.host '{Listen.Host}' is not an IP address or 'localhost'";
         if (Listen.Port is < 0 or > 65535)
             yield return $"listen.port {Listen.Port} is not a port number (0-65535, 0 picks a free port)";
-        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny) })
+        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets) })
             for (var i = 0; i < rules.Count; i++)
                 if (Policy.parseRule(rules[i]) is { IsError: true } error)
                     yield return $"{key}[{i}]: {error.ErrorValue}";
@@ -136,6 +153,8 @@ public sealed class Ws2sOptions
         foreach (var (name, target) in RawTargets)
             if (Websockify.RawTargets.Parse(target) is null)
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
+        if (Ssh.KnownHosts is not null && !File.Exists(Ssh.KnownHosts))
+            yield return $"ssh.knownHosts '{Ssh.KnownHosts}' does not exist";
         if (TokensFile is not null && !File.Exists(TokensFile))
             yield return $"tokensFile '{TokensFile}' does not exist";
         foreach (var (key, value, low, high) in new[]
@@ -175,6 +194,7 @@ public sealed class Ws2sOptions
             Limits.MaxPendingRequests,
             Limits.MaxPendingBytes,
             Limits.IdleTimeoutSeconds,
-            Limits.MaxConnectsPerSecond);
+            Limits.MaxConnectsPerSecond,
+            Rules(Ssh.AllowTargets));
     }
 }

@@ -37,8 +37,11 @@ internal sealed class SessionRunner
     private System.Net.IPEndPoint? _lastTarget;
 
     /// <param name="clientDescription">Who the client is, for the log (address and path; never the query, which may hold a token).</param>
-    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription)
+    private readonly TunnelSettings _tunnels;
+
+    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription, TunnelSettings tunnels)
     {
+        _tunnels = tunnels;
         _client = client;
         _machine = machine;
         _maxMessageBytes = maxMessageBytes;
@@ -192,6 +195,10 @@ internal sealed class SessionRunner
             case Effect.Dial dial:
                 _lastTarget = dial.Endpoint;
                 ConnectionOf(dial.Generation).StartDial(dial.Endpoint);
+                break;
+            case Effect.OpenTunnel tunnel:
+                _lastTarget = tunnel.Server;
+                ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, _tunnels.KnownHosts, _tunnels.Timeout);
                 break;
             case Effect.StartConnectTimer timer:
                 _connectStarted = Stopwatch.GetTimestamp();

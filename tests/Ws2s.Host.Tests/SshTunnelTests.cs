@@ -1,0 +1,147 @@
+using System.Security.Cryptography;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>Connects through a real OpenSSH sshd: bytes both ways, and every way it can fail (code 6).</summary>
+public sealed class SshTunnelTests : IAsyncLifetime
+{
+    private SshServer _sshd = null!;
+    private string _knownHosts = null!;
+
+    public async Task InitializeAsync()
+    {
+        _sshd = await SshServer.StartAsync();
+        _knownHosts = Path.GetTempFileName();
+        await File.WriteAllTextAsync(_knownHosts, "# test\n" + _sshd.KnownHostsLine + "\n");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_sshd is not null) await _sshd.DisposeAsync();
+        if (_knownHosts is not null) File.Delete(_knownHosts);
+    }
+
+    private static Task<Ws2sHost> StartHostAsync(string knownHosts) => Ws2sHost.StartAsync(
+        """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"FILE"}}""".Replace("FILE", knownHosts));
+
+    /// <summary>A connect to 127.0.0.1:<paramref name="port"/> as seen from <paramref name="sshd"/>, logging in with <paramref name="login"/>.</summary>
+    private static Dictionary<string, object> Through(SshServer sshd, int port, params (string Field, string Value)[] login)
+    {
+        var request = new Dictionary<string, object>
+        {
+            ["command"] = "connect", ["host"] = "127.0.0.1", ["port"] = port,
+            ["ssh_host"] = "127.0.0.1", ["ssh_port"] = sshd.Port, ["ssh_username"] = sshd.User,
+        };
+        foreach (var (field, value) in login) request[field] = value;
+        return request;
+    }
+
+    [SkippableFact]
+    public async Task Bytes_go_both_ways_through_the_tunnel_intact_with_an_Ed25519_key()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync(_knownHosts);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+
+        var payload = RandomNumberGenerator.GetBytes(512 * 1024);
+        for (var at = 0; at < payload.Length; at += 64 * 1024)
+            await client.SendAsync(new { command = "sendb", data = Convert.ToBase64String(payload, at, 64 * 1024) });
+        var received = new MemoryStream();
+        var answers = 0;
+        while (received.Length < payload.Length || answers < 8)
+        {
+            var json = await client.ReceiveJsonAsync();
+            if ((int)json["code"]! == -1) received.Write(Convert.FromBase64String((string)json["data"]!));
+            else { Assert.Equal("sendb done", (string)json["message"]!); answers++; }
+        }
+        Assert.Equal(payload, received.ToArray());
+    }
+
+    [SkippableFact]
+    public async Task An_RSA_PEM_key_with_a_passphrase_logs_in()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync(_knownHosts);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.RsaKey), ("ssh_private_key_password", SshServer.RsaPassphrase)));
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+    }
+
+    [SkippableFact]
+    public async Task A_wrong_password_or_key_is_code_6_and_the_secret_is_nowhere_in_the_answer()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync(_knownHosts);
+        await using var client = await host.ConnectAsync();
+        var failed = $$"""{"success":false,"code":6,"message":"failed to open ssh tunnel: authentication failed for user {{_sshd.User}} (wrong password or key)"}""";
+        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_password", "hunter2-wrong")));
+        await client.ExpectAsync(failed);
+        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.StrangerKey)));
+        await client.ExpectAsync(failed);
+    }
+
+    [SkippableFact]
+    public async Task An_unknown_host_key_is_refused_with_code_6()
+    {
+        using var echo = Peer.Echo();
+        var empty = Path.GetTempFileName();
+        try
+        {
+            await using var host = await StartHostAsync(empty);
+            await using var client = await host.ConnectAsync();
+            await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
+            var answer = await client.ReceiveJsonAsync();
+            Assert.Equal(6, (int)answer["code"]!);
+            Assert.Contains("is not in ssh.knownHosts", (string)answer["message"]!);
+        }
+        finally
+        {
+            File.Delete(empty);
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_target_the_ssh_server_refuses_ends_the_connection()
+    {
+        using var allowed = Peer.Echo();
+        using var forbidden = Peer.Echo();
+        await using var strict = await SshServer.StartAsync(permitOpen: $"127.0.0.1:{allowed.Port}");
+        var knownHosts = Path.GetTempFileName();
+        await File.WriteAllTextAsync(knownHosts, strict.KnownHostsLine + "\n");
+        try
+        {
+            await using var host = await StartHostAsync(knownHosts);
+            await using var client = await host.ConnectAsync();
+            await client.SendAsync(Through(strict, forbidden.Port, ("ssh_private_key", strict.Ed25519Key)));
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+            var closed = await client.ReceiveJsonAsync();
+            Assert.Equal(5, (int)closed["code"]!);
+        }
+        finally
+        {
+            File.Delete(knownHosts);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Killing_sshd_mid_stream_ends_with_code_5_after_the_bytes_already_echoed()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync(_knownHosts);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await client.SendAsync(new { command = "send", data = "before the end" });
+        var received = new MemoryStream();
+        var answer = await client.ReceiveSkippingDataAsync(received);
+        Assert.Equal("send done", (string)answer["message"]!);
+        while (received.Length < "before the end".Length) received.Write(Convert.FromBase64String((string)(await client.ReceiveJsonAsync())["data"]!));
+        Assert.Equal("before the end", System.Text.Encoding.UTF8.GetString(received.ToArray()));
+
+        _sshd.Process.Kill(entireProcessTree: true);
+        var end = await client.ReceiveSkippingDataAsync(received);
+        Assert.Contains((int)end["code"]!, new[] { 5, 6 });
+    }
+}
