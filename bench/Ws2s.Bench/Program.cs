@@ -3,7 +3,7 @@ using Ws2s.Bench;
 
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
 // ws2s protocol, in one run, reported as ratios against the baseline. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
@@ -41,7 +41,7 @@ var paths = new List<(string Name, Func<Task<IEchoStream>> Open)> { ("plain TCP 
 if (!external) paths.Add(("ws2s binary mode", binary));
 
 var rows = new List<Row>();
-foreach (var (name, open) in paths)
+foreach (var (name, open) in args.Contains("--idle-only") ? [] : paths)
 {
     var one = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration);
     var sixteen = await Workloads.ThroughputAsync(open, 16, 16 * 1024, duration);
@@ -50,6 +50,10 @@ foreach (var (name, open) in paths)
     rows.Add(new Row(name, one, sixteen, latency.P50, latency.P99, connects));
 }
 
+if (rows.Count > 0) PrintTable(rows);
+
+void PrintTable(List<Row> rows)
+{
 var baseline = rows[0];
 Console.WriteLine();
 Console.WriteLine("| path | throughput, 1 conn | vs TCP | throughput, 16 conns | vs TCP | 64 B RTT p50 | p99 | p50 − TCP | connects/s | vs TCP |");
@@ -57,6 +61,7 @@ Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
 foreach (var r in rows)
     Console.WriteLine(FormattableString.Invariant(
         $"| {r.Name} | {r.One / 1e6:F0} MB/s | {r.One / baseline.One * 100:F1} % | {r.Sixteen / 1e6:F0} MB/s | {r.Sixteen / baseline.Sixteen * 100:F1} % | {r.P50:F0} µs | {r.P99:F0} µs | {r.P50 - baseline.P50:+0;-0} µs | {r.Connects:F0} | {r.Connects / baseline.Connects * 100:F0} % |"));
+}
 
 if (own is not null && idleSessions > 0)
 {

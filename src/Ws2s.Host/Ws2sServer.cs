@@ -59,6 +59,8 @@ public static class Ws2sServer
         builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
         builder.Services.AddSingleton<Ws2sMetrics>();
         builder.Services.AddSingleton<Readiness>();
+        builder.Services.AddSingleton<SessionClock>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<SessionClock>());
         builder.Services.AddSingleton(new TunnelSettings(
             new Ssh.KnownHosts(options.Ssh.KnownHosts, options.Ssh.AcceptUnknownHostKeys), TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds)));
         builder.Services.AddOpenTelemetry()

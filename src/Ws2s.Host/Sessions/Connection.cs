@@ -21,6 +21,8 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     public const int ReadChunkBytes = 64 * 1024;
 
     private readonly CancellationTokenSource _cancel = new();
+    /// <summary>Stops the connect timer once connected (the core would ignore it; this frees it early).</summary>
+    private readonly CancellationTokenSource _connected = new();
     private Socket? _socket;
     private SshClient? _ssh;
     private ForwardedPortLocal? _forward;
@@ -154,6 +156,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
             return;
         }
         await PostAsync(Input.NewDialled(generation));
+        _connected.Cancel();
         _ = ReadAsync(socket);
     }
 
@@ -230,7 +233,8 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     {
         try
         {
-            await Task.Delay(TimeSpan.FromSeconds(seconds), _cancel.Token);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, _connected.Token);
+            await Task.Delay(TimeSpan.FromSeconds(seconds), either.Token);
         }
         catch (OperationCanceledException)
         {

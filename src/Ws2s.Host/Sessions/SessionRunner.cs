@@ -38,10 +38,13 @@ internal sealed class SessionRunner
 
     /// <param name="clientDescription">Who the client is, for the log (address and path; never the query, which may hold a token).</param>
     private readonly TunnelSettings _tunnels;
+    private readonly SessionClock _clock;
 
-    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription, TunnelSettings tunnels)
+    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription,
+        TunnelSettings tunnels, SessionClock clock)
     {
         _tunnels = tunnels;
+        _clock = clock;
         _client = client;
         _machine = machine;
         _maxMessageBytes = maxMessageBytes;
@@ -78,8 +81,7 @@ internal sealed class SessionRunner
         // server still owes its clients a close frame (1001).
         using var ended = new CancellationTokenSource();
         var reader = ReadClientAsync(ended.Token);
-        using var ticking = new CancellationTokenSource();
-        _ = TickAsync(ticking.Token);
+        using var ticks = _clock.Register(_inputs.Writer);
         try
         {
             foreach (var effect in _machine.Start()) await ExecuteAsync(effect, ended.Token);
@@ -101,7 +103,7 @@ internal sealed class SessionRunner
         }
         finally
         {
-            ticking.Cancel();
+            ticks.Dispose();
             _inputs.Writer.TryComplete();
             foreach (var connection in _connections.Values) connection.Dispose();
             _connections.Clear();
@@ -356,22 +358,6 @@ internal sealed class SessionRunner
             length += result.Count;
             if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);
             if (result.EndOfMessage) return (result.MessageType, length);
-        }
-    }
-
-    /// <summary>
-    /// The core's clock: one Tick a second. A tick that finds the input channel full is dropped
-    /// (the session is busy, so not idle), which only stretches the connect-rate window.
-    /// </summary>
-    private async Task TickAsync(CancellationToken cancel)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
-        {
-            while (await timer.WaitForNextTickAsync(cancel)) _inputs.Writer.TryWrite(Input.Tick);
-        }
-        catch (OperationCanceledException)
-        {
         }
     }
 
