@@ -137,13 +137,13 @@ type Request =
     | Valid of Command
     | Rejected of Response
 
-/// Everything that can happen to a session. Socket events carry the generation of their connection.
+/// Everything that can happen to a session. Connection events carry the generation of their connection.
 type Input =
     /// A text frame from the client (UTF-8 JSON). The core is done with the memory when `step` returns.
     | ClientText of Frame: ReadOnlyMemory<byte>
     /// A binary frame from the client: raw bytes for the peer. The core may keep the memory.
     | ClientBinary of Bytes: ReadOnlyMemory<byte>
-    /// The WebSocket is gone (closed by either side or broken).
+    /// The client is gone (its connection closed by either side, or broken).
     | ClientGone
     | Resolved of Generation: Generation * Addresses: IPAddress list
     | ResolveFailed of Generation: Generation
@@ -170,14 +170,14 @@ type Effect =
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.
-    | CloseSocket of Generation: Generation
+    | CloseConnection of Generation: Generation
     /// Send FIN: no more writes on this connection; keep reading.
-    | ShutdownSocket of Generation: Generation
+    | ShutdownConnection of Generation: Generation
     /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
     | StartConnectTimer of Generation: Generation * Seconds: int
     /// Send a JSON text frame.
     | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).
     | ReplyBinary of Bytes: ReadOnlyMemory<byte>
-    /// Close the WebSocket with this status code and reason.
+    /// Close the client's connection with this status code (RFC 6455) and reason.
     | CloseClient of Status: int * Reason: string

@@ -5,25 +5,19 @@ module Ws2s.Protocol.Policy
 
 open System
 open System.Net
-open System.Net.Sockets
 
-/// An address block such as 10.0.0.0/8 or fc00::/7.
+/// An address block such as 10.0.0.0/8 or fc00::/7 (its family is its length: 4 or 16 bytes).
 type Cidr =
     { Network: byte[]
-      PrefixLength: int
-      Family: AddressFamily }
+      PrefixLength: int }
     member this.Contains(address: IPAddress) =
-        address.AddressFamily = this.Family
-        && (let bytes = address.GetAddressBytes()
-            let full = this.PrefixLength / 8
-            let rest = this.PrefixLength % 8
-            let mutable same = true
-            for i in 0 .. full - 1 do
-                if bytes[i] <> this.Network[i] then same <- false
-            if same && rest > 0 then
-                let mask = byte (0xFF <<< (8 - rest))
-                same <- (bytes[full] &&& mask) = (this.Network[full] &&& mask)
-            same)
+        let bytes = address.GetAddressBytes()
+        let full = this.PrefixLength / 8
+        let rest = this.PrefixLength % 8
+        let mask = byte (0xFF <<< (8 - rest))
+        bytes.Length = this.Network.Length
+        && Seq.forall (fun i -> bytes[i] = this.Network[i]) (seq { 0 .. full - 1 })
+        && (rest = 0 || (bytes[full] &&& mask) = (this.Network[full] &&& mask))
     override this.ToString() = $"{IPAddress this.Network}/{this.PrefixLength}"
 
 /// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address they carry.
@@ -32,9 +26,9 @@ let canonical (address: IPAddress) =
 
 let private cidrOf (address: IPAddress) prefixLength =
     let address = canonical address
-    let bits = if address.AddressFamily = AddressFamily.InterNetwork then 32 else 128
-    if prefixLength < 0 || prefixLength > bits then None
-    else Some { Network = address.GetAddressBytes(); PrefixLength = prefixLength; Family = address.AddressFamily }
+    let network = address.GetAddressBytes()
+    if prefixLength < 0 || prefixLength > network.Length * 8 then None
+    else Some { Network = network; PrefixLength = prefixLength }
 
 let private cidr (text: string) =
     let slash = text.IndexOf '/'
@@ -126,7 +120,7 @@ let private parsePattern (text: string) =
         match IPAddress.TryParse addressPart with
         | true, address ->
             let address = canonical address
-            let bits = if address.AddressFamily = AddressFamily.InterNetwork then 32 else 128
+            let bits = address.GetAddressBytes().Length * 8
             let length =
                 match prefix with
                 | None -> Some bits

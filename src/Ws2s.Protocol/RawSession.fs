@@ -1,6 +1,6 @@
 /// The websockify protocol (noVNC and friends): binary frames relayed to one fixed target, no JSON.
 /// It is the ws2s session, started with a binary-mode `connect` to the target, whose answers become
-/// WebSocket closes: the same ordering, backpressure, policy and limits, one place for each.
+/// closes of the client connection: the same ordering, backpressure, policy and limits, one place for each.
 module Ws2s.Protocol.RawSession
 
 open Ws2s.Protocol.Session
@@ -21,14 +21,14 @@ let private closeFor (response: Response) =
     | SshFailed reason -> Some(1011, reason)
     | Unexpected reason -> Some(1011, reason)
 
-/// Answers are not sent on this endpoint; the first that ends the relay closes the WebSocket.
+/// Answers are not sent on this endpoint; the first that ends the relay closes the client connection.
 let private translate (session: Session) (effects: Effect list) =
     let close = effects |> List.tryPick (function Reply r -> closeFor r | _ -> None)
     let kept = effects |> List.filter (function Reply _ -> false | _ -> true)
     match close with
     | None -> { Inner = session }, kept
     | Some(status, reason) ->
-        let stillOpen = liveLink session.Phase |> Option.map (fun l -> CloseSocket l.Generation) |> Option.toList
+        let stillOpen = liveLink session.Phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ CloseClient(status, reason) ]
 
 /// A raw session relaying to `target` (in binary mode), and the effects that start the connection.
@@ -40,7 +40,7 @@ let step (raw: RawSession) (input: Input) =
     match input, raw.Inner.Phase with
     | _, Ended -> raw, []
     | ClientText _, phase ->
-        let stillOpen = liveLink phase |> Option.map (fun l -> CloseSocket l.Generation) |> Option.toList
+        let stillOpen = liveLink phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
     | _ ->
         let session, effects = Session.step raw.Inner input

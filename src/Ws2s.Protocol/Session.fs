@@ -8,7 +8,6 @@ module Ws2s.Protocol.Session
 
 open System
 open System.Net
-open System.Net.Sockets
 open Ws2s.Protocol.Policy
 
 type Settings =
@@ -56,7 +55,7 @@ type Phase =
     | HalfClosed of Link
     /// Waiting for an outcome; the list holds the requests that arrived since, oldest first.
     | Busy of Awaiting * pending: Request list
-    /// The WebSocket is gone; nothing happens any more.
+    /// The client is gone; nothing happens any more.
     | Ended
 
 type Session =
@@ -154,7 +153,7 @@ let private connectFailure (link: Link) reason =
 
 let private closeLinkOf phase =
     match liveLink phase with
-    | Some link -> [ CloseSocket link.Generation ]
+    | Some link -> [ CloseConnection link.Generation ]
     | None -> []
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
@@ -162,10 +161,10 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
     let host, port = hop link.Target
     match judgeAll session.Settings.Policy host addresses port.Value with
     | Refused rule ->
-        Idle, [ CloseSocket link.Generation; Reply(Forbidden(host, rule)) ], pending
+        Idle, [ CloseConnection link.Generation; Reply(Forbidden(host, rule)) ], pending
     | Allowed ->
         match dialOrder addresses port with
-        | [] -> Idle, [ CloseSocket link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
+        | [] -> Idle, [ CloseConnection link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
         | first :: rest -> Busy(Dialling(link, rest), pending), [ dialEffect link first ], []
 
 /// Carry out one request in a phase that is not busy.
@@ -208,7 +207,7 @@ let private execute session request : Session * Effect list =
     | Valid(Send _ | SendBytes _ | Forward _), _ -> reply IllegalSocketState
     | Valid Close, phase -> { session with Phase = Idle }, closeLinkOf phase @ [ Reply(Done "close") ]
     | Valid Shutdown, Open link ->
-        { session with Phase = HalfClosed link }, [ ShutdownSocket link.Generation; Reply(Done "shutdown") ]
+        { session with Phase = HalfClosed link }, [ ShutdownConnection link.Generation; Reply(Done "shutdown") ]
     | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
     | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
@@ -275,41 +274,41 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session phase effects waiting
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
-        settle session Idle [ CloseSocket g; Reply(connectFailure link $"host not found: {fst (hop link.Target)}") ] pending
+        settle session Idle [ CloseConnection g; Reply(connectFailure link $"host not found: {fst (hop link.Target)}") ] pending
 
     | Dialled g, Busy(Dialling(link, _), pending) when sameGeneration link g ->
         settle session (Open link) [ Reply(Done "connect") ] pending
     | DialFailedWith(g, _), Busy(Dialling(link, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, rest), pending) }, [ dialEffect link next ]
     | DialFailedWith(g, error), Busy(Dialling(link, []), pending) when sameGeneration link g ->
-        settle session Idle [ CloseSocket g; Reply(connectFailure link error.Message) ] pending
+        settle session Idle [ CloseConnection g; Reply(connectFailure link error.Message) ] pending
 
     | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
         let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
-        settle session Idle [ CloseSocket g; Reply timedOut ] pending
+        settle session Idle [ CloseConnection g; Reply timedOut ] pending
 
     | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
         let answer = Option.toList answer |> List.map Reply
-        if peerFinished then settle session Idle (answer @ [ CloseSocket g ]) pending
+        if peerFinished then settle session Idle (answer @ [ CloseConnection g ]) pending
         else settle session (Open link) answer pending
 
     | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _)) when sameGeneration link g ->
         session, deliver link bytes
 
     | PeerFinished g, (Open link | HalfClosed link) when sameGeneration link g ->
-        { session with Phase = Idle }, [ Reply(ClosedByPeer None); CloseSocket g ]
+        { session with Phase = Idle }, [ Reply(ClosedByPeer None); CloseConnection g ]
     | PeerFinished g, Busy(Writing(link, answer, false), pending) when sameGeneration link g ->
         { session with Phase = Busy(Writing(link, answer, true), pending) }, [ Reply(ClosedByPeer None) ]
 
     | SocketFailed(g, reason), (Open link | HalfClosed link) when sameGeneration link g ->
-        { session with Phase = Idle }, [ CloseSocket g; Reply(ClosedByPeer(Some reason)) ]
+        { session with Phase = Idle }, [ CloseConnection g; Reply(ClosedByPeer(Some reason)) ]
     | SocketFailed(g, reason), Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
         // The end is reported (unless code 5 was sent already), then the failed write is answered with code 3.
         let event = if peerFinished then [] else [ Reply(ClosedByPeer(Some reason)) ]
         let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
-        settle session Idle (CloseSocket g :: event @ answer) pending
+        settle session Idle (CloseConnection g :: event @ answer) pending
     | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
-        settle session Idle [ CloseSocket g; Reply(connectFailure link reason) ] pending
+        settle session Idle [ CloseConnection g; Reply(connectFailure link reason) ] pending
 
     // Anything else is a stale or out-of-place event: it changes nothing.
     | Resolved _, _

@@ -34,7 +34,7 @@ let ``a text frame ends a raw session with 1003 and closes its connection`` () =
     let raw, _ = RawSession.start standardSettings "127.0.0.1" port
     let raw, _ = RawSession.step raw (Dialled 1L)
     let raw, effects = RawSession.step raw (ClientText(ReadOnlyMemory """{"command":"ping"}"""B))
-    Assert.Contains(CloseSocket 1L, effects)
+    Assert.Contains(CloseConnection 1L, effects)
     Assert.Equal(1003, closes effects |> List.exactlyOne |> fst)
     Assert.True(RawSession.isEnded raw)
 

@@ -70,7 +70,7 @@ let ``no write effect unless the connection was dialled and is open`` (seed: int
             |> List.forall (fun e ->
                 match e, t.Input with
                 | Reply(Done "connect"), Dialled g -> dialled.Add g |> ignore; true
-                | CloseSocket g, _ -> closed.Add g |> ignore; true
+                | CloseConnection g, _ -> closed.Add g |> ignore; true
                 | Write(g, _), _ -> dialled.Contains g && not (closed.Contains g)
                 | _ -> true)))
 

@@ -133,8 +133,8 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             match peers.TryGetValue g with
             | true, Echo when not (closed.Contains g) -> receive g (bytes.ToArray())
             | _ -> ()
-        | CloseSocket g -> close g
-        | ShutdownSocket g ->
+        | CloseConnection g -> close g
+        | ShutdownConnection g ->
             // An echo peer finishes too once it has echoed everything (as a real one does on FIN).
             match peers.TryGetValue g with
             | true, Echo -> enqueue (Socket g) (PeerFinished g)

@@ -211,10 +211,10 @@ internal sealed class SessionRunner
                 _metrics.Bytes.Add(write.Bytes.Length, new KeyValuePair<string, object?>("direction", "to_peer"));
                 ConnectionOf(write.Generation).StartWrite(write.Bytes);
                 break;
-            case Effect.CloseSocket close:
+            case Effect.CloseConnection close:
                 if (_connections.Remove(close.Generation, out var connection)) connection.Dispose();
                 break;
-            case Effect.ShutdownSocket shutdown:
+            case Effect.ShutdownConnection shutdown:
                 if (_connections.TryGetValue(shutdown.Generation, out var halfClosed)) halfClosed.ShutdownSend();
                 break;
             case Effect.CloseClient closeClient:
