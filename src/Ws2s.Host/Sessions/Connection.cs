@@ -161,17 +161,19 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     }
 
     /// <summary>
-    /// Reads until the peer finishes. Waits with a zero-byte read so an idle connection pins no buffer,
-    /// then takes what is there into a pooled buffer that the session returns once it has relayed it.
-    /// The bounded input channel makes this wait while the client is slow: TCP flow control does the rest.
+    /// Reads until the peer finishes. When the last read did not fill the buffer (the peer may go
+    /// quiet), it first waits with a zero-byte read so an idle connection pins no buffer; then it takes
+    /// what is there into a pooled buffer that the session returns once it has relayed it. The
+    /// bounded input channel makes this wait while the client is slow: TCP flow control does the rest.
     /// </summary>
     private async Task ReadAsync(Socket socket)
     {
         try
         {
+            var mayBeIdle = true;
             while (true)
             {
-                await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, _cancel.Token);
+                if (mayBeIdle) await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, _cancel.Token);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBytes);
                 int read;
                 try
@@ -189,6 +191,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
                     await PostAsync(Input.NewPeerFinished(generation));
                     return;
                 }
+                mayBeIdle = read < ReadChunkBytes;
                 if (!await PostAsync(Input.NewReceived(generation, new ReadOnlyMemory<byte>(buffer, 0, read))))
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
