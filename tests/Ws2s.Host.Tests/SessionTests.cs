@@ -55,8 +55,8 @@ public sealed class SessionTests
         Assert.Equal(1009, close.CloseStatus);
 
         await healthy.SendAsync(new { command = "send", data = "still fine" });
-        await healthy.ExpectAsync("""{"success":true,"code":0,"message":"send done"}""");
         var echoed = new MemoryStream();
+        await healthy.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
         while (echoed.Length < "still fine".Length)
             echoed.Write(Convert.FromBase64String((string)(await healthy.ReceiveJsonAsync())["data"]!));
         Assert.Equal("still fine", Encoding.UTF8.GetString(echoed.ToArray()));

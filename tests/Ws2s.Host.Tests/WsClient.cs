@@ -78,6 +78,17 @@ public sealed class WsClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Expects an answer while the peer may already be echoing: recv data that comes first (the
+    /// protocol lets events overtake answers) goes into <paramref name="received"/>.
+    /// </summary>
+    public async Task ExpectAnswerAsync(string json, Stream received)
+    {
+        var expected = JsonNode.Parse(json)!.AsObject();
+        var actual = await ReceiveSkippingDataAsync(received);
+        Assert.True(JsonNode.DeepEquals(expected, actual), $"expected {expected.ToJsonString()}, got {actual.ToJsonString()}");
+    }
+
     public async Task ExpectAsync(string json)
     {
         var expected = JsonNode.Parse(json)!.AsObject();
