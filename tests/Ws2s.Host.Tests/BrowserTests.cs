@@ -19,6 +19,7 @@ public sealed class BrowserTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Requirements.Need("/usr/bin/chromium", "chromium");
+        Assertions.SetDefaultExpectTimeout(15_000); // CI machines are slower than Playwright's 5 s default assumes
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new()
         {
