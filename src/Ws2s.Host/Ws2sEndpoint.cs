@@ -40,7 +40,8 @@ internal static class Ws2sEndpoint
         var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
         var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
         var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes, log, metrics, client,
-            services.GetRequiredService<TunnelSettings>(), services.GetRequiredService<SessionClock>());
+            services.GetRequiredService<Ssh.SshSessions>(), context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
+            services.GetRequiredService<SessionClock>());
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);

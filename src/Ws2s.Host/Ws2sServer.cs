@@ -61,8 +61,9 @@ public static class Ws2sServer
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<SessionClock>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SessionClock>());
-        builder.Services.AddSingleton(new TunnelSettings(
-            new Ssh.KnownHosts(options.Ssh.KnownHosts, options.Ssh.AcceptUnknownHostKeys), TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds)));
+        builder.Services.AddSingleton(new Ssh.SshSessions(
+            new Ssh.KnownHosts(options.Ssh.KnownHosts, options.Ssh.AcceptUnknownHostKeys),
+            TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds), options.Ssh.MaxSessionsPerClient));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("ws2s"))
             .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName).AddPrometheusExporter());

@@ -125,6 +125,46 @@ public sealed class SshTunnelTests : IAsyncLifetime
         }
     }
 
+    /// <summary>This process's established TCP connections to the sshd.</summary>
+    private int ConnectionsToSshd() =>
+        System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpConnections()
+            .Count(c => c.RemoteEndPoint.Port == _sshd.Port && c.State == System.Net.NetworkInformation.TcpState.Established);
+
+    [SkippableFact]
+    public async Task Tunnels_over_the_same_login_share_one_SSH_session_which_closes_with_the_last()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync(_knownHosts);
+        var before = ConnectionsToSshd();
+        var clients = new List<WsClient>();
+        for (var i = 0; i < 3; i++)
+        {
+            var client = await host.ConnectAsync();
+            await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+            clients.Add(client);
+        }
+        Assert.Equal(before + 1, ConnectionsToSshd());
+
+        // Another login (an RSA key) is another SSH session.
+        await using (var other = await host.ConnectAsync())
+        {
+            await other.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.RsaKey), ("ssh_private_key_password", SshServer.RsaPassphrase)));
+            await other.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+            Assert.Equal(before + 2, ConnectionsToSshd());
+        }
+
+        foreach (var client in clients)
+        {
+            await client.SendAsync(new { command = "close" });
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"close done"}""");
+            await client.DisposeAsync();
+        }
+        var deadline = DateTime.UtcNow + WsClient.Patience;
+        while (ConnectionsToSshd() > before && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(before, ConnectionsToSshd());
+    }
+
     [SkippableFact]
     public async Task Killing_sshd_mid_stream_ends_with_code_5_after_the_bytes_already_echoed()
     {

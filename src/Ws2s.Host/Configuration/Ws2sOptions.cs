@@ -85,6 +85,9 @@ public sealed class Ws2sOptions
 
         /// <summary>Seconds to log in and open the channel.</summary>
         public int TimeoutSeconds { get; set; } = 10;
+
+        /// <summary>SSH sessions one client address may hold at once (tunnels over the same login share one).</summary>
+        public int MaxSessionsPerClient { get; set; } = 8;
     }
 
     public sealed class DestinationOptions
@@ -168,6 +171,8 @@ public sealed class Ws2sOptions
             ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),
             ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds, 1, 3600),
             ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond, 0, 1_000_000),
+            ("ssh.timeoutSeconds", Ssh.TimeoutSeconds, 1, 3600),
+            ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient, 1, 10_000),
         })
         {
             if (value < low || value > high) yield return $"{key} {value} must be between {low} and {high}";

@@ -24,7 +24,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     /// <summary>Stops the connect timer once connected (the core would ignore it; this frees it early).</summary>
     private readonly CancellationTokenSource _connected = new();
     private Socket? _socket;
-    private SshClient? _ssh;
+    private SshSessions.Lease? _ssh;
     private ForwardedPortLocal? _forward;
 
     public long Generation => generation;
@@ -35,8 +35,8 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
 
     public void StartTimer(int seconds) => _ = TimerAsync(seconds);
 
-    public void StartTunnel(IPEndPoint server, SshLogin login, string host, Port port, KnownHosts knownHosts, TimeSpan timeout) =>
-        _ = TunnelAsync(server, login, host, port, knownHosts, timeout);
+    public void StartTunnel(IPEndPoint server, SshLogin login, string host, Port port, SshSessions sessions, IPAddress client) =>
+        _ = TunnelAsync(server, login, host, port, sessions, client);
 
     public void StartWrite(ReadOnlyMemory<byte> bytes) => _ = WriteAsync(bytes);
 
@@ -73,40 +73,26 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     }
 
     /// <summary>
-    /// Logs into the SSH server (SSH.NET), opens a forward from a loopback port to host:port there
-    /// (SSH.NET has no public direct-tcpip stream, so the channel is reached through ForwardedPortLocal),
-    /// then dials that port like any connection. Failures are reported in plain words, never with secrets.
+    /// Takes an SSH session to the server (shared with this client's other tunnels over the same login),
+    /// opens a forward from a loopback port to host:port there (SSH.NET has no public direct-tcpip
+    /// stream, so the channel is reached through ForwardedPortLocal), then dials that port like any
+    /// connection. Failures are reported in plain words, never with secrets.
     /// </summary>
-    private async Task TunnelAsync(IPEndPoint server, SshLogin login, string host, Port port, KnownHosts knownHosts, TimeSpan timeout)
+    private async Task TunnelAsync(IPEndPoint server, SshLogin login, string host, Port port, SshSessions sessions, IPAddress client)
     {
-        string? refusedKey = null;
         try
         {
-            var methods = new List<AuthenticationMethod>();
-            if (login.PrivateKey is { } key)
+            var lease = await sessions.AcquireAsync(client, server, login);
+            _ssh = lease;
+            if (_cancel.IsCancellationRequested)
             {
-                using var text = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(key.Value));
-                var file = login.PrivateKeyPassword is { } passphrase ? new PrivateKeyFile(text, passphrase.Value) : new PrivateKeyFile(text);
-                methods.Add(new PrivateKeyAuthenticationMethod(login.Username, file));
-            }
-            if (login.Password is { } password) methods.Add(new PasswordAuthenticationMethod(login.Username, password.Value));
-            if (methods.Count == 0)
-            {
-                await PostAsync(Input.NewDialFailedWith(generation, DialError.NewTunnelFailed("give ssh_password or ssh_private_key")));
+                // Closed while logging in: Dispose may have run before the lease was here to release.
+                lease.Dispose();
                 return;
             }
-            var client = new SshClient(new Renci.SshNet.ConnectionInfo(server.Address.ToString(), server.Port, login.Username, [.. methods]) { Timeout = timeout });
-            _ssh = client;
-            client.HostKeyReceived += (_, e) =>
-            {
-                e.CanTrust = knownHosts.Trusts(login.Host, login.Port.Value, e.HostKeyName, e.HostKey)
-                             || knownHosts.Trusts(server.Address.ToString(), server.Port, e.HostKeyName, e.HostKey);
-                if (!e.CanTrust) refusedKey = $"the host key of {login.Host} ({e.HostKeyName} SHA256:{e.FingerPrintSHA256}) is not in ssh.knownHosts";
-            };
-            await client.ConnectAsync(_cancel.Token);
             var forward = new ForwardedPortLocal("127.0.0.1", 0, host, (uint)port.Value);
-            forward.Exception += (_, e) => _ = PostAsync(Input.NewSocketFailed(generation, $"the SSH server refused the channel to {host}:{port.Value}"));
-            client.AddForwardedPort(forward);
+            forward.Exception += (_, _) => _ = PostAsync(Input.NewSocketFailed(generation, $"the SSH server refused the channel to {host}:{port.Value}"));
+            _ssh.Client.AddForwardedPort(forward);
             forward.Start();
             _forward = forward;
             await DialAsync(new IPEndPoint(IPAddress.Loopback, (int)forward.BoundPort));
@@ -118,13 +104,15 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
         {
             await ReportUnreachableAsync(e);
         }
-        catch (Exception e) when (e is SshException or InvalidOperationException or ArgumentException or ProxyException)
+        catch (Exception e) when (e is SshException or InvalidOperationException or ArgumentException or ProxyException
+                                      or SshSessions.HostKeyRefusedException or SshSessions.LimitException)
         {
             var reason = e switch
             {
                 SshAuthenticationException => $"authentication failed for user {login.Username} (wrong password or key)",
-                SshConnectionException when refusedKey is not null => refusedKey,
+                SshSessions.HostKeyRefusedException or SshSessions.LimitException => e.Message,
                 SshPassPhraseNullOrEmptyException => "the private key needs ssh_private_key_password",
+                ArgumentException { Message: var m } when m.StartsWith("give ", StringComparison.Ordinal) => m,
                 InvalidOperationException or ArgumentException or SshException when login.PrivateKey is not null && _ssh is null
                     => "the private key could not be read (OpenSSH or PEM; RSA, ECDSA or Ed25519; check its passphrase)",
                 SshOperationTimeoutException => "the SSH server did not answer in time",
@@ -264,7 +252,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     {
         _cancel.Cancel();
         _socket?.Dispose();
-        // Stopping a forward waits for its channel: off the session loop.
+        // Stopping a forward waits for its channel: off the session loop. Then the SSH session may close.
         if (_ssh is { } ssh)
         {
             var forward = _forward;
@@ -272,12 +260,16 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
             {
                 try
                 {
-                    forward?.Dispose();
-                    ssh.Dispose();
+                    if (forward is not null)
+                    {
+                        forward.Dispose();
+                        ssh.Client.RemoveForwardedPort(forward);
+                    }
                 }
                 catch (Exception e) when (e is SshException or ObjectDisposedException or SocketException)
                 {
                 }
+                ssh.Dispose();
             });
         }
     }

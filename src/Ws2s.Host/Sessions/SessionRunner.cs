@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Diagnostics;
 using System.Threading.Channels;
+using Ws2s.Host.Ssh;
 using Ws2s.Host.Telemetry;
 using Ws2s.Protocol;
 
@@ -37,13 +38,15 @@ internal sealed class SessionRunner
     private System.Net.IPEndPoint? _lastTarget;
 
     /// <param name="clientDescription">Who the client is, for the log (address and path; never the query, which may hold a token).</param>
-    private readonly TunnelSettings _tunnels;
+    private readonly SshSessions _sshSessions;
+    private readonly System.Net.IPAddress _clientAddress;
     private readonly SessionClock _clock;
 
     public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription,
-        TunnelSettings tunnels, SessionClock clock)
+        SshSessions sshSessions, System.Net.IPAddress clientAddress, SessionClock clock)
     {
-        _tunnels = tunnels;
+        _sshSessions = sshSessions;
+        _clientAddress = clientAddress;
         _clock = clock;
         _client = client;
         _machine = machine;
@@ -200,7 +203,7 @@ internal sealed class SessionRunner
                 break;
             case Effect.OpenTunnel tunnel:
                 _lastTarget = tunnel.Server;
-                ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, _tunnels.KnownHosts, _tunnels.Timeout);
+                ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, _sshSessions, _clientAddress);
                 break;
             case Effect.StartConnectTimer timer:
                 _connectStarted = Stopwatch.GetTimestamp();
