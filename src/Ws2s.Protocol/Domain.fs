@@ -157,6 +157,8 @@ type Input =
     | SocketFailed of Generation: Generation * Reason: string
     | WriteCompleted of Generation: Generation
     | ConnectTimerFired of Generation: Generation
+    /// The connection attempt delay (RFC 8305) passed with no attempt finished: time to start the next.
+    | AttemptTimerFired of Generation: Generation
     /// One second has passed (the host's clock; drives the idle timeout and the connect rate limit).
     | Tick
 
@@ -175,6 +177,8 @@ type Effect =
     | ShutdownConnection of Generation: Generation
     /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
     | StartConnectTimer of Generation: Generation * Seconds: int
+    /// Report `AttemptTimerFired` after the connection attempt delay (250 ms) unless connected or closed first.
+    | StartAttemptTimer of Generation: Generation
     /// Send a JSON text frame.
     | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).

@@ -40,8 +40,9 @@ type Link = { Generation: Generation; Target: Target }
 /// What a busy session is waiting for. Requests that arrive meanwhile wait in order.
 type Awaiting =
     | Resolution of Link
-    /// Dialling one endpoint; `Rest` are the allowed endpoints still to try.
-    | Dialling of Link * rest: IPEndPoint list
+    /// Dialling: `Attempts` dials in flight (happy eyeballs starts another every 250 ms while one is
+    /// pending, RFC 8305); `Rest` are the allowed endpoints still to try.
+    | Dialling of Link * attempts: int * rest: IPEndPoint list
     /// A write is in flight; `Answer` is sent when it completes. `PeerFinished`: the peer already
     /// closed its side (code 5 was sent), so the connection ends when the write does.
     | Writing of Link * answer: Response option * peerFinished: bool
@@ -77,7 +78,7 @@ let liveLink phase =
     | Open link
     | HalfClosed link
     | Busy(Resolution link, _)
-    | Busy(Dialling(link, _), _)
+    | Busy(Dialling(link, _, _), _)
     | Busy(Writing(link, _, _), _) -> Some link
     | Idle
     | Ended -> None
@@ -145,6 +146,13 @@ let private dialEffect (link: Link) endpoint =
     | Some login -> OpenTunnel(link.Generation, endpoint, login, link.Target.Host, link.Target.Port)
     | None -> Dial(link.Generation, endpoint)
 
+/// Start dialling `endpoint`; while more endpoints wait, also the timer after which the next attempt
+/// starts alongside (direct connections only: a tunnel's attempts are logins, tried one at a time).
+let private startAttempt (link: Link) endpoint (rest: IPEndPoint list) =
+    match rest, link.Target.Ssh with
+    | _ :: _, None -> [ dialEffect link endpoint; StartAttemptTimer link.Generation ]
+    | _ -> [ dialEffect link endpoint ]
+
 /// Why a connect failed, as the code the client expects: 6 through an SSH server, else 2.
 let private connectFailure (link: Link) reason =
     match link.Target.Ssh with
@@ -165,7 +173,7 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
     | Allowed ->
         match dialOrder addresses port with
         | [] -> Idle, [ CloseConnection link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
-        | first :: rest -> Busy(Dialling(link, rest), pending), [ dialEffect link first ], []
+        | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt link first rest, []
 
 /// Carry out one request in a phase that is not busy.
 let private execute session request : Session * Effect list =
@@ -276,14 +284,18 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
         settle session Idle [ CloseConnection g; Reply(connectFailure link $"host not found: {fst (hop link.Target)}") ] pending
 
-    | Dialled g, Busy(Dialling(link, _), pending) when sameGeneration link g ->
+    | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
         settle session (Open link) [ Reply(Done "connect") ] pending
-    | DialFailedWith(g, _), Busy(Dialling(link, next :: rest), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Dialling(link, rest), pending) }, [ dialEffect link next ]
-    | DialFailedWith(g, error), Busy(Dialling(link, []), pending) when sameGeneration link g ->
+    | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
+        { session with Phase = Busy(Dialling(link, attempts, rest), pending) }, startAttempt link next rest
+    | DialFailedWith(g, _), Busy(Dialling(link, attempts, []), pending) when sameGeneration link g && attempts > 1 ->
+        { session with Phase = Busy(Dialling(link, attempts - 1, []), pending) }, []
+    | DialFailedWith(g, error), Busy(Dialling(link, _, []), pending) when sameGeneration link g ->
         settle session Idle [ CloseConnection g; Reply(connectFailure link error.Message) ] pending
+    | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
+        { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt link next rest
 
-    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
+    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
         let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
         settle session Idle [ CloseConnection g; Reply timedOut ] pending
 
@@ -307,7 +319,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         let event = if peerFinished then [] else [ Reply(ClosedByPeer(Some reason)) ]
         let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
         settle session Idle (CloseConnection g :: event @ answer) pending
-    | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _)), pending) when sameGeneration link g ->
+    | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
         settle session Idle [ CloseConnection g; Reply(connectFailure link reason) ] pending
 
     // Anything else is a stale or out-of-place event: it changes nothing.
@@ -319,4 +331,5 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | PeerFinished _, _
     | SocketFailed _, _
     | WriteCompleted _, _
-    | ConnectTimerFired _, _ -> session, []
+    | ConnectTimerFired _, _
+    | AttemptTimerFired _, _ -> session, []

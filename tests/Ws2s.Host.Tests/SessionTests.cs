@@ -40,6 +40,35 @@ public sealed class SessionTests
     }
 
     [Fact]
+    public async Task Happy_eyeballs_a_silent_first_address_gives_way_to_the_next_after_250_ms()
+    {
+        // localhost is 127.0.0.1 then ::1. Same port on both: IPv4 never answers, IPv6 echoes.
+        using var unanswered = new UnansweredPort();
+        using var echo = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetworkV6, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        echo.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Loopback, unanswered.Port));
+        echo.Listen();
+        var served = Task.Run(async () =>
+        {
+            using var peer = await echo.AcceptAsync();
+            var buffer = new byte[64];
+            var n = await peer.ReceiveAsync(buffer);
+            await peer.SendAsync(buffer.AsMemory(0, n));
+        });
+
+        await using var host = await Ws2sHost.StartAsync(true, "--limits:connectTimeoutSeconds", "10");
+        await using var client = await host.ConnectAsync();
+        // Tried one after the other, the first attempt would hang until the connect timeout (code 2).
+        await client.SendAsync(new { command = "connect", host = "localhost", port = unanswered.Port });
+        await client.ExpectAsync(ConnectDone);
+        await client.SendAsync(new { command = "send", data = "via ::1" });
+        var echoed = new MemoryStream();
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
+        while (echoed.Length < 7) echoed.Write(Convert.FromBase64String((string)(await client.ReceiveJsonAsync())["data"]!));
+        Assert.Equal("via ::1", Encoding.UTF8.GetString(echoed.ToArray()));
+        await served;
+    }
+
+    [Fact]
     public async Task A_message_over_the_size_limit_closes_only_that_session_with_1009()
     {
         using var echo = Peer.Echo();

@@ -165,3 +165,31 @@ let ``the queue behind a pending connect holds at most MaxPendingBytes of payloa
             fed <- fed + int size * 4
     // Whatever was fed, the core never holds more than the bound plus the one request that crossed it.
     fed <= 1000 + 255 * 4
+
+[<Xunit.Fact>]
+let ``happy eyeballs: a silent first address does not hold up the second`` () =
+    // Resolved to a silent address and an echoing one (ports are the simulated peers: 7004 silent, 7001 echo).
+    let session, _ = Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("db.example", 7004, false)).Frame)))
+    let silent, echo = IPAddress.Parse "2001:4860::1", IPAddress.Parse "93.184.216.34"
+    let session, effects = Session.step session (Resolved(1L, [ silent; echo ]))
+    Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(silent, 7004)); StartAttemptTimer 1L ], effects)
+    let session, effects = Session.step session (AttemptTimerFired 1L)
+    Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(echo, 7004)) ], effects)
+    // Both in flight: one failure is not the end…
+    let session, effects = Session.step session (DialFailedWith(1L, Refused))
+    Xunit.Assert.Empty(effects)
+    // …the other's success is.
+    let _, effects = Session.step session (Dialled 1L)
+    Xunit.Assert.Equal<Effect list>([ Reply(Done "connect") ], effects)
+
+[<Xunit.Fact>]
+let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the connect`` () =
+    let session, _ = Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("db.example", 7004, false)).Frame)))
+    let a, b = IPAddress.Parse "2001:4860::1", IPAddress.Parse "93.184.216.34"
+    let session, _ = Session.step session (Resolved(1L, [ a; b ]))
+    let session, _ = Session.step session (AttemptTimerFired 1L)
+    let session, first = Session.step session (DialFailedWith(1L, Refused))
+    let session, last = Session.step session (DialFailedWith(1L, HostUnreachable))
+    Xunit.Assert.Empty(first)
+    Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable") ], last)
+    Xunit.Assert.True(session.Phase.IsIdle)

@@ -50,6 +50,9 @@ type Transition =
 type private Stream =
     | Socket of Generation
     | Acks of Generation
+    /// The connection attempt delay (250 ms): fires when nothing else happens, before any connect timer.
+    | Attempt of Generation
+    /// The connect timer (seconds): fires only when nothing else can happen.
     | Timer of Generation
 
 type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos) =
@@ -88,7 +91,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             enqueue (Socket g) (Received(g, ReadOnlyMemory(bytes, offset, size)))
             offset <- offset + size
 
-    let streamsOf g = [ Socket g; Acks g; Timer g ]
+    let streamsOf g = [ Socket g; Acks g; Attempt g; Timer g ]
 
     /// The host disposes a closed connection: its queued events vanish, except a late one now and then.
     let close g =
@@ -140,6 +143,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | true, Echo -> enqueue (Socket g) (PeerFinished g)
             | _ -> ()
         | StartConnectTimer(g, _) -> enqueue (Timer g) (ConnectTimerFired g)
+        | StartAttemptTimer g -> enqueue (Attempt g) (AttemptTimerFired g)
         | Reply response ->
             let copy =
                 match response with
@@ -194,13 +198,15 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
         let ready =
             [ for KeyValue(stream, q) in streams do
                   match stream with
-                  | Timer _ -> ()
+                  | Timer _ | Attempt _ -> ()
                   | _ -> if q.Count > 0 then yield q ]
         let clientReady = clientFrames.Count > 0 && Session.acceptsRequest session
         let choices = (if clientReady then [ clientFrames ] else []) @ ready
         match choices with
         | [] ->
-            let timers = [ for KeyValue(stream, q) in streams do if q.Count > 0 then yield q ]
+            let pending kind = [ for KeyValue(stream, q) in streams do if q.Count > 0 && kind stream then yield q ]
+            let attempts = pending (function Attempt _ -> true | _ -> false)
+            let timers = if attempts.IsEmpty then pending (function Timer _ -> true | _ -> false) else attempts
             match timers with
             | [] -> false
             | _ ->

@@ -24,7 +24,7 @@ let check seed (requests: RequestSpec list) =
     let generationOf input =
         match input with
         | Resolved(g, _) | ResolveFailed g | Dialled g | DialFailedWith(g, _) | Received(g, _)
-        | PeerFinished g | SocketFailed(g, _) | WriteCompleted g | ConnectTimerFired g -> Some g
+        | PeerFinished g | SocketFailed(g, _) | WriteCompleted g | ConnectTimerFired g | AttemptTimerFired g -> Some g
         | ClientText _ | ClientBinary _ | ClientGone | Tick -> None
     [ if List.length answers <> List.length requests then
           yield sprintf "%d answers for %d requests" answers.Length requests.Length

@@ -23,7 +23,11 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     private readonly CancellationTokenSource _cancel = new();
     /// <summary>Stops the connect timer once connected (the core would ignore it; this frees it early).</summary>
     private readonly CancellationTokenSource _connected = new();
+    /// <summary>The connected socket, once an attempt has won.</summary>
     private Socket? _socket;
+    /// <summary>Connection attempts in flight.</summary>
+    private readonly List<Socket> _attempts = [];
+    private CancellationTokenSource? _attemptTimer;
     private SshSessions.Lease? _ssh;
     private ForwardedPortLocal? _forward;
 
@@ -125,27 +129,68 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     /// <summary>The SSH server itself could not be reached: the same words as a direct connect's.</summary>
     private Task ReportUnreachableAsync(SocketException e) => PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode))).AsTask();
 
+    /// <summary>
+    /// One connection attempt. Several may run at once (happy eyeballs): the first to connect wins
+    /// and is reported; the others are cancelled and closed, and nothing of them is reported.
+    /// </summary>
     private async Task DialAsync(IPEndPoint endpoint)
     {
-        _socket?.Dispose();
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        _socket = socket;
+        lock (_attempts) _attempts.Add(socket);
         try
         {
-            await socket.ConnectAsync(endpoint, _cancel.Token);
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, _connected.Token);
+            await socket.ConnectAsync(endpoint, attempt.Token);
         }
         catch (SocketException e)
         {
-            await PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode)));
+            socket.Dispose();
+            if (!_connected.IsCancellationRequested)
+                await PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode)));
             return;
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
+            socket.Dispose();
             return;
         }
-        await PostAsync(Input.NewDialled(generation));
+        finally
+        {
+            lock (_attempts) _attempts.Remove(socket);
+        }
+        if (Interlocked.CompareExchange(ref _socket, socket, null) is not null)
+        {
+            socket.Dispose(); // another attempt won
+            return;
+        }
         _connected.Cancel();
+        await PostAsync(Input.NewDialled(generation));
         _ = ReadAsync(socket);
+    }
+
+    /// <summary>RFC 8305's connection attempt delay: the next attempt starts if none finished by then.</summary>
+    private static readonly TimeSpan AttemptDelay = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>(Re)starts the attempt timer: one per connection, the latest attempt's.</summary>
+    public void StartAttemptTimer()
+    {
+        var timer = new CancellationTokenSource();
+        Interlocked.Exchange(ref _attemptTimer, timer)?.Cancel();
+        _ = AttemptTimerAsync(timer.Token);
+    }
+
+    private async Task AttemptTimerAsync(CancellationToken restarted)
+    {
+        try
+        {
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, _connected.Token, restarted);
+            await Task.Delay(AttemptDelay, either.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        await PostAsync(Input.NewAttemptTimerFired(generation));
     }
 
     /// <summary>
@@ -252,6 +297,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     {
         _cancel.Cancel();
         _socket?.Dispose();
+        lock (_attempts) foreach (var attempt in _attempts) attempt.Dispose();
         // Stopping a forward waits for its channel: off the session loop. Then the SSH session may close.
         if (_ssh is { } ssh)
         {

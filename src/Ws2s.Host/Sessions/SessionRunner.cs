@@ -205,6 +205,9 @@ internal sealed class SessionRunner
                 _lastTarget = tunnel.Server;
                 ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, _sshSessions, _clientAddress);
                 break;
+            case Effect.StartAttemptTimer attemptTimer:
+                ConnectionOf(attemptTimer.Generation).StartAttemptTimer();
+                break;
             case Effect.StartConnectTimer timer:
                 _connectStarted = Stopwatch.GetTimestamp();
                 ConnectionOf(timer.Generation).StartTimer(timer.Seconds);
