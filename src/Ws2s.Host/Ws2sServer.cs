@@ -30,7 +30,9 @@ public static class Ws2sServer
             throw new ConfigException($"cannot create the config file {configPath}: {e.Message}");
         }
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+        // The builder's default sources (appsettings.json, replaced below) would otherwise leave a file
+        // watcher on the working directory for the life of the server.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
         var options = new Ws2sOptions();
         try
         {
