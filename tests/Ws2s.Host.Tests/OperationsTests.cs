@@ -91,7 +91,7 @@ public sealed class OperationsTests : IDisposable
             await client.SendAsync(new { command = "send", data = "12345" });
             var echoed = new MemoryStream();
             await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
-            while (echoed.Length < 5) echoed.Write(Convert.FromBase64String((string)(await client.ReceiveJsonAsync())["data"]!));
+            await client.ReadDataAsync(echoed, 5);
             Assert.Equal("12345"u8.ToArray(), echoed.ToArray());
             await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = refused.Port });
             await client.ExpectAsync("""{"success":false,"code":2,"message":"connection refused"}""");

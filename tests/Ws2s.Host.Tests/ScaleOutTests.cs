@@ -45,7 +45,7 @@ public sealed class ScaleOutTests
         await using var firstServer = first.Server;
         var second = await StartInstanceAsync(directory, "second");
         await using var secondServer = second.Server;
-        var front = RedisServer.FreePort();
+        var front = Loopback.FreePort();
 
         // The shipped configuration, pointed at this test's ports.
         var config = (await File.ReadAllTextAsync(Path.Combine(Repository.Root, "deploy", "haproxy.cfg")))
@@ -61,7 +61,7 @@ public sealed class ScaleOutTests
         try
         {
             var entry = new Uri($"ws://127.0.0.1:{front}/");
-            await RedisServer.WaitUntilListeningAsync(front);
+            await Loopback.WaitUntilListeningAsync(front);
             var clients = new List<WsClient>();
             for (var i = 0; i < 10; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
 

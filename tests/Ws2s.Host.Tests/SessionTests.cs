@@ -63,7 +63,7 @@ public sealed class SessionTests
         await client.SendAsync(new { command = "send", data = "via ::1" });
         var echoed = new MemoryStream();
         await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
-        while (echoed.Length < 7) echoed.Write(Convert.FromBase64String((string)(await client.ReceiveJsonAsync())["data"]!));
+        await client.ReadDataAsync(echoed, 7);
         Assert.Equal("via ::1", Encoding.UTF8.GetString(echoed.ToArray()));
         await served;
     }
@@ -86,8 +86,7 @@ public sealed class SessionTests
         await healthy.SendAsync(new { command = "send", data = "still fine" });
         var echoed = new MemoryStream();
         await healthy.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
-        while (echoed.Length < "still fine".Length)
-            echoed.Write(Convert.FromBase64String((string)(await healthy.ReceiveJsonAsync())["data"]!));
+        await healthy.ReadDataAsync(echoed, "still fine".Length);
         Assert.Equal("still fine", Encoding.UTF8.GetString(echoed.ToArray()));
     }
 
@@ -151,8 +150,7 @@ public sealed class SessionTests
         var echoed = new MemoryStream();
         var answer = await healthy.ReceiveSkippingDataAsync(echoed);
         Assert.Equal("sendb done", (string)answer["message"]!);
-        while (echoed.Length < payload.Length)
-            echoed.Write(Convert.FromBase64String((string)(await healthy.ReceiveJsonAsync())["data"]!));
+        await healthy.ReadDataAsync(echoed, payload.Length);
         Assert.Equal(payload, echoed.ToArray());
     }
 

@@ -58,7 +58,7 @@ public sealed class SshServer : IAsyncDisposable
         // sshd insists on its privilege-separation directory, even when run by hand.
         if (Environment.UserName == "root") Directory.CreateDirectory("/run/sshd");
 
-        var port = RedisServer.FreePort();
+        var port = Loopback.FreePort();
         var config = Path.Combine(directory, "sshd_config");
         await File.WriteAllTextAsync(config, $"""
             Port {port}
@@ -79,7 +79,7 @@ public sealed class SshServer : IAsyncDisposable
         { RedirectStandardOutput = true, RedirectStandardError = true })!;
         _ = process.StandardOutput.ReadToEndAsync();
         _ = process.StandardError.ReadToEndAsync();
-        await RedisServer.WaitUntilListeningAsync(port);
+        await Loopback.WaitUntilListeningAsync(port);
         return new SshServer(directory, process, port);
     }
 

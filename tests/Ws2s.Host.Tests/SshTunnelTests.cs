@@ -36,14 +36,21 @@ public sealed class SshTunnelTests : IAsyncLifetime
         return request;
     }
 
+    /// <summary>A session tunnelled to 127.0.0.1:<paramref name="port"/> through the sshd with the Ed25519 key, connected.</summary>
+    private async Task<WsClient> TunnelAsync(Ws2sHost host, int port)
+    {
+        var client = await host.ConnectAsync();
+        await client.SendAsync(Through(_sshd, port, ("ssh_private_key", _sshd.Ed25519Key)));
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        return client;
+    }
+
     [SkippableFact]
     public async Task Bytes_go_both_ways_through_the_tunnel_intact_with_an_Ed25519_key()
     {
         using var echo = Peer.Echo();
         await using var host = await StartHostAsync(_knownHosts);
-        await using var client = await host.ConnectAsync();
-        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
-        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await using var client = await TunnelAsync(host, echo.Port);
 
         var payload = RandomNumberGenerator.GetBytes(512 * 1024);
         for (var at = 0; at < payload.Length; at += 64 * 1024)
@@ -139,10 +146,7 @@ public sealed class SshTunnelTests : IAsyncLifetime
         var clients = new List<WsClient>();
         for (var i = 0; i < 3; i++)
         {
-            var client = await host.ConnectAsync();
-            await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
-            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
-            clients.Add(client);
+            clients.Add(await TunnelAsync(host, echo.Port));
         }
         Assert.Equal(before + 1, ConnectionsToSshd());
 
@@ -170,14 +174,12 @@ public sealed class SshTunnelTests : IAsyncLifetime
     {
         using var echo = Peer.Echo();
         await using var host = await StartHostAsync(_knownHosts);
-        await using var client = await host.ConnectAsync();
-        await client.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key)));
-        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await using var client = await TunnelAsync(host, echo.Port);
         await client.SendAsync(new { command = "send", data = "before the end" });
         var received = new MemoryStream();
         var answer = await client.ReceiveSkippingDataAsync(received);
         Assert.Equal("send done", (string)answer["message"]!);
-        while (received.Length < "before the end".Length) received.Write(Convert.FromBase64String((string)(await client.ReceiveJsonAsync())["data"]!));
+        await client.ReadDataAsync(received, "before the end".Length);
         Assert.Equal("before the end", System.Text.Encoding.UTF8.GetString(received.ToArray()));
 
         _sshd.Process.Kill(entireProcessTree: true);

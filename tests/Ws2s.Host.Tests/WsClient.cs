@@ -89,6 +89,17 @@ public sealed class WsClient : IAsyncDisposable
         Assert.True(JsonNode.DeepEquals(expected, actual), $"expected {expected.ToJsonString()}, got {actual.ToJsonString()}");
     }
 
+    /// <summary>Reads recv data into <paramref name="received"/> until it holds <paramref name="length"/> bytes.</summary>
+    public async Task ReadDataAsync(Stream received, long length)
+    {
+        while (received.Length < length)
+        {
+            var json = await ReceiveJsonAsync();
+            Assert.True((int)json["code"]! == -1, $"expected recv data, got {json.ToJsonString()}");
+            received.Write(Convert.FromBase64String((string)json["data"]!));
+        }
+    }
+
     public async Task ExpectAsync(string json)
     {
         var expected = JsonNode.Parse(json)!.AsObject();
