@@ -161,8 +161,8 @@ internal sealed class SessionRunner
             if (!lent.IsEmpty && MemoryMarshal.TryGetArray(lent, out var segment))
                 ArrayPool<byte>.Shared.Return(segment.Array!);
         }
-        if (input.IsClientText || input.IsClientBinary) ReleaseClientIfAccepted(owed: true);
-        else ReleaseClientIfAccepted(owed: false);
+        // A client frame used the reader's credit; any step may make room for the next frame.
+        ReleaseClientIfAccepted(owed: input.IsClientText || input.IsClientBinary);
     }
 
     private bool _clientCreditOwed;
