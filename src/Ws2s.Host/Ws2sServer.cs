@@ -111,6 +111,9 @@ public static class Ws2sServer
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
+        var (tokensRequired, tokenCount) = app.Services.GetRequiredService<Admission.Admission>().Tokens;
+        if (tokensRequired) app.Logger.LogInformation("access tokens required: {Count} loaded", tokenCount);
+        else app.Logger.LogInformation("no access token required (set tokens or tokensFile to require one)");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             foreach (var url in ListeningUrls(app)) Console.WriteLine($"ws2s listening on {url} (config: {configPath})");

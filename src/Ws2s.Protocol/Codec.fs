@@ -33,10 +33,6 @@ exception private Bad of string
 
 let private strictUtf8 = UTF8Encoding(false, true)
 
-/// Longest host name accepted (DNS names are at most 253 characters; a bracketed IPv6 literal is shorter).
-[<Literal>]
-let MaxHostLength = 255
-
 let private quote (text: string) =
     let shown = if text.Length > 40 then text.Substring(0, 40) + "…" else text
     "'" + shown + "'"
@@ -139,12 +135,16 @@ let private base64Bytes (frame: ReadOnlySpan<byte>) (data: Data) =
         if not (Convert.TryFromBase64String(text, Span buffer, &written)) then fail ()
         ReadOnlyMemory(buffer, 0, written)
 
+/// A host field, parsed once (see `HostName`): an IP literal or a DNS name, else code 7 saying why.
+let private parseHost (field: string) (text: string) =
+    match HostName.parse text with
+    | Ok host -> host
+    | Error reason -> raise (Bad $"{field} must be a host name or IP address: {reason}")
+
 let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
     match require fields.Command "command" with
     | "connect" ->
-        let host = require fields.Host "host"
-        if String.IsNullOrWhiteSpace host || host.Length > MaxHostLength || host |> Seq.exists Char.IsWhiteSpace then
-            raise (Bad "host must be a host name or IP address")
+        let host = parseHost "host" (require fields.Host "host")
         let port =
             match Port.TryCreate(require fields.Port "port") with
             | ValueSome p -> p
@@ -152,6 +152,7 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
         let ssh =
             match fields.SshHost with
             | Some sshHost when sshHost <> "" ->
+                let sshHost = parseHost "ssh_host" sshHost
                 let sshPort =
                     match Port.TryCreate(defaultArg fields.SshPort 22L) with
                     | ValueSome p -> p

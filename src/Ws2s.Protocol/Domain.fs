@@ -27,7 +27,7 @@ type Generation = int64
 /// `ToString` (nor anywhere they could be logged).
 [<CustomEquality; NoComparison>]
 type SshLogin =
-    { Host: string
+    { Host: Host
       Port: Port
       Username: string
       Password: string option
@@ -43,7 +43,7 @@ type SshLogin =
     override this.GetHashCode() = hash (this.Host, this.Username)
 
 /// Where a client asked to be connected: directly, or from an SSH server (`Ssh`).
-type Target = { Host: string; Port: Port; Binary: bool; Ssh: SshLogin option }
+type Target = { Host: Host; Port: Port; Binary: bool; Ssh: SshLogin option }
 
 /// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
 type Command =
@@ -164,11 +164,12 @@ type Input =
 
 /// Work the host must do, in order.
 type Effect =
-    | Resolve of Generation: Generation * Host: string
+    /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.
+    | Resolve of Generation: Generation * Name: string
     | Dial of Generation: Generation * Endpoint: IPEndPoint
     /// Log into the SSH server at `Server` and open a channel from there to `Host`:`Port`;
     /// then behave as a dialled connection (report `Dialled` or `DialFailedWith`).
-    | OpenTunnel of Generation: Generation * Server: IPEndPoint * Login: SshLogin * Host: string * Port: Port
+    | OpenTunnel of Generation: Generation * Server: IPEndPoint * Login: SshLogin * Host: Host * Port: Port
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.

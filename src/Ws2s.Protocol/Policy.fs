@@ -50,17 +50,22 @@ type Rule =
       Ports: (int * int) option }
 
 type DestinationPolicy =
-    { /// `allowConnectToServerLocal`: may sessions reach this machine itself (loopback, 0.0.0.0, ::)?
+    { /// `allowConnectToServerLocal`: may sessions reach this machine itself (loopback, 0.0.0.0, ::, and
+      /// its interfaces' addresses) as they reach any public address? It never widens an allow list.
       AllowServerLocal: bool
       /// With any allow rule, only what the rules allow is reachable (special ranges need an address rule).
       Allow: Rule list
       /// Deny wins over everything.
       Deny: Rule list
-      /// Where this server listens: never dialled, so a session cannot loop back into ws2s.
-      OwnEndpoints: IPEndPoint list }
+      /// Where this server listens: never dialled under any address of this machine, so a session
+      /// cannot loop back into ws2s.
+      OwnEndpoints: IPEndPoint list
+      /// This machine's own interface addresses (read by the host at start and when they change):
+      /// judged like loopback.
+      LocalAddresses: IPAddress list }
 
 let serverLocalOnly allowServerLocal =
-    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = [] }
+    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = []; LocalAddresses = [] }
 
 /// This machine itself: lifted by `allowConnectToServerLocal`.
 let serverLocalRanges =
@@ -87,6 +92,7 @@ let specialRanges =
         cidr "240.0.0.0/4", "reserved 240.0.0.0/4"
         cidr "255.255.255.255/32", "broadcast 255.255.255.255"
         cidr "::/96", "IPv4-compatible ::/96"
+        cidr "::ffff:0:0:0/96", "IPv4-translated ::ffff:0:0:0/96"
         cidr "64:ff9b::/96", "NAT64 64:ff9b::/96"
         cidr "64:ff9b:1::/48", "local NAT64 64:ff9b:1::/48"
         cidr "2001::/32", "Teredo 2001::/32"
@@ -96,9 +102,6 @@ let specialRanges =
         cidr "fe80::/10", "link-local fe80::/10"
         cidr "fec0::/10", "site-local fec0::/10"
         cidr "ff00::/8", "multicast ff00::/8" ]
-
-/// Host names are compared in lower case without a trailing dot.
-let normalizeName (host: string) = host.Trim().TrimEnd('.').ToLowerInvariant()
 
 let private parsePorts (text: string) =
     let range =
@@ -133,14 +136,18 @@ let private parsePattern (text: string) =
             | None -> Error $"'{spec}' has a prefix length outside 0-{bits}"
         | _ -> Error $"'{spec}' is not an IP address or CIDR block"
     if text.StartsWith "*." then
-        let suffix = normalizeName (text.Substring 1)
-        if suffix.Length < 2 then Error $"'{text}' names no domain" else Ok(Suffix suffix)
+        match HostName.normalizeName (text.Substring 2) with
+        | Ok domain -> Ok(Suffix("." + domain))
+        | Error e -> Error $"'{text}': {e}"
     else
         match addressOrCidr text with
         | Ok pattern -> Ok pattern
         | Error e when text.Contains '/' || text.Contains ':' -> Error e
-        | Error _ when Uri.CheckHostName(text.TrimEnd '.') = UriHostNameType.Dns -> Ok(Name(normalizeName text))
-        | Error _ -> Error $"'{text}' is not a host name, IP address, CIDR block or *.domain"
+        | Error _ ->
+            match HostName.parse text with
+            | Ok { Kind = DnsName name } -> Ok(Name name)
+            | Ok { Kind = Literal _ } -> Error $"'{text}' is not a plain IP address"
+            | Error e -> Error $"'{text}' is not a host name, IP address, CIDR block or *.domain ({e})"
 
 /// Parses a rule: `10.0.0.0/8`, `fd00::/8`, `[fd00::]/8:443`, `192.0.2.1:6379`, `redis.internal:6379`,
 /// `*.example.com:8000-8100`. IPv6 with ports goes in brackets.
@@ -185,52 +192,63 @@ let private matchesAddress rule (address: IPAddress) port =
     | Addresses block -> block.Contains address && portMatches rule port
     | Name _ | Suffix _ -> false
 
-let private matchesName rule (name: string) port =
-    match rule.Pattern with
-    | Name n -> n = name && portMatches rule port
-    | Suffix s -> name.EndsWith s && portMatches rule port
-    | Addresses _ -> false
+let private matchesName rule (host: Host) port =
+    match rule.Pattern, host.Kind with
+    | Name n, DnsName name -> n = name && portMatches rule port
+    | Suffix s, DnsName name -> name.EndsWith s && portMatches rule port
+    | _ -> false
 
-/// The verdict for dialling `address`:`port` on behalf of a client that asked for `host`.
-/// In order: deny rules; this server's own endpoints; address allow rules; the special ranges
-/// (this machine lifted by AllowServerLocal); then, when allow rules exist, only names they allow.
-let judge (policy: DestinationPolicy) (host: string) (address: IPAddress) (port: int) : Verdict =
+/// Is `address` this machine itself: loopback, the unspecified addresses (0.0.0.0/8 and `::` reach this
+/// machine), or one of its interfaces' addresses? Some with the words that name it.
+let thisMachine (policy: DestinationPolicy) (address: IPAddress) =
     let address = canonical address
-    let name = normalizeName host
+    match serverLocalRanges |> List.tryFind (fun (block, _) -> block.Contains address) with
+    | Some(_, description) -> Some description
+    | None when policy.LocalAddresses |> List.exists (fun a -> (canonical a).GetAddressBytes() = address.GetAddressBytes()) ->
+        Some $"this machine's address {address}"
+    | None -> None
+
+/// The verdict for dialling `address`:`port` on behalf of a client that asked for `host`. In order:
+/// 1. deny rules (address, or the requested name);
+/// 2. this server's own endpoints, on any address of this machine;
+/// 3. address allow rules;
+/// 4. this machine's addresses, unless `AllowServerLocal` (which makes them ordinary addresses);
+///    the other special ranges;
+/// 5. when allow rules exist, only a requested name they allow; without allow rules, everything else.
+let judge (policy: DestinationPolicy) (host: Host) (address: IPAddress) (port: int) : Verdict =
+    let address = canonical address
+    let local = thisMachine policy address
     let isOwn (endpoint: IPEndPoint) =
-        endpoint.Port = port
-        && (canonical endpoint.Address = address
-            || ((endpoint.Address.Equals IPAddress.Any || endpoint.Address.Equals IPAddress.IPv6Any)
-                && (serverLocalRanges |> List.exists (fun (block, _) -> block.Contains address))))
-    match policy.Deny |> List.tryFind (fun r -> matchesAddress r address port || matchesName r name port) with
+        endpoint.Port = port && (canonical endpoint.Address = address || local.IsSome)
+    match policy.Deny |> List.tryFind (fun r -> matchesAddress r address port || matchesName r host port) with
     | Some rule -> Refused $"deny rule {rule.Text}"
     | None ->
     if policy.OwnEndpoints |> List.exists isOwn then Refused "the ws2s server itself"
     elif policy.Allow |> List.exists (fun r -> matchesAddress r address port) then Allowed
     else
-    let serverLocal = serverLocalRanges |> List.tryFind (fun (block, _) -> block.Contains address)
-    match serverLocal, specialRanges |> List.tryFind (fun (block, _) -> block.Contains address) with
-    | Some _, _ when policy.AllowServerLocal -> Allowed
-    | _, Some(_, description) -> Refused description
-    | _, None when policy.Allow.IsEmpty -> Allowed
-    | _, None when policy.Allow |> List.exists (fun r -> matchesName r name port) -> Allowed
-    | _, None -> Refused "not in the allow list"
+    let special =
+        match local with
+        | Some description when not policy.AllowServerLocal -> Some description
+        | Some _ -> None
+        | None -> specialRanges |> List.tryPick (fun (block, description) -> if block.Contains address then Some description else None)
+    match special with
+    | Some description -> Refused description
+    | None when policy.Allow.IsEmpty -> Allowed
+    | None when policy.Allow |> List.exists (fun r -> matchesName r host port) -> Allowed
+    | None -> Refused "not in the allow list"
 
 /// The final destination of an SSH tunnel, which the SSH server resolves and dials: judged by
 /// `ssh.allowTargets` alone, on the name or literal address the client gave. No rules: any.
-let judgeTunnelTarget (rules: Rule list) (host: string) (port: int) : Verdict =
-    let name = normalizeName host
-    let address =
-        match IPAddress.TryParse(host.Trim('[', ']')) with
-        | true, a -> Some(canonical a)
-        | _ -> None
+let judgeTunnelTarget (rules: Rule list) (host: Host) (port: int) : Verdict =
     let matches rule =
-        matchesName rule name port
-        || (address |> Option.exists (fun a -> matchesAddress rule a port))
+        matchesName rule host port
+        || (match host.Kind with
+            | Literal address -> matchesAddress rule (canonical address) port
+            | DnsName _ -> false)
     if rules.IsEmpty || List.exists matches rules then Allowed else Refused "not in ssh.allowTargets"
 
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
-let judgeAll (policy: DestinationPolicy) (host: string) (addresses: IPAddress list) (port: int) : Verdict =
+let judgeAll (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) : Verdict =
     addresses
     |> List.tryPick (fun a ->
         match judge policy host a port with

@@ -32,7 +32,7 @@ let private translate (session: Session) (effects: Effect list) =
         { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ CloseClient(status, reason) ]
 
 /// A raw session relaying to `target` (in binary mode), and the effects that start the connection.
-let start (settings: Settings) (host: string) (port: Port) =
+let start (settings: Settings) (host: Host) (port: Port) =
     let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true; Ssh = None }))
     translate session effects
 

@@ -87,7 +87,7 @@ let liveLink phase =
 let private weight request =
     match request with
     | Valid(Send b | SendBytes b | Forward b) -> b.Length
-    | Valid(Connect t) -> t.Host.Length
+    | Valid(Connect t) -> t.Host.Written.Length
     | Valid(Close | Shutdown | Ping) | Rejected _ -> 0
 
 let private queueIsFull settings (pending: Request list) =
@@ -102,23 +102,14 @@ let acceptsRequest session =
     | Open _
     | HalfClosed _ -> true
 
-/// IP literals (including `[v6]`) need no resolution.
-let private literalAddress (host: string) =
-    let host = host.TrimEnd '.'
-    let bare =
-        if host.Length > 2 && host.StartsWith '[' && host.EndsWith ']' then host.Substring(1, host.Length - 2)
-        else host
-    match IPAddress.TryParse bare with
-    | true, address -> Some address
-    | _ -> None
-
 /// Special-use names (RFC 6761) answered without asking DNS: `localhost` and `*.localhost` are the
-/// loopback addresses, `*.invalid` never exists. Other names: None (resolve them).
-let specialUseAnswer (host: string) : IPAddress list option =
-    let name = host.TrimEnd('.').ToLowerInvariant()
-    if name = "localhost" || name.EndsWith ".localhost" then Some [ IPAddress.Loopback; IPAddress.IPv6Loopback ]
-    elif name = "invalid" || name.EndsWith ".invalid" then Some []
-    else None
+/// loopback addresses, `*.invalid` never exists. IP literals need no resolution. Other names: None (resolve them).
+let knownAddresses (host: Host) : IPAddress list option =
+    match host.Kind with
+    | Literal address -> Some [ address ]
+    | DnsName name when name = "localhost" || name.EndsWith ".localhost" -> Some [ IPAddress.Loopback; IPAddress.IPv6Loopback ]
+    | DnsName name when name = "invalid" || name.EndsWith ".invalid" -> Some []
+    | DnsName _ -> None
 
 /// Endpoints to try, IPv6 and IPv4 alternating, starting with the family of the first answer (RFC 8305).
 let dialOrder (addresses: IPAddress list) (port: Port) =
@@ -169,7 +160,7 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
     let host, port = hop link.Target
     match judgeAll session.Settings.Policy host addresses port.Value with
     | Refused rule ->
-        Idle, [ CloseConnection link.Generation; Reply(Forbidden(host, rule)) ], pending
+        Idle, [ CloseConnection link.Generation; Reply(Forbidden(host.Written, rule)) ], pending
     | Allowed ->
         match dialOrder addresses port with
         | [] -> Idle, [ CloseConnection link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
@@ -186,7 +177,7 @@ let private execute session request : Session * Effect list =
         reply (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
     | Valid(Connect({ Ssh = Some _ } as target)), _ when
         (judgeTunnelTarget session.Settings.SshAllowTargets target.Host target.Port.Value).IsRefused ->
-        reply (Forbidden(target.Host, "not in ssh.allowTargets"))
+        reply (Forbidden(target.Host.Written, "not in ssh.allowTargets"))
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
@@ -198,13 +189,9 @@ let private execute session request : Session * Effect list =
                 ConnectsThisSecond = session.ConnectsThisSecond + 1 }
         let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
         let hopHost, _ = hop target
-        let known =
-            match literalAddress hopHost with
-            | Some address -> Some [ address ]
-            | None -> specialUseAnswer hopHost
-        match known with
+        match knownAddresses hopHost with
         | None ->
-            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, hopHost) ]
+            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, hopHost.Canonical) ]
         | Some addresses ->
             let phase, effects, _ = dialOrRefuse session link addresses []
             { session with Phase = phase }, closeOld @ (timer :: effects)

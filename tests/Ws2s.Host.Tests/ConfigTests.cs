@@ -27,9 +27,9 @@ public sealed partial class ConfigTests
         var directory = Directory.CreateTempSubdirectory("ws2s-readme-").FullName;
         try
         {
-            // The examples' tokens file lives in /etc; point it at an empty one here.
+            // The examples' tokens file lives in /etc; point it at one here.
             var tokens = Path.Combine(directory, "tokens");
-            await File.WriteAllTextAsync(tokens, "");
+            await File.WriteAllTextAsync(tokens, "# one token per line\nexample-token\n");
             var path = Path.Combine(directory, "config.json");
             await File.WriteAllTextAsync(path, json.Replace("/etc/ws2s/tokens", tokens));
             await using var app = Ws2sServer.Build(["--config", path]);
@@ -37,6 +37,31 @@ public sealed partial class ConfigTests
         catch (ConfigException e)
         {
             Assert.Fail($"README example rejected: {e.Message}\n{json}");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>Attack (issue 10, 7): token settings that look like protection but admit everyone.</summary>
+    [Theory]
+    [InlineData("""{"tokens":[""]}""", null, "tokens[0] is empty")]
+    [InlineData("""{"tokens":["  "]}""", null, "tokens[0] is empty")]
+    [InlineData("""{"tokens":["good",""]}""", null, "tokens[1] is empty")]
+    [InlineData("""{"tokensFile":"TOKENS"}""", "# only a comment\n\n   \n# another\n", "holds no token")]
+    [InlineData("""{"tokensFile":"TOKENS"}""", "", "holds no token")]
+    public void Token_settings_that_would_admit_everyone_are_a_configuration_error(string config, string? file, string named)
+    {
+        var directory = Directory.CreateTempSubdirectory("ws2s-tokens-").FullName;
+        try
+        {
+            var tokens = Path.Combine(directory, "tokens");
+            if (file is not null) File.WriteAllText(tokens, file);
+            var path = Path.Combine(directory, "config.json");
+            File.WriteAllText(path, config.Replace("TOKENS", tokens));
+            var error = Assert.Throws<ConfigException>(() => Ws2sServer.Build(["--config", path]));
+            Assert.Contains(named, error.Message);
         }
         finally
         {

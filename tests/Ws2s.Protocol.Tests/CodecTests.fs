@@ -13,7 +13,7 @@ open Ws2s.Protocol.Tests.Generators
 /// A command as comparable data (memory compared by content).
 let describe (request: Request) =
     match request with
-    | Valid(Connect t) -> sprintf "connect %s %d %b" t.Host t.Port.Value t.Binary
+    | Valid(Connect t) -> sprintf "connect %s %d %b" t.Host.Written t.Port.Value t.Binary
     | Valid(Send b) -> "send " + Convert.ToHexString(b.ToArray())
     | Valid(SendBytes b) -> "sendb " + Convert.ToHexString(b.ToArray())
     | Valid(Forward b) -> "forward " + Convert.ToHexString(b.ToArray())

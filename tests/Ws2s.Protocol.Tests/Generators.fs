@@ -161,3 +161,9 @@ let genRequests destination = genRequest destination |> Gen.listOf
 /// (simulations run many connects with no clock ticking).
 let standardSettings =
     { Session.defaultSettings with Policy = Policy.serverLocalOnly true; MaxConnectsPerSecond = 0 }
+
+/// A host that must parse (test data).
+let hostOf text =
+    match HostName.parse text with
+    | Ok host -> host
+    | Error e -> failwith e

@@ -6,6 +6,7 @@ open Xunit
 open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
+open Ws2s.Protocol
 open Ws2s.Protocol.Policy
 
 let strict = serverLocalOnly false
@@ -18,12 +19,17 @@ let rule text =
 
 let withRules allow deny = { strict with Allow = List.map rule allow; Deny = List.map rule deny }
 
+let host text =
+    match HostName.parse text with
+    | Ok h -> h
+    | Error e -> failwith e
+
 let parse (spelling: string) =
     match IPAddress.TryParse(spelling.Trim('[', ']')) with
     | true, a -> a
     | _ -> failwith $"not an address: {spelling}"
 
-let verdict policy (address: string) port = judge policy "client-asked-for-this" (parse address) port
+let verdict policy (address: string) port = judge policy (host "client-asked-for-this") (parse address) port
 
 [<Theory>]
 [<InlineData("127.0.0.1")>]
@@ -104,7 +110,7 @@ let ``deny wins over allow`` () =
     let policy = withRules [ "10.0.0.0/8" ] [ "10.9.0.0/16" ]
     Assert.Equal(Allowed, verdict policy "10.1.0.1" 22)
     Assert.Equal(Refused "deny rule 10.9.0.0/16", verdict policy "10.9.0.1" 22)
-    Assert.Equal(Refused "deny rule 10.9.0.0/16", judge { policy with AllowServerLocal = true } "x" (parse "10.9.0.1") 22)
+    Assert.Equal(Refused "deny rule 10.9.0.0/16", judge { policy with AllowServerLocal = true } (host "x") (parse "10.9.0.1") 22)
 
 [<Fact>]
 let ``ports narrow a rule to a port or a range`` () =
@@ -119,26 +125,26 @@ let ``ports narrow a rule to a port or a range`` () =
 let ``with an allow list only what it names is reachable`` () =
     let policy = withRules [ "*.example.com:443"; "api.partner.net" ] []
     let public' = parse "93.184.216.34"
-    Assert.Equal(Allowed, judge policy "www.example.com" public' 443)
-    Assert.Equal(Allowed, judge policy "WWW.Example.COM." public' 443)
-    Assert.Equal(Refused "not in the allow list", judge policy "www.example.com" public' 80)
-    Assert.Equal(Refused "not in the allow list", judge policy "example.com" public' 443)
-    Assert.Equal(Refused "not in the allow list", judge policy "evil-example.com" public' 443)
-    Assert.Equal(Allowed, judge policy "api.partner.net" public' 25)
-    Assert.Equal(Refused "not in the allow list", judge policy "other.net" public' 443)
+    Assert.Equal(Allowed, judge policy (host "www.example.com") public' 443)
+    Assert.Equal(Allowed, judge policy (host "WWW.Example.COM.") public' 443)
+    Assert.Equal(Refused "not in the allow list", judge policy (host "www.example.com") public' 80)
+    Assert.Equal(Refused "not in the allow list", judge policy (host "example.com") public' 443)
+    Assert.Equal(Refused "not in the allow list", judge policy (host "evil-example.com") public' 443)
+    Assert.Equal(Allowed, judge policy (host "api.partner.net") public' 25)
+    Assert.Equal(Refused "not in the allow list", judge policy (host "other.net") public' 443)
 
 [<Fact>]
 let ``a name rule never opens a private address: DNS cannot point an allowed name inward`` () =
     let policy = withRules [ "*.example.com" ] []
-    Assert.Equal(Refused "link-local and cloud metadata 169.254.0.0/16", judge policy "rebind.example.com" (parse "169.254.169.254") 80)
-    Assert.Equal(Refused "loopback 127.0.0.0/8", judge policy "rebind.example.com" (parse "127.0.0.1") 80)
+    Assert.Equal(Refused "link-local and cloud metadata 169.254.0.0/16", judge policy (host "rebind.example.com") (parse "169.254.169.254") 80)
+    Assert.Equal(Refused "loopback 127.0.0.0/8", judge policy (host "rebind.example.com") (parse "127.0.0.1") 80)
 
 [<Fact>]
 let ``a name deny rule refuses that name whatever it resolves to`` () =
     let policy = withRules [] [ "metadata.google.internal"; "*.corp.example:22" ]
-    Assert.Equal(Refused "deny rule metadata.google.internal", judge policy "Metadata.Google.Internal" (parse "93.184.216.34") 80)
-    Assert.Equal(Refused "deny rule *.corp.example:22", judge policy "git.corp.example" (parse "93.184.216.34") 22)
-    Assert.Equal(Allowed, judge policy "git.corp.example" (parse "93.184.216.34") 443)
+    Assert.Equal(Refused "deny rule metadata.google.internal", judge policy (host "Metadata.Google.Internal") (parse "93.184.216.34") 80)
+    Assert.Equal(Refused "deny rule *.corp.example:22", judge policy (host "git.corp.example") (parse "93.184.216.34") 22)
+    Assert.Equal(Allowed, judge policy (host "git.corp.example") (parse "93.184.216.34") 443)
 
 [<Fact>]
 let ``the server's own listening endpoint is refused, even with loopback allowed`` () =
@@ -175,18 +181,92 @@ let ``every address in a denied block is refused whatever its spelling`` () =
     Prop.forAll (Arb.fromGen (Gen.zip genIPv4 (Gen.choose (0, 32)))) (fun (address, prefix) ->
         let block = rule $"{address}/{prefix}"
         let policy = { relaxed with Deny = [ block ]; Allow = [ rule "0.0.0.0/0" ] }
-        spellings address |> List.forall (fun a -> (judge policy "h" a 80).IsRefused))
+        spellings address |> List.forall (fun a -> (judge policy (host "h") a 80).IsRefused))
 
 [<Property>]
 let ``an IPv4-mapped IPv6 address gets the verdict of the IPv4 address it carries`` () =
-    Prop.forAll (Arb.fromGen genIPv4) (fun v4 -> judge strict "h" (v4.MapToIPv6()) 80 = judge strict "h" v4 80)
+    Prop.forAll (Arb.fromGen genIPv4) (fun v4 -> judge strict (host "h") (v4.MapToIPv6()) 80 = judge strict (host "h") v4 80)
 
 [<Property>]
 let ``every 127/8 address is refused, whatever the last three bytes`` (b: byte, c: byte, d: byte) =
-    (judge strict "h" (IPAddress [| 127uy; b; c; d |]) 80).IsRefused
+    (judge strict (host "h") (IPAddress [| 127uy; b; c; d |]) 80).IsRefused
 
 [<Property>]
 let ``a host is refused when any one of its addresses is`` () =
     Prop.forAll (Arb.fromGen (Gen.listOf genIPv4)) (fun addresses ->
         let all = addresses @ [ IPAddress.Loopback ]
-        (judgeAll strict "h" all 80).IsRefused)
+        (judgeAll strict (host "h") all 80).IsRefused)
+
+// --- Attacks of issue 10 (2): the switch and the allow list, ws2s's own port, this machine's addresses.
+
+[<Fact>]
+let ``allowConnectToServerLocal never widens an allow list: the README's Redis-only config reaches Redis only`` () =
+    let policy = { withRules [ "127.0.0.1:6379" ] [] with AllowServerLocal = true }
+    Assert.Equal(Allowed, verdict policy "127.0.0.1" 6379)
+    Assert.Equal(Refused "not in the allow list", verdict policy "127.0.0.1" 22)
+    Assert.Equal(Refused "not in the allow list", verdict policy "::1" 6379)
+    Assert.Equal(Refused "not in the allow list", judge policy (host "localhost") (parse "127.0.0.1") 22)
+
+[<Theory>]
+[<InlineData("0.0.0.0")>]
+[<InlineData("0")>]
+[<InlineData("::ffff:0.0.0.0")>]
+[<InlineData("::")>]
+[<InlineData("::1")>]
+[<InlineData("127.0.0.1")>]
+[<InlineData("127.0.0.2")>]
+[<InlineData("0x7f000001")>]
+[<InlineData("93.184.216.34")>] // this machine's own interface address, below
+let ``ws2s's own port is refused under every spelling of this machine, whatever the switches`` (spelling: string) =
+    let own = [ IPEndPoint(IPAddress.Loopback, 3613) ]
+    let local = [ IPAddress.Parse "93.184.216.34" ]
+    for policy in [ strict; relaxed; withRules [ "0.0.0.0/0"; "::/0" ] []; { withRules [ "0.0.0.0/0" ] [] with AllowServerLocal = true } ] do
+        let policy = { policy with OwnEndpoints = own; LocalAddresses = local }
+        let address = (host spelling).Kind |> function Ws2s.Protocol.Literal a -> a | _ -> failwith "literal"
+        Assert.Equal(Refused "the ws2s server itself", judge policy (host spelling) address 3613)
+
+[<Fact>]
+let ``this machine's interface addresses count as this machine`` () =
+    let policy = { strict with LocalAddresses = [ IPAddress.Parse "93.184.216.34"; IPAddress.Parse "2606:4700::1111" ] }
+    Assert.Equal(Refused "this machine's address 93.184.216.34", verdict policy "93.184.216.34" 6379)
+    Assert.Equal(Refused "this machine's address 93.184.216.34", verdict policy "::ffff:93.184.216.34" 6379)
+    Assert.Equal(Refused "this machine's address 2606:4700::1111", verdict policy "2606:4700::1111" 22)
+    Assert.Equal(Allowed, verdict policy "93.184.216.35" 6379)
+    // A name that resolves to it is judged by the address, so DNS cannot point at this machine either.
+    Assert.Equal(Refused "this machine's address 93.184.216.34", judge policy (host "me.example.com") (parse "93.184.216.34") 80)
+    Assert.Equal(Allowed, verdict { policy with AllowServerLocal = true } "93.184.216.34" 6379)
+
+[<Theory>]
+[<InlineData("::ffff:0:a00:1")>]
+[<InlineData("::ffff:0:7f00:1")>]
+[<InlineData("::ffff:0:5db8:d822")>]
+let ``IPv4-translated addresses (RFC 2765) are a special range`` (address: string) =
+    Assert.Equal(Refused "IPv4-translated ::ffff:0:0:0/96", verdict strict address 80)
+
+// --- Attacks of issue 10 (3): names judged are the names resolved.
+
+[<Fact>]
+let ``a deny name rule refuses the name in any case, with or without its trailing dot`` () =
+    let policy = withRules [] [ "blocked.test"; "*.corp.example" ]
+    for spelling in [ "blocked.test"; "BLOCKED.test."; "git.Corp.Example."; "a.b.corp.example" ] do
+        Assert.True((judge policy (host spelling) (parse "93.184.216.34") 80).IsRefused, spelling)
+    // `blocked.test` is exact: its subdomains need `*.blocked.test`. Address rules are the strong form.
+    Assert.Equal(Allowed, judge policy (host "www.blocked.test") (parse "93.184.216.34") 80)
+
+[<Fact>]
+let ``rules and hosts meet in the ASCII form of internationalized names`` () =
+    let policy = withRules [ "bücher.example:443"; "*.müller.example" ] []
+    let public' = parse "93.184.216.34"
+    Assert.Equal(Allowed, judge policy (host "XN--BCHER-KVA.example") public' 443)
+    Assert.Equal(Allowed, judge policy (host "Bücher.example.") public' 443)
+    Assert.Equal(Allowed, judge policy (host "shop.xn--mller-kva.example") public' 443)
+    Assert.Equal(Refused "not in the allow list", judge policy (host "bucher.example") public' 443)
+
+[<Theory>]
+[<InlineData("evil.test\u0000.example.com")>]
+[<InlineData("blocked.test\u0000")>]
+[<InlineData("a .example.com")>]
+[<InlineData("*.*.example.com")>]
+[<InlineData("x/.example.com")>]
+let ``a rule with a host that is not a host name is a configuration error`` (text: string) =
+    Assert.True((parseRule text).IsError, text)

@@ -13,7 +13,7 @@ let closes effects = effects |> List.choose (function CloseClient(status, reason
 
 [<Fact>]
 let ``a raw session dials its target at once, relays both ways and answers nothing`` () =
-    let raw, effects = RawSession.start standardSettings "127.0.0.1" port
+    let raw, effects = RawSession.start standardSettings (hostOf "127.0.0.1") port
     Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 5901)), effects)
     let raw, effects = RawSession.step raw (Dialled 1L)
     Assert.Empty(effects) // no "connect done" on this endpoint
@@ -31,7 +31,7 @@ let ``a raw session dials its target at once, relays both ways and answers nothi
 
 [<Fact>]
 let ``a text frame ends a raw session with 1003 and closes its connection`` () =
-    let raw, _ = RawSession.start standardSettings "127.0.0.1" port
+    let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
     let raw, _ = RawSession.step raw (Dialled 1L)
     let raw, effects = RawSession.step raw (ClientText(ReadOnlyMemory """{"command":"ping"}"""B))
     Assert.Contains(CloseConnection 1L, effects)
@@ -40,10 +40,10 @@ let ``a text frame ends a raw session with 1003 and closes its connection`` () =
 
 [<Fact>]
 let ``a refused or forbidden target closes with 1011 or 1008, saying why`` () =
-    let raw, _ = RawSession.start standardSettings "127.0.0.1" port
+    let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
     let _, effects = RawSession.step raw (DialFailedWith(1L, Refused))
     Assert.Equal<(int * string) list>([ 1011, "cannot reach the target: connection refused" ], closes effects)
     let strict = { standardSettings with Policy = Policy.serverLocalOnly false }
-    let raw, effects = RawSession.start strict "localhost" port
+    let raw, effects = RawSession.start strict (hostOf "localhost") port
     Assert.Equal<(int * string) list>([ 1008, "the target is refused by policy (loopback 127.0.0.0/8)" ], closes effects)
     Assert.True(RawSession.isEnded raw)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.NetworkInformation;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Primitives;
@@ -11,15 +12,44 @@ namespace Ws2s.Host.Admission;
 /// Decides, before the WebSocket upgrade, whether a request may open a session: token (401),
 /// origin (403), session limits (503). Every refusal carries a body that says why.
 /// </summary>
-public sealed class Admission(Ws2sOptions options, IServer server)
+public sealed class Admission : IDisposable
 {
-    private readonly OriginPolicy _origins = new(options.Origins, options.Listen);
-    private readonly TokenCheck _tokens = TokenCheck.FromOptions(options);
-    private readonly SessionLimits _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
-    private readonly Lazy<Session.Settings> _settings = new(() => options.ToSessionSettings(OwnEndpoints(server)));
+    private readonly Ws2sOptions _options;
+    private readonly IServer _server;
+    private readonly OriginPolicy _origins;
+    private readonly TokenCheck _tokens;
+    private readonly SessionLimits _limits;
+    private Session.Settings? _settings;
 
-    /// <summary>The core's settings; the policy includes the endpoints this server is bound to (known once it listens).</summary>
-    public Session.Settings Settings => _settings.Value;
+    public Admission(Ws2sOptions options, IServer server)
+    {
+        _options = options;
+        _server = server;
+        _origins = new(options.Origins, options.Listen);
+        _tokens = TokenCheck.FromOptions(options);
+        _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
+        NetworkChange.NetworkAddressChanged += OnAddressChanged;
+    }
+
+    /// <summary>
+    /// The core's settings for a new session. The policy knows the endpoints this server is bound to
+    /// (known once it listens) and this machine's interface addresses, read again when they change.
+    /// </summary>
+    public Session.Settings Settings => Volatile.Read(ref _settings) ?? Refresh();
+
+    /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
+    public (bool Required, int Count) Tokens => (_tokens.Required, _tokens.Count);
+
+    private Session.Settings Refresh()
+    {
+        var settings = _options.ToSessionSettings(OwnEndpoints(_server), LocalAddresses());
+        Volatile.Write(ref _settings, settings);
+        return settings;
+    }
+
+    private void OnAddressChanged(object? sender, EventArgs e) => Volatile.Write(ref _settings, null);
+
+    public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 
     public readonly record struct Verdict(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
 
@@ -58,7 +88,7 @@ public sealed class Admission(Ws2sOptions options, IServer server)
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))
         ?? offered.FirstOrDefault();
 
-    /// <summary>Where this server listens; when on 0.0.0.0 or ::, also every local interface address.</summary>
+    /// <summary>Where this server listens (the core refuses those ports on every address of this machine).</summary>
     private static IEnumerable<IPEndPoint> OwnEndpoints(IServer server)
     {
         var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
@@ -67,10 +97,22 @@ public sealed class Admission(Ws2sOptions options, IServer server)
             var uri = new Uri(url.Replace("://+", "://0.0.0.0").Replace("://*", "://0.0.0.0"));
             if (!IPAddress.TryParse(uri.Host.Trim('[', ']'), out var address)) address = IPAddress.Loopback;
             yield return new IPEndPoint(address, uri.Port);
-            if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
-                foreach (var local in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
-                             .SelectMany(i => i.GetIPProperties().UnicastAddresses))
-                    yield return new IPEndPoint(local.Address, uri.Port);
+        }
+    }
+
+    /// <summary>This machine's interface addresses, which the policy judges like loopback.</summary>
+    private static IEnumerable<IPAddress> LocalAddresses()
+    {
+        try
+        {
+            return NetworkInterface.GetAllNetworkInterfaces()
+                .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+                .Select(a => a.Address)
+                .ToList();
+        }
+        catch (NetworkInformationException)
+        {
+            return [];
         }
     }
 }

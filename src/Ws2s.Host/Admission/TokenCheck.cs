@@ -15,17 +15,22 @@ public sealed class TokenCheck
     private readonly List<byte[]> _digests;
 
     public TokenCheck(IEnumerable<string> tokens) =>
-        _digests = tokens.Where(t => t.Length > 0).Select(Digest).ToList();
+        _digests = tokens.Select(t => t.Length > 0 ? Digest(t) : throw new ArgumentException("an empty token")).ToList();
 
     public static TokenCheck FromOptions(Configuration.Ws2sOptions options)
     {
         var tokens = new List<string>(options.Tokens);
-        if (options.TokensFile is { } file)
-            tokens.AddRange(File.ReadAllLines(file).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')));
+        if (options.TokensFile is { } file) tokens.AddRange(ReadFile(file));
         return new TokenCheck(tokens);
     }
 
+    /// <summary>The tokens in a tokens file: one per line, blank lines and <c>#</c> comments ignored.</summary>
+    public static IEnumerable<string> ReadFile(string path) =>
+        File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#'));
+
     public bool Required => _digests.Count > 0;
+
+    public int Count => _digests.Count;
 
     public bool Accepts(string? presented)
     {

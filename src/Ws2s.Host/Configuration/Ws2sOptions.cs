@@ -158,8 +158,13 @@ public sealed class Ws2sOptions
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
         if (Ssh.KnownHosts is not null && !File.Exists(Ssh.KnownHosts))
             yield return $"ssh.knownHosts '{Ssh.KnownHosts}' does not exist";
+        for (var i = 0; i < Tokens.Count; i++)
+            if (string.IsNullOrWhiteSpace(Tokens[i]))
+                yield return $"tokens[{i}] is empty: an empty token would be no token at all (remove it, or give a secret)";
         if (TokensFile is not null && !File.Exists(TokensFile))
             yield return $"tokensFile '{TokensFile}' does not exist";
+        else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
+            yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
         foreach (var (key, value, low, high) in new[]
         {
             ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
@@ -187,12 +192,13 @@ public sealed class Ws2sOptions
         : null;
 
     /// <summary>The settings the protocol core runs each session with (call after <see cref="Problems"/> is empty).</summary>
-    public Session.Settings ToSessionSettings(IEnumerable<IPEndPoint> ownEndpoints)
+    public Session.Settings ToSessionSettings(IEnumerable<IPEndPoint> ownEndpoints, IEnumerable<IPAddress> localAddresses)
     {
         static FSharpList<Policy.Rule> Rules(IEnumerable<string> texts) =>
             ListModule.OfSeq(texts.Select(t => Policy.parseRule(t).ResultValue));
         var policy = new Policy.DestinationPolicy(
-            AllowConnectToServerLocal, Rules(Destinations.Allow), Rules(Destinations.Deny), ListModule.OfSeq(ownEndpoints));
+            AllowConnectToServerLocal, Rules(Destinations.Allow), Rules(Destinations.Deny), ListModule.OfSeq(ownEndpoints),
+            ListModule.OfSeq(localAddresses));
         return new Session.Settings(
             policy,
             Limits.ConnectTimeoutSeconds,

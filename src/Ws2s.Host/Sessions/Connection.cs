@@ -39,8 +39,8 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
 
     public void StartTimer(int seconds) => _ = TimerAsync(seconds);
 
-    public void StartTunnel(IPEndPoint server, SshLogin login, string host, Port port, SshSessions sessions, IPAddress client) =>
-        _ = TunnelAsync(server, login, host, port, sessions, client);
+    public void StartTunnel(IPEndPoint server, SshLogin login, Protocol.Host host, Port port, SshSessions sessions, IPAddress client) =>
+        _ = TunnelAsync(server, login, host.Canonical, port, sessions, client);
 
     public void StartWrite(ReadOnlyMemory<byte> bytes) => _ = WriteAsync(bytes);
 

@@ -37,7 +37,7 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
-internal sealed class RawMachine(Session.Settings settings, string host, Port port) : IMachine
+internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, Port port) : IMachine
 {
     private RawSession.RawSession? _state;
 

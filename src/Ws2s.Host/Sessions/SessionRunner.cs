@@ -195,7 +195,7 @@ internal sealed class SessionRunner
                 await _client.SendAsync(binary.Bytes, WebSocketMessageType.Binary, true, cancel);
                 break;
             case Effect.Resolve resolve:
-                ConnectionOf(resolve.Generation).StartResolve(resolve.Host);
+                ConnectionOf(resolve.Generation).StartResolve(resolve.Name);
                 break;
             case Effect.Dial dial:
                 _lastTarget = dial.Endpoint;

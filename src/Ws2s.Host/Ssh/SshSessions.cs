@@ -119,9 +119,9 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
         string? refusedKey = null;
         client.HostKeyReceived += (_, e) =>
         {
-            e.CanTrust = knownHosts.Trusts(login.Host, login.Port.Value, e.HostKeyName, e.HostKey)
+            e.CanTrust = knownHosts.Trusts(login.Host.Canonical, login.Port.Value, e.HostKeyName, e.HostKey)
                          || knownHosts.Trusts(server.Address.ToString(), server.Port, e.HostKeyName, e.HostKey);
-            if (!e.CanTrust) refusedKey = $"the host key of {login.Host} ({e.HostKeyName} SHA256:{e.FingerPrintSHA256}) is not in ssh.knownHosts";
+            if (!e.CanTrust) refusedKey = $"the host key of {login.Host.Written} ({e.HostKeyName} SHA256:{e.FingerPrintSHA256}) is not in ssh.knownHosts";
         };
         try
         {

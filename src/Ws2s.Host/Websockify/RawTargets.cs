@@ -10,20 +10,19 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
 {
     private readonly Lock _gate = new();
     private DateTime _fileStamp = DateTime.MinValue;
-    private Dictionary<string, (string Host, Port Port)> _fromFile = [];
+    private Dictionary<string, Target> _fromFile = [];
 
-    public readonly record struct Target(string Host, Port Port);
+    public readonly record struct Target(Protocol.Host Host, Port Port);
 
-    /// <summary>Parses <c>HOST:PORT</c> (<c>[v6]:PORT</c> for IPv6); null if malformed.</summary>
+    /// <summary>Parses <c>HOST:PORT</c> (<c>[v6]:PORT</c> for IPv6; the host as <see cref="HostName"/> checks it); null if malformed.</summary>
     public static Target? Parse(string text)
     {
         var colon = text.LastIndexOf(':');
         if (colon <= 0) return null;
-        var host = text[..colon].Trim();
-        if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
-        if (host.Length == 0 || !long.TryParse(text[(colon + 1)..].Trim(), out var number)) return null;
+        if (HostName.parse(text[..colon].Trim()) is not { IsOk: true } host) return null;
+        if (!long.TryParse(text[(colon + 1)..].Trim(), out var number)) return null;
         var port = Port.TryCreate(number);
-        return port.IsSome ? new Target(host, port.Value) : null;
+        return port.IsSome ? new Target(host.ResultValue, port.Value) : null;
     }
 
     public Target? Find(string name)
@@ -33,7 +32,7 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
         lock (_gate)
         {
             ReloadIfChanged(tokenFile);
-            return _fromFile.TryGetValue(name, out var t) ? new Target(t.Host, t.Port) : null;
+            return _fromFile.TryGetValue(name, out var t) ? t : null;
         }
     }
 
@@ -41,7 +40,7 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
     {
         var stamp = File.Exists(path) ? File.GetLastWriteTimeUtc(path) : DateTime.MinValue;
         if (stamp == _fileStamp) return;
-        var targets = new Dictionary<string, (string, Port)>();
+        var targets = new Dictionary<string, Target>();
         if (stamp != DateTime.MinValue)
         {
             foreach (var raw in File.ReadAllLines(path))
@@ -49,7 +48,7 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
                 var line = raw.Split('#')[0].Trim();
                 var colon = line.IndexOf(':');
                 if (colon <= 0) continue;
-                if (Parse(line[(colon + 1)..]) is { } target) targets[line[..colon].Trim()] = (target.Host, target.Port);
+                if (Parse(line[(colon + 1)..]) is { } target) targets[line[..colon].Trim()] = target;
             }
         }
         _fromFile = targets;
