@@ -60,6 +60,11 @@ public static class Ws2sServer
         builder.Services.AddSingleton<Admission.Admission>();
         builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
         builder.Services.AddSingleton<Ws2sMetrics>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(services => new Admission.ConnectionGate(
+            options.Limits.MaxConnections ?? Admission.ConnectionGate.DefaultMaxConnections(),
+            TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds), services.GetRequiredService<TimeProvider>(),
+            services.GetRequiredService<Ws2sMetrics>(), services.GetRequiredService<ILogger<Admission.ConnectionGate>>()));
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<SessionClock>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SessionClock>());
@@ -74,21 +79,43 @@ public static class Ws2sServer
         builder.Services.AddSingleton(managementBinding);
         builder.WebHost.UseKestrel(kestrel =>
         {
+            var handshake = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
+            var gate = kestrel.ApplicationServices.GetRequiredService<Admission.ConnectionGate>();
             kestrel.AddServerHeader = false;
-            kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
-            kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen => listen.Protocols = HttpProtocols.Http1);
+            kestrel.Limits.RequestHeadersTimeout = handshake;
+            // A connection that made one request and then idles would otherwise be held 130 s.
+            kestrel.Limits.KeepAliveTimeout = handshake;
+            kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                listen.Use(gate.Wrap);
+            });
             foreach (var endpoint in options.Endpoints)
                 kestrel.Listen(endpoint.Address()!, endpoint.Port, listen =>
                 {
                     listen.Protocols = HttpProtocols.Http1;
-                    if (endpoint.UsesTls) listen.UseHttps(LoadCertificate(endpoint));
+                    listen.Use(gate.Wrap);
+                    if (endpoint.UsesTls) listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+                    {
+                        ServerCertificate = LoadCertificate(endpoint),
+                        HandshakeTimeout = handshake,
+                    });
                 });
             if (options.Management is { } management)
-                kestrel.Listen(IPAddress.Parse(management.Host == "localhost" ? "127.0.0.1" : management.Host), management.Port,
-                    listen => managementBinding.Listen = listen);
+                kestrel.Listen(IPAddress.Parse(management.Host == "localhost" ? "127.0.0.1" : management.Host), management.Port, listen =>
+                {
+                    listen.Use(gate.Wrap);
+                    managementBinding.Listen = listen;
+                });
         });
 
         var app = builder.Build();
+        var connectionGate = app.Services.GetRequiredService<Admission.ConnectionGate>();
+        app.Use((context, next) =>
+        {
+            connectionGate.Spoke(context.Connection.Id);
+            return next(context);
+        });
         app.UseWebSockets(); // recognises upgrade requests; the handshake itself is WebSocketUpgrade's
         app.Use((context, next) =>
         {

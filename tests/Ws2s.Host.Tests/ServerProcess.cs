@@ -21,9 +21,11 @@ public sealed class ServerProcess : IAsyncDisposable
 
     /// <param name="home">HOME for the process (where ~/.ws2s/config.json lives).</param>
     /// <param name="configVariable">WS2S_CONFIG, or null to leave it unset.</param>
-    public static ServerProcess Start(IEnumerable<string> args, string? home = null, string? configVariable = null)
+    /// <param name="launcher">A command that runs ws2sd (e.g. <c>prlimit --nofile=256</c>), or null to run it directly.</param>
+    public static ServerProcess Start(IEnumerable<string> args, string? home = null, string? configVariable = null, string[]? launcher = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var info = new ProcessStartInfo(launcher?[0] ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var word in launcher?.Skip(1).Append("dotnet") ?? []) info.ArgumentList.Add(word);
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
         foreach (var arg in args) info.ArgumentList.Add(arg);
         if (home is not null) info.Environment["HOME"] = home;

@@ -110,6 +110,12 @@ public sealed class Ws2sOptions
         /// <summary>Bytes of payload that may queue likewise.</summary>
         public int MaxPendingBytes { get; set; } = 4 << 20;
 
+        /// <summary>
+        /// TCP connections held at once, on all listeners (silent ones included); past it the oldest silent
+        /// connection is closed to make room, or the new one is. Default: from the process's file descriptor limit.
+        /// </summary>
+        public int? MaxConnections { get; set; }
+
         /// <summary>Sessions open at once; one more gets HTTP 503.</summary>
         public int MaxSessions { get; set; } = 10_000;
 
@@ -119,7 +125,7 @@ public sealed class Ws2sOptions
         /// <summary>Seconds without a frame either way before a session is closed (1000); 0: never.</summary>
         public int IdleTimeoutSeconds { get; set; } = 3600;
 
-        /// <summary>Seconds a client may take to send its handshake.</summary>
+        /// <summary>Seconds a connection may take from its first byte (or TLS handshake) to a complete upgrade request.</summary>
         public int HandshakeTimeoutSeconds { get; set; } = 10;
 
         /// <summary>Connects one session may start per second; more get code 2. 0: no limit.</summary>
@@ -171,6 +177,7 @@ public sealed class Ws2sOptions
             ("limits.maxMessageBytes", Limits.MaxMessageBytes, 1024, 64 << 20),
             ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
             ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
+            ("limits.maxConnections", Limits.MaxConnections ?? 16, 16, 1_000_000),
             ("limits.maxSessions", Limits.MaxSessions, 1, 1_000_000),
             ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient, 1, 1_000_000),
             ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),

@@ -19,6 +19,8 @@ public sealed class Ws2sMetrics : IDisposable
         SessionsActive = _meter.CreateUpDownCounter<long>("ws2s.sessions.active", description: "Sessions open now");
         Sessions = _meter.CreateCounter<long>("ws2s.sessions", description: "Sessions opened");
         UpgradesRefused = _meter.CreateCounter<long>("ws2s.upgrades.refused", description: "Upgrade requests refused, by reason");
+        ConnectionsClosed = _meter.CreateCounter<long>("ws2s.connections.dropped",
+            description: "TCP connections refused or closed before their handshake, by reason (limit, evicted_silent, handshake_timeout)");
         Connects = _meter.CreateCounter<long>("ws2s.connects", description: "Connect requests answered, by outcome code");
         PolicyRefusals = _meter.CreateCounter<long>("ws2s.policy.refusals", description: "Destinations refused by the policy (code 4)");
         Bytes = _meter.CreateCounter<long>("ws2s.bytes", unit: "By", description: "Bytes relayed, by direction");
@@ -29,6 +31,7 @@ public sealed class Ws2sMetrics : IDisposable
     public UpDownCounter<long> SessionsActive { get; }
     public Counter<long> Sessions { get; }
     public Counter<long> UpgradesRefused { get; }
+    public Counter<long> ConnectionsClosed { get; }
     public Counter<long> Connects { get; }
     public Counter<long> PolicyRefusals { get; }
     public Counter<long> Bytes { get; }
