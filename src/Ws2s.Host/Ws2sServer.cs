@@ -38,6 +38,8 @@ public static class Ws2sServer
         {
             builder.Configuration.Sources.Clear();
             builder.Configuration
+                // Framework categories log warnings and up unless the config says otherwise.
+                .AddInMemoryCollection([new("Logging:LogLevel:Microsoft", "Warning")])
                 .AddJsonFile(configPath, optional: false, reloadOnChange: false)
                 .AddEnvironmentVariables("WS2S_")
                 .AddCommandLine(args);
@@ -56,6 +58,7 @@ public static class Ws2sServer
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
         ConfigureLogging(builder);
+        LogRedaction.Apply(builder.Services, [.. Admission.TokenCheck.Configured(options)]);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<Admission.Admission>();
         builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
@@ -173,7 +176,6 @@ public static class Ws2sServer
     /// <summary><c>--log-format json</c> (or <c>logFormat</c> in the config) writes one JSON object per line.</summary>
     private static void ConfigureLogging(WebApplicationBuilder builder)
     {
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         var format = builder.Configuration["log-format"] ?? builder.Configuration["logFormat"];
         if (string.Equals(format, "json", StringComparison.OrdinalIgnoreCase))
         {

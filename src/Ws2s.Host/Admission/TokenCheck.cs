@@ -17,12 +17,11 @@ public sealed class TokenCheck
     public TokenCheck(IEnumerable<string> tokens) =>
         _digests = tokens.Select(t => t.Length > 0 ? Digest(t) : throw new ArgumentException("an empty token")).ToList();
 
-    public static TokenCheck FromOptions(Configuration.Ws2sOptions options)
-    {
-        var tokens = new List<string>(options.Tokens);
-        if (options.TokensFile is { } file) tokens.AddRange(ReadFile(file));
-        return new TokenCheck(tokens);
-    }
+    public static TokenCheck FromOptions(Configuration.Ws2sOptions options) => new(Configured(options));
+
+    /// <summary>The tokens the configuration gives: <c>tokens</c> and the lines of <c>tokensFile</c>.</summary>
+    public static IEnumerable<string> Configured(Configuration.Ws2sOptions options) =>
+        options.TokensFile is { } file ? options.Tokens.Concat(ReadFile(file)) : options.Tokens;
 
     /// <summary>The tokens in a tokens file: one per line, blank lines and <c>#</c> comments ignored.</summary>
     public static IEnumerable<string> ReadFile(string path) =>

@@ -1,0 +1,68 @@
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// Attack (issue 10, 8): with framework logging at Debug, the hosting log printed <c>GET /?token=…</c>,
+/// wrong tokens too. No line, at any level, from any category, in either format, may hold a secret.
+/// </summary>
+public sealed class LogSecretsTests : IDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("ws2s-logs-").FullName;
+
+    public void Dispose() => Directory.Delete(_home, recursive: true);
+
+    private const string Configured = "CONFIGURED-TOKEN-7f3a";
+    private const string Wrong = "WRONG-TOKEN-91c2";
+    private const string InBadRequestLine = "BADLINE-TOKEN-5d8e";
+    private const string SshPassword = "SSH-PASSWORD-2b6c";
+    private const string KeyMaterial = "KEYMATERIAL4e1dKEYMATERIAL";
+
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("json")]
+    public async Task No_log_line_at_trace_level_holds_a_token_password_or_key(string format)
+    {
+        var config = Path.Combine(_home, "config.json");
+        await File.WriteAllTextAsync(config, $$"""{"listen":{"host":"127.0.0.1","port":0},"tokens":["{{Configured}}"]}""");
+        string[] trace = ["Default", "Microsoft", "Microsoft.AspNetCore", "Microsoft.AspNetCore.Hosting.Diagnostics",
+                          "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.Hosting", "System", "Ws2s"];
+        await using var server = ServerProcess.Start(
+            ["--config", config, "--log-format", format, .. trace.SelectMany(c => new[] { $"--Logging:LogLevel:{c}", "Trace" })],
+            home: _home);
+        var url = await server.ListeningUrlAsync();
+
+        // The right token in the query and as a subprotocol, a wrong one in the query.
+        await using (var client = await WsClient.ConnectAsync(new Uri(url, $"/?token={Configured}")))
+        {
+            await client.SendAsync(new
+            {
+                command = "connect", host = "127.0.0.1", port = 9, ssh_host = "127.0.0.1", ssh_port = Loopback.FreePort(), ssh_username = "me",
+                ssh_password = SshPassword,
+                ssh_private_key = $"-----BEGIN OPENSSH PRIVATE KEY-----\n{KeyMaterial}\n-----END OPENSSH PRIVATE KEY-----\n",
+            });
+            var answer = await client.ReceiveJsonAsync();
+            Assert.NotEqual(0, (int)answer["code"]!);
+        }
+        await using (await WsClient.ConnectAsync(url, "http://localhost:8080", "ws2s", "token." + Configured)) { }
+        await Assert.ThrowsAsync<WebSocketException>(() => WsClient.ConnectAsync(new Uri(url, $"/?token={Wrong}")));
+        // A request line Kestrel rejects, with a token in it.
+        using (var raw = new TcpClient())
+        {
+            await raw.ConnectAsync("127.0.0.1", url.Port);
+            var stream = raw.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET /?token={InBadRequestLine} HTTP/1.1 junk\r\nHost: x\r\n\r\n"));
+            var buffer = new byte[1024];
+            Assert.Contains("400", Encoding.ASCII.GetString(buffer, 0, await stream.ReadAsync(buffer)));
+        }
+
+        await server.TerminateAsync();
+        Assert.Equal(0, await server.ExitCodeAsync());
+        var output = string.Join("\n", server.Output);
+        Assert.Contains("Request starting", output); // the hosting log did run at this level
+        foreach (var secret in new[] { Configured, Wrong, InBadRequestLine, SshPassword, KeyMaterial })
+            Assert.DoesNotContain(secret, output);
+    }
+}
