@@ -19,6 +19,14 @@ internal static class Ws2sEndpoint
         RawTargets.Target? target = null;
         if (websockify)
         {
+            // websockify 0.10 and later speak binary only: a client that offers only base64 gets 400, as there.
+            var offered = context.WebSockets.WebSocketRequestedProtocols;
+            if (offered.Contains("base64") && !offered.Contains("binary"))
+            {
+                await RefuseAsync(context, metrics, StatusCodes.Status400BadRequest,
+                    "this endpoint speaks the binary subprotocol only (base64 is not supported)");
+                return;
+            }
             target = services.GetRequiredService<RawTargets>().Find(context.Request.Query["token"].ToString());
             if (target is null)
             {
@@ -39,7 +47,8 @@ internal static class Ws2sEndpoint
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(30));
         var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
         var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
-        var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes, log, metrics, client,
+        var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes,
+            TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds), log, metrics, client,
             services.GetRequiredService<Ssh.SshSessions>(), context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
             services.GetRequiredService<SessionClock>());
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
@@ -54,6 +63,7 @@ internal static class Ws2sEndpoint
             StatusCodes.Status401Unauthorized => "token",
             StatusCodes.Status403Forbidden => "origin",
             StatusCodes.Status404NotFound => "target",
+            StatusCodes.Status400BadRequest => "subprotocol",
             _ => "limit",
         };
         metrics.UpgradesRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));

@@ -126,6 +126,8 @@ public static class Ws2sServer
             var onManagementPort = managementBinding.Listen?.IPEndPoint?.Port == context.Connection.LocalPort;
             var managementPath = ManagementPaths.Contains(context.Request.Path.Value ?? "");
             if (onManagementPort) return managementPath ? next(context) : NotFoundAsync(context);
+            if (WebSocketUpgrade.IsAttempt(context.Request) && WebSocketUpgrade.Problem(context.Request) is { } problem)
+                return UpgradeRequiredAsync(context, problem);
             if (context.WebSockets.IsWebSocketRequest) return Ws2sEndpoint.ServeAsync(context, options);
             return managementPath && options.Management is not null ? UpgradeRequiredAsync(context) : next(context);
         });
@@ -134,7 +136,7 @@ public static class Ws2sServer
         app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = console });
         app.UseStaticFiles(new StaticFileOptions { FileProvider = console });
         // What is neither a file nor a management endpoint is a WebSocket address opened by hand.
-        app.Use((context, next) => context.GetEndpoint() is null ? UpgradeRequiredAsync(context) : next(context));
+        app.Use((context, next) => context.GetEndpoint() is null ? UpgradeRequiredAsync(context, null) : next(context));
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", (Readiness readiness) =>
             readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));
@@ -192,10 +194,13 @@ public static class Ws2sServer
     /// <summary>/healthz (alive), /readyz (503 while draining) and /metrics (Prometheus).</summary>
     private static readonly HashSet<string> ManagementPaths = ["/healthz", "/readyz", "/metrics"];
 
-    private static async Task UpgradeRequiredAsync(HttpContext context)
+    private static async Task UpgradeRequiredAsync(HttpContext context, string? problem = null)
     {
         context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
-        await context.Response.WriteAsync("ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n");
+        context.Response.Headers.SecWebSocketVersion = "13";
+        await context.Response.WriteAsync(problem is null
+            ? "ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n"
+            : $"ws2s: {problem}\n");
     }
 
     private static Task NotFoundAsync(HttpContext context)

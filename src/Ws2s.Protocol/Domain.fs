@@ -145,6 +145,10 @@ type Input =
     | ClientBinary of Bytes: ReadOnlyMemory<byte>
     /// The client is gone (its connection closed by either side, or broken).
     | ClientGone
+    /// The client's message grew past the size limit (more than `Limit` bytes arrived).
+    | ClientMessageTooLarge of Limit: int
+    /// The client began a message and did not finish it within `Seconds`.
+    | ClientMessageStalled of Seconds: int
     | Resolved of Generation: Generation * Addresses: IPAddress list
     | ResolveFailed of Generation: Generation
     | Dialled of Generation: Generation

@@ -260,6 +260,10 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Received(g, _), phase when session.QuietSeconds > 0 && (liveLink phase |> Option.exists (fun l -> l.Generation = g)) ->
         step { session with QuietSeconds = 0 } input
     | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase
+    | ClientMessageTooLarge limit, phase ->
+        { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1009, $"message exceeds {limit} bytes") ]
+    | ClientMessageStalled seconds, phase ->
+        { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1008, $"message not completed within {seconds} s") ]
     | ClientText frame, _ -> request session (Codec.parseRequest frame.Span)
     | ClientBinary bytes, _ -> request session (Valid(Forward bytes))
 

@@ -47,3 +47,14 @@ let ``a refused or forbidden target closes with 1011 or 1008, saying why`` () =
     let raw, effects = RawSession.start strict (hostOf "localhost") port
     Assert.Equal<(int * string) list>([ 1008, "the target is refused by policy (loopback 127.0.0.0/8)" ], closes effects)
     Assert.True(RawSession.isEnded raw)
+
+[<Fact>]
+let ``an oversized or stalled client message ends a raw session like a ws2s one, closing its connection`` () =
+    for input, status in [ ClientMessageTooLarge 1024, 1009; ClientMessageStalled 30, 1008 ] do
+        let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
+        let raw, _ = RawSession.step raw (Dialled 1L)
+        let raw, effects = RawSession.step raw input
+        Assert.True(RawSession.isEnded raw)
+        match effects with
+        | [ CloseConnection 1L; CloseClient(s, _) ] -> Assert.Equal(status, s)
+        | other -> failwithf "effects %A" other

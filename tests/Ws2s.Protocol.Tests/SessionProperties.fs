@@ -16,6 +16,8 @@ let genInput =
     Gen.oneof
         [ genScript genDestination |> Gen.map (List.truncate 1) |> Gen.filter (not << List.isEmpty) |> Gen.map List.head
           Gen.constant ClientGone
+          Gen.constant (ClientMessageTooLarge 1024)
+          Gen.constant (ClientMessageStalled 30)
           Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
           Gen.map ResolveFailed generation
           Gen.map Dialled generation

@@ -82,11 +82,13 @@ public sealed class Admission : IDisposable
         return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol));
     }
 
-    /// <summary>A browser fails the handshake unless one offered subprotocol is echoed: prefer the endpoint's own, else the token entry.</summary>
+    /// <summary>
+    /// The subprotocol to answer with: the endpoint's own when offered, else the token entry (a browser that
+    /// offered only that fails the handshake without it), else none. Never one the server does not speak.
+    /// </summary>
     private static string? ChooseSubProtocol(IList<string> offered, string? preferred) =>
         preferred is not null && offered.Contains(preferred) ? preferred
-        : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))
-        ?? offered.FirstOrDefault();
+        : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
 
     /// <summary>Where this server listens (the core refuses those ports on every address of this machine).</summary>
     private static IEnumerable<IPEndPoint> OwnEndpoints(IServer server)

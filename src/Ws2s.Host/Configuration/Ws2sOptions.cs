@@ -104,6 +104,9 @@ public sealed class Ws2sOptions
         /// <summary>The largest WebSocket message a client may send; a larger one closes the session with 1009.</summary>
         public int MaxMessageBytes { get; set; } = 1 << 20;
 
+        /// <summary>Seconds a client may take to finish a message it has begun; past that the session is closed (1008).</summary>
+        public int MessageTimeoutSeconds { get; set; } = 30;
+
         /// <summary>Requests that may queue behind a pending connect or write before the host stops reading the client.</summary>
         public int MaxPendingRequests { get; set; } = 64;
 
@@ -175,6 +178,7 @@ public sealed class Ws2sOptions
         {
             ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
             ("limits.maxMessageBytes", Limits.MaxMessageBytes, 1024, 64 << 20),
+            ("limits.messageTimeoutSeconds", Limits.MessageTimeoutSeconds, 1, 3600),
             ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
             ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
             ("limits.maxConnections", Limits.MaxConnections ?? 16, 16, 1_000_000),

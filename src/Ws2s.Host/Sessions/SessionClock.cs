@@ -9,8 +9,11 @@ namespace Ws2s.Host.Sessions;
 /// (idle timeout, connect rate), instead of a timer per session. A tick that finds a session's input
 /// channel full is dropped: that session is busy, so not idle; it only stretches the connect-rate window.
 /// </summary>
-internal sealed class SessionClock : IHostedService, IDisposable
+internal sealed class SessionClock(TimeProvider time) : IHostedService, IDisposable
 {
+    /// <summary>Where sessions read time and make timers (injected, so tests can control it).</summary>
+    public TimeProvider Time => time;
+
     private readonly ConcurrentDictionary<ChannelWriter<Input>, byte> _sessions = new();
     private readonly PeriodicTimer _timer = new(TimeSpan.FromSeconds(1));
     private Task? _ticking;

@@ -42,9 +42,12 @@ internal sealed class SessionRunner
     private readonly System.Net.IPAddress _clientAddress;
     private readonly SessionClock _clock;
 
-    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, ILogger log, Ws2sMetrics metrics, string clientDescription,
-        SshSessions sshSessions, System.Net.IPAddress clientAddress, SessionClock clock)
+    private readonly TimeSpan _messageTimeout;
+
+    public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, TimeSpan messageTimeout, ILogger log, Ws2sMetrics metrics,
+        string clientDescription, SshSessions sshSessions, System.Net.IPAddress clientAddress, SessionClock clock)
     {
+        _messageTimeout = messageTimeout;
         _sshSessions = sshSessions;
         _clientAddress = clientAddress;
         _clock = clock;
@@ -286,7 +289,12 @@ internal sealed class SessionRunner
                     return;
                 }
                 _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
-                var (type, length) = await ReceiveMessageAsync(cancel);
+                // A message begun must be finished in time: one that stops half-way is closed (1008), not kept.
+                WebSocketMessageType type;
+                int length;
+                using (_clock.Time.CreateTimer(_ => _ = PostAsync(Input.NewClientMessageStalled((int)_messageTimeout.TotalSeconds), CancellationToken.None),
+                           null, _messageTimeout, Timeout.InfiniteTimeSpan))
+                    (type, length) = await ReceiveMessageAsync(cancel);
                 if (type == WebSocketMessageType.Close)
                 {
                     ReturnFrame();
@@ -301,9 +309,8 @@ internal sealed class SessionRunner
                 if (length > _maxMessageBytes)
                 {
                     ReturnFrame();
-                    _closeWith = (1009, $"message exceeds {_maxMessageBytes} bytes");
                     _draining = true;
-                    await PostAsync(Input.ClientGone, cancel);
+                    await PostAsync(Input.NewClientMessageTooLarge(_maxMessageBytes), cancel);
                     continue;
                 }
                 if (type == WebSocketMessageType.Text)
@@ -344,7 +351,7 @@ internal sealed class SessionRunner
 
     /// <summary>
     /// Receives one whole message into <see cref="_frame"/> (growing it from the pool up to the
-    /// size limit). A longer message is read to its end and discarded; its length is reported as over the limit.
+    /// size limit). As soon as more than the limit has arrived it stops and reports the length so far.
     /// </summary>
     private async ValueTask<(WebSocketMessageType Type, int Length)> ReceiveMessageAsync(CancellationToken cancel)
     {
@@ -358,12 +365,11 @@ internal sealed class SessionRunner
                 ArrayPool<byte>.Shared.Return(_frame);
                 _frame = larger;
             }
-            // Past the limit, keep overwriting the buffer's tail: only the length matters now.
-            var into = length < _frame.Length ? _frame.AsMemory(length) : _frame.AsMemory(_frame.Length / 2);
+            var into = _frame.AsMemory(length);
             var result = await _client.ReceiveAsync(into, cancel);
             length += result.Count;
             if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);
-            if (result.EndOfMessage) return (result.MessageType, length);
+            if (result.EndOfMessage || length > _maxMessageBytes) return (result.MessageType, length);
         }
     }
 

@@ -25,6 +25,23 @@ internal sealed class WebSocketUpgrade : IAsyncDisposable
 
     public WebSocket Socket { get; }
 
+    /// <summary>
+    /// Why a request that asks to upgrade is not a WebSocket handshake this server accepts (RFC 6455
+    /// §4.2.1: HTTP/1.1, method GET, version 13 exactly), or null when it is. Answered with 426 and
+    /// <c>Sec-WebSocket-Version: 13</c>.
+    /// </summary>
+    public static string? Problem(HttpRequest request)
+    {
+        if (!string.Equals(request.Protocol, "HTTP/1.1", StringComparison.Ordinal)) return "a WebSocket handshake needs HTTP/1.1";
+        if (!string.Equals(request.Method, "GET", StringComparison.Ordinal)) return "a WebSocket handshake is a GET request";
+        if (request.Headers.SecWebSocketVersion is not ["13"]) return "this server speaks WebSocket version 13 only";
+        return null;
+    }
+
+    /// <summary>Does the request ask for a WebSocket upgrade at all (an <c>Upgrade: websocket</c> header)?</summary>
+    public static bool IsAttempt(HttpRequest request) =>
+        request.Headers.Upgrade.Any(v => v?.Contains("websocket", StringComparison.OrdinalIgnoreCase) == true);
+
     public static async Task<WebSocketUpgrade> AcceptAsync(HttpContext context, string? subProtocol, TimeSpan keepAlive)
     {
         var key = context.Request.Headers.SecWebSocketKey.ToString();

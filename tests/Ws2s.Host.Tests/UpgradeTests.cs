@@ -1,0 +1,110 @@
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>Attacks (issue 10, 9): handshakes the server must not accept, subprotocols it must not echo, messages that never end.</summary>
+public sealed class UpgradeTests
+{
+    /// <summary>Sends a raw request and returns the response head (status line and headers).</summary>
+    private static async Task<string> RawAsync(Uri url, string request)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(url.Host, url.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+        var head = new StringBuilder();
+        var buffer = new byte[4096];
+        using var timeout = new CancellationTokenSource(WsClient.Patience);
+        while (!head.ToString().Contains("\r\n\r\n"))
+        {
+            var read = await stream.ReadAsync(buffer, timeout.Token);
+            if (read == 0) break;
+            head.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+        return head.ToString();
+    }
+
+    private static string Handshake(string requestLine, string version = "13", string? protocols = null, string path = "/") =>
+        $"{requestLine.Replace("PATH", path)}\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nOrigin: http://localhost:8080\r\n" +
+        $"Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+        (protocols is null ? "" : $"Sec-WebSocket-Protocol: {protocols}\r\n") + "\r\n";
+
+    [Theory]
+    [InlineData("GET PATH HTTP/1.0", "13")]
+    [InlineData("get PATH HTTP/1.1", "13")]
+    [InlineData("Get PATH HTTP/1.1", "13")]
+    [InlineData("GET PATH HTTP/1.1", "13, 8")]
+    [InlineData("GET PATH HTTP/1.1", "8")]
+    [InlineData("GET PATH HTTP/1.1", "013")]
+    public async Task Only_an_HTTP_1_1_GET_with_version_13_exactly_is_upgraded(string requestLine, string version)
+    {
+        await using var host = await Ws2sHost.StartAsync();
+        var response = await RawAsync(host.Url, Handshake(requestLine, version));
+        Assert.StartsWith("HTTP/1.1 426", response);
+        Assert.Contains("Sec-WebSocket-Version: 13", response);
+        // The well-formed handshake next to it is upgraded (the test can fail).
+        Assert.StartsWith("HTTP/1.1 101", await RawAsync(host.Url, Handshake("GET PATH HTTP/1.1")));
+    }
+
+    [Theory]
+    [InlineData("/", "chat", null)]
+    [InlineData("/", "chat, ws2s", "ws2s")]
+    [InlineData("/", "binary", null)]
+    [InlineData("/websockify?token=vnc", "binary, base64", "binary")]
+    [InlineData("/websockify?token=vnc", "chat", null)]
+    public async Task The_server_never_echoes_a_subprotocol_it_does_not_speak(string path, string offered, string? chosen)
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"rawTargets":{"vnc":"127.0.0.1:9"}}""");
+        var response = await RawAsync(host.Url, Handshake("GET PATH HTTP/1.1", protocols: offered, path: path));
+        Assert.StartsWith("HTTP/1.1 101", response);
+        if (chosen is null) Assert.DoesNotContain("Sec-WebSocket-Protocol", response);
+        else Assert.Contains($"Sec-WebSocket-Protocol: {chosen}\r\n", response);
+    }
+
+    [Fact]
+    public async Task Websockify_refuses_a_client_that_offers_only_base64_with_400()
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"rawTargets":{"vnc":"127.0.0.1:9"}}""");
+        var response = await RawAsync(host.Url, Handshake("GET PATH HTTP/1.1", protocols: "base64", path: "/websockify?token=vnc"));
+        Assert.StartsWith("HTTP/1.1 400", response);
+    }
+
+    [Fact]
+    public async Task An_oversized_message_is_closed_with_1009_before_the_client_has_sent_all_of_it()
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"maxMessageBytes":65536}}""");
+        await using var client = await WsClient.ConnectAsync(host.Url);
+        // 96 KiB of a message that would go on forever: the server must not wait for its end.
+        var chunk = new byte[32 * 1024];
+        for (var i = 0; i < 3; i++)
+            await client.Socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: false, CancellationToken.None);
+        var close = await client.ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Close, close.Type);
+        Assert.Equal(1009, close.CloseStatus);
+        Assert.Equal("message exceeds 65536 bytes", close.CloseReason);
+    }
+
+    [Fact]
+    public async Task A_message_begun_and_never_finished_is_closed_by_the_message_timeout()
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":1}}""");
+        await using var client = await WsClient.ConnectAsync(host.Url);
+        await client.Socket.SendAsync(Encoding.UTF8.GetBytes("""{"command":"pi"""), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
+        var close = await client.ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Close, close.Type);
+        Assert.Equal(1008, close.CloseStatus);
+        Assert.Equal("message not completed within 1 s", close.CloseReason);
+    }
+
+    [Fact]
+    public async Task A_slow_but_finished_message_is_not_closed_and_the_session_stays_usable()
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":5}}""");
+        await using var client = await WsClient.ConnectAsync(host.Url);
+        await client.Socket.SendAsync(Encoding.UTF8.GetBytes("""{"command":"""), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
+        await client.Socket.SendAsync(Encoding.UTF8.GetBytes("\"ping\"}"), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+    }
+}
