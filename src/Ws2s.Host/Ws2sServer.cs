@@ -69,6 +69,12 @@ public static class Ws2sServer
             TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds), services.GetRequiredService<TimeProvider>(),
             services.GetRequiredService<Ws2sMetrics>(), services.GetRequiredService<ILogger<Admission.ConnectionGate>>()));
         builder.Services.AddSingleton<Readiness>();
+        builder.Services.AddSingleton(services =>
+        {
+            var budget = new QueueBudget(options.Limits.PendingBytesTotal());
+            services.GetRequiredService<Ws2sMetrics>().ObservePendingBytes(() => budget.Used);
+            return budget;
+        });
         builder.Services.AddSingleton<SessionClock>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SessionClock>());
         builder.Services.AddSingleton(new Ssh.SshSessions(

@@ -48,4 +48,6 @@ let step (raw: RawSession) (input: Input) =
 
 let acceptsFrame (raw: RawSession) = acceptsRequest raw.Inner
 
+let queuedBytes (raw: RawSession) = queuedBytes raw.Inner
+
 let isEnded (raw: RawSession) = raw.Inner.Phase.IsEnded

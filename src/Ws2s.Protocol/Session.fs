@@ -93,6 +93,16 @@ let private weight request =
 let private queueIsFull settings (pending: Request list) =
     List.length pending >= settings.MaxPending || List.sumBy weight pending >= settings.MaxPendingBytes
 
+/// The payload bytes of the requests waiting behind the pending operation: what this session holds
+/// for its client beyond the operation in flight (the host adds it to the server-wide budget).
+let queuedBytes session =
+    match session.Phase with
+    | Busy(_, pending) -> List.sumBy weight pending
+    | Idle
+    | Open _
+    | HalfClosed _
+    | Ended -> 0
+
 /// May the host feed another client frame now? (False when the queue is full, or after the end.)
 let acceptsRequest session =
     match session.Phase with

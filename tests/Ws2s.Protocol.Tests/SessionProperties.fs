@@ -168,6 +168,20 @@ let ``the queue behind a pending connect holds at most MaxPendingBytes of payloa
     // Whatever was fed, the core never holds more than the bound plus the one request that crossed it.
     fed <= 1000 + 255 * 4
 
+[<Property>]
+let ``queuedBytes is the payload fed behind a pending connect, and nothing once the queue has run`` (sizes: byte list) =
+    let silentConnect = ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7004, false)).Frame))
+    let mutable session, _ = Session.step (Session.start standardSettings) silentConnect
+    let mutable fed = 0
+    for size in sizes do
+        if Session.acceptsRequest session then
+            session <- fst (Session.step session (ClientText(ReadOnlyMemory((SendText(String('x', int size))).Frame))))
+            fed <- fed + int size
+    let whileWaiting = Session.queuedBytes session
+    // The connect fails: the queued requests are answered, nothing stays queued.
+    let afterwards, _ = Session.step session (DialFailedWith(1L, Refused))
+    whileWaiting = fed && Session.queuedBytes afterwards = 0
+
 [<Xunit.Fact>]
 let ``happy eyeballs: a silent first address does not hold up the second`` () =
     // Resolved to a silent address and an echoing one (ports are the simulated peers: 7004 silent, 7001 echo).

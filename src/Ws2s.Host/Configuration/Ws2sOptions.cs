@@ -114,6 +114,23 @@ public sealed class Ws2sOptions
         public int MaxPendingBytes { get; set; } = 4 << 20;
 
         /// <summary>
+        /// Bytes of payload that may queue in all sessions together; past it, sessions that already hold
+        /// queued bytes stop reading their clients until others drain. Default: a quarter of the memory
+        /// available to the process, at most 1 GiB.
+        /// </summary>
+        public long? MaxPendingBytesTotal { get; set; }
+
+        /// <summary>The server-wide queue bound in force: <see cref="MaxPendingBytesTotal"/> or its default.</summary>
+        public long PendingBytesTotal() =>
+            MaxPendingBytesTotal ?? Math.Min(1L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+
+        /// <summary>
+        /// Seconds between the keep-alive frames sent to every client. A client whose host has gone
+        /// answers one with a reset, which ends its session even while it is held back.
+        /// </summary>
+        public int KeepAliveSeconds { get; set; } = 15;
+
+        /// <summary>
         /// TCP connections held at once, on all listeners (silent ones included); past it the oldest silent
         /// connection is closed to make room, or the new one is. Default: from the process's file descriptor limit.
         /// </summary>
@@ -174,6 +191,8 @@ public sealed class Ws2sOptions
             yield return $"tokensFile '{TokensFile}' does not exist";
         else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
             yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
+        if (Limits.MaxPendingBytesTotal is < 1024)
+            yield return $"limits.maxPendingBytesTotal {Limits.MaxPendingBytesTotal} must be at least 1024";
         foreach (var (key, value, low, high) in new[]
         {
             ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
@@ -182,6 +201,7 @@ public sealed class Ws2sOptions
             ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
             ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
             ("limits.maxConnections", Limits.MaxConnections ?? 16, 16, 1_000_000),
+            ("limits.keepAliveSeconds", Limits.KeepAliveSeconds, 1, 3600),
             ("limits.maxSessions", Limits.MaxSessions, 1, 1_000_000),
             ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient, 1, 1_000_000),
             ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),

@@ -135,7 +135,18 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     /// </summary>
     private async Task DialAsync(IPEndPoint endpoint)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Socket socket;
+        try
+        {
+            socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        }
+        catch (SocketException e)
+        {
+            // Out of file descriptors, say: the connect fails in words ("too many open files"), the session goes on.
+            if (!_connected.IsCancellationRequested)
+                await PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode)));
+            return;
+        }
         lock (_attempts) _attempts.Add(socket);
         try
         {

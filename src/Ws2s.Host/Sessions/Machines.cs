@@ -14,6 +14,9 @@ internal interface IMachine
     /// <summary>May the runner read another client frame now?</summary>
     bool AcceptsFrame { get; }
 
+    /// <summary>Bytes of client requests waiting behind the pending operation.</summary>
+    int QueuedBytes { get; }
+
     bool IsEnded { get; }
 }
 
@@ -32,6 +35,8 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
     }
 
     public bool AcceptsFrame => Session.acceptsRequest(_state);
+
+    public int QueuedBytes => Session.queuedBytes(_state);
 
     public bool IsEnded => _state.Phase.IsEnded;
 }
@@ -56,6 +61,8 @@ internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, 
     }
 
     public bool AcceptsFrame => RawSession.acceptsFrame(_state!);
+
+    public int QueuedBytes => _state is null ? 0 : RawSession.queuedBytes(_state);
 
     public bool IsEnded => RawSession.isEnded(_state!);
 }

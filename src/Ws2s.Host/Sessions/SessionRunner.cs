@@ -43,10 +43,18 @@ internal sealed class SessionRunner
     private readonly SessionClock _clock;
 
     private readonly TimeSpan _messageTimeout;
+    private readonly QueueBudget _budget;
+    private readonly ClientTcp _clientTcp;
+
+    /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
+    private int _queued;
 
     public SessionRunner(WebSocket client, IMachine machine, int maxMessageBytes, TimeSpan messageTimeout, ILogger log, Ws2sMetrics metrics,
-        string clientDescription, SshSessions sshSessions, System.Net.IPAddress clientAddress, SessionClock clock)
+        string clientDescription, SshSessions sshSessions, System.Net.IPAddress clientAddress, SessionClock clock,
+        QueueBudget budget, ClientTcp clientTcp)
     {
+        _budget = budget;
+        _clientTcp = clientTcp;
         _messageTimeout = messageTimeout;
         _sshSessions = sshSessions;
         _clientAddress = clientAddress;
@@ -94,6 +102,12 @@ internal sealed class SessionRunner
             while (!_machine.IsEnded)
             {
                 var input = await _inputs.Reader.ReadAsync(stopping);
+                if (input.IsTick && _clientTcp.HasEnded())
+                {
+                    // Gone while the reader waits for room (or between frames): the kernel knows before any frame says so.
+                    _log.LogDebug("client {Client} reset or closed its connection", _clientDescription);
+                    input = Input.ClientGone;
+                }
                 await StepAsync(input, ended.Token);
             }
         }
@@ -109,6 +123,7 @@ internal sealed class SessionRunner
         }
         finally
         {
+            _queued = _budget.Update(_queued, 0);
             ticks.Dispose();
             _inputs.Writer.TryComplete();
             foreach (var connection in _connections.Values) connection.Dispose();
@@ -164,17 +179,21 @@ internal sealed class SessionRunner
             if (!lent.IsEmpty && MemoryMarshal.TryGetArray(lent, out var segment))
                 ArrayPool<byte>.Shared.Return(segment.Array!);
         }
-        // A client frame used the reader's credit; any step may make room for the next frame.
+        _queued = _budget.Update(_queued, _machine.QueuedBytes);
+        // A client frame used the reader's credit; any step (a tick too) may make room for the next frame.
         ReleaseClientIfAccepted(owed: input.IsClientText || input.IsClientBinary);
     }
 
     private bool _clientCreditOwed;
 
-    /// <summary>Lets the client reader take one more frame once the core accepts requests again.</summary>
+    /// <summary>
+    /// Lets the client reader take one more frame once the core accepts requests again, and, if this
+    /// session already holds queued bytes, once the server-wide budget has room.
+    /// </summary>
     private void ReleaseClientIfAccepted(bool owed)
     {
         _clientCreditOwed |= owed;
-        if (_clientCreditOwed && _machine.AcceptsFrame)
+        if (_clientCreditOwed && _machine.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
         {
             _clientCreditOwed = false;
             _mayReadClient.Release();

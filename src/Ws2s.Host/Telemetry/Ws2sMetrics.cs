@@ -28,6 +28,10 @@ public sealed class Ws2sMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     }
 
+    /// <summary>Reports the bytes queued in all sessions (<c>ws2s.pending.bytes</c>) from <paramref name="read"/>.</summary>
+    public void ObservePendingBytes(Func<long> read) =>
+        _meter.CreateObservableGauge("ws2s.pending.bytes", read, unit: "By", description: "Client request bytes queued in all sessions");
+
     public UpDownCounter<long> SessionsActive { get; }
     public Counter<long> Sessions { get; }
     public Counter<long> UpgradesRefused { get; }

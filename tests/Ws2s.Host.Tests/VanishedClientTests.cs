@@ -1,0 +1,171 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// Attack (issue 10, 5): clients that fill their sessions' queues behind a peer that never reads,
+/// then vanish. Each such session used to stay until the idle timeout (an hour) with its buffers
+/// and its slot in <c>maxSessionsPerClient</c>; all of them together were bounded by nothing.
+/// </summary>
+public sealed partial class VanishedClientTests
+{
+    private const int Clients = 4;
+
+    /// <summary>Per session a queue of up to 4 MiB; all sessions together 256 KiB; keep-alive each second.</summary>
+    private const string Config = """
+        {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,
+         "limits":{"keepAliveSeconds":1,"maxSessionsPerClient":4,"maxMessageBytes":65536,
+                   "maxPendingBytes":4194304,"maxPendingBytesTotal":262144}}
+        """;
+
+    /// <summary>A peer that accepts and never reads, with a small receive buffer so it fills soon.</summary>
+    private sealed class Deaf : IDisposable
+    {
+        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        private readonly List<Socket> _accepted = [];
+
+        public Deaf()
+        {
+            _listener.ReceiveBufferSize = 4096;
+            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listener.Listen();
+            _ = AcceptAsync();
+        }
+
+        public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
+
+        private async Task AcceptAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    var socket = await _listener.AcceptAsync();
+                    lock (_accepted) _accepted.Add(socket);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        }
+
+        public void Dispose()
+        {
+            _listener.Dispose();
+            lock (_accepted) foreach (var socket in _accepted) socket.Dispose();
+        }
+    }
+
+    /// <summary>A WebSocket client over a socket the test holds, so it can close it with a FIN or a reset.</summary>
+    private sealed record RawClient(Socket Tcp, WebSocket Socket);
+
+    private static async Task<RawClient> OpenAsync(Uri url)
+    {
+        var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await tcp.ConnectAsync(IPAddress.Loopback, url.Port);
+        var stream = new NetworkStream(tcp, ownsSocket: false);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nOrigin: http://localhost:8080\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+        // Read the response head byte by byte, so no frame byte is taken with it.
+        var head = new StringBuilder();
+        var one = new byte[1];
+        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal) && await stream.ReadAsync(one) == 1)
+            head.Append((char)one[0]);
+        Assert.StartsWith("HTTP/1.1 101", head.ToString());
+        return new RawClient(tcp, WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = false }));
+    }
+
+    private static async Task<string> ReceiveTextAsync(WebSocket socket)
+    {
+        var buffer = new byte[4096];
+        using var timeout = new CancellationTokenSource(WsClient.Patience);
+        var result = await socket.ReceiveAsync(buffer, timeout.Token);
+        return Encoding.UTF8.GetString(buffer, 0, result.Count);
+    }
+
+    /// <summary>
+    /// Connects in binary mode to the deaf peer and sends 64 KiB frames until one is not taken within
+    /// two seconds: the session is holding the client back.
+    /// </summary>
+    private static async Task<RawClient> HeldBackAsync(Uri url, int deafPort)
+    {
+        var client = await OpenAsync(url);
+        await client.Socket.SendAsync(Encoding.UTF8.GetBytes($$"""{"command":"connect","host":"127.0.0.1","port":{{deafPort}},"binary":true}"""),
+            WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.Contains("connect done", await ReceiveTextAsync(client.Socket));
+        var chunk = new byte[64 * 1024];
+        for (var sent = 0L; sent < 256L << 20; sent += chunk.Length)
+        {
+            var send = client.Socket.SendAsync(chunk, WebSocketMessageType.Binary, true, CancellationToken.None);
+            if (await Task.WhenAny(send, Task.Delay(TimeSpan.FromSeconds(2))) != send) return client;
+        }
+        Assert.Fail("256 MiB went into a session whose peer never reads: it never held the client back");
+        return client;
+    }
+
+    private static async Task<long> GaugeAsync(HttpClient http, Uri url, string name)
+    {
+        var text = await http.GetStringAsync(new Uri(new Uri(url.ToString().Replace("ws://", "http://")), "/metrics"));
+        var match = Regex.Match(text, $@"^{name}\{{[^}}]*\}} (\d+)", RegexOptions.Multiline);
+        Assert.True(match.Success, $"{name} is not in /metrics:\n{text}");
+        return long.Parse(match.Groups[1].Value);
+    }
+
+    /// <summary>Polls a gauge until it reads <paramref name="expected"/>; returns the last reading.</summary>
+    private static async Task<long> GaugeReachesAsync(HttpClient http, Uri url, string name, long expected, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        long value;
+        while ((value = await GaugeAsync(http, url, name)) != expected && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        return value;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Clients_that_vanish_while_held_back_free_their_sessions_within_seconds(bool reset)
+    {
+        using var deaf = new Deaf();
+        await using var host = await Ws2sHost.StartAsync(Config);
+        using var http = new HttpClient();
+        var clients = new List<RawClient>();
+        for (var i = 0; i < Clients; i++) clients.Add(await HeldBackAsync(host.Url, deaf.Port));
+        Assert.Equal(Clients, await GaugeAsync(http, host.Url, "ws2s_sessions_active"));
+
+        // They vanish without a close frame: the process ends (FIN) or the connection is reset.
+        foreach (var client in clients)
+        {
+            if (reset) client.Tcp.LingerState = new LingerOption(true, 0);
+            client.Tcp.Dispose();
+        }
+
+        Assert.Equal(0, await GaugeReachesAsync(http, host.Url, "ws2s_sessions_active", 0, TimeSpan.FromSeconds(15)));
+        Assert.Equal(0, await GaugeAsync(http, host.Url, "ws2s_pending_bytes"));
+        // Their slots are free: the same address opens as many sessions as before.
+        for (var i = 0; i < Clients; i++)
+        {
+            var again = await OpenAsync(host.Url);
+            again.Tcp.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task All_sessions_together_queue_no_more_than_the_server_wide_budget()
+    {
+        using var deaf = new Deaf();
+        await using var host = await Ws2sHost.StartAsync(Config);
+        using var http = new HttpClient();
+        var clients = new List<RawClient>();
+        for (var i = 0; i < Clients; i++) clients.Add(await HeldBackAsync(host.Url, deaf.Port));
+
+        // Alone, each session would queue up to 4 MiB (16 MiB in all). Together they hold at most the
+        // 256 KiB budget plus one message each (a session with an empty queue may always take one).
+        var pending = await GaugeAsync(http, host.Url, "ws2s_pending_bytes");
+        Assert.InRange(pending, 1, 262144 + Clients * 65536);
+        foreach (var client in clients) client.Tcp.Dispose();
+    }
+}
