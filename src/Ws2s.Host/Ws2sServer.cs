@@ -79,7 +79,7 @@ public static class Ws2sServer
         builder.Services.AddHostedService(services => services.GetRequiredService<SessionClock>());
         builder.Services.AddSingleton(new Ssh.SshSessions(
             new Ssh.KnownHosts(options.Ssh.KnownHosts, options.Ssh.AcceptUnknownHostKeys),
-            TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds), options.Ssh.MaxSessionsPerClient));
+            TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds), options.Ssh.MaxSessionsPerClient, options.Ssh.MaxKdfRounds));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("ws2s"))
             .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName).AddPrometheusExporter());

@@ -88,6 +88,12 @@ public sealed class Ws2sOptions
 
         /// <summary>SSH sessions one client address may hold at once (tunnels over the same login share one).</summary>
         public int MaxSessionsPerClient { get; set; } = 8;
+
+        /// <summary>
+        /// The most key-derivation work a client's encrypted private key may ask for, in bcrypt rounds
+        /// (OpenSSH's default is 16; PKCS#8 PBKDF2 counts 10,000 iterations a round). A costlier key is refused before decrypting.
+        /// </summary>
+        public int MaxKdfRounds { get; set; } = 64;
     }
 
     public sealed class DestinationOptions
@@ -209,6 +215,7 @@ public sealed class Ws2sOptions
             ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond, 0, 1_000_000),
             ("ssh.timeoutSeconds", Ssh.TimeoutSeconds, 1, 3600),
             ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient, 1, 10_000),
+            ("ssh.maxKdfRounds", Ssh.MaxKdfRounds, 1, 10_000),
         })
         {
             if (value < low || value > high) yield return $"{key} {value} must be between {low} and {high}";

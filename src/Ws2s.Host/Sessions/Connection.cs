@@ -95,11 +95,17 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
                 return;
             }
             var forward = new ForwardedPortLocal("127.0.0.1", 0, host, (uint)port.Value);
-            forward.Exception += (_, _) => _ = PostAsync(Input.NewSocketFailed(generation, $"the SSH server refused the channel to {host}:{port.Value}"));
+            var door = new ForwardDoor();
+            forward.RequestReceived += (_, e) => door.Admit(e.OriginatorHost, e.OriginatorPort);
+            forward.Exception += (_, e) =>
+            {
+                if (e.Exception is not ForwardDoor.StrangerException)
+                    _ = PostAsync(Input.NewSocketFailed(generation, $"the SSH server refused the channel to {host}:{port.Value}"));
+            };
             _ssh.Client.AddForwardedPort(forward);
             forward.Start();
             _forward = forward;
-            await DialAsync(new IPEndPoint(IPAddress.Loopback, (int)forward.BoundPort));
+            await DialAsync(new IPEndPoint(IPAddress.Loopback, (int)forward.BoundPort), door);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
@@ -133,16 +139,23 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     /// One connection attempt. Several may run at once (happy eyeballs): the first to connect wins
     /// and is reported; the others are cancelled and closed, and nothing of them is reported.
     /// </summary>
-    private async Task DialAsync(IPEndPoint endpoint)
+    /// <param name="door">For a tunnel's local forward: the socket is bound first, so the door knows it by its source port.</param>
+    private async Task DialAsync(IPEndPoint endpoint, ForwardDoor? door = null)
     {
-        Socket socket;
+        Socket? socket = null;
         try
         {
             socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            if (door is not null)
+            {
+                socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+                door.Expect(((IPEndPoint)socket.LocalEndPoint!).Port);
+            }
         }
         catch (SocketException e)
         {
             // Out of file descriptors, say: the connect fails in words ("too many open files"), the session goes on.
+            socket?.Dispose();
             if (!_connected.IsCancellationRequested)
                 await PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode)));
             return;

@@ -11,10 +11,15 @@ namespace Ws2s.Host.Ssh;
 /// The SSH sessions tunnels run over. Tunnels of one client to the same server as the same user
 /// with the same credentials share one SSH session (the server already trusted those credentials
 /// for that client); it closes when its last tunnel does. A client may hold a bounded number.
+/// Private keys are decrypted outside any shared lock, a few at a time, and only when their
+/// key-derivation cost is within <c>ssh.maxKdfRounds</c>.
 /// </summary>
-public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int maxPerClient)
+public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int maxPerClient, int maxKdfRounds)
 {
     private readonly Lock _gate = new();
+
+    /// <summary>Keys being decrypted at once (CPU work): one per core.</summary>
+    private readonly SemaphoreSlim _keyWorkers = new(Environment.ProcessorCount);
     private readonly Dictionary<Key, Shared> _open = [];
 
     internal sealed record Key(IPAddress Client, IPEndPoint Server, string Username, string Credentials);
@@ -54,7 +59,7 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
     /// <summary>Thrown when the SSH server's host key is not trusted; the message says which key.</summary>
     public sealed class HostKeyRefusedException(string message) : Exception(message);
 
-    /// <summary>Thrown when the client already holds its maximum of SSH sessions.</summary>
+    /// <summary>Thrown when a tunnel asks for more than the server allows (SSH sessions, key cost); the message says what.</summary>
     public sealed class LimitException(string message) : Exception(message);
 
     /// <summary>
@@ -72,7 +77,8 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
             {
                 if (_open.Values.Count(s => s.Key.Client.Equals(client) && !s.IsDead) >= maxPerClient)
                     throw new LimitException($"too many SSH sessions from this client (at most {maxPerClient})");
-                shared = new Shared(key, ConnectAsync(server, login));
+                // Started on the pool: reading a key is CPU work that must not run under the lock.
+                shared = new Shared(key, Task.Run(() => ConnectAsync(server, login)));
                 _open[key] = shared; // a dead one stays alive only through the leases that still hold it
             }
             shared.Tunnels++;
@@ -107,11 +113,7 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
     {
         var methods = new List<AuthenticationMethod>();
         if (login.PrivateKey is { } key)
-        {
-            using var text = new MemoryStream(Encoding.UTF8.GetBytes(key.Value));
-            var file = login.PrivateKeyPassword is { } passphrase ? new PrivateKeyFile(text, passphrase.Value) : new PrivateKeyFile(text);
-            methods.Add(new PrivateKeyAuthenticationMethod(login.Username, file));
-        }
+            methods.Add(new PrivateKeyAuthenticationMethod(login.Username, await ReadKeyAsync(key.Value, login.PrivateKeyPassword?.Value)));
         if (login.Password is { } password) methods.Add(new PasswordAuthenticationMethod(login.Username, password.Value));
         if (methods.Count == 0) throw new ArgumentException("give ssh_password or ssh_private_key");
 
@@ -137,6 +139,22 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
         {
             client.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Decrypts a private key if its cost is within bounds, on one of the key workers, waiting for one at most the SSH timeout.</summary>
+    private async Task<PrivateKeyFile> ReadKeyAsync(string key, string? passphrase)
+    {
+        if (PrivateKeyCost.Problem(key, maxKdfRounds) is { } problem) throw new LimitException(problem);
+        if (!await _keyWorkers.WaitAsync(timeout)) throw new LimitException("the server is busy reading other private keys; try again");
+        try
+        {
+            using var text = new MemoryStream(Encoding.UTF8.GetBytes(key));
+            return passphrase is not null ? new PrivateKeyFile(text, passphrase) : new PrivateKeyFile(text);
+        }
+        finally
+        {
+            _keyWorkers.Release();
         }
     }
 
