@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.HttpOverrides;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -68,6 +69,8 @@ public static class Ws2sServer
             options.Limits.MaxConnections ?? Admission.ConnectionGate.DefaultMaxConnections(),
             TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds), services.GetRequiredService<TimeProvider>(),
             services.GetRequiredService<Ws2sMetrics>(), services.GetRequiredService<ILogger<Admission.ConnectionGate>>()));
+        builder.Services.AddSingleton(new Admission.TrustedProxies(options.TrustedProxies));
+        builder.Services.AddSingleton<Admission.ProxyProtocol>();
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton(services =>
         {
@@ -90,6 +93,7 @@ public static class Ws2sServer
         {
             var handshake = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
             var gate = kestrel.ApplicationServices.GetRequiredService<Admission.ConnectionGate>();
+            var proxyProtocol = kestrel.ApplicationServices.GetRequiredService<Admission.ProxyProtocol>();
             kestrel.AddServerHeader = false;
             kestrel.Limits.RequestHeadersTimeout = handshake;
             // A connection that made one request and then idles would otherwise be held 130 s.
@@ -97,13 +101,13 @@ public static class Ws2sServer
             kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1;
-                listen.Use(gate.Wrap);
+                listen.Use(gate.Wrap).Use(proxyProtocol.Wrap);
             });
             foreach (var endpoint in options.Endpoints)
                 kestrel.Listen(endpoint.Address()!, endpoint.Port, listen =>
                 {
                     listen.Protocols = HttpProtocols.Http1;
-                    listen.Use(gate.Wrap);
+                    listen.Use(gate.Wrap).Use(proxyProtocol.Wrap); // the PROXY header comes before TLS
                     if (endpoint.UsesTls) listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
                     {
                         ServerCertificate = LoadCertificate(endpoint),
@@ -113,7 +117,7 @@ public static class Ws2sServer
             if (options.Management is { } management)
                 kestrel.Listen(IPAddress.Parse(management.Host == "localhost" ? "127.0.0.1" : management.Host), management.Port, listen =>
                 {
-                    listen.Use(gate.Wrap);
+                    listen.Use(gate.Wrap).Use(proxyProtocol.Wrap);
                     managementBinding.Listen = listen;
                 });
         });
@@ -125,6 +129,17 @@ public static class Ws2sServer
             connectionGate.Spoke(context.Connection.Id);
             return next(context);
         });
+        var trustedProxies = app.Services.GetRequiredService<Admission.TrustedProxies>();
+        if (trustedProxies.Any)
+        {
+            // X-Forwarded-For from a trusted proxy names the client (right to left, while the hops are trusted);
+            // the defaults (loopback trusted) are cleared: only trustedProxies count.
+            var forwarded = new ForwardedHeadersOptions { ForwardedHeaders = ForwardedHeaders.XForwardedFor, ForwardLimit = null };
+            forwarded.KnownProxies.Clear();
+            forwarded.KnownIPNetworks.Clear();
+            foreach (var network in trustedProxies.Networks) forwarded.KnownIPNetworks.Add(network);
+            app.UseForwardedHeaders(forwarded);
+        }
         app.UseWebSockets(); // recognises upgrade requests; the handshake itself is WebSocketUpgrade's
         app.Use((context, next) =>
         {

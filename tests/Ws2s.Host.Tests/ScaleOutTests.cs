@@ -14,16 +14,39 @@ namespace Ws2s.Host.Tests;
 [Collection(nameof(OperationsTests))]
 public sealed class ScaleOutTests
 {
-    /// <summary>One ws2s instance with a management port, allowed to reach the loopback echo peer.</summary>
-    private static async Task<(ServerProcess Server, Uri Url, Uri Management)> StartInstanceAsync(string directory, string name)
+    /// <summary>
+    /// One ws2s instance with a management port, allowed to reach the loopback echo peer, trusting
+    /// HAProxy (on loopback) to name its clients with the PROXY protocol.
+    /// </summary>
+    private static async Task<(ServerProcess Server, Uri Url, Uri Management)> StartInstanceAsync(string directory, string name, int maxSessionsPerClient = 256)
     {
         var config = Path.Combine(directory, name + ".json");
-        await File.WriteAllTextAsync(config, """
+        await File.WriteAllTextAsync(config, $$$"""
             {"listen":{"host":"127.0.0.1","port":0},"management":{"host":"127.0.0.1","port":0},
-             "allowConnectToServerLocal":true,"origins":["*"],"shutdownTimeoutSeconds":10}
+             "allowConnectToServerLocal":true,"origins":["*"],"shutdownTimeoutSeconds":10,
+             "trustedProxies":["127.0.0.1"],"limits":{"maxSessionsPerClient":{{{maxSessionsPerClient}}}}}
             """);
         var server = ServerProcess.Start(["--config", config]);
         return (server, await server.ListeningUrlAsync(), await server.ManagementUrlAsync());
+    }
+
+    /// <summary>HAProxy with the shipped configuration (deploy/haproxy.cfg), pointed at this test's instances; returns its front port.</summary>
+    private static async Task<(Process HaProxy, int Front)> StartHaProxyAsync(string directory,
+        (Uri Url, Uri Management) first, (Uri Url, Uri Management) second)
+    {
+        var front = Loopback.FreePort();
+        var config = (await File.ReadAllTextAsync(Path.Combine(Repository.Root, "deploy", "haproxy.cfg")))
+            .Replace("bind 0.0.0.0:3613", $"bind 127.0.0.1:{front}")
+            .Replace("127.0.0.1:13613 check port 13614", $"127.0.0.1:{first.Url.Port} check port {first.Management.Port}")
+            .Replace("127.0.0.1:23613 check port 23614", $"127.0.0.1:{second.Url.Port} check port {second.Management.Port}")
+            .Replace("maxconn 50000", "maxconn 1000");
+        var cfg = Path.Combine(directory, "haproxy.cfg");
+        await File.WriteAllTextAsync(cfg, config);
+        var haproxy = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-f", cfg, "-db"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        _ = haproxy.StandardOutput.ReadToEndAsync();
+        _ = haproxy.StandardError.ReadToEndAsync();
+        await Loopback.WaitUntilListeningAsync(front);
+        return (haproxy, front);
     }
 
     private static async Task<int> ActiveSessionsAsync(Uri management)
@@ -45,23 +68,10 @@ public sealed class ScaleOutTests
         await using var firstServer = first.Server;
         var second = await StartInstanceAsync(directory, "second");
         await using var secondServer = second.Server;
-        var front = Loopback.FreePort();
-
-        // The shipped configuration, pointed at this test's ports.
-        var config = (await File.ReadAllTextAsync(Path.Combine(Repository.Root, "deploy", "haproxy.cfg")))
-            .Replace("bind 0.0.0.0:3613", $"bind 127.0.0.1:{front}")
-            .Replace("127.0.0.1:13613 check port 13614", $"127.0.0.1:{first.Url.Port} check port {first.Management.Port}")
-            .Replace("127.0.0.1:23613 check port 23614", $"127.0.0.1:{second.Url.Port} check port {second.Management.Port}")
-            .Replace("maxconn 50000", "maxconn 1000");
-        var cfg = Path.Combine(directory, "haproxy.cfg");
-        await File.WriteAllTextAsync(cfg, config);
-        using var haproxy = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-f", cfg, "-db"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        _ = haproxy.StandardOutput.ReadToEndAsync();
-        _ = haproxy.StandardError.ReadToEndAsync();
+        var (haproxy, front) = await StartHaProxyAsync(directory, (first.Url, first.Management), (second.Url, second.Management));
         try
         {
             var entry = new Uri($"ws://127.0.0.1:{front}/");
-            await Loopback.WaitUntilListeningAsync(front);
             var clients = new List<WsClient>();
             for (var i = 0; i < 10; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
 
@@ -97,6 +107,37 @@ public sealed class ScaleOutTests
             for (var i = 0; i < closed.Count; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
             Assert.Equal(10, await ActiveSessionsAsync(second.Management));
             foreach (var client in clients) await client.DisposeAsync();
+        }
+        finally
+        {
+            haproxy.Kill();
+            await haproxy.WaitForExitAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Behind_HAProxy_each_client_is_itself_for_per_client_limits_and_logs()
+    {
+        Requirements.Need("/usr/sbin/haproxy", "haproxy");
+        var directory = Directory.CreateTempSubdirectory("ws2s-haproxy-").FullName;
+        // One instance behind both of HAProxy's server lines, one session per client.
+        var instance = await StartInstanceAsync(directory, "only", maxSessionsPerClient: 1);
+        await using var server = instance.Server;
+        var (haproxy, front) = await StartHaProxyAsync(directory, (instance.Url, instance.Management), (instance.Url, instance.Management));
+        try
+        {
+            // Clients from two loopback addresses: all reach ws2s from HAProxy's 127.0.0.1.
+            var entry = new Uri($"ws://127.0.0.1:{front}/");
+            using var alice = await RawWebSocket.OpenAsync(entry, source: IPAddress.Parse("127.0.0.5"));
+            using var bob = await RawWebSocket.OpenAsync(entry, source: IPAddress.Parse("127.0.0.6"));
+            using var aliceAgain = await RawWebSocket.OpenAsync(entry, source: IPAddress.Parse("127.0.0.5"));
+            Assert.StartsWith("HTTP/1.1 101", alice.Status);
+            Assert.StartsWith("HTTP/1.1 101", bob.Status);
+            Assert.StartsWith("HTTP/1.1 503", aliceAgain.Status);
+
+            await bob.Socket!.CloseAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None);
+            await server.WaitForLineAsync(line => line.Contains("session from 127.0.0.6:"));
         }
         finally
         {

@@ -58,48 +58,19 @@ public sealed partial class VanishedClientTests
         }
     }
 
-    /// <summary>A WebSocket client over a socket the test holds, so it can close it with a FIN or a reset.</summary>
-    private sealed record RawClient(Socket Tcp, WebSocket Socket);
-
-    private static async Task<RawClient> OpenAsync(Uri url)
-    {
-        var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await tcp.ConnectAsync(IPAddress.Loopback, url.Port);
-        var stream = new NetworkStream(tcp, ownsSocket: false);
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nOrigin: http://localhost:8080\r\n" +
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
-        // Read the response head byte by byte, so no frame byte is taken with it.
-        var head = new StringBuilder();
-        var one = new byte[1];
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal) && await stream.ReadAsync(one) == 1)
-            head.Append((char)one[0]);
-        Assert.StartsWith("HTTP/1.1 101", head.ToString());
-        return new RawClient(tcp, WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = false }));
-    }
-
-    private static async Task<string> ReceiveTextAsync(WebSocket socket)
-    {
-        var buffer = new byte[4096];
-        using var timeout = new CancellationTokenSource(WsClient.Patience);
-        var result = await socket.ReceiveAsync(buffer, timeout.Token);
-        return Encoding.UTF8.GetString(buffer, 0, result.Count);
-    }
-
     /// <summary>
     /// Connects in binary mode to the deaf peer and sends 64 KiB frames until one is not taken within
     /// two seconds: the session is holding the client back.
     /// </summary>
-    private static async Task<RawClient> HeldBackAsync(Uri url, int deafPort)
+    private static async Task<RawWebSocket> HeldBackAsync(Uri url, int deafPort)
     {
-        var client = await OpenAsync(url);
-        await client.Socket.SendAsync(Encoding.UTF8.GetBytes($$"""{"command":"connect","host":"127.0.0.1","port":{{deafPort}},"binary":true}"""),
-            WebSocketMessageType.Text, true, CancellationToken.None);
-        Assert.Contains("connect done", await ReceiveTextAsync(client.Socket));
+        var client = await RawWebSocket.OpenAsync(url);
+        await client.SendTextAsync($$"""{"command":"connect","host":"127.0.0.1","port":{{deafPort}},"binary":true}""");
+        Assert.Contains("connect done", await client.ReceiveTextAsync());
         var chunk = new byte[64 * 1024];
         for (var sent = 0L; sent < 256L << 20; sent += chunk.Length)
         {
-            var send = client.Socket.SendAsync(chunk, WebSocketMessageType.Binary, true, CancellationToken.None);
+            var send = client.Socket!.SendAsync(chunk, WebSocketMessageType.Binary, true, CancellationToken.None);
             if (await Task.WhenAny(send, Task.Delay(TimeSpan.FromSeconds(2))) != send) return client;
         }
         Assert.Fail("256 MiB went into a session whose peer never reads: it never held the client back");
@@ -132,24 +103,20 @@ public sealed partial class VanishedClientTests
         using var deaf = new Deaf();
         await using var host = await Ws2sHost.StartAsync(Config);
         using var http = new HttpClient();
-        var clients = new List<RawClient>();
+        var clients = new List<RawWebSocket>();
         for (var i = 0; i < Clients; i++) clients.Add(await HeldBackAsync(host.Url, deaf.Port));
         Assert.Equal(Clients, await GaugeAsync(http, host.Url, "ws2s_sessions_active"));
 
         // They vanish without a close frame: the process ends (FIN) or the connection is reset.
-        foreach (var client in clients)
-        {
-            if (reset) client.Tcp.LingerState = new LingerOption(true, 0);
-            client.Tcp.Dispose();
-        }
+        foreach (var client in clients) client.Vanish(reset);
 
         Assert.Equal(0, await GaugeReachesAsync(http, host.Url, "ws2s_sessions_active", 0, TimeSpan.FromSeconds(15)));
         Assert.Equal(0, await GaugeAsync(http, host.Url, "ws2s_pending_bytes"));
         // Their slots are free: the same address opens as many sessions as before.
         for (var i = 0; i < Clients; i++)
         {
-            var again = await OpenAsync(host.Url);
-            again.Tcp.Dispose();
+            using var again = await RawWebSocket.OpenAsync(host.Url);
+            Assert.StartsWith("HTTP/1.1 101", again.Status);
         }
     }
 
@@ -159,13 +126,13 @@ public sealed partial class VanishedClientTests
         using var deaf = new Deaf();
         await using var host = await Ws2sHost.StartAsync(Config);
         using var http = new HttpClient();
-        var clients = new List<RawClient>();
+        var clients = new List<RawWebSocket>();
         for (var i = 0; i < Clients; i++) clients.Add(await HeldBackAsync(host.Url, deaf.Port));
 
         // Alone, each session would queue up to 4 MiB (16 MiB in all). Together they hold at most the
         // 256 KiB budget plus one message each (a session with an empty queue may always take one).
         var pending = await GaugeAsync(http, host.Url, "ws2s_pending_bytes");
         Assert.InRange(pending, 1, 262144 + Clients * 65536);
-        foreach (var client in clients) client.Tcp.Dispose();
+        foreach (var client in clients) client.Dispose();
     }
 }

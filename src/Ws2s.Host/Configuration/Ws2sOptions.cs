@@ -29,6 +29,12 @@ public sealed class Ws2sOptions
     /// </summary>
     public List<string> Origins { get; set; } = [];
 
+    /// <summary>
+    /// Load balancers and reverse proxies (addresses or CIDR networks) whose PROXY protocol header or
+    /// X-Forwarded-For names the client. Empty: the TCP peer is the client, and such headers are ignored.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
+
     /// <summary>Access tokens; when any is configured, every session must present one.</summary>
     public List<string> Tokens { get; set; } = [];
 
@@ -172,6 +178,9 @@ public sealed class Ws2sOptions
         for (var i = 0; i < Origins.Count; i++)
             if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
                 yield return $"origins[{i}]: {problem}";
+        for (var i = 0; i < TrustedProxies.Count; i++)
+            if (Admission.TrustedProxies.Parse(TrustedProxies[i]) is null)
+                yield return $"trustedProxies[{i}] '{TrustedProxies[i]}' is not an IP address or network (10.0.0.0/8, fd00::/8)";
         for (var i = 0; i < Endpoints.Count; i++)
         {
             var e = Endpoints[i];
