@@ -11,8 +11,12 @@ namespace Ws2s.Host.Tests;
 /// then vanish. Each such session used to stay until the idle timeout (an hour) with its buffers
 /// and its slot in <c>maxSessionsPerClient</c>; all of them together were bounded by nothing.
 /// </summary>
-public sealed partial class VanishedClientTests
+public sealed partial class VanishedClientTests : IDisposable
 {
+    private readonly string _home = Directory.CreateTempSubdirectory("ws2s-vanished-").FullName;
+
+    public void Dispose() => Directory.Delete(_home, recursive: true);
+
     private const int Clients = 4;
 
     /// <summary>Per session a queue of up to 4 MiB; all sessions together 256 KiB; keep-alive each second.</summary>
@@ -77,6 +81,25 @@ public sealed partial class VanishedClientTests
         return client;
     }
 
+    /// <summary>
+    /// ws2sd in its own process: in one process, OpenTelemetry's exporter of one host would also
+    /// see the other hosts' meters of the same name (tests run in parallel).
+    /// </summary>
+    private sealed class Server(ServerProcess process, Uri url) : IAsyncDisposable
+    {
+        public Uri Url => url;
+
+        public ValueTask DisposeAsync() => process.DisposeAsync();
+    }
+
+    private async Task<Server> ServerAsync()
+    {
+        var config = Path.Combine(_home, "config.json");
+        await File.WriteAllTextAsync(config, Config);
+        var process = ServerProcess.Start(["--config", config], home: _home);
+        return new Server(process, await process.ListeningUrlAsync());
+    }
+
     private static async Task<long> GaugeAsync(HttpClient http, Uri url, string name)
     {
         var text = await http.GetStringAsync(new Uri(new Uri(url.ToString().Replace("ws://", "http://")), "/metrics"));
@@ -115,7 +138,7 @@ public sealed partial class VanishedClientTests
     public async Task Clients_that_vanish_while_held_back_free_their_sessions_within_seconds(bool reset)
     {
         using var deaf = new Deaf();
-        await using var host = await Ws2sHost.StartAsync(Config);
+        await using var host = await ServerAsync();
         using var http = new HttpClient();
         var clients = new List<RawWebSocket>();
         for (var i = 0; i < Clients; i++) clients.Add(await HeldBackAsync(host.Url, deaf.Port));
@@ -138,7 +161,7 @@ public sealed partial class VanishedClientTests
     public async Task All_sessions_together_queue_no_more_than_the_server_wide_budget()
     {
         using var deaf = new Deaf();
-        await using var host = await Ws2sHost.StartAsync(Config);
+        await using var host = await ServerAsync();
         using var http = new HttpClient();
         var clients = new List<RawWebSocket>();
         for (var i = 0; i < Clients; i++) clients.Add(await HeldBackAsync(host.Url, deaf.Port));
