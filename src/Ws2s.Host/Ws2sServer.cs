@@ -5,10 +5,11 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.FileProviders;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using Ws2s.AspNetCore;
+using Ws2s.AspNetCore.Admission;
+using Ws2s.AspNetCore.Configuration;
+using Ws2s.AspNetCore.Telemetry;
 using Ws2s.Host.Configuration;
-using Ws2s.Host.Sessions;
-using Ws2s.Host.Telemetry;
-using Ws2s.Host.Websockify;
 
 namespace Ws2s.Host;
 
@@ -59,30 +60,8 @@ public static class Ws2sServer
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
         ConfigureLogging(builder);
-        LogRedaction.Apply(builder.Services, [.. Admission.TokenCheck.Configured(options)]);
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton<Admission.Admission>();
-        builder.Services.AddSingleton(new RawTargets(options.RawTargets, options.RawTokenFile));
-        builder.Services.AddSingleton<Ws2sMetrics>();
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(services => new Admission.ConnectionGate(
-            options.Limits.MaxConnections ?? Admission.ConnectionGate.DefaultMaxConnections(),
-            TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds), services.GetRequiredService<TimeProvider>(),
-            services.GetRequiredService<Ws2sMetrics>(), services.GetRequiredService<ILogger<Admission.ConnectionGate>>()));
-        builder.Services.AddSingleton(new Admission.TrustedProxies(options.TrustedProxies));
-        builder.Services.AddSingleton<Admission.ProxyProtocol>();
-        builder.Services.AddSingleton<Readiness>();
-        builder.Services.AddSingleton(services =>
-        {
-            var budget = new QueueBudget(options.Limits.PendingBytesTotal());
-            services.GetRequiredService<Ws2sMetrics>().ObservePendingBytes(() => budget.Used);
-            return budget;
-        });
-        builder.Services.AddSingleton<SessionClock>();
-        builder.Services.AddHostedService(services => services.GetRequiredService<SessionClock>());
-        builder.Services.AddSingleton(new Ssh.SshSessions(
-            new Ssh.KnownHosts(options.Ssh.KnownHosts, options.Ssh.AcceptUnknownHostKeys),
-            TimeSpan.FromSeconds(options.Ssh.TimeoutSeconds), options.Ssh.MaxSessionsPerClient, options.Ssh.MaxKdfRounds));
+        // After the logger providers: AddWs2s wraps those registered so far in log redaction.
+        builder.Services.AddWs2s(o => builder.Configuration.Bind(o));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("ws2s"))
             .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName).AddPrometheusExporter());
@@ -92,8 +71,8 @@ public static class Ws2sServer
         builder.WebHost.UseKestrel(kestrel =>
         {
             var handshake = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
-            var gate = kestrel.ApplicationServices.GetRequiredService<Admission.ConnectionGate>();
-            var proxyProtocol = kestrel.ApplicationServices.GetRequiredService<Admission.ProxyProtocol>();
+            var gate = kestrel.ApplicationServices.GetRequiredService<ConnectionGate>();
+            var proxyProtocol = kestrel.ApplicationServices.GetRequiredService<ProxyProtocol>();
             kestrel.AddServerHeader = false;
             kestrel.Limits.RequestHeadersTimeout = handshake;
             // A connection that made one request and then idles would otherwise be held 130 s.
@@ -123,13 +102,13 @@ public static class Ws2sServer
         });
 
         var app = builder.Build();
-        var connectionGate = app.Services.GetRequiredService<Admission.ConnectionGate>();
+        var connectionGate = app.Services.GetRequiredService<ConnectionGate>();
         app.Use((context, next) =>
         {
             connectionGate.Spoke(context.Connection.Id);
             return next(context);
         });
-        var trustedProxies = app.Services.GetRequiredService<Admission.TrustedProxies>();
+        var trustedProxies = app.Services.GetRequiredService<TrustedProxies>();
         if (trustedProxies.Any)
         {
             // X-Forwarded-For from a trusted proxy names the client (right to left, while the hops are trusted);
@@ -140,31 +119,29 @@ public static class Ws2sServer
             foreach (var network in trustedProxies.Networks) forwarded.KnownIPNetworks.Add(network);
             app.UseForwardedHeaders(forwarded);
         }
-        app.UseWebSockets(); // recognises upgrade requests; the handshake itself is WebSocketUpgrade's
         app.Use((context, next) =>
         {
             // With a management port, it serves the management paths and nothing else, and only it serves them.
             var onManagementPort = managementBinding.Listen?.IPEndPoint?.Port == context.Connection.LocalPort;
             var managementPath = ManagementPaths.Contains(context.Request.Path.Value ?? "");
             if (onManagementPort) return managementPath ? next(context) : NotFoundAsync(context);
-            if (WebSocketUpgrade.IsAttempt(context.Request) && WebSocketUpgrade.Problem(context.Request) is { } problem)
-                return UpgradeRequiredAsync(context, problem);
-            if (context.WebSockets.IsWebSocketRequest) return Ws2sEndpoint.ServeAsync(context, options);
-            return managementPath && options.Management is not null ? UpgradeRequiredAsync(context) : next(context);
+            return managementPath && options.Management is not null ? Ws2sEndpoint.UpgradeRequiredAsync(context, Ws2sEndpoint.NotAHandshake) : next(context);
         });
-        // The web console at / (static files shipped beside the server, no CDN).
+        // The web console at / (static files shipped beside the server, no CDN), for requests that are not upgrades:
+        // any path upgrades, as the original allowed, "/" included.
         var console = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
-        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = console });
-        app.UseStaticFiles(new StaticFileOptions { FileProvider = console });
-        // What is neither a file nor a management endpoint is a WebSocket address opened by hand.
-        app.Use((context, next) => context.GetEndpoint() is null ? UpgradeRequiredAsync(context, null) : next(context));
+        app.UseWhen(context => context.Request.Headers.Upgrade.Count == 0,
+            branch => branch.UseDefaultFiles(new DefaultFilesOptions { FileProvider = console }).UseStaticFiles(new StaticFileOptions { FileProvider = console }));
+        app.UseRouting();
+        app.MapWebsockify("/websockify/{**rest}");
+        app.MapWs2s("/{**path}");
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", (Readiness readiness) =>
             readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
-        var (tokensRequired, tokenCount) = app.Services.GetRequiredService<Admission.Admission>().Tokens;
+        var (tokensRequired, tokenCount) = app.Services.GetRequiredService<Ws2s.AspNetCore.Admission.Admission>().Tokens;
         if (tokensRequired) app.Logger.LogInformation("access tokens required: {Count} loaded", tokenCount);
         else app.Logger.LogInformation("no access token required (set tokens or tokensFile to require one)");
         app.Lifetime.ApplicationStarted.Register(() =>
@@ -214,15 +191,6 @@ public static class Ws2sServer
 
     /// <summary>/healthz (alive), /readyz (503 while draining) and /metrics (Prometheus).</summary>
     private static readonly HashSet<string> ManagementPaths = ["/healthz", "/readyz", "/metrics"];
-
-    private static async Task UpgradeRequiredAsync(HttpContext context, string? problem = null)
-    {
-        context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
-        context.Response.Headers.SecWebSocketVersion = "13";
-        await context.Response.WriteAsync(problem is null
-            ? "ws2s: this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")\n"
-            : $"ws2s: {problem}\n");
-    }
 
     private static Task NotFoundAsync(HttpContext context)
     {

@@ -62,10 +62,17 @@ type DestinationPolicy =
       OwnEndpoints: IPEndPoint list
       /// This machine's own interface addresses (read by the host at start and when they change):
       /// judged like loopback.
-      LocalAddresses: IPAddress list }
+      LocalAddresses: IPAddress list
+      /// Narrower rule sets for one session (from the application that admitted it, or a token):
+      /// a destination must match a rule of every set, as well as pass everything above. A scope
+      /// only ever takes away; an empty set allows nothing.
+      Scopes: Rule list list }
 
 let serverLocalOnly allowServerLocal =
-    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = []; LocalAddresses = [] }
+    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = []; LocalAddresses = []; Scopes = [] }
+
+/// The policy narrowed to what `rules` allow, on top of any narrowing it has.
+let narrow (rules: Rule list) (policy: DestinationPolicy) = { policy with Scopes = policy.Scopes @ [ rules ] }
 
 /// This machine itself: lifted by `allowConnectToServerLocal`.
 let serverLocalRanges =
@@ -208,9 +215,14 @@ let thisMachine (policy: DestinationPolicy) (address: IPAddress) =
         Some $"this machine's address {address}"
     | None -> None
 
+/// Does every scope of the session have a rule for this address (or requested name) and port?
+let private inScopes (policy: DestinationPolicy) (host: Host) address port =
+    policy.Scopes |> List.forall (List.exists (fun r -> matchesAddress r address port || matchesName r host port))
+
 /// The verdict for dialling `address`:`port` on behalf of a client that asked for `host`. In order:
 /// 1. deny rules (address, or the requested name);
 /// 2. this server's own endpoints, on any address of this machine;
+/// 2b. the session's scopes (each must allow it);
 /// 3. address allow rules;
 /// 4. this machine's addresses, unless `AllowServerLocal` (which makes them ordinary addresses);
 ///    the other special ranges;
@@ -224,6 +236,7 @@ let judge (policy: DestinationPolicy) (host: Host) (address: IPAddress) (port: i
     | Some rule -> Refused $"deny rule {rule.Text}"
     | None ->
     if policy.OwnEndpoints |> List.exists isOwn then Refused "the ws2s server itself"
+    elif not (inScopes policy host address port) then Refused "not in this session's scope"
     elif policy.Allow |> List.exists (fun r -> matchesAddress r address port) then Allowed
     else
     let special =
@@ -238,14 +251,16 @@ let judge (policy: DestinationPolicy) (host: Host) (address: IPAddress) (port: i
     | None -> Refused "not in the allow list"
 
 /// The final destination of an SSH tunnel, which the SSH server resolves and dials: judged by
-/// `ssh.allowTargets` alone, on the name or literal address the client gave. No rules: any.
-let judgeTunnelTarget (rules: Rule list) (host: Host) (port: int) : Verdict =
+/// `ssh.allowTargets` (no rules: any) and the session's scopes, on the name or literal address the client gave.
+let judgeTunnelTarget (rules: Rule list) (scopes: Rule list list) (host: Host) (port: int) : Verdict =
     let matches rule =
         matchesName rule host port
         || (match host.Kind with
             | Literal address -> matchesAddress rule (canonical address) port
             | DnsName _ -> false)
-    if rules.IsEmpty || List.exists matches rules then Allowed else Refused "not in ssh.allowTargets"
+    if not (rules.IsEmpty || List.exists matches rules) then Refused "not in ssh.allowTargets"
+    elif not (scopes |> List.forall (List.exists matches)) then Refused "not in this session's scope"
+    else Allowed
 
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
 let judgeAll (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) : Verdict =

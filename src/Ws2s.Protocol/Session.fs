@@ -69,6 +69,9 @@ type Session =
       /// Connects started since the last tick.
       ConnectsThisSecond: int }
 
+/// The settings narrowed to the destinations `rules` allow (a per-session scope; never wider).
+let narrowTo (rules: Rule list) (settings: Settings) = { settings with Policy = narrow rules settings.Policy }
+
 let start settings =
     { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0 }
 
@@ -176,6 +179,12 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
         | [] -> Idle, [ CloseConnection link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
         | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt link first rest, []
 
+/// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes), if it is.
+let private tunnelRefusal settings (target: Target) =
+    match judgeTunnelTarget settings.SshAllowTargets settings.Policy.Scopes target.Host target.Port.Value with
+    | Refused why -> Some why
+    | Allowed -> None
+
 /// Carry out one request in a phase that is not busy.
 let private execute session request : Session * Effect list =
     let reply response = session, [ Reply response ]
@@ -185,9 +194,8 @@ let private execute session request : Session * Effect list =
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
         reply (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
-    | Valid(Connect({ Ssh = Some _ } as target)), _ when
-        (judgeTunnelTarget session.Settings.SshAllowTargets target.Host target.Port.Value).IsRefused ->
-        reply (Forbidden(target.Host.Written, "not in ssh.allowTargets"))
+    | Valid(Connect({ Ssh = Some _ } as target)), _ when (tunnelRefusal session.Settings target).IsSome ->
+        reply (Forbidden(target.Host.Written, (tunnelRefusal session.Settings target).Value))
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration

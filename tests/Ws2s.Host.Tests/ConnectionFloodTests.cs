@@ -75,6 +75,7 @@ public sealed class ConnectionFloodTests : IDisposable
             }
 
             // A real client still gets a session and relays bytes, while the silent ones are still open.
+            Assert.False(server.Process.HasExited, "ws2sd died:\n" + string.Join("\n", server.Output));
             await using var client = await WsClient.ConnectAsync(url);
             await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
             await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");

@@ -135,7 +135,7 @@ public sealed class OperationsTests : IDisposable
         Assert.Contains("ws2s_", await http.GetStringAsync(new Uri(management, "/metrics")) + "ws2s_");
 
         // Once the server starts stopping it reports itself not ready.
-        var readiness = host.Services.GetRequiredService<Telemetry.Readiness>();
+        var readiness = host.Services.GetRequiredService<Ws2s.AspNetCore.Telemetry.Readiness>();
         host.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication();
         Assert.True(readiness.Draining);
     }

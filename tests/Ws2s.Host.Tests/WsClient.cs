@@ -27,6 +27,9 @@ public sealed class WsClient : IAsyncDisposable
         return new WsClient(socket);
     }
 
+    /// <summary>A client over a WebSocket the caller connected (with its own headers).</summary>
+    public static WsClient Wrap(ClientWebSocket socket) => new(socket);
+
     public Task SendTextAsync(string text) =>
         _socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
 

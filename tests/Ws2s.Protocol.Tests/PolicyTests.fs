@@ -270,3 +270,35 @@ let ``rules and hosts meet in the ASCII form of internationalized names`` () =
 [<InlineData("x/.example.com")>]
 let ``a rule with a host that is not a host name is a configuration error`` (text: string) =
     Assert.True((parseRule text).IsError, text)
+
+// --- Session scopes (issue 11: an application narrows one session's destinations).
+
+[<Fact>]
+let ``a scope narrows a session to what it names, and scopes intersect`` () =
+    let public' = parse "93.184.216.34"
+    let scoped = strict |> narrow [ rule "93.184.216.34:6379"; rule "*.redis.example" ]
+    Assert.Equal(Allowed, judge scoped (host "client-asked-for-this") public' 6379)
+    Assert.Equal(Refused "not in this session's scope", judge scoped (host "client-asked-for-this") public' 22)
+    Assert.Equal(Allowed, judge scoped (host "eu.redis.example") public' 22)
+    let both = scoped |> narrow [ rule "*.example:6379" ]
+    Assert.Equal(Refused "not in this session's scope", judge both (host "eu.redis.example") public' 22)
+    Assert.Equal(Allowed, judge both (host "eu.redis.example") public' 6379)
+    Assert.Equal(Refused "not in this session's scope", judge (strict |> narrow []) (host "eu.redis.example") public' 6379)
+
+[<Property>]
+let ``a scope never widens the server's policy: no refusal becomes allowed`` (a: byte, b: byte, c: byte, d: byte, port: uint16, allowServerLocal: bool) =
+    let address = IPAddress [| a; b; c; d |]
+    let port = int port
+    let policy = { serverLocalOnly allowServerLocal with Deny = [ rule "93.184.216.0/24" ]; OwnEndpoints = [ IPEndPoint(IPAddress.Loopback, 3613) ] }
+    let everything = policy |> narrow [ rule "0.0.0.0/0"; rule "[::]/0" ]
+    let before = judge policy (host "client-asked-for-this") address port
+    let after = judge everything (host "client-asked-for-this") address port
+    // A scope that names everything changes nothing; it can only take away.
+    before = after
+
+[<Fact>]
+let ``a scope also bounds where an SSH tunnel may lead`` () =
+    let scopes = [ [ rule "db.internal:5432" ] ]
+    Assert.Equal(Allowed, judgeTunnelTarget [] scopes (host "db.internal") 5432)
+    Assert.Equal(Refused "not in this session's scope", judgeTunnelTarget [] scopes (host "db.internal") 22)
+    Assert.Equal(Refused "not in ssh.allowTargets", judgeTunnelTarget [ rule "other.internal" ] scopes (host "db.internal") 5432)

@@ -1,0 +1,62 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Ws2s.AspNetCore;
+
+namespace Ws2s.Sample;
+
+/// <summary>
+/// The sample application: users sign in (POST /login) and get a cookie; /ws2s admits signed-in users
+/// only (the app's own authorization: 401 otherwise), and narrows each session to the destinations
+/// configured for its user. The server-wide policy (section <c>Ws2s</c>) still applies on top.
+/// </summary>
+public static class SampleApp
+{
+    /// <summary>A user of this app: a password (a real app checks a hash in its database) and where ws2s may take them.</summary>
+    public sealed class User
+    {
+        public string Password { get; set; } = "";
+        public List<string> Destinations { get; set; } = [];
+    }
+
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var users = builder.Configuration.GetSection("Users").Get<Dictionary<string, User>>() ?? [];
+
+        builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme)
+            .AddCookie(cookie =>
+            {
+                cookie.Cookie.SameSite = SameSiteMode.Strict;
+                // An API answers 401, not a redirect to a login page.
+                cookie.Events.OnRedirectToLogin = context =>
+                {
+                    context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                    return Task.CompletedTask;
+                };
+            });
+        builder.Services.AddAuthorization();
+        builder.Services.AddWs2s(options => builder.Configuration.GetSection("Ws2s").Bind(options));
+
+        var app = builder.Build();
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapPost("/login", async (HttpContext context) =>
+        {
+            var form = await context.Request.ReadFormAsync();
+            var name = form["user"].ToString();
+            if (!users.TryGetValue(name, out var user) || !string.Equals(user.Password, form["password"].ToString(), StringComparison.Ordinal))
+                return Results.Unauthorized();
+            var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name)], CookieAuthenticationDefaults.AuthenticationScheme);
+            await context.SignInAsync(new ClaimsPrincipal(identity));
+            return Results.NoContent();
+        }).DisableAntiforgery();
+
+        // ws2s behind the app's own authorization; each session reaches only its user's destinations.
+        app.MapWs2s("/ws2s", ws2s => ws2s.Destinations = context =>
+                users.TryGetValue(context.User.Identity?.Name ?? "", out var user) ? user.Destinations : [])
+            .RequireAuthorization();
+        return app;
+    }
+}

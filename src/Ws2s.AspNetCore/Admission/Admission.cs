@@ -1,0 +1,120 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Primitives;
+using Ws2s.AspNetCore.Configuration;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Admission;
+
+/// <summary>
+/// Decides, before the WebSocket upgrade, whether a request may open a session: token (401),
+/// origin (403), session limits (503). Every refusal carries a body that says why.
+/// </summary>
+public sealed class Admission : IDisposable
+{
+    private readonly Ws2sOptions _options;
+    private readonly IServer _server;
+    private readonly OriginPolicy _origins;
+    private readonly TokenCheck _tokens;
+    private readonly SessionLimits _limits;
+    private Session.Settings? _settings;
+
+    public Admission(Ws2sOptions options, IServer server)
+    {
+        _options = options;
+        _server = server;
+        _origins = new(options.Origins, options.Listen);
+        _tokens = TokenCheck.FromOptions(options);
+        _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
+        NetworkChange.NetworkAddressChanged += OnAddressChanged;
+    }
+
+    /// <summary>
+    /// The core's settings for a new session. The policy knows the endpoints this server is bound to
+    /// (known once it listens) and this machine's interface addresses, read again when they change.
+    /// </summary>
+    public Session.Settings Settings => Volatile.Read(ref _settings) ?? Refresh();
+
+    /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
+    public (bool Required, int Count) Tokens => (_tokens.Required, _tokens.Count);
+
+    private Session.Settings Refresh()
+    {
+        var settings = _options.ToSessionSettings(OwnEndpoints(_server), LocalAddresses());
+        Volatile.Write(ref _settings, settings);
+        return settings;
+    }
+
+    private void OnAddressChanged(object? sender, EventArgs e) => Volatile.Write(ref _settings, null);
+
+    public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
+
+    public readonly record struct Verdict(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
+
+    /// <summary>
+    /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
+    /// meaning), so an access token can only come as a subprotocol there.
+    /// </summary>
+    public Verdict Judge(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
+    {
+        var request = context.Request;
+        var offered = context.WebSockets.WebSocketRequestedProtocols;
+        if (_tokens.Required)
+        {
+            var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
+                : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
+            if (!_tokens.Accepts(presented))
+                return new(StatusCodes.Status401Unauthorized, presented is null ? "a token is required (?token=… or the subprotocol token.…)" : "the token is not valid", null, null);
+        }
+        if (request.Headers.Origin is { Count: > 0 } origin)
+        {
+            if (!_origins.Allows(origin.ToString()))
+                return new(StatusCodes.Status403Forbidden, $"origin {origin} is not allowed; add it to 'origins' in the ws2s config", null, null);
+        }
+        else if (!_tokens.Required && !_origins.AllowsAny)
+        {
+            return new(StatusCodes.Status403Forbidden, "a request without an Origin header needs a token, or 'origins': [\"*\"] in the ws2s config", null, null);
+        }
+        var lease = _limits.TryEnter(context.Connection.RemoteIpAddress ?? IPAddress.None, out var refusal);
+        if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
+        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol));
+    }
+
+    /// <summary>
+    /// The subprotocol to answer with: the endpoint's own when offered, else the token entry (a browser that
+    /// offered only that fails the handshake without it), else none. Never one the server does not speak.
+    /// </summary>
+    private static string? ChooseSubProtocol(IList<string> offered, string? preferred) =>
+        preferred is not null && offered.Contains(preferred) ? preferred
+        : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
+
+    /// <summary>Where this server listens (the core refuses those ports on every address of this machine).</summary>
+    private static IEnumerable<IPEndPoint> OwnEndpoints(IServer server)
+    {
+        var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        foreach (var url in addresses)
+        {
+            var uri = new Uri(url.Replace("://+", "://0.0.0.0").Replace("://*", "://0.0.0.0"));
+            if (!IPAddress.TryParse(uri.Host.Trim('[', ']'), out var address)) address = IPAddress.Loopback;
+            yield return new IPEndPoint(address, uri.Port);
+        }
+    }
+
+    /// <summary>This machine's interface addresses, which the policy judges like loopback.</summary>
+    private static IEnumerable<IPAddress> LocalAddresses()
+    {
+        try
+        {
+            return NetworkInterface.GetAllNetworkInterfaces()
+                .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+                .Select(a => a.Address)
+                .ToList();
+        }
+        catch (NetworkInformationException)
+        {
+            return [];
+        }
+    }
+}

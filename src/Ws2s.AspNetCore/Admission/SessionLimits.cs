@@ -1,0 +1,51 @@
+using System.Collections.Concurrent;
+using System.Net;
+
+namespace Ws2s.AspNetCore.Admission;
+
+/// <summary>Counts open sessions, in all and per client address, against the configured limits.</summary>
+public sealed class SessionLimits(int maxSessions, int maxPerClient)
+{
+    private readonly ConcurrentDictionary<IPAddress, int> _perClient = new();
+    private int _total;
+
+    /// <summary>A lease on one session slot, or null (with the reason) when a limit is reached.</summary>
+    public IDisposable? TryEnter(IPAddress client, out string? refusal)
+    {
+        if (Interlocked.Increment(ref _total) > maxSessions)
+        {
+            Interlocked.Decrement(ref _total);
+            refusal = $"the server has its maximum of {maxSessions} sessions";
+            return null;
+        }
+        if (_perClient.AddOrUpdate(client, 1, (_, n) => n + 1) > maxPerClient)
+        {
+            Leave(client);
+            refusal = $"{client} has its maximum of {maxPerClient} sessions";
+            return null;
+        }
+        refusal = null;
+        return new Lease(this, client);
+    }
+
+    private void Leave(IPAddress client)
+    {
+        Interlocked.Decrement(ref _total);
+        // Remove the entry when it drops to zero, without racing a concurrent increment.
+        while (true)
+        {
+            var count = _perClient[client];
+            if (count == 1 ? _perClient.TryRemove(KeyValuePair.Create(client, 1)) : _perClient.TryUpdate(client, count - 1, count)) return;
+        }
+    }
+
+    private sealed class Lease(SessionLimits limits, IPAddress client) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) limits.Leave(client);
+        }
+    }
+}

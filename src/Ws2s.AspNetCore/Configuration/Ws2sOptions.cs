@@ -1,0 +1,258 @@
+using System.Net;
+using Microsoft.FSharp.Collections;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Configuration;
+
+/// <summary>The ws2s configuration file (<c>~/.ws2s/config.json</c>), bound from configuration.</summary>
+public sealed class Ws2sOptions
+{
+    public ListenOptions Listen { get; set; } = new();
+
+    /// <summary>More endpoints beside <see cref="Listen"/>, each optionally with TLS (wss://).</summary>
+    public List<EndpointOptions> Endpoints { get; set; } = [];
+
+    /// <summary>When set, /metrics, /healthz and /readyz are served only on this endpoint.</summary>
+    public ListenOptions? Management { get; set; }
+
+    /// <summary>Seconds a stopping server gives its sessions to close before it cuts them off.</summary>
+    public int ShutdownTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>The original's switch: may sessions dial this machine itself (loopback, 0.0.0.0, ::)?</summary>
+    public bool AllowConnectToServerLocal { get; set; }
+
+    public DestinationOptions Destinations { get; set; } = new();
+
+    /// <summary>
+    /// Page origins allowed to open a session (<c>https://app.example.com</c>, <c>http://localhost:*</c>,
+    /// or <c>*</c> for any). Empty: this server's own origin and http(s)://localhost, 127.0.0.1, [::1] on any port.
+    /// </summary>
+    public List<string> Origins { get; set; } = [];
+
+    /// <summary>
+    /// Load balancers and reverse proxies (addresses or CIDR networks) whose PROXY protocol header or
+    /// X-Forwarded-For names the client. Empty: the TCP peer is the client, and such headers are ignored.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
+
+    /// <summary>Access tokens; when any is configured, every session must present one.</summary>
+    public List<string> Tokens { get; set; } = [];
+
+    /// <summary>A file with one token per line (blank lines and # comments ignored), read at start.</summary>
+    public string? TokensFile { get; set; }
+
+    public LimitOptions Limits { get; set; } = new();
+
+    public SshOptions Ssh { get; set; } = new();
+
+    /// <summary>Targets of the websockify endpoint by name: <c>{"vnc": "127.0.0.1:5901"}</c>.</summary>
+    public Dictionary<string, string> RawTargets { get; set; } = [];
+
+    /// <summary>A websockify token file (<c>NAME: HOST:PORT</c> per line), re-read when it changes.</summary>
+    public string? RawTokenFile { get; set; }
+
+    public sealed class ListenOptions
+    {
+        public string Host { get; set; } = "127.0.0.1";
+        public int Port { get; set; } = 3613;
+    }
+
+    public sealed class EndpointOptions
+    {
+        public string Host { get; set; } = "127.0.0.1";
+        public int Port { get; set; }
+
+        /// <summary>PEM certificate (chain) file; with <see cref="Key"/>, the endpoint speaks TLS.</summary>
+        public string? Certificate { get; set; }
+
+        /// <summary>PEM private key file for <see cref="Certificate"/>.</summary>
+        public string? Key { get; set; }
+
+        /// <summary>A PKCS#12 (.pfx) file instead of PEM files.</summary>
+        public string? Pfx { get; set; }
+
+        public string? PfxPassword { get; set; }
+
+        public bool UsesTls => Certificate is not null || Pfx is not null;
+
+        public IPAddress? Address() => ParseHost(Host);
+    }
+
+    public sealed class SshOptions
+    {
+        /// <summary>An OpenSSH known_hosts file: an SSH server's key must be listed there.</summary>
+        public string? KnownHosts { get; set; }
+
+        /// <summary>Accept any host key (insecure: for trying things out only; logged as a warning).</summary>
+        public bool AcceptUnknownHostKeys { get; set; }
+
+        /// <summary>Rules for the final host:port reached from the SSH server; empty: any.</summary>
+        public List<string> AllowTargets { get; set; } = [];
+
+        /// <summary>Seconds to log in and open the channel.</summary>
+        public int TimeoutSeconds { get; set; } = 10;
+
+        /// <summary>SSH sessions one client address may hold at once (tunnels over the same login share one).</summary>
+        public int MaxSessionsPerClient { get; set; } = 8;
+
+        /// <summary>
+        /// The most key-derivation work a client's encrypted private key may ask for, in bcrypt rounds
+        /// (OpenSSH's default is 16; PKCS#8 PBKDF2 counts 10,000 iterations a round). A costlier key is refused before decrypting.
+        /// </summary>
+        public int MaxKdfRounds { get; set; } = 64;
+    }
+
+    public sealed class DestinationOptions
+    {
+        public List<string> Allow { get; set; } = [];
+        public List<string> Deny { get; set; } = [];
+    }
+
+    public sealed class LimitOptions
+    {
+        /// <summary>Resolve plus dial must finish within this many seconds (code 2 otherwise).</summary>
+        public int ConnectTimeoutSeconds { get; set; } = 10;
+
+        /// <summary>The largest WebSocket message a client may send; a larger one closes the session with 1009.</summary>
+        public int MaxMessageBytes { get; set; } = 1 << 20;
+
+        /// <summary>Seconds a client may take to finish a message it has begun; past that the session is closed (1008).</summary>
+        public int MessageTimeoutSeconds { get; set; } = 30;
+
+        /// <summary>Requests that may queue behind a pending connect or write before the host stops reading the client.</summary>
+        public int MaxPendingRequests { get; set; } = 64;
+
+        /// <summary>Bytes of payload that may queue likewise.</summary>
+        public int MaxPendingBytes { get; set; } = 4 << 20;
+
+        /// <summary>
+        /// Bytes of payload that may queue in all sessions together; past it, sessions that already hold
+        /// queued bytes stop reading their clients until others drain. Default: a quarter of the memory
+        /// available to the process, at most 1 GiB.
+        /// </summary>
+        public long? MaxPendingBytesTotal { get; set; }
+
+        /// <summary>The server-wide queue bound in force: <see cref="MaxPendingBytesTotal"/> or its default.</summary>
+        public long PendingBytesTotal() =>
+            MaxPendingBytesTotal ?? Math.Min(1L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+
+        /// <summary>
+        /// Seconds between the keep-alive frames sent to every client. A client whose host has gone
+        /// answers one with a reset, which ends its session even while it is held back.
+        /// </summary>
+        public int KeepAliveSeconds { get; set; } = 15;
+
+        /// <summary>
+        /// TCP connections held at once, on all listeners (silent ones included); past it the oldest silent
+        /// connection is closed to make room, or the new one is. Default: from the process's file descriptor limit.
+        /// </summary>
+        public int? MaxConnections { get; set; }
+
+        /// <summary>Sessions open at once; one more gets HTTP 503.</summary>
+        public int MaxSessions { get; set; } = 10_000;
+
+        /// <summary>Sessions open at once from one client IP address; one more gets HTTP 503.</summary>
+        public int MaxSessionsPerClient { get; set; } = 256;
+
+        /// <summary>Seconds without a frame either way before a session is closed (1000); 0: never.</summary>
+        public int IdleTimeoutSeconds { get; set; } = 3600;
+
+        /// <summary>Seconds a connection may take from its first byte (or TLS handshake) to a complete upgrade request.</summary>
+        public int HandshakeTimeoutSeconds { get; set; } = 10;
+
+        /// <summary>Connects one session may start per second; more get code 2. 0: no limit.</summary>
+        public int MaxConnectsPerSecond { get; set; } = 10;
+    }
+
+    /// <summary>Every problem with these options, each naming the key to fix.</summary>
+    public IEnumerable<string> Problems()
+    {
+        if (ListenAddress() is null)
+            yield return $"listen.host '{Listen.Host}' is not an IP address or 'localhost'";
+        if (Listen.Port is < 0 or > 65535)
+            yield return $"listen.port {Listen.Port} is not a port number (0-65535, 0 picks a free port)";
+        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets) })
+            for (var i = 0; i < rules.Count; i++)
+                if (Policy.parseRule(rules[i]) is { IsError: true } error)
+                    yield return $"{key}[{i}]: {error.ErrorValue}";
+        for (var i = 0; i < Origins.Count; i++)
+            if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
+                yield return $"origins[{i}]: {problem}";
+        for (var i = 0; i < TrustedProxies.Count; i++)
+            if (Admission.TrustedProxies.Parse(TrustedProxies[i]) is null)
+                yield return $"trustedProxies[{i}] '{TrustedProxies[i]}' is not an IP address or network (10.0.0.0/8, fd00::/8)";
+        for (var i = 0; i < Endpoints.Count; i++)
+        {
+            var e = Endpoints[i];
+            if (e.Address() is null) yield return $"endpoints[{i}].host '{e.Host}' is not an IP address or 'localhost'";
+            if (e.Port is < 0 or > 65535) yield return $"endpoints[{i}].port {e.Port} is not a port number";
+            if (e.Certificate is not null && e.Key is null) yield return $"endpoints[{i}]: certificate needs key (a PEM private key file)";
+            foreach (var file in new[] { e.Certificate, e.Key, e.Pfx })
+                if (file is not null && !File.Exists(file)) yield return $"endpoints[{i}]: '{file}' does not exist";
+        }
+        if (Management is not null && ParseHost(Management.Host) is null)
+            yield return $"management.host '{Management.Host}' is not an IP address or 'localhost'";
+        if (ShutdownTimeoutSeconds is < 0 or > 3600)
+            yield return $"shutdownTimeoutSeconds {ShutdownTimeoutSeconds} must be between 0 and 3600";
+        foreach (var (name, target) in RawTargets)
+            if (Websockify.RawTargets.Parse(target) is null)
+                yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
+        if (Ssh.KnownHosts is not null && !File.Exists(Ssh.KnownHosts))
+            yield return $"ssh.knownHosts '{Ssh.KnownHosts}' does not exist";
+        for (var i = 0; i < Tokens.Count; i++)
+            if (string.IsNullOrWhiteSpace(Tokens[i]))
+                yield return $"tokens[{i}] is empty: an empty token would be no token at all (remove it, or give a secret)";
+        if (TokensFile is not null && !File.Exists(TokensFile))
+            yield return $"tokensFile '{TokensFile}' does not exist";
+        else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
+            yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
+        if (Limits.MaxPendingBytesTotal is < 1024)
+            yield return $"limits.maxPendingBytesTotal {Limits.MaxPendingBytesTotal} must be at least 1024";
+        foreach (var (key, value, low, high) in new[]
+        {
+            ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
+            ("limits.maxMessageBytes", Limits.MaxMessageBytes, 1024, 64 << 20),
+            ("limits.messageTimeoutSeconds", Limits.MessageTimeoutSeconds, 1, 3600),
+            ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
+            ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
+            ("limits.maxConnections", Limits.MaxConnections ?? 16, 16, 1_000_000),
+            ("limits.keepAliveSeconds", Limits.KeepAliveSeconds, 1, 3600),
+            ("limits.maxSessions", Limits.MaxSessions, 1, 1_000_000),
+            ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient, 1, 1_000_000),
+            ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),
+            ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds, 1, 3600),
+            ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond, 0, 1_000_000),
+            ("ssh.timeoutSeconds", Ssh.TimeoutSeconds, 1, 3600),
+            ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient, 1, 10_000),
+            ("ssh.maxKdfRounds", Ssh.MaxKdfRounds, 1, 10_000),
+        })
+        {
+            if (value < low || value > high) yield return $"{key} {value} must be between {low} and {high}";
+        }
+    }
+
+    public IPAddress? ListenAddress() => ParseHost(Listen.Host);
+
+    private static IPAddress? ParseHost(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
+        : IPAddress.TryParse(host, out var address) ? address
+        : null;
+
+    /// <summary>The settings the protocol core runs each session with (call after <see cref="Problems"/> is empty).</summary>
+    public Session.Settings ToSessionSettings(IEnumerable<IPEndPoint> ownEndpoints, IEnumerable<IPAddress> localAddresses)
+    {
+        static FSharpList<Policy.Rule> Rules(IEnumerable<string> texts) =>
+            ListModule.OfSeq(texts.Select(t => Policy.parseRule(t).ResultValue));
+        var policy = new Policy.DestinationPolicy(
+            AllowConnectToServerLocal, Rules(Destinations.Allow), Rules(Destinations.Deny), ListModule.OfSeq(ownEndpoints),
+            ListModule.OfSeq(localAddresses), FSharpList<FSharpList<Policy.Rule>>.Empty);
+        return new Session.Settings(
+            policy,
+            Limits.ConnectTimeoutSeconds,
+            Limits.MaxPendingRequests,
+            Limits.MaxPendingBytes,
+            Limits.IdleTimeoutSeconds,
+            Limits.MaxConnectsPerSecond,
+            Rules(Ssh.AllowTargets));
+    }
+}

@@ -1,0 +1,35 @@
+using System.Net.Sockets;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>
+/// The kernel's view of a client's TCP connection. A session held back behind a slow peer reads
+/// nothing from its client, so a client that vanishes (reset, or gone after closing) would not be
+/// noticed until the idle timeout; the session asks the kernel instead, once a tick. The keep-alive
+/// frames the server sends make a client host whose socket is gone answer with a reset, which
+/// shows here as a closed connection.
+/// </summary>
+internal sealed class ClientTcp(Socket? socket)
+{
+    private const int IpProtoTcp = 6, TcpInfo = 11, TcpClose = 7;
+
+    private readonly byte[] _info = new byte[8];
+
+    /// <summary>
+    /// True once the connection is closed (reset by the client, or timed out); false while it is
+    /// open or half-closed, and always where the kernel cannot tell (not Linux, no socket).
+    /// </summary>
+    public bool HasEnded()
+    {
+        if (socket is null || !OperatingSystem.IsLinux()) return false;
+        try
+        {
+            // struct tcp_info begins with tcpi_state (linux/tcp.h): TCP_CLOSE is 7.
+            return socket.GetRawSocketOption(IpProtoTcp, TcpInfo, _info) > 0 && _info[0] == TcpClose;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using Microsoft.FSharp.Collections;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>One session of a protocol the core defines, as the session runner drives it.</summary>
+internal interface IMachine
+{
+    /// <summary>Effects to carry out before the first input.</summary>
+    FSharpList<Effect> Start();
+
+    FSharpList<Effect> Step(Input input);
+
+    /// <summary>May the runner read another client frame now?</summary>
+    bool AcceptsFrame { get; }
+
+    /// <summary>Bytes of client requests waiting behind the pending operation.</summary>
+    int QueuedBytes { get; }
+
+    bool IsEnded { get; }
+}
+
+/// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
+internal sealed class JsonMachine(Session.Settings settings) : IMachine
+{
+    private Session.Session _state = Session.start(settings);
+
+    public FSharpList<Effect> Start() => FSharpList<Effect>.Empty;
+
+    public FSharpList<Effect> Step(Input input)
+    {
+        var (next, effects) = Session.step(_state, input);
+        _state = next;
+        return effects;
+    }
+
+    public bool AcceptsFrame => Session.acceptsRequest(_state);
+
+    public int QueuedBytes => Session.queuedBytes(_state);
+
+    public bool IsEnded => _state.Phase.IsEnded;
+}
+
+/// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
+internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, Port port) : IMachine
+{
+    private RawSession.RawSession? _state;
+
+    public FSharpList<Effect> Start()
+    {
+        var (state, effects) = RawSession.start(settings, host, port);
+        _state = state;
+        return effects;
+    }
+
+    public FSharpList<Effect> Step(Input input)
+    {
+        var (next, effects) = RawSession.step(_state!, input);
+        _state = next;
+        return effects;
+    }
+
+    public bool AcceptsFrame => RawSession.acceptsFrame(_state!);
+
+    public int QueuedBytes => _state is null ? 0 : RawSession.queuedBytes(_state);
+
+    public bool IsEnded => RawSession.isEnded(_state!);
+}

@@ -1,0 +1,57 @@
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Websockify;
+
+/// <summary>
+/// Where <c>/websockify?token=NAME</c> relays: <c>rawTargets</c> from the config, and a token file in
+/// websockify's format (<c>NAME: HOST:PORT</c> per line, <c>#</c> comments), re-read when it changes.
+/// </summary>
+public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, string? tokenFile)
+{
+    private readonly Lock _gate = new();
+    private DateTime _fileStamp = DateTime.MinValue;
+    private Dictionary<string, Target> _fromFile = [];
+
+    public readonly record struct Target(Protocol.Host Host, Port Port);
+
+    /// <summary>Parses <c>HOST:PORT</c> (<c>[v6]:PORT</c> for IPv6; the host as <see cref="HostName"/> checks it); null if malformed.</summary>
+    public static Target? Parse(string text)
+    {
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0) return null;
+        if (HostName.parse(text[..colon].Trim()) is not { IsOk: true } host) return null;
+        if (!long.TryParse(text[(colon + 1)..].Trim(), out var number)) return null;
+        var port = Port.TryCreate(number);
+        return port.IsSome ? new Target(host.ResultValue, port.Value) : null;
+    }
+
+    public Target? Find(string name)
+    {
+        if (configured.TryGetValue(name, out var text)) return Parse(text);
+        if (tokenFile is null) return null;
+        lock (_gate)
+        {
+            ReloadIfChanged(tokenFile);
+            return _fromFile.TryGetValue(name, out var t) ? t : null;
+        }
+    }
+
+    private void ReloadIfChanged(string path)
+    {
+        var stamp = File.Exists(path) ? File.GetLastWriteTimeUtc(path) : DateTime.MinValue;
+        if (stamp == _fileStamp) return;
+        var targets = new Dictionary<string, Target>();
+        if (stamp != DateTime.MinValue)
+        {
+            foreach (var raw in File.ReadAllLines(path))
+            {
+                var line = raw.Split('#')[0].Trim();
+                var colon = line.IndexOf(':');
+                if (colon <= 0) continue;
+                if (Parse(line[(colon + 1)..]) is { } target) targets[line[..colon].Trim()] = target;
+            }
+        }
+        _fromFile = targets;
+        _fileStamp = stamp;
+    }
+}

@@ -1,0 +1,106 @@
+using Microsoft.FSharp.Collections;
+using Ws2s.AspNetCore.Configuration;
+using Ws2s.Protocol;
+using Ws2s.AspNetCore.Sessions;
+using Ws2s.AspNetCore.Telemetry;
+using Ws2s.AspNetCore.Websockify;
+
+namespace Ws2s.AspNetCore;
+
+/// <summary>
+/// The WebSocket endpoints' handler: the websockify protocol relays raw binary frames to a named
+/// target; the ws2s protocol takes requests. Both only once the handshake is valid and admitted.
+/// </summary>
+public static class Ws2sEndpoint
+{
+    /// <summary>What a plain HTTP request to a WebSocket endpoint gets.</summary>
+    public const string NotAHandshake = "this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")";
+
+    internal static async Task ServeAsync(HttpContext context, bool websockify, Ws2sEndpointOptions endpoint)
+    {
+        var problem = WebSocketUpgrade.IsAttempt(context.Request) ? WebSocketUpgrade.Problem(context) : NotAHandshake;
+        if (problem is not null)
+        {
+            await UpgradeRequiredAsync(context, problem);
+            return;
+        }
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<Ws2sOptions>();
+        var metrics = services.GetRequiredService<Ws2sMetrics>();
+        RawTargets.Target? target = null;
+        if (websockify)
+        {
+            // websockify 0.10 and later speak binary only: a client that offers only base64 gets 400, as there.
+            var offered = context.WebSockets.WebSocketRequestedProtocols;
+            if (offered.Contains("base64") && !offered.Contains("binary"))
+            {
+                await RefuseAsync(context, metrics, StatusCodes.Status400BadRequest,
+                    "this endpoint speaks the binary subprotocol only (base64 is not supported)");
+                return;
+            }
+            target = services.GetRequiredService<RawTargets>().Find(context.Request.Query["token"].ToString());
+            if (target is null)
+            {
+                await RefuseAsync(context, metrics, StatusCodes.Status404NotFound,
+                    "no websockify target by that token (see rawTargets and rawTokenFile in the config)");
+                return;
+            }
+        }
+        var admission = services.GetRequiredService<Admission.Admission>();
+        var verdict = admission.Judge(context, queryTokenIsAccessToken: !websockify, preferredSubProtocol: websockify ? "binary" : "ws2s");
+        if (verdict.Lease is null)
+        {
+            await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
+            return;
+        }
+        using var lease = verdict.Lease;
+        var settings = admission.Settings;
+        if (endpoint.Destinations?.Invoke(context) is { } scope)
+        {
+            var rules = scope.Select(Policy.parseRule).ToList();
+            if (rules.Where(r => r.IsError).Select(r => r.ErrorValue).FirstOrDefault() is { } badRule)
+            {
+                services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session")
+                    .LogError("the application's destination scope for {Path} has a bad rule: {Problem}", context.Request.Path, badRule);
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+                return;
+            }
+            settings = Session.narrowTo(ListModule.OfSeq(rules.Select(r => r.ResultValue)), settings);
+        }
+        IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
+        await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds));
+        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
+        var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
+        var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes,
+            TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds), log, metrics, client,
+            services.GetRequiredService<Ssh.SshSessions>(), context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
+            services.GetRequiredService<SessionClock>(), services.GetRequiredService<QueueBudget>(),
+            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket));
+        // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
+        // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
+        await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+    }
+
+    /// <summary>HTTP 426 with <c>Sec-WebSocket-Version: 13</c> (RFC 6455 §4.2.2) and the words that say why.</summary>
+    public static async Task UpgradeRequiredAsync(HttpContext context, string problem)
+    {
+        context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
+        context.Response.Headers.SecWebSocketVersion = "13";
+        await context.Response.WriteAsync($"ws2s: {problem}\n");
+    }
+
+    private static async Task RefuseAsync(HttpContext context, Ws2sMetrics metrics, int status, string why)
+    {
+        var reason = status switch
+        {
+            StatusCodes.Status401Unauthorized => "token",
+            StatusCodes.Status403Forbidden => "origin",
+            StatusCodes.Status404NotFound => "target",
+            StatusCodes.Status400BadRequest => "subprotocol",
+            _ => "limit",
+        };
+        metrics.UpgradesRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        context.Response.StatusCode = status;
+        await context.Response.WriteAsync($"ws2s: {why}\n");
+    }
+}

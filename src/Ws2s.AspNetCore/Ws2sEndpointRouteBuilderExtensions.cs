@@ -1,0 +1,27 @@
+namespace Ws2s.AspNetCore;
+
+/// <summary><c>app.MapWs2s("/ws2s")</c> and <c>app.MapWebsockify("/websockify")</c>: the WebSocket endpoints.</summary>
+public static class Ws2sEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Serves the ws2s protocol (JSON, with its binary mode) at <paramref name="pattern"/>. A request
+    /// that is not a WebSocket handshake gets 426. The returned builder takes the usual conventions
+    /// (<c>RequireAuthorization()</c>, <c>RequireCors()</c>, <c>RequireRateLimiting()</c>…).
+    /// </summary>
+    /// <param name="endpoints">Where to map it.</param>
+    /// <param name="pattern">The route, e.g. <c>/ws2s</c>.</param>
+    /// <param name="configure">Per-endpoint options, e.g. <see cref="Ws2sEndpointOptions.Destinations"/> to narrow each session to what its user may reach.</param>
+    public static IEndpointConventionBuilder MapWs2s(this IEndpointRouteBuilder endpoints, string pattern, Action<Ws2sEndpointOptions>? configure = null)
+    {
+        var options = new Ws2sEndpointOptions();
+        configure?.Invoke(options);
+        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: false, options)).WithDisplayName("ws2s " + pattern);
+    }
+
+    /// <summary>
+    /// Serves websockify's protocol (binary frames to one target named by <c>?token=</c>, from
+    /// <c>rawTargets</c> or <c>rawTokenFile</c>) at <paramref name="pattern"/>, for noVNC and other websockify clients.
+    /// </summary>
+    public static IEndpointConventionBuilder MapWebsockify(this IEndpointRouteBuilder endpoints, string pattern = "/websockify") =>
+        endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: true, new Ws2sEndpointOptions())).WithDisplayName("websockify " + pattern);
+}

@@ -1,0 +1,74 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Ws2s.AspNetCore.Admission;
+using Ws2s.AspNetCore.Configuration;
+using Ws2s.AspNetCore.Sessions;
+using Ws2s.AspNetCore.Telemetry;
+using Ws2s.AspNetCore.Websockify;
+
+namespace Ws2s.AspNetCore;
+
+/// <summary><c>services.AddWs2s(…)</c>: what the ws2s endpoints need, with options validated at start.</summary>
+public static class Ws2sServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers ws2s: its options (bound by <paramref name="configure"/>, validated when the host
+    /// starts, each problem naming its key), admission, the session clock, SSH sessions, metrics (meter
+    /// <c>Ws2s</c>) and log redaction for the logger providers registered so far. Then map the
+    /// endpoints with <see cref="Ws2sEndpointRouteBuilderExtensions.MapWs2s"/>.
+    /// </summary>
+    public static IServiceCollection AddWs2s(this IServiceCollection services, Action<Ws2sOptions>? configure = null)
+    {
+        var options = services.AddOptions<Ws2sOptions>();
+        if (configure is not null) options.Configure(configure);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Ws2sOptions>, Ws2sOptionsValidator>());
+        options.ValidateOnStart();
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<Ws2sOptions>>().Value);
+
+        services.AddMetrics();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<Ws2sMetrics>();
+        services.TryAddSingleton<Admission.Admission>();
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<Ws2sOptions>();
+            return new RawTargets(o.RawTargets, o.RawTokenFile);
+        });
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<Ws2sOptions>();
+            return new ConnectionGate(o.Limits.MaxConnections ?? ConnectionGate.DefaultMaxConnections(),
+                TimeSpan.FromSeconds(o.Limits.HandshakeTimeoutSeconds), sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<Ws2sMetrics>(), sp.GetRequiredService<ILogger<ConnectionGate>>());
+        });
+        services.TryAddSingleton(sp => new TrustedProxies(sp.GetRequiredService<Ws2sOptions>().TrustedProxies));
+        services.TryAddSingleton<ProxyProtocol>();
+        services.TryAddSingleton<Readiness>();
+        services.TryAddSingleton(sp =>
+        {
+            var budget = new QueueBudget(sp.GetRequiredService<Ws2sOptions>().Limits.PendingBytesTotal());
+            sp.GetRequiredService<Ws2sMetrics>().ObservePendingBytes(() => budget.Used);
+            return budget;
+        });
+        services.TryAddSingleton<SessionClock>();
+        services.AddHostedService(sp => sp.GetRequiredService<SessionClock>());
+        services.TryAddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<Ws2sOptions>();
+            return new Ssh.SshSessions(new Ssh.KnownHosts(o.Ssh.KnownHosts, o.Ssh.AcceptUnknownHostKeys),
+                TimeSpan.FromSeconds(o.Ssh.TimeoutSeconds), o.Ssh.MaxSessionsPerClient, o.Ssh.MaxKdfRounds);
+        });
+        LogRedaction.Apply(services, sp => [.. TokenCheck.Configured(sp.GetRequiredService<Ws2sOptions>())]);
+        return services;
+    }
+
+    /// <summary>Every problem <see cref="Ws2sOptions.Problems"/> finds fails validation, each naming its key.</summary>
+    private sealed class Ws2sOptionsValidator : IValidateOptions<Ws2sOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, Ws2sOptions options)
+        {
+            var problems = options.Problems().ToList();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        }
+    }
+}

@@ -1,9 +1,0 @@
-namespace Ws2s.Host.Telemetry;
-
-/// <summary>Ready until the server starts stopping: then /readyz says 503 so a load balancer drains it.</summary>
-public sealed class Readiness
-{
-    public Readiness(IHostApplicationLifetime lifetime) => lifetime.ApplicationStopping.Register(() => Draining = true);
-
-    public bool Draining { get; private set; }
-}
