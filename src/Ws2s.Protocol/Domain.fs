@@ -167,6 +167,12 @@ type Input =
     | Tick
 
 /// Work the host must do, in order.
+/// What the host counts and logs, decided here: the host never re-reads replies to learn it.
+type Observation =
+    /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed). `Started`: the
+    /// generation whose connect timer ran, if it got that far (a refusal before any dial has none).
+    | ConnectAnswered of Started: Generation option * Code: int
+
 type Effect =
     /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.
     | Resolve of Generation: Generation * Name: string
@@ -190,3 +196,5 @@ type Effect =
     | ReplyBinary of Bytes: ReadOnlyMemory<byte>
     /// Close the client's connection with this status code (RFC 6455) and reason.
     | CloseClient of Status: int * Reason: string
+    /// Count or log this (metrics, the session's log line); nothing goes on the wire.
+    | Observe of Observation

@@ -168,15 +168,23 @@ let private closeLinkOf phase =
     | Some link -> [ CloseConnection link.Generation ]
     | None -> []
 
+/// The answer to a connect, and how it ended for the host's metrics (`started`: its generation, if it had one).
+let private answerConnect (started: Generation option) (response: Response) =
+    [ Reply response; Observe(ConnectAnswered(started, response.Code)) ]
+
+/// A connect that got as far as `link` ends: its connection closed, the answer given.
+let private endConnect (link: Link) (response: Response) =
+    CloseConnection link.Generation :: answerConnect (Some link.Generation) response
+
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
     let host, port = hop link.Target
     match judgeAll session.Settings.Policy host addresses port.Value with
     | Refused rule ->
-        Idle, [ CloseConnection link.Generation; Reply(Forbidden(host.Written, rule)) ], pending
+        Idle, endConnect link (Forbidden(host.Written, rule)), pending
     | Allowed ->
         match dialOrder addresses port with
-        | [] -> Idle, [ CloseConnection link.Generation; Reply(connectFailure link $"host not found: {host}") ], pending
+        | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
         | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt link first rest, []
 
 /// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes), if it is.
@@ -193,9 +201,9 @@ let private execute session request : Session * Effect list =
     | Rejected response, _ -> reply response
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
-        reply (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
+        session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
     | Valid(Connect({ Ssh = Some _ } as target)), _ when (tunnelRefusal session.Settings target).IsSome ->
-        reply (Forbidden(target.Host.Written, (tunnelRefusal session.Settings target).Value))
+        session, answerConnect None (Forbidden(target.Host.Written, (tunnelRefusal session.Settings target).Value))
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
@@ -291,22 +299,22 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session phase effects waiting
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
-        settle session Idle [ CloseConnection g; Reply(connectFailure link $"host not found: {fst (hop link.Target)}") ] pending
+        settle session Idle (endConnect link (connectFailure link $"host not found: {fst (hop link.Target)}")) pending
 
     | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
-        settle session (Open link) [ Reply(Done "connect") ] pending
+        settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
     | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, attempts, rest), pending) }, startAttempt link next rest
     | DialFailedWith(g, _), Busy(Dialling(link, attempts, []), pending) when sameGeneration link g && attempts > 1 ->
         { session with Phase = Busy(Dialling(link, attempts - 1, []), pending) }, []
     | DialFailedWith(g, error), Busy(Dialling(link, _, []), pending) when sameGeneration link g ->
-        settle session Idle [ CloseConnection g; Reply(connectFailure link error.Message) ] pending
+        settle session Idle (endConnect link (connectFailure link error.Message)) pending
     | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt link next rest
 
     | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
         let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
-        settle session Idle [ CloseConnection g; Reply timedOut ] pending
+        settle session Idle (endConnect link timedOut) pending
 
     | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
         let answer = Option.toList answer |> List.map Reply
@@ -329,7 +337,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
         settle session Idle (CloseConnection g :: event @ answer) pending
     | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
-        settle session Idle [ CloseConnection g; Reply(connectFailure link reason) ] pending
+        settle session Idle (endConnect link (connectFailure link reason)) pending
 
     // Anything else is a stale or out-of-place event: it changes nothing.
     | Resolved _, _

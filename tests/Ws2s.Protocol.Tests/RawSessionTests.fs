@@ -16,7 +16,8 @@ let ``a raw session dials its target at once, relays both ways and answers nothi
     let raw, effects = RawSession.start standardSettings (hostOf "127.0.0.1") port
     Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 5901)), effects)
     let raw, effects = RawSession.step raw (Dialled 1L)
-    Assert.Empty(effects) // no "connect done" on this endpoint
+    // No "connect done" on this endpoint; only the host's metrics hear of it.
+    Assert.Equal<Effect list>([ Observe(ConnectAnswered(Some 1L, 0)) ], effects)
     let frame = ReadOnlyMemory "abc"B
     let raw, effects = RawSession.step raw (ClientBinary frame)
     Assert.Equal<Effect list>([ Write(1L, frame) ], effects)

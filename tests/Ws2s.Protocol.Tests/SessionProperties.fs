@@ -91,6 +91,28 @@ let ``pipelined commands answer exactly as the same commands sent one by one aft
         answers pipelined.Outputs = answers stepwise.Outputs && written pipelined = written stepwise)
 
 [<Property(MaxTest = 300)>]
+let ``every answer to a connect is observed once, with its code, right after it`` (seed: int) =
+    Prop.forAll (Arb.fromGen (genScript genDestination)) (fun script ->
+        let sim = Simulator(standardSettings, standardWorld, seed, { calm with ResetChance = 0.05; LateEventChance = 0.5 })
+        for frame in script do
+            sim.Send frame
+        sim.RunUntilQuiet()
+        let isConnectAnswer response =
+            match response with
+            | Done "connect" | ConnectFailed _ | Forbidden _ | SshFailed _ -> true
+            | _ -> false
+        sim.Transitions
+        |> Seq.forall (fun t ->
+            let rec check effects =
+                match effects with
+                | Reply r :: Observe(ConnectAnswered(_, code)) :: rest when isConnectAnswer r -> code = r.Code && check rest
+                | Reply r :: _ when isConnectAnswer r -> false
+                | Observe _ :: _ -> false
+                | _ :: rest -> check rest
+                | [] -> true
+            check t.Effects))
+
+[<Property(MaxTest = 300)>]
 let ``events of a stale generation change nothing and produce no effects`` (seed: int) =
     let staleEvents g =
         [ Resolved(g, [ IPAddress.Loopback ]); ResolveFailed g; Dialled g; DialFailedWith(g, Refused)
@@ -196,7 +218,7 @@ let ``happy eyeballs: a silent first address does not hold up the second`` () =
     Xunit.Assert.Empty(effects)
     // …the other's success is.
     let _, effects = Session.step session (Dialled 1L)
-    Xunit.Assert.Equal<Effect list>([ Reply(Done "connect") ], effects)
+    Xunit.Assert.Equal<Effect list>([ Reply(Done "connect"); Observe(ConnectAnswered(Some 1L, 0)) ], effects)
 
 [<Xunit.Fact>]
 let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the connect`` () =
@@ -207,5 +229,5 @@ let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the
     let session, first = Session.step session (DialFailedWith(1L, Refused))
     let session, last = Session.step session (DialFailedWith(1L, HostUnreachable))
     Xunit.Assert.Empty(first)
-    Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable") ], last)
+    Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable"); Observe(ConnectAnswered(Some 1L, 2)) ], last)
     Xunit.Assert.True(session.Phase.IsIdle)

@@ -159,6 +159,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | Received(g, _) -> (bytesOf relayed g).AddRange(bytes.ToArray())
             | _ -> ()
         | CloseClient(status, _) -> outputs.Add(ClientClosed status)
+        | Observe _ -> () // for the host's metrics; checked by a property over the transitions
 
     let deliver input =
         let before = session

@@ -50,7 +50,7 @@ let ``ssh.allowTargets refuses a final target it does not name, with code 4`` ()
     let _, allowed = Session.step (Session.start settings) (frame connectThroughSsh)
     Assert.Contains(Resolve(1L, "bastion.example"), allowed)
     let _, refused = Session.step (Session.start settings) (frame (connectThroughSsh.Replace("6379", "22")))
-    Assert.Equal<Effect list>([ Reply(Forbidden("10.1.2.3", "not in ssh.allowTargets")) ], refused)
+    Assert.Equal<Effect list>([ Reply(Forbidden("10.1.2.3", "not in ssh.allowTargets")); Observe(ConnectAnswered(None, 4)) ], refused)
 
 [<Fact>]
 let ``a tunnel that fails answers code 6 with the reason`` () =

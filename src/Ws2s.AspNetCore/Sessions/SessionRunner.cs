@@ -35,7 +35,10 @@ internal sealed class SessionRunner
     private readonly Ws2sMetrics _metrics;
     /// <summary>Who the client is, for the log (address and path; never the query, which may hold a token).</summary>
     private readonly string _clientDescription;
-    private long _bytesToPeer, _bytesToClient, _connectStarted;
+    private long _bytesToPeer, _bytesToClient;
+
+    /// <summary>The connect in flight: its generation and when its timer started (Stopwatch ticks).</summary>
+    private (long Generation, long Since) _connectStarted = (-1, 0);
     private System.Net.IPEndPoint? _lastTarget;
 
     private readonly SshSessions _sshSessions;
@@ -205,15 +208,14 @@ internal sealed class SessionRunner
         switch (effect)
         {
             case Effect.Reply reply:
-                Observe(reply.Response);
+                if (reply.Response is Response.RecvData data) CountToClient(data.Item.Length);
                 _responseBuffer.ResetWrittenCount();
                 _responseWriter.Reset();
                 Codec.writeResponse(_responseWriter, reply.Response);
                 await _client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancel);
                 break;
             case Effect.ReplyBinary binary:
-                _bytesToClient += binary.Bytes.Length;
-                _metrics.Bytes.Add(binary.Bytes.Length, new KeyValuePair<string, object?>("direction", "to_client"));
+                CountToClient(binary.Bytes.Length);
                 await _client.SendAsync(binary.Bytes, WebSocketMessageType.Binary, true, cancel);
                 break;
             case Effect.Resolve resolve:
@@ -231,7 +233,7 @@ internal sealed class SessionRunner
                 ConnectionOf(attemptTimer.Generation).StartAttemptTimer();
                 break;
             case Effect.StartConnectTimer timer:
-                _connectStarted = Stopwatch.GetTimestamp();
+                _connectStarted = (timer.Generation, Stopwatch.GetTimestamp());
                 ConnectionOf(timer.Generation).StartTimer(timer.Seconds);
                 break;
             case Effect.Write write:
@@ -248,34 +250,29 @@ internal sealed class SessionRunner
             case Effect.CloseClient closeClient:
                 _closeWith = (closeClient.Status, closeClient.Reason);
                 break;
+            case Effect.Observe observe:
+                Count(observe.Item);
+                break;
             default:
                 throw new InvalidOperationException($"the host does not know the effect {effect}");
         }
     }
 
-    /// <summary>Counts what a response says about the session: relayed bytes, and how connects end.</summary>
-    private void Observe(Response response)
+    private void CountToClient(int bytes)
     {
-        string? outcome = response switch
-        {
-            Response.RecvData data => Count(data.Item.Length),
-            Response.Done { command: "connect" } => "0",
-            Response.ConnectFailed => "2",
-            Response.Forbidden => "4",
-            Response.SshFailed => "6",
-            _ => null,
-        };
-        if (outcome is null) return;
-        _metrics.Connects.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
-        _metrics.ConnectDuration.Record(Stopwatch.GetElapsedTime(_connectStarted).TotalSeconds);
-        if (outcome == "4") _metrics.PolicyRefusals.Add(1);
+        _bytesToClient += bytes;
+        _metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_client"));
+    }
 
-        string? Count(int bytes)
-        {
-            _bytesToClient += bytes;
-            _metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_client"));
-            return null;
-        }
+    /// <summary>Counts what the core reports: how a connect ended and, if it was started, how long it took.</summary>
+    private void Count(Observation observation)
+    {
+        // One case so far (ConnectAnswered); F# gives a single-case union no subclasses to switch on.
+        var code = observation.Code;
+        _metrics.Connects.Add(1, new KeyValuePair<string, object?>("outcome", code.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (code == 4) _metrics.PolicyRefusals.Add(1);
+        if (observation.Started?.Value is { } generation && generation == _connectStarted.Generation)
+            _metrics.ConnectDuration.Record(Stopwatch.GetElapsedTime(_connectStarted.Since).TotalSeconds);
     }
 
     private Connection ConnectionOf(long generation)

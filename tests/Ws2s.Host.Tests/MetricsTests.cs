@@ -1,0 +1,52 @@
+using System.Text.RegularExpressions;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// What the metrics count comes from the core (Observe effects), not from re-reading replies: so
+/// websockify sessions, whose answers become closes, are counted too, and a connect refused before
+/// it started records no duration. ws2sd runs as a child, so no other host's meter is in the way.
+/// </summary>
+public sealed class MetricsTests : IDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("ws2s-metrics-").FullName;
+
+    public void Dispose() => Directory.Delete(_home, recursive: true);
+
+    private static long Read(string metrics, string series)
+    {
+        var match = Regex.Match(metrics, "^" + Regex.Escape(series).Replace("\\{", "\\{[^}]*?") + " (\\d+)", RegexOptions.Multiline);
+        return match.Success ? long.Parse(match.Groups[1].Value) : 0;
+    }
+
+    [Fact]
+    public async Task Websockify_connects_are_counted_and_a_connect_refused_before_it_starts_has_no_duration()
+    {
+        using var echo = Peer.Echo();
+        var config = Path.Combine(_home, "config.json");
+        await File.WriteAllTextAsync(config, $$$"""
+            {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,
+             "rawTargets":{"echo":"127.0.0.1:{{{echo.Port}}}"},"ssh":{"allowTargets":["10.9.9.9:22"]}}
+            """);
+        await using var server = ServerProcess.Start(["--config", config], home: _home);
+        var url = await server.ListeningUrlAsync();
+
+        await using (var vnc = await WsClient.ConnectAsync(new Uri(url, "/websockify?token=echo"), "http://localhost", "binary"))
+        {
+            await vnc.SendBinaryAsync("ping"u8.ToArray());
+            Assert.Equal("ping"u8.ToArray(), (await vnc.ReceiveAsync()).Bytes);
+        }
+        await using (var client = await WsClient.ConnectAsync(url))
+        {
+            // Refused by ssh.allowTargets before anything starts: counted as code 4, no duration.
+            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = 22, ssh_host = "127.0.0.1", ssh_username = "u", ssh_password = "p" });
+            Assert.Equal(4, (int)(await client.ReceiveJsonAsync())["code"]!);
+        }
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new UriBuilder(url) { Scheme = "http", Path = "/metrics" }.Uri);
+        Assert.Equal(1, Read(metrics, "ws2s_connects_total{outcome=\"0\"}"));
+        Assert.Equal(1, Read(metrics, "ws2s_connects_total{outcome=\"4\"}"));
+        Assert.Equal(1, Read(metrics, "ws2s_connect_duration_seconds_count{}"));
+    }
+}
