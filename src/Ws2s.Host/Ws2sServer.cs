@@ -1,4 +1,8 @@
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -100,6 +104,12 @@ public static class Ws2sServer
                     managementBinding.Listen = listen;
                 });
         });
+
+        // The connection gate decides in Kestrel's accept loop (see GatedTransport), on every listener.
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton<IConnectionListenerFactory>(services => new GatedTransport(
+            new SocketTransportFactory(services.GetRequiredService<IOptions<SocketTransportOptions>>(), services.GetRequiredService<ILoggerFactory>()),
+            services.GetRequiredService<ConnectionGate>()));
 
         var app = builder.Build();
         var connectionGate = app.Services.GetRequiredService<ConnectionGate>();

@@ -159,6 +159,8 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
                     | ValueNone -> raise (Bad "ssh_port must be an integer 1-65535")
                 let username = require fields.SshUsername "ssh_username"
                 let given (value: string option) = value |> Option.filter (fun v -> v <> "")
+                if (given fields.SshPassword).IsNone && (given fields.SshPrivateKey).IsNone then
+                    raise (Bad "an SSH tunnel needs ssh_password or ssh_private_key")
                 Some
                     { Host = sshHost
                       Port = sshPort

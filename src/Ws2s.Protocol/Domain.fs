@@ -149,6 +149,9 @@ type Input =
     | ClientMessageTooLarge of Limit: int
     /// The client began a message and did not finish it within `Seconds`.
     | ClientMessageStalled of Seconds: int
+    /// The host hit a fault of its own (an unexpected exception, which it has logged): the session
+    /// ends with code 1 (`Reason` in words, never a stack trace) and close 1011.
+    | HostFault of Reason: string
     | Resolved of Generation: Generation * Addresses: IPAddress list
     | ResolveFailed of Generation: Generation
     | Dialled of Generation: Generation

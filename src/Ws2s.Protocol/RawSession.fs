@@ -42,6 +42,9 @@ let step (raw: RawSession) (input: Input) =
     | ClientText _, phase ->
         let stillOpen = liveLink phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
+    | HostFault _, phase ->
+        let stillOpen = liveLink phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
+        { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1011, "unexpected server error") ]
     | _ ->
         let session, effects = Session.step raw.Inner input
         translate session effects

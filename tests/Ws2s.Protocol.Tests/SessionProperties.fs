@@ -18,6 +18,7 @@ let genInput =
           Gen.constant ClientGone
           Gen.constant (ClientMessageTooLarge 1024)
           Gen.constant (ClientMessageStalled 30)
+          Gen.constant (HostFault "a bug")
           Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
           Gen.map ResolveFailed generation
           Gen.map Dialled generation

@@ -25,7 +25,7 @@ let check seed (requests: RequestSpec list) =
         match input with
         | Resolved(g, _) | ResolveFailed g | Dialled g | DialFailedWith(g, _) | Received(g, _)
         | PeerFinished g | SocketFailed(g, _) | WriteCompleted g | ConnectTimerFired g | AttemptTimerFired g -> Some g
-        | ClientText _ | ClientBinary _ | ClientGone | ClientMessageTooLarge _ | ClientMessageStalled _ | Tick -> None
+        | ClientText _ | ClientBinary _ | ClientGone | ClientMessageTooLarge _ | ClientMessageStalled _ | HostFault _ | Tick -> None
     [ if List.length answers <> List.length requests then
           yield sprintf "%d answers for %d requests" answers.Length requests.Length
       elif not (List.forall2 answersRequest requests answers) then

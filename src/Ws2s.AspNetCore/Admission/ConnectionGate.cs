@@ -34,16 +34,53 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
         public ITimer? Deadline;
     }
 
-    /// <summary>The connection middleware (Kestrel's <c>ListenOptions.Use</c>) that applies the gate.</summary>
+    /// <summary>Signalled whenever a connection leaves, so an accept waiting for room can go on.</summary>
+    private readonly SemaphoreSlim _left = new(0);
+
+    /// <summary>How long an accept waits for an evicted silent connection to let go of its place.</summary>
+    private static readonly TimeSpan EvictionWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Decides, as a connection is accepted and before anything else runs for it, whether it may stay:
+    /// a place is taken for it (released by <see cref="Wrap"/> when it ends). When the server is full the
+    /// oldest silent connection is closed and its place awaited (briefly); with none to close, false:
+    /// the caller closes the new connection at once. Deciding here, in the accept loop, bounds the
+    /// sockets the process holds: a middleware would run only after many more had been accepted.
+    /// </summary>
+    public async ValueTask<bool> AdmitAsync(CancellationToken cancel)
+    {
+        if (TryTakePlace()) return true;
+        if (!EvictOldestSilent())
+        {
+            Refused("limit");
+            return false;
+        }
+        var deadline = time.GetTimestamp() + (long)(EvictionWait.TotalSeconds * time.TimestampFrequency);
+        while (!TryTakePlace())
+        {
+            var left = TimeSpan.FromSeconds((deadline - time.GetTimestamp()) / (double)time.TimestampFrequency);
+            if (left <= TimeSpan.Zero || !await _left.WaitAsync(left, cancel))
+            {
+                Refused("limit");
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private bool TryTakePlace()
+    {
+        if (Interlocked.Increment(ref _open) <= maxConnections) return true;
+        Interlocked.Decrement(ref _open);
+        return false;
+    }
+
+    /// <summary>
+    /// The connection middleware (Kestrel's <c>ListenOptions.Use</c>): watches a connection admitted by
+    /// <see cref="AdmitAsync"/> while it is silent, and gives its place back when it ends.
+    /// </summary>
     public ConnectionDelegate Wrap(ConnectionDelegate next) => async connection =>
     {
-        if (Interlocked.Increment(ref _open) > maxConnections && !EvictOldestSilent())
-        {
-            Interlocked.Decrement(ref _open);
-            Refused("limit");
-            connection.Abort(new ConnectionAbortedException("ws2s: connection limit reached"));
-            return;
-        }
         var silent = new Silent(connection, time.GetTimestamp());
         _silent[connection.ConnectionId] = silent;
         silent.Deadline = time.CreateTimer(_ => Expire(connection.ConnectionId), null, handshakeTimeout, Timeout.InfiniteTimeSpan);
@@ -55,6 +92,7 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
         {
             Spoke(connection.ConnectionId);
             Interlocked.Decrement(ref _open);
+            _left.Release();
         }
     };
 
@@ -106,7 +144,7 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
 
     /// <summary>
     /// The default for <c>limits.maxConnections</c>: half of the file descriptors still free when the server
-    /// starts (each session holds a client and a peer socket), after a reserve of 64 for the runtime
+    /// starts (each session holds a client and a peer socket), after a reserve of 128 for the runtime
     /// (assemblies loaded later, executable memory, logs). The runtime itself holds many: about 200
     /// for a framework-dependent build whose assemblies are separate files.
     /// </summary>
@@ -114,7 +152,7 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
     {
         var limit = OpenFileLimit() ?? 20_000;
         var inUse = OpenFileCount() ?? 256;
-        return (int)Math.Clamp((limit - inUse - 64) / 2, 16, 1_000_000);
+        return (int)Math.Clamp((limit - inUse - 128) / 2, 16, 1_000_000);
     }
 
     /// <summary>File descriptors this process holds now (Linux), or null where it cannot be read.</summary>

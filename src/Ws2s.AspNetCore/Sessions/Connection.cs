@@ -15,7 +15,7 @@ namespace Ws2s.AspNetCore.Sessions;
 /// Everything it learns goes back to the session as an <see cref="Input"/> tagged with its generation;
 /// disposing it cancels all of that, so nothing of it is heard again.
 /// </summary>
-internal sealed class Connection(long generation, ChannelWriter<Input> inputs) : IDisposable
+internal sealed class Connection(long generation, ChannelWriter<Input> inputs, ILogger log) : IDisposable
 {
     /// <summary>The most a single read takes from the peer: one <c>recv data</c> message.</summary>
     public const int ReadChunkBytes = 64 * 1024;
@@ -23,26 +23,50 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     private readonly CancellationTokenSource _cancel = new();
     /// <summary>Stops the connect timer once connected (the core would ignore it; this frees it early).</summary>
     private readonly CancellationTokenSource _connected = new();
+    private CancellationTokenSource? _attemptTimer;
+
+    /// <summary>
+    /// Guards what this connection owns: whatever a dial or a tunnel acquires is handed over under it,
+    /// and once <see cref="Dispose"/> has run, anything acquired later is released at once, never kept.
+    /// </summary>
+    private readonly Lock _gate = new();
+    private bool _disposed;
     /// <summary>The connected socket, once an attempt has won.</summary>
     private Socket? _socket;
     /// <summary>Connection attempts in flight.</summary>
     private readonly List<Socket> _attempts = [];
-    private CancellationTokenSource? _attemptTimer;
     private SshSessions.Lease? _ssh;
     private ForwardedPortLocal? _forward;
 
     public long Generation => generation;
 
-    public void StartResolve(string host) => _ = ResolveAsync(host);
+    public void StartResolve(string host) => Run(ResolveAsync(host));
 
-    public void StartDial(IPEndPoint endpoint) => _ = DialAsync(endpoint);
+    public void StartDial(IPEndPoint endpoint) => Run(DialAsync(endpoint));
 
-    public void StartTimer(int seconds) => _ = TimerAsync(seconds);
+    public void StartTimer(int seconds) => Run(TimerAsync(seconds));
 
     public void StartTunnel(IPEndPoint server, SshLogin login, Protocol.Host host, Port port, SshSessions sessions, IPAddress client) =>
-        _ = TunnelAsync(server, login, host.Canonical, port, sessions, client);
+        Run(TunnelAsync(server, login, host.Canonical, port, sessions, client));
 
-    public void StartWrite(ReadOnlyMemory<byte> bytes) => _ = WriteAsync(bytes);
+    public void StartWrite(ReadOnlyMemory<byte> bytes) => Run(WriteAsync(bytes));
+
+    /// <summary>
+    /// Runs one of this connection's tasks. Each handles the failures it expects and reports them as
+    /// inputs; anything else is a bug of ours: logged once, and the session ends with code 1.
+    /// </summary>
+    private async void Run(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "connection {Generation} failed unexpectedly", generation);
+            await PostAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"));
+        }
+    }
 
     /// <summary>Sends FIN; reading goes on until the peer closes.</summary>
     public void ShutdownSend()
@@ -51,9 +75,9 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
         {
             _socket?.Shutdown(SocketShutdown.Send);
         }
-        catch (SocketException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            // Already broken: the reader reports it.
+            // Already broken (the reader reports it) or closed.
         }
     }
 
@@ -87,11 +111,13 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
         try
         {
             var lease = await sessions.AcquireAsync(client, server, login);
-            _ssh = lease;
-            if (_cancel.IsCancellationRequested)
+            lock (_gate)
             {
-                // Closed while logging in: Dispose may have run before the lease was here to release.
-                lease.Dispose();
+                if (!_disposed) _ssh = lease;
+            }
+            if (_ssh != lease)
+            {
+                lease.Dispose(); // closed while logging in
                 return;
             }
             var forward = new ForwardedPortLocal("127.0.0.1", 0, host, (uint)port.Value);
@@ -102,9 +128,18 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
                 if (e.Exception is not ForwardDoor.StrangerException)
                     _ = PostAsync(Input.NewSocketFailed(generation, $"the SSH server refused the channel to {host}:{port.Value}"));
             };
-            _ssh.Client.AddForwardedPort(forward);
+            lease.Client.AddForwardedPort(forward);
             forward.Start();
-            _forward = forward;
+            lock (_gate)
+            {
+                if (!_disposed) _forward = forward;
+            }
+            if (_forward != forward)
+            {
+                // Closed while the forward started: Dispose released the lease without it.
+                _ = Task.Run(() => StopForward(lease, forward));
+                return;
+            }
             await DialAsync(new IPEndPoint(IPAddress.Loopback, (int)forward.BoundPort), door);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
@@ -114,21 +149,30 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
         {
             await ReportUnreachableAsync(e);
         }
-        catch (Exception e) when (e is SshException or InvalidOperationException or ArgumentException or ProxyException
-                                      or SshSessions.HostKeyRefusedException or SshSessions.LimitException)
+        catch (Exception e) when (e is SshException or ProxyException or SshSessions.RefusedException)
         {
             var reason = e switch
             {
                 SshAuthenticationException => $"authentication failed for user {login.Username} (wrong password or key)",
-                SshSessions.HostKeyRefusedException or SshSessions.LimitException => e.Message,
-                SshPassPhraseNullOrEmptyException => "the private key needs ssh_private_key_password",
-                ArgumentException { Message: var m } when m.StartsWith("give ", StringComparison.Ordinal) => m,
-                InvalidOperationException or ArgumentException or SshException when login.PrivateKey is not null && _ssh is null
-                    => "the private key could not be read (OpenSSH or PEM; RSA, ECDSA or Ed25519; check its passphrase)",
                 SshOperationTimeoutException => "the SSH server did not answer in time",
+                SshSessions.RefusedException => e.Message,
                 _ => "the SSH session failed: " + e.Message,
             };
             await PostAsync(Input.NewDialFailedWith(generation, DialError.NewTunnelFailed(reason)));
+        }
+    }
+
+    /// <summary>Stops a forward (which waits for its channel) and removes it from its SSH session.</summary>
+    private static void StopForward(SshSessions.Lease ssh, ForwardedPortLocal forward)
+    {
+        try
+        {
+            forward.Dispose();
+            ssh.Client.RemoveForwardedPort(forward);
+        }
+        catch (Exception e) when (e is SshException or ObjectDisposedException or SocketException or InvalidOperationException)
+        {
+            // The SSH session is gone already.
         }
     }
 
@@ -161,7 +205,15 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
                 await PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode)));
             return;
         }
-        lock (_attempts) _attempts.Add(socket);
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                socket.Dispose();
+                return;
+            }
+            _attempts.Add(socket);
+        }
         try
         {
             using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, _connected.Token);
@@ -169,28 +221,38 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
         }
         catch (SocketException e)
         {
-            socket.Dispose();
+            Abandon(socket);
             if (!_connected.IsCancellationRequested)
                 await PostAsync(Input.NewDialFailedWith(generation, DialErrorOf(e.SocketErrorCode)));
             return;
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
-            socket.Dispose();
+            Abandon(socket);
             return;
         }
-        finally
+        bool won;
+        lock (_gate)
         {
-            lock (_attempts) _attempts.Remove(socket);
+            _attempts.Remove(socket);
+            won = !_disposed && _socket is null;
+            if (won) _socket = socket;
         }
-        if (Interlocked.CompareExchange(ref _socket, socket, null) is not null)
+        if (!won)
         {
-            socket.Dispose(); // another attempt won
+            socket.Dispose(); // another attempt won, or the connection was closed meanwhile
             return;
         }
         _connected.Cancel();
         await PostAsync(Input.NewDialled(generation));
-        _ = ReadAsync(socket);
+        Run(ReadAsync(socket));
+    }
+
+    /// <summary>An attempt that failed or was cancelled: no longer owned, closed.</summary>
+    private void Abandon(Socket socket)
+    {
+        lock (_gate) _attempts.Remove(socket);
+        socket.Dispose();
     }
 
     /// <summary>RFC 8305's connection attempt delay: the next attempt starts if none finished by then.</summary>
@@ -201,7 +263,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
     {
         var timer = new CancellationTokenSource();
         Interlocked.Exchange(ref _attemptTimer, timer)?.Cancel();
-        _ = AttemptTimerAsync(timer.Token);
+        Run(AttemptTimerAsync(timer.Token));
     }
 
     private async Task AttemptTimerAsync(CancellationToken restarted)
@@ -268,8 +330,14 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
 
     private async Task WriteAsync(ReadOnlyMemory<byte> bytes)
     {
-        var socket = _socket;
-        if (socket is null) return;
+        Socket? socket;
+        lock (_gate) socket = _socket;
+        if (socket is null)
+        {
+            // Only a closed connection has no socket to write to; say so, the core ignores it if stale.
+            await PostAsync(Input.NewSocketFailed(generation, "the connection is closed"));
+            return;
+        }
         try
         {
             while (!bytes.IsEmpty)
@@ -320,29 +388,27 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs) :
 
     public void Dispose()
     {
-        _cancel.Cancel();
-        _socket?.Dispose();
-        lock (_attempts) foreach (var attempt in _attempts) attempt.Dispose();
-        // Stopping a forward waits for its channel: off the session loop. Then the SSH session may close.
-        if (_ssh is { } ssh)
+        Socket? socket;
+        Socket[] attempts;
+        SshSessions.Lease? ssh;
+        ForwardedPortLocal? forward;
+        lock (_gate)
         {
-            var forward = _forward;
+            if (_disposed) return;
+            _disposed = true;
+            (socket, attempts, ssh, forward) = (_socket, [.. _attempts], _ssh, _forward);
+            _attempts.Clear();
+        }
+        _cancel.Cancel();
+        socket?.Dispose();
+        foreach (var attempt in attempts) attempt.Dispose();
+        // Stopping a forward waits for its channel: off the session loop. Then the SSH session may close.
+        if (ssh is not null)
             _ = Task.Run(() =>
             {
-                try
-                {
-                    if (forward is not null)
-                    {
-                        forward.Dispose();
-                        ssh.Client.RemoveForwardedPort(forward);
-                    }
-                }
-                catch (Exception e) when (e is SshException or ObjectDisposedException or SocketException)
-                {
-                }
+                if (forward is not null) StopForward(ssh, forward);
                 ssh.Dispose();
             });
-        }
     }
 
     private static DialError DialErrorOf(SocketError error) => error switch

@@ -124,6 +124,19 @@ internal sealed class SessionRunner
             // The client went away mid-send: end the session quietly.
             await StepAsync(Input.ClientGone, CancellationToken.None);
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A bug of ours: logged once; the client hears code 1 and close 1011, and the close handshake still runs.
+            _log.LogError(e, "session from {Client} failed unexpectedly", _clientDescription);
+            try
+            {
+                await StepAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"), CancellationToken.None);
+            }
+            catch (Exception again) when (again is not OperationCanceledException)
+            {
+                _closeWith = (1011, "unexpected server error");
+            }
+        }
         finally
         {
             _queued = _budget.Update(_queued, 0);
@@ -279,7 +292,7 @@ internal sealed class SessionRunner
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, _inputs.Writer);
+            connection = new Connection(generation, _inputs.Writer, _log);
             _connections.Add(generation, connection);
         }
         return connection;

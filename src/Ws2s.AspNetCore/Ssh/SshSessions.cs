@@ -56,11 +56,11 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
         }
     }
 
-    /// <summary>Thrown when the SSH server's host key is not trusted; the message says which key.</summary>
-    public sealed class HostKeyRefusedException(string message) : Exception(message);
-
-    /// <summary>Thrown when a tunnel asks for more than the server allows (SSH sessions, key cost); the message says what.</summary>
-    public sealed class LimitException(string message) : Exception(message);
+    /// <summary>
+    /// Thrown when a tunnel cannot be opened for a reason its message gives in words: a limit, a key
+    /// too costly or unreadable, an untrusted host key. Never carries a secret.
+    /// </summary>
+    public sealed class RefusedException(string message) : Exception(message);
 
     /// <summary>
     /// A connected session for this client, server and login: the open one, or a new one (which the
@@ -76,7 +76,7 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
             if (!_open.TryGetValue(key, out shared!) || shared.IsDead)
             {
                 if (_open.Values.Count(s => s.Key.Client.Equals(client) && !s.IsDead) >= maxPerClient)
-                    throw new LimitException($"too many SSH sessions from this client (at most {maxPerClient})");
+                    throw new RefusedException($"too many SSH sessions from this client (at most {maxPerClient})");
                 // Started on the pool: reading a key is CPU work that must not run under the lock.
                 shared = new Shared(key, Task.Run(() => ConnectAsync(server, login)));
                 _open[key] = shared; // a dead one stays alive only through the leases that still hold it
@@ -115,7 +115,7 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
         if (login.PrivateKey is { } key)
             methods.Add(new PrivateKeyAuthenticationMethod(login.Username, await ReadKeyAsync(key.Value, login.PrivateKeyPassword?.Value)));
         if (login.Password is { } password) methods.Add(new PasswordAuthenticationMethod(login.Username, password.Value));
-        if (methods.Count == 0) throw new ArgumentException("give ssh_password or ssh_private_key");
+        // The codec admits no tunnel without a password or a key (code 7), so methods is never empty here.
 
         var client = new SshClient(new Renci.SshNet.ConnectionInfo(server.Address.ToString(), server.Port, login.Username, [.. methods]) { Timeout = timeout });
         string? refusedKey = null;
@@ -133,7 +133,7 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
         catch (SshConnectionException) when (refusedKey is not null)
         {
             client.Dispose();
-            throw new HostKeyRefusedException(refusedKey);
+            throw new RefusedException(refusedKey);
         }
         catch
         {
@@ -145,12 +145,22 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
     /// <summary>Decrypts a private key if its cost is within bounds, on one of the key workers, waiting for one at most the SSH timeout.</summary>
     private async Task<PrivateKeyFile> ReadKeyAsync(string key, string? passphrase)
     {
-        if (PrivateKeyCost.Problem(key, maxKdfRounds) is { } problem) throw new LimitException(problem);
-        if (!await _keyWorkers.WaitAsync(timeout)) throw new LimitException("the server is busy reading other private keys; try again");
+        if (PrivateKeyCost.Problem(key, maxKdfRounds) is { } problem) throw new RefusedException(problem);
+        if (!await _keyWorkers.WaitAsync(timeout)) throw new RefusedException("the server is busy reading other private keys; try again");
         try
         {
             using var text = new MemoryStream(Encoding.UTF8.GetBytes(key));
             return passphrase is not null ? new PrivateKeyFile(text, passphrase) : new PrivateKeyFile(text);
+        }
+        catch (SshPassPhraseNullOrEmptyException)
+        {
+            throw new RefusedException("the private key needs ssh_private_key_password");
+        }
+        catch (Exception e) when (e is SshException or InvalidOperationException or ArgumentException or FormatException
+                                      or NotSupportedException or System.Security.Cryptography.CryptographicException)
+        {
+            // What SSH.NET throws for a key it cannot parse or decrypt, and only around the parsing.
+            throw new RefusedException("the private key could not be read (OpenSSH or PEM; RSA, ECDSA or Ed25519; check its passphrase)");
         }
         finally
         {
