@@ -232,3 +232,12 @@ let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the
     Xunit.Assert.Empty(first)
     Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable"); Observe(ConnectAnswered(Some 1L, 2)) ], last)
     Xunit.Assert.True(session.Phase.IsIdle)
+
+[<Xunit.Fact>]
+let ``a host fault ends the session with code 1 and close 1011, closing its connection`` () =
+    let session, _ = Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7001, false)).Frame)))
+    let session, _ = Session.step session (Dialled 1L)
+    let session, effects = Session.step session (HostFault "the server hit an internal error")
+    Xunit.Assert.Equal<Effect list>(
+        [ CloseConnection 1L; Reply(Unexpected "the server hit an internal error"); CloseClient(1011, "unexpected server error") ], effects)
+    Xunit.Assert.True(session.Phase.IsEnded)
