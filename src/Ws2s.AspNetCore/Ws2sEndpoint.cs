@@ -69,12 +69,10 @@ public static class Ws2sEndpoint
         }
         IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds));
-        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session");
+        var sessions = services.GetRequiredService<SessionServices>();
         var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
-        var runner = new SessionRunner(upgrade.Socket, machine, options.Limits.MaxMessageBytes,
-            TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds), log, metrics, client,
-            services.GetRequiredService<Ssh.SshSessions>(), context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
-            services.GetRequiredService<SessionClock>(), services.GetRequiredService<QueueBudget>(),
+        var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
+            context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
             new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket));
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.

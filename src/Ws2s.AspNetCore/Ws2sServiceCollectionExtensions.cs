@@ -51,6 +51,7 @@ public static class Ws2sServiceCollectionExtensions
             return budget;
         });
         services.TryAddSingleton<SessionClock>();
+        services.TryAddSingleton<SessionServices>();
         services.AddHostedService(sp => sp.GetRequiredService<SessionClock>());
         services.TryAddSingleton(sp =>
         {

@@ -53,9 +53,10 @@ public sealed class HostFaultTests
         var (server, client) = await PairAsync();
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
-        var runner = new SessionRunner(server, new BrokenMachine(), 1 << 20, TimeSpan.FromSeconds(30), NullLogger.Instance, metrics,
-            "test", new SshSessions(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), IPAddress.Loopback,
-            new SessionClock(TimeProvider.System), new QueueBudget(1 << 20), new ClientTcp(null));
+        var sessions = new SessionServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), new SessionClock(TimeProvider.System),
+            new QueueBudget(1 << 20), new SshSessions(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), NullLoggerFactory.Instance);
+        var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test"),
+            IPAddress.Loopback, new ClientTcp(null));
         var running = runner.RunAsync(CancellationToken.None);
 
         await client.SendAsync("""{"command":"ping"}"""u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
@@ -70,6 +71,16 @@ public sealed class HostFaultTests
         Assert.Equal((WebSocketCloseStatus)1011, client.CloseStatus);
         await client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", patience.Token);
         await running.WaitAsync(patience.Token); // the runner finishes: nothing is left parked
+    }
+
+    [Fact]
+    public void The_effect_interpreter_has_a_branch_for_every_effect_the_core_can_ask_for()
+    {
+        var cases = Microsoft.FSharp.Reflection.FSharpType.GetUnionCases(typeof(Effect), null).Select(c => c.Name).ToHashSet();
+        Assert.Equal(cases.Order(), SessionEffects.Handled.Order());
+        // And the list is the switch's: each listed case has a `case Effect.X` branch in the interpreter's source.
+        var source = File.ReadAllText(Path.Combine(Repository.Root, "src", "Ws2s.AspNetCore", "Sessions", "SessionEffects.cs"));
+        foreach (var name in cases) Assert.Contains($"case Effect.{name} ", source);
     }
 
     [Fact]

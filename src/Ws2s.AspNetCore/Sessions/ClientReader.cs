@@ -1,0 +1,142 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Threading.Channels;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>
+/// Reads one session's client messages, whole and one at a time, each only once the session has
+/// granted it, and posts each as an input. A message over the size limit, or begun and not finished
+/// in time, is reported as such (the core decides the close). Once the session drains, it reads and
+/// discards until the client's close frame: closing TCP with unread input would make the kernel reset
+/// the connection, and the client could lose our close frame.
+/// </summary>
+internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSpan messageTimeout, TimeProvider time,
+    ChannelWriter<Input> inputs, ILogger log)
+{
+    /// <summary>One credit: the next message may be read.</summary>
+    private readonly SemaphoreSlim _granted = new(1, 1);
+
+    /// <summary>The session is over: only the client's close frame is awaited now.</summary>
+    private volatile bool _draining;
+
+    /// <summary>The client message being received (pooled while a message arrives; lent to the core for text frames).</summary>
+    private byte[] _frame = [];
+
+    /// <summary>Lets the reader take one more message.</summary>
+    public void Grant() => _granted.Release();
+
+    /// <summary>From now on, read only to reach the client's close frame, without waiting for grants.</summary>
+    public void Drain()
+    {
+        _draining = true;
+        if (_granted.CurrentCount == 0) _granted.Release();
+    }
+
+    public async Task RunAsync(CancellationToken cancel)
+    {
+        try
+        {
+            while (true)
+            {
+                if (!_draining) await _granted.WaitAsync(cancel);
+                // Wait for the next frame without a buffer (a zero-byte read), so an idle session pins none.
+                if ((await client.ReceiveAsync(Memory<byte>.Empty, cancel)).MessageType == WebSocketMessageType.Close)
+                {
+                    await PostAsync(Input.ClientGone, cancel);
+                    return;
+                }
+                _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                // A message begun must be finished in time: one that stops half-way is reported, not kept.
+                WebSocketMessageType type;
+                int length;
+                using (time.CreateTimer(_ => _ = PostAsync(Input.NewClientMessageStalled((int)messageTimeout.TotalSeconds), CancellationToken.None),
+                           null, messageTimeout, Timeout.InfiniteTimeSpan))
+                    (type, length) = await ReceiveMessageAsync(cancel);
+                if (type == WebSocketMessageType.Close)
+                {
+                    ReturnFrame();
+                    await PostAsync(Input.ClientGone, cancel);
+                    return;
+                }
+                if (_draining)
+                {
+                    ReturnFrame();
+                    continue;
+                }
+                if (length > maxMessageBytes)
+                {
+                    ReturnFrame();
+                    _draining = true;
+                    await PostAsync(Input.NewClientMessageTooLarge(maxMessageBytes), cancel);
+                    continue;
+                }
+                if (type == WebSocketMessageType.Text)
+                {
+                    // The core parses text frames within the step and keeps nothing of them: the session returns the buffer.
+                    var frame = _frame;
+                    _frame = [];
+                    await PostAsync(Input.NewClientText(new ReadOnlyMemory<byte>(frame, 0, length)), cancel);
+                }
+                else
+                {
+                    // Binary frames may wait in the core's queue: give it its own copy.
+                    var copy = _frame.AsSpan(0, length).ToArray();
+                    ReturnFrame();
+                    await PostAsync(Input.NewClientBinary(copy), cancel);
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        {
+            log.LogDebug("client stream ended: {Reason} (state {State})", e.Message, client.State);
+            await PostAsync(Input.ClientGone, CancellationToken.None);
+        }
+        finally
+        {
+            ReturnFrame();
+        }
+    }
+
+    private void ReturnFrame()
+    {
+        if (_frame.Length > 0) ArrayPool<byte>.Shared.Return(_frame);
+        _frame = [];
+    }
+
+    /// <summary>
+    /// Receives one whole message into <see cref="_frame"/> (growing it from the pool up to the size
+    /// limit). As soon as more than the limit has arrived it stops and reports the length so far.
+    /// </summary>
+    private async ValueTask<(WebSocketMessageType Type, int Length)> ReceiveMessageAsync(CancellationToken cancel)
+    {
+        var length = 0;
+        while (true)
+        {
+            if (length == _frame.Length && length <= maxMessageBytes)
+            {
+                var larger = ArrayPool<byte>.Shared.Rent(Math.Min(length * 2, maxMessageBytes + 1));
+                _frame.AsSpan(0, length).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_frame);
+                _frame = larger;
+            }
+            var result = await client.ReceiveAsync(_frame.AsMemory(length), cancel);
+            length += result.Count;
+            if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);
+            if (result.EndOfMessage || length > maxMessageBytes) return (result.MessageType, length);
+        }
+    }
+
+    private async ValueTask PostAsync(Input input, CancellationToken cancel)
+    {
+        try
+        {
+            await inputs.WriteAsync(input, cancel);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+            // The session is over already.
+        }
+    }
+}

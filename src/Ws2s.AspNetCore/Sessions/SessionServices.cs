@@ -1,0 +1,20 @@
+using Ws2s.AspNetCore.Configuration;
+using Ws2s.AspNetCore.Ssh;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>What every session runner of this server shares: its limits, clock, queue budget, SSH sessions and log.</summary>
+internal sealed class SessionServices(Ws2sOptions options, SessionClock clock, QueueBudget budget, SshSessions sshSessions, ILoggerFactory logs)
+{
+    public int MaxMessageBytes => options.Limits.MaxMessageBytes;
+
+    public TimeSpan MessageTimeout => TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds);
+
+    public SessionClock Clock => clock;
+
+    public QueueBudget Budget => budget;
+
+    public SshSessions SshSessions => sshSessions;
+
+    public ILogger Log { get; } = logs.CreateLogger("Ws2s.Session");
+}

@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Telemetry;
+
+/// <summary>
+/// Counts and logs one session: sessions opened and active, bytes each way, how connects ended (from
+/// the core's <see cref="Observation"/>s) and how long started ones took, and the line logged at its end.
+/// </summary>
+internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string client)
+{
+    private long _started, _bytesToPeer, _bytesToClient;
+
+    /// <summary>The connect in flight: its generation and when its timer started (Stopwatch ticks).</summary>
+    private (long Generation, long Since) _connect = (-1, 0);
+
+    /// <summary>Where the session last dialled (for the log line).</summary>
+    public System.Net.IPEndPoint? LastTarget { get; set; }
+
+    /// <summary>Who the client is, for the log (address and path; never the query, which may hold a token).</summary>
+    public string Client => client;
+
+    public void Started()
+    {
+        _started = Stopwatch.GetTimestamp();
+        metrics.Sessions.Add(1);
+        metrics.SessionsActive.Add(1);
+        log.LogDebug("session from {Client} started", client);
+    }
+
+    public void Ended(int status, string reason)
+    {
+        metrics.SessionsActive.Add(-1);
+        log.LogInformation(
+            "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
+            client, Stopwatch.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget?.ToString() ?? "none", status, reason);
+    }
+
+    public void ToPeer(int bytes)
+    {
+        _bytesToPeer += bytes;
+        metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_peer"));
+    }
+
+    public void ToClient(int bytes)
+    {
+        _bytesToClient += bytes;
+        metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_client"));
+    }
+
+    /// <summary>A connect's timer started: its duration is measured from here.</summary>
+    public void ConnectStarted(long generation) => _connect = (generation, Stopwatch.GetTimestamp());
+
+    public void Count(Observation observation)
+    {
+        // One case so far (ConnectAnswered); F# gives a single-case union no subclasses to switch on.
+        var code = observation.Code;
+        metrics.Connects.Add(1, new KeyValuePair<string, object?>("outcome", code.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (code == 4) metrics.PolicyRefusals.Add(1);
+        if (observation.Started?.Value is { } generation && generation == _connect.Generation)
+            metrics.ConnectDuration.Record(Stopwatch.GetElapsedTime(_connect.Since).TotalSeconds);
+    }
+}
