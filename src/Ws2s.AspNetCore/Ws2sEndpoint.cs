@@ -46,7 +46,7 @@ public static class Ws2sEndpoint
                 return;
             }
         }
-        var admission = services.GetRequiredService<Admission.Admission>();
+        var admission = services.GetRequiredService<Admission.AdmissionPolicy>();
         var verdict = admission.Judge(context, queryTokenIsAccessToken: !websockify, preferredSubProtocol: websockify ? "binary" : "ws2s");
         if (verdict.Lease is null)
         {
@@ -69,7 +69,7 @@ public static class Ws2sEndpoint
         }
         IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds));
-        var sessions = services.GetRequiredService<SessionServices>();
+        var sessions = services.GetRequiredService<RunnerServices>();
         var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
         var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
             context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,

@@ -28,7 +28,7 @@ public static class Ws2sServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<Ws2sMetrics>();
-        services.TryAddSingleton<Admission.Admission>();
+        services.TryAddSingleton<AdmissionPolicy>();
         services.TryAddSingleton(sp =>
         {
             var o = sp.GetRequiredService<Ws2sOptions>();
@@ -50,13 +50,13 @@ public static class Ws2sServiceCollectionExtensions
             sp.GetRequiredService<Ws2sMetrics>().ObservePendingBytes(() => budget.Used);
             return budget;
         });
-        services.TryAddSingleton<SessionClock>();
-        services.TryAddSingleton<SessionServices>();
-        services.AddHostedService(sp => sp.GetRequiredService<SessionClock>());
+        services.TryAddSingleton<Ticker>();
+        services.TryAddSingleton<RunnerServices>();
+        services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
         services.TryAddSingleton(sp =>
         {
             var o = sp.GetRequiredService<Ws2sOptions>();
-            return new Ssh.SshSessions(new Ssh.KnownHosts(o.Ssh.KnownHosts, o.Ssh.AcceptUnknownHostKeys),
+            return new Ssh.SshLogins(new Ssh.KnownHosts(o.Ssh.KnownHosts, o.Ssh.AcceptUnknownHostKeys),
                 TimeSpan.FromSeconds(o.Ssh.TimeoutSeconds), o.Ssh.MaxSessionsPerClient, o.Ssh.MaxKdfRounds);
         });
         LogRedaction.Apply(services, sp => [.. TokenCheck.Configured(sp.GetRequiredService<Ws2sOptions>())]);

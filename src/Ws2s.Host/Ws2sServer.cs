@@ -151,7 +151,7 @@ public static class Ws2sServer
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
-        var (tokensRequired, tokenCount) = app.Services.GetRequiredService<Ws2s.AspNetCore.Admission.Admission>().Tokens;
+        var (tokensRequired, tokenCount) = app.Services.GetRequiredService<AdmissionPolicy>().Tokens;
         if (tokensRequired) app.Logger.LogInformation("access tokens required: {Count} loaded", tokenCount);
         else app.Logger.LogInformation("no access token required (set tokens or tokensFile to require one)");
         app.Lifetime.ApplicationStarted.Register(() =>

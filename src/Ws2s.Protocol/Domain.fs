@@ -69,7 +69,7 @@ type Command =
 
 /// Why a TCP connection could not be opened, in words for a person.
 type DialError =
-    | Refused
+    | ConnectionRefused
     | NetworkUnreachable
     | HostUnreachable
     | DialFailed of reason: string
@@ -77,7 +77,7 @@ type DialError =
     | TunnelFailed of reason: string
     member this.Message =
         match this with
-        | Refused -> "connection refused"
+        | ConnectionRefused -> "connection refused"
         | NetworkUnreachable -> "network unreachable"
         | HostUnreachable -> "host unreachable"
         | DialFailed reason -> reason
@@ -192,7 +192,7 @@ type Effect =
     /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
     | StartConnectTimer of Generation: Generation * Seconds: int
     /// Report `AttemptTimerFired` after the connection attempt delay (250 ms) unless connected or closed first.
-    | StartAttemptTimer of Generation: Generation
+    | StartAttemptTimer of Generation: Generation * Milliseconds: int
     /// Send a JSON text frame.
     | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).

@@ -23,7 +23,9 @@ type Settings =
       /// Connects a session may start per second (Tick); more get code 2. 0: no limit.
       MaxConnectsPerSecond: int
       /// Where SSH tunnels may lead (judged on the final host:port); empty: anywhere.
-      SshAllowTargets: Rule list }
+      SshAllowTargets: Rule list
+      /// RFC 8305's connection attempt delay: while an attempt is pending, the next address is tried after this many milliseconds.
+      AttemptDelayMilliseconds: int }
 
 let defaultSettings =
     { Policy = serverLocalOnly false
@@ -32,7 +34,8 @@ let defaultSettings =
       MaxPendingBytes = 4 <<< 20
       IdleTimeoutSeconds = 3600
       MaxConnectsPerSecond = 10
-      SshAllowTargets = [] }
+      SshAllowTargets = []
+      AttemptDelayMilliseconds = 250 }
 
 /// The TCP connection a session owns, or is opening.
 type Link = { Generation: Generation; Target: Target }
@@ -152,9 +155,9 @@ let private dialEffect (link: Link) endpoint =
 
 /// Start dialling `endpoint`; while more endpoints wait, also the timer after which the next attempt
 /// starts alongside (direct connections only: a tunnel's attempts are logins, tried one at a time).
-let private startAttempt (link: Link) endpoint (rest: IPEndPoint list) =
+let private startAttempt settings (link: Link) endpoint (rest: IPEndPoint list) =
     match rest, link.Target.Ssh with
-    | _ :: _, None -> [ dialEffect link endpoint; StartAttemptTimer link.Generation ]
+    | _ :: _, None -> [ dialEffect link endpoint; StartAttemptTimer(link.Generation, settings.AttemptDelayMilliseconds) ]
     | _ -> [ dialEffect link endpoint ]
 
 /// Why a connect failed, as the code the client expects: 6 through an SSH server, else 2.
@@ -185,7 +188,7 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
     | Allowed ->
         match dialOrder addresses port with
         | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
-        | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt link first rest, []
+        | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt session.Settings link first rest, []
 
 /// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes), if it is.
 let private tunnelRefusal settings (target: Target) =
@@ -306,13 +309,13 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
         settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
     | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Dialling(link, attempts, rest), pending) }, startAttempt link next rest
+        { session with Phase = Busy(Dialling(link, attempts, rest), pending) }, startAttempt session.Settings link next rest
     | DialFailedWith(g, _), Busy(Dialling(link, attempts, []), pending) when sameGeneration link g && attempts > 1 ->
         { session with Phase = Busy(Dialling(link, attempts - 1, []), pending) }, []
     | DialFailedWith(g, error), Busy(Dialling(link, _, []), pending) when sameGeneration link g ->
         settle session Idle (endConnect link (connectFailure link error.Message)) pending
     | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt link next rest
+        { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt session.Settings link next rest
 
     | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
         let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"

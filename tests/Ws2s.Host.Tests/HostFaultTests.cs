@@ -53,8 +53,8 @@ public sealed class HostFaultTests
         var (server, client) = await PairAsync();
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
-        var sessions = new SessionServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), new SessionClock(TimeProvider.System),
-            new QueueBudget(1 << 20), new SshSessions(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), NullLoggerFactory.Instance);
+        var sessions = new RunnerServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), new Ticker(TimeProvider.System),
+            new QueueBudget(1 << 20), new SshLogins(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), NullLoggerFactory.Instance);
         var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test"),
             IPAddress.Loopback, new ClientTcp(null));
         var running = runner.RunAsync(CancellationToken.None);
@@ -93,7 +93,7 @@ public sealed class HostFaultTests
         // Dispose races each dial: before it starts, while it connects, or after it has won.
         for (var i = 0; i < 200; i++)
         {
-            var connection = new Connection(i, inputs.Writer, NullLogger.Instance);
+            var connection = new Connection(i, inputs.Writer, TimeProvider.System, NullLogger.Instance);
             connection.StartDial(target);
             if (i % 2 == 1) await Task.Yield();
             connection.Dispose();

@@ -42,7 +42,7 @@ let ``a text frame ends a raw session with 1003 and closes its connection`` () =
 [<Fact>]
 let ``a refused or forbidden target closes with 1011 or 1008, saying why`` () =
     let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
-    let _, effects = RawSession.step raw (DialFailedWith(1L, Refused))
+    let _, effects = RawSession.step raw (DialFailedWith(1L, ConnectionRefused))
     Assert.Equal<(int * string) list>([ 1011, "cannot reach the target: connection refused" ], closes effects)
     let strict = { standardSettings with Policy = Policy.serverLocalOnly false }
     let raw, effects = RawSession.start strict (hostOf "localhost") port

@@ -22,7 +22,7 @@ let genInput =
           Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
           Gen.map ResolveFailed generation
           Gen.map Dialled generation
-          Gen.map2 (fun g e -> DialFailedWith(g, e)) generation (Gen.elements [ Refused; NetworkUnreachable; DialFailed "x" ])
+          Gen.map2 (fun g e -> DialFailedWith(g, e)) generation (Gen.elements [ ConnectionRefused; NetworkUnreachable; DialFailed "x" ])
           Gen.map2 (fun g b -> Received(g, ReadOnlyMemory b)) generation genBytes
           Gen.map PeerFinished generation
           Gen.map (fun g -> SocketFailed(g, "connection reset")) generation
@@ -116,7 +116,7 @@ let ``every answer to a connect is observed once, with its code, right after it`
 [<Property(MaxTest = 300)>]
 let ``events of a stale generation change nothing and produce no effects`` (seed: int) =
     let staleEvents g =
-        [ Resolved(g, [ IPAddress.Loopback ]); ResolveFailed g; Dialled g; DialFailedWith(g, Refused)
+        [ Resolved(g, [ IPAddress.Loopback ]); ResolveFailed g; Dialled g; DialFailedWith(g, ConnectionRefused)
           Received(g, ReadOnlyMemory "late"B); PeerFinished g; SocketFailed(g, "reset"); WriteCompleted g
           ConnectTimerFired g ]
     Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
@@ -202,7 +202,7 @@ let ``queuedBytes is the payload fed behind a pending connect, and nothing once 
             fed <- fed + int size
     let whileWaiting = Session.queuedBytes session
     // The connect fails: the queued requests are answered, nothing stays queued.
-    let afterwards, _ = Session.step session (DialFailedWith(1L, Refused))
+    let afterwards, _ = Session.step session (DialFailedWith(1L, ConnectionRefused))
     whileWaiting = fed && Session.queuedBytes afterwards = 0
 
 [<Xunit.Fact>]
@@ -211,11 +211,11 @@ let ``happy eyeballs: a silent first address does not hold up the second`` () =
     let session, _ = Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("db.example", 7004, false)).Frame)))
     let silent, echo = IPAddress.Parse "2001:4860::1", IPAddress.Parse "93.184.216.34"
     let session, effects = Session.step session (Resolved(1L, [ silent; echo ]))
-    Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(silent, 7004)); StartAttemptTimer 1L ], effects)
+    Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(silent, 7004)); StartAttemptTimer(1L, 250) ], effects)
     let session, effects = Session.step session (AttemptTimerFired 1L)
     Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(echo, 7004)) ], effects)
     // Both in flight: one failure is not the end…
-    let session, effects = Session.step session (DialFailedWith(1L, Refused))
+    let session, effects = Session.step session (DialFailedWith(1L, ConnectionRefused))
     Xunit.Assert.Empty(effects)
     // …the other's success is.
     let _, effects = Session.step session (Dialled 1L)
@@ -227,7 +227,7 @@ let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the
     let a, b = IPAddress.Parse "2001:4860::1", IPAddress.Parse "93.184.216.34"
     let session, _ = Session.step session (Resolved(1L, [ a; b ]))
     let session, _ = Session.step session (AttemptTimerFired 1L)
-    let session, first = Session.step session (DialFailedWith(1L, Refused))
+    let session, first = Session.step session (DialFailedWith(1L, ConnectionRefused))
     let session, last = Session.step session (DialFailedWith(1L, HostUnreachable))
     Xunit.Assert.Empty(first)
     Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable"); Observe(ConnectAnswered(Some 1L, 2)) ], last)

@@ -116,7 +116,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             enqueue (Socket g) (PeerFinished g)
         | Some Silent -> ()
         | Some Refusing
-        | None -> enqueue (Socket g) (DialFailedWith(g, Refused))
+        | None -> enqueue (Socket g) (DialFailedWith(g, ConnectionRefused))
 
     let execute currentInput effect =
         match effect with
@@ -128,7 +128,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
         | OpenTunnel(g, server, _, _, port) ->
             // A simulated SSH server forwards to the target port; nothing listening there refuses.
             match world.Peers.TryFind server.Port with
-            | Some Refusing | Some Silent | None -> enqueue (Socket g) (DialFailedWith(g, Refused))
+            | Some Refusing | Some Silent | None -> enqueue (Socket g) (DialFailedWith(g, ConnectionRefused))
             | Some _ -> dial g port.Value
         | Write(g, bytes) ->
             (bytesOf written g).AddRange(bytes.ToArray())
@@ -143,7 +143,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | true, Echo -> enqueue (Socket g) (PeerFinished g)
             | _ -> ()
         | StartConnectTimer(g, _) -> enqueue (Timer g) (ConnectTimerFired g)
-        | StartAttemptTimer g -> enqueue (Attempt g) (AttemptTimerFired g)
+        | StartAttemptTimer(g, _) -> enqueue (Attempt g) (AttemptTimerFired g)
         | Reply response ->
             let copy =
                 match response with

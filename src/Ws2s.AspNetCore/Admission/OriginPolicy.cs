@@ -8,7 +8,7 @@ public sealed class OriginPolicy
 {
     private readonly List<(string Scheme, string Host, int? Port)> _allowed = [];
 
-    public OriginPolicy(IReadOnlyCollection<string> patterns, Configuration.Ws2sOptions.ListenOptions listen)
+    public OriginPolicy(IReadOnlyCollection<string> patterns, Configuration.Ws2sOptions.HostAndPort listen)
     {
         AllowsAny = patterns.Contains("*");
         IEnumerable<string> effective = patterns.Count > 0 ? patterns : DefaultPatterns(listen);
@@ -40,7 +40,7 @@ public sealed class OriginPolicy
         return (uri.Scheme, uri.Host.ToLowerInvariant(), anyPort ? null : uri.Port);
     }
 
-    private static IEnumerable<string> DefaultPatterns(Configuration.Ws2sOptions.ListenOptions listen)
+    private static IEnumerable<string> DefaultPatterns(Configuration.Ws2sOptions.HostAndPort listen)
     {
         foreach (var scheme in new[] { "http", "https" })
             foreach (var host in new[] { "localhost", "127.0.0.1", "[::1]" })

@@ -7,13 +7,13 @@ namespace Ws2s.AspNetCore.Configuration;
 /// <summary>The ws2s configuration file (<c>~/.ws2s/config.json</c>), bound from configuration.</summary>
 public sealed class Ws2sOptions
 {
-    public ListenOptions Listen { get; set; } = new();
+    public HostAndPort Listen { get; set; } = new();
 
     /// <summary>More endpoints beside <see cref="Listen"/>, each optionally with TLS (wss://).</summary>
     public List<EndpointOptions> Endpoints { get; set; } = [];
 
     /// <summary>When set, /metrics, /healthz and /readyz are served only on this endpoint.</summary>
-    public ListenOptions? Management { get; set; }
+    public HostAndPort? Management { get; set; }
 
     /// <summary>Seconds a stopping server gives its sessions to close before it cuts them off.</summary>
     public int ShutdownTimeoutSeconds { get; set; } = 10;
@@ -51,7 +51,7 @@ public sealed class Ws2sOptions
     /// <summary>A websockify token file (<c>NAME: HOST:PORT</c> per line), re-read when it changes.</summary>
     public string? RawTokenFile { get; set; }
 
-    public sealed class ListenOptions
+    public sealed class HostAndPort
     {
         public string Host { get; set; } = "127.0.0.1";
         public int Port { get; set; } = 3613;
@@ -253,6 +253,7 @@ public sealed class Ws2sOptions
             Limits.MaxPendingBytes,
             Limits.IdleTimeoutSeconds,
             Limits.MaxConnectsPerSecond,
-            Rules(Ssh.AllowTargets));
+            Rules(Ssh.AllowTargets),
+            Session.defaultSettings.AttemptDelayMilliseconds);
     }
 }

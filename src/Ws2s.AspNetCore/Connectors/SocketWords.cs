@@ -21,7 +21,7 @@ internal static class SocketWords
 
     public static DialError DialError(SocketError error) => error switch
     {
-        SocketError.ConnectionRefused => Protocol.DialError.Refused,
+        SocketError.ConnectionRefused => Protocol.DialError.ConnectionRefused,
         SocketError.NetworkUnreachable => Protocol.DialError.NetworkUnreachable,
         SocketError.HostUnreachable => Protocol.DialError.HostUnreachable,
         _ => Protocol.DialError.NewDialFailed("connect failed: " + Of(error)),

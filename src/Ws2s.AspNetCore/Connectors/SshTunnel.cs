@@ -16,11 +16,11 @@ namespace Ws2s.AspNetCore.Connectors;
 /// </summary>
 internal sealed class SshTunnel : IDisposable
 {
-    private readonly SshSessions.Lease _lease;
+    private readonly SshLogins.Lease _lease;
     private readonly ForwardedPortLocal _forward;
     private int _disposed;
 
-    private SshTunnel(SshSessions.Lease lease, ForwardedPortLocal forward, ForwardDoor door)
+    private SshTunnel(SshLogins.Lease lease, ForwardedPortLocal forward, ForwardDoor door)
     {
         _lease = lease;
         _forward = forward;
@@ -36,9 +36,9 @@ internal sealed class SshTunnel : IDisposable
     /// <summary>
     /// Logs in (or joins the open SSH session) and starts the forward. <paramref name="channelRefused"/>
     /// is called if the SSH server refuses the channel (SSH.NET says so only once the forward is used).
-    /// Throws what <see cref="SshSessions.AcquireAsync"/> and SSH.NET throw; <see cref="Failure"/> words them.
+    /// Throws what <see cref="SshLogins.AcquireAsync"/> and SSH.NET throw; <see cref="Failure"/> words them.
     /// </summary>
-    public static async Task<SshTunnel> OpenAsync(SshSessions sessions, IPAddress client, IPEndPoint server, SshLogin login,
+    public static async Task<SshTunnel> OpenAsync(SshLogins sessions, IPAddress client, IPEndPoint server, SshLogin login,
         string host, Port port, Action channelRefused)
     {
         var lease = await sessions.AcquireAsync(client, server, login);
@@ -67,7 +67,7 @@ internal sealed class SshTunnel : IDisposable
     {
         SshAuthenticationException => $"authentication failed for user {login.Username} (wrong password or key)",
         SshOperationTimeoutException => "the SSH server did not answer in time",
-        SshSessions.RefusedException => e.Message,
+        SshLogins.RefusedException => e.Message,
         SshException or ProxyException => "the SSH session failed: " + e.Message,
         // The shared SSH session was closed by its last other tunnel as this one joined it.
         ObjectDisposedException or OperationCanceledException => "the SSH session closed while the tunnel opened; try again",

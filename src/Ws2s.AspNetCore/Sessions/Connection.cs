@@ -15,11 +15,8 @@ namespace Ws2s.AspNetCore.Sessions;
 /// its generation. It owns what it acquires under one lock: disposing it releases all of it, also
 /// what arrives afterwards, and nothing of it is heard again.
 /// </summary>
-internal sealed class Connection(long generation, ChannelWriter<Input> inputs, ILogger log) : IDisposable
+internal sealed class Connection(long generation, ChannelWriter<Input> inputs, TimeProvider time, ILogger log) : IDisposable
 {
-    /// <summary>RFC 8305's connection attempt delay: the next attempt starts if none finished by then.</summary>
-    private static readonly TimeSpan AttemptDelay = TimeSpan.FromMilliseconds(250);
-
     private readonly CancellationTokenSource _cancel = new();
     /// <summary>Stops the connect and attempt timers once connected (the core would ignore them; this frees them early).</summary>
     private readonly CancellationTokenSource _connected = new();
@@ -40,15 +37,15 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, I
 
     public void StartTimer(int seconds) => Run(TimerAsync(TimeSpan.FromSeconds(seconds), Input.NewConnectTimerFired(generation), _connected.Token));
 
-    public void StartTunnel(IPEndPoint server, SshLogin login, Protocol.Host host, Port port, SshSessions sessions, IPAddress client) =>
+    public void StartTunnel(IPEndPoint server, SshLogin login, Protocol.Host host, Port port, SshLogins sessions, IPAddress client) =>
         Run(TunnelAsync(server, login, host.Canonical, port, sessions, client));
 
-    /// <summary>(Re)starts the attempt timer: one per connection, the latest attempt's.</summary>
-    public void StartAttemptTimer()
+    /// <summary>(Re)starts the attempt timer (RFC 8305's connection attempt delay): one per connection, the latest attempt's.</summary>
+    public void StartAttemptTimer(TimeSpan delay)
     {
         var timer = CancellationTokenSource.CreateLinkedTokenSource(_connected.Token);
         Interlocked.Exchange(ref _attemptTimer, timer)?.Cancel();
-        Run(TimerAsync(AttemptDelay, Input.NewAttemptTimerFired(generation), timer.Token));
+        Run(TimerAsync(delay, Input.NewAttemptTimerFired(generation), timer.Token));
     }
 
     public void StartWrite(ReadOnlyMemory<byte> bytes)
@@ -104,7 +101,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, I
     }
 
     /// <summary>Opens the SSH half of a tunnel, then dials its forward like any peer. Failures come in plain words, never with secrets.</summary>
-    private async Task TunnelAsync(IPEndPoint server, SshLogin login, string host, Port port, SshSessions sessions, IPAddress client)
+    private async Task TunnelAsync(IPEndPoint server, SshLogin login, string host, Port port, SshLogins sessions, IPAddress client)
     {
         SshTunnel tunnel;
         try
@@ -218,7 +215,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, I
         try
         {
             using var either = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, stop);
-            await Task.Delay(delay, either.Token);
+            await Task.Delay(delay, time, either.Token);
         }
         catch (OperationCanceledException)
         {

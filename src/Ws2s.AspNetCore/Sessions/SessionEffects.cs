@@ -14,8 +14,8 @@ namespace Ws2s.AspNetCore.Sessions;
 /// generation, the close the core decided, and what it asks to be counted. Every effect case has its
 /// branch (a test checks the list against the core's union).
 /// </summary>
-internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, SshSessions sshSessions, IPAddress clientAddress,
-    SessionObserver observer, ILogger log) : IDisposable
+internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, SshLogins sshSessions, IPAddress clientAddress,
+    SessionObserver observer, TimeProvider time, ILogger log) : IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly ArrayBufferWriter<byte> _responseBuffer = new(256);
@@ -63,7 +63,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
                 ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, sshSessions, clientAddress);
                 break;
             case Effect.StartAttemptTimer attemptTimer:
-                ConnectionOf(attemptTimer.Generation).StartAttemptTimer();
+                ConnectionOf(attemptTimer.Generation).StartAttemptTimer(TimeSpan.FromMilliseconds(attemptTimer.Milliseconds));
                 break;
             case Effect.StartConnectTimer timer:
                 observer.ConnectStarted(timer.Generation);
@@ -94,7 +94,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, log);
+            connection = new Connection(generation, inputs, time, log);
             _connections.Add(generation, connection);
         }
         return connection;

@@ -26,7 +26,7 @@ internal sealed class SessionRunner
         new BoundedChannelOptions(InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly WebSocket _client;
     private readonly IMachine _machine;
-    private readonly SessionClock _clock;
+    private readonly Ticker _clock;
     private readonly QueueBudget _budget;
     private readonly ClientTcp _clientTcp;
     private readonly SessionObserver _observer;
@@ -40,7 +40,7 @@ internal sealed class SessionRunner
     /// <summary>A client message used the reader's grant, and the next is not granted yet.</summary>
     private bool _grantOwed;
 
-    public SessionRunner(WebSocket client, IMachine machine, SessionServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp)
+    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp)
     {
         _client = client;
         _machine = machine;
@@ -50,7 +50,7 @@ internal sealed class SessionRunner
         _observer = observer;
         _log = services.Log;
         _reader = new ClientReader(client, services.MaxMessageBytes, services.MessageTimeout, services.Clock.Time, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services.SshSessions, clientAddress, observer, services.Log);
+        _effects = new SessionEffects(client, _inputs.Writer, services.SshLogins, clientAddress, observer, services.Clock.Time, services.Log);
     }
 
     public async Task RunAsync(CancellationToken stopping)

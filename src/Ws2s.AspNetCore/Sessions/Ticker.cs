@@ -9,7 +9,7 @@ namespace Ws2s.AspNetCore.Sessions;
 /// (idle timeout, connect rate), instead of a timer per session. A tick that finds a session's input
 /// channel full is dropped: that session is busy, so not idle; it only stretches the connect-rate window.
 /// </summary>
-internal sealed class SessionClock(TimeProvider time) : IHostedService, IDisposable
+internal sealed class Ticker(TimeProvider time) : IHostedService, IDisposable
 {
     /// <summary>Where sessions read time and make timers (injected, so tests can control it).</summary>
     public TimeProvider Time => time;
@@ -45,7 +45,7 @@ internal sealed class SessionClock(TimeProvider time) : IHostedService, IDisposa
 
     public void Dispose() => _timer.Dispose();
 
-    private sealed class Registration(SessionClock clock, ChannelWriter<Input> inputs) : IDisposable
+    private sealed class Registration(Ticker clock, ChannelWriter<Input> inputs) : IDisposable
     {
         public void Dispose() => clock._sessions.TryRemove(inputs, out _);
     }

@@ -12,16 +12,16 @@ namespace Ws2s.AspNetCore.Admission;
 /// Decides, before the WebSocket upgrade, whether a request may open a session: token (401),
 /// origin (403), session limits (503). Every refusal carries a body that says why.
 /// </summary>
-public sealed class Admission : IDisposable
+public sealed class AdmissionPolicy : IDisposable
 {
     private readonly Ws2sOptions _options;
     private readonly IServer _server;
     private readonly OriginPolicy _origins;
     private readonly TokenCheck _tokens;
-    private readonly SessionLimits _limits;
+    private readonly ClientQuotas _limits;
     private Session.Settings? _settings;
 
-    public Admission(Ws2sOptions options, IServer server)
+    public AdmissionPolicy(Ws2sOptions options, IServer server)
     {
         _options = options;
         _server = server;
@@ -51,13 +51,13 @@ public sealed class Admission : IDisposable
 
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 
-    public readonly record struct Verdict(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
+    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
     /// meaning), so an access token can only come as a subprotocol there.
     /// </summary>
-    public Verdict Judge(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
+    public Decision Judge(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
     {
         var request = context.Request;
         var offered = context.WebSockets.WebSocketRequestedProtocols;

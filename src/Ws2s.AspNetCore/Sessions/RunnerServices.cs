@@ -4,17 +4,17 @@ using Ws2s.AspNetCore.Ssh;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>What every session runner of this server shares: its limits, clock, queue budget, SSH sessions and log.</summary>
-internal sealed class SessionServices(Ws2sOptions options, SessionClock clock, QueueBudget budget, SshSessions sshSessions, ILoggerFactory logs)
+internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, SshLogins sshSessions, ILoggerFactory logs)
 {
     public int MaxMessageBytes => options.Limits.MaxMessageBytes;
 
     public TimeSpan MessageTimeout => TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds);
 
-    public SessionClock Clock => clock;
+    public Ticker Clock => clock;
 
     public QueueBudget Budget => budget;
 
-    public SshSessions SshSessions => sshSessions;
+    public SshLogins SshLogins => sshSessions;
 
     public ILogger Log { get; } = logs.CreateLogger("Ws2s.Session");
 }

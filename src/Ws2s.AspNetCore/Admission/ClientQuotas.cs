@@ -4,7 +4,7 @@ using System.Net;
 namespace Ws2s.AspNetCore.Admission;
 
 /// <summary>Counts open sessions, in all and per client address, against the configured limits.</summary>
-public sealed class SessionLimits(int maxSessions, int maxPerClient)
+public sealed class ClientQuotas(int maxSessions, int maxPerClient)
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perClient = new();
     private int _total;
@@ -39,7 +39,7 @@ public sealed class SessionLimits(int maxSessions, int maxPerClient)
         }
     }
 
-    private sealed class Lease(SessionLimits limits, IPAddress client) : IDisposable
+    private sealed class Lease(ClientQuotas limits, IPAddress client) : IDisposable
     {
         private int _disposed;
 

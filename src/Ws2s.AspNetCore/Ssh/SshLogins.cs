@@ -14,7 +14,7 @@ namespace Ws2s.AspNetCore.Ssh;
 /// Private keys are decrypted outside any shared lock, a few at a time, and only when their
 /// key-derivation cost is within <c>ssh.maxKdfRounds</c>.
 /// </summary>
-public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int maxPerClient, int maxKdfRounds)
+public sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int maxPerClient, int maxKdfRounds)
 {
     private readonly Lock _gate = new();
 
@@ -37,11 +37,11 @@ public sealed class SshSessions(KnownHosts knownHosts, TimeSpan timeout, int max
     /// <summary>A tunnel's hold on a connected SSH session; disposing it lets the session close once unused.</summary>
     public sealed class Lease : IDisposable
     {
-        private readonly SshSessions _owner;
+        private readonly SshLogins _owner;
         private readonly Shared _shared;
         private int _released;
 
-        internal Lease(SshSessions owner, Shared shared, SshClient client)
+        internal Lease(SshLogins owner, Shared shared, SshClient client)
         {
             _owner = owner;
             _shared = shared;
