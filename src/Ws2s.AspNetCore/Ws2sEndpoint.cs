@@ -97,7 +97,7 @@ public static class Ws2sEndpoint
             StatusCodes.Status400BadRequest => "subprotocol",
             _ => "limit",
         };
-        metrics.UpgradesRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        metrics.UpgradeRefused(reason);
         context.Response.StatusCode = status;
         await context.Response.WriteAsync($"ws2s: {why}\n");
     }

@@ -15,6 +15,7 @@ public static class Ws2sEndpointRouteBuilderExtensions
     {
         var options = new Ws2sEndpointOptions();
         configure?.Invoke(options);
+        ExportMetrics(endpoints);
         return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: false, options)).WithDisplayName("ws2s " + pattern);
     }
 
@@ -22,6 +23,13 @@ public static class Ws2sEndpointRouteBuilderExtensions
     /// Serves websockify's protocol (binary frames to one target named by <c>?token=</c>, from
     /// <c>rawTargets</c> or <c>rawTokenFile</c>) at <paramref name="pattern"/>, for noVNC and other websockify clients.
     /// </summary>
-    public static IEndpointConventionBuilder MapWebsockify(this IEndpointRouteBuilder endpoints, string pattern = "/websockify") =>
-        endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: true, new Ws2sEndpointOptions())).WithDisplayName("websockify " + pattern);
+    public static IEndpointConventionBuilder MapWebsockify(this IEndpointRouteBuilder endpoints, string pattern = "/websockify")
+    {
+        ExportMetrics(endpoints);
+        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: true, new Ws2sEndpointOptions())).WithDisplayName("websockify " + pattern);
+    }
+
+    /// <summary>Creates the instruments now, so /metrics shows every series (at 0) before the first session.</summary>
+    private static void ExportMetrics(IEndpointRouteBuilder endpoints) =>
+        endpoints.ServiceProvider.GetRequiredService<Sessions.QueueBudget>();
 }

@@ -30,6 +30,15 @@ public sealed class MetricsTests : IDisposable
             """);
         await using var server = ServerProcess.Start(["--config", config], home: _home);
         var url = await server.ListeningUrlAsync();
+        using var http = new HttpClient();
+        var metricsUrl = new UriBuilder(url) { Scheme = "http", Path = "/metrics" }.Uri;
+
+        // Before any session, every series is there at 0 (a dashboard has something to show).
+        var first = await http.GetStringAsync(metricsUrl);
+        foreach (var series in new[] { "ws2s_sessions_active{}", "ws2s_sessions_total{}", "ws2s_connects_total{outcome=\"2\"}",
+                     "ws2s_connections_dropped_total{reason=\"limit\"}", "ws2s_upgrades_refused_total{reason=\"origin\"}",
+                     "ws2s_bytes_total{direction=\"to_peer\"}", "ws2s_pending_bytes{}" })
+            Assert.True(Regex.IsMatch(first, "^" + Regex.Escape(series).Replace("\\{", "\\{[^}]*?") + " 0$", RegexOptions.Multiline), $"{series} is not 0 in:\n{first}");
 
         await using (var vnc = await WsClient.ConnectAsync(new Uri(url, "/websockify?token=echo"), "http://localhost", "binary"))
         {
@@ -43,8 +52,7 @@ public sealed class MetricsTests : IDisposable
             Assert.Equal(4, (int)(await client.ReceiveJsonAsync())["code"]!);
         }
 
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new UriBuilder(url) { Scheme = "http", Path = "/metrics" }.Uri);
+        var metrics = await http.GetStringAsync(metricsUrl);
         Assert.Equal(1, Read(metrics, "ws2s_connects_total{outcome=\"0\"}"));
         Assert.Equal(1, Read(metrics, "ws2s_connects_total{outcome=\"4\"}"));
         Assert.Equal(1, Read(metrics, "ws2s_connect_duration_seconds_count{}"));

@@ -106,7 +106,7 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
     {
         if (!_silent.TryRemove(connectionId, out var silent)) return;
         silent.Deadline?.Dispose();
-        metrics.ConnectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", "handshake_timeout"));
+        metrics.ConnectionDropped("handshake_timeout");
         silent.Connection.Abort(new ConnectionAbortedException("ws2s: no handshake within the handshake timeout"));
     }
 
@@ -129,7 +129,7 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
 
     private void Refused(string reason)
     {
-        metrics.ConnectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        metrics.ConnectionDropped(reason);
         Interlocked.Increment(ref _refusedSinceWarning);
         lock (_warnGate)
         {

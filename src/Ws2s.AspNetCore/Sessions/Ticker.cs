@@ -15,7 +15,7 @@ internal sealed class Ticker(TimeProvider time) : IHostedService, IDisposable
     public TimeProvider Time => time;
 
     private readonly ConcurrentDictionary<ChannelWriter<Input>, byte> _sessions = new();
-    private readonly PeriodicTimer _timer = new(TimeSpan.FromSeconds(1));
+    private readonly PeriodicTimer _timer = new(TimeSpan.FromSeconds(1), time);
     private Task? _ticking;
 
     /// <summary>Ticks go to <paramref name="inputs"/> until the returned registration is disposed.</summary>

@@ -23,14 +23,13 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     public void Started()
     {
         _started = Stopwatch.GetTimestamp();
-        metrics.Sessions.Add(1);
-        metrics.SessionsActive.Add(1);
+        metrics.SessionOpened();
         log.LogDebug("session from {Client} started", client);
     }
 
     public void Ended(int status, string reason)
     {
-        metrics.SessionsActive.Add(-1);
+        metrics.SessionClosed();
         log.LogInformation(
             "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
             client, Stopwatch.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget?.ToString() ?? "none", status, reason);
@@ -39,13 +38,13 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     public void ToPeer(int bytes)
     {
         _bytesToPeer += bytes;
-        metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_peer"));
+        metrics.Relayed(toPeer: true, bytes);
     }
 
     public void ToClient(int bytes)
     {
         _bytesToClient += bytes;
-        metrics.Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_client"));
+        metrics.Relayed(toPeer: false, bytes);
     }
 
     /// <summary>A connect's timer started: its duration is measured from here.</summary>
@@ -55,8 +54,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     {
         // One case so far (ConnectAnswered); F# gives a single-case union no subclasses to switch on.
         var code = observation.Code;
-        metrics.Connects.Add(1, new KeyValuePair<string, object?>("outcome", code.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        if (code == 4) metrics.PolicyRefusals.Add(1);
+        metrics.ConnectAnswered(code);
         if (observation.Started?.Value is { } generation && generation == _connect.Generation)
             metrics.ConnectDuration.Record(Stopwatch.GetElapsedTime(_connect.Since).TotalSeconds);
     }

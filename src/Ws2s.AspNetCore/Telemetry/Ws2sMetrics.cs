@@ -4,42 +4,83 @@ namespace Ws2s.AspNetCore.Telemetry;
 
 /// <summary>
 /// The server's instruments (System.Diagnostics.Metrics, meter <c>Ws2s</c>): exported at /metrics in
-/// Prometheus text and visible to dotnet-counters.
+/// Prometheus text and visible to dotnet-counters. Counts are kept here and observed by the meter, so
+/// every series (each outcome, reason and direction) is exported from the first scrape, at 0.
 /// </summary>
 public sealed class Ws2sMetrics : IDisposable
 {
     public const string MeterName = "Ws2s";
 
     private readonly Meter _meter;
+    private long _sessions, _sessionsActive, _policyRefusals;
+    private readonly Tally _upgradesRefused = new("reason", "token", "origin", "target", "subprotocol", "limit");
+    private readonly Tally _connectionsDropped = new("reason", "limit", "evicted_silent", "handshake_timeout");
+    private readonly Tally _connects = new("outcome", "0", "2", "4", "6");
+    private readonly Tally _bytes = new("direction", "to_peer", "to_client");
 
     /// <summary>The meter comes from the host's meter factory, so each server instance has its own.</summary>
     public Ws2sMetrics(IMeterFactory meters)
     {
         _meter = meters.Create(MeterName);
-        SessionsActive = _meter.CreateUpDownCounter<long>("ws2s.sessions.active", description: "Sessions open now");
-        Sessions = _meter.CreateCounter<long>("ws2s.sessions", description: "Sessions opened");
-        UpgradesRefused = _meter.CreateCounter<long>("ws2s.upgrades.refused", description: "Upgrade requests refused, by reason");
-        ConnectionsClosed = _meter.CreateCounter<long>("ws2s.connections.dropped",
+        _meter.CreateObservableUpDownCounter("ws2s.sessions.active", () => Interlocked.Read(ref _sessionsActive), description: "Sessions open now");
+        _meter.CreateObservableCounter("ws2s.sessions", () => Interlocked.Read(ref _sessions), description: "Sessions opened");
+        _meter.CreateObservableCounter("ws2s.upgrades.refused", _upgradesRefused.Measurements, description: "Upgrade requests refused, by reason");
+        _meter.CreateObservableCounter("ws2s.connections.dropped", _connectionsDropped.Measurements,
             description: "TCP connections refused or closed before their handshake, by reason (limit, evicted_silent, handshake_timeout)");
-        Connects = _meter.CreateCounter<long>("ws2s.connects", description: "Connect requests answered, by outcome code");
-        PolicyRefusals = _meter.CreateCounter<long>("ws2s.policy.refusals", description: "Destinations refused by the policy (code 4)");
-        Bytes = _meter.CreateCounter<long>("ws2s.bytes", unit: "By", description: "Bytes relayed, by direction");
+        _meter.CreateObservableCounter("ws2s.connects", _connects.Measurements, description: "Connect requests answered, by outcome code");
+        _meter.CreateObservableCounter("ws2s.policy.refusals", () => Interlocked.Read(ref _policyRefusals), description: "Destinations refused by the policy (code 4)");
+        _meter.CreateObservableCounter("ws2s.bytes", _bytes.Measurements, unit: "By", description: "Bytes relayed, by direction");
         ConnectDuration = _meter.CreateHistogram<double>("ws2s.connect.duration", unit: "s", description: "Time from connect to its answer",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     }
+
+    public Histogram<double> ConnectDuration { get; }
+
+    public void SessionOpened()
+    {
+        Interlocked.Increment(ref _sessions);
+        Interlocked.Increment(ref _sessionsActive);
+    }
+
+    public void SessionClosed() => Interlocked.Decrement(ref _sessionsActive);
+
+    /// <param name="reason">token, origin, target, subprotocol or limit.</param>
+    public void UpgradeRefused(string reason) => _upgradesRefused.Add(reason, 1);
+
+    /// <param name="reason">limit, evicted_silent or handshake_timeout.</param>
+    public void ConnectionDropped(string reason) => _connectionsDropped.Add(reason, 1);
+
+    /// <summary>A connect was answered with <paramref name="code"/> (0, 2, 4 or 6).</summary>
+    public void ConnectAnswered(int code)
+    {
+        _connects.Add(code.ToString(System.Globalization.CultureInfo.InvariantCulture), 1);
+        if (code == 4) Interlocked.Increment(ref _policyRefusals);
+    }
+
+    public void Relayed(bool toPeer, long bytes) => _bytes.Add(toPeer ? "to_peer" : "to_client", bytes);
 
     /// <summary>Reports the bytes queued in all sessions (<c>ws2s.pending.bytes</c>) from <paramref name="read"/>.</summary>
     public void ObservePendingBytes(Func<long> read) =>
         _meter.CreateObservableGauge("ws2s.pending.bytes", read, unit: "By", description: "Client request bytes queued in all sessions");
 
-    public UpDownCounter<long> SessionsActive { get; }
-    public Counter<long> Sessions { get; }
-    public Counter<long> UpgradesRefused { get; }
-    public Counter<long> ConnectionsClosed { get; }
-    public Counter<long> Connects { get; }
-    public Counter<long> PolicyRefusals { get; }
-    public Counter<long> Bytes { get; }
-    public Histogram<double> ConnectDuration { get; }
-
     public void Dispose() => _meter.Dispose();
+
+    /// <summary>Counts by one label whose values are known up front (each reported, at 0 until counted).</summary>
+    private sealed class Tally(string label, params string[] values)
+    {
+        private readonly long[] _counts = new long[values.Length];
+
+        public void Add(string value, long amount)
+        {
+            var index = Array.IndexOf(values, value);
+            if (index < 0) throw new ArgumentOutOfRangeException(nameof(value), value, $"not a known {label}");
+            Interlocked.Add(ref _counts[index], amount);
+        }
+
+        public IEnumerable<Measurement<long>> Measurements()
+        {
+            for (var i = 0; i < values.Length; i++)
+                yield return new Measurement<long>(Interlocked.Read(ref _counts[i]), new KeyValuePair<string, object?>(label, values[i]));
+        }
+    }
 }
