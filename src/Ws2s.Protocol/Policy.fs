@@ -1,3 +1,5 @@
+/// (Longer than 250 lines on purpose: the rules, the special-purpose ranges and the one `judge` that orders them belong together.)
+///
 /// Which destinations a session may dial. Judged on resolved addresses, never on names alone, so no
 /// spelling of an address and no DNS answer can slip past it. Pure: the host parses the config's
 /// rules with `parseRule` and hands the result to every session.

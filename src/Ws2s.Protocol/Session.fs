@@ -1,3 +1,5 @@
+/// (Longer than 250 lines on purpose: the whole state machine in one file, one `step` read top to bottom.)
+///
 /// The ws2s session as a pure state machine: `step session input` gives the next session and the
 /// effects the host must carry out, in order. No IO, no clock, no threads: time arrives as
 /// `ConnectTimerFired`, sockets as events tagged with the generation of their connection.

@@ -5,7 +5,7 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Configuration;
 
 /// <summary>The ws2s configuration file (<c>~/.ws2s/config.json</c>), bound from configuration.</summary>
-public sealed class Ws2sOptions
+public sealed partial class Ws2sOptions
 {
     public HostAndPort Listen { get; set; } = new();
 
@@ -162,73 +162,6 @@ public sealed class Ws2sOptions
 
         /// <summary>Connects one session may start per second; more get code 2. 0: no limit.</summary>
         public int MaxConnectsPerSecond { get; set; } = 10;
-    }
-
-    /// <summary>Every problem with these options, each naming the key to fix.</summary>
-    public IEnumerable<string> Problems()
-    {
-        if (ListenAddress() is null)
-            yield return $"listen.host '{Listen.Host}' is not an IP address or 'localhost'";
-        if (Listen.Port is < 0 or > 65535)
-            yield return $"listen.port {Listen.Port} is not a port number (0-65535, 0 picks a free port)";
-        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets) })
-            for (var i = 0; i < rules.Count; i++)
-                if (Policy.parseRule(rules[i]) is { IsError: true } error)
-                    yield return $"{key}[{i}]: {error.ErrorValue}";
-        for (var i = 0; i < Origins.Count; i++)
-            if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
-                yield return $"origins[{i}]: {problem}";
-        for (var i = 0; i < TrustedProxies.Count; i++)
-            if (Admission.TrustedProxies.Parse(TrustedProxies[i]) is null)
-                yield return $"trustedProxies[{i}] '{TrustedProxies[i]}' is not an IP address or network (10.0.0.0/8, fd00::/8)";
-        for (var i = 0; i < Endpoints.Count; i++)
-        {
-            var e = Endpoints[i];
-            if (e.Address() is null) yield return $"endpoints[{i}].host '{e.Host}' is not an IP address or 'localhost'";
-            if (e.Port is < 0 or > 65535) yield return $"endpoints[{i}].port {e.Port} is not a port number";
-            if (e.Certificate is not null && e.Key is null) yield return $"endpoints[{i}]: certificate needs key (a PEM private key file)";
-            foreach (var file in new[] { e.Certificate, e.Key, e.Pfx })
-                if (file is not null && !File.Exists(file)) yield return $"endpoints[{i}]: '{file}' does not exist";
-        }
-        if (Management is not null && ParseHost(Management.Host) is null)
-            yield return $"management.host '{Management.Host}' is not an IP address or 'localhost'";
-        if (ShutdownTimeoutSeconds is < 0 or > 3600)
-            yield return $"shutdownTimeoutSeconds {ShutdownTimeoutSeconds} must be between 0 and 3600";
-        foreach (var (name, target) in RawTargets)
-            if (Websockify.RawTargets.Parse(target) is null)
-                yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
-        if (Ssh.KnownHosts is not null && !File.Exists(Ssh.KnownHosts))
-            yield return $"ssh.knownHosts '{Ssh.KnownHosts}' does not exist";
-        for (var i = 0; i < Tokens.Count; i++)
-            if (string.IsNullOrWhiteSpace(Tokens[i]))
-                yield return $"tokens[{i}] is empty: an empty token would be no token at all (remove it, or give a secret)";
-        if (TokensFile is not null && !File.Exists(TokensFile))
-            yield return $"tokensFile '{TokensFile}' does not exist";
-        else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
-            yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
-        if (Limits.MaxPendingBytesTotal is < 1024)
-            yield return $"limits.maxPendingBytesTotal {Limits.MaxPendingBytesTotal} must be at least 1024";
-        foreach (var (key, value, low, high) in new[]
-        {
-            ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
-            ("limits.maxMessageBytes", Limits.MaxMessageBytes, 1024, 64 << 20),
-            ("limits.messageTimeoutSeconds", Limits.MessageTimeoutSeconds, 1, 3600),
-            ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
-            ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
-            ("limits.maxConnections", Limits.MaxConnections ?? 16, 16, 1_000_000),
-            ("limits.keepAliveSeconds", Limits.KeepAliveSeconds, 1, 3600),
-            ("limits.maxSessions", Limits.MaxSessions, 1, 1_000_000),
-            ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient, 1, 1_000_000),
-            ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),
-            ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds, 1, 3600),
-            ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond, 0, 1_000_000),
-            ("ssh.timeoutSeconds", Ssh.TimeoutSeconds, 1, 3600),
-            ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient, 1, 10_000),
-            ("ssh.maxKdfRounds", Ssh.MaxKdfRounds, 1, 10_000),
-        })
-        {
-            if (value < low || value > high) yield return $"{key} {value} must be between {low} and {high}";
-        }
     }
 
     public IPAddress? ListenAddress() => ParseHost(Listen.Host);
