@@ -68,7 +68,9 @@ public static class Ws2sServer
         builder.Services.AddWs2s(o => builder.Configuration.Bind(o));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("ws2s"))
-            .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName).AddPrometheusExporter());
+            .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName)
+                // Every scrape sees the counts of that moment (the exporter would otherwise answer from a 300 ms cache).
+                .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
         var managementBinding = new ManagementBinding();
         builder.Services.AddSingleton(managementBinding);
