@@ -5,11 +5,12 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Connectors;
 
 /// <summary>
-/// Moves bytes between one connected peer socket and its session, for every kind of connection:
-/// reads into pooled buffers (handed to the core, returned by the session), writes, half-close.
-/// What happens is reported through <paramref name="post"/> as inputs of <paramref name="generation"/>.
+/// Moves bytes between one connected peer and its session, for every kind of connection (the
+/// connector's <see cref="PeerStream"/>): reads into pooled buffers (handed to the core, returned by
+/// the session), writes, half-close. What happens is reported through <paramref name="post"/> as
+/// inputs of <paramref name="generation"/>.
 /// </summary>
-internal sealed class PeerPump(long generation, Socket socket, Func<Input, ValueTask<bool>> post)
+internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, ValueTask<bool>> post)
 {
     /// <summary>The most a single read takes from the peer: one <c>recv data</c> message.</summary>
     public const int ReadChunkBytes = 64 * 1024;
@@ -26,12 +27,15 @@ internal sealed class PeerPump(long generation, Socket socket, Func<Input, Value
             var mayBeIdle = true;
             while (true)
             {
-                if (mayBeIdle) await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancel);
+                // A zero-byte read: waits for data without holding a buffer (its count means nothing).
+#pragma warning disable CA2022
+                if (mayBeIdle) await peer.Stream.ReadAsync(Memory<byte>.Empty, cancel);
+#pragma warning restore CA2022
                 var buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBytes);
                 int read;
                 try
                 {
-                    read = await socket.ReceiveAsync(buffer.AsMemory(0, ReadChunkBytes), SocketFlags.None, cancel);
+                    read = await peer.Stream.ReadAsync(buffer.AsMemory(0, ReadChunkBytes), cancel);
                 }
                 catch
                 {
@@ -52,11 +56,11 @@ internal sealed class PeerPump(long generation, Socket socket, Func<Input, Value
                 }
             }
         }
-        catch (SocketException e)
+        catch (IOException e) when (!cancel.IsCancellationRequested)
         {
-            await post(Input.NewSocketFailed(generation, SocketWords.Of(e.SocketErrorCode)));
+            await post(Input.NewSocketFailed(generation, SocketWords.Of(e)));
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
         {
         }
     }
@@ -65,18 +69,14 @@ internal sealed class PeerPump(long generation, Socket socket, Func<Input, Value
     {
         try
         {
-            while (!bytes.IsEmpty)
-            {
-                var sent = await socket.SendAsync(bytes, SocketFlags.None, cancel);
-                bytes = bytes[sent..];
-            }
+            await peer.Stream.WriteAsync(bytes, cancel);
         }
-        catch (SocketException e)
+        catch (IOException e) when (!cancel.IsCancellationRequested)
         {
-            await post(Input.NewSocketFailed(generation, SocketWords.Of(e.SocketErrorCode)));
+            await post(Input.NewSocketFailed(generation, SocketWords.Of(e)));
             return;
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
         {
             return;
         }
@@ -88,7 +88,7 @@ internal sealed class PeerPump(long generation, Socket socket, Func<Input, Value
     {
         try
         {
-            socket.Shutdown(SocketShutdown.Send);
+            peer.ShutdownSend();
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

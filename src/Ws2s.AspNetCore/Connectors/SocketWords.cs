@@ -19,6 +19,10 @@ internal static class SocketWords
         return words.ToString();
     }
 
+    /// <summary>A stream's I/O error in words: the socket error under it, or its own message.</summary>
+    public static string Of(IOException e) =>
+        e.InnerException is SocketException socket ? Of(socket.SocketErrorCode) : "connection failed: " + e.Message;
+
     public static DialError DialError(SocketError error) => error switch
     {
         SocketError.ConnectionRefused => Protocol.DialError.ConnectionRefused,

@@ -24,8 +24,8 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
 
     private readonly Lock _gate = new();
     private bool _disposed;
-    /// <summary>The connected socket, once an attempt has won.</summary>
-    private Socket? _socket;
+    /// <summary>The connected peer, once an attempt has won, and its pump.</summary>
+    private PeerStream? _peer;
     private PeerPump? _pump;
     /// <summary>Connection attempts in flight.</summary>
     private readonly List<Socket> _attempts = [];
@@ -182,19 +182,21 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
             Abandon(socket);
             return;
         }
+        // The connector's part: a plain TCP peer (a TLS connector would wrap the stream here).
+        var peer = PeerStream.Plain(socket);
         PeerPump? pump = null;
         lock (_gate)
         {
             _attempts.Remove(socket);
-            if (!_disposed && _socket is null)
+            if (!_disposed && _peer is null)
             {
-                _socket = socket;
-                _pump = pump = new PeerPump(generation, socket, PostAsync);
+                _peer = peer;
+                _pump = pump = new PeerPump(generation, peer, PostAsync);
             }
         }
         if (pump is null)
         {
-            socket.Dispose(); // another attempt won, or the connection was closed meanwhile
+            peer.Dispose(); // another attempt won, or the connection was closed meanwhile
             return;
         }
         _connected.Cancel();
@@ -240,19 +242,19 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
 
     public void Dispose()
     {
-        Socket? socket;
+        PeerStream? peer;
         Socket[] attempts;
         SshTunnel? tunnel;
         lock (_gate)
         {
             if (_disposed) return;
             _disposed = true;
-            (socket, attempts, tunnel) = (_socket, [.. _attempts], _tunnel);
+            (peer, attempts, tunnel) = (_peer, [.. _attempts], _tunnel);
             _attempts.Clear();
             _pump = null;
         }
         _cancel.Cancel();
-        socket?.Dispose();
+        peer?.Dispose();
         foreach (var attempt in attempts) attempt.Dispose();
         tunnel?.Dispose();
     }
