@@ -41,16 +41,36 @@ var paths = new List<(string Name, Func<Task<IEchoStream>> Open)> { ("plain TCP 
 if (!external) paths.Add(("ws2s binary mode", binary));
 
 var rows = new List<Row>();
+var costs = new List<(string Name, double MsPerMb, double MsPerSession)>();
 foreach (var (name, open) in args.Contains("--idle-only") ? [] : paths)
 {
+    // The server's CPU (from /proc) per MB echoed with one connection, and per session in the connects workload.
+    Console.Error.WriteLine($"bench: {name}");
+    var cpu = own?.CpuSeconds() ?? 0;
     var one = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration);
+    var perMb = own is null ? double.NaN : (own.CpuSeconds() - cpu) * 1000 / (one * duration.TotalSeconds / 1e6);
     var sixteen = await Workloads.ThroughputAsync(open, 16, 16 * 1024, duration);
     var latency = await Workloads.LatencyAsync(open, 64, 5000);
+    cpu = own?.CpuSeconds() ?? 0;
     var connects = await ChurnWorkloads.ConnectsAsync(open, 8, 3000);
+    var perSession = own is null ? double.NaN : (own.CpuSeconds() - cpu) * 1000 / 3000;
     rows.Add(new Row(name, one, sixteen, latency.P50, latency.P99, connects));
+    if (name != "plain TCP (baseline)") costs.Add((name, perMb, perSession));
 }
 
 if (rows.Count > 0) PrintTable(rows);
+if (costs.Count > 0)
+{
+    Console.WriteLine();
+    Console.WriteLine("| path | server CPU per MB echoed (1 conn) | server CPU per session (upgrade, connect, 64 B echo, close) |");
+    Console.WriteLine("|---|---|---|");
+    foreach (var (name, perMb, perSession) in costs)
+        Console.WriteLine(FormattableString.Invariant($"| {name} | {perMb:F1} ms | {perSession:F2} ms |"));
+    var jsonCost = costs.Find(c => c.Name == "ws2s JSON mode");
+    var binaryCost = costs.Find(c => c.Name == "ws2s binary mode");
+    if (jsonCost.Name is not null && binaryCost.Name is not null)
+        Console.WriteLine(FormattableString.Invariant($"JSON mode costs {jsonCost.MsPerMb / binaryCost.MsPerMb:F2}× binary mode's CPU per MB."));
+}
 
 void PrintTable(List<Row> rows)
 {

@@ -33,7 +33,14 @@ internal sealed class ServerProcess : IAsyncDisposable
         var process = Process.Start(info)!;
         while (await process.StandardOutput.ReadLineAsync() is { } line)
             if (line.StartsWith("ws2s listening on ", StringComparison.Ordinal))
+            {
+                // Keep reading what it prints (to stderr here), or a full pipe would block its logging.
+                _ = Task.Run(async () =>
+                {
+                    while (await process.StandardOutput.ReadLineAsync() is { } more) Console.Error.WriteLine("ws2sd: " + more);
+                });
                 return new ServerProcess(process, new Uri(line["ws2s listening on ".Length..].Split(' ')[0]));
+            }
         throw new InvalidOperationException("ws2sd did not start");
     }
 
@@ -45,6 +52,18 @@ internal sealed class ServerProcess : IAsyncDisposable
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
         return 0;
     }
+
+    /// <summary>CPU time the server has used so far (user + system, from /proc/PID/stat), in seconds.</summary>
+    public double CpuSeconds()
+    {
+        // Fields after the command name (which may hold spaces, so split after its closing parenthesis): utime is the 12th, stime the 13th.
+        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (double.Parse(fields[11]) + double.Parse(fields[12])) / ClockTicksPerSecond;
+    }
+
+    /// <summary>sysconf(_SC_CLK_TCK): 100 on Linux.</summary>
+    private const double ClockTicksPerSecond = 100;
 
     public async ValueTask DisposeAsync()
     {

@@ -53,6 +53,8 @@ public sealed class SessionTests
             var buffer = new byte[64];
             var n = await peer.ReceiveAsync(buffer);
             await peer.SendAsync(buffer.AsMemory(0, n));
+            // Stay open until ws2s closes: a FIN right after the echo may overtake "send done" (code 5 first).
+            await peer.ReceiveAsync(buffer);
         });
 
         await using var host = await Ws2sHost.StartAsync(true, "--limits:connectTimeoutSeconds", "10");
@@ -65,7 +67,9 @@ public sealed class SessionTests
         await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
         await client.ReadDataAsync(echoed, 7);
         Assert.Equal("via ::1", Encoding.UTF8.GetString(echoed.ToArray()));
-        await served;
+        await client.SendAsync(new { command = "close" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"close done"}""");
+        await served.WaitAsync(WsClient.Patience);
     }
 
     [Fact]

@@ -91,6 +91,12 @@ public sealed class UpgradeTests
     {
         await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":1}}""");
         await using var client = await WsClient.ConnectAsync(host.Url);
+        // Whole messages first (the stall timer is armed and disarmed for each), then one left half-way.
+        for (var i = 0; i < 3; i++)
+        {
+            await client.SendAsync(new { command = "ping" });
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+        }
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("""{"command":"pi"""), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
         var close = await client.ReceiveAsync();
         Assert.Equal(WebSocketMessageType.Close, close.Type);

@@ -24,6 +24,19 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
     /// <summary>The client message being received (pooled while a message arrives; lent to the core for text frames).</summary>
     private byte[] _frame = [];
 
+    /// <summary>
+    /// Which message is being received (odd: one is under way), so the one stall timer, re-armed for
+    /// each message instead of a timer made per message, reports only the message it was armed for.
+    /// </summary>
+    private long _message, _armedFor;
+    private ITimer? _stallTimer;
+
+    private void OnStalled(object? _)
+    {
+        if (Interlocked.Read(ref _armedFor) == Interlocked.Read(ref _message))
+            _ = PostAsync(Input.NewClientMessageStalled((int)messageTimeout.TotalSeconds), CancellationToken.None);
+    }
+
     /// <summary>Lets the reader take one more message.</summary>
     public void Grant() => _granted.Release();
 
@@ -49,11 +62,12 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                 }
                 _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
                 // A message begun must be finished in time: one that stops half-way is reported, not kept.
-                WebSocketMessageType type;
-                int length;
-                using (time.CreateTimer(_ => _ = PostAsync(Input.NewClientMessageStalled((int)messageTimeout.TotalSeconds), CancellationToken.None),
-                           null, messageTimeout, Timeout.InfiniteTimeSpan))
-                    (type, length) = await ReceiveMessageAsync(cancel);
+                Interlocked.Exchange(ref _armedFor, Interlocked.Increment(ref _message));
+                _stallTimer ??= time.CreateTimer(OnStalled, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _stallTimer.Change(messageTimeout, Timeout.InfiniteTimeSpan);
+                var (type, length) = await ReceiveMessageAsync(cancel);
+                Interlocked.Increment(ref _message);
+                _stallTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 if (type == WebSocketMessageType.Close)
                 {
                     ReturnFrame();
@@ -96,6 +110,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
         finally
         {
             ReturnFrame();
+            _stallTimer?.Dispose();
         }
     }
 
