@@ -49,7 +49,9 @@ foreach (var (name, open) in args.Contains("--idle-only") ? [] : paths)
     var cpu = own?.CpuSeconds() ?? 0;
     var one = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration);
     var perMb = own is null ? double.NaN : (own.CpuSeconds() - cpu) * 1000 / (one * duration.TotalSeconds / 1e6);
+    var phase = System.Diagnostics.Stopwatch.StartNew();
     var sixteen = await Workloads.ThroughputAsync(open, 16, 16 * 1024, duration);
+    Console.Error.WriteLine($"bench: {name}, 16 connections took {phase.Elapsed.TotalSeconds:F1} s");
     var latency = await Workloads.LatencyAsync(open, 64, 5000);
     cpu = own?.CpuSeconds() ?? 0;
     var connects = await ChurnWorkloads.ConnectsAsync(open, 8, 3000);

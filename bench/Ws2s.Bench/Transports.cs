@@ -96,7 +96,11 @@ internal sealed class BridgeStream : IEchoStream
         while (_pendingCount == 0)
         {
             var (type, length) = await ReceiveFrameAsync();
-            if (type == WebSocketMessageType.Close) return 0;
+            if (type == WebSocketMessageType.Close)
+            {
+                Console.Error.WriteLine($"bench: the bridge closed the session: {_ws.CloseStatus} {_ws.CloseStatusDescription}");
+                return 0;
+            }
             if (type == WebSocketMessageType.Binary)
             {
                 _pending = _frame;

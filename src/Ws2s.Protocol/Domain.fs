@@ -147,7 +147,7 @@ type Input =
     | ClientGone
     /// The client's message grew past the size limit (more than `Limit` bytes arrived).
     | ClientMessageTooLarge of Limit: int
-    /// The client began a message and did not finish it within `Seconds`.
+    /// The client began a message, then sent no byte of it for `Seconds`.
     | ClientMessageStalled of Seconds: int
     /// The host hit a fault of its own (an unexpected exception, which it has logged): the session
     /// ends with code 1 (`Reason` in words, never a stack trace) and close 1011.

@@ -294,7 +294,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | ClientMessageTooLarge limit, phase ->
         { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1009, $"message exceeds {limit} bytes") ]
     | ClientMessageStalled seconds, phase ->
-        { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1008, $"message not completed within {seconds} s") ]
+        { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1008, $"message stalled: no bytes of it for {seconds} s") ]
     | HostFault reason, phase ->
         { session with Phase = Ended }, closeLinkOf phase @ [ Reply(Unexpected reason); CloseClient(1011, "unexpected server error") ]
     | ClientText frame, _ -> request session (Codec.parseRequest frame.Span)

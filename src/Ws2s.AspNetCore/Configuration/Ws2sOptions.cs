@@ -116,7 +116,7 @@ public sealed partial class Ws2sOptions
         /// <summary>The largest WebSocket message a client may send; a larger one closes the session with 1009.</summary>
         public int MaxMessageBytes { get; set; } = 1 << 20;
 
-        /// <summary>Seconds a client may take to finish a message it has begun; past that the session is closed (1008).</summary>
+        /// <summary>Seconds a message begun may go without a byte of it arriving; past that the session is closed (1008). A slow but steady upload is never cut.</summary>
         public int MessageTimeoutSeconds { get; set; } = 30;
 
         /// <summary>Requests that may queue behind a pending connect or write before the host stops reading the client.</summary>

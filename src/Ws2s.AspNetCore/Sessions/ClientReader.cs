@@ -7,8 +7,8 @@ namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
 /// Reads one session's client messages, whole and one at a time, each only once the session has
-/// granted it, and posts each as an input. A message over the size limit, or begun and not finished
-/// in time, is reported as such (the core decides the close). Once the session drains, it reads and
+/// granted it, and posts each as an input. A message over the size limit, or begun and then left
+/// without a byte for the message timeout, is reported as such (the core decides the close). Once the session drains, it reads and
 /// discards until the client's close frame: closing TCP with unread input would make the kernel reset
 /// the connection, and the client could lose our close frame.
 /// </summary>
@@ -61,7 +61,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                     return;
                 }
                 _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
-                // A message begun must be finished in time: one that stops half-way is reported, not kept.
+                // A message begun must keep coming: one that stops half-way (no byte for the timeout) is reported, not kept.
                 Interlocked.Exchange(ref _armedFor, Interlocked.Increment(ref _message));
                 _stallTimer ??= time.CreateTimer(OnStalled, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 _stallTimer.Change(messageTimeout, Timeout.InfiniteTimeSpan);
@@ -96,7 +96,8 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                 else
                 {
                     // Binary frames may wait in the core's queue: give it its own copy.
-                    var copy = _frame.AsSpan(0, length).ToArray();
+                    var copy = GC.AllocateUninitializedArray<byte>(length);
+                    _frame.AsSpan(0, length).CopyTo(copy);
                     ReturnFrame();
                     await PostAsync(Input.NewClientBinary(copy), cancel);
                 }
@@ -138,6 +139,8 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
             }
             var result = await client.ReceiveAsync(_frame.AsMemory(length), cancel);
             length += result.Count;
+            // Progress: the message may take as long as it needs while bytes keep coming.
+            _stallTimer?.Change(messageTimeout, Timeout.InfiniteTimeSpan);
             if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);
             if (result.EndOfMessage || length > maxMessageBytes) return (result.MessageType, length);
         }
