@@ -77,13 +77,7 @@ public sealed class ConnectionFloodTests : IDisposable
             // A real client still gets a session and relays bytes, while the silent ones are still open.
             Assert.False(server.Process.HasExited, "ws2sd died:\n" + string.Join("\n", server.Output));
             await using var client = await WsClient.ConnectAsync(url);
-            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
-            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
-            await client.SendAsync(new { command = "send", data = "still here" });
-            var received = new MemoryStream();
-            await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", received);
-            await client.ReadDataAsync(received, 10);
-            Assert.Equal("still here", Encoding.UTF8.GetString(received.ToArray()));
+            await client.EchoThroughAsync(echo.Port, "still here");
 
             Assert.False(server.Process.HasExited, "ws2sd died:\n" + string.Join("\n", server.Output));
             Assert.Contains(server.Output, line => line.Contains("limits.maxConnections"));

@@ -78,13 +78,7 @@ public sealed class EmbeddingTests : IAsyncLifetime
     public async Task A_signed_in_user_reaches_their_own_destination_and_no_one_elses()
     {
         await using var alice = await OpenAsync(await SignInAsync("alice", "alice's secret"));
-        await alice.SendAsync(new { command = "connect", host = "127.0.0.1", port = _alicesService.Port });
-        await alice.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
-        await alice.SendAsync(new { command = "send", data = "hello" });
-        var echoed = new MemoryStream();
-        await alice.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
-        await alice.ReadDataAsync(echoed, 5);
-        Assert.Equal("hello"u8.ToArray(), echoed.ToArray());
+        await alice.EchoThroughAsync(_alicesService.Port, "hello");
 
         // Bob's service is allowed by the server's policy (127.0.0.1), but not in Alice's scope.
         await alice.SendAsync(new { command = "connect", host = "127.0.0.1", port = _bobsService.Port });

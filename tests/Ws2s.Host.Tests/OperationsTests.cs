@@ -86,13 +86,7 @@ public sealed class OperationsTests : IDisposable
         await using var host = await Ws2sHost.StartAsync();
         await using (var client = await host.ConnectAsync())
         {
-            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
-            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
-            await client.SendAsync(new { command = "send", data = "12345" });
-            var echoed = new MemoryStream();
-            await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
-            await client.ReadDataAsync(echoed, 5);
-            Assert.Equal("12345"u8.ToArray(), echoed.ToArray());
+            await client.EchoThroughAsync(echo.Port, "12345");
             await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = refused.Port });
             await client.ExpectAsync("""{"success":false,"code":2,"message":"connection refused"}""");
             await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = host.Url.Port });

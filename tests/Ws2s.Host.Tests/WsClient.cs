@@ -103,6 +103,18 @@ public sealed class WsClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Connects to the echo peer on 127.0.0.1:<paramref name="port"/>, sends <paramref name="text"/> and checks it comes back.</summary>
+    public async Task EchoThroughAsync(int port, string text)
+    {
+        await SendAsync(new { command = "connect", host = "127.0.0.1", port });
+        await ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await SendAsync(new { command = "send", data = text });
+        var echoed = new MemoryStream();
+        await ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
+        await ReadDataAsync(echoed, Encoding.UTF8.GetByteCount(text));
+        Assert.Equal(text, Encoding.UTF8.GetString(echoed.ToArray()));
+    }
+
     public async Task ExpectAsync(string json)
     {
         var expected = JsonNode.Parse(json)!.AsObject();
