@@ -117,14 +117,14 @@ public sealed class UpgradeTests
     [Fact]
     public async Task A_message_that_keeps_coming_is_never_cut_however_long_it_takes()
     {
-        // A slow upload: the timeout is 1 s, the message takes about 2.4 s, a piece every 0.6 s (the
-        // pauses are the client's pace, the behaviour under test, not waiting for the server).
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":1}}""");
+        // A slow upload: the timeout is 3 s, the message takes about 4 s, a piece every second (the
+        // pauses are the client's pace, the behaviour under test, with 2 s to spare per piece).
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":3}}""");
         await using var client = await WsClient.ConnectAsync(host.Url);
         foreach (var piece in new[] { "{\"comm", "and\":", "\"pi", "ng\"" })
         {
             await client.Socket.SendAsync(Encoding.UTF8.GetBytes(piece), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
-            await Task.Delay(TimeSpan.FromMilliseconds(600));
+            await Task.Delay(TimeSpan.FromSeconds(1));
         }
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("}"), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
         await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
