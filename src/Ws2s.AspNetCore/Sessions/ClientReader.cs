@@ -29,6 +29,9 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
     /// each message instead of a timer made per message, reports only the message it was armed for.
     /// </summary>
     private long _message, _armedFor;
+
+    /// <summary>The length of the last message, to size the next one's buffer.</summary>
+    private int _lastLength;
     private ITimer? _stallTimer;
 
     private void OnStalled(object? _)
@@ -60,12 +63,15 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                     await PostAsync(Input.ClientGone, cancel);
                     return;
                 }
-                _frame = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                // Sized like the last message (clients tend to repeat theirs), so a stream of 22 KB sendb
+                // messages is not received into 16 KiB and copied into 32 KiB every time.
+                _frame = ArrayPool<byte>.Shared.Rent(Math.Clamp(_lastLength + 1, 16 * 1024, maxMessageBytes + 1));
                 // A message begun must keep coming: one that stops half-way (no byte for the timeout) is reported, not kept.
                 Interlocked.Exchange(ref _armedFor, Interlocked.Increment(ref _message));
                 _stallTimer ??= time.CreateTimer(OnStalled, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 _stallTimer.Change(messageTimeout, Timeout.InfiniteTimeSpan);
                 var (type, length) = await ReceiveMessageAsync(cancel);
+                _lastLength = length;
                 Interlocked.Increment(ref _message);
                 _stallTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 if (type == WebSocketMessageType.Close)
