@@ -65,7 +65,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                 }
                 // Sized like the last message (clients tend to repeat theirs), so a stream of 22 KB sendb
                 // messages is not received into 16 KiB and copied into 32 KiB every time.
-                _frame = ArrayPool<byte>.Shared.Rent(Math.Clamp(_lastLength + 1, 16 * 1024, maxMessageBytes + 1));
+                _frame = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(_lastLength + 1, 16 * 1024), maxMessageBytes + 1));
                 // A message begun must keep coming: one that stops half-way (no byte for the timeout) is reported, not kept.
                 Interlocked.Exchange(ref _armedFor, Interlocked.Increment(ref _message));
                 _stallTimer ??= time.CreateTimer(OnStalled, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -113,6 +113,12 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
         {
             log.LogDebug("client stream ended: {Reason} (state {State})", e.Message, client.State);
             await PostAsync(Input.ClientGone, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            // A bug of ours: logged once; the session ends with code 1 instead of waiting for a frame that never comes.
+            log.LogError(e, "reading the client failed unexpectedly");
+            await PostAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"), CancellationToken.None);
         }
         finally
         {
