@@ -1,5 +1,4 @@
 using Microsoft.FSharp.Collections;
-using Ws2s.AspNetCore.Configuration;
 using Ws2s.Protocol;
 using Ws2s.AspNetCore.Sessions;
 using Ws2s.AspNetCore.Telemetry;
@@ -25,7 +24,7 @@ public static class Ws2sEndpoint
             return;
         }
         var services = context.RequestServices;
-        var options = services.GetRequiredService<Ws2sOptions>();
+        var sessions = services.GetRequiredService<RunnerServices>();
         var metrics = services.GetRequiredService<Ws2sMetrics>();
         RawTargets.Target? target = null;
         if (websockify)
@@ -60,16 +59,14 @@ public static class Ws2sEndpoint
             var rules = scope.Select(Policy.parseRule).ToList();
             if (rules.Where(r => r.IsError).Select(r => r.ErrorValue).FirstOrDefault() is { } badRule)
             {
-                services.GetRequiredService<ILoggerFactory>().CreateLogger("Ws2s.Session")
-                    .LogError("the application's destination scope for {Path} has a bad rule: {Problem}", context.Request.Path, badRule);
+                sessions.Log.LogError("the application's destination scope for {Path} has a bad rule: {Problem}", context.Request.Path, badRule);
                 context.Response.StatusCode = StatusCodes.Status500InternalServerError;
                 return;
             }
             settings = Session.narrowTo(ListModule.OfSeq(rules.Select(r => r.ResultValue)), settings);
         }
         IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
-        await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds));
-        var sessions = services.GetRequiredService<RunnerServices>();
+        await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
         var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
         var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
             context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,

@@ -25,10 +25,10 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
     private byte[] _frame = [];
 
     /// <summary>
-    /// Which message is being received (odd: one is under way), so the one stall timer, re-armed for
-    /// each message instead of a timer made per message, reports only the message it was armed for.
+    /// A message is under way: the one stall timer (re-armed as its bytes arrive, not made per message)
+    /// reports a stall only then, not if it fires as a message completes.
     /// </summary>
-    private long _message, _armedFor;
+    private volatile bool _receiving;
 
     /// <summary>The length of the last message, to size the next one's buffer.</summary>
     private int _lastLength;
@@ -36,7 +36,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
 
     private void OnStalled(object? _)
     {
-        if (Interlocked.Read(ref _armedFor) == Interlocked.Read(ref _message))
+        if (_receiving)
             _ = PostAsync(Input.NewClientMessageStalled((int)messageTimeout.TotalSeconds), CancellationToken.None);
     }
 
@@ -67,12 +67,12 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                 // messages is not received into 16 KiB and copied into 32 KiB every time.
                 _frame = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(_lastLength + 1, 16 * 1024), maxMessageBytes + 1));
                 // A message begun must keep coming: one that stops half-way (no byte for the timeout) is reported, not kept.
-                Interlocked.Exchange(ref _armedFor, Interlocked.Increment(ref _message));
+                _receiving = true;
                 _stallTimer ??= time.CreateTimer(OnStalled, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 _stallTimer.Change(messageTimeout, Timeout.InfiniteTimeSpan);
                 var (type, length) = await ReceiveMessageAsync(cancel);
                 _lastLength = length;
-                Interlocked.Increment(ref _message);
+                _receiving = false;
                 _stallTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 if (type == WebSocketMessageType.Close)
                 {

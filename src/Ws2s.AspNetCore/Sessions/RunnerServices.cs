@@ -10,6 +10,9 @@ internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBud
 
     public TimeSpan MessageTimeout => TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds);
 
+    /// <summary>Between the keep-alive frames sent to each client.</summary>
+    public TimeSpan KeepAlive => TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds);
+
     public Ticker Clock => clock;
 
     public QueueBudget Budget => budget;
