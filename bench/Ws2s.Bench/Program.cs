@@ -3,7 +3,8 @@ using Ws2s.Bench;
 
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
 // ws2s protocol, in one run, reported as ratios against the baseline. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--only JSON|binary|websockify]
+// websockify (Debian package) is measured too when it is on PATH.
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
@@ -28,7 +29,8 @@ var idleSessions = int.Parse(Option("--idle-sessions") ?? "2000", CultureInfo.In
 var duration = TimeSpan.FromSeconds(seconds);
 
 using var echo = new EchoServer();
-await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig) : null;
+await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint)) : null;
+await using var websockify = await Websockify.StartAsync(echo.Endpoint);
 var server = own?.Url ?? new Uri(Option("--server")!);
 var external = own is null;
 
@@ -37,25 +39,41 @@ var plain = () => TcpStream.OpenAsync(echo.Endpoint);
 var json = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: false);
 var binary = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: true);
 
-var paths = new List<(string Name, Func<Task<IEchoStream>> Open)> { ("plain TCP (baseline)", plain), ("ws2s JSON mode", json) };
-if (!external) paths.Add(("ws2s binary mode", binary));
+// Each path with the server CPU it costs (null: not measured).
+Func<double>? ownCpu = own is null ? null : own.CpuSeconds;
+var paths = new List<(string Name, Func<Task<IEchoStream>> Open, Func<double>? Cpu)>
+{
+    ("plain TCP (baseline)", plain, null),
+    ("ws2s JSON mode", json, ownCpu),
+};
+if (!external)
+{
+    paths.Add(("ws2s binary mode", binary, ownCpu));
+    paths.Add(("ws2s /websockify", () => RawStream.OpenAsync(new Uri(server, "/websockify?token=echo")), ownCpu));
+}
+if (websockify is not null) paths.Add(("websockify (Python)", () => RawStream.OpenAsync(websockify.Url), websockify.CpuSeconds));
 
 var rows = new List<Row>();
 var costs = new List<(string Name, double MsPerMb, double MsPerSession)>();
-foreach (var (name, open) in args.Contains("--idle-only") ? [] : paths)
+// --only NAME keeps the baseline and the paths whose name contains NAME (e.g. "JSON"), to profile one of them.
+if (Option("--only") is { } only) paths.RemoveAll(p => p.Name != "plain TCP (baseline)" && !p.Name.Contains(only, StringComparison.OrdinalIgnoreCase));
+foreach (var (name, open, serverCpu) in args.Contains("--idle-only") ? [] : paths)
 {
-    // The server's CPU (from /proc) per MB echoed with one connection, and per session in the connects workload.
+    // A short warm-up first, so JIT and tiering are not billed to whichever path runs first.
     Console.Error.WriteLine($"bench: {name}");
-    var cpu = own?.CpuSeconds() ?? 0;
+    await Workloads.ThroughputAsync(open, 1, 16 * 1024, TimeSpan.FromSeconds(1));
+    await ChurnWorkloads.ConnectsAsync(open, 8, 300);
+    // The server's CPU (from /proc) per MB echoed with one connection, and per session in the connects workload.
+    var cpu = serverCpu?.Invoke() ?? 0;
     var one = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration);
-    var perMb = own is null ? double.NaN : (own.CpuSeconds() - cpu) * 1000 / (one * duration.TotalSeconds / 1e6);
+    var perMb = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / (one * duration.TotalSeconds / 1e6);
     var phase = System.Diagnostics.Stopwatch.StartNew();
     var sixteen = await Workloads.ThroughputAsync(open, 16, 16 * 1024, duration);
     Console.Error.WriteLine($"bench: {name}, 16 connections took {phase.Elapsed.TotalSeconds:F1} s");
     var latency = await Workloads.LatencyAsync(open, 64, 5000);
-    cpu = own?.CpuSeconds() ?? 0;
+    cpu = serverCpu?.Invoke() ?? 0;
     var connects = await ChurnWorkloads.ConnectsAsync(open, 8, 3000);
-    var perSession = own is null ? double.NaN : (own.CpuSeconds() - cpu) * 1000 / 3000;
+    var perSession = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / 3000;
     rows.Add(new Row(name, one, sixteen, latency.P50, latency.P99, connects));
     if (name != "plain TCP (baseline)") costs.Add((name, perMb, perSession));
 }

@@ -15,9 +15,13 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri Url { get; }
 
-    /// <summary>The server's configuration for benchmarks: loopback allowed (the echo server is there), limits lifted.</summary>
-    public const string BenchConfig = """
+    /// <summary>
+    /// The server's configuration for benchmarks: loopback allowed (the echo server is there), limits
+    /// lifted, and the echo server as the websockify endpoint's target <c>echo</c>.
+    /// </summary>
+    public static string BenchConfig(System.Net.IPEndPoint echo) => $$$$"""
         {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"origins":["*"],
+         "rawTargets":{"echo":"{{{{echo}}}}"},
          "limits":{"maxSessions":100000,"maxSessionsPerClient":100000,"maxConnectsPerSecond":0,"idleTimeoutSeconds":0},
          "Logging":{"LogLevel":{"Default":"Warning"}}}
         """;
@@ -53,17 +57,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         return 0;
     }
 
-    /// <summary>CPU time the server has used so far (user + system, from /proc/PID/stat), in seconds.</summary>
-    public double CpuSeconds()
-    {
-        // Fields after the command name (which may hold spaces, so split after its closing parenthesis): utime is the 12th, stime the 13th.
-        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (double.Parse(fields[11]) + double.Parse(fields[12])) / ClockTicksPerSecond;
-    }
-
-    /// <summary>sysconf(_SC_CLK_TCK): 100 on Linux.</summary>
-    private const double ClockTicksPerSecond = 100;
+    /// <summary>CPU time the server has used so far (user + system, with its children), in seconds.</summary>
+    public double CpuSeconds() => ProcessCpu.TreeSeconds(_process.Id);
 
     public async ValueTask DisposeAsync()
     {

@@ -20,7 +20,7 @@ internal static class Soak
         var peerPort = ((IPEndPoint)source.LocalEndpoint).Port;
         _ = PushAsync(source, totalBytes);
 
-        await using var server = await ServerProcess.StartAsync(ServerProcess.BenchConfig);
+        await using var server = await ServerProcess.StartAsync(ServerProcess.BenchConfig((IPEndPoint)source.LocalEndpoint));
         var url = server.Url;
         {
             using var ws = new ClientWebSocket();

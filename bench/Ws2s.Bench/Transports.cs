@@ -142,3 +142,36 @@ internal sealed class BridgeStream : IEchoStream
         _ws.Dispose();
     }
 }
+
+/// <summary>
+/// websockify's protocol: binary frames both ways to the one target the URL names, no JSON (ws2s's
+/// <c>/websockify?token=echo</c>, or websockify itself).
+/// </summary>
+internal sealed class RawStream(ClientWebSocket ws) : IEchoStream
+{
+    public static async Task<IEchoStream> OpenAsync(Uri url)
+    {
+        var ws = new ClientWebSocket();
+        ws.Options.AddSubProtocol("binary");
+        await ws.ConnectAsync(url, CancellationToken.None);
+        return new RawStream(ws);
+    }
+
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> bytes) =>
+        ws.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None);
+
+    public async ValueTask<int> ReadAsync(Memory<byte> into)
+    {
+        var result = await ws.ReceiveAsync(into, CancellationToken.None);
+        if (result.MessageType != WebSocketMessageType.Close) return result.Count;
+        Console.Error.WriteLine($"bench: the bridge closed the session: {ws.CloseStatus} {ws.CloseStatusDescription}");
+        return 0;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None); }
+        catch (WebSocketException) { }
+        ws.Dispose();
+    }
+}

@@ -36,14 +36,17 @@ internal static class Workloads
         });
         var buffer = new byte[256 * 1024];
         long read = 0;
-        // Read until everything written came back. A read is raced against the writer finishing, so the
-        // reader never waits for bytes that will not come.
+        // Read until everything written came back. While the writer runs, a read is raced against it
+        // finishing, so the reader never waits for bytes that will not come. Once it has finished, only
+        // the read is awaited: racing it against a completed task again would spin on this thread
+        // without ever yielding, and two such loops starve a 2-core thread pool (every session then
+        // stalls, and the server rightly closes those left half-way through a message).
         Task<int>? pending = null;
         while (true)
         {
             if (writer.IsCompleted && read >= writer.Result) return read;
             pending ??= stream.ReadAsync(buffer).AsTask();
-            if (await Task.WhenAny(pending, writer) != pending && !pending.IsCompleted) continue;
+            if (!writer.IsCompleted && await Task.WhenAny(pending, writer) != pending) continue;
             var n = await pending;
             pending = null;
             if (n == 0) throw new InvalidOperationException("the stream ended early");
