@@ -3,8 +3,8 @@ using Ws2s.Bench;
 
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
 // ws2s protocol, in one run, reported as ratios against the baseline. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--only JSON|binary|websockify]
-// websockify (Debian package) is measured too when it is on PATH.
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
+// websockify and socat (Debian packages) are measured too when they are on PATH.
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
@@ -30,7 +30,8 @@ var duration = TimeSpan.FromSeconds(seconds);
 
 using var echo = new EchoServer();
 await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint)) : null;
-await using var websockify = await Websockify.StartAsync(echo.Endpoint);
+await using var websockify = await PeerRelay.WebsockifyAsync(echo.Endpoint);
+await using var socat = await PeerRelay.SocatAsync(echo.Endpoint);
 var server = own?.Url ?? new Uri(Option("--server")!);
 var external = own is null;
 
@@ -51,7 +52,10 @@ if (!external)
     paths.Add(("ws2s binary mode", binary, ownCpu));
     paths.Add(("ws2s /websockify", () => RawStream.OpenAsync(new Uri(server, "/websockify?token=echo")), ownCpu));
 }
-if (websockify is not null) paths.Add(("websockify (Python)", () => RawStream.OpenAsync(websockify.Url), websockify.CpuSeconds));
+if (websockify is not null)
+    paths.Add(("websockify (Python)", () => RawStream.OpenAsync(new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
+if (socat is not null)
+    paths.Add(("socat (C, TCP relay)", () => TcpStream.OpenAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, socat.Port)), socat.CpuSeconds));
 
 var rows = new List<Row>();
 var costs = new List<(string Name, double MsPerMb, double MsPerSession)>();
@@ -81,15 +85,40 @@ foreach (var (name, open, serverCpu) in args.Contains("--idle-only") ? [] : path
 if (rows.Count > 0) PrintTable(rows);
 if (costs.Count > 0)
 {
+    // CPU per MB moves by ±20 % between runs here: measure it again in rounds that alternate the
+    // paths (so drift hits them alike) and report the median next to the first figure.
+    var rounds = int.Parse(Option("--cpu-rounds") ?? "3", CultureInfo.InvariantCulture);
+    // Flat out, JSON mode's client (base64 and JSON for every byte) is slower than binary mode's, and
+    // the server's CPU per MB depends on the rate (how many bytes each syscall and wake-up carries);
+    // so the paths are also measured paced at one rate all of them reach.
+    var paced = double.Parse(Option("--paced-mb") ?? "100", CultureInfo.InvariantCulture) * 1e6;
+    var flat = costs.ToDictionary(c => c.Name, c => new List<double> { c.MsPerMb });
+    var atRate = costs.ToDictionary(c => c.Name, _ => new List<double>());
+    for (var round = 0; round < rounds; round++)
+        foreach (var (name, open, serverCpu) in paths.Where(p => p.Cpu is not null))
+        {
+            if (round > 0) flat[name].Add(await CpuPerMbAsync(open, serverCpu!, 0));
+            atRate[name].Add(await CpuPerMbAsync(open, serverCpu!, paced));
+        }
+    static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+    static string Each(List<double> values) => string.Join(" / ", values.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)));
     Console.WriteLine();
-    Console.WriteLine("| path | server CPU per MB echoed (1 conn) | server CPU per session (upgrade, connect, 64 B echo, close) |");
-    Console.WriteLine("|---|---|---|");
-    foreach (var (name, perMb, perSession) in costs)
-        Console.WriteLine(FormattableString.Invariant($"| {name} | {perMb:F1} ms | {perSession:F2} ms |"));
-    var jsonCost = costs.Find(c => c.Name == "ws2s JSON mode");
-    var binaryCost = costs.Find(c => c.Name == "ws2s binary mode");
-    if (jsonCost.Name is not null && binaryCost.Name is not null)
-        Console.WriteLine(FormattableString.Invariant($"JSON mode costs {jsonCost.MsPerMb / binaryCost.MsPerMb:F2}× binary mode's CPU per MB."));
+    Console.WriteLine(FormattableString.Invariant($"| path | server CPU per MB echoed, 1 conn flat out (median of {rounds}; each) | paced at {paced / 1e6:F0} MB/s (median; each) | server CPU per session (upgrade, connect, 64 B echo, close) |"));
+    Console.WriteLine("|---|---|---|---|");
+    foreach (var (name, _, perSession) in costs)
+        Console.WriteLine(FormattableString.Invariant(
+            $"| {name} | {Median(flat[name]):F1} ms ({Each(flat[name])}) | {Median(atRate[name]):F1} ms ({Each(atRate[name])}) | {perSession:F2} ms |"));
+    const string Json = "ws2s JSON mode", Binary = "ws2s binary mode";
+    if (flat.ContainsKey(Json) && flat.ContainsKey(Binary))
+        Console.WriteLine(FormattableString.Invariant(
+            $"JSON mode costs {Median(flat[Json]) / Median(flat[Binary]):F2}× binary mode's CPU per MB flat out, {Median(atRate[Json]) / Median(atRate[Binary]):F2}× paced at {paced / 1e6:F0} MB/s (medians)."));
+}
+
+async Task<double> CpuPerMbAsync(Func<Task<IEchoStream>> open, Func<double> serverCpu, double pacedBytesPerSecond)
+{
+    var cpu = serverCpu();
+    var bytes = await Workloads.ThroughputAsync(open, 1, 16 * 1024, duration, pacedBytesPerSecond) * duration.TotalSeconds;
+    return (serverCpu() - cpu) * 1000 / (bytes / 1e6);
 }
 
 void PrintTable(List<Row> rows)
@@ -105,7 +134,8 @@ foreach (var r in rows)
 
 if (own is not null && idleSessions > 0)
 {
-    var perSession = await ChurnWorkloads.IdleRssPerSessionAsync(own, json, idleSessions);
+    var perSession = await ChurnWorkloads.IdleRssPerSessionAsync(own, json, idleSessions,
+        TimeSpan.FromSeconds(double.Parse(Option("--idle-hold") ?? "0", CultureInfo.InvariantCulture)));
     Console.WriteLine();
     Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions (WebSocket + TCP to the echo server each) cost the server {perSession / 1024:F1} KiB of RSS per session"));
 }

@@ -15,6 +15,8 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri Url { get; }
 
+    public int Pid => _process.Id;
+
     /// <summary>
     /// The server's configuration for benchmarks: loopback allowed (the echo server is there), limits
     /// lifted, and the echo server as the websockify endpoint's target <c>echo</c>.

@@ -9,17 +9,22 @@ internal static class Workloads
     /// chunks as fast as the bridge takes them while reading the echo back; every byte is checked
     /// against the pattern. Returns echoed bytes per second (all streams together).
     /// </summary>
-    public static async Task<double> ThroughputAsync(Func<Task<IEchoStream>> open, int connections, int writeSize, TimeSpan duration)
+    /// <summary>
+    /// Echoes for <paramref name="duration"/> over <paramref name="connections"/> streams; bytes per second.
+    /// With <paramref name="pacedBytesPerSecond"/> each writer holds to that rate instead of going flat out.
+    /// </summary>
+    public static async Task<double> ThroughputAsync(Func<Task<IEchoStream>> open, int connections, int writeSize, TimeSpan duration,
+        double pacedBytesPerSecond = 0)
     {
         var streams = await Task.WhenAll(Enumerable.Range(0, connections).Select(_ => open()));
         var clock = Stopwatch.StartNew();
-        var totals = await Task.WhenAll(streams.Select(stream => RunOneAsync(stream, writeSize, duration)));
+        var totals = await Task.WhenAll(streams.Select(stream => RunOneAsync(stream, writeSize, duration, pacedBytesPerSecond)));
         var seconds = clock.Elapsed.TotalSeconds;
         foreach (var s in streams) await s.DisposeAsync();
         return totals.Sum() / seconds;
     }
 
-    private static async Task<long> RunOneAsync(IEchoStream stream, int writeSize, TimeSpan duration)
+    private static async Task<long> RunOneAsync(IEchoStream stream, int writeSize, TimeSpan duration, double pacedBytesPerSecond)
     {
         var deadline = Stopwatch.StartNew();
         long written = 0;
@@ -31,6 +36,12 @@ internal static class Workloads
                 Pattern.Fill(written, chunk);
                 await stream.WriteAsync(chunk);
                 written += chunk.Length;
+                if (pacedBytesPerSecond > 0)
+                {
+                    // Pacing, not synchronisation: wait while ahead of the rate by more than the timer's grain.
+                    var ahead = TimeSpan.FromSeconds(written / pacedBytesPerSecond) - deadline.Elapsed;
+                    if (ahead > TimeSpan.FromMilliseconds(5)) await Task.Delay(ahead);
+                }
             }
             return written;
         });
@@ -109,7 +120,7 @@ internal static class ChurnWorkloads
     /// Opens <paramref name="count"/> bridged sessions, each connected to the echo server, and leaves
     /// them idle; returns the server's RSS growth per session in bytes.
     /// </summary>
-    public static async Task<double> IdleRssPerSessionAsync(ServerProcess server, Func<Task<IEchoStream>> open, int count)
+    public static async Task<double> IdleRssPerSessionAsync(ServerProcess server, Func<Task<IEchoStream>> open, int count, TimeSpan hold)
     {
         // One session first, so the baseline includes what the first session warms up (JIT, pools).
         await using var warm = await open();
@@ -120,6 +131,12 @@ internal static class ChurnWorkloads
             sessions.AddRange(await Task.WhenAll(Enumerable.Range(0, Math.Min(100, count - i)).Select(_ => open())));
         await Task.Delay(2000); // let the server settle (not a synchronisation: a measurement pause)
         var after = server.Rss();
+        if (hold > TimeSpan.Zero)
+        {
+            // Time to take a heap snapshot of the server (dotnet-gcdump collect -p PID) with the sessions open.
+            Console.Error.WriteLine($"bench: holding {count} idle sessions for {hold.TotalSeconds} s; ws2sd is PID {server.Pid}");
+            await Task.Delay(hold);
+        }
         foreach (var s in sessions) await s.DisposeAsync();
         return (after - before) / (double)count;
     }

@@ -5,36 +5,43 @@ using System.Net.Sockets;
 namespace Ws2s.Bench;
 
 /// <summary>
-/// websockify (the Debian package <c>websockify</c>, Python) as a peer bridge, on a free loopback port
-/// in front of the echo server, when it is installed: the same workloads measure it beside ws2s.
+/// A peer relay in front of the echo server, on a free loopback port, when its Debian package is
+/// installed, so the same workloads measure it beside ws2s: websockify (Python; WebSocket to TCP) or
+/// socat (C, a process per connection; TCP to TCP).
 /// </summary>
-internal sealed class Websockify : IAsyncDisposable
+internal sealed class PeerRelay : IAsyncDisposable
 {
     private readonly Process _process;
 
-    private Websockify(Process process, Uri url)
+    private PeerRelay(Process process, int port)
     {
         _process = process;
-        Url = url;
+        Port = port;
     }
 
-    public Uri Url { get; }
+    public int Port { get; }
 
     public double CpuSeconds() => ProcessCpu.TreeSeconds(_process.Id);
 
-    /// <summary>Starts websockify in front of <paramref name="echo"/>, or returns null when it is not installed.</summary>
-    public static async Task<Websockify?> StartAsync(IPEndPoint echo)
+    public static Task<PeerRelay?> WebsockifyAsync(IPEndPoint echo) =>
+        StartAsync("websockify", port => [$"127.0.0.1:{port}", echo.ToString()]);
+
+    public static Task<PeerRelay?> SocatAsync(IPEndPoint echo) =>
+        StartAsync("socat", port => [$"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=4096", $"TCP:{echo},nodelay"]);
+
+    /// <summary>Starts <paramref name="program"/> from PATH listening on a free port, or returns null when it is not installed.</summary>
+    private static async Task<PeerRelay?> StartAsync(string program, Func<int, string[]> arguments)
     {
         var path = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
-            .Select(dir => Path.Combine(dir, "websockify")).FirstOrDefault(File.Exists);
+            .Select(dir => Path.Combine(dir, program)).FirstOrDefault(File.Exists);
         if (path is null) return null;
         var port = FreePort();
         var info = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { $"127.0.0.1:{port}", echo.ToString() }) info.ArgumentList.Add(arg);
+        foreach (var arg in arguments(port)) info.ArgumentList.Add(arg);
         var process = Process.Start(info)!;
         _ = DrainAsync(process.StandardOutput);
         _ = DrainAsync(process.StandardError);
-        // Ready when it accepts a connection.
+        // Ready when it accepts a connection (for socat, that probe costs one forked child).
         var deadline = Stopwatch.StartNew();
         while (true)
         {
@@ -49,7 +56,7 @@ internal sealed class Websockify : IAsyncDisposable
                 await Task.Delay(100); // polling a port that is not open yet
             }
         }
-        return new Websockify(process, new Uri($"ws://127.0.0.1:{port}/"));
+        return new PeerRelay(process, port);
     }
 
     private static int FreePort()
