@@ -51,6 +51,7 @@ public static class Ws2sServiceCollectionExtensions
             return budget;
         });
         services.TryAddSingleton<Ticker>();
+        services.TryAddSingleton(sp => new Connectors.TlsTrust(sp.GetRequiredService<Ws2sOptions>().Tls.TrustedCertificates));
         services.TryAddSingleton<RunnerServices>();
         services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
         services.TryAddSingleton(sp =>

@@ -27,7 +27,9 @@ type private Fields =
       mutable SshUsername: string option
       mutable SshPassword: string option
       mutable SshPrivateKey: string option
-      mutable SshPrivateKeyPassword: string option }
+      mutable SshPrivateKeyPassword: string option
+      mutable Tls: bool option
+      mutable TlsServerName: string option }
 
 exception private Bad of string
 
@@ -52,7 +54,8 @@ let private readFields (frame: ReadOnlySpan<byte>) =
         seen <- seen ||| bit
     let fields =
         { Command = None; Host = None; Port = None; Data = None; Binary = None; SshHost = None; SshPort = None
-          SshUsername = None; SshPassword = None; SshPrivateKey = None; SshPrivateKeyPassword = None }
+          SshUsername = None; SshPassword = None; SshPrivateKey = None; SshPrivateKeyPassword = None; Tls = None
+          TlsServerName = None }
 
     let mutable reader = Utf8JsonReader(frame, JsonReaderOptions(MaxDepth = 16))
     if not (reader.Read()) then raise (Bad "empty frame")
@@ -98,6 +101,13 @@ let private readFields (frame: ReadOnlySpan<byte>) =
                 | JsonTokenType.Null -> ()
                 | JsonTokenType.Number when reader.TryGetInt64(&port) -> fields.SshPort <- Some port
                 | _ -> raise (Bad "ssh_port must be an integer 1-65535")
+            | "tls" ->
+                once 2048 name
+                match reader.TokenType with
+                | JsonTokenType.True -> fields.Tls <- Some true
+                | JsonTokenType.False | JsonTokenType.Null -> fields.Tls <- Some false
+                | _ -> raise (Bad "field 'tls' must be true or false")
+            | "tlsServerName" -> once 4096 name; fields.TlsServerName <- optionalString &reader name
             | _ -> reader.Skip()
     let trailing = try reader.Read() with :? JsonException -> true
     if trailing then raise (Bad "unexpected content after the JSON object")
@@ -170,12 +180,18 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
                       PrivateKey = given fields.SshPrivateKey
                       PrivateKeyPassword = given fields.SshPrivateKeyPassword }
             | _ -> None
-        Valid(Connect { Host = host; Port = port; Binary = defaultArg fields.Binary false; Ssh = ssh })
+        let tls =
+            match fields.Tls, fields.TlsServerName with
+            | Some true, name -> Some { ServerName = name |> Option.map (parseHost "tlsServerName") |> Option.defaultValue host }
+            | _, Some _ -> raise (Bad "tlsServerName needs \"tls\": true")
+            | _ -> None
+        Valid(Connect { Host = host; Port = port; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls })
     | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
     | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))
     | "close" -> Valid Close
     | "shutdown" -> Valid Shutdown
     | "ping" -> Valid Ping
+    | "starttls" -> Valid(StartTls(fields.TlsServerName |> Option.map (parseHost "tlsServerName")))
     | other -> raise (Bad $"unknown command {quote other}")
 
 /// Turns one client text frame into a request. Total: every input yields a `Request`.

@@ -42,8 +42,13 @@ type SshLogin =
         | _ -> false
     override this.GetHashCode() = hash (this.Host, this.Username)
 
-/// Where a client asked to be connected: directly, or from an SSH server (`Ssh`).
-type Target = { Host: Host; Port: Port; Binary: bool; Ssh: SshLogin option }
+/// TLS on a connection: the name sent as SNI and checked against the peer's certificate (a
+/// validated host name or IP literal, by default the target's host).
+type TlsRequest = { ServerName: Host }
+
+/// Where a client asked to be connected: directly, or from an SSH server (`Ssh`); over TLS from the
+/// first byte (`Tls`), or not.
+type Target = { Host: Host; Port: Port; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option }
 
 /// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
 type Command =
@@ -56,6 +61,9 @@ type Command =
     | Ping
     /// A binary frame from the client: bytes for the peer, answered only on failure.
     | Forward of ReadOnlyMemory<byte>
+    /// Upgrade the open connection to TLS in place (SMTP/IMAP/POP3 STARTTLS, LDAP StartTLS); the
+    /// server name defaults to the target's host.
+    | StartTls of serverName: Host option
     /// The name the original protocol echoes in `"<name> done"`.
     member this.Name =
         match this with
@@ -66,6 +74,7 @@ type Command =
         | Shutdown -> "shutdown"
         | Ping -> "ping"
         | Forward _ -> "binary frame"
+        | StartTls _ -> "starttls"
 
 /// Why a TCP connection could not be opened, in words for a person.
 type DialError =
@@ -103,6 +112,8 @@ type Response =
     | SshFailed of reason: string
     /// code 7 (new in ws2s for .NET).
     | BadRequest of reason: string
+    /// code 8 (new in ws2s for .NET): the TLS handshake with the peer failed, in words.
+    | TlsFailed of reason: string
     member this.Success =
         match this with
         | Done _ | RecvData _ -> true
@@ -118,6 +129,7 @@ type Response =
         | ClosedByPeer _ -> 5
         | SshFailed _ -> 6
         | BadRequest _ -> 7
+        | TlsFailed _ -> 8
     member this.Message =
         match this with
         | Done command -> command + " done"
@@ -130,6 +142,7 @@ type Response =
         | ClosedByPeer(Some reason) -> "connection closed by peer: " + reason
         | SshFailed reason -> "failed to open ssh tunnel: " + reason
         | BadRequest reason -> "bad request: " + reason
+        | TlsFailed reason -> "tls failed: " + reason
 
 /// A client frame, as the codec understood it: a command to carry out, or a request that is answered
 /// at once with an error (a bad request, code 7, or an SSH tunnel this server does not offer, code 6).
@@ -155,6 +168,10 @@ type Input =
     | Resolved of Generation: Generation * Addresses: IPAddress list
     | ResolveFailed of Generation: Generation
     | Dialled of Generation: Generation
+    /// The TLS handshake the core asked for (`SecureConnection`) succeeded; the peer's bytes are plaintext from now on.
+    | Secured of Generation: Generation
+    /// The TLS handshake failed (untrusted certificate, wrong name, expired, pin mismatch, protocol error), in words.
+    | SecureFailed of Generation: Generation * Reason: string
     | DialFailedWith of Generation: Generation * Error: DialError
     /// Bytes read from the peer. The core does not keep the memory beyond the effects of this step.
     | Received of Generation: Generation * Bytes: ReadOnlyMemory<byte>
@@ -172,7 +189,7 @@ type Input =
 /// Work the host must do, in order.
 /// What the host counts and logs, decided here: the host never re-reads replies to learn it.
 type Observation =
-    /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed). `Started`: the
+    /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed, 8 TLS failed). `Started`: the
     /// generation whose connect timer ran, if it got that far (a refusal before any dial has none).
     | ConnectAnswered of Started: Generation option * Code: int
 
@@ -183,6 +200,10 @@ type Effect =
     /// Log into the SSH server at `Server` and open a channel from there to `Host`:`Port`;
     /// then behave as a dialled connection (report `Dialled` or `DialFailedWith`).
     | OpenTunnel of Generation: Generation * Server: IPEndPoint * Login: SshLogin * Host: Host * Port: Port
+    /// Run a TLS client handshake on the connection (SNI and certificate name `ServerName`; the
+    /// certificate must also match one of `Pins`, SHA-256 in base64, when there are any). Bytes the
+    /// peer sent before are reported first; then `Secured` or `SecureFailed`.
+    | SecureConnection of Generation: Generation * ServerName: string * Pins: string list
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.

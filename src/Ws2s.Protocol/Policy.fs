@@ -68,10 +68,17 @@ type DestinationPolicy =
       /// Narrower rule sets for one session (from the application that admitted it, or a token):
       /// a destination must match a rule of every set, as well as pass everything above. A scope
       /// only ever takes away; an empty set allows nothing.
-      Scopes: Rule list list }
+      Scopes: Rule list list
+      /// Destinations reachable only with `tls: true` (`tls.required`): matched like deny rules, on
+      /// every address and on the requested name.
+      TlsRequired: Rule list
+      /// Certificate pins by destination (`tls.pinned`): a TLS connection to a destination a rule
+      /// matches must present a certificate whose SHA-256 (or its public key's) is one of the pins.
+      Pins: (Rule * string list) list }
 
 let serverLocalOnly allowServerLocal =
-    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = []; LocalAddresses = []; Scopes = [] }
+    { AllowServerLocal = allowServerLocal; Allow = []; Deny = []; OwnEndpoints = []; LocalAddresses = []; Scopes = []
+      TlsRequired = []; Pins = [] }
 
 /// The policy narrowed to what `rules` allow, on top of any narrowing it has.
 let narrow (rules: Rule list) (policy: DestinationPolicy) = { policy with Scopes = policy.Scopes @ [ rules ] }
@@ -263,6 +270,23 @@ let judgeTunnelTarget (rules: Rule list) (scopes: Rule list list) (host: Host) (
     if not (rules.IsEmpty || List.exists matches rules) then Refused "not in ssh.allowTargets"
     elif not (scopes |> List.forall (List.exists matches)) then Refused "not in this session's scope"
     else Allowed
+
+let private matchesAny rule (hosts: Host list) (addresses: IPAddress list) port =
+    hosts |> List.exists (fun h ->
+        matchesName rule h port
+        || (match h.Kind with
+            | Literal address -> matchesAddress rule (canonical address) port
+            | DnsName _ -> false))
+    || addresses |> List.exists (fun a -> matchesAddress rule (canonical a) port)
+
+/// The `tls.required` rule that covers this destination (the requested name, or any address it resolved to), if any.
+let tlsRequirement (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) =
+    policy.TlsRequired |> List.tryFind (fun rule -> matchesAny rule [ host ] addresses port) |> Option.map (fun r -> r.Text)
+
+/// The certificate pins for a TLS connection to this destination: of every pin rule that matches the
+/// requested name, the TLS server name, or an address. Empty: no pinning.
+let pinsFor (policy: DestinationPolicy) (hosts: Host list) (addresses: IPAddress list) (port: int) =
+    policy.Pins |> List.filter (fun (rule, _) -> matchesAny rule hosts addresses port) |> List.collect snd |> List.distinct
 
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
 let judgeAll (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) : Verdict =

@@ -19,6 +19,7 @@ let private closeFor (response: Response) =
     | ClosedByPeer None -> Some(1000, "the target closed the connection")
     | ClosedByPeer(Some reason) -> Some(1011, "the target connection failed: " + reason)
     | SshFailed reason -> Some(1011, reason)
+    | TlsFailed reason -> Some(1011, "tls failed: " + reason)
     | Unexpected reason -> Some(1011, reason)
 
 /// Answers are not sent on this endpoint; the first that ends the relay closes the client connection.
@@ -33,7 +34,7 @@ let private translate (session: Session) (effects: Effect list) =
 
 /// A raw session relaying to `target` (in binary mode), and the effects that start the connection.
 let start (settings: Settings) (host: Host) (port: Port) =
-    let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true; Ssh = None }))
+    let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true; Ssh = None; Tls = None }))
     translate session effects
 
 let step (raw: RawSession) (input: Input) =

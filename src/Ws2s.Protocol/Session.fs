@@ -39,8 +39,14 @@ let defaultSettings =
       SshAllowTargets = []
       AttemptDelayMilliseconds = 250 }
 
-/// The TCP connection a session owns, or is opening.
-type Link = { Generation: Generation; Target: Target }
+/// The TCP connection a session owns, or is opening; `Pins`: the certificate pins its destination
+/// has in the policy (by name, TLS server name and resolved address), for when it goes TLS.
+type Link = { Generation: Generation; Target: Target; Pins: string list }
+
+/// Why a TLS handshake runs: the connect asked for `tls`, or `starttls` upgrades an open connection.
+type Handshake =
+    | AtConnect
+    | InPlace
 
 /// What a busy session is waiting for. Requests that arrive meanwhile wait in order.
 type Awaiting =
@@ -51,6 +57,8 @@ type Awaiting =
     /// A write is in flight; `Answer` is sent when it completes. `PeerFinished`: the peer already
     /// closed its side (code 5 was sent), so the connection ends when the write does.
     | Writing of Link * answer: Response option * peerFinished: bool
+    /// The TLS handshake on the link's connection (its `Target.Tls` says with which server name).
+    | Securing of Link * Handshake
 
 type Phase =
     /// No connection: sends get code 3.
@@ -87,7 +95,8 @@ let liveLink phase =
     | HalfClosed link
     | Busy(Resolution link, _)
     | Busy(Dialling(link, _, _), _)
-    | Busy(Writing(link, _, _), _) -> Some link
+    | Busy(Writing(link, _, _), _)
+    | Busy(Securing(link, _), _) -> Some link
     | Idle
     | Ended -> None
 
@@ -96,7 +105,7 @@ let private weight request =
     match request with
     | Valid(Send b | SendBytes b | Forward b) -> b.Length
     | Valid(Connect t) -> t.Host.Written.Length
-    | Valid(Close | Shutdown | Ping) | Rejected _ -> 0
+    | Valid(Close | Shutdown | Ping | StartTls _) | Rejected _ -> 0
 
 let private queueIsFull settings (pending: Request list) =
     List.length pending >= settings.MaxPending || List.sumBy weight pending >= settings.MaxPendingBytes
@@ -181,13 +190,27 @@ let private answerConnect (started: Generation option) (response: Response) =
 let private endConnect (link: Link) (response: Response) =
     CloseConnection link.Generation :: answerConnect (Some link.Generation) response
 
+/// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
+/// addresses dialled when they are the destination's own (not an SSH server's).
+let private destination (target: Target) (addresses: IPAddress list) =
+    let names = target.Host :: (target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
+    names, (if target.Ssh.IsSome then [] else addresses)
+
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
     let host, port = hop link.Target
-    match judgeAll session.Settings.Policy host addresses port.Value with
-    | Refused rule ->
+    let policy = session.Settings.Policy
+    let names, ownAddresses = destination link.Target addresses
+    let tlsMissing =
+        if link.Target.Tls.IsSome then None
+        else tlsRequirement policy link.Target.Host ownAddresses link.Target.Port.Value
+    match judgeAll policy host addresses port.Value, tlsMissing with
+    | Refused rule, _ ->
         Idle, endConnect link (Forbidden(host.Written, rule)), pending
-    | Allowed ->
+    | Allowed, Some rule ->
+        Idle, endConnect link (Forbidden(link.Target.Host.Written, $"tls.required {rule}: connect with \"tls\": true")), pending
+    | Allowed, None ->
+        let link = { link with Pins = pinsFor policy names ownAddresses link.Target.Port.Value }
         match dialOrder addresses port with
         | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
         | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt session.Settings link first rest, []
@@ -212,7 +235,7 @@ let private execute session request : Session * Effect list =
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
-        let link = { Generation = generation; Target = target }
+        let link = { Generation = generation; Target = target; Pins = [] }
         let session =
             { session with
                 NextGeneration = generation + 1L
@@ -237,6 +260,13 @@ let private execute session request : Session * Effect list =
     | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
     | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
+    | Valid(StartTls _), Open { Target = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
+    | Valid(StartTls serverName), Open link ->
+        let name = defaultArg serverName link.Target.Host
+        let pins = link.Pins @ pinsFor session.Settings.Policy [ name ] [] link.Target.Port.Value |> List.distinct
+        let link = { link with Target = { link.Target with Tls = Some { ServerName = name } }; Pins = pins }
+        { session with Phase = Busy(Securing(link, InPlace), []) }, [ SecureConnection(link.Generation, name.Canonical, pins) ]
+    | Valid(StartTls _), _ -> reply IllegalSocketState
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
 let rec private drain session (pending: Request list) effects =
@@ -270,6 +300,12 @@ let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
     else [ Reply(RecvData bytes) ]
 
 let private sameGeneration (link: Link) generation = link.Generation = generation
+
+/// A TLS handshake failed (code 8): a connect ends as a failed connect; an upgraded connection is closed.
+let private tlsFailure (link: Link) handshake reason =
+    match handshake with
+    | AtConnect -> endConnect link (TlsFailed reason)
+    | InPlace -> [ CloseConnection link.Generation; Reply(TlsFailed reason) ]
 
 /// A second passed: count it against the idle timeout, and open a new second for the connect limit.
 let private tick session =
@@ -308,8 +344,23 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
         settle session Idle (endConnect link (connectFailure link $"host not found: {fst (hop link.Target)}")) pending
 
+    | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as link, _, _), pending) when sameGeneration link g ->
+        { session with Phase = Busy(Securing(link, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical, link.Pins) ]
     | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
         settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
+
+    | Secured g, Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
+        settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
+    | Secured g, Busy(Securing(link, InPlace), pending) when sameGeneration link g ->
+        settle session (Open link) [ Reply(Done "starttls") ] pending
+    | SecureFailed(g, reason), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
+        settle session Idle (tlsFailure link handshake reason) pending
+    | (PeerFinished g | SocketFailed(g, _)), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
+        let reason =
+            match input with
+            | SocketFailed(_, why) -> $"the connection failed during the handshake: {why}"
+            | _ -> "the peer closed the connection during the handshake"
+        settle session Idle (tlsFailure link handshake reason) pending
     | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, attempts, rest), pending) }, startAttempt session.Settings link next rest
     | DialFailedWith(g, _), Busy(Dialling(link, attempts, []), pending) when sameGeneration link g && attempts > 1 ->
@@ -319,7 +370,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt session.Settings link next rest
 
-    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
+    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _) | Securing(link, AtConnect)), pending) when sameGeneration link g ->
         let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
         settle session Idle (endConnect link timedOut) pending
 
@@ -328,7 +379,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         if peerFinished then settle session Idle (answer @ [ CloseConnection g ]) pending
         else settle session (Open link) answer pending
 
-    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _)) when sameGeneration link g ->
+    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _) | Busy(Securing(link, _), _)) when sameGeneration link g ->
         session, deliver link bytes
 
     | PeerFinished g, (Open link | HalfClosed link) when sameGeneration link g ->
@@ -350,6 +401,8 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Resolved _, _
     | ResolveFailed _, _
     | Dialled _, _
+    | Secured _, _
+    | SecureFailed _, _
     | DialFailedWith _, _
     | Received _, _
     | PeerFinished _, _

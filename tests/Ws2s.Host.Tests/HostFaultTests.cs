@@ -54,7 +54,7 @@ public sealed class HostFaultTests
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
         var sessions = new RunnerServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), new Ticker(TimeProvider.System),
-            new QueueBudget(1 << 20), new SshLogins(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), NullLoggerFactory.Instance);
+            new QueueBudget(1 << 20), new SshLogins(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), new Ws2s.AspNetCore.Connectors.TlsTrust([]), NullLoggerFactory.Instance);
         var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test"),
             IPAddress.Loopback, new ClientTcp(null));
         var running = runner.RunAsync(CancellationToken.None);

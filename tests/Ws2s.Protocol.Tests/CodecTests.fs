@@ -13,7 +13,9 @@ open Ws2s.Protocol.Tests.Generators
 /// A command as comparable data (memory compared by content).
 let describe (request: Request) =
     match request with
+    | Valid(Connect({ Tls = Some _ } as t)) -> sprintf "connect tls %s %d %b" t.Host.Written t.Port.Value t.Binary
     | Valid(Connect t) -> sprintf "connect %s %d %b" t.Host.Written t.Port.Value t.Binary
+    | Valid(StartTls _) -> "starttls"
     | Valid(Send b) -> "send " + Convert.ToHexString(b.ToArray())
     | Valid(SendBytes b) -> "sendb " + Convert.ToHexString(b.ToArray())
     | Valid(Forward b) -> "forward " + Convert.ToHexString(b.ToArray())
@@ -25,6 +27,8 @@ let describe (request: Request) =
 let expected (spec: RequestSpec) =
     match spec with
     | ConnectTo(host, port, binary) -> sprintf "connect %s %d %b" host port binary
+    | ConnectTls(host, port, binary) -> sprintf "connect tls %s %d %b" host port binary
+    | StartTlsIt -> "starttls"
     | SendText text -> "send " + Convert.ToHexString(Encoding.UTF8.GetBytes text)
     | SendBase64 bytes -> "sendb " + Convert.ToHexString bytes
     | CloseIt -> "close"

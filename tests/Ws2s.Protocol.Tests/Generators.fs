@@ -20,6 +20,9 @@ let private num (n: int64) : JsonNode = JsonValue.Create n
 /// A client request as its JSON object, built the way ws2s.js builds it.
 type RequestSpec =
     | ConnectTo of host: string * port: int * binary: bool
+    /// `connect` with `"tls": true`.
+    | ConnectTls of host: string * port: int * binary: bool
+    | StartTlsIt
     | SendText of string
     | SendBase64 of byte[]
     | CloseIt
@@ -31,6 +34,11 @@ type RequestSpec =
             let o = obj [ "command", str "connect"; "host", str host; "port", num (int64 port) ]
             if binary then o["binary"] <- JsonValue.Create true
             o
+        | ConnectTls(host, port, binary) ->
+            let o = obj [ "command", str "connect"; "host", str host; "port", num (int64 port); "tls", JsonValue.Create true ]
+            if binary then o["binary"] <- JsonValue.Create true
+            o
+        | StartTlsIt -> obj [ "command", str "starttls" ]
         | SendText text -> obj [ "command", str "send"; "data", str text ]
         | SendBase64 bytes -> obj [ "command", str "sendb"; "data", str (Convert.ToBase64String bytes) ]
         | CloseIt -> obj [ "command", str "close" ]
@@ -39,7 +47,8 @@ type RequestSpec =
     member this.Frame = Encoding.UTF8.GetBytes(this.Json.ToJsonString())
     member this.Name =
         match this with
-        | ConnectTo _ -> "connect"
+        | ConnectTo _ | ConnectTls _ -> "connect"
+        | StartTlsIt -> "starttls"
         | SendText _ -> "send"
         | SendBase64 _ -> "sendb"
         | CloseIt -> "close"
@@ -74,6 +83,12 @@ let genRequest (destination: Gen<string * int>) =
               let! binary = Gen.frequency [ 4, Gen.constant false; 1, Gen.constant true ]
               return ConnectTo(host, port, binary)
           }
+          1, gen {
+              let! host, port = destination
+              let! binary = Gen.frequency [ 4, Gen.constant false; 1, Gen.constant true ]
+              return ConnectTls(host, port, binary)
+          }
+          1, Gen.constant StartTlsIt
           4, Gen.map SendText genText
           2, Gen.map SendBase64 genBytes
           1, Gen.constant CloseIt
@@ -92,7 +107,7 @@ let genMalformed =
           gen {
               let! request = valid |> Gen.filter (fun r -> r.Json.Count > 1)
               let o = request.Json
-              let! key = Gen.elements [ for KeyValue(k, _) in o do if k <> "binary" then yield k ]
+              let! key = Gen.elements [ for KeyValue(k, _) in o do if k <> "binary" && k <> "tls" then yield k ]
               o.Remove key |> ignore
               return utf8 (o.ToJsonString())
           }
@@ -100,7 +115,7 @@ let genMalformed =
           gen {
               let! request = valid
               let o = request.Json
-              let! key = Gen.elements [ for KeyValue(k, _) in o do if k <> "binary" then yield k ]
+              let! key = Gen.elements [ for KeyValue(k, _) in o do if k <> "binary" && k <> "tls" then yield k ]
               let! replacement = Gen.elements (wrongTypes key)
               o[key] <- if isNull replacement then null else replacement.DeepClone()
               return utf8 (o.ToJsonString())
@@ -117,7 +132,7 @@ let genMalformed =
           }
           // an unknown command
           gen {
-              let! name = genText |> Gen.filter (fun s -> not (List.contains s [ "connect"; "send"; "sendb"; "close"; "shutdown"; "ping" ]))
+              let! name = genText |> Gen.filter (fun s -> not (List.contains s [ "connect"; "send"; "sendb"; "close"; "shutdown"; "ping"; "starttls" ]))
               return utf8 ((obj [ "command", str name ]).ToJsonString())
           }
           // not an object

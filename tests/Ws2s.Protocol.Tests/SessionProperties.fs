@@ -22,6 +22,8 @@ let genInput =
           Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
           Gen.map ResolveFailed generation
           Gen.map Dialled generation
+          Gen.map Secured generation
+          Gen.map (fun g -> SecureFailed(g, "certificate not trusted")) generation
           Gen.map2 (fun g e -> DialFailedWith(g, e)) generation (Gen.elements [ ConnectionRefused; NetworkUnreachable; DialFailed "x" ])
           Gen.map2 (fun g b -> Received(g, ReadOnlyMemory b)) generation genBytes
           Gen.map PeerFinished generation
@@ -41,6 +43,8 @@ let answersRequest (request: RequestSpec) (answer: Response) =
     match request, answer with
     | _, Done name -> name = request.Name
     | ConnectTo _, (ConnectFailed _ | Forbidden _) -> true
+    | ConnectTls _, (ConnectFailed _ | Forbidden _ | TlsFailed _) -> true
+    | StartTlsIt, (IllegalSocketState | TlsFailed _ | BadRequest _) -> true
     | (SendText _ | SendBase64 _ | ShutdownIt), IllegalSocketState -> true
     | _ -> false
 
@@ -72,7 +76,7 @@ let ``no write effect unless the connection was dialled and is open`` (seed: int
             t.Effects
             |> List.forall (fun e ->
                 match e, t.Input with
-                | Reply(Done "connect"), Dialled g -> dialled.Add g |> ignore; true
+                | Reply(Done "connect"), (Dialled g | Secured g) -> dialled.Add g |> ignore; true
                 | CloseConnection g, _ -> closed.Add g |> ignore; true
                 | Write(g, _), _ -> dialled.Contains g && not (closed.Contains g)
                 | _ -> true)))
@@ -107,6 +111,8 @@ let ``every answer to a connect is observed once, with its code, right after it`
             let rec check effects =
                 match effects with
                 | Reply r :: Observe(ConnectAnswered(_, code)) :: rest when isConnectAnswer r -> code = r.Code && check rest
+                // Code 8 answers a `tls` connect (observed) or a `starttls` (not a connect).
+                | Reply(TlsFailed _) :: Observe(ConnectAnswered(_, code)) :: rest -> code = 8 && check rest
                 | Reply r :: _ when isConnectAnswer r -> false
                 | Observe _ :: _ -> false
                 | _ :: rest -> check rest
@@ -118,7 +124,7 @@ let ``events of a stale generation change nothing and produce no effects`` (seed
     let staleEvents g =
         [ Resolved(g, [ IPAddress.Loopback ]); ResolveFailed g; Dialled g; DialFailedWith(g, ConnectionRefused)
           Received(g, ReadOnlyMemory "late"B); PeerFinished g; SocketFailed(g, "reset"); WriteCompleted g
-          ConnectTimerFired g ]
+          ConnectTimerFired g; Secured g; SecureFailed(g, "late") ]
     Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
         let sim = run seed calm requests
         let live = Session.liveLink sim.Session.Phase |> Option.map _.Generation
@@ -137,7 +143,7 @@ let ``connect done comes before any recv data of that connection`` (seed: int) =
         sim.Transitions
         |> Seq.forall (fun t ->
             match t.Input with
-            | Dialled g when t.Effects |> List.contains (Reply(Done "connect")) ->
+            | Dialled g | Secured g when t.Effects |> List.contains (Reply(Done "connect")) ->
                 connected.Add g |> ignore
                 true
             | Received(g, _) -> t.Effects.IsEmpty || connected.Contains g

@@ -142,6 +142,10 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             match peers.TryGetValue g with
             | true, Echo -> enqueue (Socket g) (PeerFinished g)
             | _ -> ()
+        | SecureConnection(g, serverName, _) ->
+            // The simulated peers' certificate is for 127.0.0.1: asked for as `localhost`, the name does not match.
+            if serverName = "localhost" then enqueue (Socket g) (SecureFailed(g, "certificate name does not match localhost"))
+            else enqueue (Socket g) (Secured g)
         | StartConnectTimer(g, _) -> enqueue (Timer g) (ConnectTimerFired g)
         | StartAttemptTimer(g, _) -> enqueue (Attempt g) (AttemptTimerFired g)
         | Reply response ->

@@ -12,10 +12,23 @@ public sealed partial class Ws2sOptions
             yield return $"listen.host '{Listen.Host}' is not an IP address or 'localhost'";
         if (Listen.Port is < 0 or > 65535)
             yield return $"listen.port {Listen.Port} is not a port number (0-65535, 0 picks a free port)";
-        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets) })
+        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets), ("tls.required", Tls.Required) })
             for (var i = 0; i < rules.Count; i++)
                 if (Policy.parseRule(rules[i]) is { IsError: true } error)
                     yield return $"{key}[{i}]: {error.ErrorValue}";
+        for (var i = 0; i < Tls.Pinned.Count; i++)
+        {
+            if (Policy.parseRule(Tls.Pinned[i].Rule) is { IsError: true } error)
+                yield return $"tls.pinned[{i}].rule: {error.ErrorValue}";
+            if (Tls.Pinned[i].Sha256.Count == 0)
+                yield return $"tls.pinned[{i}].sha256: give at least one pin (base64 SHA-256 of a certificate or its public key)";
+            foreach (var pin in Tls.Pinned[i].Sha256)
+                if (!Connectors.TlsTrust.IsPin(pin))
+                    yield return $"tls.pinned[{i}].sha256: '{pin}' is not a base64 SHA-256 (44 characters)";
+        }
+        for (var i = 0; i < Tls.TrustedCertificates.Count; i++)
+            if (Connectors.TlsTrust.LoadProblem(Tls.TrustedCertificates[i]) is { } problem)
+                yield return $"tls.trustedCertificates[{i}]: {problem}";
         for (var i = 0; i < Origins.Count; i++)
             if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
                 yield return $"origins[{i}]: {problem}";

@@ -102,6 +102,32 @@ public sealed partial class Ws2sOptions
         public int MaxKdfRounds { get; set; } = 64;
     }
 
+    /// <summary>TLS to destinations (<c>"tls": true</c> on connect, <c>starttls</c>).</summary>
+    public TlsOptions Tls { get; set; } = new();
+
+    public sealed class TlsOptions
+    {
+        /// <summary>PEM files of extra certificate authorities (a private CA), trusted beside the system's.</summary>
+        public List<string> TrustedCertificates { get; set; } = [];
+
+        /// <summary>Destination rules reachable only with <c>"tls": true</c> (code 4 otherwise).</summary>
+        public List<string> Required { get; set; } = [];
+
+        /// <summary>Certificate pins by destination rule.</summary>
+        public List<PinOptions> Pinned { get; set; } = [];
+    }
+
+    /// <summary>
+    /// A destination rule and the certificates it accepts: base64 SHA-256 of the certificate (DER) or
+    /// of its public key (SubjectPublicKeyInfo). A list of objects, not a map: rules hold ':', which
+    /// configuration keys cannot.
+    /// </summary>
+    public sealed class PinOptions
+    {
+        public string Rule { get; set; } = "";
+        public List<string> Sha256 { get; set; } = [];
+    }
+
     public sealed class DestinationOptions
     {
         public List<string> Allow { get; set; } = [];
@@ -176,9 +202,11 @@ public sealed partial class Ws2sOptions
     {
         static FSharpList<Policy.Rule> Rules(IEnumerable<string> texts) =>
             ListModule.OfSeq(texts.Select(t => Policy.parseRule(t).ResultValue));
+        var pins = ListModule.OfSeq(Tls.Pinned.Select(p =>
+            Tuple.Create(Policy.parseRule(p.Rule).ResultValue, ListModule.OfSeq(p.Sha256.Select(Connectors.TlsTrust.NormalizePin)))));
         var policy = new Policy.DestinationPolicy(
             AllowConnectToServerLocal, Rules(Destinations.Allow), Rules(Destinations.Deny), ListModule.OfSeq(ownEndpoints),
-            ListModule.OfSeq(localAddresses), FSharpList<FSharpList<Policy.Rule>>.Empty);
+            ListModule.OfSeq(localAddresses), FSharpList<FSharpList<Policy.Rule>>.Empty, Rules(Tls.Required), pins);
         return new Session.Settings(
             policy,
             Limits.ConnectTimeoutSeconds,

@@ -11,6 +11,11 @@ internal sealed class PeerStream(Socket socket, Stream stream) : IDisposable
 {
     public Stream Stream => stream;
 
+    public Socket Socket => socket;
+
+    /// <summary>The same peer, its bytes now flowing through <paramref name="secured"/> (TLS over this stream).</summary>
+    public PeerStream Secured(Stream secured) => new(socket, secured);
+
     /// <summary>A plain TCP peer.</summary>
     public static PeerStream Plain(Socket socket) => new(socket, new NetworkStream(socket, ownsSocket: false));
 

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Microsoft.FSharp.Collections;
@@ -30,6 +31,9 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
     /// <summary>Connection attempts in flight.</summary>
     private readonly List<Socket> _attempts = [];
     private SshTunnel? _tunnel;
+    /// <summary>The pump's read loop, and how to stop it (before a TLS handshake takes the stream over).</summary>
+    private Task? _reading;
+    private CancellationTokenSource? _readStop;
 
     public void StartResolve(string host) => Run(ResolveAsync(host));
 
@@ -47,6 +51,14 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         Interlocked.Exchange(ref _attemptTimer, timer)?.Cancel();
         Run(TimerAsync(delay, Input.NewAttemptTimerFired(generation), timer.Token));
     }
+
+    /// <summary>
+    /// Runs a TLS client handshake on the connected peer (at connect, or <c>starttls</c> later): stops the
+    /// plain reader, delivers what the peer sent before, then reports <c>Secured</c> (and pumps the
+    /// plaintext) or <c>SecureFailed</c> in words.
+    /// </summary>
+    public void StartSecure(string serverName, IReadOnlyCollection<string> pins, TlsTrust trust, TimeSpan timeout) =>
+        Run(SecureAsync(serverName, pins, trust, timeout));
 
     public void StartWrite(ReadOnlyMemory<byte> bytes)
     {
@@ -201,7 +213,106 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         }
         _connected.Cancel();
         await PostAsync(Input.NewDialled(generation));
-        Run(pump.ReadAsync(_cancel.Token));
+        StartReading(pump);
+    }
+
+    private void StartReading(PeerPump pump)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token);
+        var reading = pump.ReadAsync(stop.Token);
+        lock (_gate) (_readStop, _reading) = (stop, reading);
+        Run(reading);
+    }
+
+    private async Task SecureAsync(string serverName, IReadOnlyCollection<string> pins, TlsTrust trust, TimeSpan timeout)
+    {
+        PeerStream? peer;
+        CancellationTokenSource? readStop;
+        Task? reading;
+        lock (_gate)
+        {
+            (peer, readStop, reading) = (_peer, _readStop, _reading);
+            _pump = null; // nothing is written during the handshake (the core queues requests behind it)
+        }
+        if (peer is null)
+        {
+            await PostAsync(Input.NewSecureFailed(generation, "the connection is closed"));
+            return;
+        }
+        // Stop the plain reader without losing a byte: a cancelled receive takes nothing, and what it
+        // read before has gone to the session already, ahead of the outcome posted below.
+        readStop?.Cancel();
+        if (reading is not null) await reading;
+        // What the peer sent that nobody read yet (its go-ahead, right before the handshake) goes first too.
+        if (!await DeliverUnreadAsync(peer.Socket)) return;
+        SslStream tls;
+        try
+        {
+            using var limit = new CancellationTokenSource(timeout, time);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, limit.Token);
+            tls = await trust.HandshakeAsync(peer.Stream, serverName, pins, either.Token);
+        }
+        catch (TlsRefusedException e)
+        {
+            await PostAsync(Input.NewSecureFailed(generation, e.Message));
+            return;
+        }
+        catch (OperationCanceledException) when (!_cancel.IsCancellationRequested)
+        {
+            await PostAsync(Input.NewSecureFailed(generation, $"the handshake did not finish within {timeout.TotalSeconds:0} s"));
+            return;
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return; // closed meanwhile
+        }
+        var secured = peer.Secured(tls);
+        PeerPump? pump = null;
+        lock (_gate)
+        {
+            if (!_disposed)
+            {
+                _peer = secured;
+                _pump = pump = new PeerPump(generation, secured, PostAsync);
+            }
+        }
+        if (pump is null)
+        {
+            await tls.DisposeAsync();
+            return;
+        }
+        await PostAsync(Input.NewSecured(generation));
+        StartReading(pump);
+    }
+
+    /// <summary>Posts the bytes waiting unread in the socket, if any; false once the session is finished.</summary>
+    private async ValueTask<bool> DeliverUnreadAsync(Socket socket)
+    {
+        int available;
+        try
+        {
+            available = socket.Available;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true; // broken or closed: the handshake says so in words
+        }
+        if (available == 0) return true;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(available);
+        int read;
+        try
+        {
+            read = socket.Receive(buffer, 0, available, SocketFlags.None);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            return true;
+        }
+        // The session returns the pooled buffer once the core has relayed it.
+        if (read > 0 && await PostAsync(Input.NewReceived(generation, new ReadOnlyMemory<byte>(buffer, 0, read)))) return true;
+        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        return read == 0;
     }
 
     /// <summary>An attempt that failed or was cancelled: no longer owned, closed.</summary>

@@ -4,8 +4,14 @@ using Ws2s.AspNetCore.Ssh;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>What every session runner of this server shares: its limits, clock, queue budget, SSH sessions and log.</summary>
-internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, SshLogins sshSessions, ILoggerFactory logs)
+internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, SshLogins sshSessions, Connectors.TlsTrust tls, ILoggerFactory logs)
 {
+    /// <summary>What TLS connections to destinations trust.</summary>
+    public Connectors.TlsTrust Tls => tls;
+
+    /// <summary>How long a <c>starttls</c> handshake may take (a <c>tls</c> connect's runs under the connect timer).</summary>
+    public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);
+
     public int MaxMessageBytes => options.Limits.MaxMessageBytes;
 
     public TimeSpan MessageTimeout => TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds);

@@ -14,8 +14,8 @@ namespace Ws2s.AspNetCore.Sessions;
 /// generation, the close the core decided, and what it asks to be counted. Every effect case has its
 /// branch (a test checks the list against the core's union).
 /// </summary>
-internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, SshLogins sshSessions, IPAddress clientAddress,
-    SessionObserver observer, TimeProvider time, ILogger log) : IDisposable
+internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
+    SessionObserver observer, ILogger log) : IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly ArrayBufferWriter<byte> _responseBuffer = new(256);
@@ -32,7 +32,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         nameof(Effect.Reply), nameof(Effect.ReplyBinary), nameof(Effect.Resolve), nameof(Effect.Dial), nameof(Effect.OpenTunnel),
         nameof(Effect.StartAttemptTimer), nameof(Effect.StartConnectTimer), nameof(Effect.Write), nameof(Effect.CloseConnection),
-        nameof(Effect.ShutdownConnection), nameof(Effect.CloseClient), nameof(Effect.Observe),
+        nameof(Effect.ShutdownConnection), nameof(Effect.CloseClient), nameof(Effect.Observe), nameof(Effect.SecureConnection),
     };
 
     public async ValueTask ExecuteAsync(Effect effect, CancellationToken cancel)
@@ -60,7 +60,10 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
                 break;
             case Effect.OpenTunnel tunnel:
                 observer.LastTarget = tunnel.Server;
-                ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, sshSessions, clientAddress);
+                ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, services.SshLogins, clientAddress);
+                break;
+            case Effect.SecureConnection secure:
+                ConnectionOf(secure.Generation).StartSecure(secure.ServerName, [.. secure.Pins], services.Tls, services.TlsHandshakeTimeout);
                 break;
             case Effect.StartAttemptTimer attemptTimer:
                 ConnectionOf(attemptTimer.Generation).StartAttemptTimer(TimeSpan.FromMilliseconds(attemptTimer.Milliseconds));
@@ -94,7 +97,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, time, log);
+            connection = new Connection(generation, inputs, services.Clock.Time, log);
             _connections.Add(generation, connection);
         }
         return connection;

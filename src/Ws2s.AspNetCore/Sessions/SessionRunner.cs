@@ -50,7 +50,7 @@ internal sealed class SessionRunner
         _observer = observer;
         _log = services.Log;
         _reader = new ClientReader(client, services.MaxMessageBytes, services.MessageTimeout, services.Clock.Time, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services.SshLogins, clientAddress, observer, services.Clock.Time, services.Log);
+        _effects = new SessionEffects(client, _inputs.Writer, services, clientAddress, observer, services.Log);
     }
 
     public async Task RunAsync(CancellationToken stopping)

@@ -15,7 +15,7 @@ public sealed class Ws2sMetrics : IDisposable
     private long _sessions, _sessionsActive, _policyRefusals;
     private readonly Tally _upgradesRefused = new("reason", "token", "origin", "target", "subprotocol", "limit");
     private readonly Tally _connectionsDropped = new("reason", "limit", "evicted_silent", "handshake_timeout");
-    private readonly Tally _connects = new("outcome", "0", "2", "4", "6");
+    private readonly Tally _connects = new("outcome", "0", "2", "4", "6", "8");
     private readonly Tally _bytes = new("direction", "to_peer", "to_client");
 
     /// <summary>The meter comes from the host's meter factory, so each server instance has its own.</summary>
@@ -50,7 +50,7 @@ public sealed class Ws2sMetrics : IDisposable
     /// <param name="reason">limit, evicted_silent or handshake_timeout.</param>
     public void ConnectionDropped(string reason) => _connectionsDropped.Add(reason, 1);
 
-    /// <summary>A connect was answered with <paramref name="code"/> (0, 2, 4 or 6).</summary>
+    /// <summary>A connect was answered with <paramref name="code"/> (0, 2, 4, 6 or 8).</summary>
     public void ConnectAnswered(int code)
     {
         _connects.Add(code.ToString(System.Globalization.CultureInfo.InvariantCulture), 1);

@@ -1,0 +1,315 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// TLS to the destination (<c>"tls": true</c>, <c>starttls</c>) against real TLS peers on loopback,
+/// with certificates this test makes: a private CA, a leaf for <c>redis.test</c> and 127.0.0.1, an
+/// expired leaf, a self-signed one. Each refusal is an attack that must fail with code 8 (or 4).
+/// </summary>
+public sealed class TlsTests : IDisposable
+{
+    private readonly TestPki _pki = new();
+
+    public void Dispose() => _pki.Dispose();
+
+    private Task<Ws2sHost> StartAsync(string tls = "") => Ws2sHost.StartAsync(
+        $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true{{tls}}}""");
+
+    private string TrustCa => $$""","tls":{"trustedCertificates":["{{_pki.CaFile}}"]}""";
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_tls_connect_relays_plaintext_both_ways_in_json_and_binary_mode(bool binary)
+    {
+        using var peer = TlsPeer.Echo(_pki.Leaf);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test", binary });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        if (binary)
+        {
+            await client.SendBinaryAsync("hello over tls"u8.ToArray());
+            var echoed = await client.ReceiveAsync();
+            Assert.Equal("hello over tls", echoed.Text);
+        }
+        else
+        {
+            await client.SendAsync(new { command = "send", data = "hello over tls" });
+            var echoed = new MemoryStream();
+            await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
+            await client.ReadDataAsync(echoed, 14);
+            Assert.Equal("hello over tls", Encoding.UTF8.GetString(echoed.ToArray()));
+        }
+        // The peer saw plaintext after a real handshake: it decrypted what ws2s encrypted.
+        Assert.True(TlsPeer.Handshakes > 0);
+    }
+
+    [Fact]
+    public async Task A_certificate_from_a_ca_the_server_does_not_trust_is_refused_with_code_8()
+    {
+        using var peer = TlsPeer.Echo(_pki.Leaf);
+        await using var host = await StartAsync(); // the private CA is not configured
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":false,"code":8,"message":"tls failed: certificate not trusted for redis.test"}""");
+        // The session goes on: a send now has no connection (code 3), as after a failed connect.
+        await client.SendAsync(new { command = "send", data = "x" });
+        await client.ExpectAsync("""{"success":false,"code":3,"message":"illegal socket status, please connect again"}""");
+    }
+
+    [Fact]
+    public async Task A_self_signed_certificate_is_refused_even_with_a_ca_configured()
+    {
+        using var peer = TlsPeer.Echo(_pki.SelfSigned);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":false,"code":8,"message":"tls failed: certificate not trusted for redis.test"}""");
+    }
+
+    [Fact]
+    public async Task A_certificate_for_another_name_is_refused()
+    {
+        using var peer = TlsPeer.Echo(_pki.Leaf);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "bank.test" });
+        await client.ExpectAsync("""{"success":false,"code":8,"message":"tls failed: certificate name does not match bank.test"}""");
+    }
+
+    [Fact]
+    public async Task An_expired_certificate_is_refused()
+    {
+        using var peer = TlsPeer.Echo(_pki.Expired);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":false,"code":8,"message":"tls failed: certificate expired or not yet valid for redis.test"}""");
+    }
+
+    [Fact]
+    public async Task A_pinned_destination_refuses_a_valid_certificate_that_is_not_pinned_and_accepts_the_pinned_one()
+    {
+        using var peer = TlsPeer.Echo(_pki.Leaf);
+        var otherPin = Convert.ToBase64String(SHA256.HashData(_pki.SelfSigned.RawData));
+        var leafKeyPin = Convert.ToBase64String(SHA256.HashData(_pki.Leaf.PublicKey.ExportSubjectPublicKeyInfo()));
+        foreach (var (pin, expected) in new[]
+                 {
+                     (otherPin, """{"success":false,"code":8,"message":"tls failed: certificate does not match the pinned keys for redis.test"}"""),
+                     ("sha256/" + leafKeyPin, """{"success":true,"code":0,"message":"connect done"}"""),
+                 })
+        {
+            await using var host = await StartAsync($$""","tls":{"trustedCertificates":["{{_pki.CaFile}}"],"pinned":[{"rule":"redis.test","sha256":["{{pin}}"]}]}""");
+            await using var client = await host.ConnectAsync();
+            // Pins follow the TLS server name too: asking for the address does not dodge the name's pin.
+            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
+            await client.ExpectAsync(expected);
+        }
+    }
+
+    [Fact]
+    public async Task A_destination_that_requires_tls_is_refused_without_it_under_any_spelling()
+    {
+        using var peer = Peer.Echo();
+        await using var host = await StartAsync($$""","tls":{"required":["127.0.0.0/8:{{peer.Port}}"]}""");
+        await using var client = await host.ConnectAsync();
+        foreach (var spelling in new[] { "127.0.0.1", "localhost", "::ffff:127.0.0.1", "127.1" })
+        {
+            await client.SendAsync(new { command = "connect", host = spelling, port = peer.Port });
+            var answer = await client.ReceiveJsonAsync();
+            Assert.True((int)answer["code"]! == 4 && ((string)answer["message"]!).Contains("tls.required"), $"{spelling}: {answer.ToJsonString()}");
+        }
+    }
+
+    [Fact]
+    public async Task Starttls_upgrades_in_place_after_the_peers_plaintext_and_then_carries_plaintext_over_tls()
+    {
+        using var peer = TlsPeer.StartTls(_pki.Leaf);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        var plain = new MemoryStream();
+        await client.ReadDataAsync(plain, "220 ready\r\n".Length);
+        // As RFC 3207 asks of a client: the protocol's STARTTLS, wait for the go-ahead, then the handshake.
+        await client.SendAsync(new { command = "send", data = "STARTTLS\r\n" });
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", plain);
+        await client.ReadDataAsync(plain, "220 ready\r\n220 go ahead\r\n".Length);
+        await client.SendAsync(new { command = "starttls", tlsServerName = "redis.test" });
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"starttls done"}""", plain);
+        Assert.Equal("220 ready\r\n220 go ahead\r\n", Encoding.ASCII.GetString(plain.ToArray()));
+        var secret = new MemoryStream();
+        await client.SendAsync(new { command = "send", data = "EHLO secret\r\n" });
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", secret);
+        await client.ReadDataAsync(secret, "250 EHLO secret\r\n".Length);
+        Assert.Equal("250 EHLO secret\r\n", Encoding.ASCII.GetString(secret.ToArray()));
+        await client.SendAsync(new { command = "starttls" });
+        await client.ExpectAsync("""{"success":false,"code":7,"message":"bad request: the connection is TLS already"}""");
+    }
+
+    [Fact]
+    public async Task Starttls_with_nothing_open_is_code_3_and_tlsServerName_without_tls_is_code_7()
+    {
+        await using var host = await StartAsync();
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "starttls" });
+        await client.ExpectAsync("""{"success":false,"code":3,"message":"illegal socket status, please connect again"}""");
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = 9, tlsServerName = "x.test" });
+        await client.ExpectAsync("""{"success":false,"code":7,"message":"bad request: tlsServerName needs \"tls\": true"}""");
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = 9, tls = true, tlsServerName = "bad\u0000name" });
+        var answer = await client.ReceiveJsonAsync();
+        Assert.Equal(7, (int)answer["code"]!);
+    }
+
+    [Fact]
+    public async Task A_real_redis_with_tls_port_answers_set_and_get_over_tls()
+    {
+        Requirements.Need("/usr/bin/redis-server", "redis-server");
+        var port = Loopback.FreePort();
+        var info = new ProcessStartInfo("/usr/bin/redis-server",
+            ["--port", "0", "--tls-port", port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", Path.GetTempPath(), "--tls-cert-file", _pki.LeafFile, "--tls-key-file", _pki.LeafKeyFile,
+             "--tls-ca-cert-file", _pki.CaFile, "--tls-auth-clients", "no"])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var redis = Process.Start(info)!;
+        _ = redis.StandardOutput.ReadToEndAsync();
+        _ = redis.StandardError.ReadToEndAsync();
+        try
+        {
+            await Loopback.WaitUntilListeningAsync(port);
+            await using var host = await StartAsync(TrustCa);
+            await using var client = await host.ConnectAsync();
+            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port, tls = true, tlsServerName = "redis.test" });
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+            var replies = new MemoryStream();
+            await client.SendAsync(new { command = "send", data = "SET greeting tls\r\nGET greeting\r\n" });
+            await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", replies);
+            await client.ReadDataAsync(replies, "+OK\r\n$3\r\ntls\r\n".Length);
+            Assert.Equal("+OK\r\n$3\r\ntls\r\n", Encoding.ASCII.GetString(replies.ToArray()));
+        }
+        finally
+        {
+            redis.Kill();
+            await redis.WaitForExitAsync();
+        }
+    }
+}
+
+/// <summary>A private CA and the certificates the TLS tests present, as objects and PEM files.</summary>
+internal sealed class TestPki : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("ws2s-tls-").FullName;
+
+    public TestPki()
+    {
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=ws2s test CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        Ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-60), DateTimeOffset.UtcNow.AddYears(1));
+        Leaf = Issue("redis.test", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), out var leafKey);
+        Expired = Issue("redis.test", DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-1), out _);
+        using var selfKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var selfRequest = LeafRequest("redis.test", selfKey);
+        SelfSigned = Exportable(selfRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30)));
+        CaFile = Write("ca.pem", Ca.ExportCertificatePem());
+        LeafFile = Write("leaf.pem", Leaf.ExportCertificatePem());
+        LeafKeyFile = Write("leaf.key", leafKey);
+    }
+
+    public X509Certificate2 Ca { get; }
+    public X509Certificate2 Leaf { get; }
+    public X509Certificate2 Expired { get; }
+    public X509Certificate2 SelfSigned { get; }
+    public string CaFile { get; }
+    public string LeafFile { get; }
+    public string LeafKeyFile { get; }
+
+    private static CertificateRequest LeafRequest(string name, ECDsa key)
+    {
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName(name);
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        return request;
+    }
+
+    private X509Certificate2 Issue(string name, DateTimeOffset from, DateTimeOffset until, out string keyPem)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var serial = RandomNumberGenerator.GetBytes(8);
+        using var issued = LeafRequest(name, key).Create(Ca, from, until, serial);
+        keyPem = key.ExportPkcs8PrivateKeyPem();
+        return Exportable(issued.CopyWithPrivateKey(key));
+    }
+
+    /// <summary>A certificate with its key, usable by SslStream as a server on Linux (through PKCS#12).</summary>
+    private static X509Certificate2 Exportable(X509Certificate2 certificate) =>
+        X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
+
+    private string Write(string name, string pem)
+    {
+        var path = Path.Combine(_directory, name);
+        File.WriteAllText(path, pem);
+        return path;
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+}
+
+/// <summary>TLS peers on loopback: an echo server, and a STARTTLS server in SMTP's manner.</summary>
+internal static class TlsPeer
+{
+    private static int _handshakes;
+
+    public static Peer Echo(X509Certificate2 certificate) => new(async (socket, stop) =>
+    {
+        await using var tls = new SslStream(new NetworkStream(socket, ownsSocket: true));
+        // A client that refuses the certificate ends the handshake: nothing more to do.
+        try { await tls.AuthenticateAsServerAsync(certificate); }
+        catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException) { return; }
+        Interlocked.Increment(ref _handshakes);
+        var buffer = new byte[64 * 1024];
+        int read;
+        while ((read = await tls.ReadAsync(buffer, stop)) > 0) await tls.WriteAsync(buffer.AsMemory(0, read), stop);
+    });
+
+    /// <summary>Greets in plaintext; on <c>STARTTLS</c> says go ahead and handshakes at once; then answers each line with <c>250 LINE</c>.</summary>
+    public static Peer StartTls(X509Certificate2 certificate) => new(async (socket, stop) =>
+    {
+        var plain = new NetworkStream(socket, ownsSocket: true);
+        await plain.WriteAsync("220 ready\r\n"u8.ToArray(), stop);
+        var line = await ReadLineAsync(plain, stop);
+        if (line != "STARTTLS") return;
+        await plain.WriteAsync("220 go ahead\r\n"u8.ToArray(), stop);
+        await using var tls = new SslStream(plain);
+        await tls.AuthenticateAsServerAsync(certificate);
+        while (await ReadLineAsync(tls, stop) is { } request)
+            await tls.WriteAsync(Encoding.ASCII.GetBytes($"250 {request}\r\n"), stop);
+    });
+
+    private static async Task<string?> ReadLineAsync(Stream stream, CancellationToken stop)
+    {
+        var line = new StringBuilder();
+        var one = new byte[1];
+        while (await stream.ReadAsync(one, stop) == 1)
+        {
+            if (one[0] == '\n') return line.ToString().TrimEnd('\r');
+            line.Append((char)one[0]);
+        }
+        return null;
+    }
+
+    public static int Handshakes => Volatile.Read(ref _handshakes);
+}
