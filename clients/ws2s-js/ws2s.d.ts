@@ -1,7 +1,7 @@
 // Types for ws2s.js 3 (see ws2s.js).
 
 export class Ws2sError extends Error {
-  /** The ws2s code: 2 connect failed, 3 no connection, 4 refused by policy, 5 closed, 6 ssh, 7 bad request. */
+  /** The ws2s code: 2 connect failed, 3 no connection, 4 refused by policy, 5 closed, 6 ssh, 7 bad request, 8 TLS failed. */
   readonly code: number;
   constructor(code: number, message: string);
 }
@@ -25,6 +25,10 @@ export interface Target {
   /** Peer bytes as binary frames, writes as binary frames (needs ws2s for .NET). */
   binary?: boolean;
   ssh?: SshOptions;
+  /** TLS to the destination from the first byte (needs ws2s for .NET); the server validates the certificate. */
+  tls?: boolean;
+  /** SNI and certificate name (default: host). */
+  tlsServerName?: string;
 }
 
 export interface WS2SOptions {
@@ -62,6 +66,8 @@ export interface CallbackRedisClient {
 export class Ws2sSocket implements AsyncIterable<Uint8Array> {
   request(request: object): Promise<string>;
   write(data: string | Uint8Array): Promise<string>;
+  /** Upgrades the open connection to TLS in place (STARTTLS); rejects with code 8 if the handshake fails. */
+  startTls(tlsServerName?: string): Promise<string>;
   read(): Promise<Uint8Array | null>;
   shutdown(): Promise<string>;
   close(): Promise<void>;
@@ -81,7 +87,7 @@ export class WS2S {
     ssh_password?: string, ssh_private_key?: string, ssh_private_key_password?: string): CallbackRedisClient;
   newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
   connect(target: Target): Promise<Ws2sSocket>;
-  redis(target: { host: string; port: number; password?: string; ssh?: SshOptions }): Promise<RedisConnection>;
+  redis(target: { host: string; port: number; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string }): Promise<RedisConnection>;
 }
 
 export class RespParser {

@@ -32,9 +32,11 @@ function fromBase64(text) {
 }
 
 /** The connect request, with the SSH fields only when given (as ws2s.js 2.1.4 sends them). */
-function connectRequest({ host, port, binary, ssh }) {
+function connectRequest({ host, port, binary, ssh, tls, tlsServerName }) {
   const request = { command: "connect", host, port };
   if (binary) request.binary = true;
+  if (tls) request.tls = true;
+  if (tls && tlsServerName) request.tlsServerName = tlsServerName;
   for (const [key, value] of Object.entries(ssh ?? {})) if (value !== undefined && value !== null) request[`ssh_${key}`] = value;
   return request;
 }
@@ -149,7 +151,7 @@ export class WS2S {
   /**
    * Opens a session and connects it: resolves to a Ws2sSocket once the server says `connect done`,
    * rejects with a Ws2sError (its code and message) if it cannot.
-   * @param {{host: string, port: number, binary?: boolean, ssh?: object}} target
+   * @param {{host: string, port: number, binary?: boolean, ssh?: object, tls?: boolean, tlsServerName?: string}} target
    */
   async connect(target) {
     const ws = this.#openWebSocket();
@@ -168,8 +170,8 @@ export class WS2S {
   }
 
   /** Connects to a Redis server (binary mode) and authenticates if a password is given. */
-  async redis({ host, port, password, ssh }) {
-    const connection = new RedisConnection(await this.connect({ host, port, binary: true, ssh }));
+  async redis({ host, port, password, ssh, tls, tlsServerName }) {
+    const connection = new RedisConnection(await this.connect({ host, port, binary: true, ssh, tls, tlsServerName }));
     if (password) await connection.command("AUTH", password);
     return connection;
   }
@@ -232,6 +234,14 @@ export class Ws2sSocket {
       this.#answers.push({ resolve, reject });
       this.#ws.send(JSON.stringify(request));
     });
+  }
+
+  /**
+   * Upgrades the open connection to TLS in place (after the protocol's own STARTTLS and its go-ahead);
+   * rejects with a Ws2sError code 8 if the handshake fails.
+   */
+  startTls(tlsServerName) {
+    return this.request(tlsServerName ? { command: "starttls", tlsServerName } : { command: "starttls" });
   }
 
   /** Writes bytes or text to the peer. In binary mode, bytes go as one binary frame (no answer to wait for). */
