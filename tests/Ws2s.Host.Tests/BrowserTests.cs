@@ -133,9 +133,12 @@ public sealed class BrowserTests : IAsyncLifetime
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();
+        using var pki = new TestPki();
+        await using var tlsRedis = await RedisServer.StartAsync(pki);
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
-        await using var host = await StartHostAsync();
+        await using var host = await Ws2sHost.StartAsync(
+            $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
         var page = await _browser.NewPageAsync();
         var console = new List<string>();
         page.Console += (_, message) => console.Add(message.Text);
@@ -150,10 +153,10 @@ public sealed class BrowserTests : IAsyncLifetime
         });
         await site.StartAsync();
         var origin = site.Urls.First();
-        await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}");
+        await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
         var results = await page.EvaluateAsync<Result[]>("() => window.results");
-        Assert.Equal(8, results.Length);
+        Assert.Equal(9, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
     }
 

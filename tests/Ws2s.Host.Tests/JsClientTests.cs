@@ -13,10 +13,12 @@ public sealed class JsClientTests
     {
         Requirements.Need("/usr/bin/node", "nodejs");
         await using var redis = await RedisServer.StartAsync();
+        using var pki = new TestPki();
+        await using var tlsRedis = await RedisServer.StartAsync(pki);
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"]}""");
+            $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"],"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
 
         var info = new ProcessStartInfo("node", ["--experimental-websocket", "--test", "--test-reporter=tap", "test/resp.test.js", "test/live.test.js"])
         {
@@ -28,6 +30,7 @@ public sealed class JsClientTests
         info.Environment["ECHO_PORT"] = echo.Port.ToString();
         info.Environment["REDIS_PORT"] = redis.Port.ToString();
         info.Environment["REFUSED_PORT"] = refused.Port.ToString();
+        info.Environment["TLS_REDIS_PORT"] = tlsRedis.Port.ToString();
         using var node = Process.Start(info)!;
         var output = node.StandardOutput.ReadToEndAsync();
         var errors = node.StandardError.ReadToEndAsync();
@@ -36,6 +39,6 @@ public sealed class JsClientTests
         Assert.True(node.ExitCode == 0, tap + await errors);
         Assert.Contains("# fail 0", tap);
         Assert.Contains("# skipped 0", tap);
-        Assert.Contains("# pass 14", tap);
+        Assert.Contains("# pass 15", tap);
     }
 }

@@ -17,12 +17,17 @@ public sealed class RedisServer : IAsyncDisposable
 
     public int Port { get; }
 
-    public static async Task<RedisServer> StartAsync()
+    /// <param name="tls">Serve TLS only (Debian's redis is built with it), with this PKI's <c>redis.test</c> certificate.</param>
+    public static async Task<RedisServer> StartAsync(TestPki? tls = null)
     {
         Requirements.Need("/usr/bin/redis-server", "redis-server");
         var port = Loopback.FreePort();
+        string[] listen = tls is null
+            ? ["--port", port.ToString()]
+            : ["--port", "0", "--tls-port", port.ToString(), "--tls-cert-file", tls.LeafFile, "--tls-key-file", tls.LeafKeyFile,
+               "--tls-ca-cert-file", tls.CaFile, "--tls-auth-clients", "no"];
         var info = new ProcessStartInfo("/usr/bin/redis-server",
-            ["--port", port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", Path.GetTempPath()])
+            [.. listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", Path.GetTempPath()])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         var process = Process.Start(info)!;
         _ = process.StandardOutput.ReadToEndAsync();

@@ -173,99 +173,17 @@ public sealed class TlsTests : IDisposable
     [Fact]
     public async Task A_real_redis_with_tls_port_answers_set_and_get_over_tls()
     {
-        Requirements.Need("/usr/bin/redis-server", "redis-server");
-        var port = Loopback.FreePort();
-        var info = new ProcessStartInfo("/usr/bin/redis-server",
-            ["--port", "0", "--tls-port", port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", Path.GetTempPath(), "--tls-cert-file", _pki.LeafFile, "--tls-key-file", _pki.LeafKeyFile,
-             "--tls-ca-cert-file", _pki.CaFile, "--tls-auth-clients", "no"])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var redis = Process.Start(info)!;
-        _ = redis.StandardOutput.ReadToEndAsync();
-        _ = redis.StandardError.ReadToEndAsync();
-        try
-        {
-            await Loopback.WaitUntilListeningAsync(port);
-            await using var host = await StartAsync(TrustCa);
-            await using var client = await host.ConnectAsync();
-            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port, tls = true, tlsServerName = "redis.test" });
-            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
-            var replies = new MemoryStream();
-            await client.SendAsync(new { command = "send", data = "SET greeting tls\r\nGET greeting\r\n" });
-            await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", replies);
-            await client.ReadDataAsync(replies, "+OK\r\n$3\r\ntls\r\n".Length);
-            Assert.Equal("+OK\r\n$3\r\ntls\r\n", Encoding.ASCII.GetString(replies.ToArray()));
-        }
-        finally
-        {
-            redis.Kill();
-            await redis.WaitForExitAsync();
-        }
+        await using var redis = await RedisServer.StartAsync(_pki);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = redis.Port, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        var replies = new MemoryStream();
+        await client.SendAsync(new { command = "send", data = "SET greeting tls\r\nGET greeting\r\n" });
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", replies);
+        await client.ReadDataAsync(replies, "+OK\r\n$3\r\ntls\r\n".Length);
+        Assert.Equal("+OK\r\n$3\r\ntls\r\n", Encoding.ASCII.GetString(replies.ToArray()));
     }
-}
-
-/// <summary>A private CA and the certificates the TLS tests present, as objects and PEM files.</summary>
-internal sealed class TestPki : IDisposable
-{
-    private readonly string _directory = Directory.CreateTempSubdirectory("ws2s-tls-").FullName;
-
-    public TestPki()
-    {
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=ws2s test CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        Ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-60), DateTimeOffset.UtcNow.AddYears(1));
-        Leaf = Issue("redis.test", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), out var leafKey);
-        Expired = Issue("redis.test", DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-1), out _);
-        using var selfKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var selfRequest = LeafRequest("redis.test", selfKey);
-        SelfSigned = Exportable(selfRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30)));
-        CaFile = Write("ca.pem", Ca.ExportCertificatePem());
-        LeafFile = Write("leaf.pem", Leaf.ExportCertificatePem());
-        LeafKeyFile = Write("leaf.key", leafKey);
-    }
-
-    public X509Certificate2 Ca { get; }
-    public X509Certificate2 Leaf { get; }
-    public X509Certificate2 Expired { get; }
-    public X509Certificate2 SelfSigned { get; }
-    public string CaFile { get; }
-    public string LeafFile { get; }
-    public string LeafKeyFile { get; }
-
-    private static CertificateRequest LeafRequest(string name, ECDsa key)
-    {
-        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName(name);
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        return request;
-    }
-
-    private X509Certificate2 Issue(string name, DateTimeOffset from, DateTimeOffset until, out string keyPem)
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var serial = RandomNumberGenerator.GetBytes(8);
-        using var issued = LeafRequest(name, key).Create(Ca, from, until, serial);
-        keyPem = key.ExportPkcs8PrivateKeyPem();
-        return Exportable(issued.CopyWithPrivateKey(key));
-    }
-
-    /// <summary>A certificate with its key, usable by SslStream as a server on Linux (through PKCS#12).</summary>
-    private static X509Certificate2 Exportable(X509Certificate2 certificate) =>
-        X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
-
-    private string Write(string name, string pem)
-    {
-        var path = Path.Combine(_directory, name);
-        File.WriteAllText(path, pem);
-        return path;
-    }
-
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
 }
 
 /// <summary>TLS peers on loopback: an echo server, and a STARTTLS server in SMTP's manner.</summary>

@@ -1,6 +1,7 @@
 // The conversations with a real ws2s server (and real echo and Redis servers) that both runners
 // use: node --test (test/live.test.js) and headless Chromium (the host's browser tests).
-// env: { WS2S, Ws2sError, RedisError, url, echoPort, redisPort, refusedPort, options }
+// env: { WS2S, Ws2sError, RedisError, url, echoPort, redisPort, refusedPort, tlsRedisPort, options }
+// (tlsRedisPort: a Redis serving TLS only, its certificate for redis.test from a CA the server trusts)
 
 const text = (bytes) => new TextDecoder().decode(bytes);
 
@@ -118,6 +119,18 @@ export const cases = [
         (e) => e.code === 2 && e.message === "host not found: no-such-host.invalid");
       await assert.rejects(ws2s.connect({ host: "127.0.0.1", port: 0 }),
         (e) => e.code === 7 && e.message === "bad request: port must be an integer 1-65535");
+    },
+  },
+  {
+    name: "Redis over TLS (tls: true): SET and GET, and a wrong server name refused with code 8",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const redis = await ws2s.redis({ host: "127.0.0.1", port: env.tlsRedisPort, tls: true, tlsServerName: "redis.test" });
+      assert.equal(await redis.command("SET", "ws2s-tls", "secret"), "OK");
+      assert.equal(await redis.command("GET", "ws2s-tls"), "secret");
+      await redis.close();
+      await assert.rejects(ws2s.redis({ host: "127.0.0.1", port: env.tlsRedisPort, tls: true, tlsServerName: "bank.test" }),
+        (e) => e instanceof env.Ws2sError && e.code === 8 && e.message === "tls failed: certificate name does not match bank.test");
     },
   },
   {

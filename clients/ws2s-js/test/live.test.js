@@ -1,5 +1,5 @@
 // The live suite under node --test, against the servers the host's test suite starts
-// (WS2S_URL, ECHO_PORT, REDIS_PORT, REFUSED_PORT). Without them the tests are skipped, saying so.
+// (WS2S_URL, ECHO_PORT, REDIS_PORT, REFUSED_PORT, TLS_REDIS_PORT). Without them the tests are skipped, saying so.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WS2S, Ws2sError, RedisError } from "../ws2s.js";
@@ -11,6 +11,7 @@ const env = {
   echoPort: Number(process.env.ECHO_PORT),
   redisPort: Number(process.env.REDIS_PORT),
   refusedPort: Number(process.env.REFUSED_PORT),
+  tlsRedisPort: Number(process.env.TLS_REDIS_PORT),
   options: {},
 };
 const skip = env.url ? false : "no live servers: run through `dotnet test` (JsClientTests starts ws2s, echo and Redis)";
