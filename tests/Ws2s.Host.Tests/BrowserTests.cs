@@ -130,6 +130,34 @@ public sealed class BrowserTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task The_Redis_tab_connects_over_tls_and_says_why_an_untrusted_certificate_is_refused()
+    {
+        using var pki = new TestPki();
+        await using var redis = await RedisServer.StartAsync(pki);
+        foreach (var (trusted, status) in new[]
+                 {
+                     (false, "Connection not secure: tls failed: certificate not trusted for 127.0.0.1 (code 8)"),
+                     (true, $"Connected to Redis at 127.0.0.1:{redis.Port} over TLS."),
+                 })
+        {
+            var trust = trusted ? $$$""","tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}""" : "";
+            await using var host = await Ws2sHost.StartAsync(
+                $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true{{trust}}}""");
+            var page = await _browser.NewPageAsync();
+            await page.GotoAsync(Page(host).ToString());
+            await page.ClickAsync("#tab-redis");
+            await page.FillAsync("#redis-port", redis.Port.ToString());
+            await page.CheckAsync("#redis-tls");
+            await page.ClickAsync("#redis-connect");
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync(status);
+            if (!trusted) continue;
+            await page.FillAsync("#redis-command", "PING");
+            await page.PressAsync("#redis-command", "Enter");
+            await Assertions.Expect(page.Locator("#redis-output > li").First.Locator(".reply > :nth-child(2)")).ToHaveTextAsync("PONG");
+        }
+    }
+
+    [SkippableFact]
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();

@@ -34,7 +34,7 @@ function logLine(list, className, content) {
 function explain(error) {
   if (error instanceof Ws2sError) {
     const what = { 2: "Could not connect", 3: "Not connected", 4: "Refused by the server's policy", 5: "Connection closed",
-      6: "SSH tunnel failed", 7: "Bad request" }[error.code] ?? "Error";
+      6: "SSH tunnel failed", 7: "Bad request", 8: "Connection not secure" }[error.code] ?? "Error";
     return `${what}: ${error.message} (code ${error.code})`;
   }
   if (error instanceof RedisError) return error.message;
@@ -62,18 +62,20 @@ $("socket-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const host = $("socket-host").value.trim();
   const port = Number($("socket-port").value);
-  setStatus($("socket-status"), `Connecting to ${host}:${port}…`);
+  const tls = $("socket-tls").checked;
+  const over = tls ? " over TLS" : "";
+  setStatus($("socket-status"), `Connecting to ${host}:${port}${over}…`);
   $("socket-connect").disabled = true;
   try {
-    socket = await ws2s.connect({ host, port, binary: true });
+    socket = await ws2s.connect({ host, port, binary: true, tls });
   } catch (error) {
     setStatus($("socket-status"), explain(error), "error");
     logLine($("socket-log"), "error", explain(error));
     $("socket-connect").disabled = false;
     return;
   }
-  setStatus($("socket-status"), `Connected to ${host}:${port}.`, "ok");
-  logLine($("socket-log"), "note", `connected to ${host}:${port}`);
+  setStatus($("socket-status"), `Connected to ${host}:${port}${over}.`, "ok");
+  logLine($("socket-log"), "note", `connected to ${host}:${port}${over}`);
   socketConnected(true);
   const current = socket;
   for await (const chunk of current) logLine($("socket-log"), "received", show(chunk));
@@ -143,16 +145,18 @@ $("redis-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const host = $("redis-host").value.trim();
   const port = Number($("redis-port").value);
-  setStatus($("redis-status"), `Connecting to Redis at ${host}:${port}…`);
+  const tls = $("redis-tls").checked;
+  const over = tls ? " over TLS" : "";
+  setStatus($("redis-status"), `Connecting to Redis at ${host}:${port}${over}…`);
   try {
     await redis?.close();
-    redis = await ws2s.redis({ host, port, password: $("redis-password").value || undefined });
+    redis = await ws2s.redis({ host, port, password: $("redis-password").value || undefined, tls });
   } catch (error) {
     redis = null;
     setStatus($("redis-status"), explain(error), "error");
     return;
   }
-  setStatus($("redis-status"), `Connected to Redis at ${host}:${port}.`, "ok");
+  setStatus($("redis-status"), `Connected to Redis at ${host}:${port}${over}.`, "ok");
   $("redis-command").disabled = $("redis-run").disabled = false;
   $("redis-command").focus();
 });
