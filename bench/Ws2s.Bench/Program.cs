@@ -29,7 +29,8 @@ var idleSessions = int.Parse(Option("--idle-sessions") ?? "2000", CultureInfo.In
 var duration = TimeSpan.FromSeconds(seconds);
 
 using var echo = new EchoServer();
-await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint)) : null;
+using var tlsEcho = new EchoServer(tls: true);
+await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint, tlsEcho.CertificateFile)) : null;
 await using var websockify = await PeerRelay.WebsockifyAsync(echo.Endpoint);
 await using var socat = await PeerRelay.SocatAsync(echo.Endpoint);
 var server = own?.Url ?? new Uri(Option("--server")!);
@@ -51,6 +52,10 @@ if (!external)
 {
     paths.Add(("ws2s binary mode", binary, ownCpu));
     paths.Add(("ws2s /websockify", () => RawStream.OpenAsync(new Uri(server, "/websockify?token=echo")), ownCpu));
+    // TLS to the peer: ws2s does the handshake and the crypto; the baseline is TLS straight to the echo server.
+    paths.Add(("TLS direct (baseline for TLS)", () => TlsStream.OpenAsync(tlsEcho.Endpoint, tlsEcho.CertificateFile!), null));
+    paths.Add(("ws2s JSON mode, TLS to the peer", () => BridgeStream.OpenAsync(server, tlsEcho.Endpoint, binary: false, tls: true), ownCpu));
+    paths.Add(("ws2s binary mode, TLS to the peer", () => BridgeStream.OpenAsync(server, tlsEcho.Endpoint, binary: true, tls: true), ownCpu));
 }
 if (websockify is not null)
     paths.Add(("websockify (Python)", () => RawStream.OpenAsync(new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
@@ -60,7 +65,7 @@ if (socat is not null)
 var rows = new List<Row>();
 var costs = new List<(string Name, double MsPerMb, double MsPerSession)>();
 // --only NAME keeps the baseline and the paths whose name contains NAME (e.g. "JSON"), to profile one of them.
-if (Option("--only") is { } only) paths.RemoveAll(p => p.Name != "plain TCP (baseline)" && !p.Name.Contains(only, StringComparison.OrdinalIgnoreCase));
+if (Option("--only") is { } only) paths.RemoveAll(p => !p.Name.Contains("baseline") && !p.Name.Contains(only, StringComparison.OrdinalIgnoreCase));
 foreach (var (name, open, serverCpu) in args.Contains("--idle-only") ? [] : paths)
 {
     // A short warm-up first, so JIT and tiering are not billed to whichever path runs first.
@@ -79,7 +84,7 @@ foreach (var (name, open, serverCpu) in args.Contains("--idle-only") ? [] : path
     var connects = await ChurnWorkloads.ConnectsAsync(open, 8, 3000);
     var perSession = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / 3000;
     rows.Add(new Row(name, one, sixteen, latency.P50, latency.P99, connects));
-    if (name != "plain TCP (baseline)") costs.Add((name, perMb, perSession));
+    if (serverCpu is not null) costs.Add((name, perMb, perSession));
 }
 
 if (rows.Count > 0) PrintTable(rows);

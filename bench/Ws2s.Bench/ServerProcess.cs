@@ -19,11 +19,13 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     /// <summary>
     /// The server's configuration for benchmarks: loopback allowed (the echo server is there), limits
-    /// lifted, and the echo server as the websockify endpoint's target <c>echo</c>.
+    /// lifted, the echo server as the websockify endpoint's target <c>echo</c>, and the TLS echo
+    /// server's certificate trusted.
     /// </summary>
-    public static string BenchConfig(System.Net.IPEndPoint echo) => $$$$"""
+    public static string BenchConfig(System.Net.IPEndPoint echo, string? trustedCertificate = null) => $$$$"""
         {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"origins":["*"],
          "rawTargets":{"echo":"{{{{echo}}}}"},
+         "tls":{"trustedCertificates":[{{{{(trustedCertificate is null ? "" : $"\"{trustedCertificate}\"")}}}}]},
          "limits":{"maxSessions":100000,"maxSessionsPerClient":100000,"maxConnectsPerSecond":0,"idleTimeoutSeconds":0},
          "Logging":{"LogLevel":{"Default":"Warning"}}}
         """;

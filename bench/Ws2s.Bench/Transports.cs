@@ -16,6 +16,27 @@ internal interface IEchoStream : IAsyncDisposable
     ValueTask<int> ReadAsync(Memory<byte> into);
 }
 
+/// <summary>TLS straight to the TLS echo server, trusting its certificate: the baseline for TLS paths.</summary>
+internal sealed class TlsStream(System.Net.Security.SslStream tls) : IEchoStream
+{
+    public static async Task<IEchoStream> OpenAsync(IPEndPoint echo, string certificateFile)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(echo);
+        var trusted = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(certificateFile)).RawData);
+        var stream = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: true), false,
+            (_, certificate, _, _) => certificate is not null && certificate.GetCertHashString() == trusted.GetCertHashString());
+        await stream.AuthenticateAsClientAsync("127.0.0.1");
+        return new TlsStream(stream);
+    }
+
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> bytes) => tls.WriteAsync(bytes);
+
+    public ValueTask<int> ReadAsync(Memory<byte> into) => tls.ReadAsync(into);
+
+    public ValueTask DisposeAsync() => tls.DisposeAsync();
+}
+
 internal sealed class TcpStream(Socket socket) : IEchoStream
 {
     public static async Task<IEchoStream> OpenAsync(IPEndPoint echo)
@@ -59,12 +80,15 @@ internal sealed class BridgeStream : IEchoStream
         _binary = binary;
     }
 
-    public static async Task<IEchoStream> OpenAsync(Uri server, IPEndPoint echo, bool binary)
+    /// <param name="tls">TLS from ws2s to the echo server (<c>"tls": true</c>).</param>
+    public static async Task<IEchoStream> OpenAsync(Uri server, IPEndPoint echo, bool binary, bool tls = false)
     {
         var ws = new ClientWebSocket();
         await ws.ConnectAsync(server, CancellationToken.None);
         var stream = new BridgeStream(ws, binary);
-        var connect = JsonSerializer.SerializeToUtf8Bytes(new { command = "connect", host = echo.Address.ToString(), port = echo.Port, binary });
+        var connect = tls
+            ? JsonSerializer.SerializeToUtf8Bytes(new { command = "connect", host = echo.Address.ToString(), port = echo.Port, binary, tls })
+            : JsonSerializer.SerializeToUtf8Bytes(new { command = "connect", host = echo.Address.ToString(), port = echo.Port, binary });
         await ws.SendAsync(connect, WebSocketMessageType.Text, true, CancellationToken.None);
         var (type, length) = await stream.ReceiveFrameAsync();
         using var answer = JsonDocument.Parse(stream._frame.AsMemory(0, length));

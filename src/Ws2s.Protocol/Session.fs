@@ -379,7 +379,11 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         if peerFinished then settle session Idle (answer @ [ CloseConnection g ]) pending
         else settle session (Open link) answer pending
 
-    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _) | Busy(Securing(link, _), _)) when sameGeneration link g ->
+    // A peer that speaks before a `tls` connect's handshake is not speaking TLS: its plaintext must not
+    // pass for bytes that came over TLS. (Before a `starttls` it is the protocol's plaintext: relayed.)
+    | Received(g, _), Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
+        settle session Idle (tlsFailure link AtConnect "the peer sent bytes before the TLS handshake") pending
+    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _) | Busy(Securing(link, InPlace), _)) when sameGeneration link g ->
         session, deliver link bytes
 
     | PeerFinished g, (Open link | HalfClosed link) when sameGeneration link g ->

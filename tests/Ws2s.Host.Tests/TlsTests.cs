@@ -54,6 +54,45 @@ public sealed class TlsTests : IDisposable
     }
 
     [Fact]
+    public async Task Many_tls_connects_in_a_row_never_relay_the_peers_handshake_bytes_to_the_client()
+    {
+        // The dial's plain reader and the handshake race for the first bytes: a reader that starts
+        // after the handshake began stole the ServerHello and relayed it as recv data (found by the bench).
+        using var peer = TlsPeer.Echo(_pki.Leaf);
+        // ws2sd as its own process (Server GC, its own thread pool), where the bench met the race.
+        var config = Path.Combine(Directory.CreateTempSubdirectory("ws2s-tls-race-").FullName, "config.json");
+        await File.WriteAllTextAsync(config, $$$"""
+            {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"origins":["*"],
+             "tls":{"trustedCertificates":["{{{_pki.CaFile}}}"]},"limits":{"maxConnectsPerSecond":0}}
+            """);
+        await using var server = ServerProcess.Start(["--config", config]);
+        var url = await server.ListeningUrlAsync();
+        var sessions = Enumerable.Range(0, 8).Select(async _ =>
+        {
+            await using var client = await WsClient.ConnectAsync(url);
+            for (var i = 0; i < 40; i++)
+            {
+                await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test", binary = true });
+                await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+                await client.SendBinaryAsync(Encoding.ASCII.GetBytes($"ping {i}"));
+                Assert.Equal($"ping {i}", (await client.ReceiveAsync()).Text);
+            }
+        });
+        await Task.WhenAll(sessions);
+    }
+
+    [Fact]
+    public async Task A_peer_that_speaks_plaintext_instead_of_tls_fails_with_code_8_and_none_of_its_words_reach_the_client()
+    {
+        using var peer = Peer.Greeter(); // says "hello from peer\n" at once, no TLS
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
+        var answer = await client.ReceiveJsonAsync(); // the very next message: no recv data before it
+        Assert.True((int)answer["code"]! == 8 && ((string)answer["message"]!).StartsWith("tls failed: "), answer.ToJsonString());
+    }
+
+    [Fact]
     public async Task A_certificate_from_a_ca_the_server_does_not_trust_is_refused_with_code_8()
     {
         using var peer = TlsPeer.Echo(_pki.Leaf);

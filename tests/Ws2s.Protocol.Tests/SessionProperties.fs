@@ -247,3 +247,24 @@ let ``a host fault ends the session with code 1 and close 1011, closing its conn
     Xunit.Assert.Equal<Effect list>(
         [ CloseConnection 1L; Reply(Unexpected "the server hit an internal error"); CloseClient(1011, "unexpected server error") ], effects)
     Xunit.Assert.True(session.Phase.IsEnded)
+
+[<Xunit.Fact>]
+let ``a tls connect: plaintext before the handshake fails it with code 8, never relayed; starttls relays what came before`` () =
+    let connect = ClientText(ReadOnlyMemory((ConnectTls("127.0.0.1", 7001, false)).Frame))
+    let session, effects = Session.step (Session.start standardSettings) connect
+    Xunit.Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 7001)), effects)
+    let securing, effects = Session.step session (Dialled 1L)
+    Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1", []) ], effects)
+    let failed, effects = Session.step securing (Received(1L, ReadOnlyMemory "220 plaintext\r\n"B))
+    Xunit.Assert.Equal<Effect list>(
+        [ CloseConnection 1L; Reply(TlsFailed "the peer sent bytes before the TLS handshake"); Observe(ConnectAnswered(Some 1L, 8)) ],
+        effects)
+    Xunit.Assert.True(failed.Phase.IsIdle)
+    // The same bytes before a starttls handshake are the protocol's plaintext: relayed before `starttls done`.
+    let opened, _ = Session.step (fst (Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7001, false)).Frame))))) (Dialled 1L)
+    let upgrading, effects = Session.step opened (ClientText(ReadOnlyMemory StartTlsIt.Frame))
+    Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1", []) ], effects)
+    let upgrading, effects = Session.step upgrading (Received(1L, ReadOnlyMemory "220 go ahead\r\n"B))
+    Xunit.Assert.True((match effects with [ Reply(RecvData _) ] -> true | _ -> false), sprintf "%A" effects)
+    let _, effects = Session.step upgrading (Secured 1L)
+    Xunit.Assert.Equal<Effect list>([ Reply(Done "starttls") ], effects)

@@ -34,6 +34,8 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
     /// <summary>The pump's read loop, and how to stop it (before a TLS handshake takes the stream over).</summary>
     private Task? _reading;
     private CancellationTokenSource? _readStop;
+    /// <summary>A TLS handshake has the stream: no plain reader may start (the session may ask for it before the dial's reader has begun).</summary>
+    private bool _securing;
 
     public void StartResolve(string host) => Run(ResolveAsync(host));
 
@@ -219,9 +221,22 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
     private void StartReading(PeerPump pump)
     {
         var stop = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token);
-        var reading = pump.ReadAsync(stop.Token);
-        lock (_gate) (_readStop, _reading) = (stop, reading);
+        Task reading;
+        lock (_gate)
+        {
+            if (_securing || _disposed) return;
+            // Registered before any read is issued, so a handshake that starts now can stop it first.
+            _readStop = stop;
+            _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
+        }
         Run(reading);
+    }
+
+    /// <summary>The pump's loop, begun outside the lock that registered it.</summary>
+    private static async Task ReadAfterYieldAsync(PeerPump pump, CancellationToken stop)
+    {
+        await Task.Yield();
+        await pump.ReadAsync(stop);
     }
 
     private async Task SecureAsync(string serverName, IReadOnlyCollection<string> pins, TlsTrust trust, TimeSpan timeout)
@@ -231,6 +246,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         Task? reading;
         lock (_gate)
         {
+            _securing = true;
             (peer, readStop, reading) = (_peer, _readStop, _reading);
             _pump = null; // nothing is written during the handshake (the core queues requests behind it)
         }
@@ -272,6 +288,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         {
             if (!_disposed)
             {
+                _securing = false;
                 _peer = secured;
                 _pump = pump = new PeerPump(generation, secured, PostAsync);
             }
