@@ -46,6 +46,27 @@ public sealed class SshTunnelTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task Tls_runs_end_to_end_through_the_tunnel_to_a_real_redis_over_tls()
+    {
+        using var pki = new TestPki();
+        await using var redis = await RedisServer.StartAsync(pki);
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"FILE"},"tls":{"trustedCertificates":["CA"]}}"""
+                .Replace("FILE", _knownHosts).Replace("CA", pki.CaFile));
+        await using var client = await host.ConnectAsync();
+        var connect = Through(_sshd, redis.Port, ("ssh_private_key", _sshd.Ed25519Key));
+        connect["tls"] = true;
+        connect["tlsServerName"] = "redis.test";
+        await client.SendAsync(connect);
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await client.SendAsync(new { command = "send", data = "PING\r\n" });
+        var reply = new MemoryStream();
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", reply);
+        await client.ReadDataAsync(reply, "+PONG\r\n".Length);
+        Assert.Equal("+PONG\r\n", System.Text.Encoding.ASCII.GetString(reply.ToArray()));
+    }
+
+    [SkippableFact]
     public async Task Bytes_go_both_ways_through_the_tunnel_intact_with_an_Ed25519_key()
     {
         using var echo = Peer.Echo();
