@@ -48,7 +48,9 @@ export interface CallbackSocket {
   onClose: () => void;
   onError: (error: unknown) => void;
   connect(host: string, port: number, ssh_host?: string, ssh_port?: number, ssh_username?: string, ssh_password?: string,
-    ssh_private_key?: string, ssh_private_key_password?: string): void;
+    ssh_private_key?: string, ssh_private_key_password?: string, options?: { tls?: boolean; tlsServerName?: string }): void;
+  /** Upgrades the open connection to TLS in place (STARTTLS); onError hears a failure (code 8). */
+  startTls(tlsServerName?: string): void;
   send(data: string): void;
   sendb(data: Uint8Array): void;
   close(): void;

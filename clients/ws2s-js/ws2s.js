@@ -69,9 +69,12 @@ export class WS2S {
       onRecv: () => {},
       onClose: () => {},
       onError: () => {},
-      connect: (host, port, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password) =>
-        send(connectRequest({ host, port, ssh: { host: ssh_host, port: ssh_port, username: ssh_username, password: ssh_password,
-          private_key: ssh_private_key, private_key_password: ssh_private_key_password } })),
+      // `options` (new, after 2.1.4's arguments): { tls, tlsServerName } for TLS to the destination.
+      connect: (host, port, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password, options = {}) =>
+        send(connectRequest({ host, port, tls: options.tls, tlsServerName: options.tlsServerName,
+          ssh: { host: ssh_host, port: ssh_port, username: ssh_username, password: ssh_password,
+            private_key: ssh_private_key, private_key_password: ssh_private_key_password } })),
+      startTls: (tlsServerName) => send(tlsServerName ? { command: "starttls", tlsServerName } : { command: "starttls" }),
       send: (data) => send({ command: "send", data }),
       sendb: (bytes) => send({ command: "sendb", data: toBase64(bytes instanceof Uint8Array ? bytes : encoder.encode(bytes)) }),
       close: () => { closedByUser = true; send({ command: "close" }); },

@@ -131,6 +131,17 @@ export const cases = [
       await redis.close();
       await assert.rejects(ws2s.redis({ host: "127.0.0.1", port: env.tlsRedisPort, tls: true, tlsServerName: "bank.test" }),
         (e) => e instanceof env.Ws2sError && e.code === 8 && e.message === "tls failed: certificate name does not match bank.test");
+      // The 2.1.4 callback socket, with the options argument after its eight.
+      const socket = ws2s.newSocket();
+      const pong = await new Promise((resolve, reject) => {
+        socket.onError = reject;
+        socket.onReady = () => socket.connect("127.0.0.1", env.tlsRedisPort, undefined, undefined, undefined, undefined, undefined, undefined,
+          { tls: true, tlsServerName: "redis.test" });
+        socket.onOpen = () => socket.send("PING\r\n");
+        socket.onRecv = (bytes) => resolve(new TextDecoder().decode(bytes));
+      });
+      socket.close();
+      assert.equal(pong, "+PONG\r\n");
     },
   },
   {
