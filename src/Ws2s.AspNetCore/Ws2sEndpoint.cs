@@ -27,6 +27,9 @@ public static class Ws2sEndpoint
         var sessions = services.GetRequiredService<RunnerServices>();
         var metrics = services.GetRequiredService<Ws2sMetrics>();
         RawTargets.Target? target = null;
+        var admission = services.GetRequiredService<Admission.AdmissionPolicy>();
+        // On the websockify endpoint ?token= names the target; a signed token there names it in its host and port claims.
+        var queryTokenIsAccessToken = !websockify;
         if (websockify)
         {
             // websockify 0.10 and later speak binary only: a client that offers only base64 gets 400, as there.
@@ -37,7 +40,24 @@ public static class Ws2sEndpoint
                     "this endpoint speaks the binary subprotocol only (base64 is not supported)");
                 return;
             }
-            target = services.GetRequiredService<RawTargets>().Find(context.Request.Query["token"].ToString());
+            var name = context.Request.Query["token"].ToString();
+            target = services.GetRequiredService<RawTargets>().Find(name);
+            if (target is null && admission.Jwt is { } jwt && name.Length > 0)
+            {
+                var (grant, refusal) = await jwt.ValidateAsync(name);
+                if (grant is null)
+                {
+                    await RefuseAsync(context, metrics, StatusCodes.Status401Unauthorized, refusal!);
+                    return;
+                }
+                if (grant.Target is not { } claimed || RawTargets.Parse(claimed.Host.Contains(':') ? $"[{claimed.Host.Trim('[', ']')}]:{claimed.Port}" : $"{claimed.Host}:{claimed.Port}") is not { } named)
+                {
+                    await RefuseAsync(context, metrics, StatusCodes.Status404NotFound, "the token names no target (host and port claims)");
+                    return;
+                }
+                target = named;
+                queryTokenIsAccessToken = true; // the same token admits the session
+            }
             if (target is null)
             {
                 await RefuseAsync(context, metrics, StatusCodes.Status404NotFound,
@@ -45,8 +65,7 @@ public static class Ws2sEndpoint
                 return;
             }
         }
-        var admission = services.GetRequiredService<Admission.AdmissionPolicy>();
-        var verdict = admission.Judge(context, queryTokenIsAccessToken: !websockify, preferredSubProtocol: websockify ? "binary" : "ws2s");
+        var verdict = await admission.JudgeAsync(context, queryTokenIsAccessToken, preferredSubProtocol: websockify ? "binary" : "ws2s");
         if (verdict.Lease is null)
         {
             await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
@@ -54,6 +73,12 @@ public static class Ws2sEndpoint
         }
         using var lease = verdict.Lease;
         var settings = admission.Settings;
+        // A signed token narrows the session: its allow rules are one more scope, and it may forbid SSH.
+        if (verdict.Grant is { } granted)
+        {
+            if (granted.Allow is { } allowed) settings = Session.narrowTo(ListModule.OfSeq(allowed), settings);
+            if (!granted.Ssh) settings = Session.withoutSsh(settings);
+        }
         if (endpoint.Destinations?.Invoke(context) is { } scope)
         {
             var rules = scope.Select(Policy.parseRule).ToList();
@@ -67,7 +92,9 @@ public static class Ws2sEndpoint
         }
         IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
-        var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}";
+        // The token's subject names the session in its log lines (never the token itself).
+        var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}"
+            + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
         var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
             context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
             new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket));

@@ -224,9 +224,13 @@ let thisMachine (policy: DestinationPolicy) (address: IPAddress) =
         Some $"this machine's address {address}"
     | None -> None
 
-/// Does every scope of the session have a rule for this address (or requested name) and port?
+/// Does one scope (a rule set) have a rule for this address, or the requested name, and port?
+let scopeAllows (rules: Rule list) (host: Host) (address: IPAddress) port =
+    rules |> List.exists (fun r -> matchesAddress r (canonical address) port || matchesName r host port)
+
+/// Does every scope of the session allow this address (or requested name) and port?
 let private inScopes (policy: DestinationPolicy) (host: Host) address port =
-    policy.Scopes |> List.forall (List.exists (fun r -> matchesAddress r address port || matchesName r host port))
+    policy.Scopes |> List.forall (fun rules -> scopeAllows rules host address port)
 
 /// The verdict for dialling `address`:`port` on behalf of a client that asked for `host`. In order:
 /// 1. deny rules (address, or the requested name);

@@ -26,6 +26,8 @@ type Settings =
       MaxConnectsPerSecond: int
       /// Where SSH tunnels may lead (judged on the final host:port); empty: anywhere.
       SshAllowTargets: Rule list
+      /// May this session open SSH tunnels at all? (A signed token's `ssh: false` says no.)
+      SshAllowed: bool
       /// RFC 8305's connection attempt delay: while an attempt is pending, the next address is tried after this many milliseconds.
       AttemptDelayMilliseconds: int }
 
@@ -37,6 +39,7 @@ let defaultSettings =
       IdleTimeoutSeconds = 3600
       MaxConnectsPerSecond = 10
       SshAllowTargets = []
+      SshAllowed = true
       AttemptDelayMilliseconds = 250 }
 
 /// The TCP connection a session owns, or is opening; `Pins`: the certificate pins its destination
@@ -84,6 +87,9 @@ type Session =
 
 /// The settings narrowed to the destinations `rules` allow (a per-session scope; never wider).
 let narrowTo (rules: Rule list) (settings: Settings) = { settings with Policy = narrow rules settings.Policy }
+
+/// The settings with SSH tunnels refused for this session (code 4).
+let withoutSsh (settings: Settings) = { settings with SshAllowed = false }
 
 let start settings =
     { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0 }
@@ -230,6 +236,8 @@ let private execute session request : Session * Effect list =
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
         session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
+    | Valid(Connect({ Ssh = Some _ } as target)), _ when not session.Settings.SshAllowed ->
+        session, answerConnect None (Forbidden(target.Host.Written, "SSH tunnels are not in this session's scope"))
     | Valid(Connect({ Ssh = Some _ } as target)), _ when (tunnelRefusal session.Settings target).IsSome ->
         session, answerConnect None (Forbidden(target.Host.Written, (tunnelRefusal session.Settings target).Value))
     | Valid(Connect target), phase ->

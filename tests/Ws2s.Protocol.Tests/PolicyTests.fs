@@ -302,3 +302,36 @@ let ``a scope also bounds where an SSH tunnel may lead`` () =
     Assert.Equal(Allowed, judgeTunnelTarget [] scopes (host "db.internal") 5432)
     Assert.Equal(Refused "not in this session's scope", judgeTunnelTarget [] scopes (host "db.internal") 22)
     Assert.Equal(Refused "not in ssh.allowTargets", judgeTunnelTarget [ rule "other.internal" ] scopes (host "db.internal") 5432)
+
+/// Rules over a small world of addresses, names and ports, so random policies and scopes overlap often.
+let private genRuleText =
+    Gen.oneof
+        [ Gen.elements [ "10.0.0.0/8"; "10.1.0.0/16"; "93.184.216.0/24"; "93.184.216.34"; "127.0.0.0/8"; "0.0.0.0/0"; "192.168.1.0/24" ]
+          Gen.elements [ "redis.example"; "*.example"; "db.internal"; "*.internal" ] ]
+    |> Gen.map2 (fun port text -> match port with Some p -> $"{text}:{p}" | None -> text) (Gen.elements [ None; Some 6379; Some 22 ])
+
+let private genServerPolicy =
+    gen {
+        let! allowServerLocal = Gen.elements [ true; false ]
+        let! allow = Gen.resize 3 (Gen.listOf genRuleText)
+        let! deny = Gen.resize 2 (Gen.listOf genRuleText)
+        return { serverLocalOnly allowServerLocal with Allow = List.map rule allow; Deny = List.map rule deny }
+    }
+
+[<Property(MaxTest = 2000)>]
+let ``a token's scope intersects the server's policy: allowed exactly where both allow`` () =
+    let genCase =
+        gen {
+            let! policy = genServerPolicy
+            let! scope = Gen.resize 3 (Gen.listOf genRuleText)
+            let! address = Gen.elements [ "10.1.2.3"; "93.184.216.34"; "93.184.216.7"; "127.0.0.1"; "192.168.1.5"; "8.8.4.4" ]
+            let! name = Gen.elements [ "redis.example"; "eu.example"; "db.internal"; "elsewhere.org" ]
+            let! port = Gen.elements [ 6379; 22; 80 ]
+            return policy, scope, parse address, host name, port
+        }
+    Prop.forAll (Arb.fromGen genCase) (fun (policy, scope, address, name, port) ->
+        let scopeRules = List.map rule scope
+        let byServer = judge policy name address port = Allowed
+        let byScope = scopeAllows scopeRules name address port
+        let byBoth = judge (narrow scopeRules policy) name address port = Allowed
+        byBoth = (byServer && byScope))

@@ -59,3 +59,11 @@ let ``a tunnel that fails answers code 6 with the reason`` () =
     let _, effects = Session.step session (DialFailedWith(1L, TunnelFailed "authentication failed for user ops (wrong password or key)"))
     Assert.Contains(Reply(SshFailed "authentication failed for user ops (wrong password or key)"), effects)
     Assert.Equal(6, (SshFailed "x").Code)
+
+[<Xunit.Fact>]
+let ``a session without ssh in its scope gets code 4 for any tunnel, before any dial`` () =
+    let settings = Session.withoutSsh standardSettings
+    let frame = """{"command":"connect","host":"10.1.2.3","port":22,"ssh_host":"127.0.0.1","ssh_username":"u","ssh_password":"p"}"""B
+    let _, effects = Session.step (Session.start settings) (ClientText(ReadOnlyMemory frame))
+    Xunit.Assert.Equal<Effect list>(
+        [ Reply(Forbidden("10.1.2.3", "SSH tunnels are not in this session's scope")); Observe(ConnectAnswered(None, 4)) ], effects)

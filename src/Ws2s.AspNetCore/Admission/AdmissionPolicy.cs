@@ -19,6 +19,8 @@ public sealed class AdmissionPolicy : IDisposable
     private readonly OriginPolicy _origins;
     private readonly TokenCheck _tokens;
     private readonly ClientQuotas _limits;
+    private readonly JwtCheck? _jwt;
+    private readonly SubjectQuotas _subjects = new();
     private Session.Settings? _settings;
 
     public AdmissionPolicy(Ws2sOptions options, IServer server)
@@ -28,6 +30,7 @@ public sealed class AdmissionPolicy : IDisposable
         _origins = new(options.Origins, options.Listen);
         _tokens = TokenCheck.FromOptions(options);
         _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
+        _jwt = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
         NetworkChange.NetworkAddressChanged += OnAddressChanged;
     }
 
@@ -38,7 +41,12 @@ public sealed class AdmissionPolicy : IDisposable
     public Session.Settings Settings => Volatile.Read(ref _settings) ?? Refresh();
 
     /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
-    public (bool Required, int Count) Tokens => (_tokens.Required, _tokens.Count);
+    public (bool Required, int Count) Tokens => (TokenRequired, _tokens.Count);
+
+    /// <summary>Signed tokens (<c>auth.jwt</c>), when configured.</summary>
+    public JwtCheck? Jwt => _jwt;
+
+    private bool TokenRequired => _tokens.Required || _jwt is not null;
 
     private Session.Settings Refresh()
     {
@@ -51,22 +59,30 @@ public sealed class AdmissionPolicy : IDisposable
 
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 
-    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol);
+    /// <summary>An upgrade's verdict: 101 with the session's lease (and what a signed token granted: null for none or a static token), or a refusal in words.</summary>
+    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
     /// meaning), so an access token can only come as a subprotocol there.
     /// </summary>
-    public Decision Judge(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
+    public async Task<Decision> JudgeAsync(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
     {
         var request = context.Request;
         var offered = context.WebSockets.WebSocketRequestedProtocols;
-        if (_tokens.Required)
+        JwtGrant? grant = null;
+        if (TokenRequired)
         {
             var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
                 : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
+            if (presented is null)
+                return new(StatusCodes.Status401Unauthorized, "a token is required (?token=… or the subprotocol token.…)", null, null);
             if (!_tokens.Accepts(presented))
-                return new(StatusCodes.Status401Unauthorized, presented is null ? "a token is required (?token=… or the subprotocol token.…)" : "the token is not valid", null, null);
+            {
+                if (_jwt is null) return new(StatusCodes.Status401Unauthorized, "the token is not valid", null, null);
+                (grant, var why) = await _jwt.ValidateAsync(presented);
+                if (grant is null) return new(StatusCodes.Status401Unauthorized, why, null, null);
+            }
         }
         if (request.Headers.Origin is { Count: > 0 } origin)
         {
@@ -79,7 +95,17 @@ public sealed class AdmissionPolicy : IDisposable
         }
         var lease = _limits.TryEnter(context.Connection.RemoteIpAddress ?? IPAddress.None, out var refusal);
         if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
-        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol));
+        if (grant is { Subject: { } subject, MaxSessions: { } most })
+        {
+            var held = _subjects.TryEnter(subject, most);
+            if (held is null)
+            {
+                lease.Dispose();
+                return new(StatusCodes.Status503ServiceUnavailable, $"the token's subject has {most} session{(most == 1 ? "" : "s")} open already (its maxSessions)", null, null);
+            }
+            lease = new Both(lease, held);
+        }
+        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant);
     }
 
     /// <summary>
@@ -89,6 +115,15 @@ public sealed class AdmissionPolicy : IDisposable
     private static string? ChooseSubProtocol(IList<string> offered, string? preferred) =>
         preferred is not null && offered.Contains(preferred) ? preferred
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
+
+    private sealed class Both(IDisposable first, IDisposable second) : IDisposable
+    {
+        public void Dispose()
+        {
+            first.Dispose();
+            second.Dispose();
+        }
+    }
 
     /// <summary>Where this server listens (the core refuses those ports on every address of this machine).</summary>
     private static IEnumerable<IPEndPoint> OwnEndpoints(IServer server)

@@ -16,6 +16,18 @@ public sealed partial class Ws2sOptions
             for (var i = 0; i < rules.Count; i++)
                 if (Policy.parseRule(rules[i]) is { IsError: true } error)
                     yield return $"{key}[{i}]: {error.ErrorValue}";
+        if (Auth.Jwt is { } jwt)
+        {
+            if (jwt.SecretFile is null && jwt.PublicKeysFile is null && jwt.JwksFile is null)
+                yield return "auth.jwt: give secretFile (HS256), publicKeysFile (PEM) or jwksFile";
+            foreach (var (key, file) in new[] { ("secretFile", jwt.SecretFile), ("publicKeysFile", jwt.PublicKeysFile), ("jwksFile", jwt.JwksFile) })
+                if (file is not null && Admission.JwtCheck.KeyFileProblem(key, file) is { } problem)
+                    yield return $"auth.jwt.{key}: {problem}";
+            if (jwt.ClockSkewSeconds is < 0 or > 3600)
+                yield return $"auth.jwt.clockSkewSeconds {jwt.ClockSkewSeconds} must be between 0 and 3600";
+            if (string.IsNullOrWhiteSpace(jwt.ClaimNamespace))
+                yield return "auth.jwt.claimNamespace must not be empty";
+        }
         for (var i = 0; i < Tls.Pinned.Count; i++)
         {
             if (Policy.parseRule(Tls.Pinned[i].Rule) is { IsError: true } error)

@@ -102,6 +102,43 @@ public sealed partial class Ws2sOptions
         public int MaxKdfRounds { get; set; } = 64;
     }
 
+    /// <summary>Signed access tokens (JWT) that may also narrow what a session reaches.</summary>
+    public AuthOptions Auth { get; set; } = new();
+
+    public sealed class AuthOptions
+    {
+        public JwtOptions? Jwt { get; set; }
+    }
+
+    /// <summary>
+    /// <c>auth.jwt</c>: tokens presented like the static ones (<c>?token=</c> or a <c>token.</c>
+    /// subprotocol entry), signed with HS256 (<see cref="SecretFile"/>) or RS256/ES256
+    /// (<see cref="PublicKeysFile"/> PEM, or <see cref="JwksFile"/>); key files are read again when they change.
+    /// </summary>
+    public sealed class JwtOptions
+    {
+        /// <summary>A file holding the HS256 shared secret (at least 32 bytes; surrounding whitespace ignored).</summary>
+        public string? SecretFile { get; set; }
+
+        /// <summary>A PEM file of RSA and/or EC public keys (RS256, ES256).</summary>
+        public string? PublicKeysFile { get; set; }
+
+        /// <summary>A JWKS file (<c>{"keys": [...]}</c>) of RSA and/or EC public keys.</summary>
+        public string? JwksFile { get; set; }
+
+        /// <summary>When set, the token's <c>iss</c> must equal it.</summary>
+        public string? Issuer { get; set; }
+
+        /// <summary>When set, the token's <c>aud</c> must contain it.</summary>
+        public string? Audience { get; set; }
+
+        /// <summary>Leeway for <c>exp</c> and <c>nbf</c> between this server's clock and the issuer's.</summary>
+        public int ClockSkewSeconds { get; set; } = 30;
+
+        /// <summary>The claim holding ws2s's own claims (<c>allow</c>, <c>maxSessions</c>, <c>ssh</c>).</summary>
+        public string ClaimNamespace { get; set; } = "ws2s";
+    }
+
     /// <summary>TLS to destinations (<c>"tls": true</c> on connect, <c>starttls</c>).</summary>
     public TlsOptions Tls { get; set; } = new();
 
@@ -215,6 +252,7 @@ public sealed partial class Ws2sOptions
             Limits.IdleTimeoutSeconds,
             Limits.MaxConnectsPerSecond,
             Rules(Ssh.AllowTargets),
+            true,
             Session.defaultSettings.AttemptDelayMilliseconds);
     }
 }

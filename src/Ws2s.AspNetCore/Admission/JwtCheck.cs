@@ -1,0 +1,222 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Ws2s.AspNetCore.Configuration;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Admission;
+
+/// <summary>
+/// What a valid signed token grants: who (<c>sub</c>), the destinations it narrows the session to
+/// (<c>allow</c>: rules in <c>destinations.allow</c>'s syntax; null: no narrowing), how many sessions
+/// that subject may hold, whether SSH tunnels are allowed, and (for the websockify endpoint) the
+/// target its <c>host</c> and <c>port</c> claims name.
+/// </summary>
+public sealed record JwtGrant(string? Subject, IReadOnlyList<Policy.Rule>? Allow, int? MaxSessions, bool Ssh, (string Host, int Port)? Target);
+
+/// <summary>
+/// Verifies JWTs with Microsoft.IdentityModel: HS256 with the shared secret, RS256/ES256 with the
+/// configured public keys (PEM or JWKS), each file read again when it changes. <c>exp</c> is
+/// required and checked with <c>nbf</c> (with the configured clock skew); <c>iss</c> and <c>aud</c>
+/// when configured. Unsigned tokens and algorithms the keys are not for are refused. Refusals are
+/// words ("token expired"), never the token.
+/// </summary>
+public sealed class JwtCheck
+{
+    private readonly Ws2sOptions.JwtOptions _options;
+    private readonly JsonWebTokenHandler _handler = new();
+    private readonly Lock _gate = new();
+    private (DateTime, DateTime, DateTime) _loadedStamps;
+    private TokenValidationParameters? _parameters;
+
+    public JwtCheck(Ws2sOptions.JwtOptions options) => _options = options;
+
+    /// <summary>Why a key file cannot be used, or null.</summary>
+    public static string? KeyFileProblem(string key, string file)
+    {
+        if (!File.Exists(file)) return $"'{file}' does not exist";
+        try
+        {
+            var keys = key switch
+            {
+                "secretFile" => [Secret(file)],
+                "publicKeysFile" => PemKeys(file),
+                _ => JwksKeys(file),
+            };
+            return keys.Count == 0 ? $"'{file}' holds no usable key" : null;
+        }
+        catch (Exception e) when (e is IOException or CryptographicException or ArgumentException or JsonException or UnauthorizedAccessException)
+        {
+            return $"'{file}' cannot be used: {e.Message}";
+        }
+    }
+
+    /// <summary>Validates <paramref name="token"/>: the grant, or the words of the refusal.</summary>
+    public async Task<(JwtGrant? Grant, string? Refusal)> ValidateAsync(string token)
+    {
+        if (!_handler.CanReadToken(token)) return (null, "not a valid token");
+        JsonWebToken read;
+        try
+        {
+            read = _handler.ReadJsonWebToken(token);
+        }
+        catch (ArgumentException)
+        {
+            return (null, "not a valid token");
+        }
+        if (read.Alg is null || read.Alg.Equals("none", StringComparison.OrdinalIgnoreCase)) return (null, "unsigned token");
+        TokenValidationParameters parameters;
+        try
+        {
+            parameters = Parameters();
+        }
+        catch (Exception e) when (e is IOException or CryptographicException or ArgumentException or JsonException or UnauthorizedAccessException)
+        {
+            return (null, "the server cannot read its token keys");
+        }
+        var result = await _handler.ValidateTokenAsync(token, parameters);
+        if (!result.IsValid) return (null, Words(result.Exception));
+        return Claims((JsonWebToken)result.SecurityToken);
+    }
+
+    private static string Words(Exception? e) => e switch
+    {
+        SecurityTokenExpiredException => "token expired",
+        SecurityTokenNotYetValidException => "token not yet valid",
+        SecurityTokenNoExpirationException => "token has no expiry (exp)",
+        SecurityTokenInvalidAudienceException => "wrong audience",
+        SecurityTokenInvalidIssuerException => "wrong issuer",
+        SecurityTokenInvalidAlgorithmException => "signing algorithm not accepted",
+        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "bad signature",
+        SecurityTokenMalformedException => "not a valid token",
+        _ => "token refused",
+    };
+
+    /// <summary>The grant in the token's claims; a claim in the wrong shape refuses the token (its issuer has a bug).</summary>
+    private (JwtGrant?, string?) Claims(JsonWebToken token)
+    {
+        using var payload = JsonDocument.Parse(Base64UrlEncoder.DecodeBytes(token.EncodedPayload));
+        var root = payload.RootElement;
+        var ns = _options.ClaimNamespace;
+        List<Policy.Rule>? allow = null;
+        int? maxSessions = null;
+        var ssh = true;
+        if (root.TryGetProperty(ns, out var mine))
+        {
+            if (mine.ValueKind != JsonValueKind.Object) return (null, $"token claim {ns} must be an object");
+            if (mine.TryGetProperty("allow", out var rules))
+            {
+                if (rules.ValueKind != JsonValueKind.Array) return (null, $"token claim {ns}.allow must be a list of rules");
+                allow = [];
+                var i = 0;
+                foreach (var text in rules.EnumerateArray())
+                {
+                    if (text.ValueKind != JsonValueKind.String || Policy.parseRule(text.GetString()!) is not { IsOk: true } parsed)
+                        return (null, $"token claim {ns}.allow[{i}] is not a destination rule");
+                    allow.Add(parsed.ResultValue);
+                    i++;
+                }
+            }
+            if (mine.TryGetProperty("maxSessions", out var max))
+            {
+                if (max.ValueKind != JsonValueKind.Number || !max.TryGetInt32(out var n) || n < 1)
+                    return (null, $"token claim {ns}.maxSessions must be a whole number from 1");
+                maxSessions = n;
+            }
+            if (mine.TryGetProperty("ssh", out var tunnels))
+            {
+                if (tunnels.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) return (null, $"token claim {ns}.ssh must be true or false");
+                ssh = tunnels.GetBoolean();
+            }
+        }
+        (string, int)? target = null;
+        if (root.TryGetProperty("host", out var host) && host.ValueKind == JsonValueKind.String
+            && root.TryGetProperty("port", out var port) && port.TryGetInt32(out var p) && p is >= 1 and <= 65535)
+            target = (host.GetString()!, p);
+        var subject = string.IsNullOrEmpty(token.Subject) ? null : token.Subject;
+        return (new JwtGrant(subject, allow, maxSessions, ssh, target), null);
+    }
+
+    /// <summary>The validation parameters, rebuilt when a key file has changed.</summary>
+    private TokenValidationParameters Parameters()
+    {
+        var stamps = (Stamp(_options.SecretFile), Stamp(_options.PublicKeysFile), Stamp(_options.JwksFile));
+        lock (_gate)
+        {
+            if (_parameters is not null && stamps == _loadedStamps) return _parameters;
+            var keys = new List<SecurityKey>();
+            var algorithms = new List<string>();
+            if (_options.SecretFile is { } secret)
+            {
+                keys.Add(Secret(secret));
+                algorithms.Add(SecurityAlgorithms.HmacSha256);
+            }
+            if (_options.PublicKeysFile is { } pem) keys.AddRange(PemKeys(pem));
+            if (_options.JwksFile is { } jwks) keys.AddRange(JwksKeys(jwks));
+            if (_options.PublicKeysFile is not null || _options.JwksFile is not null)
+                algorithms.AddRange([SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256]);
+            _parameters = new TokenValidationParameters
+            {
+                IssuerSigningKeys = keys,
+                ValidAlgorithms = algorithms,
+                RequireSignedTokens = true,
+                RequireExpirationTime = true,
+                ValidateLifetime = true,
+                ClockSkew = TimeSpan.FromSeconds(_options.ClockSkewSeconds),
+                ValidateIssuer = _options.Issuer is not null,
+                ValidIssuer = _options.Issuer,
+                ValidateAudience = _options.Audience is not null,
+                ValidAudience = _options.Audience,
+                TryAllIssuerSigningKeys = true,
+            };
+            _loadedStamps = stamps;
+            return _parameters;
+        }
+    }
+
+    private static DateTime Stamp(string? file) => file is null ? default : File.GetLastWriteTimeUtc(file);
+
+    private static SymmetricSecurityKey Secret(string file)
+    {
+        var bytes = Encoding.UTF8.GetBytes(File.ReadAllText(file).Trim());
+        if (bytes.Length < 32) throw new ArgumentException("an HS256 secret needs at least 32 bytes");
+        return new SymmetricSecurityKey(bytes);
+    }
+
+    private static List<SecurityKey> PemKeys(string file)
+    {
+        var keys = new List<SecurityKey>();
+        var text = File.ReadAllText(file);
+        var at = 0;
+        while (PemEncoding.TryFind(text.AsSpan(at), out var fields))
+        {
+            var block = text.Substring(at + fields.Location.Start.Value, fields.Location.End.Value - fields.Location.Start.Value);
+            at += fields.Location.End.Value;
+            keys.Add(PemKey(block));
+        }
+        return keys;
+    }
+
+    /// <summary>One PEM public key (or certificate): RSA or EC.</summary>
+    private static SecurityKey PemKey(string block)
+    {
+        if (block.Contains("CERTIFICATE", StringComparison.Ordinal))
+            return new X509SecurityKey(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(block));
+        try
+        {
+            var rsa = RSA.Create();
+            rsa.ImportFromPem(block);
+            return new RsaSecurityKey(rsa);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            var ec = ECDsa.Create();
+            ec.ImportFromPem(block);
+            return new ECDsaSecurityKey(ec);
+        }
+    }
+
+    private static List<SecurityKey> JwksKeys(string file) => [.. new JsonWebKeySet(File.ReadAllText(file)).GetSigningKeys()];
+}

@@ -1,0 +1,253 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// Signed access tokens (<c>auth.jwt</c>): tokens minted here with test keys (HS256, RS256, ES256)
+/// admit a session and narrow where it may go; every forged, stale or misdirected token is an attack
+/// that must end in 401 with words, never echoing the token.
+/// </summary>
+public sealed class JwtTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("ws2s-jwt-").FullName;
+    private readonly byte[] _secret = Encoding.UTF8.GetBytes("a shared secret of at least 32 bytes, for HS256 tests");
+    private readonly RSA _rsa = RSA.Create(2048);
+    private readonly ECDsa _ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+    private readonly JsonWebTokenHandler _handler = new();
+
+    public void Dispose()
+    {
+        _rsa.Dispose();
+        _ec.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private string SecretFile() => Write("secret", Encoding.UTF8.GetString(_secret) + "\n");
+
+    private string PublicKeysFile(params AsymmetricAlgorithm[] keys) =>
+        Write("keys.pem", string.Join("\n", keys.Select(k => k.ExportSubjectPublicKeyInfoPem())));
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(_directory, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static Task<Ws2sHost> StartAsync(string jwt, bool allowServerLocal = true) => Ws2sHost.StartAsync(
+        $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":{{{(allowServerLocal ? "true" : "false")}}},"auth":{"jwt":{{{jwt}}}}}""");
+
+    private static string Jwt(string key, string file, string extra = "") => $$"""{"{{key}}":"{{file}}"{{extra}}}""";
+
+    /// <summary>A token: <c>sub</c> alice, valid for an hour, the <c>ws2s</c> claim as given.</summary>
+    private string Mint(SigningCredentials credentials, object? ws2s = null, DateTime? expires = null, DateTime? notBefore = null,
+        string? audience = null, string? issuer = null, IDictionary<string, object>? claims = null)
+    {
+        var all = new Dictionary<string, object>(claims ?? new Dictionary<string, object>());
+        if (ws2s is not null) all["ws2s"] = JsonSerializer.SerializeToElement(ws2s);
+        var now = DateTime.UtcNow;
+        return _handler.CreateToken(new SecurityTokenDescriptor
+        {
+            Subject = new ClaimsIdentity([new Claim("sub", "alice")]),
+            Claims = all,
+            IssuedAt = (notBefore ?? now).AddSeconds(-1) < now ? (notBefore ?? now).AddSeconds(-1) : now,
+            NotBefore = notBefore ?? now.AddMinutes(-1),
+            Expires = expires ?? now.AddHours(1),
+            Audience = audience,
+            Issuer = issuer,
+            SigningCredentials = credentials,
+        });
+    }
+
+    private SigningCredentials Hs256 => new(new SymmetricSecurityKey(_secret), SecurityAlgorithms.HmacSha256);
+
+    /// <summary>Attempts an upgrade with <paramref name="token"/> as a subprotocol entry: the status and the body of a refusal.</summary>
+    private static async Task<(int Status, string Body)> UpgradeAsync(Uri url, string token)
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Connection.Add("Upgrade");
+        request.Headers.Upgrade.Add(new ProductHeaderValue("websocket"));
+        request.Headers.Add("Sec-WebSocket-Version", "13");
+        request.Headers.Add("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+        request.Headers.Add("Sec-WebSocket-Protocol", "token." + token);
+        request.Headers.Add("Origin", "http://localhost:8080");
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (response.StatusCode == HttpStatusCode.SwitchingProtocols) return (101, "");
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private static async Task<WsClient> OpenAsync(Uri url, string token) => await WsClient.ConnectAsync(url, "http://localhost:8080", "token." + token);
+
+    [Fact]
+    public async Task A_token_reaches_what_it_allows_and_nothing_else_the_server_would_allow()
+    {
+        using var allowed = Peer.Echo();
+        using var other = Peer.Echo();
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        var token = Mint(Hs256, new { allow = new[] { $"127.0.0.1:{allowed.Port}" } });
+        await using var client = await OpenAsync(host.Url, token);
+        await client.EchoThroughAsync(allowed.Port, "hello alice");
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = other.Port });
+        await client.ExpectAsync($$"""{"success":false,"code":4,"message":"ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (not in this session's scope)"}""");
+    }
+
+    [Fact]
+    public async Task A_token_cannot_open_what_the_server_refuses()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()), allowServerLocal: false);
+        // The token allows all of loopback; the server does not allow this machine.
+        await using var client = await OpenAsync(host.Url, Mint(Hs256, new { allow = new[] { "127.0.0.0/8" } }));
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+        var answer = await client.ReceiveJsonAsync();
+        Assert.Equal(4, (int)answer["code"]!);
+        Assert.DoesNotContain("scope", (string)answer["message"]!);
+    }
+
+    public static TheoryData<string, string> Refusals => new()
+    {
+        { "expired", "token expired" },
+        { "not yet valid", "token not yet valid" },
+        { "wrong audience", "wrong audience" },
+        { "wrong issuer", "wrong issuer" },
+        { "another secret", "bad signature" },
+        { "alg none", "unsigned token" },
+        { "no exp", "token has no expiry (exp)" },
+        { "garbage", "not a valid token" },
+        { "bad claim", "token claim ws2s.allow[0] is not a destination rule" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Refusals))]
+    public async Task A_forged_stale_or_misdirected_token_gets_401_with_words_and_never_its_own_text_back(string attack, string words)
+    {
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile(), ""","issuer":"https://app.example","audience":"ws2s","clockSkewSeconds":5"""));
+        string Valid(DateTime? expires = null, DateTime? notBefore = null, string audience = "ws2s", string issuer = "https://app.example", SigningCredentials? with = null, object? ws2s = null) =>
+            Mint(with ?? Hs256, ws2s, expires, notBefore, audience, issuer);
+        var token = attack switch
+        {
+            "expired" => Valid(expires: DateTime.UtcNow.AddMinutes(-5), notBefore: DateTime.UtcNow.AddHours(-1)),
+            "not yet valid" => Valid(notBefore: DateTime.UtcNow.AddMinutes(10), expires: DateTime.UtcNow.AddHours(1)),
+            "wrong audience" => Valid(audience: "another-service"),
+            "wrong issuer" => Valid(issuer: "https://evil.example"),
+            "another secret" => Valid(with: new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes("some other secret that is also 32 bytes long")), SecurityAlgorithms.HmacSha256)),
+            "alg none" => Unsigned("""{"sub":"alice","aud":"ws2s","iss":"https://app.example","exp":4102444800,"ws2s":{"allow":["0.0.0.0/0"]}}"""),
+            "no exp" => Signed("""{"sub":"alice","aud":"ws2s","iss":"https://app.example"}"""),
+            "garbage" => "not.a.jwt",
+            "bad claim" => Valid(ws2s: new { allow = new[] { "not a rule!" } }),
+            _ => throw new ArgumentException(attack),
+        };
+        var (status, body) = await UpgradeAsync(host.Url, token);
+        Assert.Equal(401, status);
+        Assert.Equal($"ws2s: {words}\n", body);
+        Assert.DoesNotContain(token, body);
+    }
+
+    private static string B64(string json) => Base64UrlEncoder.Encode(json);
+
+    private static string Unsigned(string payload) => $"{B64("""{"alg":"none","typ":"JWT"}""")}.{B64(payload)}.";
+
+    private string Signed(string payload)
+    {
+        var body = $"{B64("""{"alg":"HS256","typ":"JWT"}""")}.{B64(payload)}";
+        return body + "." + Base64UrlEncoder.Encode(HMACSHA256.HashData(_secret, Encoding.ASCII.GetBytes(body)));
+    }
+
+    [Fact]
+    public async Task An_hs256_token_signed_with_the_servers_rsa_public_key_is_refused()
+    {
+        // Algorithm confusion: the attacker knows the public key and uses its PEM as an HMAC secret.
+        var pem = PublicKeysFile(_rsa);
+        await using var host = await StartAsync(Jwt("publicKeysFile", pem));
+        var publicPem = File.ReadAllText(pem);
+        var body = $"{B64("""{"alg":"HS256","typ":"JWT"}""")}.{B64($$"""{"sub":"mallory","exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""")}";
+        var forged = body + "." + Base64UrlEncoder.Encode(HMACSHA256.HashData(Encoding.ASCII.GetBytes(publicPem), Encoding.ASCII.GetBytes(body)));
+        var (status, text) = await UpgradeAsync(host.Url, forged);
+        Assert.Equal(401, status);
+        Assert.DoesNotContain(forged, text);
+        // The genuine RS256 token is accepted.
+        var genuine = Mint(new SigningCredentials(new RsaSecurityKey(_rsa), SecurityAlgorithms.RsaSha256));
+        Assert.Equal(101, (await UpgradeAsync(host.Url, genuine)).Status);
+    }
+
+    [Fact]
+    public async Task Rs256_and_es256_tokens_verify_with_the_public_keys_from_pem_and_from_jwks()
+    {
+        var rsa = new SigningCredentials(new RsaSecurityKey(_rsa), SecurityAlgorithms.RsaSha256);
+        var ec = new SigningCredentials(new ECDsaSecurityKey(_ec), SecurityAlgorithms.EcdsaSha256);
+        await using (var host = await StartAsync(Jwt("publicKeysFile", PublicKeysFile(_rsa, _ec))))
+        {
+            Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(rsa))).Status);
+            Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(ec))).Status);
+        }
+        var jwks = new { keys = new[]
+        {
+            JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_rsa.ExportParameters(false))),
+            JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(ECDsa.Create(_ec.ExportParameters(false)))),
+        }.Select(k => new { k.Kty, k.N, k.E, k.Crv, k.X, k.Y }) };
+        var jwksFile = Write("jwks.json", JsonSerializer.Serialize(jwks, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }));
+        await using (var host = await StartAsync(Jwt("jwksFile", jwksFile)))
+        {
+            Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(rsa))).Status);
+            Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(ec))).Status);
+        }
+    }
+
+    [Fact]
+    public async Task A_rotated_key_file_is_picked_up_without_a_restart()
+    {
+        var file = PublicKeysFile(_rsa);
+        await using var host = await StartAsync(Jwt("publicKeysFile", file));
+        var old = Mint(new SigningCredentials(new RsaSecurityKey(_rsa), SecurityAlgorithms.RsaSha256));
+        Assert.Equal(101, (await UpgradeAsync(host.Url, old)).Status);
+        using var next = RSA.Create(2048);
+        File.WriteAllText(file, next.ExportSubjectPublicKeyInfoPem());
+        File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddSeconds(5)); // a new stamp even on a coarse clock
+        Assert.Equal((401, "ws2s: bad signature\n"), await UpgradeAsync(host.Url, old));
+        Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(new SigningCredentials(new RsaSecurityKey(next), SecurityAlgorithms.RsaSha256)))).Status);
+    }
+
+    [Fact]
+    public async Task MaxSessions_bounds_the_subjects_concurrent_sessions_with_503()
+    {
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        var token = Mint(Hs256, new { maxSessions = 1 });
+        await using var first = await OpenAsync(host.Url, token);
+        var (status, body) = await UpgradeAsync(host.Url, token);
+        Assert.Equal(503, status);
+        Assert.Equal("ws2s: the token's subject has 1 session open already (its maxSessions)\n", body);
+    }
+
+    [Fact]
+    public async Task A_token_with_ssh_false_gets_code_4_for_any_tunnel()
+    {
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var client = await OpenAsync(host.Url, Mint(Hs256, new { ssh = false }));
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = 22, ssh_host = "127.0.0.1", ssh_username = "u", ssh_password = "p" });
+        await client.ExpectAsync("""{"success":false,"code":4,"message":"ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (SSH tunnels are not in this session's scope)"}""");
+    }
+
+    [Fact]
+    public async Task The_websockify_endpoint_takes_a_token_whose_host_and_port_claims_name_the_target()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        var token = Mint(Hs256, claims: new Dictionary<string, object> { ["host"] = "127.0.0.1", ["port"] = echo.Port });
+        await using var client = await WsClient.ConnectAsync(new Uri(host.Url, $"/websockify?token={token}"), "http://localhost:8080", "binary");
+        await client.SendBinaryAsync("vnc bytes"u8.ToArray());
+        Assert.Equal("vnc bytes", (await client.ReceiveAsync()).Text);
+        var expired = Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(-5), notBefore: DateTime.UtcNow.AddHours(-1),
+            claims: new Dictionary<string, object> { ["host"] = "127.0.0.1", ["port"] = echo.Port });
+        using var http = new HttpClient();
+        var (status, body) = await UpgradeAsync(new Uri(host.Url, $"/websockify?token={expired}"), "unused");
+        Assert.Equal((401, "ws2s: token expired\n"), (status, body));
+    }
+}
