@@ -251,3 +251,49 @@ public sealed class JwtTests : IDisposable
         Assert.Equal((401, "ws2s: token expired\n"), (status, body));
     }
 }
+
+/// <summary>The README's token minter, run as written in Node, with ws2s.js presenting the token.</summary>
+public sealed class JwtReadmeTests
+{
+    [SkippableFact]
+    public async Task The_readmes_node_minter_makes_tokens_ws2s_accepts_and_their_scope_holds()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        var readme = await File.ReadAllTextAsync(Path.Combine(Repository.Root, "README.md"));
+        var section = readme[readme.IndexOf("## Per-user access from your web app", StringComparison.Ordinal)..];
+        var start = section.IndexOf("```js\n", StringComparison.Ordinal) + 6;
+        var minter = section[start..section.IndexOf("// in the page", start, StringComparison.Ordinal)];
+        var secret = Path.GetTempFileName();
+        await File.WriteAllTextAsync(secret, "a secret of at least thirty-two bytes for the README\n");
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(
+            $$$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"],"auth":{"jwt":{"secretFile":"{{{{secret}}}}","audience":"ws2s"}}}""");
+        var client = Path.Combine(Repository.Root, "clients", "ws2s-js", "ws2s.js");
+        var script = $$"""
+            import { WS2S } from "{{client}}";
+            {{minter}}
+            const token = ws2sToken({ id: "alice" }, "a secret of at least thirty-two bytes for the README");
+            for (const options of [{ token }, {}]) {
+              try {
+                await new WS2S(process.env.WS2S_URL, options).connect({ host: "127.0.0.1", port: Number(process.env.ECHO_PORT) });
+                console.log("connected");
+              } catch (e) { console.log(e.code ? `code ${e.code}: ${e.message}` : `refused: ${e.message}`); }
+            }
+            process.exit(0);
+            """;
+        var info = new System.Diagnostics.ProcessStartInfo("node", ["--experimental-websocket", "--input-type=module", "-e", script])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.Environment["WS2S_URL"] = host.Url.ToString();
+        info.Environment["ECHO_PORT"] = echo.Port.ToString();
+        using var node = System.Diagnostics.Process.Start(info)!;
+        var output = node.StandardOutput.ReadToEndAsync();
+        var errors = node.StandardError.ReadToEndAsync();
+        await node.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
+        var lines = (await output).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // With the token: admitted, and its scope (redis-alice.internal:6379 only) refuses the echo peer.
+        // Without: the upgrade itself is refused.
+        Assert.True(lines.Length == 2, await output + await errors);
+        Assert.Equal("code 4: ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (not in this session's scope)", lines[0]);
+        Assert.StartsWith("refused: ", lines[1]);
+    }
+}
