@@ -52,7 +52,9 @@ public static class Ws2sServiceCollectionExtensions
         });
         services.TryAddSingleton<Ticker>();
         services.TryAddSingleton(sp => new Connectors.TlsTrust(sp.GetRequiredService<Ws2sOptions>().Tls.TrustedCertificates));
-        services.TryAddSingleton<RunnerServices>();
+        services.TryAddSingleton(sp => new RunnerServices(sp.GetRequiredService<Ws2sOptions>(), sp.GetRequiredService<Ticker>(),
+            sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<Ssh.SshLogins>(), sp.GetRequiredService<Connectors.TlsTrust>(),
+            sp.GetRequiredService<ILoggerFactory>(), () => sp.GetRequiredService<AdmissionPolicy>().Settings));
         services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
         services.TryAddSingleton(sp =>
         {
@@ -60,7 +62,10 @@ public static class Ws2sServiceCollectionExtensions
             return new Ssh.SshLogins(new Ssh.KnownHosts(o.Ssh.KnownHosts, o.Ssh.AcceptUnknownHostKeys),
                 TimeSpan.FromSeconds(o.Ssh.TimeoutSeconds), o.Ssh.MaxSessionsPerClient, o.Ssh.MaxKdfRounds);
         });
-        LogRedaction.Apply(services, sp => [.. TokenCheck.Configured(sp.GetRequiredService<Ws2sOptions>())]);
+        services.TryAddSingleton(sp => new RedactedSecrets(TokenCheck.Configured(sp.GetRequiredService<Ws2sOptions>())));
+        services.TryAddSingleton(sp => new Ws2sReload(sp.GetRequiredService<Ws2sOptions>(), sp.GetRequiredService<AdmissionPolicy>(),
+            sp.GetRequiredService<RawTargets>(), sp.GetRequiredService<RunnerServices>(), sp.GetRequiredService<RedactedSecrets>()));
+        LogRedaction.Apply(services, sp => sp.GetRequiredService<RedactedSecrets>());
         return services;
     }
 

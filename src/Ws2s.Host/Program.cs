@@ -2,7 +2,7 @@ using System.Reflection;
 using Ws2s.Host;
 using Ws2s.Host.Configuration;
 
-// ws2sd [run] [--config PATH] [--key:path value …] | probe URL | --version | --help
+// ws2sd [run] [--config PATH] [--key:path value …] | start | stop | restart | status | reload | service | probe URL | help | --version
 if (args.Contains("--version"))
 {
     Console.WriteLine($"ws2sd {typeof(Ws2sServer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]}");
@@ -21,28 +21,46 @@ if (args is ["probe", var url])
         return 1;
     }
 }
-if (args.Contains("--help") || args.Contains("-h"))
+if (args.Contains("--help") || args.Contains("-h") || args is ["help", ..])
 {
-    Console.WriteLine("""
-        ws2sd: a WebSocket to TCP bridge (the ws2s protocol, and websockify at /websockify)
-
-        usage: ws2sd [run] [--config PATH] [--log-format json] [--SECTION:KEY VALUE …]
-               ws2sd probe URL       exit 0 if URL answers 2xx (a health check, e.g. http://127.0.0.1:3614/readyz)
-               ws2sd --version | --help
-
-          run                 serve in the foreground (the default; stop with Ctrl+C or SIGTERM)
-          --config PATH       the configuration file (default ~/.ws2s/config.json, or $WS2S_CONFIG)
-          --log-format json   one JSON object per log line
-          --listen:port 4000  any configuration key can be set this way, e.g. --limits:idleTimeoutSeconds 60
-
-        Exit codes: 0 stopped cleanly, 2 bad configuration or cannot listen.
-        """);
+    Console.WriteLine(Daemon.Help);
     return 0;
 }
+switch (args.FirstOrDefault())
+{
+    case "start": return await Daemon.StartAsync(args[1..]);
+    case "stop": return await Daemon.StopAsync(args[1..]);
+    case "restart":
+        await Daemon.StopAsync(args[1..]);
+        return await Daemon.StartAsync(args[1..]);
+    case "status": return await Daemon.StatusAsync();
+    case "reload": return Daemon.Reload();
+    case "service": return Daemon.Service(args[1..]);
+}
 
+// run (the default): in the foreground, or as the background server `ws2sd start` launched
+// (--log-file: all output to a rotating file; --pid-file: written once listening, removed on exit).
+var (runArgs, logFile, pidFile) = RunOptions(args.Where(a => a != "run").ToArray());
+if (logFile is not null)
+{
+    var log = TextWriter.Synchronized(new RotatingLog(logFile));
+    Console.SetOut(log);
+    Console.SetError(log);
+}
 try
 {
-    var app = Ws2sServer.Build(args.Where(a => a != "run").ToArray());
+    var app = Ws2sServer.Build(runArgs);
+    if (pidFile is not null)
+    {
+        app.Lifetime.ApplicationStarted.Register(() => File.WriteAllLines(pidFile,
+            [Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+             Ws2sServer.ListeningUrls(app).FirstOrDefault() ?? "", Ws2sServer.ManagementUrl(app)?.ToString() ?? ""]));
+        app.Lifetime.ApplicationStopped.Register(() =>
+        {
+            if (File.Exists(pidFile) && File.ReadLines(pidFile).FirstOrDefault() == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                File.Delete(pidFile);
+        });
+    }
     await app.RunAsync();
     return 0;
 }
@@ -55,4 +73,18 @@ catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketExcepti
 {
     Console.Error.WriteLine($"ws2s: cannot listen: {e.Message}");
     return 2;
+}
+
+/// <summary>Takes <c>--log-file PATH</c> and <c>--pid-file PATH</c> out of the run arguments.</summary>
+static (string[] Remaining, string? LogFile, string? PidFile) RunOptions(string[] args)
+{
+    var rest = new List<string>();
+    string? log = null, pid = null;
+    for (var i = 0; i < args.Length; i++)
+    {
+        if (args[i] == "--log-file" && i + 1 < args.Length) log = args[++i];
+        else if (args[i] == "--pid-file" && i + 1 < args.Length) pid = args[++i];
+        else rest.Add(args[i]);
+    }
+    return ([.. rest], log, pid);
 }

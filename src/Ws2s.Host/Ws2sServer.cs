@@ -39,26 +39,8 @@ public static class Ws2sServer
         // The builder's default sources (appsettings.json, replaced below) would otherwise leave a file
         // watcher on the working directory for the life of the server.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
-        var options = new Ws2sOptions();
-        try
-        {
-            builder.Configuration.Sources.Clear();
-            builder.Configuration
-                // Framework categories log warnings and up unless the config says otherwise.
-                .AddInMemoryCollection([new("Logging:LogLevel:Microsoft", "Warning")])
-                .AddJsonFile(configPath, optional: false, reloadOnChange: false)
-                .AddEnvironmentVariables("WS2S_")
-                .AddCommandLine(args);
-            builder.Configuration.Bind(options);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new ConfigException($"{configPath} is not valid JSON: {e.InnerException?.Message ?? e.Message}");
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new ConfigException($"{configPath}: {e.Message}");
-        }
+        builder.Configuration.Sources.Clear();
+        var options = ReadOptions(builder.Configuration, configPath, args);
         var problems = options.Problems().ToList();
         if (problems.Count > 0)
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
@@ -72,6 +54,8 @@ public static class Ws2sServer
                 // Every scrape sees the counts of that moment (the exporter would otherwise answer from a 300 ms cache).
                 .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
+        builder.Services.AddHostedService(services => new ConfigReloader(configPath, args,
+            services.GetRequiredService<Ws2sReload>(), services.GetRequiredService<ILogger<ConfigReloader>>()));
         var managementBinding = new ManagementBinding();
         builder.Services.AddSingleton(managementBinding);
         builder.WebHost.UseKestrel(kestrel =>
@@ -162,6 +146,39 @@ public static class Ws2sServer
             if (ManagementUrl(app) is { } management) Console.WriteLine($"ws2s management (/healthz, /readyz, /metrics) on {management}");
         });
         return app;
+    }
+
+    /// <summary>
+    /// Reads the configuration the way the server does — the file, then <c>WS2S_*</c> environment
+    /// variables, then the command line — into <paramref name="configuration"/>, and binds it (not
+    /// validated: see <see cref="Ws2sOptions.Problems"/>). Throws <see cref="ConfigException"/> for a file that is not JSON.
+    /// </summary>
+    public static Ws2sOptions ReadOptions(IConfigurationBuilder configuration, string configPath, string[] args)
+    {
+        var options = new Ws2sOptions();
+        try
+        {
+            configuration
+                // Framework categories log warnings and up unless the config says otherwise.
+                .AddInMemoryCollection([new("Logging:LogLevel:Microsoft", "Warning")])
+                .AddJsonFile(configPath, optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables("WS2S_")
+                .AddCommandLine(args);
+            (configuration as IConfiguration ?? configuration.Build()).Bind(options);
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException)
+        {
+            throw new ConfigException($"{configPath} is not valid JSON: {e.InnerException?.Message ?? e.Message}");
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigException($"{configPath}: {e.Message}");
+        }
+        catch (FileNotFoundException)
+        {
+            throw new ConfigException($"{configPath} does not exist");
+        }
+        return options;
     }
 
     /// <summary>The ws:// and wss:// URLs the server is bound to (after start; port 0 resolved to the real port).</summary>

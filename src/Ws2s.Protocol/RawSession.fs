@@ -52,6 +52,8 @@ let step (raw: RawSession) (input: Input) =
 
 let acceptsFrame (raw: RawSession) = acceptsRequest raw.Inner
 
+let reconfigure (server: Settings) (raw: RawSession) = { Inner = Session.reconfigure server raw.Inner }
+
 let queuedBytes (raw: RawSession) = queuedBytes raw.Inner
 
 let isEnded (raw: RawSession) = raw.Inner.Phase.IsEnded

@@ -91,6 +91,18 @@ let narrowTo (rules: Rule list) (settings: Settings) = { settings with Policy = 
 /// The settings with SSH tunnels refused for this session (code 4).
 let withoutSsh (settings: Settings) = { settings with SshAllowed = false }
 
+/// The server's configuration changed (a reload, or this machine's addresses): the session takes the
+/// new settings for what it does from now on — new connects are judged by the new policy, queued
+/// requests run under it — keeping what narrows this session alone (its scopes, SSH refused). The
+/// open connection is not touched. No effects: nothing is said to the client.
+let reconfigure (server: Settings) (session: Session) =
+    match session.Phase with
+    | Ended -> session
+    | _ ->
+        let own = session.Settings
+        let policy = { server.Policy with Scopes = own.Policy.Scopes }
+        { session with Settings = { server with Policy = policy; SshAllowed = own.SshAllowed && server.SshAllowed } }
+
 let start settings =
     { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0 }
 

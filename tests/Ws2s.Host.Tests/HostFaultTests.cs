@@ -33,6 +33,8 @@ public sealed class HostFaultTests
         public int QueuedBytes => 0;
 
         public bool IsEnded => false;
+
+        public void Reconfigure(Ws2s.Protocol.Session.Settings server) { }
     }
 
     /// <summary>A server-side and a client-side WebSocket over a real loopback TCP connection.</summary>

@@ -268,3 +268,19 @@ let ``a tls connect: plaintext before the handshake fails it with code 8, never 
     Xunit.Assert.True((match effects with [ Reply(RecvData _) ] -> true | _ -> false), sprintf "%A" effects)
     let _, effects = Session.step upgrading (Secured 1L)
     Xunit.Assert.Equal<Effect list>([ Reply(Done "starttls") ], effects)
+
+[<Xunit.Fact>]
+let ``a reconfigured session keeps its open connection, judges its next connect by the new policy, and keeps its own scope`` () =
+    let rule text = match Policy.parseRule text with Ok r -> r | Error e -> failwith e
+    let scoped = Session.narrowTo [ rule "127.0.0.0/8" ] standardSettings |> Session.withoutSsh
+    let connect = ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7001, false)).Frame))
+    let opened, _ = Session.step (fst (Session.step (Session.start scoped) connect)) (Dialled 1L)
+    // The server now denies what the session is connected to.
+    let server = { standardSettings with Policy = { standardSettings.Policy with Deny = [ rule "127.0.0.1" ] } }
+    let reloaded = Session.reconfigure server opened
+    Xunit.Assert.Equal<Policy.Rule list list>([ [ rule "127.0.0.0/8" ] ], reloaded.Settings.Policy.Scopes)
+    Xunit.Assert.False(reloaded.Settings.SshAllowed)
+    let _, effects = Session.step reloaded (Received(1L, ReadOnlyMemory "still here"B))
+    Xunit.Assert.True((match effects with [ Reply(RecvData _) ] -> true | _ -> false), sprintf "%A" effects)
+    let _, effects = Session.step reloaded connect
+    Xunit.Assert.Contains(Reply(Forbidden("127.0.0.1", "deny rule 127.0.0.1")), effects)

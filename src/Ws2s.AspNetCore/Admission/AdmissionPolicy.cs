@@ -16,10 +16,10 @@ public sealed class AdmissionPolicy : IDisposable
 {
     private readonly Ws2sOptions _options;
     private readonly IServer _server;
-    private readonly OriginPolicy _origins;
-    private readonly TokenCheck _tokens;
+    private volatile OriginPolicy _origins;
+    private volatile TokenCheck _tokens;
     private readonly ClientQuotas _limits;
-    private readonly JwtCheck? _jwt;
+    private volatile JwtCheck? _jwt;
     private readonly SubjectQuotas _subjects = new();
     private Session.Settings? _settings;
 
@@ -56,6 +56,19 @@ public sealed class AdmissionPolicy : IDisposable
     }
 
     private void OnAddressChanged(object? sender, EventArgs e) => Volatile.Write(ref _settings, null);
+
+    /// <summary>
+    /// Takes up the options as they are now (after a reload): origins, tokens, signed-token keys, session
+    /// limits and the core's settings apply to new sessions and new connects; open sessions go on.
+    /// </summary>
+    public void Reload()
+    {
+        _origins = new(_options.Origins, _options.Listen);
+        _tokens = TokenCheck.FromOptions(_options);
+        _jwt = _options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
+        _limits.SetLimits(_options.Limits.MaxSessions, _options.Limits.MaxSessionsPerClient);
+        Volatile.Write(ref _settings, null);
+    }
 
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 

@@ -8,10 +8,17 @@ public sealed class ClientQuotas(int maxSessions, int maxPerClient)
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perClient = new();
     private int _total;
+    private volatile int _maxSessions = maxSessions;
+    private volatile int _maxPerClient = maxPerClient;
+
+    /// <summary>New limits for sessions that open from now on (the open ones keep their slots).</summary>
+    public void SetLimits(int maxSessions, int maxPerClient) => (_maxSessions, _maxPerClient) = (maxSessions, maxPerClient);
 
     /// <summary>A lease on one session slot, or null (with the reason) when a limit is reached.</summary>
     public IDisposable? TryEnter(IPAddress client, out string? refusal)
     {
+        var maxSessions = _maxSessions;
+        var maxPerClient = _maxPerClient;
         if (Interlocked.Increment(ref _total) > maxSessions)
         {
             Interlocked.Decrement(ref _total);

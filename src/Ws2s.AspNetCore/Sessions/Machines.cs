@@ -18,6 +18,9 @@ internal interface IMachine
     int QueuedBytes { get; }
 
     bool IsEnded { get; }
+
+    /// <summary>The server's settings changed: new connects follow them (the session's own scopes stay).</summary>
+    void Reconfigure(Session.Settings server);
 }
 
 /// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
@@ -39,6 +42,8 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
     public int QueuedBytes => Session.queuedBytes(_state);
 
     public bool IsEnded => _state.Phase.IsEnded;
+
+    public void Reconfigure(Session.Settings server) => _state = Session.reconfigure(server, _state);
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
@@ -65,4 +70,9 @@ internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, 
     public int QueuedBytes => _state is null ? 0 : RawSession.queuedBytes(_state);
 
     public bool IsEnded => RawSession.isEnded(_state!);
+
+    public void Reconfigure(Session.Settings server)
+    {
+        if (_state is not null) _state = RawSession.reconfigure(server, _state);
+    }
 }

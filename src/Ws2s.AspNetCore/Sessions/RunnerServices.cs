@@ -4,10 +4,14 @@ using Ws2s.AspNetCore.Ssh;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>What every session runner of this server shares: its limits, clock, queue budget, SSH sessions and log.</summary>
-internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, SshLogins sshSessions, Connectors.TlsTrust tls, ILoggerFactory logs)
+internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, SshLogins sshSessions, Connectors.TlsTrust tls, ILoggerFactory logs,
+    Func<Protocol.Session.Settings>? serverSettings = null)
 {
-    /// <summary>What TLS connections to destinations trust.</summary>
-    public Connectors.TlsTrust Tls => tls;
+    /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
+    public Protocol.Session.Settings? ServerSettings => serverSettings?.Invoke();
+
+    /// <summary>What TLS connections to destinations trust (replaced when the configuration is reloaded).</summary>
+    public Connectors.TlsTrust Tls { get; set; } = tls;
 
     /// <summary>How long a <c>starttls</c> handshake may take (a <c>tls</c> connect's runs under the connect timer).</summary>
     public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);

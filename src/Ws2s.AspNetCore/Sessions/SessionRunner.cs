@@ -40,6 +40,11 @@ internal sealed class SessionRunner
     /// <summary>A client message used the reader's grant, and the next is not granted yet.</summary>
     private bool _grantOwed;
 
+    private readonly RunnerServices _services;
+
+    /// <summary>The server settings this session last took up (checked each second, so a reload reaches open sessions).</summary>
+    private Session.Settings? _serverSettings;
+
     public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp)
     {
         _client = client;
@@ -49,6 +54,8 @@ internal sealed class SessionRunner
         _clientTcp = clientTcp;
         _observer = observer;
         _log = services.Log;
+        _services = services;
+        _serverSettings = services.ServerSettings;
         _reader = new ClientReader(client, services.MaxMessageBytes, services.MessageTimeout, services.Clock.Time, _inputs.Writer, services.Log);
         _effects = new SessionEffects(client, _inputs.Writer, services, clientAddress, observer, services.Log);
     }
@@ -82,6 +89,11 @@ internal sealed class SessionRunner
                 while (!_machine.IsEnded)
                 {
                     var input = await _inputs.Reader.ReadAsync(stopping);
+                    if (input.IsTick && _services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
+                    {
+                        _serverSettings = latest;
+                        _machine.Reconfigure(latest);
+                    }
                     if (input.IsTick && _clientTcp.HasEnded())
                     {
                         // Gone while the reader waits for a grant (or between messages): the kernel knows before any frame says so.

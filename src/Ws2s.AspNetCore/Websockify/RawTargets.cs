@@ -11,6 +11,19 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
     private readonly Lock _gate = new();
     private DateTime _fileStamp = DateTime.MinValue;
     private Dictionary<string, Target> _fromFile = [];
+    private volatile IReadOnlyDictionary<string, string> _configured = configured;
+    private volatile string? _tokenFile = tokenFile;
+
+    /// <summary>The targets of a reloaded configuration.</summary>
+    public void Update(IReadOnlyDictionary<string, string> configured, string? tokenFile)
+    {
+        lock (_gate)
+        {
+            _configured = configured;
+            _tokenFile = tokenFile;
+            _fileStamp = DateTime.MinValue;
+        }
+    }
 
     public readonly record struct Target(Protocol.Host Host, Port Port);
 
@@ -27,8 +40,8 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
 
     public Target? Find(string name)
     {
-        if (configured.TryGetValue(name, out var text)) return Parse(text);
-        if (tokenFile is null) return null;
+        if (_configured.TryGetValue(name, out var text)) return Parse(text);
+        if (_tokenFile is not { } tokenFile) return null;
         lock (_gate)
         {
             ReloadIfChanged(tokenFile);
