@@ -170,22 +170,44 @@ public sealed class BrowserTests : IAsyncLifetime
         var page = await _browser.NewPageAsync();
         var console = new List<string>();
         page.Console += (_, message) => console.Add(message.Text);
-        // Serve the client library from disk, from a loopback address as a developer's page would be
-        // (Chromium's local network access checks block a page it deems public from reaching 127.0.0.1).
-        var files = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
-        files.WebHost.UseUrls("http://127.0.0.1:0");
-        await using var site = files.Build();
-        site.UseStaticFiles(new Microsoft.AspNetCore.Builder.StaticFileOptions
-        {
-            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.Combine(Repository.Root, "clients", "ws2s-js")),
-        });
-        await site.StartAsync();
+        await using var site = await ServeClientLibraryAsync();
         var origin = site.Urls.First();
         await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
         var results = await page.EvaluateAsync<Result[]>("() => window.results");
         Assert.Equal(9, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
+    }
+
+    /// <summary>
+    /// Serves clients/ws2s-js from disk, from a loopback address as a developer's page would be
+    /// (Chromium's local network access checks block a page it deems public from reaching 127.0.0.1).
+    /// </summary>
+    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> ServeClientLibraryAsync()
+    {
+        var files = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        files.WebHost.UseUrls("http://127.0.0.1:0");
+        var site = files.Build();
+        site.UseStaticFiles(new Microsoft.AspNetCore.Builder.StaticFileOptions
+        {
+            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.Combine(Repository.Root, "clients", "ws2s-js")),
+        });
+        await site.StartAsync();
+        return site;
+    }
+
+    [SkippableFact]
+    public async Task A_page_written_for_ws2s_js_2_1_4_works_unchanged_with_the_classic_script_build()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync();
+        await using var site = await ServeClientLibraryAsync();
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync($"{site.Urls.First()}/test/classic.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}");
+        await page.WaitForFunctionAsync("() => window.result !== undefined", null, new() { Timeout = 30_000 });
+        Assert.Equal("hello from a classic script", await page.EvaluateAsync<string>("() => window.result"));
+        // The new names are there too, under the one global (the page's own `ws2s` variable untouched).
+        Assert.True(await page.EvaluateAsync<bool>("() => typeof WS2S.RespParser === 'function' && typeof WS2S.Ws2sError === 'function' && ws2s instanceof WS2S"));
     }
 
     public sealed class Result

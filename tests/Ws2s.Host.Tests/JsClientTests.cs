@@ -42,3 +42,53 @@ public sealed class JsClientTests
         Assert.Contains("# pass 15", tap);
     }
 }
+
+/// <summary>The classic-script and CommonJS entries: built from the modules, current, loadable, and packed.</summary>
+public sealed class JsPackageTests
+{
+    private static async Task<(int Exit, string Output)> RunAsync(string file, params string[] args)
+    {
+        var info = new ProcessStartInfo(file, args)
+        {
+            WorkingDirectory = Path.Combine(Repository.Root, "clients", "ws2s-js"),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
+        return (process.ExitCode, await output + await errors);
+    }
+
+    [SkippableFact]
+    public async Task The_built_entries_are_current_require_loads_the_commonjs_one_and_npm_pack_ships_every_export()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        var (exit, output) = await RunAsync("node", "build.mjs", "--check");
+        Assert.True(exit == 0, output);
+        // require("ws2s-js") from an app that has it in node_modules (a link to this folder).
+        var app = Directory.CreateTempSubdirectory("ws2s-js-app-").FullName;
+        Directory.CreateDirectory(Path.Combine(app, "node_modules"));
+        File.CreateSymbolicLink(Path.Combine(app, "node_modules", "ws2s-js"), Path.Combine(Repository.Root, "clients", "ws2s-js"));
+        await File.WriteAllTextAsync(Path.Combine(app, "app.cjs"), """
+            const path = require.resolve("ws2s-js");
+            const ws2s = require("ws2s-js");
+            const replies = new ws2s.RespParser().feed(new TextEncoder().encode("+OK\r\n:42\r\n"));
+            console.log(path.endsWith("dist/ws2s.cjs"), typeof ws2s.WS2S, JSON.stringify(replies));
+            """);
+        (exit, output) = await RunAsync("node", Path.Combine(app, "app.cjs"));
+        Assert.Equal("true function [\"OK\",42]", output.Trim());
+
+        Requirements.Need("/usr/bin/npm", "npm");
+        (exit, output) = await RunAsync("npm", "pack", "--dry-run", "--json", "--ignore-scripts");
+        Assert.True(exit == 0, output);
+        var packed = System.Text.Json.JsonDocument.Parse(output).RootElement[0].GetProperty("files").EnumerateArray()
+            .Select(f => f.GetProperty("path").GetString()).ToHashSet();
+        using var package = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Repository.Root, "clients", "ws2s-js", "package.json")));
+        var named = package.RootElement.GetProperty("exports").EnumerateObject()
+            .SelectMany(e => e.Value.ValueKind == System.Text.Json.JsonValueKind.String ? [e.Value.GetString()!] : e.Value.EnumerateObject().Select(c => c.Value.GetString()!))
+            .Select(p => p.TrimStart('.', '/'));
+        Assert.All(named, file => Assert.Contains(file, packed));
+    }
+}
