@@ -43,7 +43,40 @@ function lineEnd(buffer, from) {
   return -1;
 }
 
-/** Parses one reply at `offset`: { value, next } or undefined when incomplete. */
+/** A RESP3 push (`>`: pub/sub messages, invalidations): never the reply to a command. */
+export class RespPush {
+  constructor(items) {
+    this.items = items;
+  }
+}
+
+/** A bulk payload: `length` bytes after the line, then CRLF; undefined when incomplete. */
+function bulk(buffer, next, line) {
+  const length = Number(line);
+  if (length < 0) return { value: null, next };
+  if (buffer.length < next + length + 2) return undefined;
+  return { value: decoder.decode(buffer.subarray(next, next + length)), next: next + length + 2 };
+}
+
+/** `count` replies in a row from `at`: { value: [...], next } or undefined when incomplete. */
+function many(buffer, at, count) {
+  const items = [];
+  for (let i = 0; i < count; i++) {
+    const item = parseAt(buffer, at);
+    if (item === undefined) return undefined;
+    items.push(item.value);
+    at = item.next;
+  }
+  return { value: items, next: at };
+}
+
+/** An integer: a Number while exact, a BigInt beyond 2^53 (no precision lost). */
+function integer(line) {
+  const n = Number(line);
+  return Number.isSafeInteger(n) ? n : BigInt(line);
+}
+
+/** Parses one reply (RESP2, and RESP3 after HELLO 3) at `offset`: { value, next } or undefined when incomplete. */
 function parseAt(buffer, offset) {
   const end = lineEnd(buffer, offset + 1);
   if (end < 0) return undefined;
@@ -53,25 +86,41 @@ function parseAt(buffer, offset) {
   switch (type) {
     case "+": return { value: line, next };
     case "-": return { value: new RedisError(line), next };
-    case ":": return { value: Number(line), next };
-    case "$": {
-      const length = Number(line);
-      if (length < 0) return { value: null, next };
-      if (buffer.length < next + length + 2) return undefined;
-      return { value: decoder.decode(buffer.subarray(next, next + length)), next: next + length + 2 };
+    case ":": return { value: integer(line), next };
+    case "$": return bulk(buffer, next, line);
+    case "*": return Number(line) < 0 ? { value: null, next } : many(buffer, next, Number(line));
+    // RESP3
+    case "_": return { value: null, next };
+    case "#": return { value: line === "t", next };
+    case ",": return { value: line === "inf" ? Infinity : line === "-inf" ? -Infinity : line === "nan" ? NaN : Number(line), next };
+    case "(": return { value: BigInt(line), next };
+    case "!": {
+      const text = bulk(buffer, next, line);
+      return text && { value: new RedisError(text.value), next: text.next };
     }
-    case "*": {
-      const count = Number(line);
-      if (count < 0) return { value: null, next };
-      const items = [];
-      let at = next;
-      for (let i = 0; i < count; i++) {
-        const item = parseAt(buffer, at);
-        if (item === undefined) return undefined;
-        items.push(item.value);
-        at = item.next;
-      }
-      return { value: items, next: at };
+    case "=": {
+      const text = bulk(buffer, next, line); // "txt:…" or "mkd:…": the format, then the text
+      return text && { value: text.value.slice(4), next: text.next };
+    }
+    case "~": {
+      const items = many(buffer, next, Number(line));
+      return items && { value: new Set(items.value), next: items.next };
+    }
+    case "%": {
+      const items = many(buffer, next, 2 * Number(line));
+      if (!items) return undefined;
+      const map = new Map();
+      for (let i = 0; i < items.value.length; i += 2) map.set(items.value[i], items.value[i + 1]);
+      return { value: map, next: items.next };
+    }
+    case ">": {
+      const items = many(buffer, next, Number(line));
+      return items && { value: new RespPush(items.value), next: items.next };
+    }
+    case "|": {
+      // Attributes describe the reply that follows: skipped, the reply kept.
+      const attributes = many(buffer, next, 2 * Number(line));
+      return attributes && parseAt(buffer, attributes.next);
     }
     default:
       throw new Error(`not a RESP reply: unexpected '${type}'`);

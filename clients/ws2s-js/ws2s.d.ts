@@ -8,7 +8,8 @@ export class Ws2sError extends Error {
 
 export class RedisError extends Error {}
 
-export type RedisReply = string | number | null | RedisReply[];
+/** A reply: RESP2 types, and after HELLO 3 also maps, sets, booleans, doubles; integers past 2^53 as bigint. */
+export type RedisReply = string | number | bigint | boolean | null | RedisReply[] | Map<RedisReply, RedisReply> | Set<RedisReply>;
 
 export interface SshOptions {
   host: string;
@@ -66,6 +67,9 @@ export interface CallbackRedisClient {
 }
 
 export class Ws2sSocket implements AsyncIterable<Uint8Array> {
+  readonly state: "open" | "closed";
+  /** Resolves once the session is over, with why (the peer, ws2s with its close code, the network, or you). */
+  readonly closed: Promise<CloseReason>;
   request(request: object): Promise<string>;
   write(data: string | Uint8Array): Promise<string>;
   /** Upgrades the open connection to TLS in place (STARTTLS); rejects with code 8 if the handshake fails. */
@@ -76,10 +80,32 @@ export class Ws2sSocket implements AsyncIterable<Uint8Array> {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
 }
 
+/** Why a connection ended. */
+export type CloseReason =
+  | { by: "peer"; reason: string }
+  | { by: "ws2s"; code: number; reason: string }
+  | { by: "network"; code: 1006; reason: string }
+  | { by: "you" };
+
+/** A push: a pub/sub message, a MONITOR line, or another RESP3 push. */
+export type RedisPush =
+  | { kind: "message"; channel: string; message: string }
+  | { kind: "pmessage"; pattern: string; channel: string; message: string }
+  | { kind: "monitor"; line: string }
+  | { kind: string; items: RedisReply[] };
+
+export class RespPush {
+  readonly items: RedisReply[];
+}
+
 export class RedisConnection {
   command(...words: (string | number)[]): Promise<RedisReply>;
   request(line: string): Promise<RedisReply>;
   close(): Promise<void>;
+  /** Pub/sub messages (SUBSCRIBE, PSUBSCRIBE) and MONITOR lines, never taken as another command's reply. */
+  onPush: (push: RedisPush) => void;
+  readonly state: "open" | "closed";
+  readonly closed: Promise<CloseReason>;
 }
 
 export class WS2S {

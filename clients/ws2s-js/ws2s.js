@@ -2,9 +2,9 @@
 // JavaScript real TCP sockets. Drop-in for ws2s.js 2.1.4 (new WS2S(url).newSocket(),
 // newRedisCient), plus a promise API, binary mode, typed errors and reconnection.
 
-import { RespParser, RedisError, encodeCommand, splitCommandLine } from "./resp.js";
+import { RespParser, RespPush, RedisError, encodeCommand, splitCommandLine } from "./resp.js";
 
-export { RespParser, RedisError, encodeCommand, splitCommandLine };
+export { RespParser, RespPush, RedisError, encodeCommand, splitCommandLine };
 
 /** An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused, 5 closed, 6 ssh, 7 bad request). */
 export class Ws2sError extends Error {
@@ -189,17 +189,40 @@ export class Ws2sSocket {
   #readers = [];
   #ended = false;
   #ending = null;
+  #why = null;
+  #closed;
+  #resolveClosed;
 
   constructor(ws, binary) {
     this.#ws = ws;
     this.#binary = binary;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     const ping = setInterval(() => ws.readyState === 1 && ws.send('{"command":"ping"}'), PING_INTERVAL_MS);
     ws.onmessage = (event) => this.#message(event.data);
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       clearInterval(ping);
+      // Why it ended, unless known already (the peer closed, or you did): ws2s's close code and words, or the network.
+      this.#why ??= event.code === 1006
+        ? { by: "network", code: 1006, reason: "the connection to the ws2s server broke" }
+        : { by: "ws2s", code: event.code, reason: event.reason || (event.code === 1001 ? "server shutting down" : "") };
       this.#end(new Ws2sError(5, "the ws2s session closed"));
       for (const answer of this.#answers.splice(0)) answer.reject(new Ws2sError(3, "the ws2s session closed"));
+      this.#resolveClosed(this.#why);
     };
+  }
+
+  /** "open", or "closed" once the session is over. */
+  get state() {
+    return this.#why || this.#ws.readyState > 1 ? "closed" : "open";
+  }
+
+  /**
+   * Resolves once the session is over, with why: `{ by: "peer", reason }` (the peer closed or broke the
+   * connection), `{ by: "ws2s", code, reason }` (the server closed the session: 1001 restarting, 1009
+   * a message over its limit, …), `{ by: "network", code: 1006 }`, or `{ by: "you" }`.
+   */
+  get closed() {
+    return this.#closed;
   }
 
   #message(data) {
@@ -208,6 +231,7 @@ export class Ws2sSocket {
     if (response.code === -1) return this.#deliver(fromBase64(response.data));
     if (response.code === 5) {
       // The peer closed: the stream ends once its bytes are read, and (as ws2s.js 2.1.4 does) the session closes.
+      this.#why ??= { by: "peer", reason: response.message };
       this.#end(null);
       this.#ws.close();
       return;
@@ -276,6 +300,7 @@ export class Ws2sSocket {
 
   /** Closes the connection and the session. */
   async close() {
+    this.#why ??= { by: "you" };
     if (this.#ws.readyState === 1) {
       try { await this.request({ command: "close" }); } catch { /* already gone */ }
       this.#ws.close();
@@ -284,32 +309,90 @@ export class Ws2sSocket {
   }
 }
 
-/** Redis over a ws2s socket: command(...words) and request("get name") resolve with the parsed reply. */
+/**
+ * Redis over a ws2s socket: command(...words) and request("get name") resolve with the parsed reply.
+ * Pub/sub messages (SUBSCRIBE, PSUBSCRIBE; RESP2 and RESP3 pushes) and MONITOR lines go to
+ * `onPush(message)` and are never taken as the reply to another command. `closed` resolves with why the
+ * connection ended (see Ws2sSocket.closed).
+ */
 export class RedisConnection {
   #socket;
   #parser = new RespParser();
   #pending = [];
+  #subscribed = 0;
+  #channels = new Set();
+  #patterns = new Set();
+  #monitoring = false;
+
+  /** Called with each push: `{ kind: "message", channel, message }`, `{ kind: "pmessage", pattern, channel, message }`, `{ kind: "monitor", line }`, or `{ kind, items }` for other pushes. */
+  onPush = () => {};
 
   constructor(socket) {
     this.#socket = socket;
     this.#pump();
   }
 
+  get state() {
+    return this.#socket.state;
+  }
+
+  get closed() {
+    return this.#socket.closed;
+  }
+
   async #pump() {
-    for await (const chunk of this.#socket) {
-      for (const reply of this.#parser.feed(chunk)) {
-        const pending = this.#pending.shift();
-        if (!pending) continue;
-        if (reply instanceof RedisError) pending.reject(reply);
-        else pending.resolve(reply);
+    try {
+      for await (const chunk of this.#socket) {
+        for (const reply of this.#parser.feed(chunk)) this.#dispatch(reply);
       }
+    } catch (error) {
+      // A reply this parser cannot read: refused in words, never a hang.
+      const refused = new RedisError(`ERR ws2s.js cannot parse the reply: ${error.message}`);
+      for (const pending of this.#pending.splice(0)) pending.reject(refused);
+      this.#socket.close();
+      return;
     }
     for (const pending of this.#pending.splice(0)) pending.reject(new Ws2sError(5, "connection closed by peer"));
   }
 
+  #dispatch(reply) {
+    if (reply instanceof RespPush) return this.#push(reply.items, true);
+    // RESP2 pub/sub: while subscribed, messages are arrays that start with their kind.
+    if (this.#subscribed > 0 && Array.isArray(reply) && (reply[0] === "message" || reply[0] === "pmessage")) return this.#push(reply, false);
+    if (this.#monitoring && this.#pending.length === 0 && typeof reply === "string") return this.onPush({ kind: "monitor", line: reply });
+    const pending = this.#pending[0];
+    if (!pending) return;
+    if (Array.isArray(reply) && /subscribe$/.test(String(reply[0])) && typeof reply[2] === "number") {
+      // One confirmation per channel: the command is answered by its last one.
+      const [kind, name, count] = reply;
+      const names = kind.startsWith("p") ? this.#patterns : this.#channels;
+      if (name !== null) (kind.includes("unsub") ? names.delete(name) : names.add(name));
+      this.#subscribed = count;
+      if (--pending.confirmations > 0) return;
+    }
+    this.#pending.shift();
+    if (reply instanceof RedisError) return pending.reject(reply);
+    if (pending.monitor && reply === "OK") this.#monitoring = true;
+    pending.resolve(reply);
+  }
+
+  #push(items, resp3) {
+    const [kind, ...rest] = items;
+    if (kind === "message") return this.onPush({ kind, channel: rest[0], message: rest[1] });
+    if (kind === "pmessage") return this.onPush({ kind, pattern: rest[0], channel: rest[1], message: rest[2] });
+    // RESP3 sends subscribe confirmations as pushes too: they answer the pending command.
+    if (resp3 && /subscribe$/.test(String(kind))) return this.#dispatch(items);
+    return this.onPush({ kind: String(kind), items: rest });
+  }
+
   command(...words) {
+    const name = String(words[0] ?? "").toLowerCase();
+    const channels = words.length - 1;
+    // (P)UNSUBSCRIBE with no argument confirms each current channel (pattern), and at least once.
+    const current = name.startsWith("p") ? this.#patterns.size : this.#channels.size;
+    const confirmations = /subscribe$/.test(name) ? Math.max(1, channels || current) : 1;
     return new Promise((resolve, reject) => {
-      this.#pending.push({ resolve, reject });
+      this.#pending.push({ resolve, reject, confirmations, monitor: name === "monitor" });
       this.#socket.write(encoder.encode(encodeCommand(words))).catch((error) => {
         this.#pending.splice(this.#pending.findIndex((p) => p.resolve === resolve), 1);
         reject(error);

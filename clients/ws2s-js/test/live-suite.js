@@ -145,6 +145,79 @@ export const cases = [
     },
   },
   {
+    name: "Redis pub/sub: messages go to onPush, never as another command's reply; PING still answered",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const subscriber = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      const publisher = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      const channel = `ws2s-${Math.random().toString(36).slice(2)}`;
+      const messages = [];
+      subscriber.onPush = (push) => messages.push(push);
+      assert.deepEqual(await subscriber.command("SUBSCRIBE", channel, `${channel}-2`), ["subscribe", `${channel}-2`, 2]);
+      assert.equal(await publisher.command("PUBLISH", channel, "one"), 1);
+      assert.equal(await publisher.command("PUBLISH", `${channel}-2`, "two"), 1);
+      assert.deepEqual(await subscriber.command("PING"), ["pong", ""]); // RESP2's PING while subscribed
+      assert.deepEqual(messages, [{ kind: "message", channel, message: "one" }, { kind: "message", channel: `${channel}-2`, message: "two" }]);
+      await subscriber.command("PSUBSCRIBE", `${channel}*`);
+      await publisher.command("PUBLISH", `${channel}-3`, "three");
+      await subscriber.command("PING");
+      assert.deepEqual(messages.at(-1), { kind: "pmessage", pattern: `${channel}*`, channel: `${channel}-3`, message: "three" });
+      await subscriber.command("UNSUBSCRIBE");
+      await subscriber.command("PUNSUBSCRIBE");
+      assert.equal(await subscriber.command("PING"), "PONG");
+      await subscriber.close();
+      await publisher.close();
+    },
+  },
+  {
+    name: "Redis MONITOR lines and RESP3 (HELLO 3): maps, sets, doubles, pushes, and integers past 2^53 exact",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const watcher = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      const lines = [];
+      watcher.onPush = (push) => push.kind === "monitor" && lines.push(push.line);
+      assert.equal(await watcher.command("MONITOR"), "OK");
+      const redis = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      const key = `ws2s-${Math.random().toString(36).slice(2)}`;
+      await redis.command("SET", key, "9007199254740993");
+      assert.equal(await redis.command("INCR", key), 9007199254740994n);
+      assert.ok(lines.some((line) => line.includes('"SET"') && line.includes(key)), lines.join("\n"));
+      const hello = await redis.command("HELLO", "3");
+      assert.ok(hello instanceof Map && hello.get("proto") === 3);
+      await redis.command("HSET", `${key}-h`, "f", "v");
+      const hash = await redis.command("HGETALL", `${key}-h`);
+      assert.ok(hash instanceof Map && hash.get("f") === "v");
+      await redis.command("SADD", `${key}-s`, "a");
+      const set = await redis.command("SMEMBERS", `${key}-s`);
+      assert.ok(set instanceof Set && set.has("a"));
+      assert.equal(await redis.command("INCRBYFLOAT", `${key}-f`, "1.5"), "1.5"); // a bulk string in RESP3 too
+      const pushes = [];
+      redis.onPush = (push) => pushes.push(push);
+      await redis.command("SUBSCRIBE", `${key}-c`);
+      const other = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      await other.command("PUBLISH", `${key}-c`, "over resp3");
+      assert.equal(await redis.command("PING"), "PONG"); // RESP3 answers PING normally while subscribed
+      assert.deepEqual(pushes, [{ kind: "message", channel: `${key}-c`, message: "over resp3" }]);
+      await other.command("DEL", key, `${key}-h`, `${key}-s`, `${key}-f`);
+      for (const connection of [redis, other, watcher]) await connection.close();
+    },
+  },
+  {
+    name: "A connection says why it ended: the peer (QUIT), or you",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const redis = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      assert.equal(redis.state, "open");
+      assert.equal(await redis.command("QUIT"), "OK");
+      const why = await redis.closed;
+      assert.equal(why.by, "peer");
+      assert.equal(redis.state, "closed");
+      const mine = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      await mine.close();
+      assert.deepEqual(await mine.closed, { by: "you" });
+    },
+  },
+  {
     name: "Redis through the promise API: strings, integers, lists, hashes, nil and errors",
     async run(env, assert) {
       const redis = await new env.WS2S(env.url, env.options).redis({ host: "127.0.0.1", port: env.redisPort });
