@@ -158,6 +158,72 @@ public sealed class BrowserTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task The_Redis_tab_connects_once_however_fast_connect_is_clicked_and_always_says_why_it_ended()
+    {
+        var redis = await RedisServer.StartAsync();
+        var port = redis.Port;
+        var host = await StartHostAsync();
+        try
+        {
+            var page = await _browser.NewPageAsync();
+            await page.GotoAsync(Page(host).ToString());
+            await page.ClickAsync("#tab-redis");
+            await page.FillAsync("#redis-port", port.ToString());
+            // Three clicks at once: one session (each extra one used to open a session and leak it).
+            await page.EvaluateAsync("() => { for (let i = 0; i < 3; i++) document.getElementById('redis-connect').click(); }");
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{port}.");
+            var clients = (await redis.CommandAsync("CLIENT LIST")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(2, clients.Length); // the console's one session, and this CLIENT LIST itself
+
+            // Redis goes away: the status says so, and the command box is off until connected again.
+            await redis.DisposeAsync();
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync("Redis closed the connection. Connect again when it is back.");
+            await Assertions.Expect(page.Locator("#redis-command")).ToBeDisabledAsync();
+            redis = await RedisServer.StartAsync(port: port);
+            await page.ClickAsync("#redis-connect");
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{port}.");
+            await page.FillAsync("#redis-command", "PING");
+            await page.PressAsync("#redis-command", "Enter");
+            await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2)")).ToHaveTextAsync("PONG");
+
+            // ws2s itself stops: that is not Redis closing, and the status says which.
+            await host.DisposeAsync();
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync("The ws2s server is restarting (1001). Connect again when it is back.");
+            await Assertions.Expect(page.Locator("#redis-command")).ToBeDisabledAsync();
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+            await host.DisposeAsync();
+        }
+    }
+
+    [SkippableFact]
+    public async Task The_Redis_tab_streams_pub_sub_messages_apart_from_replies_and_the_page_loads_without_errors()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync();
+        var errors = new List<string>();
+        page.Console += (_, message) => { if (message.Type == "error") errors.Add(message.Text); };
+        await page.GotoAsync(Page(host).ToString());
+        await page.ClickAsync("#tab-redis");
+        await page.FillAsync("#redis-port", redis.Port.ToString());
+        await page.ClickAsync("#redis-connect");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+        await page.FillAsync("#redis-command", "SUBSCRIBE news");
+        await page.PressAsync("#redis-command", "Enter");
+        await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2) > li")).ToHaveTextAsync(["subscribe", "news", "(integer) 1"]);
+        Assert.Equal("1", await redis.CommandAsync("PUBLISH news hello"));
+        await Assertions.Expect(page.Locator("#redis-output > li.push")).ToContainTextAsync("message on news: hello");
+        // A later command still gets its own reply (RESP2's PING while subscribed).
+        await page.FillAsync("#redis-command", "PING");
+        await page.PressAsync("#redis-command", "Enter");
+        await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2) > li")).ToHaveTextAsync(["pong", ""]);
+        Assert.Empty(errors); // no favicon 426, nothing else
+    }
+
+    [SkippableFact]
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();

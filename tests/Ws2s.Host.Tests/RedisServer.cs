@@ -18,13 +18,14 @@ public sealed class RedisServer : IAsyncDisposable
     public int Port { get; }
 
     /// <param name="tls">Serve TLS only (Debian's redis is built with it), with this PKI's <c>redis.test</c> certificate.</param>
-    public static async Task<RedisServer> StartAsync(TestPki? tls = null)
+    /// <param name="port">A port to listen on (to start it again where it was), else a free one.</param>
+    public static async Task<RedisServer> StartAsync(TestPki? tls = null, int? port = null)
     {
         Requirements.Need("/usr/bin/redis-server", "redis-server");
-        var port = Loopback.FreePort();
+        var listenPort = port ?? Loopback.FreePort();
         string[] listen = tls is null
-            ? ["--port", port.ToString()]
-            : ["--port", "0", "--tls-port", port.ToString(), "--tls-cert-file", tls.LeafFile, "--tls-key-file", tls.LeafKeyFile,
+            ? ["--port", listenPort.ToString()]
+            : ["--port", "0", "--tls-port", listenPort.ToString(), "--tls-cert-file", tls.LeafFile, "--tls-key-file", tls.LeafKeyFile,
                "--tls-ca-cert-file", tls.CaFile, "--tls-auth-clients", "no"];
         var info = new ProcessStartInfo("/usr/bin/redis-server",
             [.. listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", Path.GetTempPath()])
@@ -32,12 +33,40 @@ public sealed class RedisServer : IAsyncDisposable
         var process = Process.Start(info)!;
         _ = process.StandardOutput.ReadToEndAsync();
         _ = process.StandardError.ReadToEndAsync();
-        await Loopback.WaitUntilListeningAsync(port);
-        return new RedisServer(process, port);
+        await Loopback.WaitUntilListeningAsync(listenPort);
+        return new RedisServer(process, listenPort);
     }
 
+    /// <summary>One command sent straight to this Redis (not through ws2s): its reply, read whole (an integer or a bulk string).</summary>
+    public async Task<string> CommandAsync(string command)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(command + "\r\n"));
+        var reply = new List<byte>();
+        var buffer = new byte[4096];
+        while (true)
+        {
+            var read = await stream.ReadAsync(buffer);
+            if (read == 0) break;
+            reply.AddRange(buffer.AsSpan(0, read));
+            var text = System.Text.Encoding.UTF8.GetString([.. reply]);
+            var firstLine = text.IndexOf("\r\n", StringComparison.Ordinal);
+            if (firstLine < 0) continue;
+            if (text[0] != '$') return text[1..firstLine];
+            var length = int.Parse(text[1..firstLine]);
+            if (reply.Count >= firstLine + 2 + length + 2) return text.Substring(firstLine + 2, length);
+        }
+        throw new IOException("redis closed the connection before replying");
+    }
+
+    private int _disposed;
+
+    /// <summary>Kills it (a Redis that goes away); once, however often it is called.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _process.Kill();
         await _process.WaitForExitAsync();
         _process.Dispose();

@@ -43,8 +43,12 @@ public sealed class Ws2sHost : IAsyncDisposable
     public async Task<WsClient> ConnectAsync(string path = "/") =>
         await WsClient.ConnectAsync(new Uri(Url, path));
 
+    private int _disposed;
+
+    /// <summary>Stops the server (clients get 1001); once, however often it is called.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _app.StopAsync();
         await _app.DisposeAsync();
         Directory.Delete(_configDirectory, recursive: true);

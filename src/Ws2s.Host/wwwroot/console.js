@@ -127,7 +127,10 @@ function render(reply) {
   const span = (className, text) => Object.assign(document.createElement("span"), { className, textContent: text });
   if (reply instanceof RedisError) return span("error", `(error) ${reply.message}`);
   if (reply === null) return span("nil", "(nil)");
-  if (typeof reply === "number") return span("int", `(integer) ${reply}`);
+  if (typeof reply === "number" || typeof reply === "bigint") return span("int", `(integer) ${reply}`);
+  if (typeof reply === "boolean") return span("int", `(${reply})`);
+  if (reply instanceof Map) return render([...reply].flat());
+  if (reply instanceof Set) return render([...reply]);
   if (Array.isArray(reply)) {
     if (reply.length === 0) return span("nil", "(empty array)");
     const list = document.createElement("ol");
@@ -141,6 +144,19 @@ function render(reply) {
   return span("str", reply);
 }
 
+function redisConnected(connected) {
+  $("redis-command").disabled = $("redis-run").disabled = $("redis-disconnect").disabled = !connected;
+}
+
+/** Why a Redis connection ended, in words (a restarting ws2s is not Redis closing). */
+function ended(why) {
+  if (why.by === "peer") return ["Redis closed the connection. Connect again when it is back.", "error"];
+  if (why.by === "ws2s" && why.code === 1001) return ["The ws2s server is restarting (1001). Connect again when it is back.", "error"];
+  if (why.by === "ws2s") return [`ws2s closed the session: ${why.code} ${why.reason}`.trim(), "error"];
+  if (why.by === "network") return ["The connection to the ws2s server broke.", "error"];
+  return ["Disconnected.", ""];
+}
+
 $("redis-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const host = $("redis-host").value.trim();
@@ -148,17 +164,44 @@ $("redis-form").addEventListener("submit", async (event) => {
   const tls = $("redis-tls").checked;
   const over = tls ? " over TLS" : "";
   setStatus($("redis-status"), `Connecting to Redis at ${host}:${port}${over}…`);
+  // One connect at a time: quick repeated clicks would otherwise open (and leak) several sessions.
+  $("redis-connect").disabled = true;
+  redisConnected(false);
+  let current;
   try {
     await redis?.close();
-    redis = await ws2s.redis({ host, port, password: $("redis-password").value || undefined, tls });
-  } catch (error) {
     redis = null;
+    current = await ws2s.redis({ host, port, password: $("redis-password").value || undefined, tls });
+  } catch (error) {
     setStatus($("redis-status"), explain(error), "error");
+    $("redis-connect").disabled = false;
     return;
   }
+  redis = current;
+  $("redis-connect").disabled = false;
+  // Pub/sub messages and MONITOR lines: a live stream in the log, apart from replies.
+  current.onPush = (push) => logLine($("redis-output"), "push",
+    push.kind === "monitor" ? push.line
+      : push.kind === "message" ? `message on ${push.channel}: ${push.message}`
+      : push.kind === "pmessage" ? `message on ${push.channel} (${push.pattern}): ${push.message}`
+      : `${push.kind} ${JSON.stringify(push.items)}`);
+  current.closed.then((why) => {
+    if (redis !== current) return; // replaced or disconnected already
+    redis = null;
+    redisConnected(false);
+    setStatus($("redis-status"), ...ended(why));
+  });
   setStatus($("redis-status"), `Connected to Redis at ${host}:${port}${over}.`, "ok");
-  $("redis-command").disabled = $("redis-run").disabled = false;
+  redisConnected(true);
   $("redis-command").focus();
+});
+
+$("redis-disconnect").addEventListener("click", async () => {
+  const current = redis;
+  redis = null;
+  redisConnected(false);
+  await current?.close();
+  setStatus($("redis-status"), "Disconnected.");
 });
 
 $("redis-command-form").addEventListener("submit", async (event) => {
@@ -173,6 +216,7 @@ $("redis-command-form").addEventListener("submit", async (event) => {
   entry.append(Object.assign(document.createElement("div"), { className: "cmd", textContent: `> ${line}` }));
   logLine($("redis-output"), "", entry);
   try {
+    if (!redis) throw new Error("Not connected: connect first.");
     entry.append(render(await redis.request(line)));
   } catch (error) {
     entry.append(Object.assign(document.createElement("span"), { className: "error", textContent: error instanceof RedisError ? `(error) ${error.message}` : explain(error) }));
