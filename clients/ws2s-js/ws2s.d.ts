@@ -115,12 +115,16 @@ export class WS2S {
     ssh_password?: string, ssh_private_key?: string, ssh_private_key_password?: string): CallbackRedisClient;
   newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
   connect(target: Target): Promise<Ws2sSocket>;
-  redis(target: { host: string; port: number; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string }): Promise<RedisConnection>;
+  /** A refused AUTH closes the connection and rejects with Redis's error. */
+  redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string }): Promise<RedisConnection>;
 }
 
 export class RespParser {
   feed(bytes: Uint8Array): (RedisReply | RedisError)[];
 }
 
+/** Like encodeCommand, for words that may be raw bytes. */
+export function encodeCommandBytes(words: (string | number | Uint8Array)[]): Uint8Array;
 export function encodeCommand(words: (string | number)[]): string;
-export function splitCommandLine(line: string): string[];
+/** Splits like redis-cli, with its \\xHH escapes: a word with bytes that are not text comes as a Uint8Array. */
+export function splitCommandLine(line: string): (string | Uint8Array)[];

@@ -2,9 +2,9 @@
 // JavaScript real TCP sockets. Drop-in for ws2s.js 2.1.4 (new WS2S(url).newSocket(),
 // newRedisCient), plus a promise API, binary mode, typed errors and reconnection.
 
-import { RespParser, RespPush, RedisError, encodeCommand, splitCommandLine } from "./resp.js";
+import { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine } from "./resp.js";
 
-export { RespParser, RespPush, RedisError, encodeCommand, splitCommandLine };
+export { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine };
 
 /** An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused, 5 closed, 6 ssh, 7 bad request). */
 export class Ws2sError extends Error {
@@ -172,10 +172,20 @@ export class WS2S {
     return socket;
   }
 
-  /** Connects to a Redis server (binary mode) and authenticates if a password is given. */
-  async redis({ host, port, password, ssh, tls, tlsServerName }) {
+  /**
+   * Connects to a Redis server (binary mode) and authenticates if a password is given (with an ACL
+   * username if one is). A refused AUTH closes the connection (its ws2s session with it) and rejects.
+   */
+  async redis({ host, port, username, password, ssh, tls, tlsServerName }) {
     const connection = new RedisConnection(await this.connect({ host, port, binary: true, ssh, tls, tlsServerName }));
-    if (password) await connection.command("AUTH", password);
+    if (password) {
+      try {
+        await (username ? connection.command("AUTH", username, password) : connection.command("AUTH", password));
+      } catch (error) {
+        await connection.close();
+        throw error;
+      }
+    }
     return connection;
   }
 }
@@ -393,7 +403,7 @@ export class RedisConnection {
     const confirmations = /subscribe$/.test(name) ? Math.max(1, channels || current) : 1;
     return new Promise((resolve, reject) => {
       this.#pending.push({ resolve, reject, confirmations, monitor: name === "monitor" });
-      this.#socket.write(encoder.encode(encodeCommand(words))).catch((error) => {
+      this.#socket.write(encodeCommandBytes(words)).catch((error) => {
         this.#pending.splice(this.#pending.findIndex((p) => p.resolve === resolve), 1);
         reject(error);
       });

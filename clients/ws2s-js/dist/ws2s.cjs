@@ -132,52 +132,98 @@ function parseAt(buffer, offset) {
 
 const encoder = new TextEncoder();
 
-/** Encodes a command (an array of words) as a RESP array of bulk strings. */
+/** Encodes a command (an array of words) as a RESP array of bulk strings (text; see encodeCommandBytes for raw bytes). */
 function encodeCommand(words) {
   let text = `*${words.length}\r\n`;
   for (const word of words) text += `$${encoder.encode(String(word)).length}\r\n${word}\r\n`;
   return text;
 }
 
-/** Splits a command line the way redis-cli does: spaces separate, quotes group, backslash escapes in double quotes. */
+/** Encodes a command whose words may be raw bytes (Uint8Array) as well as text. */
+function encodeCommandBytes(words) {
+  const parts = [encoder.encode(`*${words.length}\r\n`)];
+  for (const word of words) {
+    const bytes = word instanceof Uint8Array ? word : encoder.encode(String(word));
+    parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * Splits a command line the way redis-cli does: spaces separate, quotes group, backslash escapes in
+ * double quotes — `\n`, `\r`, `\t`, `\xHH` (a byte). A word with a byte that is not text comes as a
+ * Uint8Array (send it with encodeCommandBytes).
+ */
 function splitCommandLine(line) {
   const words = [];
-  let word = null;
+  let word = null; // the bytes of the word being read
+  let raw = false; // it holds a \xHH byte
   let quote = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
+  const add = (text) => word.push(...encoder.encode(text));
+  const finish = () => {
+    const bytes = new Uint8Array(word);
+    let text = null;
+    if (raw) {
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        text = null;
+      }
+    } else {
+      text = decoder.decode(bytes);
+    }
+    words.push(text ?? bytes);
+    word = null;
+    raw = false;
+  };
+  const chars = [...line]; // by code point: an emoji is one character, not two halves
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i];
     if (quote) {
-      if (c === "\\" && quote === '"' && i + 1 < line.length) {
-        const n = line[++i];
-        word += { n: "\n", r: "\r", t: "\t" }[n] ?? n;
+      if (c === "\\" && quote === '"' && i + 1 < chars.length) {
+        const n = chars[++i];
+        const hex = chars.slice(i + 1, i + 3).join("");
+        if (n === "x" && /^[0-9a-fA-F]{2}$/.test(hex)) {
+          word.push(parseInt(hex, 16));
+          raw = true;
+          i += 2;
+        } else {
+          add({ n: "\n", r: "\r", t: "\t" }[n] ?? n);
+        }
       } else if (c === quote) {
         quote = null;
       } else {
-        word += c;
+        add(c);
       }
     } else if (c === '"' || c === "'") {
       quote = c;
-      word ??= "";
+      word ??= [];
     } else if (c === " " || c === "\t") {
-      if (word !== null) words.push(word);
-      word = null;
+      if (word !== null) finish();
     } else {
-      word = (word ?? "") + c;
+      word ??= [];
+      add(c);
     }
   }
   if (quote) throw new Error("unbalanced quotes");
-  if (word !== null) words.push(word);
+  if (word !== null) finish();
   return words;
 }
 
-return { RedisError, RespParser, RespPush, encodeCommand, splitCommandLine };
+return { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine };
 })();
 const module_ws2s = (() => {
 // ws2s.js 3: the browser (and Node >= 20) client for ws2s, a WebSocket server that gives
 // JavaScript real TCP sockets. Drop-in for ws2s.js 2.1.4 (new WS2S(url).newSocket(),
 // newRedisCient), plus a promise API, binary mode, typed errors and reconnection.
 
-const { RespParser, RespPush, RedisError, encodeCommand, splitCommandLine } = module_resp;
+const { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine } = module_resp;
 
 
 /** An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused, 5 closed, 6 ssh, 7 bad request). */
@@ -346,10 +392,20 @@ class WS2S {
     return socket;
   }
 
-  /** Connects to a Redis server (binary mode) and authenticates if a password is given. */
-  async redis({ host, port, password, ssh, tls, tlsServerName }) {
+  /**
+   * Connects to a Redis server (binary mode) and authenticates if a password is given (with an ACL
+   * username if one is). A refused AUTH closes the connection (its ws2s session with it) and rejects.
+   */
+  async redis({ host, port, username, password, ssh, tls, tlsServerName }) {
     const connection = new RedisConnection(await this.connect({ host, port, binary: true, ssh, tls, tlsServerName }));
-    if (password) await connection.command("AUTH", password);
+    if (password) {
+      try {
+        await (username ? connection.command("AUTH", username, password) : connection.command("AUTH", password));
+      } catch (error) {
+        await connection.close();
+        throw error;
+      }
+    }
     return connection;
   }
 }
@@ -567,7 +623,7 @@ class RedisConnection {
     const confirmations = /subscribe$/.test(name) ? Math.max(1, channels || current) : 1;
     return new Promise((resolve, reject) => {
       this.#pending.push({ resolve, reject, confirmations, monitor: name === "monitor" });
-      this.#socket.write(encoder.encode(encodeCommand(words))).catch((error) => {
+      this.#socket.write(encodeCommandBytes(words)).catch((error) => {
         this.#pending.splice(this.#pending.findIndex((p) => p.resolve === resolve), 1);
         reject(error);
       });
@@ -585,5 +641,5 @@ class RedisConnection {
 
 return { Ws2sError, WS2S, Ws2sSocket, RedisConnection };
 })();
-const { RedisError, RespParser, RespPush, encodeCommand, splitCommandLine, Ws2sError, WS2S, Ws2sSocket, RedisConnection } = { ...module_resp, ...module_ws2s };
-module.exports = { RedisError, RespParser, RespPush, encodeCommand, splitCommandLine, Ws2sError, WS2S, Ws2sSocket, RedisConnection };
+const { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, WS2S, Ws2sSocket, RedisConnection } = { ...module_resp, ...module_ws2s };
+module.exports = { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, WS2S, Ws2sSocket, RedisConnection };

@@ -203,6 +203,22 @@ export const cases = [
     },
   },
   {
+    name: "Redis AUTH with an ACL username; a refused AUTH rejects with Redis's words",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const admin = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      const user = `ws2s-${Math.random().toString(36).slice(2)}`;
+      assert.equal(await admin.command("ACL", "SETUSER", user, "on", ">secret-pass", "~*", "+@all"), "OK");
+      const alice = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort, username: user, password: "secret-pass" });
+      assert.equal(await alice.command("ACL", "WHOAMI"), user);
+      await alice.close();
+      await assert.rejects(ws2s.redis({ host: "127.0.0.1", port: env.redisPort, username: user, password: "wrong" }),
+        (e) => e instanceof env.RedisError && e.message.startsWith("WRONGPASS"));
+      await admin.command("ACL", "DELUSER", user);
+      await admin.close();
+    },
+  },
+  {
     name: "A connection says why it ended: the peer (QUIT), or you",
     async run(env, assert) {
       const ws2s = new env.WS2S(env.url, env.options);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { RespParser, RedisError, encodeCommand, splitCommandLine } from "../resp.js";
+import { RespParser, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine } from "../resp.js";
 
 const stream = "+OK\r\n-ERR wrong type\r\n:42\r\n$4\r\nhé!\r\n$-1\r\n*0\r\n*-1\r\n" +
   "*3\r\n$3\r\nfoo\r\n:7\r\n*2\r\n$0\r\n\r\n$-1\r\n";
@@ -53,4 +53,24 @@ test("command lines split like redis-cli: quotes group, escapes in double quotes
   assert.deepEqual(splitCommandLine(`set "a key" 'it''s'  "line\\nbreak"`), ["set", "a key", "its", "line\nbreak"]);
   assert.deepEqual(splitCommandLine(`get ""`), ["get", ""]);
   assert.throws(() => splitCommandLine(`get "open`));
+});
+
+test("command lines take redis-cli's \\xHH escapes: bytes that are not text come as a Uint8Array, sent as they are", () => {
+  assert.deepEqual(splitCommandLine('SET k "\\xff\\x00a"'), ["SET", "k", new Uint8Array([0xff, 0x00, 0x61])]);
+  assert.deepEqual(splitCommandLine('SET k "\\x68\\x69 \\xc3\\xa9" 😀'), ["SET", "k", "hi é", "😀"]);
+  assert.deepEqual(encodeCommandBytes(["SET", new Uint8Array([0xff])]), new TextEncoder().encode("*2\r\n$3\r\nSET\r\n$1\r\n").constructor.from(
+    [...new TextEncoder().encode("*2\r\n$3\r\nSET\r\n$1\r\n"), 0xff, 13, 10]));
+  assert.deepEqual(encodeCommandBytes(["GET", "é"]), new TextEncoder().encode(encodeCommand(["GET", "é"])));
+});
+
+test("RESP3 replies parse: maps, sets, booleans, doubles, big numbers, verbatim strings, nulls, pushes, attributes; big integers exact", () => {
+  const text = "%1\r\n+k\r\n~2\r\n:1\r\n#t\r\n_\r\n,1.5\r\n,inf\r\n(123456789012345678901234567890\r\n=9\r\ntxt:héé\r\n" +
+    ">2\r\n+message\r\n+x\r\n|1\r\n+ttl\r\n:3\r\n+kept\r\n:9007199254740993\r\n!3\r\nERR\r\n";
+  const replies = new RespParser().feed(new TextEncoder().encode(text));
+  assert.deepEqual(replies[0], new Map([["k", new Set([1, true])]]));
+  assert.deepEqual(replies.slice(1, 6), [null, 1.5, Infinity, 123456789012345678901234567890n, "héé"]);
+  assert.deepEqual(replies[6].items, ["message", "x"]);
+  assert.equal(replies[7], "kept");
+  assert.equal(replies[8], 9007199254740993n);
+  assert.ok(replies[9] instanceof RedisError && replies[9].message === "ERR");
 });
