@@ -224,6 +224,50 @@ public sealed class BrowserTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task The_Socket_tab_keeps_a_character_split_across_reads_whole_and_refuses_bad_hex_without_sending()
+    {
+        // The peer sends the first byte of "é", then the rest only once the client has said "next": two reads, two messages.
+        using var peer = new Peer(async (socket, stop) =>
+        {
+            await socket.SendAsync(new byte[] { 0xC3 }, System.Net.Sockets.SocketFlags.None, stop);
+            var buffer = new byte[64];
+            var received = new List<byte>();
+            while (!System.Text.Encoding.ASCII.GetString([.. received]).Contains("next"))
+            {
+                var n = await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, stop);
+                if (n == 0) return;
+                received.AddRange(buffer.AsSpan(0, n));
+            }
+            await socket.SendAsync(new byte[] { 0xA9, (byte)'!', (byte)'\n' }, System.Net.Sockets.SocketFlags.None, stop);
+            while (await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, stop) > 0) { }
+        });
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+        await page.FillAsync("#socket-port", peer.Port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{peer.Port}.");
+        await Assertions.Expect(page.Locator("#socket-input")).ToBeFocusedAsync();
+        await page.FillAsync("#socket-input", "next");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received")).ToContainTextAsync("é!");
+        Assert.DoesNotContain("\uFFFD", await page.Locator("#socket-log").InnerTextAsync());
+
+        // Hex mode: the \r\n option is off; letters that are not hex are refused and nothing is sent; a good send clears the error.
+        await page.SelectOptionAsync("#socket-mode", "hex");
+        await Assertions.Expect(page.Locator("#socket-newline")).ToBeDisabledAsync();
+        var sent = await page.Locator("#socket-log li.sent").CountAsync();
+        await page.FillAsync("#socket-input", "zz");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync("Hex input takes only the digits 0-9 and a-f (e.g. 48 65 6c 6c 6f).");
+        Assert.Equal(sent, await page.Locator("#socket-log li.sent").CountAsync());
+        await page.FillAsync("#socket-input", "48 69");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.sent").Last).ToContainTextAsync("48 69");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync("Connected.");
+    }
+
+    [SkippableFact]
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();

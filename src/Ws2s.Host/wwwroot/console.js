@@ -49,9 +49,13 @@ function setStatus(element, text, kind = "") {
 // ---- Socket tab -------------------------------------------------------------------------------
 
 let socket = null;
-const decoder = new TextDecoder();
+// Streaming: a character split across reads (UTF-8's bytes in two recv data messages) is kept whole.
+let decoder = new TextDecoder();
 const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
-const show = (bytes) => ($("socket-mode").value === "hex" ? hex(bytes) : decoder.decode(bytes));
+const show = (bytes) => ($("socket-mode").value === "hex" ? hex(bytes) : decoder.decode(bytes, { stream: true }));
+
+// The \r\n option means nothing for hex input.
+$("socket-mode").addEventListener("change", () => ($("socket-newline").disabled = $("socket-mode").value === "hex"));
 
 function socketConnected(connected) {
   for (const id of ["socket-input", "socket-send", "socket-close"]) $(id).disabled = !connected;
@@ -77,11 +81,18 @@ $("socket-form").addEventListener("submit", async (event) => {
   setStatus($("socket-status"), `Connected to ${host}:${port}${over}.`, "ok");
   logLine($("socket-log"), "note", `connected to ${host}:${port}${over}`);
   socketConnected(true);
+  decoder = new TextDecoder();
+  $("socket-input").focus();
   const current = socket;
-  for await (const chunk of current) logLine($("socket-log"), "received", show(chunk));
+  for await (const chunk of current) {
+    const text = show(chunk);
+    if (text) logLine($("socket-log"), "received", text);
+  }
   if (socket === current) {
-    setStatus($("socket-status"), "The peer closed the connection.", "");
-    logLine($("socket-log"), "note", "connection closed by peer");
+    const why = await current.closed;
+    const [words, kind] = why.by === "peer" ? ["The peer closed the connection.", ""] : ended(why);
+    setStatus($("socket-status"), words, kind);
+    logLine($("socket-log"), "note", why.by === "peer" ? "connection closed by peer" : words);
     socket = null;
     socketConnected(false);
   }
@@ -101,16 +112,21 @@ $("socket-send-form").addEventListener("submit", async (event) => {
   const input = $("socket-input").value;
   let bytes;
   if ($("socket-mode").value === "hex") {
-    const digits = input.replace(/[^0-9a-f]/gi, "");
+    // Bytes as hex pairs, spaces and commas between them allowed; anything else is refused, not sent as 0 bytes.
+    if (/[^0-9a-f\s,]/i.test(input)) return setStatus($("socket-status"), "Hex input takes only the digits 0-9 and a-f (e.g. 48 65 6c 6c 6f).", "error");
+    const digits = input.replace(/[\s,]/g, "");
+    if (digits.length === 0) return setStatus($("socket-status"), "Nothing to send: type bytes as hex, e.g. 48 65 6c 6c 6f.", "error");
     if (digits.length % 2 !== 0) return setStatus($("socket-status"), "Hex needs two digits per byte.", "error");
-    bytes = new Uint8Array(digits.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
+    bytes = new Uint8Array(digits.match(/../g).map((h) => parseInt(h, 16)));
   } else {
     bytes = new TextEncoder().encode(input + ($("socket-newline").checked ? "\r\n" : ""));
   }
   try {
     await socket.write(bytes);
-    logLine($("socket-log"), "sent", show(bytes));
+    logLine($("socket-log"), "sent", $("socket-mode").value === "hex" ? hex(bytes) : new TextDecoder().decode(bytes));
     $("socket-input").value = "";
+    // A good send clears an earlier input error.
+    if ($("socket-status").classList.contains("error")) setStatus($("socket-status"), "Connected.", "ok");
   } catch (error) {
     setStatus($("socket-status"), explain(error), "error");
   }
