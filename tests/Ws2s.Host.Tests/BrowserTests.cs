@@ -268,6 +268,36 @@ public sealed class BrowserTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task The_Redis_tab_names_the_size_limit_for_a_value_too_big_and_cuts_a_5_MB_reply_with_show_all()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        Assert.Equal("OK", await redis.CommandAsync("EVAL \"return redis.call('SET', KEYS[1], string.rep('x', 5000000))\" 1 big"));
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"maxMessageBytes":65536}}""");
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+        await page.ClickAsync("#tab-redis");
+        await page.FillAsync("#redis-port", redis.Port.ToString());
+        await page.ClickAsync("#redis-connect");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+
+        // 5 MB back: shown cut, with its size, whole on request.
+        await page.FillAsync("#redis-command", "GET big");
+        await page.PressAsync("#redis-command", "Enter");
+        var more = page.Locator("#redis-output button.more");
+        await Assertions.Expect(more).ToHaveTextAsync("… 5000000 bytes: show all");
+        await more.ClickAsync();
+        Assert.Equal(5_000_000, await page.EvaluateAsync<int>("() => document.querySelector('#redis-output .reply .str').textContent.length"));
+
+        // A value over the server's message limit: the status names the limit and its key, not "connection closed by peer".
+        await page.FillAsync("#redis-command", "SET huge " + new string('y', 70_000));
+        await page.PressAsync("#redis-command", "Enter");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync(
+            "Too big for the ws2s server: message exceeds 65536 bytes (its limit is limits.maxMessageBytes in the ws2s config). Connect again to go on.");
+        await Assertions.Expect(page.Locator("#redis-command")).ToBeDisabledAsync();
+    }
+
+    [SkippableFact]
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();

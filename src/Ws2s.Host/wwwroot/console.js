@@ -20,15 +20,20 @@ for (const tab of document.querySelectorAll("[role=tab]")) {
 const time = () => new Date().toLocaleTimeString([], { hour12: false }) + "." + String(new Date().getMilliseconds()).padStart(3, "0");
 
 function logLine(list, className, content) {
+  // Follow new lines only when already at the bottom: someone reading further up keeps their place.
+  const following = list.scrollHeight - list.scrollTop - list.clientHeight < 24;
   const item = document.createElement("li");
   item.className = className;
   const stamp = document.createElement("time");
   stamp.textContent = time();
   item.append(stamp, content);
   list.append(item);
-  list.scrollTop = list.scrollHeight;
+  if (following) list.scrollTop = list.scrollHeight;
   return item;
 }
+
+for (const [button, log] of [["socket-clear", "socket-log"], ["redis-clear", "redis-output"]])
+  $(button).addEventListener("click", () => $(log).replaceChildren());
 
 /** An error in plain words: what ws2s said, with its code, or what the browser said. */
 function explain(error) {
@@ -137,10 +142,27 @@ $("socket-send-form").addEventListener("submit", async (event) => {
 let redis = null;
 const history = [];
 let historyAt = 0;
+/** What was being typed before ↑ went into the history: ↓ past the newest entry brings it back. */
+let draft = "";
+
+/** Strings longer than this are shown cut, with their size and "show all" (a 5 MB value must not freeze the page). */
+const SHOWN_CHARS = 4096;
 
 /** A reply as nested elements: strings quoted, integers marked, arrays as lists, nil and errors distinct. */
 function render(reply) {
   const span = (className, text) => Object.assign(document.createElement("span"), { className, textContent: text });
+  if (typeof reply === "string" && reply.length > SHOWN_CHARS) {
+    const whole = document.createElement("span");
+    const text = span("str", reply.slice(0, SHOWN_CHARS));
+    const size = new TextEncoder().encode(reply).length;
+    const more = Object.assign(document.createElement("button"), { type: "button", className: "more", textContent: `… ${size} bytes: show all` });
+    more.addEventListener("click", () => {
+      text.textContent = reply;
+      more.remove();
+    });
+    whole.append(text, more);
+    return whole;
+  }
   if (reply instanceof RedisError) return span("error", `(error) ${reply.message}`);
   if (reply === null) return span("nil", "(nil)");
   if (typeof reply === "number" || typeof reply === "bigint") return span("int", `(integer) ${reply}`);
@@ -168,6 +190,8 @@ function redisConnected(connected) {
 function ended(why) {
   if (why.by === "peer") return ["Redis closed the connection. Connect again when it is back.", "error"];
   if (why.by === "ws2s" && why.code === 1001) return ["The ws2s server is restarting (1001). Connect again when it is back.", "error"];
+  if (why.by === "ws2s" && why.code === 1009)
+    return [`Too big for the ws2s server: ${why.reason} (its limit is limits.maxMessageBytes in the ws2s config). Connect again to go on.`, "error"];
   if (why.by === "ws2s") return [`ws2s closed the session: ${why.code} ${why.reason}`.trim(), "error"];
   if (why.by === "network") return ["The connection to the ws2s server broke.", "error"];
   return ["Disconnected.", ""];
@@ -226,6 +250,7 @@ $("redis-command-form").addEventListener("submit", async (event) => {
   if (!line) return;
   history.push(line);
   historyAt = history.length;
+  draft = "";
   $("redis-command").value = "";
   const entry = document.createElement("div");
   entry.className = "reply";
@@ -242,6 +267,7 @@ $("redis-command-form").addEventListener("submit", async (event) => {
 $("redis-command").addEventListener("keydown", (event) => {
   if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
   event.preventDefault();
+  if (historyAt === history.length) draft = $("redis-command").value;
   historyAt = Math.max(0, Math.min(history.length, historyAt + (event.key === "ArrowUp" ? -1 : 1)));
-  $("redis-command").value = history[historyAt] ?? "";
+  $("redis-command").value = history[historyAt] ?? draft;
 });
