@@ -131,6 +131,16 @@ public static class Ws2sServer
         app.UseRouting();
         app.MapWebsockify("/websockify/{**rest}");
         app.MapWs2s("/{**path}");
+        // Why the server would refuse a page's upgrade (the WebSocket API hides the status): the console asks here.
+        // The token comes in a header, never in the URL (nor in any log line).
+        app.MapGet("/.ws2s/admission", async (HttpContext context, AdmissionPolicy admission) =>
+        {
+            var headers = context.Request.Headers;
+            var (status, refusal) = await admission.ExplainAsync(
+                headers["X-Ws2s-Origin"].FirstOrDefault() ?? headers.Origin.FirstOrDefault(), headers["X-Ws2s-Token"].FirstOrDefault());
+            context.Response.Headers.CacheControl = "no-store";
+            return Results.Json(new { status, refusal });
+        });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", (Readiness readiness) =>
             readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));

@@ -298,6 +298,47 @@ public sealed class BrowserTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task A_refused_page_says_which_check_refused_it_and_the_token_field_keeps_the_token_out_of_the_address_bar()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using (var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"tokens":["right-token"]}"""))
+        {
+            var page = await _browser.NewPageAsync();
+            await page.GotoAsync(Page(host).ToString());
+            await page.ClickAsync("#tab-redis");
+            await page.FillAsync("#redis-port", redis.Port.ToString());
+            await page.ClickAsync("#redis-connect");
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync(
+                "The server refused this page: a token is required (?token=… or the subprotocol token.…) (HTTP 401). Enter the access token in the Token field.");
+            await page.FillAsync("#token", "wrong-token");
+            await page.ClickAsync("#redis-connect");
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync(
+                "The server refused this page: the token is not valid (HTTP 401). Enter the access token in the Token field.");
+            await page.FillAsync("#token", "right-token");
+            await page.ClickAsync("#redis-connect");
+            await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+
+            // A token in the link is taken into the field and out of the address bar (and so out of history and bookmarks).
+            var linked = await _browser.NewPageAsync();
+            await linked.GotoAsync(new Uri(Page(host), "/?token=right-token").ToString());
+            await Assertions.Expect(linked.Locator("#token")).ToHaveValueAsync("right-token");
+            Assert.DoesNotContain("token", await linked.EvaluateAsync<string>("() => location.href"));
+        }
+        await using (var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["https://elsewhere.example"]}"""))
+        {
+            var page = await _browser.NewPageAsync();
+            await page.GotoAsync(Page(host).ToString());
+            await page.FillAsync("#socket-port", redis.Port.ToString());
+            await page.ClickAsync("#socket-connect");
+            var origin = Page(host).GetLeftPart(UriPartial.Authority);
+            await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync(
+                $"The server refused this page: origin {origin} is not allowed; add it to 'origins' in the ws2s config (HTTP 403).");
+        }
+    }
+
+    [SkippableFact]
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();

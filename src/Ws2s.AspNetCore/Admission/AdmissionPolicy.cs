@@ -83,29 +83,10 @@ public sealed class AdmissionPolicy : IDisposable
     {
         var request = context.Request;
         var offered = context.WebSockets.WebSocketRequestedProtocols;
-        JwtGrant? grant = null;
-        if (TokenRequired)
-        {
-            var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
-                : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
-            if (presented is null)
-                return new(StatusCodes.Status401Unauthorized, "a token is required (?token=… or the subprotocol token.…)", null, null);
-            if (!_tokens.Accepts(presented))
-            {
-                if (_jwt is null) return new(StatusCodes.Status401Unauthorized, "the token is not valid", null, null);
-                (grant, var why) = await _jwt.ValidateAsync(presented);
-                if (grant is null) return new(StatusCodes.Status401Unauthorized, why, null, null);
-            }
-        }
-        if (request.Headers.Origin is { Count: > 0 } origin)
-        {
-            if (!_origins.Allows(origin.ToString()))
-                return new(StatusCodes.Status403Forbidden, $"origin {origin} is not allowed; add it to 'origins' in the ws2s config", null, null);
-        }
-        else if (!_tokens.Required && !_origins.AllowsAny)
-        {
-            return new(StatusCodes.Status403Forbidden, "a request without an Origin header needs a token, or 'origins': [\"*\"] in the ws2s config", null, null);
-        }
+        var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
+            : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
+        var (status, refusalWords, grant) = await CheckAsync(request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented);
+        if (status != StatusCodes.Status200OK) return new(status, refusalWords, null, null);
         var lease = _limits.TryEnter(context.Connection.RemoteIpAddress ?? IPAddress.None, out var refusal);
         if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
         if (grant is { Subject: { } subject, MaxSessions: { } most })
@@ -128,6 +109,44 @@ public sealed class AdmissionPolicy : IDisposable
     private static string? ChooseSubProtocol(IList<string> offered, string? preferred) =>
         preferred is not null && offered.Contains(preferred) ? preferred
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
+
+    /// <summary>The token and origin checks of an upgrade: 200, or 401/403 with the words that say why.</summary>
+    private async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(string? origin, string? presented)
+    {
+        JwtGrant? grant = null;
+        if (TokenRequired)
+        {
+            if (presented is null)
+                return (StatusCodes.Status401Unauthorized, "a token is required (?token=… or the subprotocol token.…)", null);
+            if (!_tokens.Accepts(presented))
+            {
+                if (_jwt is null) return (StatusCodes.Status401Unauthorized, "the token is not valid", null);
+                (grant, var why) = await _jwt.ValidateAsync(presented);
+                if (grant is null) return (StatusCodes.Status401Unauthorized, why, null);
+            }
+        }
+        if (origin is not null)
+        {
+            if (!_origins.Allows(origin))
+                return (StatusCodes.Status403Forbidden, $"origin {origin} is not allowed; add it to 'origins' in the ws2s config", null);
+        }
+        else if (!_tokens.Required && !_origins.AllowsAny)
+        {
+            return (StatusCodes.Status403Forbidden, "a request without an Origin header needs a token, or 'origins': [\"*\"] in the ws2s config", null);
+        }
+        return (StatusCodes.Status200OK, null, grant);
+    }
+
+    /// <summary>
+    /// Why a page at <paramref name="origin"/> presenting <paramref name="token"/> would be refused the
+    /// upgrade (the WebSocket API hides the HTTP status from the page, so the page asks): 200 and null
+    /// when the token and origin would be admitted (session limits are not tried), else the status and words.
+    /// </summary>
+    public async Task<(int Status, string? Refusal)> ExplainAsync(string? origin, string? token)
+    {
+        var (status, refusal, _) = await CheckAsync(origin, string.IsNullOrEmpty(token) ? null : token);
+        return (status, refusal);
+    }
 
     private sealed class Both(IDisposable first, IDisposable second) : IDisposable
     {

@@ -4,8 +4,39 @@ import { WS2S, Ws2sError, RedisError } from "./lib/ws2s.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const serverUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
-const ws2s = new WS2S(serverUrl, params.has("token") ? { token: params.get("token") } : {});
 $("server").textContent = `server ${serverUrl}`;
+
+// The access token: typed in the Token field (kept for this tab only), never left in the address bar.
+$("token").value = params.get("token") ?? sessionStorage.getItem("ws2s-token") ?? "";
+if (params.has("token")) {
+  params.delete("token");
+  window.history.replaceState(null, "", location.pathname + (params.size ? `?${params}` : ""));
+}
+$("token").addEventListener("change", () => sessionStorage.setItem("ws2s-token", $("token").value));
+sessionStorage.setItem("ws2s-token", $("token").value);
+const client = () => new WS2S(serverUrl, $("token").value ? { token: $("token").value } : {});
+
+/**
+ * Why the server refused to open a session for this page, if it did (the WebSocket API hides the
+ * HTTP status, so the page asks the server with the same origin and token): words, or null.
+ */
+async function whyRefused() {
+  try {
+    const headers = { "X-Ws2s-Origin": location.origin };
+    if ($("token").value) headers["X-Ws2s-Token"] = $("token").value;
+    const answer = await (await fetch("/.ws2s/admission", { headers, cache: "no-store" })).json();
+    if (answer.status === 200) return null;
+    const hint = answer.status === 401 ? " Enter the access token in the Token field." : "";
+    return `The server refused this page: ${answer.refusal} (HTTP ${answer.status}).${hint}`;
+  } catch {
+    return null;
+  }
+}
+
+/** A failed connect in words: what ws2s said, or, when no session opened at all, why the server refused the page. */
+async function explainConnect(error) {
+  return error instanceof Ws2sError ? explain(error) : ((await whyRefused()) ?? explain(error));
+}
 
 // Tabs.
 for (const tab of document.querySelectorAll("[role=tab]")) {
@@ -76,10 +107,11 @@ $("socket-form").addEventListener("submit", async (event) => {
   setStatus($("socket-status"), `Connecting to ${host}:${port}${over}…`);
   $("socket-connect").disabled = true;
   try {
-    socket = await ws2s.connect({ host, port, binary: true, tls });
+    socket = await client().connect({ host, port, binary: true, tls });
   } catch (error) {
-    setStatus($("socket-status"), explain(error), "error");
-    logLine($("socket-log"), "error", explain(error));
+    const words = await explainConnect(error);
+    setStatus($("socket-status"), words, "error");
+    logLine($("socket-log"), "error", words);
     $("socket-connect").disabled = false;
     return;
   }
@@ -140,7 +172,7 @@ $("socket-send-form").addEventListener("submit", async (event) => {
 // ---- Redis tab --------------------------------------------------------------------------------
 
 let redis = null;
-const history = [];
+const commandHistory = [];
 let historyAt = 0;
 /** What was being typed before ↑ went into the history: ↓ past the newest entry brings it back. */
 let draft = "";
@@ -211,9 +243,9 @@ $("redis-form").addEventListener("submit", async (event) => {
   try {
     await redis?.close();
     redis = null;
-    current = await ws2s.redis({ host, port, password: $("redis-password").value || undefined, tls });
+    current = await client().redis({ host, port, password: $("redis-password").value || undefined, tls });
   } catch (error) {
-    setStatus($("redis-status"), explain(error), "error");
+    setStatus($("redis-status"), await explainConnect(error), "error");
     $("redis-connect").disabled = false;
     return;
   }
@@ -248,8 +280,8 @@ $("redis-command-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const line = $("redis-command").value.trim();
   if (!line) return;
-  history.push(line);
-  historyAt = history.length;
+  commandHistory.push(line);
+  historyAt = commandHistory.length;
   draft = "";
   $("redis-command").value = "";
   const entry = document.createElement("div");
@@ -267,7 +299,7 @@ $("redis-command-form").addEventListener("submit", async (event) => {
 $("redis-command").addEventListener("keydown", (event) => {
   if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
   event.preventDefault();
-  if (historyAt === history.length) draft = $("redis-command").value;
-  historyAt = Math.max(0, Math.min(history.length, historyAt + (event.key === "ArrowUp" ? -1 : 1)));
-  $("redis-command").value = history[historyAt] ?? draft;
+  if (historyAt === commandHistory.length) draft = $("redis-command").value;
+  historyAt = Math.max(0, Math.min(commandHistory.length, historyAt + (event.key === "ArrowUp" ? -1 : 1)));
+  $("redis-command").value = commandHistory[historyAt] ?? draft;
 });
