@@ -339,6 +339,50 @@ public sealed class BrowserTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task The_console_fits_a_phone_has_keyboard_tabs_and_readable_contrast()
+    {
+        await using var host = await StartHostAsync();
+        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 390, Height = 844 } });
+        await page.GotoAsync(Page(host).ToString());
+        foreach (var tab in new[] { "#tab-socket", "#tab-redis" })
+        {
+            await page.ClickAsync(tab);
+            Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"),
+                $"{tab}: the page scrolls sideways at 390 px");
+        }
+
+        // Arrow keys move between the tabs, and only the selected one is in the Tab order.
+        await page.FocusAsync("#tab-redis");
+        await page.Keyboard.PressAsync("ArrowRight");
+        await Assertions.Expect(page.Locator("#tab-socket")).ToHaveAttributeAsync("aria-selected", "true");
+        await Assertions.Expect(page.Locator("#tab-socket")).ToBeFocusedAsync();
+        await Assertions.Expect(page.Locator("#panel-socket")).ToBeVisibleAsync();
+        await page.Keyboard.PressAsync("ArrowLeft");
+        await Assertions.Expect(page.Locator("#tab-redis")).ToHaveAttributeAsync("aria-selected", "true");
+        await Assertions.Expect(page.Locator("#tab-socket")).ToHaveAttributeAsync("tabindex", "-1");
+
+        // Contrast (WCAG 2.1): text at least 4.5:1 against the background it sits on, input borders at least 3:1.
+        var worst = await page.EvaluateAsync<double[]>("""
+            () => {
+              const rgb = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+              const lum = (c) => { const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+              const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+              const background = (el) => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor; if (!c.endsWith(", 0)") && c !== "transparent") return c; } return "rgb(255, 255, 255)"; };
+              let text = 99, border = 99;
+              for (const el of document.querySelectorAll("label, .status, .muted, h1, nav button, button, p, span, time, select")) {
+                if (!el.offsetParent || el.disabled || !el.textContent.trim()) continue;
+                text = Math.min(text, ratio(getComputedStyle(el).color, background(el)));
+              }
+              for (const el of document.querySelectorAll("input:not([type=checkbox]), select"))
+                if (el.offsetParent) border = Math.min(border, ratio(getComputedStyle(el).borderTopColor, background(el.parentElement)));
+              return [text, border];
+            }
+            """);
+        Assert.True(worst[0] >= 4.5, $"text contrast {worst[0]:F2}:1");
+        Assert.True(worst[1] >= 3, $"input border contrast {worst[1]:F2}:1");
+    }
+
+    [SkippableFact]
     public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
     {
         await using var redis = await RedisServer.StartAsync();

@@ -38,13 +38,24 @@ async function explainConnect(error) {
   return error instanceof Ws2sError ? explain(error) : ((await whyRefused()) ?? explain(error));
 }
 
-// Tabs.
-for (const tab of document.querySelectorAll("[role=tab]")) {
-  tab.addEventListener("click", () => {
-    for (const other of document.querySelectorAll("[role=tab]")) {
-      other.setAttribute("aria-selected", String(other === tab));
-      $(other.dataset.panel).hidden = other !== tab;
-    }
+// Tabs (the ARIA tabs pattern: one tab in the Tab order, arrow keys, Home and End move between them).
+const tabs = [...document.querySelectorAll("[role=tab]")];
+function select(tab) {
+  for (const other of tabs) {
+    other.setAttribute("aria-selected", String(other === tab));
+    other.tabIndex = other === tab ? 0 : -1;
+    $(other.dataset.panel).hidden = other !== tab;
+  }
+}
+for (const tab of tabs) {
+  tab.addEventListener("click", () => select(tab));
+  tab.addEventListener("keydown", (event) => {
+    const at = tabs.indexOf(tab);
+    const next = { ArrowRight: tabs[(at + 1) % tabs.length], ArrowLeft: tabs[(at - 1 + tabs.length) % tabs.length], Home: tabs[0], End: tabs.at(-1) }[event.key];
+    if (!next) return;
+    event.preventDefault();
+    select(next);
+    next.focus();
   });
 }
 
