@@ -104,8 +104,11 @@ export class RedisConnection {
   close(): Promise<void>;
   /** Pub/sub messages (SUBSCRIBE, PSUBSCRIBE) and MONITOR lines, never taken as another command's reply. */
   onPush: (push: RedisPush) => void;
-  readonly state: "open" | "closed";
+  readonly state: "open" | "reconnecting" | "closed";
+  /** Resolves once the connection is over for good (after any reconnect attempts). */
   readonly closed: Promise<CloseReason>;
+  /** Called after an automatic reconnect. */
+  onReconnect: () => void;
 }
 
 export class WS2S {
@@ -116,7 +119,9 @@ export class WS2S {
   newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
   connect(target: Target): Promise<Ws2sSocket>;
   /** A refused AUTH closes the connection and rejects with Redis's error. */
-  redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string }): Promise<RedisConnection>;
+  redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string;
+    /** Reopen by itself when the connection ends (not when you close it), with backoff; AUTH, SELECT and subscriptions are restored. */
+    reconnect?: { retries?: number; minDelayMs?: number; maxDelayMs?: number } }): Promise<RedisConnection>;
 }
 
 export class RespParser {

@@ -396,11 +396,13 @@ class WS2S {
    * Connects to a Redis server (binary mode) and authenticates if a password is given (with an ACL
    * username if one is). A refused AUTH closes the connection (its ws2s session with it) and rejects.
    */
-  async redis({ host, port, username, password, ssh, tls, tlsServerName }) {
-    const connection = new RedisConnection(await this.connect({ host, port, binary: true, ssh, tls, tlsServerName }));
-    if (password) {
+  async redis({ host, port, username, password, ssh, tls, tlsServerName, reconnect }) {
+    const open = () => this.connect({ host, port, binary: true, ssh, tls, tlsServerName });
+    const login = password ? (username ? ["AUTH", username, password] : ["AUTH", password]) : null;
+    const connection = new RedisConnection(await open(), { reopen: reconnect ? open : null, reconnect, login });
+    if (login) {
       try {
-        await (username ? connection.command("AUTH", username, password) : connection.command("AUTH", password));
+        await connection.command(...login);
       } catch (error) {
         await connection.close();
         throw error;
@@ -553,21 +555,82 @@ class RedisConnection {
   #channels = new Set();
   #patterns = new Set();
   #monitoring = false;
+  #options;
+  #db = null;
+  #reconnecting = false;
+  #byYou = false;
+  #closed;
+  #resolveClosed;
 
   /** Called with each push: `{ kind: "message", channel, message }`, `{ kind: "pmessage", pattern, channel, message }`, `{ kind: "monitor", line }`, or `{ kind, items }` for other pushes. */
   onPush = () => {};
 
-  constructor(socket) {
+  /** Called after an automatic reconnect (with `reconnect` options): AUTH, SELECT and subscriptions are restored. */
+  onReconnect = () => {};
+
+  /**
+   * @param {Ws2sSocket} socket
+   * @param {{ reopen?: () => Promise<Ws2sSocket>, reconnect?: { retries?: number, minDelayMs?: number, maxDelayMs?: number }, login?: string[] }} [options]
+   */
+  constructor(socket, options = {}) {
+    this.#options = options;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#attach(socket);
+  }
+
+  #attach(socket) {
     this.#socket = socket;
-    this.#pump();
+    this.#parser = new RespParser();
+    this.#pump().then(() => this.#ended(socket));
   }
 
+  /** "open", "reconnecting" (automatic reconnect under way), or "closed". */
   get state() {
-    return this.#socket.state;
+    return this.#reconnecting ? "reconnecting" : this.#socket.state;
   }
 
+  /** Resolves once the connection is over for good (after any reconnect attempts), with why (see Ws2sSocket.closed). */
   get closed() {
-    return this.#socket.closed;
+    return this.#closed;
+  }
+
+  /** The session ended: over for good, or (with `reconnect`) opened again with backoff, restoring AUTH, SELECT and subscriptions. */
+  async #ended(socket) {
+    const why = await socket.closed;
+    const { reopen, reconnect, login } = this.#options;
+    if (this.#byYou || !reopen || why.by === "you") return this.#resolveClosed(why);
+    this.#reconnecting = true;
+    const retries = reconnect.retries ?? 10;
+    let delay = reconnect.minDelayMs ?? 500;
+    for (let attempt = 0; attempt < retries && !this.#byYou; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, reconnect.maxDelayMs ?? 30_000);
+      let next;
+      try {
+        next = await reopen();
+      } catch {
+        continue;
+      }
+      this.#monitoring = false;
+      this.#subscribed = 0;
+      const channels = [...this.#channels], patterns = [...this.#patterns];
+      this.#channels.clear();
+      this.#patterns.clear();
+      this.#attach(next);
+      try {
+        if (login) await this.command(...login);
+        if (this.#db !== null) await this.command("SELECT", this.#db);
+        if (channels.length) await this.command("SUBSCRIBE", ...channels);
+        if (patterns.length) await this.command("PSUBSCRIBE", ...patterns);
+      } catch {
+        continue; // this session ended too: its own #ended takes over
+      }
+      this.#reconnecting = false;
+      this.onReconnect();
+      return;
+    }
+    this.#reconnecting = false;
+    this.#resolveClosed(why);
   }
 
   async #pump() {
@@ -603,6 +666,7 @@ class RedisConnection {
     this.#pending.shift();
     if (reply instanceof RedisError) return pending.reject(reply);
     if (pending.monitor && reply === "OK") this.#monitoring = true;
+    if (pending.db !== undefined && reply === "OK") this.#db = pending.db;
     pending.resolve(reply);
   }
 
@@ -622,7 +686,7 @@ class RedisConnection {
     const current = name.startsWith("p") ? this.#patterns.size : this.#channels.size;
     const confirmations = /subscribe$/.test(name) ? Math.max(1, channels || current) : 1;
     return new Promise((resolve, reject) => {
-      this.#pending.push({ resolve, reject, confirmations, monitor: name === "monitor" });
+      this.#pending.push({ resolve, reject, confirmations, monitor: name === "monitor", db: name === "select" ? String(words[1]) : undefined });
       this.#socket.write(encodeCommandBytes(words)).catch((error) => {
         this.#pending.splice(this.#pending.findIndex((p) => p.resolve === resolve), 1);
         reject(error);
@@ -635,6 +699,7 @@ class RedisConnection {
   }
 
   close() {
+    this.#byYou = true;
     return this.#socket.close();
   }
 }

@@ -219,6 +219,28 @@ export const cases = [
     },
   },
   {
+    name: "Redis reconnects by itself when asked to, back in the db it had SELECTed; close() is final",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const redis = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort, reconnect: { retries: 10, minDelayMs: 50, maxDelayMs: 400 } });
+      const key = `ws2s-${Math.random().toString(36).slice(2)}`;
+      assert.equal(await redis.command("SELECT", "3"), "OK");
+      assert.equal(await redis.command("SET", key, "in db 3"), "OK");
+      const id = await redis.command("CLIENT", "ID");
+      const back = new Promise((resolve) => (redis.onReconnect = resolve));
+      const admin = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort });
+      assert.equal(await admin.command("CLIENT", "KILL", "ID", String(id)), 1);
+      await back;
+      assert.equal(redis.state, "open");
+      assert.equal(await redis.command("GET", key), "in db 3");
+      assert.ok((await redis.command("CLIENT", "ID")) !== id, "a new Redis client");
+      await redis.command("DEL", key);
+      await redis.close();
+      assert.deepEqual(await redis.closed, { by: "you" });
+      await admin.close();
+    },
+  },
+  {
     name: "A connection says why it ended: the peer (QUIT), or you",
     async run(env, assert) {
       const ws2s = new env.WS2S(env.url, env.options);
