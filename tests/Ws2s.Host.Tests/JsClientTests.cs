@@ -91,4 +91,17 @@ public sealed class JsPackageTests
             .Select(p => p.TrimStart('.', '/'));
         Assert.All(named, file => Assert.Contains(file, packed));
     }
+
+    [SkippableFact]
+    public async Task The_type_declarations_check_with_tsc_against_a_program_that_uses_the_whole_api()
+    {
+        Requirements.Need("/usr/bin/npm", "npm");
+        // TypeScript from the npm registry (the one network this machine has), into a folder of its own.
+        var tools = Directory.CreateTempSubdirectory("ws2s-tsc-").FullName;
+        var (exit, output) = await RunAsync("npm", "install", "--prefix", tools, "--no-save", "--no-package-lock", "--silent", "typescript@7.0.2");
+        Skip.If(exit != 0, $"npm could not install typescript here: {output}");
+        (exit, output) = await RunAsync(Path.Combine(tools, "node_modules", ".bin", "tsc"), "-p", "test/types");
+        Assert.True(exit == 0, output);
+    }
 }
+

@@ -1,0 +1,27 @@
+// Compiled (not run) by the types check: the declarations describe what the library does.
+import { WS2S, Ws2sError, RedisError, RespParser, encodeCommandBytes, splitCommandLine } from "ws2s-js";
+import type { CloseReason, RedisPush, RedisReply } from "ws2s-js";
+
+export async function use(url: string): Promise<void> {
+  const ws2s = new WS2S(url, { token: "t" });
+  const socket = await ws2s.connect({ host: "example.com", port: 80, binary: true, tls: true, tlsServerName: "example.com" });
+  await socket.write("HEAD / HTTP/1.0\r\n\r\n");
+  await socket.startTls();
+  for await (const chunk of socket) chunk.byteLength;
+  const why: CloseReason = await socket.closed;
+  if (why.by === "ws2s") why.code.toFixed();
+  const redis = await ws2s.redis({ host: "127.0.0.1", port: 6379, username: "u", password: "p", reconnect: { retries: 3 } });
+  redis.onPush = (push: RedisPush) => void push.kind;
+  redis.onReconnect = () => {};
+  const reply: RedisReply = await redis.command("GET", "k");
+  if (reply instanceof Map) reply.size;
+  const state: "open" | "reconnecting" | "closed" = redis.state;
+  void state;
+  const words = splitCommandLine('SET k "\\xff"');
+  encodeCommandBytes(words);
+  new RespParser().feed(new Uint8Array());
+  const legacy = ws2s.newSocket();
+  legacy.onReady = () => legacy.connect("127.0.0.1", 6379, undefined, undefined, undefined, undefined, undefined, undefined, { tls: true });
+  legacy.startTls("name");
+  try { await redis.close(); } catch (e) { if (e instanceof Ws2sError) e.code.toFixed(); if (e instanceof RedisError) e.message; }
+}
