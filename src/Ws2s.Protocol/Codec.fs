@@ -47,6 +47,13 @@ let private readString (reader: byref<Utf8JsonReader>) (name: string) =
 let private optionalString (reader: byref<Utf8JsonReader>) (name: string) =
     if reader.TokenType = JsonTokenType.Null then None else Some(readString &reader name)
 
+/// A true/false field: null means false, as ws2s.js sends what it was not given.
+let private readFlag (reader: byref<Utf8JsonReader>) (name: string) =
+    match reader.TokenType with
+    | JsonTokenType.True -> true
+    | JsonTokenType.False | JsonTokenType.Null -> false
+    | _ -> raise (Bad $"field '{name}' must be true or false")
+
 let private readFields (frame: ReadOnlySpan<byte>) =
     let mutable seen = 0 // one bit per known field, to refuse a field given twice
     let once bit name =
@@ -83,12 +90,7 @@ let private readFields (frame: ReadOnlySpan<byte>) =
                 if reader.TokenType <> JsonTokenType.Number || not (reader.TryGetInt64(&port)) then
                     raise (Bad "port must be an integer 1-65535")
                 fields.Port <- Some port
-            | "binary" ->
-                once 16 name
-                match reader.TokenType with
-                | JsonTokenType.True -> fields.Binary <- Some true
-                | JsonTokenType.False | JsonTokenType.Null -> fields.Binary <- Some false
-                | _ -> raise (Bad "field 'binary' must be true or false")
+            | "binary" -> once 16 name; fields.Binary <- Some(readFlag &reader name)
             | "ssh_host" -> once 32 name; fields.SshHost <- optionalString &reader name
             | "ssh_username" -> once 64 name; fields.SshUsername <- optionalString &reader name
             | "ssh_password" -> once 128 name; fields.SshPassword <- optionalString &reader name
@@ -101,12 +103,7 @@ let private readFields (frame: ReadOnlySpan<byte>) =
                 | JsonTokenType.Null -> ()
                 | JsonTokenType.Number when reader.TryGetInt64(&port) -> fields.SshPort <- Some port
                 | _ -> raise (Bad "ssh_port must be an integer 1-65535")
-            | "tls" ->
-                once 2048 name
-                match reader.TokenType with
-                | JsonTokenType.True -> fields.Tls <- Some true
-                | JsonTokenType.False | JsonTokenType.Null -> fields.Tls <- Some false
-                | _ -> raise (Bad "field 'tls' must be true or false")
+            | "tls" -> once 2048 name; fields.Tls <- Some(readFlag &reader name)
             | "tlsServerName" -> once 4096 name; fields.TlsServerName <- optionalString &reader name
             | _ -> reader.Skip()
     let trailing = try reader.Read() with :? JsonException -> true

@@ -206,19 +206,13 @@ public sealed class BrowserTests : IAsyncLifetime
         var page = await _browser.NewPageAsync();
         var errors = new List<string>();
         page.Console += (_, message) => { if (message.Type == "error") errors.Add(message.Text); };
-        await page.GotoAsync(Page(host).ToString());
-        await page.ClickAsync("#tab-redis");
-        await page.FillAsync("#redis-port", redis.Port.ToString());
-        await page.ClickAsync("#redis-connect");
-        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
-        await page.FillAsync("#redis-command", "SUBSCRIBE news");
-        await page.PressAsync("#redis-command", "Enter");
+        await ConnectRedisTabAsync(page, host, redis.Port);
+        await RunRedisAsync(page, "SUBSCRIBE news");
         await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2) > li")).ToHaveTextAsync(["subscribe", "news", "(integer) 1"]);
         Assert.Equal("1", await redis.CommandAsync("PUBLISH news hello"));
         await Assertions.Expect(page.Locator("#redis-output > li.push")).ToContainTextAsync("message on news: hello");
         // A later command still gets its own reply (RESP2's PING while subscribed).
-        await page.FillAsync("#redis-command", "PING");
-        await page.PressAsync("#redis-command", "Enter");
+        await RunRedisAsync(page, "PING");
         await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2) > li")).ToHaveTextAsync(["pong", ""]);
         Assert.Empty(errors); // no favicon 426, nothing else
     }
@@ -275,23 +269,17 @@ public sealed class BrowserTests : IAsyncLifetime
         await using var host = await Ws2sHost.StartAsync(
             """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"maxMessageBytes":65536}}""");
         var page = await _browser.NewPageAsync();
-        await page.GotoAsync(Page(host).ToString());
-        await page.ClickAsync("#tab-redis");
-        await page.FillAsync("#redis-port", redis.Port.ToString());
-        await page.ClickAsync("#redis-connect");
-        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+        await ConnectRedisTabAsync(page, host, redis.Port);
 
         // 5 MB back: shown cut, with its size, whole on request.
-        await page.FillAsync("#redis-command", "GET big");
-        await page.PressAsync("#redis-command", "Enter");
+        await RunRedisAsync(page, "GET big");
         var more = page.Locator("#redis-output button.more");
         await Assertions.Expect(more).ToHaveTextAsync("… 5000000 bytes: show all");
         await more.ClickAsync();
         Assert.Equal(5_000_000, await page.EvaluateAsync<int>("() => document.querySelector('#redis-output .reply .str').textContent.length"));
 
         // A value over the server's message limit: the status names the limit and its key, not "connection closed by peer".
-        await page.FillAsync("#redis-command", "SET huge " + new string('y', 70_000));
-        await page.PressAsync("#redis-command", "Enter");
+        await RunRedisAsync(page, "SET huge " + new string('y', 70_000));
         await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync(
             "Too big for the ws2s server: message exceeds 65536 bytes (its limit is limits.maxMessageBytes in the ws2s config). Connect again to go on.");
         await Assertions.Expect(page.Locator("#redis-command")).ToBeDisabledAsync();
@@ -402,6 +390,23 @@ public sealed class BrowserTests : IAsyncLifetime
         var results = await page.EvaluateAsync<Result[]>("() => window.results");
         Assert.Equal(14, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
+    }
+
+    /// <summary>Opens the console's Redis tab and connects it to Redis on <paramref name="port"/>.</summary>
+    private static async Task ConnectRedisTabAsync(IPage page, Ws2sHost host, int port)
+    {
+        await page.GotoAsync(Page(host).ToString());
+        await page.ClickAsync("#tab-redis");
+        await page.FillAsync("#redis-port", port.ToString());
+        await page.ClickAsync("#redis-connect");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{port}.");
+    }
+
+    /// <summary>Runs one command in the Redis tab's command box.</summary>
+    private static async Task RunRedisAsync(IPage page, string command)
+    {
+        await page.FillAsync("#redis-command", command);
+        await page.PressAsync("#redis-command", "Enter");
     }
 
     /// <summary>
