@@ -20,13 +20,26 @@ public sealed class LogSecretsTests : IDisposable
     private const string SshPassword = "SSH-PASSWORD-2b6c";
     private const string KeyMaterial = "KEYMATERIAL4e1dKEYMATERIAL";
 
+    /// <summary>An HS256 JWT, valid for an hour (distinctive enough that any log line holding it is found).</summary>
+    private static string SignedToken(string secret)
+    {
+        static string B64(string json) => Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var body = B64("""{"alg":"HS256","typ":"JWT"}""") + "." + B64($$"""{"sub":"log-test","exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""");
+        var signature = System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.ASCII.GetBytes(body));
+        return body + "." + Convert.ToBase64String(signature).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
     [Theory]
     [InlineData("plain")]
     [InlineData("json")]
     public async Task No_log_line_at_trace_level_holds_a_token_password_or_key(string format)
     {
         var config = Path.Combine(_home, "config.json");
-        await File.WriteAllTextAsync(config, $$"""{"listen":{"host":"127.0.0.1","port":0},"tokens":["{{Configured}}"]}""");
+        var jwtSecret = Path.Combine(_home, "jwt.secret");
+        await File.WriteAllTextAsync(jwtSecret, "a jwt secret of at least thirty-two bytes, for the log test");
+        await File.WriteAllTextAsync(config,
+            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"tokens":["{{{{Configured}}}}"],"auth":{"jwt":{"secretFile":"{{{{jwtSecret}}}}"}}}""");
+        var jwt = SignedToken("a jwt secret of at least thirty-two bytes, for the log test");
         string[] trace = ["Default", "Microsoft", "Microsoft.AspNetCore", "Microsoft.AspNetCore.Hosting.Diagnostics",
                           "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.Hosting", "System", "Ws2s"];
         await using var server = ServerProcess.Start(
@@ -47,6 +60,16 @@ public sealed class LogSecretsTests : IDisposable
             Assert.NotEqual(0, (int)answer["code"]!);
         }
         await using (await WsClient.ConnectAsync(url, "http://localhost:8080", "ws2s", "token." + Configured)) { }
+        await using (await WsClient.ConnectAsync(url, "http://localhost:8080", "ws2s", "token." + jwt)) { }
+        // The console's question to /.ws2s/admission carries the token in a header.
+        using (var http = new HttpClient())
+            foreach (var token in new[] { Configured, Wrong, jwt })
+            {
+                using var ask = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{url.Port}/.ws2s/admission"));
+                ask.Headers.Add("X-Ws2s-Token", token);
+                ask.Headers.Add("X-Ws2s-Origin", "http://localhost:8080");
+                Assert.Contains("\"status\"", await (await http.SendAsync(ask)).Content.ReadAsStringAsync());
+            }
         await Assert.ThrowsAsync<WebSocketException>(() => WsClient.ConnectAsync(new Uri(url, $"/?token={Wrong}")));
         // A request line Kestrel rejects, with a token in it.
         using (var raw = new TcpClient())
@@ -62,7 +85,7 @@ public sealed class LogSecretsTests : IDisposable
         Assert.Equal(0, await server.ExitCodeAsync());
         var output = string.Join("\n", server.Output);
         Assert.Contains("Request starting", output); // the hosting log did run at this level
-        foreach (var secret in new[] { Configured, Wrong, InBadRequestLine, SshPassword, KeyMaterial })
+        foreach (var secret in new[] { Configured, Wrong, InBadRequestLine, SshPassword, KeyMaterial, jwt })
             Assert.DoesNotContain(secret, output);
     }
 }
