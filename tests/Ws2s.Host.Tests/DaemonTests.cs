@@ -143,6 +143,20 @@ public sealed class DaemonTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task Start_with_a_bad_config_exits_2_and_says_why_and_leaves_no_pid_file()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Config)!);
+        await File.WriteAllTextAsync(Config, """{"listen":{"host":"not-an-address","port":3613}}""");
+        var (exit, output) = await Ws2sdAsync("start");
+        Assert.Equal(2, exit);
+        Assert.Contains("could not start", output);
+        Assert.Contains("listen.host 'not-an-address' is not an IP address", output);
+        Assert.False(File.Exists(PidFile));
+        (exit, _) = await Ws2sdAsync("status");
+        Assert.Equal(3, exit);
+    }
+
+    [SkippableFact]
     public async Task Service_refuses_clearly_without_systemd_and_dry_run_prints_the_unit()
     {
         var (exit, output) = await Ws2sdAsync("service", "--dry-run");
