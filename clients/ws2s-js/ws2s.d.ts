@@ -8,8 +8,8 @@ export class Ws2sError extends Error {
 
 export class RedisError extends Error {}
 
-/** A reply: RESP2 types, and after HELLO 3 also maps, sets, booleans, doubles; integers past 2^53 as bigint. */
-export type RedisReply = string | number | bigint | boolean | null | RedisReply[] | Map<RedisReply, RedisReply> | Set<RedisReply>;
+/** A reply: RESP2 types (a value that is not UTF-8 as its bytes), and after HELLO 3 also maps, sets, booleans, doubles; integers past 2^53 as bigint. */
+export type RedisReply = string | Uint8Array | number | bigint | boolean | null | RedisReply[] | Map<RedisReply, RedisReply> | Set<RedisReply>;
 
 export interface SshOptions {
   host: string;
@@ -99,7 +99,7 @@ export class RespPush {
 }
 
 export class RedisConnection {
-  command(...words: (string | number)[]): Promise<RedisReply>;
+  command(...words: (string | number | Uint8Array)[]): Promise<RedisReply>;
   request(line: string): Promise<RedisReply>;
   close(): Promise<void>;
   /** Pub/sub messages (SUBSCRIBE, PSUBSCRIBE) and MONITOR lines, never taken as another command's reply. */

@@ -271,12 +271,17 @@ public sealed class BrowserTests : IAsyncLifetime
         var page = await _browser.NewPageAsync();
         await ConnectRedisTabAsync(page, host, redis.Port);
 
+        // Bytes that are not text, written with redis-cli's escapes and shown the way it shows them.
+        await RunRedisAsync(page, "SET raw \"\\xff\\x00a\"");
+        await RunRedisAsync(page, "GET raw");
+        await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2)")).ToHaveTextAsync("\\xff\\x00a");
+
         // 5 MB back: shown cut, with its size, whole on request.
         await RunRedisAsync(page, "GET big");
         var more = page.Locator("#redis-output button.more");
         await Assertions.Expect(more).ToHaveTextAsync("… 5000000 bytes: show all");
         await more.ClickAsync();
-        Assert.Equal(5_000_000, await page.EvaluateAsync<int>("() => document.querySelector('#redis-output .reply .str').textContent.length"));
+        Assert.Equal(5_000_000, await page.EvaluateAsync<int>("() => [...document.querySelectorAll('#redis-output .reply')].at(-1).querySelector('.str').textContent.length"));
 
         // A value over the server's message limit: the status names the limit and its key, not "connection closed by peer".
         await RunRedisAsync(page, "SET huge " + new string('y', 70_000));
@@ -388,7 +393,7 @@ public sealed class BrowserTests : IAsyncLifetime
         await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
         var results = await page.EvaluateAsync<Result[]>("() => window.results");
-        Assert.Equal(14, results.Length);
+        Assert.Equal(15, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
     }
 

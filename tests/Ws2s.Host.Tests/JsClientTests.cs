@@ -39,7 +39,7 @@ public sealed class JsClientTests
         Assert.True(node.ExitCode == 0, tap + await errors);
         Assert.Contains("# fail 0", tap);
         Assert.Contains("# skipped 0", tap);
-        Assert.Contains("# pass 22", tap);
+        Assert.Contains("# pass 23", tap);
     }
 }
 

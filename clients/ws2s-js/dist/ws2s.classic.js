@@ -54,12 +54,24 @@ class RespPush {
   }
 }
 
-/** A bulk payload: `length` bytes after the line, then CRLF; undefined when incomplete. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A bulk payload: `length` bytes after the line, then CRLF; undefined when incomplete. Text when it
+ * is UTF-8, else the bytes themselves (a Uint8Array): a binary value is never mangled.
+ */
 function bulk(buffer, next, line) {
   const length = Number(line);
   if (length < 0) return { value: null, next };
   if (buffer.length < next + length + 2) return undefined;
-  return { value: decoder.decode(buffer.subarray(next, next + length)), next: next + length + 2 };
+  const bytes = buffer.subarray(next, next + length);
+  let value;
+  try {
+    value = strictUtf8.decode(bytes);
+  } catch {
+    value = bytes.slice();
+  }
+  return { value, next: next + length + 2 };
 }
 
 /** `count` replies in a row from `at`: { value: [...], next } or undefined when incomplete. */

@@ -241,6 +241,20 @@ export const cases = [
     },
   },
   {
+    name: "Binary values round-trip: bytes that are not UTF-8 come back as the same bytes",
+    async run(env, assert) {
+      const redis = await new env.WS2S(env.url, env.options).redis({ host: "127.0.0.1", port: env.redisPort });
+      const key = `ws2s-${Math.random().toString(36).slice(2)}`;
+      const bytes = new Uint8Array([0xff, 0x00, 0x61, 0xc3]);
+      assert.equal(await redis.command("SET", key, bytes), "OK");
+      assert.deepEqual(await redis.command("GET", key), bytes);
+      assert.deepEqual(await redis.request(`SET ${key} "\\xff\\x00a\\xc3"`), "OK");
+      assert.deepEqual(await redis.command("GET", key), bytes);
+      await redis.command("DEL", key);
+      await redis.close();
+    },
+  },
+  {
     name: "A connection says why it ended: the peer (QUIT), or you",
     async run(env, assert) {
       const ws2s = new env.WS2S(env.url, env.options);

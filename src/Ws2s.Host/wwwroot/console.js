@@ -207,6 +207,9 @@ function render(reply) {
     return whole;
   }
   if (reply instanceof RedisError) return span("error", `(error) ${reply.message}`);
+  // Bytes that are not text, as redis-cli shows them: "\xff\x00a".
+  if (reply instanceof Uint8Array)
+    return span("str", [...reply].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`)).join(""));
   if (reply === null) return span("nil", "(nil)");
   if (typeof reply === "number" || typeof reply === "bigint") return span("int", `(integer) ${reply}`);
   if (typeof reply === "boolean") return span("int", `(${reply})`);
