@@ -3,7 +3,7 @@ using Ws2s.Bench;
 
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
 // ws2s protocol, in one run, reported as ratios against the baseline. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--idle-echo BYTES] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
 // websockify and socat (Debian packages) are measured too when they are on PATH.
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
@@ -139,10 +139,11 @@ foreach (var r in rows)
 
 if (own is not null && idleSessions > 0)
 {
+    var echoBytes = int.Parse(Option("--idle-echo") ?? "0", CultureInfo.InvariantCulture);
     var perSession = await ChurnWorkloads.IdleRssPerSessionAsync(own, json, idleSessions,
-        TimeSpan.FromSeconds(double.Parse(Option("--idle-hold") ?? "0", CultureInfo.InvariantCulture)));
+        TimeSpan.FromSeconds(double.Parse(Option("--idle-hold") ?? "0", CultureInfo.InvariantCulture)), echoBytes);
     Console.WriteLine();
-    Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions (WebSocket + TCP to the echo server each) cost the server {perSession / 1024:F1} KiB of RSS per session"));
+    Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions (WebSocket + TCP to the echo server each{(echoBytes > 0 ? $", {echoBytes} bytes echoed once" : "")}) cost the server {perSession / 1024:F1} KiB of RSS per session"));
 }
 return 0;
 

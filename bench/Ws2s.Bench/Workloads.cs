@@ -120,7 +120,23 @@ internal static class ChurnWorkloads
     /// Opens <paramref name="count"/> bridged sessions, each connected to the echo server, and leaves
     /// them idle; returns the server's RSS growth per session in bytes.
     /// </summary>
-    public static async Task<double> IdleRssPerSessionAsync(ServerProcess server, Func<Task<IEchoStream>> open, int count, TimeSpan hold)
+    private static async Task EchoOnceAsync(IEchoStream stream, int bytes)
+    {
+        var data = new byte[bytes];
+        Pattern.Fill(0, data);
+        await stream.WriteAsync(data);
+        var buffer = new byte[bytes];
+        var got = 0;
+        while (got < bytes)
+        {
+            var n = await stream.ReadAsync(buffer.AsMemory(got));
+            if (n == 0) throw new InvalidOperationException("the stream ended early");
+            got += n;
+        }
+    }
+
+    /// <param name="echoBytes">Bytes each session echoes once before it idles (0: none), so what a session keeps after traffic shows.</param>
+    public static async Task<double> IdleRssPerSessionAsync(ServerProcess server, Func<Task<IEchoStream>> open, int count, TimeSpan hold, int echoBytes = 0)
     {
         // One session first, so the baseline includes what the first session warms up (JIT, pools).
         await using var warm = await open();
@@ -128,7 +144,12 @@ internal static class ChurnWorkloads
         var before = server.Rss();
         var sessions = new List<IEchoStream>(count);
         for (var i = 0; i < count; i += 100)
-            sessions.AddRange(await Task.WhenAll(Enumerable.Range(0, Math.Min(100, count - i)).Select(_ => open())));
+            sessions.AddRange(await Task.WhenAll(Enumerable.Range(0, Math.Min(100, count - i)).Select(async _ =>
+            {
+                var stream = await open();
+                if (echoBytes > 0) await EchoOnceAsync(stream, echoBytes);
+                return stream;
+            })));
         await Task.Delay(2000); // let the server settle (not a synchronisation: a measurement pause)
         var after = server.Rss();
         if (hold > TimeSpan.Zero)

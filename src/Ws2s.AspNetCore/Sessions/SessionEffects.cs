@@ -18,7 +18,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     SessionObserver observer, ILogger log) : IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
-    private readonly ArrayBufferWriter<byte> _responseBuffer = new(256);
+    private readonly PooledBufferWriter _responseBuffer = new();
     private Utf8JsonWriter? _responseWriter;
 
     /// <summary>The close the core decided (status and reason), once it has.</summary>
@@ -41,11 +41,17 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         {
             case Effect.Reply reply:
                 if (reply.Response is Response.RecvData data) observer.ToClient(data.Item.Length);
-                _responseBuffer.ResetWrittenCount();
                 _responseWriter ??= new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
                 _responseWriter.Reset();
                 Codec.writeResponse(_responseWriter, reply.Response);
-                await client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancel);
+                try
+                {
+                    await client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancel);
+                }
+                finally
+                {
+                    _responseBuffer.Clear(); // back to the pool: an idle session holds no reply buffer
+                }
                 break;
             case Effect.ReplyBinary binary:
                 observer.ToClient(binary.Bytes.Length);
@@ -109,5 +115,6 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         foreach (var connection in _connections.Values) connection.Dispose();
         _connections.Clear();
         _responseWriter?.Dispose();
+        _responseBuffer.Clear();
     }
 }
