@@ -16,20 +16,21 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
     public const int ReadChunkBytes = 64 * 1024;
 
     /// <summary>
-    /// Reads until the peer finishes. When the last read did not fill the buffer (the peer may go
-    /// quiet), it first waits with a zero-byte read so an idle connection pins no buffer. The bounded
-    /// input channel makes this wait while the client is slow: TCP flow control does the rest.
+    /// Reads until the peer finishes. Each read first waits with a zero-byte read, so a connection
+    /// that goes quiet holds no buffer (even after a read that filled one: skipping the wait then
+    /// left a 64 KiB buffer pinned by every session whose peer went quiet right after a full read;
+    /// the extra call costs at most one syscall per 64 KiB). The bounded input channel makes this
+    /// wait while the client is slow: TCP flow control does the rest.
     /// </summary>
     public async Task ReadAsync(CancellationToken cancel)
     {
         try
         {
-            var mayBeIdle = true;
             while (true)
             {
                 // A zero-byte read: waits for data without holding a buffer (its count means nothing).
 #pragma warning disable CA2022
-                if (mayBeIdle) await peer.Stream.ReadAsync(Memory<byte>.Empty, cancel);
+                await peer.Stream.ReadAsync(Memory<byte>.Empty, cancel);
 #pragma warning restore CA2022
                 var buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBytes);
                 int read;
@@ -48,7 +49,6 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
                     await post(Input.NewPeerFinished(generation));
                     return;
                 }
-                mayBeIdle = read < ReadChunkBytes;
                 if (!await post(Input.NewReceived(generation, new ReadOnlyMemory<byte>(buffer, 0, read))))
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
@@ -65,11 +65,18 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
         }
     }
 
+    /// <summary>Writes at least this many bytes are followed by an empty write (see <see cref="WriteAsync"/>).</summary>
+    private const int ReleaseAfterBytes = 4096;
+
     public async Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancel)
     {
         try
         {
             await peer.Stream.WriteAsync(bytes, cancel);
+            // The socket's cached send operation keeps a reference to the last buffer it sent: after a
+            // large write, an empty one replaces it, so a session gone quiet does not keep (say) its
+            // last 64 KiB sendb payload alive. An empty send is one cheap syscall.
+            if (bytes.Length >= ReleaseAfterBytes) await peer.Stream.WriteAsync(ReadOnlyMemory<byte>.Empty, cancel);
         }
         catch (IOException e) when (!cancel.IsCancellationRequested)
         {
