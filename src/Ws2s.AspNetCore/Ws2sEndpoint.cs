@@ -50,7 +50,7 @@ public static class Ws2sEndpoint
                     await RefuseAsync(context, metrics, StatusCodes.Status401Unauthorized, refusal!);
                     return;
                 }
-                if (grant.Target is not { } claimed || RawTargets.Parse(claimed.Host.Contains(':') ? $"[{claimed.Host.Trim('[', ']')}]:{claimed.Port}" : $"{claimed.Host}:{claimed.Port}") is not { } named)
+                if (grant.Target is not { } claimed || RawTargets.Of(claimed.Host, claimed.Port) is not { } named)
                 {
                     await RefuseAsync(context, metrics, StatusCodes.Status404NotFound, "the token names no target (host and port claims)");
                     return;

@@ -25,16 +25,9 @@ public sealed class DaemonTests : IAsyncLifetime
     /// <summary>Runs <c>ws2sd ARGS</c> to its end: its exit code and what it printed.</summary>
     private async Task<(int Exit, string Output)> Ws2sdAsync(params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        info.Environment["HOME"] = _home;
-        info.Environment.Remove("WS2S_CONFIG");
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(90)).Token);
-        return (process.ExitCode, await output + await errors);
+        var run = await Command.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), .. args],
+            environment: new Dictionary<string, string?> { ["HOME"] = _home, ["WS2S_CONFIG"] = null });
+        return (run.Exit, run.Printed);
     }
 
     private async Task WriteConfigAsync(int port, string allow, string extra = "")

@@ -48,17 +48,8 @@ public sealed class JsPackageTests
 {
     private static async Task<(int Exit, string Output)> RunAsync(string file, params string[] args)
     {
-        var info = new ProcessStartInfo(file, args)
-        {
-            WorkingDirectory = Path.Combine(Repository.Root, "clients", "ws2s-js"),
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
-        return (process.ExitCode, await output + await errors);
+        var run = await Command.RunAsync(file, args, workingDirectory: Path.Combine(Repository.Root, "clients", "ws2s-js"));
+        return (run.Exit, run.Printed);
     }
 
     [SkippableFact]

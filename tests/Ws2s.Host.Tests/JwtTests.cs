@@ -281,18 +281,12 @@ public sealed class JwtReadmeTests
             }
             process.exit(0);
             """;
-        var info = new System.Diagnostics.ProcessStartInfo("node", ["--experimental-websocket", "--input-type=module", "-e", script])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment["WS2S_URL"] = host.Url.ToString();
-        info.Environment["ECHO_PORT"] = echo.Port.ToString();
-        using var node = System.Diagnostics.Process.Start(info)!;
-        var output = node.StandardOutput.ReadToEndAsync();
-        var errors = node.StandardError.ReadToEndAsync();
-        await node.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
-        var lines = (await output).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var node = await Command.RunAsync("node", ["--experimental-websocket", "--input-type=module", "-e", script],
+            environment: new Dictionary<string, string?> { ["WS2S_URL"] = host.Url.ToString(), ["ECHO_PORT"] = echo.Port.ToString() });
+        var lines = node.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         // With the token: admitted, and its scope (redis-alice.internal:6379 only) refuses the echo peer.
         // Without: the upgrade itself is refused.
-        Assert.True(lines.Length == 2, await output + await errors);
+        Assert.True(lines.Length == 2, node.Printed);
         Assert.Equal("code 4: ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (not in this session's scope)", lines[0]);
         Assert.StartsWith("refused: ", lines[1]);
     }

@@ -182,14 +182,9 @@ public sealed class OperationsTests : IDisposable
     /// <summary>Runs a command to its end; fails the test with its output if it fails.</summary>
     private static async Task<int> RunAsync(string file, params string[] args)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(5)).Token);
-        if (process.ExitCode != 0) Assert.Fail($"{file} {string.Join(' ', args)} failed:\n{await stdout}\n{await stderr}");
-        return process.ExitCode;
+        var run = await Command.RunAsync(file, args, patience: TimeSpan.FromMinutes(5));
+        if (run.Exit != 0) Assert.Fail($"{file} {string.Join(' ', args)} failed:\n{run.Output}\n{run.Errors}");
+        return run.Exit;
     }
 
     private static Uri Http(Ws2sHost host, string path) => new UriBuilder(new Uri(host.Url, path)) { Scheme = "http" }.Uri;

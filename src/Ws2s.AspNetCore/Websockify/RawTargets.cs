@@ -32,10 +32,15 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
     {
         var colon = text.LastIndexOf(':');
         if (colon <= 0) return null;
-        if (HostName.parse(text[..colon].Trim()) is not { IsOk: true } host) return null;
-        if (!long.TryParse(text[(colon + 1)..].Trim(), out var number)) return null;
-        var port = Port.TryCreate(number);
-        return port.IsSome ? new Target(host.ResultValue, port.Value) : null;
+        return long.TryParse(text[(colon + 1)..].Trim(), out var number) ? Of(text[..colon].Trim(), number) : null;
+    }
+
+    /// <summary>A target from a host (checked as <see cref="HostName"/> checks it) and a port; null if either is not valid.</summary>
+    public static Target? Of(string host, long port)
+    {
+        if (HostName.parse(host) is not { IsOk: true } parsed) return null;
+        var checkedPort = Port.TryCreate(port);
+        return checkedPort.IsSome ? new Target(parsed.ResultValue, checkedPort.Value) : null;
     }
 
     public Target? Find(string name)
