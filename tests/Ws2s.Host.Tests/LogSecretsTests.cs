@@ -21,10 +21,10 @@ public sealed class LogSecretsTests : IDisposable
     private const string KeyMaterial = "KEYMATERIAL4e1dKEYMATERIAL";
 
     /// <summary>An HS256 JWT, valid for an hour (distinctive enough that any log line holding it is found).</summary>
-    private static string SignedToken(string secret)
+    private static string SignedToken(string secret, string subject = "log-test")
     {
         static string B64(string json) => Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        var body = B64("""{"alg":"HS256","typ":"JWT"}""") + "." + B64($$"""{"sub":"log-test","exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""");
+        var body = B64("""{"alg":"HS256","typ":"JWT"}""") + "." + B64($$"""{"sub":{{System.Text.Json.JsonSerializer.Serialize(subject)}},"exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""");
         var signature = System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.ASCII.GetBytes(body));
         return body + "." + Convert.ToBase64String(signature).TrimEnd('=').Replace('+', '-').Replace('/', '_');
     }
@@ -87,5 +87,68 @@ public sealed class LogSecretsTests : IDisposable
         Assert.Contains("Request starting", output); // the hosting log did run at this level
         foreach (var secret in new[] { Configured, Wrong, InBadRequestLine, SshPassword, KeyMaterial, jwt })
             Assert.DoesNotContain(secret, output);
+    }
+
+    /// <summary>
+    /// Attack (issue 20, 1): a valid signed token behind a percent-encoded query key (<c>?%74oken=</c>) was
+    /// accepted, and the hosting log's "Request starting GET …?%74oken=eyJ…" printed it in full. No query
+    /// string is logged at all, and no token in any spelling.
+    /// </summary>
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("json")]
+    public async Task No_query_string_reaches_the_log_whatever_its_spelling(string format)
+    {
+        var config = Path.Combine(_home, "config.json");
+        var jwtSecret = Path.Combine(_home, "jwt.secret");
+        const string secret = "a jwt secret of at least thirty-two bytes, for the log test";
+        await File.WriteAllTextAsync(jwtSecret, secret);
+        await File.WriteAllTextAsync(config,
+            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{{jwtSecret}}}}"}},"Logging":{"LogLevel":{"Default":"Trace","Microsoft":"Trace"}}}""");
+        var jwt = SignedToken(secret);
+        await using var server = ServerProcess.Start(["--config", config, "--log-format", format], home: _home);
+        var url = await server.ListeningUrlAsync();
+        await using (var client = await WsClient.ConnectAsync(new Uri(url, $"/?%74oken={jwt}")))
+        {
+            await client.SendAsync(new { command = "ping" });
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+        }
+        await using (await WsClient.ConnectAsync(new Uri(url, $"/?t%6Fken={Uri.EscapeDataString(jwt)}&other=QUERY-VALUE-3c1d"))) { }
+        await server.TerminateAsync();
+        var output = string.Join("\n", server.Output);
+        Assert.Contains("Request starting", output);
+        Assert.DoesNotContain(jwt.Split('.')[1], output);
+        Assert.DoesNotContain(Uri.EscapeDataString(jwt).Split('.')[1], output);
+        Assert.DoesNotContain("QUERY-VALUE-3c1d", output);
+        Assert.DoesNotContain("oken=", output);
+    }
+
+    /// <summary>
+    /// Attack (issue 20, 2): a token's <c>sub</c> of "mallory\nFORGED …" printed a separate line that looked
+    /// like the server's own. Every value from a client or a token is escaped: one event, one line.
+    /// </summary>
+    [Fact]
+    public async Task A_subject_with_line_breaks_cannot_forge_a_log_line()
+    {
+        var config = Path.Combine(_home, "config.json");
+        var jwtSecret = Path.Combine(_home, "jwt.secret");
+        const string secret = "a jwt secret of at least thirty-two bytes, for the log test";
+        await File.WriteAllTextAsync(jwtSecret, secret);
+        await File.WriteAllTextAsync(config,
+            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{{jwtSecret}}}}"}}}""");
+        const string forged = "FORGED-LINE info: Ws2s.Session session from 10.9.9.9:1 ended";
+        var jwt = SignedToken(secret, "mallory\n" + forged + "\r\u2028" + forged);
+        await using var server = ServerProcess.Start(["--config", config], home: _home);
+        var url = await server.ListeningUrlAsync();
+        await using (var client = await WsClient.ConnectAsync(url, "http://localhost:8080", "ws2s", "token." + jwt))
+        {
+            await client.SendAsync(new { command = "ping" });
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+        }
+        var line = await server.WaitForLineAsync(l => l.Contains("sub=mallory"));
+        await server.TerminateAsync();
+        Assert.Contains("\\n" + forged, line);
+        Assert.DoesNotContain(server.Output, l => l.StartsWith("FORGED", StringComparison.Ordinal) || l.TrimStart().StartsWith("FORGED", StringComparison.Ordinal));
+        Assert.DoesNotContain(server.Output, l => l.Contains('\u2028') || l.Contains('\r'));
     }
 }

@@ -4,10 +4,14 @@ namespace Ws2s.AspNetCore.Telemetry;
 
 /// <summary>
 /// Keeps secrets out of every log line, at every level, from every category (ws2s's own, Kestrel's,
-/// the hosting diagnostics that print request URLs): each logger provider is wrapped so that the
-/// message, the structured state (JSON logs write it field by field) and exception texts pass through
-/// <see cref="Redact"/>. What it removes: the value of any <c>token=</c> query parameter, any
-/// <c>token.…</c> subprotocol entry, private key blocks, and the configured tokens wherever they appear.
+/// the hosting diagnostics that print request URLs), and keeps every event on one line: each logger
+/// provider is wrapped so that the message, the structured state (JSON logs write it field by field)
+/// and exception texts pass through <see cref="Redact"/>. What it removes: every query string (a URL's
+/// <c>?…</c>, whatever its keys are called or however they are percent-encoded), anything shaped like
+/// a JWT, any <c>token=</c>/<c>password=</c> value, any <c>token.…</c> subprotocol entry, private key
+/// blocks, and the configured tokens wherever they appear. Line breaks and other control characters in
+/// a message or a field (a token's <c>sub</c>, a client's words) are written as escapes, so no value can
+/// start a line of its own that looks like the server's.
 /// </summary>
 public static partial class LogRedaction
 {
@@ -21,6 +25,14 @@ public static partial class LogRedaction
 
     [GeneratedRegex(@"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", RegexOptions.Singleline)]
     private static partial Regex PrivateKey();
+
+    /// <summary>A query string: a <c>?</c> at the start or right after a path character, up to white space or a quote.</summary>
+    [GeneratedRegex(@"(?<=(?:^|[\w/.%~:\]-])\?)[^\s""'<>]+")]
+    private static partial Regex QueryString();
+
+    /// <summary>A JWT (or any JWS in compact form): base64url header starting <c>{"</c>, a dot, payload, a dot, signature.</summary>
+    [GeneratedRegex(@"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")]
+    private static partial Regex CompactJws();
 
     /// <summary>Marks a service collection whose logger providers are wrapped already.</summary>
     private sealed class Applied;
@@ -43,17 +55,74 @@ public static partial class LogRedaction
             ?? descriptor.ImplementationFactory?.Invoke(services)
             ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
 
-    /// <summary>The text with every secret it recognises replaced by <c>***</c>.</summary>
+    /// <summary>The text with every secret it recognises replaced by <c>***</c> (line breaks kept: see <see cref="OneLine"/>).</summary>
     public static string Redact(string text, IReadOnlyCollection<string> secrets)
     {
         if (text.Length == 0) return text;
+        // Percent-encoding hides nothing: what a server would decode is what is matched.
+        if (text.Contains('%')) text = Unescape(text);
         foreach (var secret in secrets)
             if (secret.Length > 0) text = text.Replace(secret, Hidden, StringComparison.Ordinal);
+        if (text.Contains('?')) text = QueryString().Replace(text, Hidden);
+        if (text.Contains("eyJ", StringComparison.Ordinal)) text = CompactJws().Replace(text, Hidden);
         if (text.Contains('=')) text = QueryToken().Replace(text, Hidden);
         if (text.Contains("token.", StringComparison.OrdinalIgnoreCase)) text = SubProtocolToken().Replace(text, Hidden);
         if (text.Contains("PRIVATE KEY", StringComparison.Ordinal)) text = PrivateKey().Replace(text, "[private key]");
         return text;
     }
+
+    /// <summary>Percent-decoded where the escapes are well formed (as many times as it takes: <c>%2574</c> too).</summary>
+    private static string Unescape(string text)
+    {
+        for (var i = 0; i < 3 && text.Contains('%'); i++)
+        {
+            string decoded;
+            try
+            {
+                decoded = Uri.UnescapeDataString(text);
+            }
+            catch (UriFormatException)
+            {
+                return text;
+            }
+            if (decoded == text) break;
+            text = decoded;
+        }
+        return text;
+    }
+
+    /// <summary>
+    /// The text with line breaks and other control or separator characters written as escapes
+    /// (<c>\n</c>, <c>\r</c>, <c>\t</c>, <c>\u2028</c>…), so one event is one line.
+    /// </summary>
+    public static string OneLine(string text)
+    {
+        var clean = true;
+        foreach (var c in text)
+            if (IsLineBreaking(c))
+            {
+                clean = false;
+                break;
+            }
+        if (clean) return text;
+        var builder = new System.Text.StringBuilder(text.Length + 16);
+        foreach (var c in text)
+            builder.Append(c switch
+            {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                _ when IsLineBreaking(c) => $"\\u{(int)c:x4}",
+                _ => c.ToString(),
+            });
+        return builder.ToString();
+    }
+
+    private static bool IsLineBreaking(char c) =>
+        char.IsControl(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator;
+
+    /// <summary>What a log line may hold of <paramref name="text"/>: redacted, on one line.</summary>
+    private static string Clean(string text, IReadOnlyCollection<string> secrets) => OneLine(Redact(text, secrets));
 
     private sealed class RedactingProvider(ILoggerProvider inner, IReadOnlyCollection<string> secrets) : ILoggerProvider, ISupportExternalScope
     {
@@ -73,16 +142,18 @@ public static partial class LogRedaction
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             if (!inner.IsEnabled(logLevel)) return;
-            var message = Redact(formatter(state, exception), secrets);
+            var message = Clean(formatter(state, exception), secrets);
             var fields = new RedactedState(message);
             if (state is IEnumerable<KeyValuePair<string, object?>> pairs)
                 foreach (var (key, value) in pairs)
                     fields.Add(new(key, value switch
                     {
                         null => null,
-                        string or Uri or PathString or QueryString or HostString => Redact(value.ToString() ?? "", secrets),
+                        // A query string is never logged, however it is spelt.
+                        QueryString { HasValue: true } => "?" + Hidden,
+                        string { Length: > 0 } when key.Equals("QueryString", StringComparison.OrdinalIgnoreCase) => "?" + Hidden,
                         IFormattable or bool => value,
-                        _ => Redact(value.ToString() ?? "", secrets),
+                        _ => Clean(value.ToString() ?? "", secrets),
                     }));
             var redactedException = exception is null ? null : new RedactedException(exception, secrets);
             inner.Log(logLevel, eventId, fields, redactedException, static (s, _) => s.ToString());
@@ -97,9 +168,12 @@ public static partial class LogRedaction
 
     /// <summary>An exception as the logs show it: its type, and message and stack with secrets removed.</summary>
     private sealed class RedactedException(Exception original, IReadOnlyCollection<string> secrets)
-        : Exception(Redact(original.Message, secrets))
+        : Exception(Clean(original.Message, secrets))
     {
-        public override string ToString() => Redact(original.ToString(), secrets);
+        // The stack keeps its lines; the message (which may quote what a client sent) is one line.
+        public override string ToString() => Redact(
+            original.Message.Length > 0 ? original.ToString().Replace(original.Message, OneLine(original.Message), StringComparison.Ordinal) : original.ToString(),
+            secrets);
 
         public override string? StackTrace => original.StackTrace;
     }
