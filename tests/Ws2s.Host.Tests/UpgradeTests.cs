@@ -129,4 +129,32 @@ public sealed class UpgradeTests
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("}"), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
         await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
     }
+
+    /// <summary>
+    /// Attack (issue 20, 8): one frame announcing 100 MiB, of which 1.1 or 1.5 MiB arrive (the limit is 1 MiB):
+    /// no close came until about 2 MiB had arrived. The close (1009) comes once more than the limit is in.
+    /// </summary>
+    [Theory]
+    [InlineData(1.1)]
+    [InlineData(1.5)]
+    public async Task A_frame_announcing_100_MiB_is_closed_with_1009_once_more_than_the_limit_has_arrived(double mebibytes)
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0}}""");
+        using var raw = await RawWebSocket.OpenAsync(host.Url);
+        Assert.StartsWith("HTTP/1.1 101", raw.Status);
+        var header = new byte[2 + 8 + 4];
+        header[0] = 0x82; // FIN, binary
+        header[1] = 0x80 | 127; // masked, 64-bit length
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(2), 100UL << 20);
+        // Mask 0: the payload goes as it is.
+        using var stream = new NetworkStream(raw.Tcp, ownsSocket: false);
+        await stream.WriteAsync(header);
+        await stream.WriteAsync(new byte[(int)(mebibytes * (1 << 20))]);
+        var buffer = new byte[256];
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        var close = await raw.Socket!.ReceiveAsync(buffer, patience.Token);
+        Assert.Equal(WebSocketMessageType.Close, close.MessageType);
+        Assert.Equal((WebSocketCloseStatus)1009, raw.Socket.CloseStatus);
+        Assert.Equal("message exceeds 1048576 bytes", raw.Socket.CloseStatusDescription);
+    }
 }

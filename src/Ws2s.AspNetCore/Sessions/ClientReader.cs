@@ -139,17 +139,20 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
     /// </summary>
     private async ValueTask<(WebSocketMessageType Type, int Length)> ReceiveMessageAsync(CancellationToken cancel)
     {
+        // One byte past the limit is enough to know; never ask for more, because a receive returns only once its
+        // buffer is full or the message ends (and the pool's arrays are larger than asked: 2 MiB for 1 MiB + 1).
+        var limit = maxMessageBytes + 1;
         var length = 0;
         while (true)
         {
-            if (length == _frame.Length && length <= maxMessageBytes)
+            if (length == Math.Min(_frame.Length, limit))
             {
-                var larger = ArrayPool<byte>.Shared.Rent(Math.Min(length * 2, maxMessageBytes + 1));
+                var larger = ArrayPool<byte>.Shared.Rent(Math.Min(length * 2, limit));
                 _frame.AsSpan(0, length).CopyTo(larger);
                 ArrayPool<byte>.Shared.Return(_frame);
                 _frame = larger;
             }
-            var result = await client.ReceiveAsync(_frame.AsMemory(length), cancel);
+            var result = await client.ReceiveAsync(_frame.AsMemory(length, Math.Min(_frame.Length, limit) - length), cancel);
             length += result.Count;
             // Progress: the message may take as long as it needs while bytes keep coming.
             _stallTimer?.Change(messageTimeout, Timeout.InfiniteTimeSpan);
