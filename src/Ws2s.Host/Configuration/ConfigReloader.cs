@@ -5,10 +5,13 @@ using Ws2s.AspNetCore.Configuration;
 namespace Ws2s.Host.Configuration;
 
 /// <summary>
-/// Re-reads the configuration on SIGHUP (<c>ws2sd reload</c>) and when the file changes, and applies
-/// it to the running server (<see cref="Ws2sReload"/>): new sessions and connects follow it, sessions in
-/// progress go on. A configuration with problems is refused with a log line naming the keys; the old
-/// one stays in force.
+/// Re-reads the configuration on SIGHUP (<c>ws2sd reload</c>) and when the file's content changes, and
+/// applies it to the running server (<see cref="Ws2sReload"/>): new sessions and connects follow it,
+/// sessions in progress go on. A configuration with problems is refused with a log line naming the keys;
+/// the old one stays in force. A change is known by content, however it was made: an editor's write, a
+/// rename over the file, a link re-pointed, or a Kubernetes ConfigMap update (the kubelet writes a new
+/// <c>..timestamp</c> folder and renames a new <c>..data</c> link over the old; <c>config.json</c>, a link
+/// through <c>..data</c>, never changes itself).
 /// </summary>
 internal sealed class ConfigReloader(string path, string[] args, Ws2sReload reload, ILogger<ConfigReloader> log) : IHostedService, IDisposable
 {
@@ -17,28 +20,72 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
 
     private readonly Lock _gate = new();
     private PosixSignalRegistration? _hangup;
-    private FileSystemWatcher? _watcher;
+    private readonly List<FileSystemWatcher> _watchers = [];
     private Timer? _settle;
+
+    /// <summary>The SHA-256 of the content last read (null: unreadable), to tell a change from a touch.</summary>
+    private string? _loaded;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _settle = new Timer(_ => Reload("the config file changed"), null, Timeout.Infinite, Timeout.Infinite);
+        _loaded = Digest(path);
+        _settle = new Timer(_ => ReloadIfChanged(), null, Timeout.Infinite, Timeout.Infinite);
         if (!OperatingSystem.IsWindows())
             _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true; // a reload, not the end
                 ThreadPool.QueueUserWorkItem(_ => Reload("SIGHUP"));
             });
+        // The file's own folder: the file itself, and Kubernetes' "..data" swap beside it. Where the file is a link
+        // elsewhere, also the folder of what it finally leads to.
         var full = Path.GetFullPath(path);
-        _watcher = new FileSystemWatcher(Path.GetDirectoryName(full)!, Path.GetFileName(full))
-        {
-            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
-        };
-        _watcher.Changed += (_, _) => _settle.Change(Settle, Timeout.InfiniteTimeSpan);
-        _watcher.Created += (_, _) => _settle.Change(Settle, Timeout.InfiniteTimeSpan);
-        _watcher.Renamed += (_, _) => _settle.Change(Settle, Timeout.InfiniteTimeSpan);
-        _watcher.EnableRaisingEvents = true;
+        Watch(Path.GetDirectoryName(full)!, name => name == Path.GetFileName(full) || name.StartsWith("..", StringComparison.Ordinal));
+        if (new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target && Path.GetDirectoryName(target.FullName) is { } targetFolder
+            && targetFolder != Path.GetDirectoryName(full) && Directory.Exists(targetFolder))
+            Watch(targetFolder, name => name == target.Name);
         return Task.CompletedTask;
+    }
+
+    private void Watch(string folder, Func<string, bool> concerns)
+    {
+        var watcher = new FileSystemWatcher(folder)
+        {
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        void OnEvent(string? name)
+        {
+            if (name is not null && concerns(name)) _settle!.Change(Settle, Timeout.InfiniteTimeSpan);
+        }
+        watcher.Changed += (_, e) => OnEvent(e.Name);
+        watcher.Created += (_, e) => OnEvent(e.Name);
+        watcher.Deleted += (_, e) => OnEvent(e.Name);
+        watcher.Renamed += (_, e) =>
+        {
+            OnEvent(e.Name);
+            OnEvent(e.OldName);
+        };
+        watcher.EnableRaisingEvents = true;
+        _watchers.Add(watcher);
+    }
+
+    /// <summary>After a file event has settled: reload only if the content (through every link) is not what was loaded.</summary>
+    private void ReloadIfChanged()
+    {
+        var now = Digest(path);
+        if (now is null || now == _loaded) return; // a touch, or mid-swap (the next event comes)
+        Reload("the config file changed");
+    }
+
+    private static string? Digest(string file)
+    {
+        try
+        {
+            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(file)));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -51,6 +98,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
     {
         lock (_gate)
         {
+            _loaded = Digest(path);
             Ws2sOptions next;
             try
             {
@@ -76,7 +124,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
     public void Dispose()
     {
         _hangup?.Dispose();
-        _watcher?.Dispose();
+        foreach (var watcher in _watchers) watcher.Dispose();
         _settle?.Dispose();
     }
 }
