@@ -17,6 +17,11 @@ public static class Ws2sEndpoint
 
     internal static async Task ServeAsync(HttpContext context, bool websockify, Ws2sEndpointOptions endpoint)
     {
+        if (!context.RequestServices.GetRequiredService<Admission.AdmissionPolicy>().Hosts.Allows(context.Request.Host))
+        {
+            await MisdirectedAsync(context);
+            return;
+        }
         var problem = WebSocketUpgrade.IsAttempt(context.Request) ? WebSocketUpgrade.Problem(context) : NotAHandshake;
         if (problem is not null)
         {
@@ -93,11 +98,13 @@ public static class Ws2sEndpoint
         IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
         // The token's subject names the session in its log lines (never the token itself).
-        var client = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort} {context.Request.Path}"
+        var clientAddress = Admission.ClientAddress.Of(context);
+        var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
         var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
-            context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None,
-            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket));
+            clientAddress,
+            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
+            verdict.Grant?.Expires);
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
@@ -109,6 +116,18 @@ public static class Ws2sEndpoint
         context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
         context.Response.Headers.SecWebSocketVersion = "13";
         await context.Response.WriteAsync($"ws2s: {problem}\n");
+    }
+
+    /// <summary>
+    /// HTTP 421 for a request naming a host this server does not answer to (see <see cref="Admission.AllowedHosts"/>),
+    /// with the words that say what to change. Nothing else of the server is in the answer.
+    /// </summary>
+    public static async Task MisdirectedAsync(HttpContext context)
+    {
+        if (WebSocketUpgrade.IsAttempt(context.Request)) context.RequestServices.GetRequiredService<Ws2sMetrics>().UpgradeRefused("host");
+        context.Response.StatusCode = StatusCodes.Status421MisdirectedRequest;
+        context.Response.Headers.CacheControl = "no-store";
+        await context.Response.WriteAsync($"ws2s: {Admission.AllowedHosts.Refusal(context.Request.Host)}\n");
     }
 
     private static async Task RefuseAsync(HttpContext context, Ws2sMetrics metrics, int status, string why)

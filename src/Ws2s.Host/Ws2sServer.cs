@@ -23,8 +23,9 @@ public static class Ws2sServer
     /// <summary>
     /// Reads the configuration (file, then <c>WS2S_*</c> environment variables, then the command line)
     /// and builds the server. Throws <see cref="ConfigException"/> with a message naming what to fix.
+    /// <paramref name="services"/>, when given, registers services first (an embedding test's clock, say).
     /// </summary>
-    public static WebApplication Build(string[] args)
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? services = null)
     {
         var configPath = ConfigFile.Locate(args);
         try
@@ -45,6 +46,7 @@ public static class Ws2sServer
         if (problems.Count > 0)
             throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
+        services?.Invoke(builder.Services);
         ConfigureLogging(builder);
         // After the logger providers: AddWs2s wraps those registered so far in log redaction.
         builder.Services.AddWs2s(o => builder.Configuration.Bind(o));
@@ -53,6 +55,7 @@ public static class Ws2sServer
             .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName)
                 // Every scrape sees the counts of that moment (the exporter would otherwise answer from a 300 ms cache).
                 .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
+        AddAdmissionRateLimit(builder.Services);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
         builder.Services.AddHostedService(services => new ConfigReloader(configPath, args,
             services.GetRequiredService<Ws2sReload>(), services.GetRequiredService<ILogger<ConfigReloader>>()));
@@ -115,20 +118,26 @@ public static class Ws2sServer
             foreach (var network in trustedProxies.Networks) forwarded.KnownIPNetworks.Add(network);
             app.UseForwardedHeaders(forwarded);
         }
-        app.Use((context, next) =>
-        {
-            // With a management port, it serves the management paths and nothing else, and only it serves them.
-            var onManagementPort = managementBinding.Listen?.IPEndPoint?.Port == context.Connection.LocalPort;
-            var managementPath = ManagementPaths.Contains(context.Request.Path.Value ?? "");
-            if (onManagementPort) return managementPath ? next(context) : NotFoundAsync(context);
-            return managementPath && options.Management is not null ? Ws2sEndpoint.UpgradeRequiredAsync(context, Ws2sEndpoint.NotAHandshake) : next(context);
-        });
+        // DNS rebinding: a request naming a host this server does not answer to gets 421 and nothing else, on every path.
+        var admission = app.Services.GetRequiredService<AdmissionPolicy>();
+        app.Use((context, next) => admission.Hosts.Allows(context.Request.Host) ? next(context) : Ws2sEndpoint.MisdirectedAsync(context));
+        bool OnManagementPort(HttpContext context) => managementBinding.Listen?.IPEndPoint?.Port == context.Connection.LocalPort;
+        // With a management port, it serves the management paths and nothing else (the console below never sees it)…
+        app.Use((context, next) => OnManagementPort(context) && !LooksLikeManagement(context.Request.Path) ? NotFoundAsync(context) : next(context));
         // The web console at / (static files shipped beside the server, no CDN), for requests that are not upgrades:
         // any path upgrades, as the original allowed, "/" included.
         var console = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
         app.UseWhen(context => context.Request.Headers.Upgrade.Count == 0,
             branch => branch.UseDefaultFiles(new DefaultFilesOptions { FileProvider = console }).UseStaticFiles(new StaticFileOptions { FileProvider = console }));
         app.UseRouting();
+        // …and only it serves them, in whatever spelling the router takes (/METRICS, /metrics/): judged by the endpoint chosen.
+        app.Use((context, next) =>
+        {
+            var management = context.GetEndpoint()?.Metadata.GetMetadata<ManagementEndpoint>() is not null;
+            if (OnManagementPort(context)) return management ? next(context) : NotFoundAsync(context);
+            return management && options.Management is not null ? Ws2sEndpoint.UpgradeRequiredAsync(context, Ws2sEndpoint.NotAHandshake) : next(context);
+        });
+        app.UseRateLimiter();
         app.MapWebsockify("/websockify/{**rest}");
         app.MapWs2s("/{**path}");
         // Why the server would refuse a page's upgrade (the WebSocket API hides the status): the console asks here.
@@ -140,11 +149,12 @@ public static class Ws2sServer
                 headers["X-Ws2s-Origin"].FirstOrDefault() ?? headers.Origin.FirstOrDefault(), headers["X-Ws2s-Token"].FirstOrDefault());
             context.Response.Headers.CacheControl = "no-store";
             return Results.Json(new { status, refusal });
-        });
-        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        }).RequireRateLimiting(AdmissionQuestions);
+        app.MapGet("/healthz", () => Results.Text("ok\n")).WithMetadata(ManagementEndpoint.Instance);
         app.MapGet("/readyz", (Readiness readiness) =>
-            readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"));
-        app.MapPrometheusScrapingEndpoint("/metrics");
+            readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"))
+            .WithMetadata(ManagementEndpoint.Instance);
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(ManagementEndpoint.Instance);
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
         var (tokensRequired, tokenCount) = app.Services.GetRequiredService<AdmissionPolicy>().Tokens;
@@ -228,8 +238,41 @@ public static class Ws2sServer
             ? X509CertificateLoader.LoadPkcs12FromFile(pfx, endpoint.PfxPassword)
             : X509Certificate2.CreateFromPemFile(endpoint.Certificate!, endpoint.Key);
 
-    /// <summary>/healthz (alive), /readyz (503 while draining) and /metrics (Prometheus).</summary>
-    private static readonly HashSet<string> ManagementPaths = ["/healthz", "/readyz", "/metrics"];
+    /// <summary>Marks /healthz (alive), /readyz (503 while draining) and /metrics (Prometheus): the management endpoints.</summary>
+    private sealed class ManagementEndpoint
+    {
+        public static readonly ManagementEndpoint Instance = new();
+    }
+
+    /// <summary>A path the router may take for a management endpoint (any case, a trailing slash): let through to routing, which decides.</summary>
+    private static bool LooksLikeManagement(PathString path) =>
+        (path.Value ?? "").TrimEnd('/').ToLowerInvariant() is "/healthz" or "/readyz" or "/metrics";
+
+    /// <summary>The rate limit policy of <c>/.ws2s/admission</c>: a burst of 10 questions per client, then 2 a second.</summary>
+    private const string AdmissionQuestions = "admission-questions";
+
+    /// <summary>
+    /// Answers to <c>/.ws2s/admission</c> say whether a token would be admitted: an oracle for guessing
+    /// tokens unless it is slow. Per client address (after PROXY/X-Forwarded-For from trusted proxies).
+    /// </summary>
+    private static void AddAdmissionRateLimit(IServiceCollection services) => services.AddRateLimiter(limiter =>
+    {
+        limiter.AddPolicy(AdmissionQuestions, context => System.Threading.RateLimiting.RateLimitPartition.GetTokenBucketLimiter(
+            ClientAddress.Of(context).ToString(), _ => new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
+            {
+                TokenLimit = 10,
+                TokensPerPeriod = 2,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            }));
+        limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+        limiter.OnRejected = async (rejected, cancel) =>
+        {
+            rejected.HttpContext.Response.Headers.RetryAfter = "1";
+            await rejected.HttpContext.Response.WriteAsync("ws2s: too many admission questions from this client; try again in a second\n", cancel);
+        };
+    });
 
     private static Task NotFoundAsync(HttpContext context)
     {

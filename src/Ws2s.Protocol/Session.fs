@@ -83,13 +83,24 @@ type Session =
       /// Ticks since the last frame either way.
       QuietSeconds: int
       /// Connects started since the last tick.
-      ConnectsThisSecond: int }
+      ConnectsThisSecond: int
+      /// Why this session may start no more connects (its signed token expired), if so; the open connection goes on.
+      ConnectsEnded: string option }
 
 /// The settings narrowed to the destinations `rules` allow (a per-session scope; never wider).
 let narrowTo (rules: Rule list) (settings: Settings) = { settings with Policy = narrow rules settings.Policy }
 
 /// The settings with SSH tunnels refused for this session (code 4).
 let withoutSsh (settings: Settings) = { settings with SshAllowed = false }
+
+/// The settings on this machine: the endpoints this server listens on and this machine's addresses
+/// (both refused as this machine, see `Policy.judge`), in place of whatever they held.
+let onMachine (ownEndpoints: IPEndPoint seq) (localAddresses: IPAddress seq) (settings: Settings) =
+    { settings with
+        Policy =
+            { settings.Policy with
+                OwnEndpoints = List.ofSeq ownEndpoints
+                LocalAddresses = List.ofSeq localAddresses } }
 
 /// The server's configuration changed (a reload, or this machine's addresses): the session takes the
 /// new settings for what it does from now on — new connects are judged by the new policy, queued
@@ -104,7 +115,14 @@ let reconfigure (server: Settings) (session: Session) =
         { session with Settings = { server with Policy = policy; SshAllowed = own.SshAllowed && server.SshAllowed } }
 
 let start settings =
-    { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0 }
+    { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0; ConnectsEnded = None }
+
+/// The session may start no more connects (its token expired): each later connect is refused with code 4
+/// and `reason`; the open connection, if any, is not touched. No effects: nothing is said until a connect.
+let endConnects (reason: string) (session: Session) =
+    match session.Phase with
+    | Ended -> session
+    | _ -> { session with ConnectsEnded = Some reason }
 
 /// The connection whose events are live in this phase, if any.
 let liveLink phase =
@@ -245,6 +263,8 @@ let private execute session request : Session * Effect list =
     match request, session.Phase with
     | _, (Busy _ | Ended) -> session, [] // unreachable: `request` queues or drops these
     | Rejected response, _ -> reply response
+    | Valid(Connect target), _ when session.ConnectsEnded.IsSome ->
+        session, answerConnect None (Forbidden(target.Host.Written, session.ConnectsEnded.Value))
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
         session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")

@@ -162,4 +162,31 @@ public sealed class AdmissionTests
         Assert.Contains("too many connects: at most 2 per second", messages);
         Assert.True(messages.Count(m => m == "connect done") >= 2);
     }
+
+    /// <summary>
+    /// Attack (issue 20, 5): listening on 127.0.0.1 and on <c>[::]</c>, 127.0.0.5 opened 6 sessions with
+    /// <c>maxSessionsPerClient: 3</c>: counted once as 127.0.0.5 and once as ::ffff:127.0.0.5. A client is
+    /// one client whichever listener it reached.
+    /// </summary>
+    [Fact]
+    public async Task A_client_is_one_client_on_an_ipv4_and_a_dual_stack_listener()
+    {
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":0},"endpoints":[{"host":"::","port":0}],"limits":{"maxSessionsPerClient":3}}""");
+        var ports = host.Urls.Select(u => u.Port).Distinct().ToList();
+        Assert.Equal(2, ports.Count);
+        var client = IPAddress.Parse("127.0.0.5");
+        var sockets = new List<RawWebSocket>();
+        try
+        {
+            foreach (var port in new[] { ports[0], ports[0], ports[0], ports[1], ports[1], ports[1] })
+                sockets.Add(await RawWebSocket.OpenAsync(new Uri($"ws://127.0.0.1:{port}/"), client));
+            Assert.Equal(3, sockets.Count(s => s.Status.StartsWith("HTTP/1.1 101", StringComparison.Ordinal)));
+            Assert.Equal(3, sockets.Count(s => s.Status.StartsWith("HTTP/1.1 503", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            foreach (var socket in sockets) socket.Dispose();
+        }
+    }
 }

@@ -35,6 +35,8 @@ public sealed class HostFaultTests
         public bool IsEnded => false;
 
         public void Reconfigure(Ws2s.Protocol.Session.Settings server) { }
+
+        public void EndConnects(string reason) { }
     }
 
     /// <summary>A server-side and a client-side WebSocket over a real loopback TCP connection.</summary>

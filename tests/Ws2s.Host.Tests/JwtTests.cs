@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Claims;
@@ -249,6 +250,95 @@ public sealed class JwtTests : IDisposable
         using var http = new HttpClient();
         var (status, body) = await UpgradeAsync(new Uri(host.Url, $"/websockify?token={expired}"), "unused");
         Assert.Equal((401, "ws2s: token expired\n"), (status, body));
+    }
+
+    /// <summary>
+    /// Attack (issue 20, 4): the secret file rewritten with a new secret but its old modification time kept
+    /// the old key valid and refused the new one. Changes are known by content, not by time stamps.
+    /// </summary>
+    [Fact]
+    public async Task A_secret_rewritten_with_the_same_time_stamp_is_still_taken_up()
+    {
+        var file = SecretFile();
+        var stamp = File.GetLastWriteTimeUtc(file);
+        await using var host = await StartAsync(Jwt("secretFile", file));
+        var old = Mint(Hs256);
+        Assert.Equal(101, (await UpgradeAsync(host.Url, old)).Status);
+        var rotated = Encoding.UTF8.GetBytes("the rotated shared secret, also at least 32 bytes");
+        File.WriteAllText(file, Encoding.UTF8.GetString(rotated) + "\n");
+        File.SetLastWriteTimeUtc(file, stamp); // same size class, same stamp: only the content says it changed
+        Assert.Equal((401, "ws2s: bad signature\n"), await UpgradeAsync(host.Url, old));
+        Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(new SigningCredentials(new SymmetricSecurityKey(rotated), SecurityAlgorithms.HmacSha256)))).Status);
+    }
+
+    /// <summary>
+    /// Attack (issue 20, 9): with only <c>auth.jwt</c>, a valid token without an Origin header (a non-browser
+    /// client) got 403 "needs a token": the check looked at fixed tokens only. A valid signed token suffices.
+    /// </summary>
+    [Fact]
+    public async Task A_valid_signed_token_admits_a_client_without_an_origin_header()
+    {
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var client = await WsClient.ConnectAsync(host.Url, origin: null, "ws2s", "token." + Mint(Hs256));
+        await client.SendAsync(new { command = "ping" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+        // Without a token, still refused.
+        Assert.Equal(401, (await UpgradeAsync(host.Url, "not.a.jwt")).Status);
+    }
+
+    /// <summary>
+    /// Attack (issue 20, 11): <c>maxSessions</c> in a token without <c>sub</c> (or with an empty one) was not
+    /// enforced (4 sessions with a limit of 1). Such a token is refused: the limit would have nobody to count.
+    /// </summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    public async Task A_token_with_maxSessions_but_no_subject_is_refused(string? subject)
+    {
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        var payload = new Dictionary<string, object> { ["exp"] = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds(), ["ws2s"] = new { maxSessions = 1 } };
+        if (subject is not null) payload["sub"] = subject;
+        var token = Signed(JsonSerializer.Serialize(payload));
+        Assert.Equal((401, "ws2s: token claim ws2s.maxSessions needs a subject (sub) to count sessions by\n"), await UpgradeAsync(host.Url, token));
+    }
+
+    /// <summary>Attack (issue 20, 11): a token with a <c>crit</c> header the server does not understand was accepted; RFC 7515 §4.1.11 says reject.</summary>
+    [Fact]
+    public async Task A_token_with_a_critical_header_the_server_does_not_understand_is_refused()
+    {
+        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        var body = $"{B64("""{"alg":"HS256","typ":"JWT","crit":["exp-policy"],"exp-policy":"ignore"}""")}.{B64($$"""{"sub":"alice","exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""")}";
+        var token = body + "." + Base64UrlEncoder.Encode(HMACSHA256.HashData(_secret, Encoding.ASCII.GetBytes(body)));
+        Assert.Equal((401, "ws2s: token has critical header parameters the server does not understand (crit)\n"), await UpgradeAsync(host.Url, token));
+    }
+
+    /// <summary>
+    /// Attack (issue 20, 11): a session could still <c>connect</c> after its token expired. New connects after
+    /// <c>exp</c> are refused in words (code 4); the connection already open goes on. The clock is faked.
+    /// </summary>
+    [Fact]
+    public async Task After_the_token_expires_new_connects_are_refused_and_the_open_connection_goes_on()
+    {
+        using var echo = Peer.Echo();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var host = await Ws2sHost.StartAsync(
+            $$$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"auth":{"jwt":{"secretFile":"{{{{SecretFile()}}}}","clockSkewSeconds":0}}}""",
+            services => services.AddSingleton<TimeProvider>(clock));
+        var expires = DateTime.UtcNow.AddMinutes(10);
+        await using var client = await OpenAsync(host.Url, Mint(Hs256, expires: expires));
+        await client.EchoThroughAsync(echo.Port, "before expiry");
+        clock.Advance(TimeSpan.FromMinutes(11));
+        // The open connection still relays.
+        await client.SendAsync(new { command = "send", data = "still open" });
+        var echoed = new MemoryStream();
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
+        await client.ReadDataAsync(echoed, "still open".Length);
+        Assert.Equal("still open", Encoding.UTF8.GetString(echoed.ToArray()));
+        // A new connect is refused in words.
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
+        var answer = await client.ReceiveJsonAsync();
+        Assert.Equal(4, (int)answer["code"]!);
+        Assert.Contains("the session's token expired at", (string)answer["message"]!);
     }
 }
 

@@ -134,6 +134,31 @@ public sealed class OperationsTests : IDisposable
         Assert.True(readiness.Draining);
     }
 
+    /// <summary>
+    /// Attack (issue 20, 6): with a management port set, the public port still answered <c>/METRICS</c>,
+    /// <c>/Metrics</c>, <c>/metrics/</c>, <c>/HEALTHZ</c>, <c>/healthz/</c>, <c>/READYZ</c>, <c>/readyz/</c>.
+    /// Whatever spelling the router takes, only the management port serves them.
+    /// </summary>
+    [Fact]
+    public async Task With_a_management_port_no_spelling_of_a_management_path_is_served_on_the_public_port()
+    {
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"management":{"host":"127.0.0.1","port":0}}""");
+        using var http = new HttpClient();
+        foreach (var path in new[] { "/metrics", "/METRICS", "/Metrics", "/metrics/", "/%6detrics", "/HEALTHZ", "/healthz/", "/READYZ", "/readyz/" })
+        {
+            using var response = await http.GetAsync(Http(host, path));
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.False(response.IsSuccessStatusCode, $"{path}: {(int)response.StatusCode} {body}");
+            Assert.DoesNotContain("ws2s_", body);
+            Assert.NotEqual("ok\n", body);
+        }
+        // And the management port serves nothing else, in any spelling.
+        foreach (var path in new[] { "/", "/.ws2s/admission", "/index.html" })
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri(host.ManagementUrl!, path))).StatusCode);
+        Assert.Equal("ok\n", await http.GetStringAsync(new Uri(host.ManagementUrl!, "/HEALTHZ")));
+    }
+
     [Fact]
     public async Task JSON_logs_have_one_line_per_session_and_never_a_token()
     {

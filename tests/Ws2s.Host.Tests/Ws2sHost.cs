@@ -27,12 +27,15 @@ public sealed class Ws2sHost : IAsyncDisposable
 
     public Uri? ManagementUrl { get; }
 
-    public static async Task<Ws2sHost> StartAsync(string configJson, params string[] extraArgs)
+    public static Task<Ws2sHost> StartAsync(string configJson, params string[] extraArgs) => StartAsync(configJson, null, extraArgs);
+
+    /// <param name="services">Replaces services before the server is built (e.g. a fake <see cref="TimeProvider"/>).</param>
+    public static async Task<Ws2sHost> StartAsync(string configJson, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services, params string[] extraArgs)
     {
         var directory = Directory.CreateTempSubdirectory("ws2s-test-").FullName;
         var config = Path.Combine(directory, "config.json");
         await File.WriteAllTextAsync(config, configJson);
-        var app = Ws2sServer.Build(["--config", config, "--listen:port", "0", .. extraArgs]);
+        var app = Ws2sServer.Build(["--config", config, "--listen:port", "0", .. extraArgs], services);
         await app.StartAsync();
         return new Ws2sHost(app, directory);
     }

@@ -16,21 +16,55 @@ public sealed class AdmissionPolicy : IDisposable
 {
     private readonly Ws2sOptions _options;
     private readonly IServer _server;
-    private volatile OriginPolicy _origins;
-    private volatile TokenCheck _tokens;
     private readonly ClientQuotas _limits;
-    private volatile JwtCheck? _jwt;
     private readonly SubjectQuotas _subjects = new();
-    private Session.Settings? _settings;
+
+    /// <summary>Everything admission reads, taken from the options at one moment and swapped whole.</summary>
+    private volatile Rules _rules;
+
+    /// <summary>
+    /// One configuration's admission rules: origins, tokens, signed-token keys, allowed hosts, and the
+    /// core's settings (which also need this server's endpoints and this machine's addresses, so they
+    /// are completed at first use and again after an address change). Nothing in it changes after it is
+    /// made but that cache, which belongs to it alone: settings computed from an older configuration can
+    /// only ever land in that configuration's rules, never in the current one's.
+    /// </summary>
+    private sealed class Rules(Ws2sOptions options)
+    {
+        public OriginPolicy Origins { get; } = new(options.Origins, options.Listen);
+        public TokenCheck Tokens { get; } = TokenCheck.FromOptions(options);
+        public JwtCheck? Jwt { get; } = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
+        public AllowedHosts Hosts { get; } = new(options.AllowedHosts, options.Listen.Host);
+
+        /// <summary>The core's settings without this machine (its endpoints and addresses): computed now, from these options.</summary>
+        private readonly Session.Settings _template = options.ToSessionSettings([], []);
+
+        /// <summary>The settings with this machine filled in, for the machine generation they were made in.</summary>
+        private volatile Completed? _complete;
+
+        private sealed record Completed(int Generation, Session.Settings Settings);
+
+        public bool TokenRequired => Tokens.Required || Jwt is not null;
+
+        public Session.Settings Settings(int machineGeneration, Func<(IEnumerable<IPEndPoint>, IEnumerable<IPAddress>)> machine)
+        {
+            if (_complete is { } done && done.Generation == machineGeneration) return done.Settings;
+            var (own, local) = machine();
+            var settings = Session.onMachine(own, local, _template);
+            _complete = new(machineGeneration, settings);
+            return settings;
+        }
+    }
+
+    /// <summary>Counts changes of this machine's addresses: settings completed before the last one are made again.</summary>
+    private int _machineGeneration;
 
     public AdmissionPolicy(Ws2sOptions options, IServer server)
     {
         _options = options;
         _server = server;
-        _origins = new(options.Origins, options.Listen);
-        _tokens = TokenCheck.FromOptions(options);
+        _rules = new Rules(options);
         _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
-        _jwt = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
         NetworkChange.NetworkAddressChanged += OnAddressChanged;
     }
 
@@ -38,36 +72,28 @@ public sealed class AdmissionPolicy : IDisposable
     /// The core's settings for a new session. The policy knows the endpoints this server is bound to
     /// (known once it listens) and this machine's interface addresses, read again when they change.
     /// </summary>
-    public Session.Settings Settings => Volatile.Read(ref _settings) ?? Refresh();
+    public Session.Settings Settings => _rules.Settings(Volatile.Read(ref _machineGeneration), () => (OwnEndpoints(_server), LocalAddresses()));
 
     /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
-    public (bool Required, int Count) Tokens => (TokenRequired, _tokens.Count);
+    public (bool Required, int Count) Tokens => (_rules.TokenRequired, _rules.Tokens.Count);
 
     /// <summary>Signed tokens (<c>auth.jwt</c>), when configured.</summary>
-    public JwtCheck? Jwt => _jwt;
+    public JwtCheck? Jwt => _rules.Jwt;
 
-    private bool TokenRequired => _tokens.Required || _jwt is not null;
+    /// <summary>The host names this server answers to (DNS rebinding: any other name is refused).</summary>
+    public AllowedHosts Hosts => _rules.Hosts;
 
-    private Session.Settings Refresh()
-    {
-        var settings = _options.ToSessionSettings(OwnEndpoints(_server), LocalAddresses());
-        Volatile.Write(ref _settings, settings);
-        return settings;
-    }
-
-    private void OnAddressChanged(object? sender, EventArgs e) => Volatile.Write(ref _settings, null);
+    private void OnAddressChanged(object? sender, EventArgs e) => Interlocked.Increment(ref _machineGeneration);
 
     /// <summary>
-    /// Takes up the options as they are now (after a reload): origins, tokens, signed-token keys, session
-    /// limits and the core's settings apply to new sessions and new connects; open sessions go on.
+    /// Takes up the options as they are now (after a reload, called while the reload holds them still):
+    /// origins, tokens, signed-token keys, allowed hosts, session limits and the core's settings apply to
+    /// new sessions and new connects, all at once; open sessions go on.
     /// </summary>
     public void Reload()
     {
-        _origins = new(_options.Origins, _options.Listen);
-        _tokens = TokenCheck.FromOptions(_options);
-        _jwt = _options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
+        _rules = new Rules(_options);
         _limits.SetLimits(_options.Limits.MaxSessions, _options.Limits.MaxSessionsPerClient);
-        Volatile.Write(ref _settings, null);
     }
 
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
@@ -85,9 +111,10 @@ public sealed class AdmissionPolicy : IDisposable
         var offered = context.WebSockets.WebSocketRequestedProtocols;
         var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
             : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
-        var (status, refusalWords, grant) = await CheckAsync(request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented);
+        var rules = _rules;
+        var (status, refusalWords, grant) = await CheckAsync(rules, request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented);
         if (status != StatusCodes.Status200OK) return new(status, refusalWords, null, null);
-        var lease = _limits.TryEnter(context.Connection.RemoteIpAddress ?? IPAddress.None, out var refusal);
+        var lease = _limits.TryEnter(ClientAddress.Of(context), out var refusal);
         if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
         if (grant is { Subject: { } subject, MaxSessions: { } most })
         {
@@ -111,26 +138,27 @@ public sealed class AdmissionPolicy : IDisposable
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
 
     /// <summary>The token and origin checks of an upgrade: 200, or 401/403 with the words that say why.</summary>
-    private async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(string? origin, string? presented)
+    private static async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(Rules rules, string? origin, string? presented)
     {
         JwtGrant? grant = null;
-        if (TokenRequired)
+        if (rules.TokenRequired)
         {
             if (presented is null)
                 return (StatusCodes.Status401Unauthorized, "a token is required (?token=… or the subprotocol token.…)", null);
-            if (!_tokens.Accepts(presented))
+            if (!rules.Tokens.Accepts(presented))
             {
-                if (_jwt is null) return (StatusCodes.Status401Unauthorized, "the token is not valid", null);
-                (grant, var why) = await _jwt.ValidateAsync(presented);
+                if (rules.Jwt is null) return (StatusCodes.Status401Unauthorized, "the token is not valid", null);
+                (grant, var why) = await rules.Jwt.ValidateAsync(presented);
                 if (grant is null) return (StatusCodes.Status401Unauthorized, why, null);
             }
         }
         if (origin is not null)
         {
-            if (!_origins.Allows(origin))
+            if (!rules.Origins.Allows(origin))
                 return (StatusCodes.Status403Forbidden, $"origin {origin} is not allowed; add it to 'origins' in the ws2s config", null);
         }
-        else if (!_tokens.Required && !_origins.AllowsAny)
+        // A client that proved itself with a token (fixed or signed) needs no Origin header: it is no page.
+        else if (!rules.TokenRequired && !rules.Origins.AllowsAny)
         {
             return (StatusCodes.Status403Forbidden, "a request without an Origin header needs a token, or 'origins': [\"*\"] in the ws2s config", null);
         }
@@ -144,7 +172,7 @@ public sealed class AdmissionPolicy : IDisposable
     /// </summary>
     public async Task<(int Status, string? Refusal)> ExplainAsync(string? origin, string? token)
     {
-        var (status, refusal, _) = await CheckAsync(origin, string.IsNullOrEmpty(token) ? null : token);
+        var (status, refusal, _) = await CheckAsync(_rules, origin, string.IsNullOrEmpty(token) ? null : token);
         return (status, refusal);
     }
 

@@ -17,6 +17,7 @@ public sealed class ClientQuotas(int maxSessions, int maxPerClient)
     /// <summary>A lease on one session slot, or null (with the reason) when a limit is reached.</summary>
     public IDisposable? TryEnter(IPAddress client, out string? refusal)
     {
+        client = ClientAddress.Normal(client);
         var maxSessions = _maxSessions;
         var maxPerClient = _maxPerClient;
         if (Interlocked.Increment(ref _total) > maxSessions)

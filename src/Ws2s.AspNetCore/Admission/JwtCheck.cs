@@ -12,15 +12,18 @@ namespace Ws2s.AspNetCore.Admission;
 /// What a valid signed token grants: who (<c>sub</c>), the destinations it narrows the session to
 /// (<c>allow</c>: rules in <c>destinations.allow</c>'s syntax; null: no narrowing), how many sessions
 /// that subject may hold, whether SSH tunnels are allowed, and (for the websockify endpoint) the
-/// target its <c>host</c> and <c>port</c> claims name.
+/// target its <c>host</c> and <c>port</c> claims name. <c>Expires</c>: the token's <c>exp</c>, after which the
+/// session it opened may start no new connects.
 /// </summary>
-public sealed record JwtGrant(string? Subject, IReadOnlyList<Policy.Rule>? Allow, int? MaxSessions, bool Ssh, (string Host, int Port)? Target);
+public sealed record JwtGrant(string? Subject, IReadOnlyList<Policy.Rule>? Allow, int? MaxSessions, bool Ssh, (string Host, int Port)? Target,
+    DateTimeOffset? Expires = null);
 
 /// <summary>
 /// Verifies JWTs with Microsoft.IdentityModel: HS256 with the shared secret, RS256/ES256 with the
 /// configured public keys (PEM or JWKS), each file read again when it changes. <c>exp</c> is
 /// required and checked with <c>nbf</c> (with the configured clock skew); <c>iss</c> and <c>aud</c>
-/// when configured. Unsigned tokens and algorithms the keys are not for are refused. Refusals are
+/// when configured. Unsigned tokens, algorithms the keys are not for, and tokens with critical header
+/// parameters (<c>crit</c>, RFC 7515 §4.1.11: the server understands none) are refused. Refusals are
 /// words ("token expired"), never the token.
 /// </summary>
 public sealed class JwtCheck
@@ -28,7 +31,9 @@ public sealed class JwtCheck
     private readonly Ws2sOptions.JwtOptions _options;
     private readonly JsonWebTokenHandler _handler = new();
     private readonly Lock _gate = new();
-    private (DateTime, DateTime, DateTime) _loadedStamps;
+
+    /// <summary>The SHA-256 of the key files' contents the parameters were built from: a change is known by content, not by time stamps.</summary>
+    private string? _loadedDigest;
     private TokenValidationParameters? _parameters;
 
     public JwtCheck(Ws2sOptions.JwtOptions options) => _options = options;
@@ -67,6 +72,7 @@ public sealed class JwtCheck
             return (null, "not a valid token");
         }
         if (read.Alg is null || read.Alg.Equals("none", StringComparison.OrdinalIgnoreCase)) return (null, "unsigned token");
+        if (read.TryGetHeaderValue<object>("crit", out _)) return (null, "token has critical header parameters the server does not understand (crit)");
         TokenValidationParameters parameters;
         try
         {
@@ -136,16 +142,18 @@ public sealed class JwtCheck
             && root.TryGetProperty("port", out var port) && port.TryGetInt32(out var p) && p is >= 1 and <= 65535)
             target = (host.GetString()!, p);
         var subject = string.IsNullOrEmpty(token.Subject) ? null : token.Subject;
-        return (new JwtGrant(subject, allow, maxSessions, ssh, target), null);
+        // A limit per subject needs a subject: without one it would count nobody, and not hold.
+        if (maxSessions is not null && subject is null) return (null, $"token claim {ns}.maxSessions needs a subject (sub) to count sessions by");
+        return (new JwtGrant(subject, allow, maxSessions, ssh, target, new DateTimeOffset(token.ValidTo, TimeSpan.Zero)), null);
     }
 
     /// <summary>The validation parameters, rebuilt when a key file has changed.</summary>
     private TokenValidationParameters Parameters()
     {
-        var stamps = (Stamp(_options.SecretFile), Stamp(_options.PublicKeysFile), Stamp(_options.JwksFile));
+        var digest = Digest(_options.SecretFile, _options.PublicKeysFile, _options.JwksFile);
         lock (_gate)
         {
-            if (_parameters is not null && stamps == _loadedStamps) return _parameters;
+            if (_parameters is not null && digest == _loadedDigest) return _parameters;
             var keys = new List<SecurityKey>();
             var algorithms = new List<string>();
             if (_options.SecretFile is { } secret)
@@ -171,12 +179,25 @@ public sealed class JwtCheck
                 ValidAudience = _options.Audience,
                 TryAllIssuerSigningKeys = true,
             };
-            _loadedStamps = stamps;
+            _loadedDigest = digest;
             return _parameters;
         }
     }
 
-    private static DateTime Stamp(string? file) => file is null ? default : File.GetLastWriteTimeUtc(file);
+    /// <summary>
+    /// One digest of the key files' contents. Key files are small and read once per token: a rotation is
+    /// seen whatever the file system says of its time (a copy that keeps the time stamp, a coarse clock).
+    /// </summary>
+    private static string Digest(params string?[] files)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var file in files)
+        {
+            hash.AppendData(file is null ? [0] : [1]);
+            if (file is not null) hash.AppendData(File.ReadAllBytes(file));
+        }
+        return Convert.ToHexString(hash.GetHashAndReset());
+    }
 
     private static SymmetricSecurityKey Secret(string file)
     {

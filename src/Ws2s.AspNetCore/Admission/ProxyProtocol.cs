@@ -26,6 +26,8 @@ public sealed class ProxyProtocol(TrustedProxies trusted, ILogger<ProxyProtocol>
     /// <summary>The connection middleware (Kestrel's <c>ListenOptions.Use</c>), before TLS.</summary>
     public ConnectionDelegate Wrap(ConnectionDelegate next) => async connection =>
     {
+        // Every key downstream (trusted proxies, quotas, logs) sees an IPv4 client as IPv4, whichever listener it reached.
+        if (connection.RemoteEndPoint is IPEndPoint mapped && mapped.Address.IsIPv4MappedToIPv6) connection.RemoteEndPoint = ClientAddress.Normal(mapped);
         if (connection.RemoteEndPoint is IPEndPoint peer && trusted.Trusts(peer.Address) && !await ReadHeaderAsync(connection))
         {
             log.LogWarning("closed a connection from trusted proxy {Proxy}: its PROXY protocol header is malformed", peer);
@@ -54,7 +56,7 @@ public sealed class ProxyProtocol(TrustedProxies trusted, ILogger<ProxyProtocol>
                 if (outcome == Outcome.Header)
                 {
                     input.AdvanceTo(buffer.GetPosition(length));
-                    if (client is not null) connection.RemoteEndPoint = client;
+                    if (client is not null) connection.RemoteEndPoint = ClientAddress.Normal(client);
                     return true;
                 }
                 input.AdvanceTo(buffer.Start); // not a header: the bytes are the request's

@@ -44,6 +44,9 @@ public sealed partial class Ws2sOptions
         for (var i = 0; i < Origins.Count; i++)
             if (Admission.OriginPolicy.Problem(Origins[i]) is { } problem)
                 yield return $"origins[{i}]: {problem}";
+        for (var i = 0; i < AllowedHosts.Count; i++)
+            if (Admission.AllowedHosts.Problem(AllowedHosts[i]) is { } problem)
+                yield return $"allowedHosts[{i}]: {problem}";
         for (var i = 0; i < TrustedProxies.Count; i++)
             if (Admission.TrustedProxies.Parse(TrustedProxies[i]) is null)
                 yield return $"trustedProxies[{i}] '{TrustedProxies[i]}' is not an IP address or network (10.0.0.0/8, fd00::/8)";

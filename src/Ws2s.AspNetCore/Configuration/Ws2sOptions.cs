@@ -30,6 +30,13 @@ public sealed partial class Ws2sOptions
     public List<string> Origins { get; set; } = [];
 
     /// <summary>
+    /// Host names this server answers to besides IP addresses, <c>localhost</c> and the listen host
+    /// (<c>ws2s.example.com</c>, <c>*.example.com</c>, or <c>*</c> for any): a request naming another host
+    /// gets 421, against DNS rebinding.
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
+
+    /// <summary>
     /// Load balancers and reverse proxies (addresses or CIDR networks) whose PROXY protocol header or
     /// X-Forwarded-For names the client. Empty: the TCP peer is the client, and such headers are ignored.
     /// </summary>

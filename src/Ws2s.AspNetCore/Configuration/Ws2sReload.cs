@@ -38,6 +38,7 @@ public sealed class Ws2sReload
             _current.AllowConnectToServerLocal = next.AllowConnectToServerLocal;
             _current.Destinations = next.Destinations;
             _current.Origins = next.Origins;
+            _current.AllowedHosts = next.AllowedHosts;
             _current.Tokens = next.Tokens;
             _current.TokensFile = next.TokensFile;
             _current.Auth = next.Auth;

@@ -21,6 +21,9 @@ internal interface IMachine
 
     /// <summary>The server's settings changed: new connects follow them (the session's own scopes stay).</summary>
     void Reconfigure(Session.Settings server);
+
+    /// <summary>No more connects (the session's token expired), for <paramref name="reason"/>; the open connection goes on.</summary>
+    void EndConnects(string reason);
 }
 
 /// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
@@ -44,6 +47,8 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
     public bool IsEnded => _state.Phase.IsEnded;
 
     public void Reconfigure(Session.Settings server) => _state = Session.reconfigure(server, _state);
+
+    public void EndConnects(string reason) => _state = Session.endConnects(reason, _state);
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
@@ -74,5 +79,10 @@ internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, 
     public void Reconfigure(Session.Settings server)
     {
         if (_state is not null) _state = RawSession.reconfigure(server, _state);
+    }
+
+    /// <summary>A websockify session makes its one connect at its start: there are no later connects to end.</summary>
+    public void EndConnects(string reason)
+    {
     }
 }

@@ -45,8 +45,13 @@ internal sealed class SessionRunner
     /// <summary>The server settings this session last took up (checked each second, so a reload reaches open sessions).</summary>
     private Session.Settings? _serverSettings;
 
-    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp)
+    /// <summary>When the token that admitted this session expires (then new connects end), if it does.</summary>
+    private DateTimeOffset? _connectsUntil;
+
+    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp,
+        DateTimeOffset? connectsUntil = null)
     {
+        _connectsUntil = connectsUntil;
         _client = client;
         _machine = machine;
         _clock = services.Clock;
@@ -89,6 +94,12 @@ internal sealed class SessionRunner
                 while (!_machine.IsEnded)
                 {
                     var input = await _inputs.Reader.ReadAsync(stopping);
+                    // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
+                    if (_connectsUntil is { } until && _clock.Time.GetUtcNow() >= until)
+                    {
+                        _connectsUntil = null;
+                        _machine.EndConnects($"the session's token expired at {until.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}; open a new session with a new token");
+                    }
                     if (input.IsTick && _services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
                     {
                         _serverSettings = latest;

@@ -13,7 +13,7 @@ public sealed class Ws2sMetrics : IDisposable
 
     private readonly Meter _meter;
     private long _sessions, _sessionsActive, _policyRefusals;
-    private readonly Tally _upgradesRefused = new("reason", "token", "origin", "target", "subprotocol", "limit");
+    private readonly Tally _upgradesRefused = new("reason", "token", "origin", "target", "subprotocol", "limit", "host");
     private readonly Tally _connectionsDropped = new("reason", "limit", "evicted_silent", "handshake_timeout");
     private readonly Tally _connects = new("outcome", "0", "2", "4", "6", "8");
     private readonly Tally _bytes = new("direction", "to_peer", "to_client");
@@ -44,7 +44,7 @@ public sealed class Ws2sMetrics : IDisposable
 
     public void SessionClosed() => Interlocked.Decrement(ref _sessionsActive);
 
-    /// <param name="reason">token, origin, target, subprotocol or limit.</param>
+    /// <param name="reason">token, origin, target, subprotocol, limit or host (a name the server does not answer to).</param>
     public void UpgradeRefused(string reason) => _upgradesRefused.Add(reason, 1);
 
     /// <param name="reason">limit, evicted_silent or handshake_timeout.</param>
