@@ -144,6 +144,14 @@ type Response =
         | BadRequest reason -> "bad request: " + reason
         | TlsFailed reason -> "tls failed: " + reason
 
+/// What the peer's certificate presents, reported by the host once the certificate passed the checks
+/// that need no policy (chain, name, validity, usage): facts for the core's pin check.
+type PeerCertificate =
+    { /// Its subjectAltName entries: DNS names as written (a wildcard as `*.example.com`) and IP addresses as text.
+      Names: string list
+      /// SHA-256 in base64 of the whole certificate (DER) and of its SubjectPublicKeyInfo.
+      Hashes: string list }
+
 /// A client frame, as the codec understood it: a command to carry out, or a request that is answered
 /// at once with an error (a bad request, code 7, or an SSH tunnel this server does not offer, code 6).
 type Request =
@@ -168,10 +176,13 @@ type Input =
     | Resolved of Generation: Generation * Addresses: IPAddress list
     | ResolveFailed of Generation: Generation
     | Dialled of Generation: Generation
-    /// The TLS handshake the core asked for (`SecureConnection`) succeeded; the peer's bytes are plaintext from now on.
-    | Secured of Generation: Generation
-    /// The TLS handshake failed (untrusted certificate, wrong name, expired, pin mismatch, protocol error), in words.
+    /// The TLS handshake the core asked for (`SecureConnection`) succeeded with this certificate; the
+    /// core judges its pins, then the peer's bytes are plaintext from now on.
+    | Secured of Generation: Generation * Certificate: PeerCertificate
+    /// The TLS handshake failed (untrusted certificate, wrong name, expired, not a server's certificate, protocol error), in words.
     | SecureFailed of Generation: Generation * Reason: string
+    /// The TLS handshake did not finish within `Seconds` (the host's limit on it).
+    | SecureTimedOut of Generation: Generation * Seconds: int
     | DialFailedWith of Generation: Generation * Error: DialError
     /// Bytes read from the peer. The core does not keep the memory beyond the effects of this step.
     | Received of Generation: Generation * Bytes: ReadOnlyMemory<byte>
@@ -200,10 +211,10 @@ type Effect =
     /// Log into the SSH server at `Server` and open a channel from there to `Host`:`Port`;
     /// then behave as a dialled connection (report `Dialled` or `DialFailedWith`).
     | OpenTunnel of Generation: Generation * Server: IPEndPoint * Login: SshLogin * Host: Host * Port: Port
-    /// Run a TLS client handshake on the connection (SNI and certificate name `ServerName`; the
-    /// certificate must also match one of `Pins`, SHA-256 in base64, when there are any). Bytes the
-    /// peer sent before are reported first; then `Secured` or `SecureFailed`.
-    | SecureConnection of Generation: Generation * ServerName: string * Pins: string list
+    /// Run a TLS client handshake on the connection (SNI and certificate name `ServerName`). Bytes the
+    /// peer sent before are reported first; then `Secured` with what the certificate presents (the
+    /// core judges its pins), `SecureFailed` or `SecureTimedOut`.
+    | SecureConnection of Generation: Generation * ServerName: string
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
     /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.

@@ -43,7 +43,8 @@ let defaultSettings =
       AttemptDelayMilliseconds = 250 }
 
 /// The TCP connection a session owns, or is opening; `Pins`: the certificate pins its destination
-/// has in the policy (by name, TLS server name and resolved address), for when it goes TLS.
+/// has in the policy (by name, TLS server name and resolved address), for when it goes TLS (the
+/// certificate's own names add theirs when it arrives).
 type Link = { Generation: Generation; Target: Target; Pins: string list }
 
 /// Why a TLS handshake runs: the connect asked for `tls`, or `starttls` upgrades an open connection.
@@ -227,10 +228,11 @@ let private endConnect (link: Link) (response: Response) =
     CloseConnection link.Generation :: answerConnect (Some link.Generation) response
 
 /// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
-/// addresses dialled when they are the destination's own (not an SSH server's).
+/// addresses dialled when they are the destination's own; through an SSH server, which resolves the
+/// target, only the addresses that need no resolver (an IP literal, `localhost`).
 let private destination (target: Target) (addresses: IPAddress list) =
     let names = target.Host :: (target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
-    names, (if target.Ssh.IsSome then [] else addresses)
+    names, (if target.Ssh.IsSome then knownAddresses target.Host |> Option.defaultValue [] else addresses)
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
@@ -251,11 +253,15 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
         | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
         | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt session.Settings link first rest, []
 
-/// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes), if it is.
+/// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes, plaintext to
+/// a `tls.required` destination), if it is.
 let private tunnelRefusal settings (target: Target) =
     match judgeTunnelTarget settings.SshAllowTargets settings.Policy.Scopes target.Host target.Port.Value with
     | Refused why -> Some why
-    | Allowed -> None
+    | Allowed when target.Tls.IsSome -> None
+    | Allowed ->
+        tunnelTlsRequirement settings.Policy target.Host (knownAddresses target.Host) target.Port.Value
+        |> Option.map (fun rule -> $"tls.required {rule}: connect with \"tls\": true")
 
 /// Carry out one request in a phase that is not busy.
 let private execute session request : Session * Effect list =
@@ -305,7 +311,7 @@ let private execute session request : Session * Effect list =
         let name = defaultArg serverName link.Target.Host
         let pins = link.Pins @ pinsFor session.Settings.Policy [ name ] [] link.Target.Port.Value |> List.distinct
         let link = { link with Target = { link.Target with Tls = Some { ServerName = name } }; Pins = pins }
-        { session with Phase = Busy(Securing(link, InPlace), []) }, [ SecureConnection(link.Generation, name.Canonical, pins) ]
+        { session with Phase = Busy(Securing(link, InPlace), []) }, [ SecureConnection(link.Generation, name.Canonical) ]
     | Valid(StartTls _), _ -> reply IllegalSocketState
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
@@ -347,6 +353,22 @@ let private tlsFailure (link: Link) handshake reason =
     | AtConnect -> endConnect link (TlsFailed reason)
     | InPlace -> [ CloseConnection link.Generation; Reply(TlsFailed reason) ]
 
+/// A TLS handshake ran out of time: code 2, as every timeout (6 through an SSH server, as its other
+/// timeouts). A `tls` connect's handshake runs under the connect timer, and whichever limit ends it the
+/// words are the connect's; a `starttls` closes the connection.
+let private tlsTimeout settings (link: Link) handshake seconds =
+    match handshake with
+    | AtConnect -> endConnect link (connectFailure link $"connect timed out after {settings.ConnectTimeoutSeconds} s")
+    | InPlace -> [ CloseConnection link.Generation; Reply(ConnectFailed $"tls handshake did not finish within {seconds} s") ]
+
+/// Why the certificate fails the pins that apply to it, if it does: those of the destination (`link.Pins`)
+/// and those of every pin rule that matches a name it presents. None: no pins apply, or it matches one.
+let private pinRefusal (policy: DestinationPolicy) (link: Link) (certificate: PeerCertificate) =
+    let pins = link.Pins @ pinsForCertificate policy certificate.Names link.Target.Port.Value
+    let serverName = link.Target.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue link.Target.Host.Canonical
+    if pins.IsEmpty || certificate.Hashes |> List.exists (fun hash -> List.contains hash pins) then None
+    else Some $"certificate does not match the pinned keys for {serverName}"
+
 /// A second passed: count it against the idle timeout, and open a new second for the connect limit.
 let private tick session =
     let quiet = session.QuietSeconds + 1
@@ -385,16 +407,21 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         settle session Idle (endConnect link (connectFailure link $"host not found: {fst (hop link.Target)}")) pending
 
     | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as link, _, _), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Securing(link, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical, link.Pins) ]
+        { session with Phase = Busy(Securing(link, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]
     | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
         settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
 
-    | Secured g, Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
+    | Secured(g, certificate), Busy(Securing(link, handshake), pending) when
+        sameGeneration link g && (pinRefusal session.Settings.Policy link certificate).IsSome ->
+        settle session Idle (tlsFailure link handshake (pinRefusal session.Settings.Policy link certificate).Value) pending
+    | Secured(g, _), Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
         settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
-    | Secured g, Busy(Securing(link, InPlace), pending) when sameGeneration link g ->
+    | Secured(g, _), Busy(Securing(link, InPlace), pending) when sameGeneration link g ->
         settle session (Open link) [ Reply(Done "starttls") ] pending
     | SecureFailed(g, reason), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
         settle session Idle (tlsFailure link handshake reason) pending
+    | SecureTimedOut(g, seconds), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
+        settle session Idle (tlsTimeout session.Settings link handshake seconds) pending
     | (PeerFinished g | SocketFailed(g, _)), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
         let reason =
             match input with
@@ -410,7 +437,9 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt session.Settings link next rest
 
-    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _) | Securing(link, AtConnect)), pending) when sameGeneration link g ->
+    | ConnectTimerFired g, Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
+        settle session Idle (tlsTimeout session.Settings link AtConnect session.Settings.ConnectTimeoutSeconds) pending
+    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
         let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
         settle session Idle (endConnect link timedOut) pending
 
@@ -447,6 +476,7 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Dialled _, _
     | Secured _, _
     | SecureFailed _, _
+    | SecureTimedOut _, _
     | DialFailedWith _, _
     | Received _, _
     | PeerFinished _, _

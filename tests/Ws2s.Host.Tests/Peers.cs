@@ -5,17 +5,19 @@ using System.Security.Cryptography;
 namespace Ws2s.Host.Tests;
 
 /// <summary>
-/// A real TCP server on 127.0.0.1 with an ephemeral port, serving every accepted connection with
-/// <paramref name="serve"/>. Disposing it stops accepting and closes every connection.
+/// A real TCP server on 127.0.0.1 (or another loopback address) with an ephemeral port, serving every
+/// accepted connection with <paramref name="serve"/>. Disposing it stops accepting and closes every connection.
 /// </summary>
 public sealed class Peer : IDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _accepted = [];
 
-    public Peer(Func<Socket, CancellationToken, Task> serve)
+    public Peer(Func<Socket, CancellationToken, Task> serve, IPAddress? loopback = null)
     {
+        if (loopback is not null && !IPAddress.IsLoopback(loopback)) throw new ArgumentException("tests listen on loopback only", nameof(loopback));
+        _listener = new TcpListener(loopback ?? IPAddress.Loopback, 0);
         _listener.Start();
         _ = AcceptAsync(serve);
     }
@@ -55,6 +57,13 @@ public sealed class Peer : IDisposable
         while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, stop)) > 0)
             await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, stop);
         socket.Shutdown(SocketShutdown.Send);
+    });
+
+    /// <summary>Accepts, reads whatever comes and never says a word (a TLS server that never answers the ClientHello).</summary>
+    public static Peer Silent() => new(async (socket, stop) =>
+    {
+        var buffer = new byte[4096];
+        while (await socket.ReceiveAsync(buffer, SocketFlags.None, stop) > 0) { }
     });
 
     /// <summary>Says <c>hello from peer\n</c> and closes.</summary>

@@ -66,6 +66,25 @@ public sealed class SshTunnelTests : IAsyncLifetime
         Assert.Equal("+PONG\r\n", System.Text.Encoding.ASCII.GetString(reply.ToArray()));
     }
 
+    [SkippableTheory]
+    [InlineData("127.0.0.0/8:PORT", "localhost")] // the SSH server resolves the name to a required address
+    [InlineData("127.0.0.0/8:PORT", "127.1")]
+    [InlineData("127.0.0.0/8:PORT", "elsewhere.test")] // an address ws2s cannot know: fail closed
+    [InlineData("redis.test:PORT", "REDIS.test.")]
+    public async Task A_tunnel_to_a_destination_that_requires_tls_is_refused_without_it(string rule, string target)
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"FILE"},"tls":{"required":["RULE"]}}"""
+                .Replace("FILE", _knownHosts).Replace("RULE", rule.Replace("PORT", echo.Port.ToString())));
+        await using var client = await host.ConnectAsync();
+        var connect = Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key));
+        connect["host"] = target;
+        await client.SendAsync(connect);
+        var answer = await client.ReceiveJsonAsync();
+        Assert.True((int)answer["code"]! == 4 && ((string)answer["message"]!).Contains("tls.required"), $"{target}: {answer.ToJsonString()}");
+    }
+
     [SkippableFact]
     public async Task Bytes_go_both_ways_through_the_tunnel_intact_with_an_Ed25519_key()
     {

@@ -45,6 +45,37 @@ public sealed class TestPki : IDisposable
         return request;
     }
 
+    /// <summary>
+    /// A leaf from the private CA, valid now, shaped as asked: its subjectAltName entries
+    /// (<paramref name="dnsNames"/>, <paramref name="addresses"/>; none: no subjectAltName extension,
+    /// the name only in the subject's CN), its extended key usages (null: no EKU extension) and
+    /// whether it claims to be a CA (basicConstraints CA:TRUE).
+    /// </summary>
+    public X509Certificate2 IssueLeaf(string commonName, string[] dnsNames, IPAddress[] addresses, string[]? usages, bool ca = false)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
+        if (dnsNames.Length + addresses.Length > 0)
+        {
+            var names = new SubjectAlternativeNameBuilder();
+            foreach (var name in dnsNames) names.AddDnsName(name);
+            foreach (var address in addresses) names.AddIpAddress(address);
+            request.CertificateExtensions.Add(names.Build());
+        }
+        if (usages is not null)
+        {
+            var oids = new OidCollection();
+            foreach (var usage in usages) oids.Add(new Oid(usage));
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(oids, false));
+        }
+        if (ca) request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        using var issued = request.Create(Ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), RandomNumberGenerator.GetBytes(8));
+        return Exportable(issued.CopyWithPrivateKey(key));
+    }
+
+    public const string ServerAuth = "1.3.6.1.5.5.7.3.1";
+    public const string ClientAuth = "1.3.6.1.5.5.7.3.2";
+
     private X509Certificate2 Issue(string name, DateTimeOffset from, DateTimeOffset until, out string keyPem)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -169,6 +169,73 @@ public sealed class TlsTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("good.example.com")]
+    [InlineData("*.example.com")]
+    public async Task A_certificate_that_names_a_pinned_host_must_match_its_pins_even_when_the_client_asks_by_address(string certificateName)
+    {
+        // The report's 11.22.33.66, on loopback: a trusted certificate for the address and for a pinned name.
+        var address = IPAddress.Parse("127.0.0.66");
+        using var certificate = _pki.IssueLeaf("good.example.com", [certificateName], [address], [TestPki.ServerAuth]);
+        using var peer = TlsPeer.Echo(certificate, address);
+        var otherPin = Convert.ToBase64String(SHA256.HashData(_pki.SelfSigned.RawData));
+        var ownPin = Convert.ToBase64String(SHA256.HashData(certificate.PublicKey.ExportSubjectPublicKeyInfo()));
+        foreach (var (pin, expected) in new[]
+                 {
+                     (otherPin, """{"success":false,"code":8,"message":"tls failed: certificate does not match the pinned keys for 127.0.0.66"}"""),
+                     (ownPin, """{"success":true,"code":0,"message":"connect done"}"""),
+                 })
+        {
+            await using var host = await StartAsync($$""","tls":{"trustedCertificates":["{{_pki.CaFile}}"],"pinned":[{"rule":"good.example.com","sha256":["{{pin}}"]}]}""");
+            await using var client = await host.ConnectAsync();
+            await client.SendAsync(new { command = "connect", host = "127.0.0.66", port = peer.Port, tls = true });
+            await client.ExpectAsync(expected);
+        }
+    }
+
+    [Theory]
+    [InlineData("client-auth-only", "certificate for redis.test is not for server authentication (its extended key usage lacks serverAuth)")]
+    [InlineData("cn-only", "certificate for redis.test has no subjectAltName (a name only in the subject's CN is not accepted)")]
+    [InlineData("ca", "certificate for redis.test is a CA certificate, not a server's")]
+    [InlineData("no-eku", null)]
+    public async Task A_trusted_certificate_that_is_not_a_servers_is_refused_in_words(string shape, string? refusal)
+    {
+        var loopback = new[] { IPAddress.Loopback };
+        using var certificate = shape switch
+        {
+            "client-auth-only" => _pki.IssueLeaf("redis.test", ["redis.test"], loopback, [TestPki.ClientAuth]),
+            "cn-only" => _pki.IssueLeaf("redis.test", [], [], [TestPki.ServerAuth]),
+            "ca" => _pki.IssueLeaf("redis.test", ["redis.test"], loopback, [TestPki.ServerAuth], ca: true),
+            // No EKU extension at all: any usage, as browsers read it.
+            _ => _pki.IssueLeaf("redis.test", ["redis.test"], loopback, null),
+        };
+        using var peer = TlsPeer.Echo(certificate);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync(refusal is null
+            ? """{"success":true,"code":0,"message":"connect done"}"""
+            : $$"""{"success":false,"code":8,"message":"tls failed: {{refusal}}"}""");
+    }
+
+    [Fact]
+    public async Task A_silent_tls_peer_times_out_with_code_2_at_connect_and_at_starttls()
+    {
+        using var silent = Peer.Silent();
+        await using var host = await Ws2sHost.StartAsync(
+            $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"connectTimeoutSeconds":1}{{TrustCa}}}""");
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = silent.Port, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 1 s"}""");
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = silent.Port });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await client.SendAsync(new { command = "starttls", tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":false,"code":2,"message":"tls handshake did not finish within 1 s"}""");
+        // As after any failed handshake: the connection is gone.
+        await client.SendAsync(new { command = "send", data = "x" });
+        await client.ExpectAsync("""{"success":false,"code":3,"message":"illegal socket status, please connect again"}""");
+    }
+
     [Fact]
     public async Task Starttls_upgrades_in_place_after_the_peers_plaintext_and_then_carries_plaintext_over_tls()
     {
@@ -230,7 +297,7 @@ internal static class TlsPeer
 {
     private static int _handshakes;
 
-    public static Peer Echo(X509Certificate2 certificate) => new(async (socket, stop) =>
+    public static Peer Echo(X509Certificate2 certificate, IPAddress? loopback = null) => new(async (socket, stop) =>
     {
         await using var tls = new SslStream(new NetworkStream(socket, ownsSocket: true));
         // A client that refuses the certificate ends the handshake: nothing more to do.
@@ -240,7 +307,7 @@ internal static class TlsPeer
         var buffer = new byte[64 * 1024];
         int read;
         while ((read = await tls.ReadAsync(buffer, stop)) > 0) await tls.WriteAsync(buffer.AsMemory(0, read), stop);
-    });
+    }, loopback);
 
     /// <summary>Greets in plaintext; on <c>STARTTLS</c> says go ahead and handshakes at once; then answers each line with <c>250 LINE</c>.</summary>
     public static Peer StartTls(X509Certificate2 certificate) => new(async (socket, stop) =>

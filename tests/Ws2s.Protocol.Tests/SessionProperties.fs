@@ -22,7 +22,8 @@ let genInput =
           Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
           Gen.map ResolveFailed generation
           Gen.map Dialled generation
-          Gen.map Secured generation
+          Gen.map (fun g -> Secured(g, simulatedCertificate)) generation
+          Gen.map (fun g -> SecureTimedOut(g, 10)) generation
           Gen.map (fun g -> SecureFailed(g, "certificate not trusted")) generation
           Gen.map2 (fun g e -> DialFailedWith(g, e)) generation (Gen.elements [ ConnectionRefused; NetworkUnreachable; DialFailed "x" ])
           Gen.map2 (fun g b -> Received(g, ReadOnlyMemory b)) generation genBytes
@@ -44,7 +45,7 @@ let answersRequest (request: RequestSpec) (answer: Response) =
     | _, Done name -> name = request.Name
     | ConnectTo _, (ConnectFailed _ | Forbidden _) -> true
     | ConnectTls _, (ConnectFailed _ | Forbidden _ | TlsFailed _) -> true
-    | StartTlsIt, (IllegalSocketState | TlsFailed _ | BadRequest _) -> true
+    | StartTlsIt, (IllegalSocketState | TlsFailed _ | BadRequest _ | ConnectFailed _) -> true // code 2: its handshake timed out
     | (SendText _ | SendBase64 _ | ShutdownIt), IllegalSocketState -> true
     | _ -> false
 
@@ -76,7 +77,7 @@ let ``no write effect unless the connection was dialled and is open`` (seed: int
             t.Effects
             |> List.forall (fun e ->
                 match e, t.Input with
-                | Reply(Done "connect"), (Dialled g | Secured g) -> dialled.Add g |> ignore; true
+                | Reply(Done "connect"), (Dialled g | Secured(g, _)) -> dialled.Add g |> ignore; true
                 | CloseConnection g, _ -> closed.Add g |> ignore; true
                 | Write(g, _), _ -> dialled.Contains g && not (closed.Contains g)
                 | _ -> true)))
@@ -124,7 +125,7 @@ let ``events of a stale generation change nothing and produce no effects`` (seed
     let staleEvents g =
         [ Resolved(g, [ IPAddress.Loopback ]); ResolveFailed g; Dialled g; DialFailedWith(g, ConnectionRefused)
           Received(g, ReadOnlyMemory "late"B); PeerFinished g; SocketFailed(g, "reset"); WriteCompleted g
-          ConnectTimerFired g; Secured g; SecureFailed(g, "late") ]
+          ConnectTimerFired g; Secured(g, simulatedCertificate); SecureFailed(g, "late"); SecureTimedOut(g, 10) ]
     Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
         let sim = run seed calm requests
         let live = Session.liveLink sim.Session.Phase |> Option.map _.Generation
@@ -143,7 +144,7 @@ let ``connect done comes before any recv data of that connection`` (seed: int) =
         sim.Transitions
         |> Seq.forall (fun t ->
             match t.Input with
-            | Dialled g | Secured g when t.Effects |> List.contains (Reply(Done "connect")) ->
+            | Dialled g | Secured(g, _) when t.Effects |> List.contains (Reply(Done "connect")) ->
                 connected.Add g |> ignore
                 true
             | Received(g, _) -> t.Effects.IsEmpty || connected.Contains g
@@ -254,7 +255,7 @@ let ``a tls connect: plaintext before the handshake fails it with code 8, never 
     let session, effects = Session.step (Session.start standardSettings) connect
     Xunit.Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 7001)), effects)
     let securing, effects = Session.step session (Dialled 1L)
-    Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1", []) ], effects)
+    Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1") ], effects)
     let failed, effects = Session.step securing (Received(1L, ReadOnlyMemory "220 plaintext\r\n"B))
     Xunit.Assert.Equal<Effect list>(
         [ CloseConnection 1L; Reply(TlsFailed "the peer sent bytes before the TLS handshake"); Observe(ConnectAnswered(Some 1L, 8)) ],
@@ -263,10 +264,10 @@ let ``a tls connect: plaintext before the handshake fails it with code 8, never 
     // The same bytes before a starttls handshake are the protocol's plaintext: relayed before `starttls done`.
     let opened, _ = Session.step (fst (Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7001, false)).Frame))))) (Dialled 1L)
     let upgrading, effects = Session.step opened (ClientText(ReadOnlyMemory StartTlsIt.Frame))
-    Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1", []) ], effects)
+    Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1") ], effects)
     let upgrading, effects = Session.step upgrading (Received(1L, ReadOnlyMemory "220 go ahead\r\n"B))
     Xunit.Assert.True((match effects with [ Reply(RecvData _) ] -> true | _ -> false), sprintf "%A" effects)
-    let _, effects = Session.step upgrading (Secured 1L)
+    let _, effects = Session.step upgrading (Secured(1L, simulatedCertificate))
     Xunit.Assert.Equal<Effect list>([ Reply(Done "starttls") ], effects)
 
 [<Xunit.Fact>]

@@ -9,6 +9,9 @@ open System.Collections.Generic
 open System.Net
 open Ws2s.Protocol
 
+/// The certificate the simulated TLS peers present: for 127.0.0.1, pinned nowhere.
+let simulatedCertificate = { Names = [ "127.0.0.1" ]; Hashes = [ "c2ltdWxhdGVk" ] }
+
 type Peer =
     /// Accepts and echoes every byte back.
     | Echo
@@ -142,10 +145,10 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             match peers.TryGetValue g with
             | true, Echo -> enqueue (Socket g) (PeerFinished g)
             | _ -> ()
-        | SecureConnection(g, serverName, _) ->
+        | SecureConnection(g, serverName) ->
             // The simulated peers' certificate is for 127.0.0.1: asked for as `localhost`, the name does not match.
             if serverName = "localhost" then enqueue (Socket g) (SecureFailed(g, "certificate name does not match localhost"))
-            else enqueue (Socket g) (Secured g)
+            else enqueue (Socket g) (Secured(g, simulatedCertificate))
         | StartConnectTimer(g, _) -> enqueue (Timer g) (ConnectTimerFired g)
         | StartAttemptTimer(g, _) -> enqueue (Attempt g) (AttemptTimerFired g)
         | Reply response ->

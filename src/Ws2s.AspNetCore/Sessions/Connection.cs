@@ -57,10 +57,10 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
     /// <summary>
     /// Runs a TLS client handshake on the connected peer (at connect, or <c>starttls</c> later): stops the
     /// plain reader, delivers what the peer sent before, then reports <c>Secured</c> (and pumps the
-    /// plaintext) or <c>SecureFailed</c> in words.
+    /// plaintext) with what the certificate presents, <c>SecureFailed</c> in words, or <c>SecureTimedOut</c>.
     /// </summary>
-    public void StartSecure(string serverName, IReadOnlyCollection<string> pins, TlsTrust trust, TimeSpan timeout) =>
-        Run(SecureAsync(serverName, pins, trust, timeout));
+    public void StartSecure(string serverName, TlsTrust trust, TimeSpan timeout) =>
+        Run(SecureAsync(serverName, trust, timeout));
 
     public void StartWrite(ReadOnlyMemory<byte> bytes)
     {
@@ -239,7 +239,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         await pump.ReadAsync(stop);
     }
 
-    private async Task SecureAsync(string serverName, IReadOnlyCollection<string> pins, TlsTrust trust, TimeSpan timeout)
+    private async Task SecureAsync(string serverName, TlsTrust trust, TimeSpan timeout)
     {
         PeerStream? peer;
         CancellationTokenSource? readStop;
@@ -262,11 +262,12 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         // What the peer sent that nobody read yet (its go-ahead, right before the handshake) goes first too.
         if (!await DeliverUnreadAsync(peer.Socket)) return;
         SslStream tls;
+        PeerCertificate certificate;
         try
         {
             using var limit = new CancellationTokenSource(timeout, time);
             using var either = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, limit.Token);
-            tls = await trust.HandshakeAsync(peer.Stream, serverName, pins, either.Token);
+            (tls, certificate) = await trust.HandshakeAsync(peer.Stream, serverName, either.Token);
         }
         catch (TlsRefusedException e)
         {
@@ -275,7 +276,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
         }
         catch (OperationCanceledException) when (!_cancel.IsCancellationRequested)
         {
-            await PostAsync(Input.NewSecureFailed(generation, $"the handshake did not finish within {timeout.TotalSeconds:0} s"));
+            await PostAsync(Input.NewSecureTimedOut(generation, (int)Math.Round(timeout.TotalSeconds)));
             return;
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
@@ -298,7 +299,7 @@ internal sealed class Connection(long generation, ChannelWriter<Input> inputs, T
             await tls.DisposeAsync();
             return;
         }
-        await PostAsync(Input.NewSecured(generation));
+        await PostAsync(Input.NewSecured(generation, certificate));
         StartReading(pump);
     }
 

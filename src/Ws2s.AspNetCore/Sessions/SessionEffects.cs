@@ -69,7 +69,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
                 ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, services.SshLogins, clientAddress);
                 break;
             case Effect.SecureConnection secure:
-                ConnectionOf(secure.Generation).StartSecure(secure.ServerName, [.. secure.Pins], services.Tls, services.TlsHandshakeTimeout);
+                ConnectionOf(secure.Generation).StartSecure(secure.ServerName, services.Tls, services.TlsHandshakeTimeout);
                 break;
             case Effect.StartAttemptTimer attemptTimer:
                 ConnectionOf(attemptTimer.Generation).StartAttemptTimer(TimeSpan.FromMilliseconds(attemptTimer.Milliseconds));
