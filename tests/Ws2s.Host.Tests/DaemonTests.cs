@@ -160,4 +160,26 @@ public sealed class RotatingLogTests
         Assert.DoesNotContain("line 000", string.Concat(files.Select(f => File.ReadAllText(Path.Combine(directory, f)))));
         Directory.Delete(directory, recursive: true);
     }
+
+    [Fact]
+    public void The_log_refuses_a_linked_file_and_rotation_never_writes_through_linked_old_files()
+    {
+        var directory = Directory.CreateTempSubdirectory("ws2s-log-").FullName;
+        var target = Path.Combine(directory, "precious.txt");
+        File.WriteAllText(target, "the user's own file\n");
+        var path = Path.Combine(directory, "ws2s.log");
+        File.CreateSymbolicLink(path, target);
+
+        var refused = Assert.Throws<LinkRefusedException>(() => new RotatingLog(path));
+        Assert.Contains("symbolic link", refused.Message);
+
+        // Old files that are links to the user's file: rotation moves or replaces the links, never writes the file.
+        File.Delete(path);
+        for (var i = 1; i <= RotatingLog.Kept; i++) File.CreateSymbolicLink($"{path}.{i}", target);
+        using (var log = new RotatingLog(path, maxBytes: 1000))
+            for (var i = 0; i < 100; i++) log.WriteLine($"line {i:D3} " + new string('x', 90));
+        Assert.Equal("the user's own file\n", File.ReadAllText(target));
+        Assert.All(Directory.GetFiles(directory, "ws2s.log*"), f => Assert.Null(new FileInfo(f).LinkTarget));
+        Directory.Delete(directory, recursive: true);
+    }
 }
