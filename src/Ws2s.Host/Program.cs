@@ -39,30 +39,67 @@ switch (args.FirstOrDefault())
 }
 
 // run (the default): in the foreground, or as the background server `ws2sd start` launched
-// (--log-file: all output to a rotating file; --pid-file: written once listening, removed on exit).
+// (--log-file: all output to a rotating file; --pid-file: this home's lock held for life, the pid file
+// written once listening and removed on exit). Neither follows a symbolic link: a linked folder or log
+// is refused, a linked pid file replaced.
 var (runArgs, logFile, pidFile) = RunOptions(args.Where(a => a != "run").ToArray());
+if (NoFollow.Refusal(new[] { logFile, pidFile }.OfType<string>().Select(f => Path.GetDirectoryName(Path.GetFullPath(f))!)) is { } linked)
+{
+    Console.Error.WriteLine($"ws2s: {linked}");
+    return Daemon.Refused;
+}
 if (logFile is not null)
 {
-    var log = TextWriter.Synchronized(new RotatingLog(logFile));
+    TextWriter log;
+    try
+    {
+        log = TextWriter.Synchronized(new RotatingLog(logFile));
+    }
+    catch (LinkRefusedException e)
+    {
+        Console.Error.WriteLine($"ws2s: {e.Message}");
+        return Daemon.Refused;
+    }
     Console.SetOut(log);
     Console.SetError(log);
 }
+Microsoft.Win32.SafeHandles.SafeFileHandle? instance = null;
 try
 {
+    if (pidFile is not null)
+    {
+        instance = InstanceLock.Take(Daemon.LockFileOf(pidFile));
+        if (instance is null)
+        {
+            Console.Error.WriteLine($"ws2s: another ws2sd holds {Daemon.LockFileOf(pidFile)} (pid {InstanceLock.Holder(Daemon.LockFileOf(pidFile))}): already running");
+            return 1;
+        }
+    }
     var app = Ws2sServer.Build(runArgs);
     if (pidFile is not null)
     {
-        app.Lifetime.ApplicationStarted.Register(() => File.WriteAllLines(pidFile,
-            [Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-             Ws2sServer.ListeningUrls(app).FirstOrDefault() ?? "", Ws2sServer.ManagementUrl(app)?.ToString() ?? ""]));
+        var self = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        app.Lifetime.ApplicationStarted.Register(() => WritePidFile(pidFile,
+            [self, Ws2sServer.ListeningUrls(app).FirstOrDefault() ?? "", Ws2sServer.ManagementUrl(app)?.ToString() ?? ""]));
         app.Lifetime.ApplicationStopped.Register(() =>
         {
-            if (File.Exists(pidFile) && File.ReadLines(pidFile).FirstOrDefault() == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                File.Delete(pidFile);
+            try
+            {
+                if (NoFollow.ReadAllLines(pidFile)?.FirstOrDefault() == self) File.Delete(pidFile);
+            }
+            catch (LinkRefusedException)
+            {
+                // Not ours: a link planted after we wrote the file; left alone.
+            }
         });
     }
     await app.RunAsync();
     return 0;
+}
+catch (LinkRefusedException e)
+{
+    Console.Error.WriteLine($"ws2s: {e.Message}");
+    return Daemon.Refused;
 }
 catch (ConfigException e)
 {
@@ -73,6 +110,23 @@ catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketExcepti
 {
     Console.Error.WriteLine($"ws2s: cannot listen: {e.Message}");
     return 2;
+}
+finally
+{
+    instance?.Dispose(); // the lock is released here, or by the kernel however the process ends
+}
+
+/// <summary>
+/// Writes the pid file without ever writing through a link: into a new file next to it (created
+/// exclusively, not following links), then renamed over it, which replaces whatever is there, a link included.
+/// </summary>
+static void WritePidFile(string path, string[] lines)
+{
+    var temporary = $"{path}.{Environment.ProcessId}.tmp";
+    File.Delete(temporary);
+    using (var file = new StreamWriter(NoFollow.CreateNew(temporary)))
+        foreach (var line in lines) file.Write(line + "\n");
+    File.Move(temporary, path, overwrite: true);
 }
 
 /// <summary>Takes <c>--log-file PATH</c> and <c>--pid-file PATH</c> out of the run arguments.</summary>

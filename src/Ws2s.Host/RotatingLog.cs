@@ -5,7 +5,10 @@ namespace Ws2s.Host;
 /// <summary>
 /// The log file of a server started in the background (<c>ws2sd start</c>): everything the server
 /// prints is appended to it, and when it grows past <see cref="MaxBytes"/> it becomes <c>.1</c>
-/// (<c>.1</c> becomes <c>.2</c>, …; <see cref="Kept"/> old files are kept).
+/// (<c>.1</c> becomes <c>.2</c>, …; <see cref="Kept"/> old files are kept). It never writes through a
+/// symbolic link: a linked log file is refused when opened (<see cref="LinkRefusedException"/>), old files
+/// are renamed (which moves or replaces a link, never its target), and a link planted where the new file
+/// goes during a rotation is removed, not followed.
 /// </summary>
 public sealed class RotatingLog : TextWriter
 {
@@ -26,7 +29,7 @@ public sealed class RotatingLog : TextWriter
 
     public override Encoding Encoding => Encoding.UTF8;
 
-    private FileStream Open() => new(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+    private FileStream Open() => NoFollow.OpenAppend(_path);
 
     public override void Write(char value) => Write(value.ToString());
 
@@ -50,7 +53,15 @@ public sealed class RotatingLog : TextWriter
         for (var i = Kept - 1; i >= 1; i--)
             if (File.Exists($"{_path}.{i}")) File.Move($"{_path}.{i}", $"{_path}.{i + 1}", overwrite: true);
         File.Move(_path, $"{_path}.1", overwrite: true);
-        _file = Open();
+        try
+        {
+            _file = Open();
+        }
+        catch (LinkRefusedException)
+        {
+            File.Delete(_path); // the link, not what it points to
+            _file = Open();
+        }
     }
 
     protected override void Dispose(bool disposing)

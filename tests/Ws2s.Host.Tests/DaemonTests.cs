@@ -9,49 +9,20 @@ namespace Ws2s.Host.Tests;
 /// </summary>
 public sealed class DaemonTests : IAsyncLifetime
 {
-    private readonly string _home = Directory.CreateTempSubdirectory("ws2s-home-").FullName;
-    private string Config => Path.Combine(_home, ".ws2s", "config.json");
-    private string Log => Path.Combine(_home, ".ws2s", "ws2s.log");
-    private string PidFile => Path.Combine(_home, ".ws2s", "ws2sd.pid");
+    private readonly Ws2sdHome _home = new();
+    private string Config => _home.Config;
+    private string Log => _home.Log;
+    private string PidFile => _home.PidFile;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        await Ws2sdAsync("stop"); // never leave a background server behind
-        Directory.Delete(_home, recursive: true);
-    }
+    public async Task DisposeAsync() => await _home.DisposeAsync();
 
-    /// <summary>Runs <c>ws2sd ARGS</c> to its end: its exit code and what it printed.</summary>
-    private async Task<(int Exit, string Output)> Ws2sdAsync(params string[] args)
-    {
-        var run = await Command.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), .. args],
-            environment: new Dictionary<string, string?> { ["HOME"] = _home, ["WS2S_CONFIG"] = null });
-        return (run.Exit, run.Printed);
-    }
+    private Task<(int Exit, string Output)> Ws2sdAsync(params string[] args) => _home.Ws2sdAsync(args);
 
-    private async Task WriteConfigAsync(int port, string allow, string extra = "")
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Config)!);
-        await File.WriteAllTextAsync(Config, $$$"""
-            {"listen":{"host":"127.0.0.1","port":{{{port}}}},"allowConnectToServerLocal":true,"origins":["*"],
-             "destinations":{"allow":[{{{allow}}}]},"limits":{"maxConnectsPerSecond":0}{{{extra}}}}
-            """);
-    }
+    private Task WriteConfigAsync(int port, string allow, string extra = "") => _home.WriteConfigAsync(port, allow, extra);
 
-    /// <summary>Waits (with a deadline) for the log to have a line containing <paramref name="text"/>, after <paramref name="skip"/> lines.</summary>
-    private async Task<int> WaitForLogAsync(string text, int skip = 0)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < WsClient.Patience)
-        {
-            var lines = File.Exists(Log) ? File.ReadAllLines(Log) : [];
-            for (var i = skip; i < lines.Length; i++)
-                if (lines[i].Contains(text, StringComparison.Ordinal)) return i + 1;
-            await Task.Delay(100); // polling a file another process writes
-        }
-        throw new TimeoutException($"the log never said '{text}':\n{(File.Exists(Log) ? File.ReadAllText(Log) : "(no log)")}");
-    }
+    private Task<int> WaitForLogAsync(string text, int skip = 0) => _home.WaitForLogAsync(text, skip);
 
     private static async Task<JsonObject> ConnectAsync(WsClient client, int port)
     {
@@ -187,6 +158,28 @@ public sealed class RotatingLogTests
         // The newest lines are in the current file, the oldest kept ones in .3; older ones are gone.
         Assert.Contains("line 099", File.ReadAllText(path) + File.ReadAllText(path + ".1"));
         Assert.DoesNotContain("line 000", string.Concat(files.Select(f => File.ReadAllText(Path.Combine(directory, f)))));
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
+    public void The_log_refuses_a_linked_file_and_rotation_never_writes_through_linked_old_files()
+    {
+        var directory = Directory.CreateTempSubdirectory("ws2s-log-").FullName;
+        var target = Path.Combine(directory, "precious.txt");
+        File.WriteAllText(target, "the user's own file\n");
+        var path = Path.Combine(directory, "ws2s.log");
+        File.CreateSymbolicLink(path, target);
+
+        var refused = Assert.Throws<LinkRefusedException>(() => new RotatingLog(path));
+        Assert.Contains("symbolic link", refused.Message);
+
+        // Old files that are links to the user's file: rotation moves or replaces the links, never writes the file.
+        File.Delete(path);
+        for (var i = 1; i <= RotatingLog.Kept; i++) File.CreateSymbolicLink($"{path}.{i}", target);
+        using (var log = new RotatingLog(path, maxBytes: 1000))
+            for (var i = 0; i < 100; i++) log.WriteLine($"line {i:D3} " + new string('x', 90));
+        Assert.Equal("the user's own file\n", File.ReadAllText(target));
+        Assert.All(Directory.GetFiles(directory, "ws2s.log*"), f => Assert.Null(new FileInfo(f).LinkTarget));
         Directory.Delete(directory, recursive: true);
     }
 }
