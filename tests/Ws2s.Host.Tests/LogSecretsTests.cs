@@ -89,6 +89,20 @@ public sealed class LogSecretsTests : IDisposable
             Assert.DoesNotContain(secret, output);
     }
 
+    private const string JwtSecret = "a jwt secret of at least thirty-two bytes, for the log test";
+
+    /// <summary>ws2sd with signed tokens (HS256 with <see cref="JwtSecret"/>) and the <paramref name="extra"/> config keys.</summary>
+    private async Task<(ServerProcess Server, Uri Url)> StartWithJwtAsync(string extra, params string[] args)
+    {
+        var config = Path.Combine(_home, "config.json");
+        var secretFile = Path.Combine(_home, "jwt.secret");
+        await File.WriteAllTextAsync(secretFile, JwtSecret);
+        await File.WriteAllTextAsync(config,
+            $$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{secretFile}}}"}}{{{extra}}}}""");
+        var server = ServerProcess.Start(["--config", config, .. args], home: _home);
+        return (server, await server.ListeningUrlAsync());
+    }
+
     /// <summary>
     /// Attack (issue 20, 1): a valid signed token behind a percent-encoded query key (<c>?%74oken=</c>) was
     /// accepted, and the hosting log's "Request starting GET …?%74oken=eyJ…" printed it in full. No query
@@ -99,15 +113,9 @@ public sealed class LogSecretsTests : IDisposable
     [InlineData("json")]
     public async Task No_query_string_reaches_the_log_whatever_its_spelling(string format)
     {
-        var config = Path.Combine(_home, "config.json");
-        var jwtSecret = Path.Combine(_home, "jwt.secret");
-        const string secret = "a jwt secret of at least thirty-two bytes, for the log test";
-        await File.WriteAllTextAsync(jwtSecret, secret);
-        await File.WriteAllTextAsync(config,
-            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{{jwtSecret}}}}"}},"Logging":{"LogLevel":{"Default":"Trace","Microsoft":"Trace"}}}""");
-        var jwt = SignedToken(secret);
-        await using var server = ServerProcess.Start(["--config", config, "--log-format", format], home: _home);
-        var url = await server.ListeningUrlAsync();
+        var (server, url) = await StartWithJwtAsync(""","Logging":{"LogLevel":{"Default":"Trace","Microsoft":"Trace"}}""", "--log-format", format);
+        await using var _ = server;
+        var jwt = SignedToken(JwtSecret);
         await using (var client = await WsClient.ConnectAsync(new Uri(url, $"/?%74oken={jwt}")))
         {
             await client.SendAsync(new { command = "ping" });
@@ -130,16 +138,10 @@ public sealed class LogSecretsTests : IDisposable
     [Fact]
     public async Task A_subject_with_line_breaks_cannot_forge_a_log_line()
     {
-        var config = Path.Combine(_home, "config.json");
-        var jwtSecret = Path.Combine(_home, "jwt.secret");
-        const string secret = "a jwt secret of at least thirty-two bytes, for the log test";
-        await File.WriteAllTextAsync(jwtSecret, secret);
-        await File.WriteAllTextAsync(config,
-            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{{jwtSecret}}}}"}}}""");
+        var (server, url) = await StartWithJwtAsync("");
+        await using var _ = server;
         const string forged = "FORGED-LINE info: Ws2s.Session session from 10.9.9.9:1 ended";
-        var jwt = SignedToken(secret, "mallory\n" + forged + "\r\u2028" + forged);
-        await using var server = ServerProcess.Start(["--config", config], home: _home);
-        var url = await server.ListeningUrlAsync();
+        var jwt = SignedToken(JwtSecret, "mallory\n" + forged + "\r\u2028" + forged);
         await using (var client = await WsClient.ConnectAsync(url, "http://localhost:8080", "ws2s", "token." + jwt))
         {
             await client.SendAsync(new { command = "ping" });
