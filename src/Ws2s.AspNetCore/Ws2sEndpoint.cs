@@ -77,7 +77,7 @@ public static class Ws2sEndpoint
             return;
         }
         using var lease = verdict.Lease;
-        var settings = admission.Settings;
+        var settings = verdict.Settings ?? admission.Settings;
         // A signed token narrows the session: its allow rules are one more scope, and it may forbid SSH.
         if (verdict.Grant is { } granted)
         {

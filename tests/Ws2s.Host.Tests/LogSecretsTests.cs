@@ -122,12 +122,18 @@ public sealed class LogSecretsTests : IDisposable
             await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
         }
         await using (await WsClient.ConnectAsync(new Uri(url, $"/?t%6Fken={Uri.EscapeDataString(jwt)}&other=QUERY-VALUE-3c1d"))) { }
+        // A query after a path character the first pattern missed, and an encoded space meant to cut the match short.
+        // (No token: refused, but the request is logged all the same.)
+        await Assert.ThrowsAsync<WebSocketException>(() => WsClient.ConnectAsync(new Uri(url, "/ws2s(?k=QUERY-AFTER-PAREN-8e2f")));
+        await Assert.ThrowsAsync<WebSocketException>(() => WsClient.ConnectAsync(new Uri(url, "/?a=%20x&k=QUERY-AFTER-SPACE-1b7c")));
         await server.TerminateAsync();
         var output = string.Join("\n", server.Output);
         Assert.Contains("Request starting", output);
         Assert.DoesNotContain(jwt.Split('.')[1], output);
         Assert.DoesNotContain(Uri.EscapeDataString(jwt).Split('.')[1], output);
         Assert.DoesNotContain("QUERY-VALUE-3c1d", output);
+        Assert.DoesNotContain("QUERY-AFTER-PAREN-8e2f", output);
+        Assert.DoesNotContain("QUERY-AFTER-SPACE-1b7c", output);
         Assert.DoesNotContain("oken=", output);
     }
 

@@ -72,7 +72,9 @@ public sealed class AdmissionPolicy : IDisposable
     /// The core's settings for a new session. The policy knows the endpoints this server is bound to
     /// (known once it listens) and this machine's interface addresses, read again when they change.
     /// </summary>
-    public Session.Settings Settings => _rules.Settings(Volatile.Read(ref _machineGeneration), () => (OwnEndpoints(_server), LocalAddresses()));
+    public Session.Settings Settings => SettingsOf(_rules);
+
+    private Session.Settings SettingsOf(Rules rules) => rules.Settings(Volatile.Read(ref _machineGeneration), () => (OwnEndpoints(_server), LocalAddresses()));
 
     /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
     public (bool Required, int Count) Tokens => (_rules.TokenRequired, _rules.Tokens.Count);
@@ -99,7 +101,8 @@ public sealed class AdmissionPolicy : IDisposable
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 
     /// <summary>An upgrade's verdict: 101 with the session's lease (and what a signed token granted: null for none or a static token), or a refusal in words.</summary>
-    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null);
+    /// <remarks><c>Settings</c>: the core's settings of the same configuration that admitted the session (a reload in between cannot mix two).</remarks>
+    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null, Session.Settings? Settings = null);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
@@ -126,7 +129,8 @@ public sealed class AdmissionPolicy : IDisposable
             }
             lease = new Both(lease, held);
         }
-        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant);
+        return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant,
+            SettingsOf(rules));
     }
 
     /// <summary>

@@ -50,7 +50,15 @@ public sealed class AllowedHosts
     /// <summary>A host name in its compared form (lower case, no trailing dot), or null when it is not one.</summary>
     private static string? Name(string text)
     {
-        var name = text.TrimEnd('.').ToLowerInvariant();
+        var name = text.TrimEnd('.');
+        try
+        {
+            name = new System.Globalization.IdnMapping().GetAscii(name).ToLowerInvariant(); // browsers send the xn-- form
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
         return name.Length is > 0 and <= 253 && Uri.CheckHostName(name) == UriHostNameType.Dns ? name : null;
     }
 }

@@ -144,7 +144,9 @@ public sealed class JwtCheck
         var subject = string.IsNullOrEmpty(token.Subject) ? null : token.Subject;
         // A limit per subject needs a subject: without one it would count nobody, and not hold.
         if (maxSessions is not null && subject is null) return (null, $"token claim {ns}.maxSessions needs a subject (sub) to count sessions by");
-        return (new JwtGrant(subject, allow, maxSessions, ssh, target, new DateTimeOffset(token.ValidTo, TimeSpan.Zero)), null);
+        // Connects end when admission would refuse the token: at exp plus the same clock skew.
+        var expires = new DateTimeOffset(token.ValidTo, TimeSpan.Zero) + TimeSpan.FromSeconds(_options.ClockSkewSeconds);
+        return (new JwtGrant(subject, allow, maxSessions, ssh, target, expires), null);
     }
 
     /// <summary>The validation parameters, rebuilt when a key file has changed.</summary>

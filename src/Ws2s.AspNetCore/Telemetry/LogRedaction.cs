@@ -27,7 +27,7 @@ public static partial class LogRedaction
     private static partial Regex PrivateKey();
 
     /// <summary>A query string: a <c>?</c> at the start or right after a path character, up to white space or a quote.</summary>
-    [GeneratedRegex(@"(?<=(?:^|[\w/.%~:\]-])\?)[^\s""'<>]+")]
+    [GeneratedRegex(@"(?<=(?:^|\S)\?)[^\s""'<>]+")]
     private static partial Regex QueryString();
 
     /// <summary>A JWT (or any JWS in compact form): base64url header starting <c>{"</c>, a dot, payload, a dot, signature.</summary>
@@ -59,9 +59,12 @@ public static partial class LogRedaction
     public static string Redact(string text, IReadOnlyCollection<string> secrets)
     {
         if (text.Length == 0) return text;
+        // Longest first, so a token that contains another is not half revealed; in the text as written, then as decoded.
+        foreach (var secret in secrets.OrderByDescending(s => s.Length))
+            if (secret.Length > 0) text = text.Replace(secret, Hidden, StringComparison.Ordinal);
         // Percent-encoding hides nothing: what a server would decode is what is matched.
         if (text.Contains('%')) text = Unescape(text);
-        foreach (var secret in secrets)
+        foreach (var secret in secrets.OrderByDescending(s => s.Length))
             if (secret.Length > 0) text = text.Replace(secret, Hidden, StringComparison.Ordinal);
         if (text.Contains('?')) text = QueryString().Replace(text, Hidden);
         if (text.Contains("eyJ", StringComparison.Ordinal)) text = CompactJws().Replace(text, Hidden);
@@ -71,25 +74,29 @@ public static partial class LogRedaction
         return text;
     }
 
-    /// <summary>Percent-decoded where the escapes are well formed (as many times as it takes: <c>%2574</c> too).</summary>
+    /// <summary>
+    /// Percent-escapes of the characters a token or a query key is spelt with (letters, digits and URL
+    /// punctuation) decoded, as many times as it takes (<c>%2574</c> too). Escapes of white space, quotes,
+    /// angle brackets and control characters stay as they are: decoding them would end a match early or
+    /// start a new line.
+    /// </summary>
     private static string Unescape(string text)
     {
         for (var i = 0; i < 3 && text.Contains('%'); i++)
         {
-            string decoded;
-            try
+            var decoded = Escape().Replace(text, m =>
             {
-                decoded = Uri.UnescapeDataString(text);
-            }
-            catch (UriFormatException)
-            {
-                return text;
-            }
+                var c = (char)Convert.ToInt32(m.Groups[1].Value, 16);
+                return char.IsAsciiLetterOrDigit(c) || "-._~!$&()*+,;=:@/?#[]%".Contains(c) ? c.ToString() : m.Value;
+            });
             if (decoded == text) break;
             text = decoded;
         }
         return text;
     }
+
+    [GeneratedRegex("%([0-9A-Fa-f]{2})")]
+    private static partial Regex Escape();
 
     /// <summary>
     /// The text with line breaks and other control or separator characters written as escapes
@@ -152,6 +159,7 @@ public static partial class LogRedaction
                         // A query string is never logged, however it is spelt.
                         QueryString { HasValue: true } => "?" + Hidden,
                         string { Length: > 0 } when key.Equals("QueryString", StringComparison.OrdinalIgnoreCase) => "?" + Hidden,
+                        Uri => Clean(value.ToString() ?? "", secrets), // formattable, but it is text: a URL with its query
                         IFormattable or bool => value,
                         _ => Clean(value.ToString() ?? "", secrets),
                     }));
@@ -170,10 +178,14 @@ public static partial class LogRedaction
     private sealed class RedactedException(Exception original, IReadOnlyCollection<string> secrets)
         : Exception(Clean(original.Message, secrets))
     {
-        // The stack keeps its lines; the message (which may quote what a client sent) is one line.
-        public override string ToString() => Redact(
-            original.Message.Length > 0 ? original.ToString().Replace(original.Message, OneLine(original.Message), StringComparison.Ordinal) : original.ToString(),
-            secrets);
+        // The stack keeps its lines; each message in the chain (which may quote what a client sent) is one line.
+        public override string ToString()
+        {
+            var text = original.ToString();
+            for (var e = original; e is not null; e = e.InnerException)
+                if (e.Message.Length > 0) text = text.Replace(e.Message, OneLine(e.Message), StringComparison.Ordinal);
+            return Redact(text, secrets);
+        }
 
         public override string? StackTrace => original.StackTrace;
     }

@@ -54,8 +54,19 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
         };
         void OnEvent(string? name)
         {
-            if (name is not null && concerns(name)) _settle!.Change(Settle, Timeout.InfiniteTimeSpan);
+            if (name is null || !concerns(name)) return;
+            try
+            {
+                _settle!.Change(Settle, Timeout.InfiniteTimeSpan);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Stopping: an event that was already on its way.
+            }
         }
+        // Events lost to a full buffer (a busy log in the same folder): look at the content anyway.
+        watcher.InternalBufferSize = 64 * 1024;
+        watcher.Error += (_, _) => OnEvent(Path.GetFileName(path));
         watcher.Changed += (_, e) => OnEvent(e.Name);
         watcher.Created += (_, e) => OnEvent(e.Name);
         watcher.Deleted += (_, e) => OnEvent(e.Name);
@@ -109,7 +120,22 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
                 log.LogError("config reload ({Why}) refused: {Problem}; the previous configuration stays in force", why, e.Message);
                 return;
             }
-            var outcome = reload.Apply(next);
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                log.LogError("config reload ({Why}) refused: {Problem}; the previous configuration stays in force", why, e.Message);
+                return;
+            }
+            ReloadOutcome outcome;
+            try
+            {
+                outcome = reload.Apply(next);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                // A file the new config names changed between its check and its use: a timer thread must not take the server down.
+                log.LogError("config reload ({Why}) failed while applying it: {Problem}; restart ws2sd if the server misbehaves", why, e.Message);
+                return;
+            }
             if (outcome.Problems.Count > 0)
             {
                 log.LogError("config reload ({Why}) refused: {Problems}; the previous configuration stays in force", why, string.Join("; ", outcome.Problems));
