@@ -77,7 +77,7 @@ public static class Ws2sEndpoint
             return;
         }
         using var lease = verdict.Lease;
-        var settings = verdict.Settings ?? admission.Settings;
+        var settings = verdict.Settings!; // an admitted verdict carries the settings of the configuration that admitted it
         // A signed token narrows the session: its allow rules are one more scope, and it may forbid SSH.
         if (verdict.Grant is { } granted)
         {

@@ -118,12 +118,15 @@ let reconfigure (server: Settings) (session: Session) =
 let start settings =
     { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0; ConnectsEnded = None }
 
-/// The session may start no more connects (its token expired): each later connect is refused with code 4
-/// and `reason`; the open connection, if any, is not touched. No effects: nothing is said until a connect.
-let endConnects (reason: string) (session: Session) =
+/// The session's token expired at `expiredAt` (UTC): it may start no more connects, each later one refused
+/// with code 4 in words that say when and what to do; the open connection, if any, is not touched. No
+/// effects: nothing is said until a connect.
+let endConnects (expiredAt: DateTimeOffset) (session: Session) =
     match session.Phase with
     | Ended -> session
-    | _ -> { session with ConnectsEnded = Some reason }
+    | _ ->
+        let at = expiredAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", Globalization.CultureInfo.InvariantCulture)
+        { session with ConnectsEnded = Some $"the session's token expired at {at}; open a new session with a new token" }
 
 /// The connection whose events are live in this phase, if any.
 let liveLink phase =
@@ -353,12 +356,16 @@ let private tlsFailure (link: Link) handshake reason =
     | AtConnect -> endConnect link (TlsFailed reason)
     | InPlace -> [ CloseConnection link.Generation; Reply(TlsFailed reason) ]
 
+/// The connect ran out of time (resolving, dialling, or in its TLS handshake): code 2 (6 through an SSH server).
+let private connectTimedOut settings (link: Link) =
+    endConnect link (connectFailure link $"connect timed out after {settings.ConnectTimeoutSeconds} s")
+
 /// A TLS handshake ran out of time: code 2, as every timeout (6 through an SSH server, as its other
 /// timeouts). A `tls` connect's handshake runs under the connect timer, and whichever limit ends it the
 /// words are the connect's; a `starttls` closes the connection.
 let private tlsTimeout settings (link: Link) handshake seconds =
     match handshake with
-    | AtConnect -> endConnect link (connectFailure link $"connect timed out after {settings.ConnectTimeoutSeconds} s")
+    | AtConnect -> connectTimedOut settings link
     | InPlace -> [ CloseConnection link.Generation; Reply(ConnectFailed $"tls handshake did not finish within {seconds} s") ]
 
 /// Why the certificate fails the pins that apply to it, if it does: those of the destination (`link.Pins`)
@@ -411,13 +418,11 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
         settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
 
-    | Secured(g, certificate), Busy(Securing(link, handshake), pending) when
-        sameGeneration link g && (pinRefusal session.Settings.Policy link certificate).IsSome ->
-        settle session Idle (tlsFailure link handshake (pinRefusal session.Settings.Policy link certificate).Value) pending
-    | Secured(g, _), Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
-        settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
-    | Secured(g, _), Busy(Securing(link, InPlace), pending) when sameGeneration link g ->
-        settle session (Open link) [ Reply(Done "starttls") ] pending
+    | Secured(g, certificate), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
+        match pinRefusal session.Settings.Policy link certificate, handshake with
+        | Some why, _ -> settle session Idle (tlsFailure link handshake why) pending
+        | None, AtConnect -> settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
+        | None, InPlace -> settle session (Open link) [ Reply(Done "starttls") ] pending
     | SecureFailed(g, reason), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
         settle session Idle (tlsFailure link handshake reason) pending
     | SecureTimedOut(g, seconds), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
@@ -437,11 +442,8 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
         { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt session.Settings link next rest
 
-    | ConnectTimerFired g, Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
-        settle session Idle (tlsTimeout session.Settings link AtConnect session.Settings.ConnectTimeoutSeconds) pending
-    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
-        let timedOut = connectFailure link $"connect timed out after {session.Settings.ConnectTimeoutSeconds} s"
-        settle session Idle (endConnect link timedOut) pending
+    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _) | Securing(link, AtConnect)), pending) when sameGeneration link g ->
+        settle session Idle (connectTimedOut session.Settings link) pending
 
     | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
         let answer = Option.toList answer |> List.map Reply

@@ -36,7 +36,7 @@ public sealed class HostFaultTests
 
         public void Reconfigure(Ws2s.Protocol.Session.Settings server) { }
 
-        public void EndConnects(string reason) { }
+        public void EndConnects(DateTimeOffset expiredAt) { }
     }
 
     /// <summary>A server-side and a client-side WebSocket over a real loopback TCP connection.</summary>

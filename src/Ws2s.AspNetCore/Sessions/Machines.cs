@@ -22,8 +22,8 @@ internal interface IMachine
     /// <summary>The server's settings changed: new connects follow them (the session's own scopes stay).</summary>
     void Reconfigure(Session.Settings server);
 
-    /// <summary>No more connects (the session's token expired), for <paramref name="reason"/>; the open connection goes on.</summary>
-    void EndConnects(string reason);
+    /// <summary>The session's token expired at <paramref name="expiredAt"/>: no more connects; the open connection goes on.</summary>
+    void EndConnects(DateTimeOffset expiredAt);
 }
 
 /// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
@@ -48,7 +48,7 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
 
     public void Reconfigure(Session.Settings server) => _state = Session.reconfigure(server, _state);
 
-    public void EndConnects(string reason) => _state = Session.endConnects(reason, _state);
+    public void EndConnects(DateTimeOffset expiredAt) => _state = Session.endConnects(expiredAt, _state);
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
@@ -82,7 +82,7 @@ internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, 
     }
 
     /// <summary>A websockify session makes its one connect at its start: there are no later connects to end.</summary>
-    public void EndConnects(string reason)
+    public void EndConnects(DateTimeOffset expiredAt)
     {
     }
 }

@@ -98,7 +98,7 @@ internal sealed class SessionRunner
                     if (_connectsUntil is { } until && _clock.Time.GetUtcNow() >= until)
                     {
                         _connectsUntil = null;
-                        _machine.EndConnects($"the session's token expired at {until.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}; open a new session with a new token");
+                        _machine.EndConnects(until);
                     }
                     if (input.IsTick && _services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
                     {
