@@ -34,7 +34,7 @@ internal static class Daemon
     public const int Refused = 2;
 
     /// <summary>Why the daemon's files may not be used, or null: <c>~/.ws2s</c> itself, or one of its files, is a symbolic link.</summary>
-    private static string? HomeRefusal() => NoFollow.Refusal([Home, PidFile, LogFile, LockFile]);
+    private static string? HomeRefusal() => NoFollow.Refusal([Home, PidFile, LogFile, LockFile, ReloadFile]);
 
     // kill(2) and pidfd_open/pidfd_send_signal: .NET's Process.Kill only sends SIGKILL; SIGTERM (a clean stop) and SIGHUP (reload) need the calls themselves.
 #pragma warning disable SYSLIB1054 // DllImport: LibraryImport would need unsafe code for these int-only calls
@@ -257,16 +257,46 @@ internal static class Daemon
         }
     }
 
-    public static int Reload()
+    /// <summary>Where the background server writes each reload's outcome (<see cref="ReloadReport"/>): next to its pid file.</summary>
+    public static string ReloadFileOf(string pidFile) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(pidFile))!, "ws2sd.reload");
+
+    private static string ReloadFile => ReloadFileOf(PidFile);
+
+    /// <summary>
+    /// Asks the running server to re-read its configuration (SIGHUP) and waits for its answer: exit 0 when the
+    /// new configuration was taken, 2 when it was refused (the words say why; the old one stays in force).
+    /// </summary>
+    public static async Task<int> ReloadAsync()
     {
         if (RefuseLinks("reload") is { } refused) return refused;
+        if (NoFollow.Refusal([ReloadFile]) is { } linked)
+        {
+            Console.Error.WriteLine($"ws2sd reload: {linked}");
+            return Refused;
+        }
+        var before = ReloadReport.Read(ReloadFile)?.Stamp;
         if (Running(out _) is not { } running || !Signal(running.Pid, SigHup))
         {
             Console.WriteLine("ws2sd is not running");
             return NotRunning;
         }
-        Console.WriteLine($"reload requested (pid {running.Pid}); whether the new configuration took is in {LogFile}");
-        return 0;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (ReloadReport.Read(ReloadFile) is { Why: ConfigReloader.Hangup } outcome && outcome.Stamp != before && outcome.Stamp.StartsWith($"{running.Pid}.", StringComparison.Ordinal))
+            {
+                if (outcome.Taken)
+                {
+                    Console.WriteLine($"ws2sd (pid {running.Pid}) reloaded its configuration: {outcome.Words}");
+                    return 0;
+                }
+                Console.Error.WriteLine($"ws2sd (pid {running.Pid}) refused the new configuration: {outcome.Words}");
+                return Refused;
+            }
+            await Task.Delay(100); // another process's answer, in a file: polled
+        }
+        Console.Error.WriteLine($"reload requested (pid {running.Pid}), but no answer within 30 s; see {LogFile}");
+        return 1;
     }
 
     /// <summary>Installs and enables a systemd unit for this user (or for the system, as root); <c>--dry-run</c> prints it.</summary>
@@ -343,7 +373,8 @@ internal static class Daemon
 
         And:
           ws2sd [run]           serve in the foreground (the default; stop with Ctrl+C or SIGTERM)
-          ws2sd reload          re-read the configuration without dropping anyone (also SIGHUP, or editing the file)
+          ws2sd reload          re-read the configuration without dropping anyone, and say whether it was taken
+                                (also SIGHUP, or editing the file; the log says the outcome then)
           ws2sd probe URL       exit 0 if URL answers 2xx (a health check, e.g. http://127.0.0.1:3614/readyz)
           ws2sd help | --help | --version
 
@@ -352,6 +383,7 @@ internal static class Daemon
           --log-format json   one JSON object per log line
           --listen:port 4000  any configuration key can be set this way, e.g. --limits:idleTimeoutSeconds 60
 
-        Exit codes: 0 done, 2 bad configuration, cannot listen, or a symbolic link in ~/.ws2s, 3 not running (status, reload).
+        Exit codes: 0 done, 2 bad configuration (at start, or refused by `reload`), cannot listen, a usage mistake,
+        or a symbolic link in ~/.ws2s, 3 not running (status, reload).
         """;
 }

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Microsoft.Extensions.Configuration;
 using Ws2s.Host;
 using Ws2s.Host.Configuration;
 
@@ -26,6 +27,17 @@ if (args.Contains("--help") || args.Contains("-h") || args is ["help", ..])
     Console.WriteLine(Daemon.Help);
     return 0;
 }
+if (CommandLine.Problem(args) is { } mistake)
+{
+    Say($"ws2sd: {mistake}\n{CommandLine.Usage}\n(ws2sd help lists the commands and options)");
+    return 2;
+}
+// A background or installed server would only meet its configuration's problems in a log: say them here, now.
+if (args.FirstOrDefault() is "start" or "restart" or "service" && ConfigProblem(args[1..].Where(a => a != "--dry-run").ToArray()) is { } refused)
+{
+    Say(refused);
+    return 2;
+}
 switch (args.FirstOrDefault())
 {
     case "start": return await Daemon.StartAsync(args[1..]);
@@ -34,7 +46,7 @@ switch (args.FirstOrDefault())
         await Daemon.StopAsync(args[1..]);
         return await Daemon.StartAsync(args[1..]);
     case "status": return await Daemon.StatusAsync();
-    case "reload": return Daemon.Reload();
+    case "reload": return await Daemon.ReloadAsync();
     case "service": return Daemon.Service(args[1..]);
 }
 
@@ -45,7 +57,7 @@ switch (args.FirstOrDefault())
 var (runArgs, logFile, pidFile) = RunOptions(args.Where(a => a != "run").ToArray());
 if (NoFollow.Refusal(new[] { logFile, pidFile }.OfType<string>().Select(f => Path.GetDirectoryName(Path.GetFullPath(f))!)) is { } linked)
 {
-    Console.Error.WriteLine($"ws2s: {linked}");
+    Say($"ws2s: {linked}");
     return Daemon.Refused;
 }
 if (logFile is not null)
@@ -57,7 +69,7 @@ if (logFile is not null)
     }
     catch (LinkRefusedException e)
     {
-        Console.Error.WriteLine($"ws2s: {e.Message}");
+        Say($"ws2s: {e.Message}");
         return Daemon.Refused;
     }
     Console.SetOut(log);
@@ -71,11 +83,12 @@ try
         instance = InstanceLock.Take(Daemon.LockFileOf(pidFile));
         if (instance is null)
         {
-            Console.Error.WriteLine($"ws2s: another ws2sd holds {Daemon.LockFileOf(pidFile)} (pid {InstanceLock.Holder(Daemon.LockFileOf(pidFile))}): already running");
+            Say($"ws2s: another ws2sd holds {Daemon.LockFileOf(pidFile)} (pid {InstanceLock.Holder(Daemon.LockFileOf(pidFile))}): already running");
             return 1;
         }
     }
-    var app = Ws2sServer.Build(runArgs);
+    // Under `ws2sd start`, each reload's outcome is written beside the pid file, where `ws2sd reload` waits for it.
+    var app = Ws2sServer.Build(runArgs, pidFile is null ? null : services => services.AddSingleton(new ReloadReport(Daemon.ReloadFileOf(pidFile))));
     if (pidFile is not null)
     {
         var self = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -98,22 +111,76 @@ try
 }
 catch (LinkRefusedException e)
 {
-    Console.Error.WriteLine($"ws2s: {e.Message}");
+    Say($"ws2s: {e.Message}");
     return Daemon.Refused;
 }
 catch (ConfigException e)
 {
-    Console.Error.WriteLine($"ws2s: config error: {e.Message}");
+    Say(ConfigWords(e));
     return 2;
 }
 catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException)
 {
-    Console.Error.WriteLine($"ws2s: cannot listen: {e.Message}");
+    Say($"ws2s: cannot listen: {e.Message}");
     return 2;
 }
 finally
 {
     instance?.Dispose(); // the lock is released here, or by the kernel however the process ends
+}
+
+/// <summary>The configuration's problems as ws2sd would meet them, or null when it would start.</summary>
+static string? ConfigProblem(string[] args)
+{
+    if (!File.Exists(ConfigFile.Locate(args))) return null; // the server writes the defaults there when it starts
+    try
+    {
+        Ws2sServer.ReadOptions(new ConfigurationBuilder(), ConfigFile.Locate(args), args);
+        return null;
+    }
+    catch (ConfigException e)
+    {
+        return ConfigWords(e);
+    }
+}
+
+static string ConfigWords(ConfigException e) => e.Problems.Count == 1
+    ? $"ws2s: config error: {e.Problems[0]}"
+    : "ws2s: config errors:" + string.Concat(e.Problems.Select(p => $"\n  {p}"));
+
+/// <summary>
+/// Tells the person (or the log collector) why ws2sd stops: a plain line on stderr, or with JSON logs
+/// (<c>--log-format json</c>, or <c>logFormat</c> in the environment or config) a JSON object like every other line.
+/// </summary>
+void Say(string words)
+{
+    if (!JsonLogs(args)) Console.Error.WriteLine(words);
+    else Console.Error.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+    {
+        Timestamp = DateTime.UtcNow.ToString(Ws2sServer.JsonTimestamp, System.Globalization.CultureInfo.InvariantCulture),
+        EventId = 0,
+        LogLevel = "Critical",
+        Category = "ws2sd",
+        Message = words,
+    }, new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+}
+
+/// <summary>Whether the logs are JSON, read leniently: a configuration too broken to read still says which format it wants.</summary>
+static bool JsonLogs(string[] args)
+{
+    for (var i = 0; i < args.Length; i++)
+        if ((args[i] == "--log-format" && i + 1 < args.Length && args[i + 1].Equals("json", StringComparison.OrdinalIgnoreCase))
+            || args[i].Equals("--log-format=json", StringComparison.OrdinalIgnoreCase))
+            return true;
+    try
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(ConfigFile.Locate(args), optional: true).AddEnvironmentVariables("WS2S_").Build();
+        return string.Equals(configuration["logFormat"], "json", StringComparison.OrdinalIgnoreCase);
+    }
+    catch (Exception e) when (e is InvalidDataException or FormatException or IOException or UnauthorizedAccessException)
+    {
+        return false;
+    }
 }
 
 /// <summary>

@@ -42,12 +42,9 @@ public static class Ws2sServer
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
         builder.Configuration.Sources.Clear();
         var options = ReadOptions(builder.Configuration, configPath, args);
-        var problems = options.Problems().ToList();
-        if (problems.Count > 0)
-            throw new ConfigException($"{configPath}: " + string.Join("; ", problems));
 
         services?.Invoke(builder.Services);
-        ConfigureLogging(builder);
+        var jsonLogs = ConfigureLogging(builder);
         // After the logger providers: AddWs2s wraps those registered so far in log redaction.
         builder.Services.AddWs2s(o => builder.Configuration.Bind(o));
         builder.Services.AddOpenTelemetry()
@@ -58,7 +55,7 @@ public static class Ws2sServer
         AddAdmissionRateLimit(builder.Services);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
         builder.Services.AddHostedService(services => new ConfigReloader(configPath, args,
-            services.GetRequiredService<Ws2sReload>(), services.GetRequiredService<ILogger<ConfigReloader>>()));
+            services.GetRequiredService<Ws2sReload>(), services.GetRequiredService<ILogger<ConfigReloader>>(), services.GetService<ReloadReport>()));
         var managementBinding = new ManagementBinding();
         builder.Services.AddSingleton(managementBinding);
         builder.WebHost.UseKestrel(kestrel =>
@@ -158,24 +155,39 @@ public static class Ws2sServer
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
         var (tokensRequired, tokenCount) = app.Services.GetRequiredService<AdmissionPolicy>().Tokens;
-        if (tokensRequired) app.Logger.LogInformation("access tokens required: {Count} loaded", tokenCount);
-        else app.Logger.LogInformation("no access token required (set tokens or tokensFile to require one)");
+        if (options.Auth.Jwt is not null)
+            app.Logger.LogInformation(tokenCount > 0 ? "access tokens required: a signed token (auth.jwt) or one of the {Count} static tokens"
+                : "access tokens required: signed tokens (auth.jwt)", tokenCount);
+        else if (tokensRequired) app.Logger.LogInformation("access tokens required: {Count} loaded", tokenCount);
+        else app.Logger.LogInformation("no access token required (set tokens, tokensFile or auth.jwt to require one)");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var url in ListeningUrls(app)) Console.WriteLine($"ws2s listening on {url} (config: {configPath})");
-            if (ManagementUrl(app) is { } management) Console.WriteLine($"ws2s management (/healthz, /readyz, /metrics) on {management}");
+            // Plain lines a person (and `ws2sd start`) reads; with JSON logs, log events like every other line.
+            foreach (var url in ListeningUrls(app))
+                if (jsonLogs) app.Logger.LogInformation("ws2s listening on {Url} (config: {ConfigPath})", url, configPath);
+                else Console.WriteLine($"ws2s listening on {url} (config: {configPath})");
+            if (ManagementUrl(app) is { } management)
+                if (jsonLogs) app.Logger.LogInformation("ws2s management (/healthz, /readyz, /metrics) on {ManagementUrl}", management);
+                else Console.WriteLine($"ws2s management (/healthz, /readyz, /metrics) on {management}");
         });
         return app;
     }
 
     /// <summary>
+    /// Top-level keys the program reads besides <see cref="Ws2sOptions"/>: the config file's path, the log format
+    /// (<c>logFormat</c> in a file, <c>--log-format</c> on the command line) and the <c>Logging</c> section.
+    /// </summary>
+    public static readonly string[] ProgramKeys = ["config", "logFormat", "log-format", "Logging"];
+
+    /// <summary>
     /// Reads the configuration the way the server does — the file, then <c>WS2S_*</c> environment
-    /// variables, then the command line — into <paramref name="configuration"/>, and binds it (not
-    /// validated: see <see cref="Ws2sOptions.Problems"/>). Throws <see cref="ConfigException"/> for a file that is not JSON.
+    /// variables, then the command line — into <paramref name="configuration"/>, checks every key and value,
+    /// and binds it. Throws <see cref="ConfigException"/> naming each problem, where it was set and what to do:
+    /// a file that is not JSON (line and column), a key nothing reads, a value of the wrong kind or range.
     /// </summary>
     public static Ws2sOptions ReadOptions(IConfigurationBuilder configuration, string configPath, string[] args)
     {
-        var options = new Ws2sOptions();
+        IConfigurationRoot root;
         try
         {
             configuration
@@ -184,21 +196,50 @@ public static class Ws2sServer
                 .AddJsonFile(configPath, optional: false, reloadOnChange: false)
                 .AddEnvironmentVariables("WS2S_")
                 .AddCommandLine(args);
-            (configuration as IConfiguration ?? configuration.Build()).Bind(options);
+            root = configuration as IConfigurationRoot ?? configuration.Build();
         }
         catch (Exception e) when (e is InvalidDataException or FormatException)
         {
-            throw new ConfigException($"{configPath} is not valid JSON: {e.InnerException?.Message ?? e.Message}");
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new ConfigException($"{configPath}: {e.Message}");
+            throw new ConfigException(NotJson(configPath, e));
         }
         catch (FileNotFoundException)
         {
             throw new ConfigException($"{configPath} does not exist");
         }
+        var problems = Ws2sConfigKeys.Problems(root, ProgramKeys).ToList();
+        if (LogFormat(root) is { } format && format is not ("json" or "text"))
+            problems.Add($"logFormat '{format}'{Ws2sConfigKeys.WhereSet(root, root["log-format"] is null ? "logFormat" : "log-format")} must be json or text");
+        if (problems.Count > 0) throw new ConfigException(problems);
+        var options = new Ws2sOptions();
+        try
+        {
+            root.Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigException(e.Message);
+        }
+        problems = options.Problems().Select(p => p + Ws2sConfigKeys.WhereSet(root, p)).ToList();
+        if (problems.Count > 0) throw new ConfigException(problems);
         return options;
+    }
+
+    /// <summary><c>--log-format</c> or <c>logFormat</c>, lower case, if set.</summary>
+    private static string? LogFormat(IConfiguration configuration) =>
+        (configuration["log-format"] ?? configuration["logFormat"])?.ToLowerInvariant();
+
+    /// <summary>Why a config file is not JSON, with the line and column where reading stopped.</summary>
+    private static string NotJson(string configPath, Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is System.Text.Json.JsonException { LineNumber: { } line } json)
+            {
+                var words = json.Message.Split(" Path:")[0].Split(" LineNumber:")[0].TrimEnd('.', ' ', '|');
+                return $"{configPath} is not valid JSON: line {line + 1}, column {(json.BytePositionInLine ?? 0) + 1}: {words}";
+            }
+        var deepest = e;
+        while (deepest.InnerException is not null) deepest = deepest.InnerException;
+        return $"{configPath} is not valid JSON: {deepest.Message}";
     }
 
     /// <summary>The ws:// and wss:// URLs the server is bound to (after start; port 0 resolved to the real port).</summary>
@@ -222,16 +263,24 @@ public static class Ws2sServer
         public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Listen { get; set; }
     }
 
-    /// <summary><c>--log-format json</c> (or <c>logFormat</c> in the config) writes one JSON object per line.</summary>
-    private static void ConfigureLogging(WebApplicationBuilder builder)
+    /// <summary>
+    /// <c>--log-format json</c> (or <c>logFormat</c> in the config) writes one JSON object per line, every line,
+    /// stamped in UTC (ISO 8601, <c>2026-12-01T15:48:00.123Z</c>). True when it does.
+    /// </summary>
+    private static bool ConfigureLogging(WebApplicationBuilder builder)
     {
-        var format = builder.Configuration["log-format"] ?? builder.Configuration["logFormat"];
-        if (string.Equals(format, "json", StringComparison.OrdinalIgnoreCase))
+        if (LogFormat(builder.Configuration) != "json") return false;
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(json =>
         {
-            builder.Logging.ClearProviders();
-            builder.Logging.AddJsonConsole(json => json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
-        }
+            json.TimestampFormat = JsonTimestamp;
+            json.UseUtcTimestamp = true;
+        });
+        return true;
     }
+
+    /// <summary>The JSON logs' timestamp (with <c>UseUtcTimestamp</c>: the Z is true).</summary>
+    public const string JsonTimestamp = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
 
     private static X509Certificate2 LoadCertificate(Ws2sOptions.EndpointOptions endpoint) =>
         endpoint.Pfx is { } pfx

@@ -22,7 +22,9 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <param name="home">HOME for the process (where ~/.ws2s/config.json lives).</param>
     /// <param name="configVariable">WS2S_CONFIG, or null to leave it unset.</param>
     /// <param name="launcher">A command that runs ws2sd (e.g. <c>prlimit --nofile=256</c>), or null to run it directly.</param>
-    public static ServerProcess Start(IEnumerable<string> args, string? home = null, string? configVariable = null, string[]? launcher = null)
+    /// <param name="environment">More variables to set.</param>
+    public static ServerProcess Start(IEnumerable<string> args, string? home = null, string? configVariable = null, string[]? launcher = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
         var info = new ProcessStartInfo(launcher?[0] ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var word in launcher?.Skip(1).Append("dotnet") ?? []) info.ArgumentList.Add(word);
@@ -31,6 +33,7 @@ public sealed class ServerProcess : IAsyncDisposable
         if (home is not null) info.Environment["HOME"] = home;
         if (configVariable is null) info.Environment.Remove("WS2S_CONFIG");
         else info.Environment["WS2S_CONFIG"] = configVariable;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>()) info.Environment[name] = value;
         var server = new ServerProcess(new Process { StartInfo = info });
         server.Process.OutputDataReceived += (_, e) => server.Add(e.Data);
         server.Process.ErrorDataReceived += (_, e) => server.Add(e.Data);
@@ -63,10 +66,24 @@ public sealed class ServerProcess : IAsyncDisposable
 
     /// <summary>The first ws:// URL the server announces.</summary>
     public async Task<Uri> ListeningUrlAsync() =>
-        new((await WaitForLineAsync(l => l.StartsWith("ws2s listening on ", StringComparison.Ordinal)))["ws2s listening on ".Length..].Split(' ')[0]);
+        new(Said(await WaitForLineAsync(l => Said(l).StartsWith("ws2s listening on ", StringComparison.Ordinal)))["ws2s listening on ".Length..].Split(' ')[0]);
 
     public async Task<Uri> ManagementUrlAsync() =>
-        new((await WaitForLineAsync(l => l.StartsWith("ws2s management", StringComparison.Ordinal))).Split(' ').Last());
+        new(Said(await WaitForLineAsync(l => Said(l).StartsWith("ws2s management", StringComparison.Ordinal))).Split(' ').Last());
+
+    /// <summary>What a line says: the line itself, or with JSON logs its <c>Message</c>.</summary>
+    public static string Said(string line)
+    {
+        if (!line.StartsWith('{')) return line;
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(line)?["Message"]?.GetValue<string>() ?? line;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return line;
+        }
+    }
 
     /// <summary>Sends SIGTERM, as systemd or Kubernetes would.</summary>
     public async Task TerminateAsync()

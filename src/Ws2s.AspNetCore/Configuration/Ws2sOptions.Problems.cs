@@ -5,6 +5,29 @@ namespace Ws2s.AspNetCore.Configuration;
 /// <summary>The options' validation: every key checked at start, each problem naming the key to fix.</summary>
 public sealed partial class Ws2sOptions
 {
+    /// <summary>The numbers a numeric key accepts, by its name in the config (also said when a value is not a number at all).</summary>
+    internal static readonly IReadOnlyDictionary<string, (long Low, long High)> Bounds = new Dictionary<string, (long, long)>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["shutdownTimeoutSeconds"] = (0, 3600),
+        ["auth.jwt.clockSkewSeconds"] = (0, 3600),
+        ["limits.maxPendingBytesTotal"] = (1024, long.MaxValue),
+        ["limits.connectTimeoutSeconds"] = (1, 3600),
+        ["limits.maxMessageBytes"] = (1024, 64 << 20),
+        ["limits.messageTimeoutSeconds"] = (1, 3600),
+        ["limits.maxPendingRequests"] = (1, 4096),
+        ["limits.maxPendingBytes"] = (1024, 1 << 30),
+        ["limits.maxConnections"] = (16, 1_000_000),
+        ["limits.keepAliveSeconds"] = (1, 3600),
+        ["limits.maxSessions"] = (1, 1_000_000),
+        ["limits.maxSessionsPerClient"] = (1, 1_000_000),
+        ["limits.idleTimeoutSeconds"] = (0, 1_000_000),
+        ["limits.handshakeTimeoutSeconds"] = (1, 3600),
+        ["limits.maxConnectsPerSecond"] = (0, 1_000_000),
+        ["ssh.timeoutSeconds"] = (1, 3600),
+        ["ssh.maxSessionsPerClient"] = (1, 10_000),
+        ["ssh.maxKdfRounds"] = (1, 10_000),
+    };
+
     /// <summary>Every problem with these options, each naming the key to fix.</summary>
     public IEnumerable<string> Problems()
     {
@@ -23,8 +46,6 @@ public sealed partial class Ws2sOptions
             foreach (var (key, file) in new[] { ("secretFile", jwt.SecretFile), ("publicKeysFile", jwt.PublicKeysFile), ("jwksFile", jwt.JwksFile) })
                 if (file is not null && Admission.JwtCheck.KeyFileProblem(key, file) is { } problem)
                     yield return $"auth.jwt.{key}: {problem}";
-            if (jwt.ClockSkewSeconds is < 0 or > 3600)
-                yield return $"auth.jwt.clockSkewSeconds {jwt.ClockSkewSeconds} must be between 0 and 3600";
             if (string.IsNullOrWhiteSpace(jwt.ClaimNamespace))
                 yield return "auth.jwt.claimNamespace must not be empty";
         }
@@ -61,8 +82,6 @@ public sealed partial class Ws2sOptions
         }
         if (Management is not null && ParseHost(Management.Host) is null)
             yield return $"management.host '{Management.Host}' is not an IP address or 'localhost'";
-        if (ShutdownTimeoutSeconds is < 0 or > 3600)
-            yield return $"shutdownTimeoutSeconds {ShutdownTimeoutSeconds} must be between 0 and 3600";
         foreach (var (name, target) in RawTargets)
             if (Websockify.RawTargets.Parse(target) is null)
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
@@ -75,28 +94,31 @@ public sealed partial class Ws2sOptions
             yield return $"tokensFile '{TokensFile}' does not exist";
         else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
             yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
-        if (Limits.MaxPendingBytesTotal is < 1024)
-            yield return $"limits.maxPendingBytesTotal {Limits.MaxPendingBytesTotal} must be at least 1024";
-        foreach (var (key, value, low, high) in new[]
+        foreach (var (key, value) in new (string, long)[]
         {
-            ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds, 1, 3600),
-            ("limits.maxMessageBytes", Limits.MaxMessageBytes, 1024, 64 << 20),
-            ("limits.messageTimeoutSeconds", Limits.MessageTimeoutSeconds, 1, 3600),
-            ("limits.maxPendingRequests", Limits.MaxPendingRequests, 1, 4096),
-            ("limits.maxPendingBytes", Limits.MaxPendingBytes, 1024, 1 << 30),
-            ("limits.maxConnections", Limits.MaxConnections ?? 16, 16, 1_000_000),
-            ("limits.keepAliveSeconds", Limits.KeepAliveSeconds, 1, 3600),
-            ("limits.maxSessions", Limits.MaxSessions, 1, 1_000_000),
-            ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient, 1, 1_000_000),
-            ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds, 0, 1_000_000),
-            ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds, 1, 3600),
-            ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond, 0, 1_000_000),
-            ("ssh.timeoutSeconds", Ssh.TimeoutSeconds, 1, 3600),
-            ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient, 1, 10_000),
-            ("ssh.maxKdfRounds", Ssh.MaxKdfRounds, 1, 10_000),
+            ("shutdownTimeoutSeconds", ShutdownTimeoutSeconds),
+            ("auth.jwt.clockSkewSeconds", Auth.Jwt?.ClockSkewSeconds ?? 30),
+            ("limits.maxPendingBytesTotal", Limits.MaxPendingBytesTotal ?? 1024),
+            ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds),
+            ("limits.maxMessageBytes", Limits.MaxMessageBytes),
+            ("limits.messageTimeoutSeconds", Limits.MessageTimeoutSeconds),
+            ("limits.maxPendingRequests", Limits.MaxPendingRequests),
+            ("limits.maxPendingBytes", Limits.MaxPendingBytes),
+            ("limits.maxConnections", Limits.MaxConnections ?? 16),
+            ("limits.keepAliveSeconds", Limits.KeepAliveSeconds),
+            ("limits.maxSessions", Limits.MaxSessions),
+            ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient),
+            ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds),
+            ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds),
+            ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond),
+            ("ssh.timeoutSeconds", Ssh.TimeoutSeconds),
+            ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient),
+            ("ssh.maxKdfRounds", Ssh.MaxKdfRounds),
         })
         {
-            if (value < low || value > high) yield return $"{key} {value} must be between {low} and {high}";
+            var (low, high) = Bounds[key];
+            if (value < low || value > high)
+                yield return high == long.MaxValue ? $"{key} {value} must be at least {low}" : $"{key} {value} must be between {low} and {high}";
         }
     }
 }

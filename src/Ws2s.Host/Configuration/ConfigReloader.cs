@@ -13,10 +13,13 @@ namespace Ws2s.Host.Configuration;
 /// <c>..timestamp</c> folder and renames a new <c>..data</c> link over the old; <c>config.json</c>, a link
 /// through <c>..data</c>, never changes itself).
 /// </summary>
-internal sealed class ConfigReloader(string path, string[] args, Ws2sReload reload, ILogger<ConfigReloader> log) : IHostedService, IDisposable
+internal sealed class ConfigReloader(string path, string[] args, Ws2sReload reload, ILogger<ConfigReloader> log, ReloadReport? report = null) : IHostedService, IDisposable
 {
     /// <summary>Editors write a file in several steps: act once it has been quiet this long.</summary>
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>Why a reload ran when it was asked for: <c>ws2sd reload</c>, <c>systemctl reload</c>, <c>kill -HUP</c>.</summary>
+    public const string Hangup = "SIGHUP";
 
     private readonly Lock _gate = new();
     private PosixSignalRegistration? _hangup;
@@ -34,7 +37,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
             _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true; // a reload, not the end
-                ThreadPool.QueueUserWorkItem(_ => Reload("SIGHUP"));
+                ThreadPool.QueueUserWorkItem(_ => Reload(Hangup));
             });
         // The file's own folder: the file itself, and Kubernetes' "..data" swap beside it. Where the file is a link
         // elsewhere, also the folder of what it finally leads to.
@@ -110,41 +113,47 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
         lock (_gate)
         {
             _loaded = Digest(path);
-            Ws2sOptions next;
+            var (taken, words) = Apply();
+            if (taken) log.LogInformation("config reloaded ({Why}) from {Path}: {Words}", why, path, words);
+            else log.LogError("config reload ({Why}) refused: {Problem}", why, words);
             try
             {
-                next = Ws2sServer.ReadOptions(new ConfigurationBuilder(), path, args);
+                // Only a SIGHUP has someone waiting for its answer (`ws2sd reload`); the file's own changes are logged.
+                if (why == Hangup) report?.Write(why, taken, words);
             }
-            catch (ConfigException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or LinkRefusedException)
             {
-                log.LogError("config reload ({Why}) refused: {Problem}; the previous configuration stays in force", why, e.Message);
-                return;
+                log.LogWarning("could not write the reload's outcome for `ws2sd reload`: {Problem}", e.Message);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                log.LogError("config reload ({Why}) refused: {Problem}; the previous configuration stays in force", why, e.Message);
-                return;
-            }
-            ReloadOutcome outcome;
-            try
-            {
-                outcome = reload.Apply(next);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
-            {
-                // A file the new config names changed between its check and its use: a timer thread must not take the server down.
-                log.LogError("config reload ({Why}) failed while applying it: {Problem}; restart ws2sd if the server misbehaves", why, e.Message);
-                return;
-            }
-            if (outcome.Problems.Count > 0)
-            {
-                log.LogError("config reload ({Why}) refused: {Problems}; the previous configuration stays in force", why, string.Join("; ", outcome.Problems));
-                return;
-            }
-            log.LogInformation("config reloaded ({Why}) from {Path}: new sessions and connects follow it", why, path);
-            if (outcome.NeedRestart.Count > 0)
-                log.LogWarning("changed keys that take effect only after a restart (ws2sd restart): {Keys}", string.Join(", ", outcome.NeedRestart));
         }
+    }
+
+    /// <summary>Reads the configuration and applies it: whether it was taken, and the words that say what happened.</summary>
+    private (bool Taken, string Words) Apply()
+    {
+        const string kept = "; the previous configuration stays in force";
+        Ws2sOptions next;
+        try
+        {
+            next = Ws2sServer.ReadOptions(new ConfigurationBuilder(), path, args);
+        }
+        catch (Exception e) when (e is ConfigException or IOException or UnauthorizedAccessException)
+        {
+            return (false, e.Message + kept);
+        }
+        ReloadOutcome outcome;
+        try
+        {
+            outcome = reload.Apply(next);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            // A file the new config names changed between its check and its use: a timer thread must not take the server down.
+            return (false, $"failed while applying it: {e.Message}; restart ws2sd if the server misbehaves");
+        }
+        if (outcome.Problems.Count > 0) return (false, string.Join("; ", outcome.Problems) + kept);
+        return (true, "new sessions and connects follow it" + (outcome.NeedRestart.Count > 0
+            ? $"; changed keys that take effect only after a restart (ws2sd restart): {string.Join(", ", outcome.NeedRestart)}" : ""));
     }
 
     public void Dispose()
