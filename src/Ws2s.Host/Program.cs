@@ -119,7 +119,7 @@ catch (ConfigException e)
     Say(ConfigWords(e));
     return 2;
 }
-catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException)
+catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException or Microsoft.AspNetCore.Connections.AddressInUseException)
 {
     Say($"ws2s: cannot listen: {e.Message}");
     return 2;

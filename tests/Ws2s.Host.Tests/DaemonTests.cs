@@ -111,13 +111,23 @@ public sealed class DaemonTests : IAsyncLifetime
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Config)!);
         await File.WriteAllTextAsync(Config, """{"listen":{"host":"not-an-address","port":3613}}""");
+        // Said on the terminal before anything starts.
         var (exit, output) = await Ws2sdAsync("start");
         Assert.Equal(2, exit);
-        Assert.Contains("could not start", output);
-        Assert.Contains("listen.host 'not-an-address' is not an IP address", output);
+        Assert.Contains("config error: listen.host 'not-an-address' is not an IP address", output);
         Assert.False(File.Exists(PidFile));
         (exit, _) = await Ws2sdAsync("status");
         Assert.Equal(3, exit);
+
+        // What only the server meets (its port taken) is read back from its log.
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        await File.WriteAllTextAsync(Config, """{"listen":{"host":"127.0.0.1","port":PORT}}""".Replace("PORT", ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString()));
+        (exit, output) = await Ws2sdAsync("start");
+        Assert.Equal(2, exit);
+        Assert.Contains("could not start", output);
+        Assert.Contains("cannot listen", output);
+        Assert.False(File.Exists(PidFile));
     }
 
     [SkippableFact]

@@ -30,7 +30,7 @@ public sealed class LogSecretsTests : IDisposable
     }
 
     [Theory]
-    [InlineData("plain")]
+    [InlineData("text")]
     [InlineData("json")]
     public async Task No_log_line_at_trace_level_holds_a_token_password_or_key(string format)
     {
@@ -109,7 +109,7 @@ public sealed class LogSecretsTests : IDisposable
     /// string is logged at all, and no token in any spelling.
     /// </summary>
     [Theory]
-    [InlineData("plain")]
+    [InlineData("text")]
     [InlineData("json")]
     public async Task No_query_string_reaches_the_log_whatever_its_spelling(string format)
     {
