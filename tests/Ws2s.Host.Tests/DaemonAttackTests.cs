@@ -134,6 +134,7 @@ public sealed class DaemonAttackTests : IAsyncLifetime
     [InlineData("ws2s.log")]
     [InlineData("ws2sd.pid")]
     [InlineData("ws2sd.lock")]
+    [InlineData("ws2sd.reload")]
     [InlineData(".ws2s")]
     public async Task Start_refuses_a_link_in_the_ws2s_folder_and_writes_nothing_through_it(string linked)
     {
