@@ -3,8 +3,30 @@
 export class Ws2sError extends Error {
   /** The ws2s code: 2 connect failed, 3 no connection, 4 refused by policy, 5 closed, 6 ssh, 7 bad request, 8 TLS failed. */
   readonly code: number;
-  constructor(code: number, message: string);
+  /** For code 4 from connect(): the config keys that would allow the destination (see refusalHint). */
+  readonly hint?: string;
+  constructor(code: number, message: string, hint?: string);
 }
+
+/**
+ * The WebSocket to the ws2s server did not open. The library asked the server why (GET /.ws2s/admission,
+ * the token in a header): the message has its words, or what to check when it could not say.
+ */
+export class Ws2sOpenError extends Error {
+  /** The ws:// or wss:// address that did not open. */
+  readonly url: string;
+  /** The HTTP status the server refuses this client with (401 token, 403 origin, 421 host name), when it said. */
+  readonly status?: number;
+  /** The server's words for that refusal, when it said. */
+  readonly refusal?: string;
+  constructor(url: string, message: string, status?: number, refusal?: string);
+}
+
+/**
+ * The config keys that would allow a destination ws2s refused with code 4, from its message, as a
+ * sentence; null when the message says what to do already or is not a code 4's.
+ */
+export function refusalHint(message: string, port?: number): string | null;
 
 export class RedisError extends Error {}
 
@@ -39,7 +61,19 @@ export interface WS2SOptions {
   token?: string;
   /** Reopen callback sockets that close unexpectedly, with exponential backoff. */
   reconnect?: { retries?: number; minDelayMs?: number; maxDelayMs?: number };
+  /** A fetch function, where there is no global one: used to ask the server why it refused a session. */
+  fetch?: typeof fetch;
 }
+
+/** The server's answer to a failed request, as ws2s.js 2.1.4 hands it to onError. */
+export interface Ws2sResponse {
+  success: boolean;
+  code: number;
+  message: string;
+}
+
+/** The WebSocket's error event; when the session did not open, with why (as the server says) in `message` and `error`. */
+export type Ws2sErrorEvent = Event & { message?: string; error?: Ws2sOpenError };
 
 /** The ws2s.js 2.1.4 socket. */
 export interface CallbackSocket {
@@ -47,7 +81,8 @@ export interface CallbackSocket {
   onOpen: () => void;
   onRecv: (data: Uint8Array) => void;
   onClose: () => void;
-  onError: (error: unknown) => void;
+  /** The server's response for a failed request, or the WebSocket's error event (which, when the session did not open, comes with why, then onClose). */
+  onError: (error: Ws2sResponse | Ws2sErrorEvent) => void;
   connect(host: string, port: number, ssh_host?: string, ssh_port?: number, ssh_username?: string, ssh_password?: string,
     ssh_private_key?: string, ssh_private_key_password?: string, options?: { tls?: boolean; tlsServerName?: string }): void;
   /** Upgrades the open connection to TLS in place (STARTTLS); onError hears a failure (code 8). */
@@ -57,12 +92,28 @@ export interface CallbackSocket {
   close(): void;
 }
 
-/** The ws2s.js 2.1.4 Redis client. */
+/**
+ * The ws2s.js 2.1.4 Redis client, as 2.1.4 behaves. For typed replies (arrays, null, maps), use WS2S.redis().
+ */
 export interface CallbackRedisClient {
+  /** The session to ws2s is open (before the connect to Redis). */
+  onSocketReady: () => void;
+  /** Connected to Redis (AUTH sent, if a password was given); after a reconnect, onReconnected instead. */
   onReady: () => void;
-  onResponse: (reply: RedisReply) => void;
-  onError: (error: unknown) => void;
+  /** Connected again after the connection was lost (AUTH sent again). */
+  onReconnected: () => void;
+  /** How often the client has connected again. */
+  readonly reconnectCount: number;
+  /** A string; an integer as a number; an array as 2.1.4's text: "1) a\n2) b", nested arrays indented 3 spaces. */
+  onResponse: (reply: string | number) => void;
+  /**
+   * Redis's error words; "a null object is recevied form redis server" for nil; "an empty result is
+   * recevied form redis server" for an empty array; "connection loss, max reconnect times reached" after 9
+   * reconnects; or what the socket's onError got (the connection is then closed and opened again).
+   */
+  onError: (error: string | Ws2sResponse | Ws2sErrorEvent) => void;
   request(command: string): void;
+  /** Ends the client (new in ws2s.js 3): no reconnect, no callback. */
   close(): void;
 }
 
@@ -117,6 +168,7 @@ export class WS2S {
   newRedisCient(host: string, port: number, auth?: string, ssh_host?: string, ssh_port?: number, ssh_username?: string,
     ssh_password?: string, ssh_private_key?: string, ssh_private_key_password?: string): CallbackRedisClient;
   newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
+  /** Rejects with a Ws2sError (the server's code and words) or, when no session opened, a Ws2sOpenError. */
   connect(target: Target): Promise<Ws2sSocket>;
   /** A refused AUTH closes the connection and rejects with Redis's error. */
   redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string;

@@ -445,6 +445,95 @@ public sealed class BrowserTests : IAsyncLifetime
         Assert.True(await page.EvaluateAsync<bool>("() => typeof WS2S.RespParser === 'function' && typeof WS2S.Ws2sError === 'function' && ws2s instanceof WS2S"));
     }
 
+    [SkippableFact]
+    public async Task A_destination_refused_by_policy_names_the_config_keys_that_would_allow_it()
+    {
+        // Nothing is dialled: each of these is refused by the policy before any connect.
+        const int allowed = 16001, denied = 16002, local = 16003;
+        await using var host = await Ws2sHost.StartAsync($$$"""
+            {"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":false,
+             "destinations":{"allow":["127.0.0.1:{{{allowed}}}"],"deny":["127.0.0.1:{{{denied}}}"]},"tls":{"required":["127.0.0.1:{{{allowed}}}"]}}
+            """);
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+        const string allowList = "once destinations.allow has a rule, only what it allows is reachable";
+        foreach (var (target, port, rule, hint) in new[]
+                 {
+                     ("127.0.0.1", local, "loopback 127.0.0.0/8",
+                         $"To allow it: \"allowConnectToServerLocal\": true in the ws2s config (every port of this machine but ws2s's own), or \"127.0.0.1:{local}\" in destinations.allow (only that; {allowList})."),
+                     ("127.0.0.1", denied, $"deny rule 127.0.0.1:{denied}",
+                         $"destinations.deny in the ws2s config has the rule \"127.0.0.1:{denied}\", which refuses it whatever allows it: take it out (or narrow it) to allow this destination."),
+                     ("127.0.0.1", allowed, $"tls.required 127.0.0.1:{allowed}: connect with \"tls\": true",
+                         "The ws2s config's tls.required lists it: connect with TLS (\"tls\": true), or take the rule out of tls.required."),
+                     ("10.1.2.3", 6379, "private network 10.0.0.0/8",
+                         $"To allow it: \"10.1.2.3:6379\" in destinations.allow in the ws2s config ({allowList})."),
+                     ("1.1.1.1", 80, "not in the allow list", "To allow it: \"1.1.1.1:80\" in destinations.allow in the ws2s config."),
+                 })
+        {
+            await page.FillAsync("#socket-host", target);
+            await page.FillAsync("#socket-port", port.ToString());
+            await page.ClickAsync("#socket-connect");
+            await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync(
+                $"Refused by the server's policy: ws2s refuse to connect target host: {target}, cause that's a dangerous operation ({rule}) (code 4). {hint}");
+            await Assertions.Expect(page.Locator("#socket-connect")).ToBeEnabledAsync();
+        }
+
+        // The Redis tab says the same.
+        await page.ClickAsync("#tab-redis");
+        await page.FillAsync("#redis-port", local.ToString());
+        await page.ClickAsync("#redis-connect");
+        await Assertions.Expect(page.Locator("#redis-status")).ToContainTextAsync(
+            $"(loopback 127.0.0.0/8) (code 4). To allow it: \"allowConnectToServerLocal\": true in the ws2s config");
+    }
+
+    [SkippableFact]
+    public async Task A_page_on_another_origin_that_the_server_refuses_learns_from_ws2s_js_what_to_check()
+    {
+        // The page may not read the server's answer from another origin (no CORS), so ws2s.js says what to check.
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"origins":["https://elsewhere.example"]}""");
+        await using var site = await ServeClientLibraryAsync();
+        var page = await _browser.NewPageAsync();
+        var origin = site.Urls.First();
+        await page.GotoAsync($"{origin}/test/refused.html?url={Uri.EscapeDataString(host.Url.ToString())}");
+        await page.WaitForFunctionAsync("() => window.result !== undefined", null, new() { Timeout = 30_000 });
+        var result = await page.EvaluateAsync<string[]>("() => window.result");
+        var server = host.Url.Authority;
+        Assert.Equal(
+            ["Ws2sOpenError", "error",
+             $"cannot open {host.Url}, and the server could not be asked why (http://{server}/.ws2s/admission failed: TypeError: Failed to fetch): "
+             + $"is ws2sd running at {server}, is the token right, and is this page's origin {new Uri(origin).GetLeftPart(UriPartial.Authority)} in the server's 'origins'?"],
+            result);
+    }
+
+    [SkippableFact]
+    public async Task A_page_written_for_ws2s_js_2_1_4_gets_every_callback_as_2_1_4_gives_it()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        Assert.Equal("OK", await redis.CommandAsync("CONFIG SET requirepass legacy-secret"));
+        using var echo = Peer.Echo();
+        using var refused = new RefusedPort();
+        await using var host = await StartHostAsync();
+        await using var site = await ServeClientLibraryAsync();
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync($"{site.Urls.First()}/test/legacy.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}"
+            + $"&refused={refused.Port}&redis={redis.Port}&password=legacy-secret&dead={Uri.EscapeDataString($"ws://127.0.0.1:{refused.Port}/")}");
+        var finished = true;
+        try
+        {
+            await page.WaitForFunctionAsync("() => window.finished === true", null, new() { Timeout = 60_000 });
+        }
+        catch (TimeoutException)
+        {
+            finished = false;
+        }
+        var transcript = System.Text.Json.Nodes.JsonNode.Parse(await page.EvaluateAsync<string>("() => JSON.stringify(window.transcript)"));
+        var expected = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(
+            Path.Combine(Repository.Root, "clients", "ws2s-js", "test", "legacy-2.1.4.expected.json")));
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(expected, transcript),
+            $"{(finished ? "" : "timed out; ")}the transcript:\n{transcript?.ToJsonString()}");
+    }
+
     public sealed class Result
     {
         public string Name { get; set; } = "";

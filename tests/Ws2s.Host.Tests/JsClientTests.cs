@@ -20,17 +20,93 @@ public sealed class JsClientTests
         await using var host = await Ws2sHost.StartAsync(
             $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"],"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
 
-        var info = new ProcessStartInfo("node", ["--experimental-websocket", "--test", "--test-reporter=tap", "test/resp.test.js", "test/live.test.js"])
+        var tap = await RunNodeTestsAsync(["test/resp.test.js", "test/live.test.js"], new()
+        {
+            ["WS2S_URL"] = host.Url.ToString(),
+            ["ECHO_PORT"] = echo.Port.ToString(),
+            ["REDIS_PORT"] = redis.Port.ToString(),
+            ["REFUSED_PORT"] = refused.Port.ToString(),
+            ["TLS_REDIS_PORT"] = tlsRedis.Port.ToString(),
+        });
+        Assert.Contains("# pass 23", tap);
+    }
+
+    [SkippableFact]
+    public async Task A_refused_session_says_why_in_the_servers_words_or_what_to_check_under_node()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        using var dead = new RefusedPort();
+        // Tokens required and one session per client; and a server that admits only one page origin (Node sends none).
+        await using var tokens = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"tokens":["right-token"],"limits":{"maxSessionsPerClient":1}}""");
+        await using var origins = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"origins":["https://elsewhere.example"]}""");
+        var tap = await RunNodeTestsAsync(["test/refusal.test.js"], new()
+        {
+            ["TOKEN_URL"] = tokens.Url.ToString(),
+            ["ORIGIN_URL"] = origins.Url.ToString(),
+            ["DEAD_URL"] = $"ws://127.0.0.1:{dead.Port}/",
+        });
+        Assert.Contains("# pass 8", tap);
+    }
+
+    [SkippableFact]
+    public async Task A_script_written_for_ws2s_js_2_1_4_gets_every_callback_as_2_1_4_gives_it_under_node()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        await using var redis = await RedisServer.StartAsync();
+        Assert.Equal("OK", await redis.CommandAsync("CONFIG SET requirepass legacy-secret"));
+        using var echo = Peer.Echo();
+        using var refused = new RefusedPort();
+        await using var host = await Ws2sHost.StartAsync(
+            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"]}""");
+        var tap = await RunNodeTestsAsync(["test/legacy.test.js"], new()
+        {
+            ["WS2S_URL"] = host.Url.ToString(),
+            ["ECHO_PORT"] = echo.Port.ToString(),
+            ["REFUSED_PORT"] = refused.Port.ToString(),
+            ["REDIS_PORT"] = redis.Port.ToString(),
+            ["REDIS_PASSWORD"] = "legacy-secret",
+        });
+        Assert.Contains("# pass 1", tap);
+    }
+
+    [SkippableFact]
+    public async Task Every_range_the_policy_refuses_gets_a_hint_naming_the_key_that_would_allow_it()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        // The core's own words (Policy.specialRanges), so a range added there without a hint here fails.
+        var local = Ws2s.Protocol.Policy.serverLocalRanges.Select(r => r.Item2).ToHashSet();
+        var rules = Ws2s.Protocol.Policy.specialRanges.Select(r => r.Item2).ToList();
+        var script = $$"""
+            import { refusalHint } from "./ws2s.js";
+            const rules = {{System.Text.Json.JsonSerializer.Serialize(rules)}};
+            console.log(JSON.stringify(rules.map((rule) =>
+              [rule, refusalHint(`ws2s refuse to connect target host: 192.0.2.1, cause that's a dangerous operation (${rule})`, 80)])));
+            """;
+        var run = await Command.RunAsync("node", ["--input-type=module", "-e", script], workingDirectory: Path.Combine(Repository.Root, "clients", "ws2s-js"));
+        Assert.True(run.Exit == 0, run.Printed);
+        var hints = System.Text.Json.JsonSerializer.Deserialize<string[][]>(run.Output.Trim())!;
+        Assert.Equal(rules.Count, hints.Length);
+        foreach (var pair in hints)
+        {
+            var (rule, hint) = (pair[0], pair[1]);
+            Assert.Contains("destinations.allow", hint);
+            if (local.Contains(rule)) Assert.Contains("\"allowConnectToServerLocal\": true", hint);
+            else Assert.StartsWith("To allow it: \"192.0.2.1:80\" in destinations.allow", hint);
+        }
+    }
+
+    /// <summary>Runs test files of clients/ws2s-js under node --test with these servers in its environment: the TAP output, every test passed.</summary>
+    private static async Task<string> RunNodeTestsAsync(string[] files, Dictionary<string, string> environment)
+    {
+        var info = new ProcessStartInfo("node", ["--experimental-websocket", "--test", "--test-reporter=tap", .. files])
         {
             WorkingDirectory = Path.Combine(Repository.Root, "clients", "ws2s-js"),
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        info.Environment["WS2S_URL"] = host.Url.ToString();
-        info.Environment["ECHO_PORT"] = echo.Port.ToString();
-        info.Environment["REDIS_PORT"] = redis.Port.ToString();
-        info.Environment["REFUSED_PORT"] = refused.Port.ToString();
-        info.Environment["TLS_REDIS_PORT"] = tlsRedis.Port.ToString();
+        foreach (var (name, value) in environment) info.Environment[name] = value;
         using var node = Process.Start(info)!;
         var output = node.StandardOutput.ReadToEndAsync();
         var errors = node.StandardError.ReadToEndAsync();
@@ -39,7 +115,7 @@ public sealed class JsClientTests
         Assert.True(node.ExitCode == 0, tap + await errors);
         Assert.Contains("# fail 0", tap);
         Assert.Contains("# skipped 0", tap);
-        Assert.Contains("# pass 23", tap);
+        return tap;
     }
 }
 

@@ -239,12 +239,34 @@ const module_ws2s = (() => {
 const { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine } = module_resp;
 
 
-/** An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused, 5 closed, 6 ssh, 7 bad request). */
+/**
+ * An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused,
+ * 5 closed, 6 ssh, 7 bad request, 8 TLS failed). For code 4 from connect(), `hint` names the config keys
+ * that would allow the destination (see refusalHint).
+ */
 class Ws2sError extends Error {
-  constructor(code, message) {
+  constructor(code, message, hint) {
     super(message);
     this.name = "Ws2sError";
     this.code = code;
+    if (hint) this.hint = hint;
+  }
+}
+
+/**
+ * The WebSocket to the ws2s server did not open. The WebSocket API hides the HTTP status, so the library
+ * asks the server why (GET /.ws2s/admission): `status` and `refusal` are its answer (401 token, 403 origin,
+ * 421 host name) when it gave one; the message says what to check when it did not.
+ */
+class Ws2sOpenError extends Error {
+  constructor(url, message, status, refusal) {
+    super(message);
+    this.name = "Ws2sOpenError";
+    this.url = url;
+    if (status !== undefined) {
+      this.status = status;
+      this.refusal = refusal;
+    }
   }
 }
 
@@ -262,6 +284,134 @@ function fromBase64(text) {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+const ADMISSION_TIMEOUT_MS = 5000;
+
+/**
+ * Why the WebSocket to `url` did not open, asked of the server at /.ws2s/admission (http for ws, https for
+ * wss), with the token in a header (never in the URL) and, from a page of the server's own origin, the
+ * page's origin (a browser sends Origin itself to another origin). Resolves to a Ws2sOpenError, never rejects.
+ */
+async function whyNotOpen(url, { token, fetch: fetchImpl = globalThis.fetch } = {}) {
+  const cannot = `cannot open ${url}`;
+  const question = new URL("/.ws2s/admission", url.replace(/^ws(s?):/i, "http$1:"));
+  const page = globalThis.location?.origin;
+  const inPage = typeof page === "string" && page !== "null";
+  const checks = inPage
+    ? `is the token right, and is this page's origin ${page} in the server's 'origins'?`
+    : `is the token right, and does the server admit clients that send no Origin (a token, or 'origins': ["*"])?`;
+  const refused = (status, words) => new Ws2sOpenError(url,
+    `${cannot}: the server refused: ${words} (HTTP ${status})${status === 401 ? "; give the access token as new WS2S(url, { token })" : ""}`,
+    status, words);
+  if (typeof fetchImpl !== "function")
+    return new Ws2sOpenError(url, `${cannot} (and there is no fetch here to ask the server why): is ws2sd running at ${question.host}, ${checks}`);
+  const headers = {};
+  if (token) headers["X-Ws2s-Token"] = token;
+  if (inPage && page === question.origin) headers["X-Ws2s-Origin"] = page;
+  let response;
+  let body;
+  try {
+    // Never followed elsewhere: the token goes to this server only.
+    response = await fetchImpl(question, { headers, cache: "no-store", redirect: "error", signal: AbortSignal.timeout?.(ADMISSION_TIMEOUT_MS) });
+    body = await response.text();
+  } catch (error) {
+    if (error?.cause?.code === "ECONNREFUSED")
+      return new Ws2sOpenError(url, `${cannot}: nothing answers at ${question.host} (ECONNREFUSED): is ws2sd running there, and is the address right?`);
+    // A browser does not say why a fetch failed: nothing there, or a server that does not let this page read its answer (CORS).
+    const cause = typeof error?.cause?.code === "string" ? ` (${error.cause.code})` : "";
+    const failure = error?.name === "TimeoutError" ? `no answer within ${ADMISSION_TIMEOUT_MS / 1000} s` : `${error?.name ?? "Error"}: ${error?.message ?? error}${cause}`;
+    return new Ws2sOpenError(url, `${cannot}, and the server could not be asked why (${question} failed: ${failure}): is ws2sd running at ${question.host}, ${checks}`);
+  }
+  let answer = null;
+  try {
+    answer = JSON.parse(body);
+  } catch { /* not ws2s's answer */ }
+  if (response.ok && typeof answer?.status === "number") {
+    if (answer.status !== 200) return refused(answer.status, String(answer.refusal));
+    return new Ws2sOpenError(url, `${cannot}: the server admits this client's token and origin, so it was over a session limit `
+      + "(HTTP 503: limits.maxSessions or limits.maxSessionsPerClient in the ws2s config, or a signed token's maxSessions), or the connection failed; try again later");
+  }
+  // Refusals that come before any endpoint: a host name the server does not answer to (421), too many questions (429).
+  const words = body.startsWith("ws2s: ") ? body.slice("ws2s: ".length).trim() : null;
+  if (response.status === 421 && words) return refused(421, words);
+  if (response.status === 429) return new Ws2sOpenError(url, `${cannot}: the server refused, and was asked why too often just now (HTTP 429): try again in a second`);
+  return new Ws2sOpenError(url, `${cannot}: the server refused and did not say why (${question} answered HTTP ${response.status}: not ws2sd, or an older one): is the address right, ${checks}`);
+}
+
+/** An IP address as a destination rule writes it with a port: IPv6 in brackets. */
+const ruleAddress = (address) => (address.includes(":") ? `[${address.replace(/^\[|\]$/g, "")}]` : address);
+const isIPv4 = (host) => /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+const isIPv6 = (host) => /^\[?[0-9a-f:.]*:[0-9a-f:.]*\]?$/i.test(host);
+
+/**
+ * What would allow a destination that ws2s refused with code 4, from its words (spec/protocol.md:
+ * `ws2s refuse to connect target host: H, cause that's a dangerous operation (RULE)`): the config keys
+ * to change, in a sentence, or null when the words say what to do already (or are not a code 4's).
+ * @param {string} message the code 4 message
+ * @param {number} [port] the port asked for, to write the rule (PORT without it)
+ */
+function refusalHint(message, port) {
+  const words = /^ws2s refuse to connect target host: (.*), cause that's a dangerous operation \((.*)\)$/s.exec(String(message));
+  if (!words) return null;
+  const [, host, rule] = words;
+  const at = port ?? "PORT";
+  const destination = `${ruleAddress(host)}:${at}`;
+  const onlyThat = "once destinations.allow has a rule, only what it allows is reachable";
+  // This machine (Policy.serverLocalRanges, or one of its interfaces' addresses): the switch, or an address rule.
+  const local = {
+    "loopback 127.0.0.0/8": isIPv4(host) ? host : "127.0.0.1",
+    "this host 0.0.0.0/8": isIPv4(host) ? host : "0.0.0.0",
+    "loopback ::1": "::1",
+    "unspecified ::": "::",
+  }[rule] ?? /^this machine's address (\S+)$/.exec(rule)?.[1];
+  if (local)
+    return `To allow it: "allowConnectToServerLocal": true in the ws2s config (every port of this machine but ws2s's own), or "${ruleAddress(local)}:${at}" in destinations.allow (only that; ${onlyThat}).`;
+  const deny = /^deny rule (.*)$/.exec(rule);
+  if (deny) return `destinations.deny in the ws2s config has the rule "${deny[1]}", which refuses it whatever allows it: take it out (or narrow it) to allow this destination.`;
+  if (rule === "the ws2s server itself") return "Nothing allows it: a session may not connect to the ws2s server's own ports.";
+  if (rule === "not in the allow list") return `To allow it: "${destination}" in destinations.allow in the ws2s config.`;
+  if (rule === "not in ssh.allowTargets") return `To allow it: "${destination}" in ssh.allowTargets in the ws2s config.`;
+  if (rule === "not in this session's scope")
+    return `This session may reach only what its signed token's ws2s.allow claim (or the app that embeds ws2s) allows, and ${host}:${at} is not in it.`;
+  if (rule === "SSH tunnels are not in this session's scope") return `The session's signed token says "ssh": false: SSH tunnels need a token that allows them.`;
+  if (rule.startsWith("tls.required ")) return `The ws2s config's tls.required lists it: connect with TLS ("tls": true), or take the rule out of tls.required.`;
+  if (rule.startsWith("the session's token expired")) return null;
+  // A special-purpose range (Policy.specialRanges: "private network 10.0.0.0/8", …): only an address rule opens it.
+  const range = /\s([0-9a-f]*[.:][0-9a-f.:]*)(\/\d+)?$/i.exec(rule);
+  if (range) {
+    if (isIPv4(host) || isIPv6(host)) return `To allow it: "${destination}" in destinations.allow in the ws2s config (${onlyThat}).`;
+    const [, address, length = ""] = range;
+    return `To allow it: the address ${host} resolves to, with the port, in destinations.allow in the ws2s config (e.g. "${ruleAddress(address)}${length}:${at}"${length ? ` for all of ${address}${length}` : ""}); a name rule does not open ${rule}.`;
+  }
+  return "See destinations.allow and destinations.deny in the ws2s config.";
+}
+
+/** How often ws2s.js 2.1.4's Redis client opens a lost connection again before it gives up. */
+const LEGACY_RECONNECTS = 9;
+
+/**
+ * A reply as ws2s.js 2.1.4's Redis client hands it over: ["error", words] or ["response", value], the
+ * value a string, an integer as a number, an array as 2.1.4's numbered text.
+ */
+function legacyReply(reply) {
+  if (reply instanceof RedisError) return ["error", reply.message];
+  if (reply === null) return ["error", "a null object is recevied form redis server"];
+  if (Array.isArray(reply) && reply.length === 0) return ["error", "an empty result is recevied form redis server"];
+  if (typeof reply === "number" || typeof reply === "bigint") return ["response", Number(reply)];
+  return ["response", legacyText(reply, 0)];
+}
+
+/** 2.1.4's text of a reply inside a reply: arrays numbered "1) ", one item a line, indented 3 spaces per level; nil and empty arrays as "". */
+function legacyText(reply, depth) {
+  if (reply instanceof RespPush) reply = reply.items;
+  if (reply instanceof Map) reply = [...reply].flat();
+  if (reply instanceof Set) reply = [...reply];
+  if (reply === null) return "";
+  if (reply instanceof RedisError) return reply.message;
+  if (reply instanceof Uint8Array) return new TextDecoder().decode(reply);
+  if (Array.isArray(reply)) return reply.map((item, i) => `${i + 1}) ${legacyText(item, depth + 1)}`).join(`\n${"   ".repeat(depth)}`);
+  return String(reply);
 }
 
 /** The connect request, with the SSH fields only when given (as ws2s.js 2.1.4 sends them). */
@@ -294,8 +444,22 @@ class WS2S {
     return ws;
   }
 
-  /** The ws2s.js 2.1.4 socket: callbacks onReady, onOpen, onRecv(Uint8Array), onClose, onError. */
+  /** Why the WebSocket did not open (a Ws2sOpenError), asked of the server. */
+  #whyNotOpen() {
+    return whyNotOpen(this.ws2sServerAddress, this.options);
+  }
+
+  /**
+   * The ws2s.js 2.1.4 socket: callbacks onReady, onOpen, onRecv(Uint8Array), onClose, onError. onError gets
+   * what 2.1.4 gave it: the server's response ({ success, code, message }) for a failed request, the
+   * WebSocket's error event otherwise; when the WebSocket did not open, that event comes once the server
+   * has been asked why, with the answer as `message` (and as `error`, a Ws2sOpenError), then onClose.
+   */
   newSocket() {
+    return this.#newSocket(this.options.reconnect);
+  }
+
+  #newSocket(reconnect) {
     const socket = {
       onReady: () => {},
       onOpen: () => {},
@@ -310,20 +474,24 @@ class WS2S {
       startTls: (tlsServerName) => send(tlsServerName ? { command: "starttls", tlsServerName } : { command: "starttls" }),
       send: (data) => send({ command: "send", data }),
       sendb: (bytes) => send({ command: "sendb", data: toBase64(bytes instanceof Uint8Array ? bytes : encoder.encode(bytes)) }),
-      close: () => { closedByUser = true; send({ command: "close" }); },
+      close: () => {
+        closedByUser = true;
+        if (ws.readyState === 1) send({ command: "close" });
+      },
     };
-    const reconnect = this.options.reconnect;
     let ws;
-    let ping;
     let attempts = 0;
     let closedByUser = false;
     const send = (request) => ws.send(JSON.stringify(request));
     const open = () => {
-      ws = this.#openWebSocket();
-      ping = setInterval(() => ws.readyState === 1 && send({ command: "ping" }), PING_INTERVAL_MS);
-      ws.onopen = () => { attempts = 0; socket.onReady(); };
-      ws.onerror = (error) => socket.onError(error);
-      ws.onclose = () => {
+      const current = (ws = this.#openWebSocket());
+      const ping = setInterval(() => current.readyState === 1 && current.send('{"command":"ping"}'), PING_INTERVAL_MS);
+      let opened = false;
+      let failed = false;
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
         clearInterval(ping);
         socket.onClose();
         if (reconnect && !closedByUser && attempts < (reconnect.retries ?? Infinity)) {
@@ -331,16 +499,33 @@ class WS2S {
           setTimeout(open, delay);
         }
       };
-      ws.onmessage = (event) => {
+      // Not opened: onError once the server has said why, then onClose (browsers close a WebSocket whose
+      // handshake failed, Node 20's never does).
+      const fail = (event) => {
+        if (failed) return;
+        failed = true;
+        this.#whyNotOpen().then((error) => {
+          Object.defineProperties(event, {
+            message: { value: error.message, enumerable: true, configurable: true },
+            error: { value: error, enumerable: true, configurable: true },
+          });
+          socket.onError(event);
+          end();
+        });
+      };
+      current.onopen = () => { opened = true; attempts = 0; socket.onReady(); };
+      current.onerror = (event) => (opened ? socket.onError(event) : fail(event));
+      current.onclose = () => (opened ? end() : fail(new Event("error")));
+      current.onmessage = (event) => {
         if (typeof event.data !== "string") return socket.onRecv(new Uint8Array(event.data));
         const response = JSON.parse(event.data);
         if (response.code < 0) return socket.onRecv(fromBase64(response.data));
         if (response.code === 0) {
           if (response.message === "connect done") socket.onOpen();
-          if (response.message === "close done") ws.close();
+          if (response.message === "close done") current.close();
           return;
         }
-        if (response.code === 5 || response.code === 3) { ws.close(); return; }
+        if (response.code === 5 || response.code === 3) { current.close(); return; }
         socket.onError(response);
       };
     };
@@ -348,58 +533,108 @@ class WS2S {
     return socket;
   }
 
-  /** The ws2s.js 2.1.4 Redis client (its spelling): request("get name"), onReady, onResponse, onError. */
+  /**
+   * The ws2s.js 2.1.4 Redis client (its spelling), as 2.1.4 behaves: onSocketReady (the session is open),
+   * onReady (connected, AUTH sent if a password is given; onReconnected instead after a reconnect),
+   * onResponse with strings, integers as numbers and arrays as 2.1.4's text ("1) a\n2) b", nested ones
+   * indented), onError with Redis's error words, "a null object is recevied form redis server" for nil,
+   * "an empty result is recevied form redis server" for an empty array, the server's response or the
+   * WebSocket's error event (see newSocket) — after which it closes and opens again, at most 9 times, then
+   * onError("connection loss, max reconnect times reached"). `close()` (new) ends it, saying nothing.
+   * For typed replies (arrays, null, Map), use redis().
+   */
   newRedisCient(host, port, auth, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password) {
-    const client = { onReady: () => {}, onResponse: () => {}, onError: () => {} };
+    const client = {
+      reconnectCount: 0,
+      onSocketReady: () => {},
+      onReconnected: () => {},
+      onReady: () => {},
+      onResponse: () => {},
+      onError: () => {},
+    };
     let socket;
-    let parser;
-    const init = () => {
-      parser = new RespParser();
-      socket = this.newSocket();
-      socket.onReady = () => socket.connect(host, port, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password);
-      socket.onOpen = () => {
-        if (auth) client.request(`auth ${auth}`);
-        client.onReady();
+    let closed = false;
+    const open = () => {
+      const parser = new RespParser();
+      const current = (socket = this.#newSocket(null));
+      current.onReady = () => {
+        client.onSocketReady();
+        current.connect(host, port, ssh_host, ssh_port, ssh_username, ssh_password, ssh_private_key, ssh_private_key_password);
       };
-      socket.onRecv = (bytes) => {
+      current.onOpen = () => {
+        if (auth) client.request(`auth ${auth}`);
+        if (client.reconnectCount > 0) client.onReconnected();
+        else client.onReady();
+      };
+      current.onRecv = (bytes) => {
         for (const reply of parser.feed(bytes)) {
-          if (reply instanceof RedisError) client.onError(reply.message);
-          else client.onResponse(reply);
+          const [kind, value] = legacyReply(reply);
+          if (kind === "error") client.onError(value);
+          else client.onResponse(value);
         }
       };
-      socket.onClose = () => { if (!closed) setTimeout(init, 1000); };
-      socket.onError = (error) => client.onError(error);
+      current.onClose = () => {
+        if (closed) return;
+        if (client.reconnectCount < LEGACY_RECONNECTS) {
+          client.reconnectCount++;
+          open();
+        } else {
+          client.onError("connection loss, max reconnect times reached");
+        }
+      };
+      current.onError = (error) => {
+        current.close();
+        client.onError(error);
+      };
     };
-    let closed = false;
     client.request = (line) => {
       const commands = line.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
       socket.send(commands.map((l) => encodeCommand(splitCommandLine(l))).join(""));
     };
-    client.close = () => { closed = true; socket.close(); };
-    init();
+    client.close = () => {
+      closed = true;
+      socket.close();
+    };
+    open();
     return client;
   }
 
+  /** newRedisCient under its right spelling: the same 2.1.4 client. */
   newRedisClient(...args) {
     return this.newRedisCient(...args);
   }
 
   /**
    * Opens a session and connects it: resolves to a Ws2sSocket once the server says `connect done`,
-   * rejects with a Ws2sError (its code and message) if it cannot.
+   * rejects with a Ws2sError (its code and message; for code 4, `hint` says which config keys would allow
+   * it) if it cannot, or with a Ws2sOpenError (why, as the server says) if the session did not open.
    * @param {{host: string, port: number, binary?: boolean, ssh?: object, tls?: boolean, tlsServerName?: string}} target
    */
   async connect(target) {
     const ws = this.#openWebSocket();
     await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = () => reject(new Error(`cannot open ${this.ws2sServerAddress}`));
+      let failed = false;
+      const fail = () => {
+        if (failed) return;
+        failed = true;
+        this.#whyNotOpen().then(reject);
+      };
+      ws.onopen = () => {
+        ws.onerror = null;
+        resolve();
+      };
+      ws.onerror = fail;
+      ws.onclose = fail;
     });
     const socket = new Ws2sSocket(ws, Boolean(target.binary));
     try {
       await socket.request(connectRequest(target));
     } catch (error) {
       ws.close();
+      if (error instanceof Ws2sError && error.code === 4) {
+        const hint = refusalHint(error.message, target.port);
+        if (hint) error.hint = hint;
+      }
       throw error;
     }
     return socket;
@@ -717,9 +952,9 @@ class RedisConnection {
   }
 }
 
-return { Ws2sError, WS2S, Ws2sSocket, RedisConnection };
+return { Ws2sError, Ws2sOpenError, refusalHint, WS2S, Ws2sSocket, RedisConnection };
 })();
-const { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, WS2S, Ws2sSocket, RedisConnection } = { ...module_resp, ...module_ws2s };
-Object.assign(WS2S, { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, Ws2sSocket, RedisConnection });
+const { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, Ws2sOpenError, refusalHint, WS2S, Ws2sSocket, RedisConnection } = { ...module_resp, ...module_ws2s };
+Object.assign(WS2S, { RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, Ws2sOpenError, refusalHint, Ws2sSocket, RedisConnection });
 global.WS2S = WS2S;
 })(typeof globalThis !== "undefined" ? globalThis : this);

@@ -1,5 +1,5 @@
 // The ws2s web console: a socket tab and a Redis tab, built on ws2s.js (served beside it as lib/).
-import { WS2S, Ws2sError, RedisError } from "./lib/ws2s.js";
+import { WS2S, Ws2sError, Ws2sOpenError, RedisError } from "./lib/ws2s.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -17,25 +17,15 @@ sessionStorage.setItem("ws2s-token", $("token").value);
 const client = () => new WS2S(serverUrl, $("token").value ? { token: $("token").value } : {});
 
 /**
- * Why the server refused to open a session for this page, if it did (the WebSocket API hides the
- * HTTP status, so the page asks the server with the same origin and token): words, or null.
+ * A failed connect in words: what ws2s said, or, when no session opened at all, why the server refused the
+ * page (ws2s.js asks the server, since the WebSocket API hides the HTTP status) and what to do about it.
  */
-async function whyRefused() {
-  try {
-    const headers = { "X-Ws2s-Origin": location.origin };
-    if ($("token").value) headers["X-Ws2s-Token"] = $("token").value;
-    const answer = await (await fetch("/.ws2s/admission", { headers, cache: "no-store" })).json();
-    if (answer.status === 200) return null;
-    const hint = answer.status === 401 ? " Enter the access token in the Token field." : "";
-    return `The server refused this page: ${answer.refusal} (HTTP ${answer.status}).${hint}`;
-  } catch {
-    return null;
+function explainConnect(error) {
+  if (error instanceof Ws2sOpenError && error.refusal !== undefined) {
+    const hint = error.status === 401 ? " Enter the access token in the Token field." : "";
+    return `The server refused this page: ${error.refusal} (HTTP ${error.status}).${hint}`;
   }
-}
-
-/** A failed connect in words: what ws2s said, or, when no session opened at all, why the server refused the page. */
-async function explainConnect(error) {
-  return error instanceof Ws2sError ? explain(error) : ((await whyRefused()) ?? explain(error));
+  return explain(error);
 }
 
 // Tabs (the ARIA tabs pattern: one tab in the Tab order, arrow keys, Home and End move between them).
@@ -77,12 +67,12 @@ function logLine(list, className, content) {
 for (const [button, log] of [["socket-clear", "socket-log"], ["redis-clear", "redis-output"]])
   $(button).addEventListener("click", () => $(log).replaceChildren());
 
-/** An error in plain words: what ws2s said, with its code, or what the browser said. */
+/** An error in plain words: what ws2s said, with its code (and for a refused destination, the config keys that would allow it), or what the browser said. */
 function explain(error) {
   if (error instanceof Ws2sError) {
     const what = { 2: "Could not connect", 3: "Not connected", 4: "Refused by the server's policy", 5: "Connection closed",
       6: "SSH tunnel failed", 7: "Bad request", 8: "Connection not secure" }[error.code] ?? "Error";
-    return `${what}: ${error.message} (code ${error.code})`;
+    return `${what}: ${error.message} (code ${error.code})${error.hint ? `. ${error.hint}` : ""}`;
   }
   if (error instanceof RedisError) return error.message;
   return error?.message ?? String(error);
@@ -120,7 +110,7 @@ $("socket-form").addEventListener("submit", async (event) => {
   try {
     socket = await client().connect({ host, port, binary: true, tls });
   } catch (error) {
-    const words = await explainConnect(error);
+    const words = explainConnect(error);
     setStatus($("socket-status"), words, "error");
     logLine($("socket-log"), "error", words);
     $("socket-connect").disabled = false;
@@ -259,7 +249,7 @@ $("redis-form").addEventListener("submit", async (event) => {
     redis = null;
     current = await client().redis({ host, port, password: $("redis-password").value || undefined, tls });
   } catch (error) {
-    setStatus($("redis-status"), await explainConnect(error), "error");
+    setStatus($("redis-status"), explainConnect(error), "error");
     $("redis-connect").disabled = false;
     return;
   }

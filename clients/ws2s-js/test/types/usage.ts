@@ -1,6 +1,6 @@
 // Compiled (not run) by the types check: the declarations describe what the library does.
-import { WS2S, Ws2sError, RedisError, RespParser, encodeCommandBytes, splitCommandLine } from "ws2s-js";
-import type { CloseReason, RedisPush, RedisReply } from "ws2s-js";
+import { WS2S, Ws2sError, Ws2sOpenError, RedisError, RespParser, encodeCommandBytes, refusalHint, splitCommandLine } from "ws2s-js";
+import type { CloseReason, RedisPush, RedisReply, Ws2sResponse } from "ws2s-js";
 
 export async function use(url: string): Promise<void> {
   const ws2s = new WS2S(url, { token: "t" });
@@ -23,5 +23,17 @@ export async function use(url: string): Promise<void> {
   const legacy = ws2s.newSocket();
   legacy.onReady = () => legacy.connect("127.0.0.1", 6379, undefined, undefined, undefined, undefined, undefined, undefined, { tls: true });
   legacy.startTls("name");
-  try { await redis.close(); } catch (e) { if (e instanceof Ws2sError) e.code.toFixed(); if (e instanceof RedisError) e.message; }
+  legacy.onError = (error) => { if ("code" in error) error.code.toFixed(); else error.error?.status; };
+  const client = ws2s.newRedisCient("127.0.0.1", 6379, "password");
+  client.onSocketReady = () => {};
+  client.onReconnected = () => client.reconnectCount.toFixed();
+  client.onResponse = (reply: string | number) => void reply;
+  client.onError = (error: string | Ws2sResponse | Event) => void error;
+  const hint: string | null = refusalHint("ws2s refuse to connect target host: 10.0.0.1, cause that's a dangerous operation (private network 10.0.0.0/8)", 80);
+  void hint;
+  try { await redis.close(); } catch (e) {
+    if (e instanceof Ws2sError) { e.code.toFixed(); e.hint?.length; }
+    if (e instanceof Ws2sOpenError) { e.url.length; e.status?.toFixed(); e.refusal?.length; }
+    if (e instanceof RedisError) e.message;
+  }
 }
