@@ -139,8 +139,25 @@ public static class Ws2sServer
         app.MapWs2s("/{**path}");
         // Why the server would refuse a page's upgrade (the WebSocket API hides the status): the console asks here.
         // The token comes in a header, never in the URL (nor in any log line).
+        // A page of an origin allowed to open sessions may read the answer from its own origin (CORS); no other page may.
+        static bool AllowCrossOrigin(HttpContext context, AdmissionPolicy admission)
+        {
+            if (context.Request.Headers.Origin.FirstOrDefault() is not { } origin || !admission.AllowsOrigin(origin)) return false;
+            context.Response.Headers.AccessControlAllowOrigin = origin;
+            context.Response.Headers.Vary = "Origin";
+            return true;
+        }
+        app.MapMethods("/.ws2s/admission", ["OPTIONS"], (HttpContext context, AdmissionPolicy admission) =>
+        {
+            if (!AllowCrossOrigin(context, admission)) return Results.StatusCode(StatusCodes.Status403Forbidden);
+            context.Response.Headers.AccessControlAllowMethods = "GET";
+            context.Response.Headers.AccessControlAllowHeaders = "X-Ws2s-Token, X-Ws2s-Origin";
+            context.Response.Headers.AccessControlMaxAge = "600";
+            return Results.NoContent();
+        }).RequireRateLimiting(AdmissionQuestions);
         app.MapGet("/.ws2s/admission", async (HttpContext context, AdmissionPolicy admission) =>
         {
+            AllowCrossOrigin(context, admission);
             var headers = context.Request.Headers;
             var (status, refusal) = await admission.ExplainAsync(
                 headers["X-Ws2s-Origin"].FirstOrDefault() ?? headers.Origin.FirstOrDefault(), headers["X-Ws2s-Token"].FirstOrDefault());

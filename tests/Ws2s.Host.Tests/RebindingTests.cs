@@ -67,6 +67,46 @@ public sealed class RebindingTests
     }
 
     [Fact]
+    public async Task Admission_answers_are_readable_by_pages_of_allowed_origins_and_by_no_other()
+    {
+        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"origins":["https://app.example"],"tokens":["t-3b1c"]}""");
+        using var http = new HttpClient();
+        var url = new Uri($"http://127.0.0.1:{host.Url.Port}/.ws2s/admission");
+        async Task<HttpResponseMessage> AskAsync(HttpMethod method, string origin)
+        {
+            using var ask = new HttpRequestMessage(method, url);
+            ask.Headers.Add("Origin", origin);
+            if (method == HttpMethod.Options)
+            {
+                ask.Headers.Add("Access-Control-Request-Method", "GET");
+                ask.Headers.Add("Access-Control-Request-Headers", "x-ws2s-token");
+            }
+            else ask.Headers.Add("X-Ws2s-Token", "wrong");
+            return await http.SendAsync(ask);
+        }
+        // The app's own page (a browser preflights the token header) learns why, in the server's words…
+        using (var preflight = await AskAsync(HttpMethod.Options, "https://app.example"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, preflight.StatusCode);
+            Assert.Equal("https://app.example", preflight.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Contains("X-Ws2s-Token", preflight.Headers.GetValues("Access-Control-Allow-Headers").Single());
+        }
+        using (var answer = await AskAsync(HttpMethod.Get, "https://app.example"))
+        {
+            Assert.Equal("https://app.example", answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Contains("\"status\":401", await answer.Content.ReadAsStringAsync());
+        }
+        // …a page of any other origin may not read it.
+        using (var preflight = await AskAsync(HttpMethod.Options, "https://evil.example"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, preflight.StatusCode);
+            Assert.False(preflight.Headers.Contains("Access-Control-Allow-Origin"));
+        }
+        using (var answer = await AskAsync(HttpMethod.Get, "https://evil.example"))
+            Assert.False(answer.Headers.Contains("Access-Control-Allow-Origin"));
+    }
+
+    [Fact]
     public async Task Admission_answers_are_rate_limited_per_client()
     {
         await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"tokens":["the-one-real-token-4d2a"]}""");

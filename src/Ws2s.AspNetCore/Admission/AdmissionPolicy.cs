@@ -82,6 +82,9 @@ public sealed class AdmissionPolicy : IDisposable
     /// <summary>Signed tokens (<c>auth.jwt</c>), when configured.</summary>
     public JwtCheck? Jwt => _rules.Jwt;
 
+    /// <summary>Whether a page of <paramref name="origin"/> may open a session (and so may read why it would be refused).</summary>
+    public bool AllowsOrigin(string origin) => _rules.Origins.Allows(origin);
+
     /// <summary>The host names this server answers to (DNS rebinding: any other name is refused).</summary>
     public AllowedHosts Hosts => _rules.Hosts;
 
