@@ -5,27 +5,31 @@ namespace Ws2s.AspNetCore.Configuration;
 /// <summary>The options' validation: every key checked at start, each problem naming the key to fix.</summary>
 public sealed partial class Ws2sOptions
 {
-    /// <summary>The numbers a numeric key accepts, by its name in the config (also said when a value is not a number at all).</summary>
-    internal static readonly IReadOnlyDictionary<string, (long Low, long High)> Bounds = new Dictionary<string, (long, long)>(StringComparer.OrdinalIgnoreCase)
+    /// <summary>
+    /// The numeric keys by their name in the config: the value (null when unset: a default that needs no check) and the
+    /// numbers accepted (also said when a value is not a number at all).
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, (Func<Ws2sOptions, long?> Value, long Low, long High)> Bounds =
+        new Dictionary<string, (Func<Ws2sOptions, long?>, long, long)>(StringComparer.OrdinalIgnoreCase)
     {
-        ["shutdownTimeoutSeconds"] = (0, 3600),
-        ["auth.jwt.clockSkewSeconds"] = (0, 3600),
-        ["limits.maxPendingBytesTotal"] = (1024, long.MaxValue),
-        ["limits.connectTimeoutSeconds"] = (1, 3600),
-        ["limits.maxMessageBytes"] = (1024, 64 << 20),
-        ["limits.messageTimeoutSeconds"] = (1, 3600),
-        ["limits.maxPendingRequests"] = (1, 4096),
-        ["limits.maxPendingBytes"] = (1024, 1 << 30),
-        ["limits.maxConnections"] = (16, 1_000_000),
-        ["limits.keepAliveSeconds"] = (1, 3600),
-        ["limits.maxSessions"] = (1, 1_000_000),
-        ["limits.maxSessionsPerClient"] = (1, 1_000_000),
-        ["limits.idleTimeoutSeconds"] = (0, 1_000_000),
-        ["limits.handshakeTimeoutSeconds"] = (1, 3600),
-        ["limits.maxConnectsPerSecond"] = (0, 1_000_000),
-        ["ssh.timeoutSeconds"] = (1, 3600),
-        ["ssh.maxSessionsPerClient"] = (1, 10_000),
-        ["ssh.maxKdfRounds"] = (1, 10_000),
+        ["shutdownTimeoutSeconds"] = (o => o.ShutdownTimeoutSeconds, 0, 3600),
+        ["auth.jwt.clockSkewSeconds"] = (o => o.Auth.Jwt?.ClockSkewSeconds, 0, 3600),
+        ["limits.maxPendingBytesTotal"] = (o => o.Limits.MaxPendingBytesTotal, 1024, long.MaxValue),
+        ["limits.connectTimeoutSeconds"] = (o => o.Limits.ConnectTimeoutSeconds, 1, 3600),
+        ["limits.maxMessageBytes"] = (o => o.Limits.MaxMessageBytes, 1024, 64 << 20),
+        ["limits.messageTimeoutSeconds"] = (o => o.Limits.MessageTimeoutSeconds, 1, 3600),
+        ["limits.maxPendingRequests"] = (o => o.Limits.MaxPendingRequests, 1, 4096),
+        ["limits.maxPendingBytes"] = (o => o.Limits.MaxPendingBytes, 1024, 1 << 30),
+        ["limits.maxConnections"] = (o => o.Limits.MaxConnections, 16, 1_000_000),
+        ["limits.keepAliveSeconds"] = (o => o.Limits.KeepAliveSeconds, 1, 3600),
+        ["limits.maxSessions"] = (o => o.Limits.MaxSessions, 1, 1_000_000),
+        ["limits.maxSessionsPerClient"] = (o => o.Limits.MaxSessionsPerClient, 1, 1_000_000),
+        ["limits.idleTimeoutSeconds"] = (o => o.Limits.IdleTimeoutSeconds, 0, 1_000_000),
+        ["limits.handshakeTimeoutSeconds"] = (o => o.Limits.HandshakeTimeoutSeconds, 1, 3600),
+        ["limits.maxConnectsPerSecond"] = (o => o.Limits.MaxConnectsPerSecond, 0, 1_000_000),
+        ["ssh.timeoutSeconds"] = (o => o.Ssh.TimeoutSeconds, 1, 3600),
+        ["ssh.maxSessionsPerClient"] = (o => o.Ssh.MaxSessionsPerClient, 1, 10_000),
+        ["ssh.maxKdfRounds"] = (o => o.Ssh.MaxKdfRounds, 1, 10_000),
     };
 
     /// <summary>Every problem with these options, each naming the key to fix.</summary>
@@ -94,31 +98,8 @@ public sealed partial class Ws2sOptions
             yield return $"tokensFile '{TokensFile}' does not exist";
         else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
             yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
-        foreach (var (key, value) in new (string, long)[]
-        {
-            ("shutdownTimeoutSeconds", ShutdownTimeoutSeconds),
-            ("auth.jwt.clockSkewSeconds", Auth.Jwt?.ClockSkewSeconds ?? 30),
-            ("limits.maxPendingBytesTotal", Limits.MaxPendingBytesTotal ?? 1024),
-            ("limits.connectTimeoutSeconds", Limits.ConnectTimeoutSeconds),
-            ("limits.maxMessageBytes", Limits.MaxMessageBytes),
-            ("limits.messageTimeoutSeconds", Limits.MessageTimeoutSeconds),
-            ("limits.maxPendingRequests", Limits.MaxPendingRequests),
-            ("limits.maxPendingBytes", Limits.MaxPendingBytes),
-            ("limits.maxConnections", Limits.MaxConnections ?? 16),
-            ("limits.keepAliveSeconds", Limits.KeepAliveSeconds),
-            ("limits.maxSessions", Limits.MaxSessions),
-            ("limits.maxSessionsPerClient", Limits.MaxSessionsPerClient),
-            ("limits.idleTimeoutSeconds", Limits.IdleTimeoutSeconds),
-            ("limits.handshakeTimeoutSeconds", Limits.HandshakeTimeoutSeconds),
-            ("limits.maxConnectsPerSecond", Limits.MaxConnectsPerSecond),
-            ("ssh.timeoutSeconds", Ssh.TimeoutSeconds),
-            ("ssh.maxSessionsPerClient", Ssh.MaxSessionsPerClient),
-            ("ssh.maxKdfRounds", Ssh.MaxKdfRounds),
-        })
-        {
-            var (low, high) = Bounds[key];
-            if (value < low || value > high)
-                yield return high == long.MaxValue ? $"{key} {value} must be at least {low}" : $"{key} {value} must be between {low} and {high}";
-        }
+        foreach (var (key, (value, low, high)) in Bounds)
+            if (value(this) is { } number && (number < low || number > high))
+                yield return high == long.MaxValue ? $"{key} {number} must be at least {low}" : $"{key} {number} must be between {low} and {high}";
     }
 }
