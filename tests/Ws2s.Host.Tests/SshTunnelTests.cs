@@ -224,6 +224,6 @@ public sealed class SshTunnelTests : IAsyncLifetime
 
         _sshd.Process.Kill(entireProcessTree: true);
         var end = await client.ReceiveSkippingDataAsync(received);
-        Assert.Contains((int)end["code"]!, new[] { 5, 6 });
+        Assert.Equal(5, (int)end["code"]!); // the tunnel was up: its end is the peer closing, never an SSH failure (6 is for connects)
     }
 }
