@@ -223,11 +223,11 @@ public sealed class DockerfileTests
                 var entry = ExecForm(all.Single(i => i.Keyword == "ENTRYPOINT").Text);
                 await using var server = WatchedProcess.Start(entry[0], entry[1..], workingDirectory: app,
                     environment: new Dictionary<string, string?> { ["WS2S_CONFIG"] = configFile, ["HOME"] = root });
-                var listening = new Uri((await server.WaitForLineAsync(l => l.StartsWith("ws2s listening on ", StringComparison.Ordinal)))["ws2s listening on ".Length..].Split(' ')[0]);
+                var listening = new Uri(ServerProcess.Said(await server.WaitForLineAsync(l => ServerProcess.Said(l).StartsWith("ws2s listening on ", StringComparison.Ordinal)))["ws2s listening on ".Length..].Split(' ')[0]);
                 var health = HealthCheck(all).Replace("127.0.0.1:3613", $"127.0.0.1:{listening.Port}");
                 if (config.ContainsKey("management"))
                 {
-                    var management = new Uri((await server.WaitForLineAsync(l => l.StartsWith("ws2s management", StringComparison.Ordinal))).Split(' ').Last());
+                    var management = new Uri(ServerProcess.Said(await server.WaitForLineAsync(l => ServerProcess.Said(l).StartsWith("ws2s management", StringComparison.Ordinal))).Split(' ').Last());
                     health = health.Replace("127.0.0.1:3614", $"127.0.0.1:{management.Port}");
                 }
                 else

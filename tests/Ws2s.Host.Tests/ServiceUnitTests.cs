@@ -213,7 +213,7 @@ public sealed class ServiceUnitTests : IDisposable
         Assert.Equal([program, "run", "--log-format", "json"], start);
         await using var service = await SandboxedAsync(system: true, uid: 61901, home: "/", readOnlyConfig: etc, settings,
             environment: [$"WS2S_CONFIG={config}", "USER=ws2s", "LOGNAME=ws2s"], Here(start));
-        var listening = await service.WaitForLineAsync(l => l.StartsWith("ws2s listening on ", StringComparison.Ordinal));
+        var listening = ServerProcess.Said(await service.WaitForLineAsync(l => ServerProcess.Said(l).StartsWith("ws2s listening on ", StringComparison.Ordinal)));
         Assert.StartsWith($"ws2s listening on ws://127.0.0.1:3613/ (config: {config})", listening);
         await ProbeAsync(service, program);
     }
@@ -243,7 +243,7 @@ public sealed class ServiceUnitTests : IDisposable
         Assert.Equal([program, "run"], start);
         // As the user, with its HOME: ws2sd writes ~/.ws2s/config.json itself, as `ws2sd start` would.
         await using var service = await SandboxedAsync(system: false, uid, home, readOnlyConfig: null, settings, environment: ["USER=u", "LOGNAME=u"], start);
-        var listening = await service.WaitForLineAsync(l => l.StartsWith("ws2s listening on ", StringComparison.Ordinal));
+        var listening = ServerProcess.Said(await service.WaitForLineAsync(l => ServerProcess.Said(l).StartsWith("ws2s listening on ", StringComparison.Ordinal)));
         Assert.StartsWith($"ws2s listening on ws://127.0.0.1:3613/ (config: {home}/.ws2s/config.json)", listening);
         await ProbeAsync(service, program);
     }
