@@ -22,7 +22,9 @@ internal static class ServiceUnit
     /// <param name="dotnetRoot">DOTNET_ROOT, when the apphost needs it to find .NET.</param>
     public static string Text(IReadOnlyList<string> command, IReadOnlyList<string> args, bool system, string? dotnetRoot)
     {
-        var run = string.Join(' ', command.Concat(["run"]).Concat(system ? ["--log-format", "json"] : []).Concat(args).Select(Word));
+        // The journal keeps a system service's lines as JSON objects, unless the installer chose a format.
+        var format = system && !args.Any(a => a == "--log-format" || a.StartsWith("--log-format=", StringComparison.Ordinal)) ? ["--log-format", "json"] : Array.Empty<string>();
+        var run = string.Join(' ', command.Concat(["run"]).Concat(format).Concat(args).Select(Word));
         var unit = new StringBuilder();
         void Line(string text = "") => unit.Append(text).Append('\n');
         if (system)

@@ -278,6 +278,10 @@ public sealed class ServiceUnitTests : IDisposable
         Assert.Equal([program, "run", "--log-format", "json", "--limits:idleTimeoutSeconds", "60", "--config", odd], Assert.Single(commands["ExecStart"]));
         // The first start writes the defaults where that ws2sd will read them.
         Assert.Equal(odd, Assert.Single(commands["ExecStartPre"])[^2]);
+
+        // A log format the installer chose replaces the unit's JSON, rather than following it.
+        var (_, text) = DryRunUnit(await ServiceAsync(program, _root, uid: null, "--dry-run", "--log-format", "text"));
+        Assert.Contains(("ExecStart", $"{program} run --log-format text"), Settings(text));
     }
 
     /// <summary>
