@@ -57,6 +57,25 @@ public static class SampleApp
         app.MapWs2s("/ws2s", ws2s => ws2s.Destinations = context =>
                 users.TryGetValue(context.User.Identity?.Name ?? "", out var user) ? user.Destinations : [])
             .RequireAuthorization();
+
+        app.Lifetime.ApplicationStarted.Register(() => Announce(app.Urls, users.Keys));
         return app;
+    }
+
+    /// <summary>
+    /// Says, once listening, where the app is and how to sign in: the log level in appsettings.json hides
+    /// ASP.NET's own "Now listening on". User names are shown; passwords never are.
+    /// </summary>
+    private static void Announce(ICollection<string> urls, IEnumerable<string> users)
+    {
+        foreach (var url in urls)
+            Console.WriteLine($"ws2s sample: listening on {url}, ws2s at ws{url["http".Length..]}/ws2s");
+        var first = urls.FirstOrDefault();
+        if (first is null) return;
+        var names = string.Join(", ", users);
+        Console.WriteLine(names.Length == 0
+            ? "ws2s sample: no users to sign in as: add some under Users in appsettings.json (see samples/README.md)"
+            : $"ws2s sample: sign in with a form POST to {first}/login (fields user and password; users: {names}), " +
+              $"then open ws{first["http".Length..]}/ws2s with the cookie it sets: see samples/README.md");
     }
 }

@@ -46,7 +46,7 @@ public sealed class JwtCheck
         {
             var keys = key switch
             {
-                "secretFile" => [Secret(file)],
+                "secretFile" => Secrets(file),
                 "publicKeysFile" => PemKeys(file),
                 _ => JwksKeys(file),
             };
@@ -160,7 +160,7 @@ public sealed class JwtCheck
             var algorithms = new List<string>();
             if (_options.SecretFile is { } secret)
             {
-                keys.Add(Secret(secret));
+                keys.AddRange(Secrets(secret));
                 algorithms.Add(SecurityAlgorithms.HmacSha256);
             }
             if (_options.PublicKeysFile is { } pem) keys.AddRange(PemKeys(pem));
@@ -201,11 +201,18 @@ public sealed class JwtCheck
         return Convert.ToHexString(hash.GetHashAndReset());
     }
 
-    private static SymmetricSecurityKey Secret(string file)
+    /// <summary>
+    /// The HS256 secret in <paramref name="file"/>, as issuers read it: its text without the surrounding white
+    /// space (a line end an editor or <c>echo</c> added), and, when they differ, the file's exact bytes (what
+    /// Node's <c>readFileSync</c> hands to <c>createHmac</c>). Both are the same secret; the 32-byte minimum
+    /// is counted on the trimmed one, so padding never passes for strength.
+    /// </summary>
+    private static List<SecurityKey> Secrets(string file)
     {
-        var bytes = Encoding.UTF8.GetBytes(File.ReadAllText(file).Trim());
-        if (bytes.Length < 32) throw new ArgumentException("an HS256 secret needs at least 32 bytes");
-        return new SymmetricSecurityKey(bytes);
+        var exact = File.ReadAllBytes(file);
+        var trimmed = Encoding.UTF8.GetBytes(File.ReadAllText(file).Trim());
+        if (trimmed.Length < 32) throw new ArgumentException("an HS256 secret needs at least 32 bytes (not counting white space around it)");
+        return exact.AsSpan().SequenceEqual(trimmed) ? [new SymmetricSecurityKey(trimmed)] : [new SymmetricSecurityKey(trimmed), new SymmetricSecurityKey(exact)];
     }
 
     private static List<SecurityKey> PemKeys(string file)
