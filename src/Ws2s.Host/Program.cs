@@ -33,7 +33,8 @@ if (CommandLine.Problem(args) is { } mistake)
     return 2;
 }
 // A background or installed server would only meet its configuration's problems in a log: say them here, now.
-if (args.FirstOrDefault() is "start" or "restart" or "service" && ConfigProblem(args[1..].Where(a => a != "--dry-run").ToArray()) is { } refused)
+if (args.FirstOrDefault() is "start" or "restart" or "service" && ConfigProblem(args[1..].Where(a => a != "--dry-run").ToArray(),
+        args[0] == "service" && Environment.UserName == "root") is { } refused)
 {
     Say(refused);
     return 2;
@@ -129,13 +130,17 @@ finally
     instance?.Dispose(); // the lock is released here, or by the kernel however the process ends
 }
 
-/// <summary>The configuration's problems as ws2sd would meet them, or null when it would start.</summary>
-static string? ConfigProblem(string[] args)
+/// <summary>
+/// The configuration's problems as ws2sd would meet them, or null when it would start. <paramref name="systemService"/>:
+/// for the system unit `ws2sd service` installs as root, which reads /etc/ws2s/config.json (or --config), not root's home.
+/// </summary>
+static string? ConfigProblem(string[] args, bool systemService)
 {
-    if (!File.Exists(ConfigFile.Locate(args))) return null; // the server writes the defaults there when it starts
+    var path = systemService ? ServiceUnit.ConfigPath(args) : ConfigFile.Locate(args);
+    if (!File.Exists(path)) return null; // the server (or the unit) writes the defaults there when it starts
     try
     {
-        Ws2sServer.ReadOptions(new ConfigurationBuilder(), ConfigFile.Locate(args), args);
+        Ws2sServer.ReadOptions(new ConfigurationBuilder(), path, args);
         return null;
     }
     catch (ConfigException e)

@@ -178,6 +178,25 @@ public sealed class ServiceUnitTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task As_root_the_configuration_checked_before_installing_is_the_one_the_system_unit_reads()
+    {
+        NeedRoot();
+        Skip.If(File.Exists("/etc/ws2s/config.json"), "/etc/ws2s/config.json exists on this machine; the check would read it");
+        var program = await InstallAsync("check", (UnixFileMode)0b111_101_101);
+        // Root's own ~/.ws2s/config.json is broken, but the system unit never reads it.
+        Directory.CreateDirectory(Path.Combine(_root, ".ws2s"));
+        await File.WriteAllTextAsync(Path.Combine(_root, ".ws2s", "config.json"), """{"destinatons":{}}""");
+        var run = await ServiceAsync(program, _root, uid: null, "--dry-run");
+        Assert.True(run.Exit == 0, run.Printed);
+        // A file it would read (--config) is checked, and its problem said before anything is installed.
+        var broken = Path.Combine(_root, "broken.json");
+        await File.WriteAllTextAsync(broken, """{"listne":{}}""");
+        run = await ServiceAsync(program, _root, uid: null, "--dry-run", "--config", broken);
+        Assert.True(run.Exit == 2, run.Printed);
+        Assert.Contains("did you mean 'listen'?", run.Printed);
+    }
+
+    [SkippableFact]
     public async Task The_system_unit_starts_on_a_fresh_machine_writes_its_config_and_listens_under_its_own_constraints()
     {
         NeedTools();
