@@ -137,13 +137,80 @@ foreach (var r in rows)
         $"| {r.Name} | {r.One / 1e6:F0} MB/s | {r.One / baseline.One * 100:F1} % | {r.Sixteen / 1e6:F0} MB/s | {r.Sixteen / baseline.Sixteen * 100:F1} % | {r.P50:F0} µs | {r.P99:F0} µs | {r.P50 - baseline.P50:+0;-0} µs | {r.Connects:F0} | {r.Connects / baseline.Connects * 100:F0} % |"));
 }
 
+// The same workloads from a client nobody here wrote, Node's ws (bench/node/client.cjs), against the same
+// server, echo server and relays: published beside the bench's own figures, never instead of them.
+var node = !args.Contains("--idle-only") && NodeClient.Available();
+if (node)
+{
+    var target = echo.Endpoint.ToString();
+    var routes = new List<(string Name, NodeClient.Route Route, Func<double>? Cpu)>
+    {
+        ("plain TCP (baseline)", new("tcp", target), null),
+        ("ws2s JSON mode", new("json", target, server), ownCpu),
+    };
+    if (!external)
+    {
+        routes.Add(("ws2s binary mode", new("binary", target, server), ownCpu));
+        routes.Add(("ws2s /websockify", new("raw", target, new Uri(server, "/websockify?token=echo")), ownCpu));
+    }
+    if (websockify is not null) routes.Add(("websockify (Python)", new("raw", target, new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
+    if (socat is not null) routes.Add(("socat (C, TCP relay)", new("tcp", $"127.0.0.1:{socat.Port}"), socat.CpuSeconds));
+    if (Option("--only") is { } onlyNode) routes.RemoveAll(r => !r.Name.Contains("baseline") && !r.Name.Contains(onlyNode, StringComparison.OrdinalIgnoreCase));
+    var nodeRows = new List<(string Name, double One, double P50, double P99, double Connects, double MsPerMb, double MsPerSession)>();
+    var secondsText = seconds.ToString(CultureInfo.InvariantCulture);
+    foreach (var (name, route, serverCpu) in routes)
+    {
+        Console.Error.WriteLine($"bench: {name}, Node ws client");
+        await NodeClient.RunAsync(route, "latency", "--count", "1000"); // warm-up
+        var cpu = serverCpu?.Invoke() ?? 0;
+        var flat = await NodeClient.RunAsync(route, "throughput", "--seconds", secondsText);
+        var perMb = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / (NodeClient.Number(flat, "bytes") / 1e6);
+        var rtt = await NodeClient.RunAsync(route, "latency", "--count", "5000");
+        cpu = serverCpu?.Invoke() ?? 0;
+        var churn = await NodeClient.RunAsync(route, "connects", "--count", "3000", "--workers", "8");
+        var perSession = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / 3000;
+        nodeRows.Add((name, NodeClient.Number(flat, "bytesPerSecond"), NodeClient.Number(rtt, "p50"), NodeClient.Number(rtt, "p99"),
+            NodeClient.Number(churn, "perSecond"), perMb, perSession));
+    }
+    var tcp = nodeRows[0];
+    Console.WriteLine();
+    Console.WriteLine("The same workloads with Node's ws as the client (bench/node/client.cjs):");
+    Console.WriteLine();
+    Console.WriteLine("| path (Node ws client) | throughput, 1 conn | vs TCP | 64 B RTT p50 | p99 | p50 − TCP | connects/s | vs TCP | server CPU per MB, 1 conn flat out | server CPU per session |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+    foreach (var r in nodeRows)
+        Console.WriteLine(FormattableString.Invariant(
+            $"| {r.Name} | {r.One / 1e6:F0} MB/s | {r.One / tcp.One * 100:F1} % | {r.P50:F0} µs | {r.P99:F0} µs | {r.P50 - tcp.P50:+0;-0} µs | {r.Connects:F0} | {r.Connects / tcp.Connects * 100:F0} % | {(double.IsNaN(r.MsPerMb) ? "" : $"{r.MsPerMb:F1} ms")} | {(double.IsNaN(r.MsPerSession) ? "" : $"{r.MsPerSession:F2} ms")} |"));
+}
+
 if (own is not null && idleSessions > 0)
 {
+    // Each client's idle sessions in a ws2sd of their own, started for it: a server that already held (and
+    // freed) sessions would reuse that memory, and whichever client came second would look cheaper.
     var echoBytes = int.Parse(Option("--idle-echo") ?? "0", CultureInfo.InvariantCulture);
-    var perSession = await ChurnWorkloads.IdleRssPerSessionAsync(own, json, idleSessions,
-        TimeSpan.FromSeconds(double.Parse(Option("--idle-hold") ?? "0", CultureInfo.InvariantCulture)), echoBytes);
-    Console.WriteLine();
-    Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions (WebSocket + TCP to the echo server each{(echoBytes > 0 ? $", {echoBytes} bytes echoed once" : "")}) cost the server {perSession / 1024:F1} KiB of RSS per session"));
+    await using (var fresh = await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint, tlsEcho.CertificateFile)))
+    {
+        var perSession = await ChurnWorkloads.IdleRssPerSessionAsync(fresh, () => BridgeStream.OpenAsync(fresh.Url, echo.Endpoint, binary: false), idleSessions,
+            TimeSpan.FromSeconds(double.Parse(Option("--idle-hold") ?? "0", CultureInfo.InvariantCulture)), echoBytes);
+        Console.WriteLine();
+        Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions (WebSocket + TCP to the echo server each{(echoBytes > 0 ? $", {echoBytes} bytes echoed once" : "")}) cost the server {perSession / 1024:F1} KiB of RSS per session (the bench's client)"));
+    }
+    if (NodeClient.Available())
+    {
+        await using var fresh = await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint, tlsEcho.CertificateFile));
+        // The same warm-up as the bench's own client: one session first, then the baseline.
+        var before = await NodeClient.HoldIdleAsync(new NodeClient.Route("json", echo.Endpoint.ToString(), fresh.Url), 1, async () =>
+        {
+            await Task.Delay(1000); // a measurement pause, as in IdleRssPerSessionAsync
+            return fresh.Rss();
+        });
+        var after = await NodeClient.HoldIdleAsync(new NodeClient.Route("json", echo.Endpoint.ToString(), fresh.Url), idleSessions, async () =>
+        {
+            await Task.Delay(2000); // let the server settle (a measurement pause)
+            return fresh.Rss();
+        });
+        Console.WriteLine(FormattableString.Invariant($"idle: {idleSessions} bridged sessions opened by Node's ws cost the server {(after - before) / (double)idleSessions / 1024:F1} KiB of RSS per session"));
+    }
 }
 return 0;
 
