@@ -38,6 +38,7 @@ internal sealed class PeerRelay : IAsyncDisposable
         var port = FreePort();
         var info = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in arguments(port)) info.ArgumentList.Add(arg);
+        info.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"); // measured as shipped, whatever the bench itself uses
         var process = Process.Start(info)!;
         _ = DrainAsync(process.StandardOutput);
         _ = DrainAsync(process.StandardError);

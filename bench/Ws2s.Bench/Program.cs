@@ -3,13 +3,29 @@ using Ws2s.Bench;
 
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
 // ws2s protocol, in one run, reported as ratios against the baseline. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--idle-echo BYTES] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--pool-completions] [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--idle-echo BYTES] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
 // websockify and socat (Debian packages) are measured too when they are on PATH.
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
 // loopback port. With --server it measures any server speaking the protocol (e.g. the original
 // Python ws2s) that may dial loopback; binary mode and the idle-RSS figure need ws2s for .NET.
+
+// The bench's own client and echo server complete socket operations on the epoll thread instead of
+// dispatching each to the thread pool (a hop that cost the TCP baseline ~30 µs of its p50 here, and so
+// hid that much of every bridge's added latency): the process runs itself again with .NET's switch set.
+// ws2sd and the relays are started without it: they are measured as shipped. --pool-completions: as before.
+const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+if (!args.Contains("--pool-completions") && !args.Contains("--micro") && Environment.GetEnvironmentVariable(InlineCompletions) != "1")
+{
+    var again = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath!);
+    if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") again.ArgumentList.Add(typeof(Ws2s.Bench.NodeClient).Assembly.Location);
+    foreach (var arg in args) again.ArgumentList.Add(arg);
+    again.Environment[InlineCompletions] = "1";
+    using var itself = System.Diagnostics.Process.Start(again)!;
+    await itself.WaitForExitAsync();
+    return itself.ExitCode;
+}
 
 if (args.Contains("--micro"))
 {
@@ -36,7 +52,8 @@ await using var socat = await PeerRelay.SocatAsync(echo.Endpoint);
 var server = own?.Url ?? new Uri(Option("--server")!);
 var external = own is null;
 
-Console.WriteLine($"ws2s bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server {server}{(external ? " (external)" : " (ws2sd, own process)")}, {seconds} s per run, 16 KiB writes");
+Console.WriteLine($"ws2s bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server {server}{(external ? " (external)" : " (ws2sd, own process)")}, {seconds} s per run, 16 KiB writes, "
+    + (Environment.GetEnvironmentVariable(InlineCompletions) == "1" ? "the bench's client and echo server with inline socket completions" : "the bench's client and echo server on the thread pool"));
 var plain = () => TcpStream.OpenAsync(echo.Endpoint);
 var json = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: false);
 var binary = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: true);
