@@ -6,6 +6,7 @@ using Ws2s.Bench;
 //   dotnet run -c Release --project bench/Ws2s.Bench -- [--pool-completions] [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--idle-echo BYTES] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
 // websockify and socat (Debian packages) are measured too when they are on PATH.
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- --burst 150 [--burst-watch 60] [--burst-json]   (RSS after a burst of full queues)
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
 // loopback port. With --server it measures any server speaking the protocol (e.g. the original
@@ -30,6 +31,12 @@ if (!args.Contains("--pool-completions") && !args.Contains("--micro") && Environ
 if (args.Contains("--micro"))
 {
     BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Micro).Assembly).Run(["--filter", "*", "--job", "short"]);
+    return 0;
+}
+if (Option("--burst") is { } burstSessions)
+{
+    await Burst.RunAsync(int.Parse(burstSessions, CultureInfo.InvariantCulture),
+        TimeSpan.FromSeconds(double.Parse(Option("--burst-watch") ?? "60", CultureInfo.InvariantCulture)), args.Contains("--burst-json"));
     return 0;
 }
 if (Option("--soak-mib") is { } soakMib)
