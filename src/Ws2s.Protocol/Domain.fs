@@ -46,9 +46,75 @@ type SshLogin =
 /// validated host name or IP literal, by default the target's host).
 type TlsRequest = { ServerName: Host }
 
-/// Where a client asked to be connected: directly, or from an SSH server (`Ssh`); over TLS from the
-/// first byte (`Tls`), or not.
-type Target = { Host: Host; Port: Port; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option }
+/// Where a client wants its bytes to go: one case per kind of peer. Host names are judged on the
+/// addresses they resolve to; the other kinds are reachable only when a rule lists them exactly.
+type Destination =
+    /// host:port over TCP.
+    | TcpPeer of Host: Host * Port: Port
+    /// host:port over UDP: the shape for datagram peers (judged like TCP; no request asks for it yet).
+    | UdpPeer of Host: Host * Port: Port
+    /// A Unix-domain stream socket at a plain absolute path (see `Destinations.parsePath`).
+    | UnixPeer of Path: string
+    /// A kind of peer the core knows only by its scheme (`scheme:name`), for a connector the application registered.
+    | NamedPeer of Scheme: string * Name: string
+    /// The destination as a client writes it in `host` (with the port for host:port), and as rules and refusals quote it.
+    member this.Text =
+        match this with
+        | TcpPeer(host, port)
+        | UdpPeer(host, port) ->
+            match host.Kind with
+            | Literal address when address.AddressFamily = Sockets.AddressFamily.InterNetworkV6 -> $"[{host.Written.Trim('[', ']')}]:{port}"
+            | _ -> $"{host.Written}:{port}"
+        | UnixPeer path -> "unix:" + path
+        | NamedPeer(scheme, name) -> scheme + ":" + name
+    /// How answers quote it: the host as written (as the original did), else the whole text.
+    member this.Quoted =
+        match this with
+        | TcpPeer(host, _)
+        | UdpPeer(host, _) -> host.Written
+        | UnixPeer _
+        | NamedPeer _ -> this.Text
+    /// The host name or address, for the kinds that have one.
+    member this.Host =
+        match this with
+        | TcpPeer(host, _)
+        | UdpPeer(host, _) -> Some host
+        | UnixPeer _
+        | NamedPeer _ -> None
+    override this.ToString() = this.Text
+
+/// Where a client asked to be connected: directly, or from an SSH server (`Ssh`, to a TCP destination);
+/// over TLS from the first byte (`Tls`), or not.
+type Target = { Destination: Destination; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option }
+
+/// One dial step, judged already: what a connector turns into a peer stream.
+type Hop =
+    /// Connect over TCP to this checked address.
+    | TcpHop of Endpoint: IPEndPoint
+    /// Open a datagram channel to this checked address (no connector yet).
+    | UdpHop of Endpoint: IPEndPoint
+    /// Connect to the Unix-domain socket at this listed path.
+    | UnixHop of Path: string
+    /// Reach the peer `scheme:name` (listed exactly) through the connector registered for `scheme`.
+    | NamedHop of Scheme: string * Name: string
+    /// Log into the SSH server at `Server` (a checked address) and open a channel from there to `Host`:`Port`.
+    | SshHop of Server: IPEndPoint * Login: SshLogin * Host: Host * Port: Port
+    /// Which connector carries it out: `tcp`, `udp`, `unix`, `ssh`, or the named peer's scheme.
+    member this.Scheme =
+        match this with
+        | TcpHop _ -> "tcp"
+        | UdpHop _ -> "udp"
+        | UnixHop _ -> "unix"
+        | NamedHop(scheme, _) -> scheme
+        | SshHop _ -> "ssh"
+    /// For logs: where it leads (never a secret: an SSH hop names the login by user@server).
+    member this.Text =
+        match this with
+        | TcpHop endpoint -> endpoint.ToString()
+        | UdpHop endpoint -> "udp:" + endpoint.ToString()
+        | UnixHop path -> "unix:" + path
+        | NamedHop(scheme, name) -> scheme + ":" + name
+        | SshHop(server, login, host, port) -> $"{host.Written}:{port} via ssh {login.Username}@{server}"
 
 /// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
 type Command =
@@ -207,10 +273,9 @@ type Observation =
 type Effect =
     /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.
     | Resolve of Generation: Generation * Name: string
-    | Dial of Generation: Generation * Endpoint: IPEndPoint
-    /// Log into the SSH server at `Server` and open a channel from there to `Host`:`Port`;
-    /// then behave as a dialled connection (report `Dialled` or `DialFailedWith`).
-    | OpenTunnel of Generation: Generation * Server: IPEndPoint * Login: SshLogin * Host: Host * Port: Port
+    /// Start one attempt at the hop (several may run at once for TCP: the first to connect wins);
+    /// report `Dialled` or `DialFailedWith`.
+    | Dial of Generation: Generation * Hop: Hop
     /// Run a TLS client handshake on the connection (SNI and certificate name `ServerName`). Bytes the
     /// peer sent before are reported first; then `Secured` with what the certificate presents (the
     /// core judges its pins), `SecureFailed` or `SecureTimedOut`.
