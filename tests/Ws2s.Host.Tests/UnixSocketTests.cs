@@ -96,6 +96,36 @@ public sealed class UnixSocketTests : IAsyncLifetime
         Assert.Contains(lines.All, l => l.Contains($"last target unix:{Socket}", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Tls_runs_over_a_unix_socket_with_the_name_the_client_gives()
+    {
+        using var pki = new TestPki();
+        var path = Path.Combine(_dir, "tls.sock");
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        var serving = Task.Run(async () =>
+        {
+            using var socket = await listener.AcceptAsync();
+            await using var tls = new System.Net.Security.SslStream(new System.Net.Sockets.NetworkStream(socket, ownsSocket: false));
+            await tls.AuthenticateAsServerAsync(pki.Leaf);
+            var buffer = new byte[64];
+            var read = await tls.ReadAsync(buffer);
+            await tls.WriteAsync(buffer.AsMemory(0, read));
+        });
+        await using var host = await Ws2sHost.StartAsync(
+            $$$"""{"listen":{"host":"127.0.0.1","port":0},"destinations":{"allow":["unix:{{{path}}}"]},"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "unix:" + path, tls = true, tlsServerName = "redis.test" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await client.SendAsync(new { command = "send", data = "secret" });
+        var received = new MemoryStream();
+        await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", received);
+        await client.ReadDataAsync(received, 6);
+        Assert.Equal("secret", Encoding.ASCII.GetString(received.ToArray()));
+        await serving;
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
