@@ -95,7 +95,7 @@ public static class Ws2sEndpoint
             }
             settings = Session.narrowTo(ListModule.OfSeq(rules.Select(r => r.ResultValue)), settings);
         }
-        IMachine machine = target is { } t ? new RawMachine(settings, t.Host, t.Port) : new JsonMachine(settings);
+        IMachine machine = target is { } t ? new RawMachine(settings, t.Destination) : new JsonMachine(settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
         // The token's subject names the session in its log lines (never the token itself).
         var clientAddress = Admission.ClientAddress.Of(context);

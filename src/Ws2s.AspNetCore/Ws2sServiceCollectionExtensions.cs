@@ -52,8 +52,13 @@ public static class Ws2sServiceCollectionExtensions
         });
         services.TryAddSingleton<Ticker>();
         services.TryAddSingleton(sp => new Connectors.TlsTrust(sp.GetRequiredService<Ws2sOptions>().Tls.TrustedCertificates));
+        // One connector per kind of peer (an application adds its own, or replaces one, the same way).
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Connectors.IConnector, Connectors.TcpConnector>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Connectors.IConnector, Connectors.UnixConnector>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Connectors.IConnector, Connectors.SshConnector>());
+        services.TryAddSingleton<Connectors.ConnectorSet>();
         services.TryAddSingleton(sp => new RunnerServices(sp.GetRequiredService<Ws2sOptions>(), sp.GetRequiredService<Ticker>(),
-            sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<Ssh.SshLogins>(), sp.GetRequiredService<Connectors.TlsTrust>(),
+            sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<Connectors.ConnectorSet>(),
             sp.GetRequiredService<ILoggerFactory>(), () => sp.GetRequiredService<AdmissionPolicy>().Settings));
         services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
         services.TryAddSingleton(sp =>

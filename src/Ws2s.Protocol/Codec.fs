@@ -87,9 +87,10 @@ let private readFields (frame: ReadOnlySpan<byte>) =
             | "port" ->
                 once 8 name
                 let mutable port = 0L
-                if reader.TokenType <> JsonTokenType.Number || not (reader.TryGetInt64(&port)) then
-                    raise (Bad "port must be an integer 1-65535")
-                fields.Port <- Some port
+                match reader.TokenType with
+                | JsonTokenType.Null -> () // as absent: a unix: host has none (a host:port still needs one)
+                | JsonTokenType.Number when reader.TryGetInt64(&port) -> fields.Port <- Some port
+                | _ -> raise (Bad "port must be an integer 1-65535")
             | "binary" -> once 16 name; fields.Binary <- Some(readFlag &reader name)
             | "ssh_host" -> once 32 name; fields.SshHost <- optionalString &reader name
             | "ssh_username" -> once 64 name; fields.SshUsername <- optionalString &reader name
@@ -149,14 +150,25 @@ let private parseHost (field: string) (text: string) =
     | Ok host -> host
     | Error reason -> raise (Bad $"{field} must be a host name or IP address: {reason}")
 
+/// The `host` field (with `port`, for a host name or IP address) as a destination: `unix:/path` and
+/// `scheme:name` take no port; anything else is a host, which needs one.
+let private parseDestination (fields: Fields) =
+    let text = require fields.Host "host"
+    match Destinations.tryParse text with
+    | Some(Error reason) -> raise (Bad $"host: {reason}")
+    | Some(Ok destination) ->
+        if fields.Port.IsSome then raise (Bad $"a {text.Substring(0, text.IndexOf ':')}: host takes no port")
+        destination
+    | None ->
+        let host = parseHost "host" text
+        match Port.TryCreate(require fields.Port "port") with
+        | ValueSome port -> TcpPeer(host, port)
+        | ValueNone -> raise (Bad "port must be an integer 1-65535")
+
 let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
     match require fields.Command "command" with
     | "connect" ->
-        let host = parseHost "host" (require fields.Host "host")
-        let port =
-            match Port.TryCreate(require fields.Port "port") with
-            | ValueSome p -> p
-            | ValueNone -> raise (Bad "port must be an integer 1-65535")
+        let destination = parseDestination fields
         let ssh =
             match fields.SshHost with
             | Some sshHost when sshHost <> "" ->
@@ -177,12 +189,15 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
                       PrivateKey = given fields.SshPrivateKey
                       PrivateKeyPassword = given fields.SshPrivateKeyPassword }
             | _ -> None
+        if ssh.IsSome && destination.Host.IsNone then raise (Bad "an SSH tunnel leads to a host and port, not to a unix: path")
         let tls =
-            match fields.Tls, fields.TlsServerName with
-            | Some true, name -> Some { ServerName = name |> Option.map (parseHost "tlsServerName") |> Option.defaultValue host }
-            | _, Some _ -> raise (Bad "tlsServerName needs \"tls\": true")
+            match fields.Tls, fields.TlsServerName, destination.Host with
+            | Some true, Some name, _ -> Some { ServerName = parseHost "tlsServerName" name }
+            | Some true, None, Some host -> Some { ServerName = host }
+            | Some true, None, None -> raise (Bad "tls to a unix: socket needs tlsServerName (the name its certificate is checked against)")
+            | _, Some _, _ -> raise (Bad "tlsServerName needs \"tls\": true")
             | _ -> None
-        Valid(Connect { Host = host; Port = port; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls })
+        Valid(Connect { Destination = destination; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls })
     | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
     | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))
     | "close" -> Valid Close

@@ -43,6 +43,8 @@ type Pattern =
     | Name of string
     /// `*.example.com`: any name ending in `.example.com` (stored with its leading dot).
     | Suffix of string
+    /// `unix:/run/app.sock`, `scheme:name`: exactly this destination (a path compared byte for byte).
+    | Exactly of Destination
 
 type Rule =
     { /// The rule as the operator wrote it; refusals quote it.
@@ -166,32 +168,39 @@ let private parsePattern (text: string) =
             | Error e -> Error $"'{text}' is not a host name, IP address, CIDR block or *.domain ({e})"
 
 /// Parses a rule: `10.0.0.0/8`, `fd00::/8`, `[fd00::]/8:443`, `192.0.2.1:6379`, `redis.internal:6379`,
-/// `*.example.com:8000-8100`. IPv6 with ports goes in brackets.
+/// `*.example.com:8000-8100`, `unix:/run/app.sock` (that path exactly), `scheme:name` (a named peer).
+/// IPv6 with ports goes in brackets.
 let parseRule (text: string) : Result<Rule, string> =
     let text = text.Trim()
-    let pattern, ports =
-        if text.StartsWith "[" then
-            let close = text.IndexOf ']'
-            if close < 0 then text, None
-            else
-                let inside = text.Substring(1, close - 1)
-                let after = text.Substring(close + 1)
-                let prefix, portPart =
-                    match after.IndexOf ':' with
-                    | -1 -> after, None
-                    | colon -> after.Substring(0, colon), Some(after.Substring(colon + 1))
-                inside + prefix, portPart
-        elif (text |> Seq.filter ((=) ':') |> Seq.length) = 1 then
-            let colon = text.IndexOf ':'
-            text.Substring(0, colon), Some(text.Substring(colon + 1))
-        else
-            text, None
-    if text = "" then Error "an empty rule"
+    if Destinations.isPeerRule text then
+        match Destinations.tryParse text with
+        | Some(Ok destination) -> Ok { Text = text; Pattern = Exactly destination; Ports = None }
+        | Some(Error e) -> Error $"'{text}': {e}"
+        | None -> Error $"'{text}' is not a unix: path or scheme:name"
     else
-        match parsePattern pattern, (ports |> Option.map parsePorts |> Option.defaultValue (Ok None)) with
-        | Ok p, Ok range -> Ok { Text = text; Pattern = p; Ports = range }
-        | Error e, _
-        | _, Error e -> Error e
+        let pattern, ports =
+            if text.StartsWith "[" then
+                let close = text.IndexOf ']'
+                if close < 0 then text, None
+                else
+                    let inside = text.Substring(1, close - 1)
+                    let after = text.Substring(close + 1)
+                    let prefix, portPart =
+                        match after.IndexOf ':' with
+                        | -1 -> after, None
+                        | colon -> after.Substring(0, colon), Some(after.Substring(colon + 1))
+                    inside + prefix, portPart
+            elif (text |> Seq.filter ((=) ':') |> Seq.length) = 1 then
+                let colon = text.IndexOf ':'
+                text.Substring(0, colon), Some(text.Substring(colon + 1))
+            else
+                text, None
+        if text = "" then Error "an empty rule"
+        else
+            match parsePattern pattern, (ports |> Option.map parsePorts |> Option.defaultValue (Ok None)) with
+            | Ok p, Ok range -> Ok { Text = text; Pattern = p; Ports = range }
+            | Error e, _
+            | _, Error e -> Error e
 
 type Verdict =
     | Allowed
@@ -206,7 +215,13 @@ let private portMatches rule port =
 let private matchesAddress rule (address: IPAddress) port =
     match rule.Pattern with
     | Addresses block -> block.Contains address && portMatches rule port
-    | Name _ | Suffix _ -> false
+    | Name _ | Suffix _ | Exactly _ -> false
+
+/// Does the rule list exactly this destination (a Unix path, a named peer)?
+let private matchesPeer rule (destination: Destination) =
+    match rule.Pattern with
+    | Exactly listed -> listed = destination
+    | Addresses _ | Name _ | Suffix _ -> false
 
 let private matchesName rule (host: Host) port =
     match rule.Pattern, host.Kind with
@@ -297,6 +312,7 @@ let tunnelTlsRequirement (policy: DestinationPolicy) (host: Host) (known: IPAddr
         | Some addresses, _ -> matchesAny rule [ host ] addresses port
         | None, Addresses _ -> portMatches rule port
         | None, (Name _ | Suffix _) -> matchesName rule host port
+        | None, Exactly _ -> false
     policy.TlsRequired |> List.tryFind covers |> Option.map (fun r -> r.Text)
 
 /// The certificate pins for a TLS connection to this destination: of every pin rule that matches the
@@ -314,7 +330,7 @@ let private presents rule (presented: string) port =
             match rule.Pattern with
             | Name n -> n.EndsWith under && not (n.Substring(0, n.Length - under.Length).Contains '.') && portMatches rule port
             | Suffix s -> under.EndsWith s && portMatches rule port
-            | Addresses _ -> false
+            | Addresses _ | Exactly _ -> false
         | Error _ -> false
     else
         match HostName.parse presented with
@@ -337,3 +353,31 @@ let judgeAll (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list
         | Refused rule -> Some(Refused rule)
         | Allowed -> None)
     |> Option.defaultValue Allowed
+
+/// The verdict for a destination that is not a host name (a Unix socket, a named peer): reachable only
+/// when an allow rule lists it exactly, and no deny rule does, and every scope of the session lists it.
+/// `allowConnectToServerLocal` and an empty allow list allow none of them.
+let judgePeer (policy: DestinationPolicy) (destination: Destination) : Verdict =
+    match policy.Deny |> List.tryFind (fun r -> matchesPeer r destination) with
+    | Some rule -> Refused $"deny rule {rule.Text}"
+    | None ->
+    if not (policy.Scopes |> List.forall (List.exists (fun r -> matchesPeer r destination))) then Refused "not in this session's scope"
+    elif policy.Allow |> List.exists (fun r -> matchesPeer r destination) then Allowed
+    else
+        let kind =
+            match destination with
+            | UnixPeer _ -> "a Unix socket"
+            | _ -> "a destination that is not a host name"
+        Refused $"{kind} is reachable only when destinations.allow lists it exactly: add \"{destination.Text}\" to allow it"
+
+/// The `tls.required` rule that lists this destination (a Unix path, a named peer) exactly, if any.
+let peerTlsRequirement (policy: DestinationPolicy) (destination: Destination) =
+    policy.TlsRequired |> List.tryFind (fun rule -> matchesPeer rule destination) |> Option.map (fun r -> r.Text)
+
+/// The certificate pins for a TLS connection to a destination that is not a host name: of every pin
+/// rule that lists it exactly or matches the TLS server name.
+let peerPins (policy: DestinationPolicy) (destination: Destination) (serverNames: Host list) =
+    policy.Pins
+    |> List.filter (fun (rule, _) -> matchesPeer rule destination || matchesAny rule serverNames [] 0)
+    |> List.collect snd
+    |> List.distinct

@@ -32,9 +32,9 @@ let private translate (session: Session) (effects: Effect list) =
         let stillOpen = liveLink session.Phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ CloseClient(status, reason) ]
 
-/// A raw session relaying to `target` (in binary mode), and the effects that start the connection.
-let start (settings: Settings) (host: Host) (port: Port) =
-    let session, effects = request (Session.start settings) (Valid(Connect { Host = host; Port = port; Binary = true; Ssh = None; Tls = None }))
+/// A raw session relaying to `destination` (in binary mode), and the effects that start the connection.
+let start (settings: Settings) (destination: Destination) =
+    let session, effects = request (Session.start settings) (Valid(Connect { Destination = destination; Binary = true; Ssh = None; Tls = None }))
     translate session effects
 
 let step (raw: RawSession) (input: Input) =

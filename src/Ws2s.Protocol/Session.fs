@@ -144,7 +144,7 @@ let liveLink phase =
 let private weight request =
     match request with
     | Valid(Send b | SendBytes b | Forward b) -> b.Length
-    | Valid(Connect t) -> t.Host.Written.Length
+    | Valid(Connect t) -> t.Destination.Text.Length
     | Valid(Close | Shutdown | Ping | StartTls _) | Rejected _ -> 0
 
 let private queueIsFull settings (pending: Request list) =
@@ -192,17 +192,29 @@ let dialOrder (addresses: IPAddress list) (port: Port) =
             | rest, [] | [], rest -> rest
         alternate primary secondary |> List.map endpoint
 
-/// The first hop of a connection: the SSH server for a tunnel, else the target itself.
-let private hop (target: Target) =
-    match target.Ssh with
-    | Some ssh -> ssh.Host, ssh.Port
-    | None -> target.Host, target.Port
+/// The host and port of a destination that has them (TCP, UDP).
+let private hostAndPort (destination: Destination) =
+    match destination with
+    | TcpPeer(host, port)
+    | UdpPeer(host, port) -> Some(host, port)
+    | UnixPeer _
+    | NamedPeer _ -> None
 
-/// Dial the hop: directly, or log into the SSH server and open a channel to the target.
+/// The first hop of a connection when it is a host to resolve and judge by address: the SSH server for a
+/// tunnel, else the destination's host and port. None: a destination listed by name (a Unix path…).
+let private resolvedHop (target: Target) =
+    match target.Ssh with
+    | Some ssh -> Some(ssh.Host, ssh.Port)
+    | None -> hostAndPort target.Destination
+
+/// Dial the hop at a checked address: directly, or log into the SSH server and open a channel to the target.
 let private dialEffect (link: Link) endpoint =
-    match link.Target.Ssh with
-    | Some login -> OpenTunnel(link.Generation, endpoint, login, link.Target.Host, link.Target.Port)
-    | None -> Dial(link.Generation, endpoint)
+    let hop =
+        match link.Target.Ssh, link.Target.Destination with
+        | Some login, TcpPeer(host, port) -> SshHop(endpoint, login, host, port)
+        | _, UdpPeer _ -> UdpHop endpoint
+        | _ -> TcpHop endpoint
+    Dial(link.Generation, hop)
 
 /// Start dialling `endpoint`; while more endpoints wait, also the timer after which the next attempt
 /// starts alongside (direct connections only: a tunnel's attempts are logins, tried one at a time).
@@ -233,38 +245,62 @@ let private endConnect (link: Link) (response: Response) =
 /// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
 /// addresses dialled when they are the destination's own; through an SSH server, which resolves the
 /// target, only the addresses that need no resolver (an IP literal, `localhost`).
-let private destination (target: Target) (addresses: IPAddress list) =
-    let names = target.Host :: (target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
-    names, (if target.Ssh.IsSome then knownAddresses target.Host |> Option.defaultValue [] else addresses)
+let private destination (target: Target) (host: Host) (addresses: IPAddress list) =
+    let names = host :: (target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
+    names, (if target.Ssh.IsSome then knownAddresses host |> Option.defaultValue [] else addresses)
+
+let private tlsNeeded rule = $"tls.required {rule}: connect with \"tls\": true"
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
-    let host, port = hop link.Target
+    match resolvedHop link.Target, hostAndPort link.Target.Destination with
+    | Some(host, port), Some(target, targetPort) ->
+        let policy = session.Settings.Policy
+        let names, ownAddresses = destination link.Target target addresses
+        let tlsMissing =
+            if link.Target.Tls.IsSome then None
+            else tlsRequirement policy target ownAddresses targetPort.Value
+        match judgeAll policy host addresses port.Value, tlsMissing with
+        | Refused rule, _ ->
+            Idle, endConnect link (Forbidden(host.Written, rule)), pending
+        | Allowed, Some rule ->
+            Idle, endConnect link (Forbidden(target.Written, tlsNeeded rule)), pending
+        | Allowed, None ->
+            let link = { link with Pins = pinsFor policy names ownAddresses targetPort.Value }
+            match dialOrder addresses port with
+            | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
+            | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt session.Settings link first rest, []
+    | _ -> Idle, endConnect link (BadRequest "an SSH tunnel leads to a host and port only"), pending // refused in `execute` before
+
+/// Judge a destination listed by name (a Unix path, a named peer), then dial it or answer why not.
+let private dialListed session (link: Link) =
     let policy = session.Settings.Policy
-    let names, ownAddresses = destination link.Target addresses
-    let tlsMissing =
-        if link.Target.Tls.IsSome then None
-        else tlsRequirement policy link.Target.Host ownAddresses link.Target.Port.Value
-    match judgeAll policy host addresses port.Value, tlsMissing with
-    | Refused rule, _ ->
-        Idle, endConnect link (Forbidden(host.Written, rule)), pending
-    | Allowed, Some rule ->
-        Idle, endConnect link (Forbidden(link.Target.Host.Written, $"tls.required {rule}: connect with \"tls\": true")), pending
-    | Allowed, None ->
-        let link = { link with Pins = pinsFor policy names ownAddresses link.Target.Port.Value }
-        match dialOrder addresses port with
-        | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
-        | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt session.Settings link first rest, []
+    let peer = link.Target.Destination
+    let tlsMissing = if link.Target.Tls.IsSome then None else peerTlsRequirement policy peer
+    let hop =
+        match peer with
+        | UnixPeer path -> Some(UnixHop path)
+        | NamedPeer(scheme, name) -> Some(NamedHop(scheme, name))
+        | TcpPeer _ | UdpPeer _ -> None
+    match judgePeer policy peer, tlsMissing, hop with
+    | Refused rule, _, _ -> Idle, endConnect link (Forbidden(peer.Text, rule))
+    | Allowed, Some rule, _ -> Idle, endConnect link (Forbidden(peer.Text, tlsNeeded rule))
+    | Allowed, None, None -> Idle, endConnect link (ConnectFailed "not a destination listed by name") // unreachable: hosts resolve
+    | Allowed, None, Some hop ->
+        let serverNames = link.Target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList
+        let link = { link with Pins = peerPins policy peer serverNames }
+        Busy(Dialling(link, 1, []), []), [ Dial(link.Generation, hop) ]
 
 /// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes, plaintext to
 /// a `tls.required` destination), if it is.
 let private tunnelRefusal settings (target: Target) =
-    match judgeTunnelTarget settings.SshAllowTargets settings.Policy.Scopes target.Host target.Port.Value with
+    match hostAndPort target.Destination with
+    | None -> Some "an SSH tunnel leads to a host and port only"
+    | Some(host, port) ->
+    match judgeTunnelTarget settings.SshAllowTargets settings.Policy.Scopes host port.Value with
     | Refused why -> Some why
     | Allowed when target.Tls.IsSome -> None
-    | Allowed ->
-        tunnelTlsRequirement settings.Policy target.Host (knownAddresses target.Host) target.Port.Value
-        |> Option.map (fun rule -> $"tls.required {rule}: connect with \"tls\": true")
+    | Allowed -> tunnelTlsRequirement settings.Policy host (knownAddresses host) port.Value |> Option.map tlsNeeded
 
 /// Carry out one request in a phase that is not busy.
 let private execute session request : Session * Effect list =
@@ -273,14 +309,14 @@ let private execute session request : Session * Effect list =
     | _, (Busy _ | Ended) -> session, [] // unreachable: `request` queues or drops these
     | Rejected response, _ -> reply response
     | Valid(Connect target), _ when session.ConnectsEnded.IsSome ->
-        session, answerConnect None (Forbidden(target.Host.Written, session.ConnectsEnded.Value))
+        session, answerConnect None (Forbidden(target.Destination.Quoted, session.ConnectsEnded.Value))
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
         session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
     | Valid(Connect({ Ssh = Some _ } as target)), _ when not session.Settings.SshAllowed ->
-        session, answerConnect None (Forbidden(target.Host.Written, "SSH tunnels are not in this session's scope"))
+        session, answerConnect None (Forbidden(target.Destination.Quoted, "SSH tunnels are not in this session's scope"))
     | Valid(Connect({ Ssh = Some _ } as target)), _ when (tunnelRefusal session.Settings target).IsSome ->
-        session, answerConnect None (Forbidden(target.Host.Written, (tunnelRefusal session.Settings target).Value))
+        session, answerConnect None (Forbidden(target.Destination.Quoted, (tunnelRefusal session.Settings target).Value))
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
@@ -291,12 +327,14 @@ let private execute session request : Session * Effect list =
                 Phase = Idle
                 ConnectsThisSecond = session.ConnectsThisSecond + 1 }
         let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
-        let hopHost, _ = hop target
-        match knownAddresses hopHost with
-        | None ->
-            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, hopHost.Canonical) ]
-        | Some addresses ->
+        match resolvedHop target |> Option.map (fun (host, _) -> host, knownAddresses host) with
+        | Some(host, None) ->
+            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, host.Canonical) ]
+        | Some(_, Some addresses) ->
             let phase, effects, _ = dialOrRefuse session link addresses []
+            { session with Phase = phase }, closeOld @ (timer :: effects)
+        | None ->
+            let phase, effects = dialListed session link
             { session with Phase = phase }, closeOld @ (timer :: effects)
     | Valid(Send bytes | SendBytes bytes as command), Open link ->
         { session with Phase = Busy(Writing(link, Some(Done command.Name), false), []) }, [ Write(link.Generation, bytes) ]
@@ -311,10 +349,13 @@ let private execute session request : Session * Effect list =
     | Valid Ping, _ -> reply (Done "ping")
     | Valid(StartTls _), Open { Target = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
     | Valid(StartTls serverName), Open link ->
-        let name = defaultArg serverName link.Target.Host
-        let pins = link.Pins @ pinsFor session.Settings.Policy [ name ] [] link.Target.Port.Value |> List.distinct
-        let link = { link with Target = { link.Target with Tls = Some { ServerName = name } }; Pins = pins }
-        { session with Phase = Busy(Securing(link, InPlace), []) }, [ SecureConnection(link.Generation, name.Canonical) ]
+        match serverName |> Option.orElse link.Target.Destination.Host with
+        | None -> reply (BadRequest "starttls on a connection to a unix: socket needs tlsServerName (the name its certificate is checked against)")
+        | Some name ->
+            let port = hostAndPort link.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
+            let pins = link.Pins @ pinsFor session.Settings.Policy [ name ] [] port |> List.distinct
+            let link = { link with Target = { link.Target with Tls = Some { ServerName = name } }; Pins = pins }
+            { session with Phase = Busy(Securing(link, InPlace), []) }, [ SecureConnection(link.Generation, name.Canonical) ]
     | Valid(StartTls _), _ -> reply IllegalSocketState
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
@@ -371,8 +412,9 @@ let private tlsTimeout settings (link: Link) handshake seconds =
 /// Why the certificate fails the pins that apply to it, if it does: those of the destination (`link.Pins`)
 /// and those of every pin rule that matches a name it presents. None: no pins apply, or it matches one.
 let private pinRefusal (policy: DestinationPolicy) (link: Link) (certificate: PeerCertificate) =
-    let pins = link.Pins @ pinsForCertificate policy certificate.Names link.Target.Port.Value
-    let serverName = link.Target.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue link.Target.Host.Canonical
+    let port = hostAndPort link.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
+    let pins = link.Pins @ pinsForCertificate policy certificate.Names port
+    let serverName = link.Target.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue link.Target.Destination.Text
     if pins.IsEmpty || certificate.Hashes |> List.exists (fun hash -> List.contains hash pins) then None
     else Some $"certificate does not match the pinned keys for {serverName}"
 
@@ -411,7 +453,8 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session phase effects waiting
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
-        settle session Idle (endConnect link (connectFailure link $"host not found: {fst (hop link.Target)}")) pending
+        let host = resolvedHop link.Target |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue link.Target.Destination.Text
+        settle session Idle (endConnect link (connectFailure link $"host not found: {host}")) pending
 
     | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as link, _, _), pending) when sameGeneration link g ->
         { session with Phase = Busy(Securing(link, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]

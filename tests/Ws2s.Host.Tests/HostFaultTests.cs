@@ -7,6 +7,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.FSharp.Collections;
+using Ws2s.AspNetCore.Connectors;
 using Ws2s.AspNetCore.Sessions;
 using Ws2s.AspNetCore.Ssh;
 using Ws2s.AspNetCore.Telemetry;
@@ -58,7 +59,7 @@ public sealed class HostFaultTests
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
         var sessions = new RunnerServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), new Ticker(TimeProvider.System),
-            new QueueBudget(1 << 20), new SshLogins(new KnownHosts(null, false), TimeSpan.FromSeconds(5), 1, 64), new Ws2s.AspNetCore.Connectors.TlsTrust([]), NullLoggerFactory.Instance);
+            new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
         var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test"),
             IPAddress.Loopback, new ClientTcp(null));
         var running = runner.RunAsync(CancellationToken.None);
@@ -94,11 +95,12 @@ public sealed class HostFaultTests
         listener.Start(1000);
         var target = (IPEndPoint)listener.LocalEndpoint;
         var inputs = Channel.CreateUnbounded<Input>();
+        var connectors = new ConnectorSet([new TcpConnector()], new TlsTrust([]));
         // Dispose races each dial: before it starts, while it connects, or after it has won.
         for (var i = 0; i < 200; i++)
         {
-            var connection = new Connection(i, inputs.Writer, TimeProvider.System, NullLogger.Instance);
-            connection.StartDial(target);
+            var connection = new Connection(i, inputs.Writer, TimeProvider.System, NullLogger.Instance, connectors, IPAddress.Loopback);
+            connection.StartDial(Hop.NewTcpHop(target));
             if (i % 2 == 1) await Task.Yield();
             connection.Dispose();
         }

@@ -37,6 +37,24 @@ public sealed class RedisServer : IAsyncDisposable
         return new RedisServer(process, listenPort);
     }
 
+    /// <summary>A real redis-server listening on the Unix socket <paramref name="socketPath"/> only (no TCP port); ready when it says so.</summary>
+    public static async Task<RedisServer> StartUnixAsync(string socketPath)
+    {
+        Requirements.Need("/usr/bin/redis-server", "redis-server");
+        var info = new ProcessStartInfo("/usr/bin/redis-server",
+            ["--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+             "--dir", Path.GetDirectoryName(socketPath)!])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        var process = Process.Start(info)!;
+        _ = process.StandardError.ReadToEndAsync();
+        // Redis says when it accepts connections; the socket exists from then on.
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (await process.StandardOutput.ReadLineAsync(patience.Token) is { } line)
+            if (line.Contains("ready to accept connections", StringComparison.OrdinalIgnoreCase)) break;
+        _ = process.StandardOutput.ReadToEndAsync();
+        return new RedisServer(process, 0);
+    }
+
     /// <summary>One command sent straight to this Redis (not through ws2s): its reply, read whole (an integer or a bulk string).</summary>
     public async Task<string> CommandAsync(string command)
     {

@@ -13,8 +13,9 @@ open Ws2s.Protocol.Tests.Generators
 /// A command as comparable data (memory compared by content).
 let describe (request: Request) =
     match request with
-    | Valid(Connect({ Tls = Some _ } as t)) -> sprintf "connect tls %s %d %b" t.Host.Written t.Port.Value t.Binary
-    | Valid(Connect t) -> sprintf "connect %s %d %b" t.Host.Written t.Port.Value t.Binary
+    | Valid(Connect({ Destination = TcpPeer(host, port); Tls = Some _ } as t)) -> sprintf "connect tls %s %d %b" host.Written port.Value t.Binary
+    | Valid(Connect({ Destination = TcpPeer(host, port) } as t)) -> sprintf "connect %s %d %b" host.Written port.Value t.Binary
+    | Valid(Connect t) -> sprintf "connect %s %b" t.Destination.Text t.Binary
     | Valid(StartTls _) -> "starttls"
     | Valid(Send b) -> "send " + Convert.ToHexString(b.ToArray())
     | Valid(SendBytes b) -> "sendb " + Convert.ToHexString(b.ToArray())

@@ -13,8 +13,8 @@ let closes effects = effects |> List.choose (function CloseClient(status, reason
 
 [<Fact>]
 let ``a raw session dials its target at once, relays both ways and answers nothing`` () =
-    let raw, effects = RawSession.start standardSettings (hostOf "127.0.0.1") port
-    Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 5901)), effects)
+    let raw, effects = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
+    Assert.Contains(Dial(1L, TcpHop(IPEndPoint(IPAddress.Loopback, 5901))), effects)
     let raw, effects = RawSession.step raw (Dialled 1L)
     // No "connect done" on this endpoint; only the host's metrics hear of it.
     Assert.Equal<Effect list>([ Observe(ConnectAnswered(Some 1L, 0)) ], effects)
@@ -32,7 +32,7 @@ let ``a raw session dials its target at once, relays both ways and answers nothi
 
 [<Fact>]
 let ``a text frame ends a raw session with 1003 and closes its connection`` () =
-    let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
+    let raw, _ = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
     let raw, _ = RawSession.step raw (Dialled 1L)
     let raw, effects = RawSession.step raw (ClientText(ReadOnlyMemory """{"command":"ping"}"""B))
     Assert.Contains(CloseConnection 1L, effects)
@@ -41,18 +41,18 @@ let ``a text frame ends a raw session with 1003 and closes its connection`` () =
 
 [<Fact>]
 let ``a refused or forbidden target closes with 1011 or 1008, saying why`` () =
-    let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
+    let raw, _ = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
     let _, effects = RawSession.step raw (DialFailedWith(1L, ConnectionRefused))
     Assert.Equal<(int * string) list>([ 1011, "cannot reach the target: connection refused" ], closes effects)
     let strict = { standardSettings with Policy = Policy.serverLocalOnly false }
-    let raw, effects = RawSession.start strict (hostOf "localhost") port
+    let raw, effects = RawSession.start strict (TcpPeer(hostOf "localhost", port))
     Assert.Equal<(int * string) list>([ 1008, "the target is refused by policy (loopback 127.0.0.0/8)" ], closes effects)
     Assert.True(RawSession.isEnded raw)
 
 [<Fact>]
 let ``an oversized or stalled client message ends a raw session like a ws2s one, closing its connection`` () =
     for input, status in [ ClientMessageTooLarge 1024, 1009; ClientMessageStalled 30, 1008 ] do
-        let raw, _ = RawSession.start standardSettings (hostOf "127.0.0.1") port
+        let raw, _ = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
         let raw, _ = RawSession.step raw (Dialled 1L)
         let raw, effects = RawSession.step raw input
         Assert.True(RawSession.isEnded raw)

@@ -218,9 +218,9 @@ let ``happy eyeballs: a silent first address does not hold up the second`` () =
     let session, _ = Session.step (Session.start standardSettings) (ClientText(ReadOnlyMemory((ConnectTo("db.example", 7004, false)).Frame)))
     let silent, echo = IPAddress.Parse "2001:4860::1", IPAddress.Parse "93.184.216.34"
     let session, effects = Session.step session (Resolved(1L, [ silent; echo ]))
-    Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(silent, 7004)); StartAttemptTimer(1L, 250) ], effects)
+    Xunit.Assert.Equal<Effect list>([ Dial(1L, TcpHop(IPEndPoint(silent, 7004))); StartAttemptTimer(1L, 250) ], effects)
     let session, effects = Session.step session (AttemptTimerFired 1L)
-    Xunit.Assert.Equal<Effect list>([ Dial(1L, IPEndPoint(echo, 7004)) ], effects)
+    Xunit.Assert.Equal<Effect list>([ Dial(1L, TcpHop(IPEndPoint(echo, 7004))) ], effects)
     // Both in flight: one failure is not the end…
     let session, effects = Session.step session (DialFailedWith(1L, ConnectionRefused))
     Xunit.Assert.Empty(effects)
@@ -253,7 +253,7 @@ let ``a host fault ends the session with code 1 and close 1011, closing its conn
 let ``a tls connect: plaintext before the handshake fails it with code 8, never relayed; starttls relays what came before`` () =
     let connect = ClientText(ReadOnlyMemory((ConnectTls("127.0.0.1", 7001, false)).Frame))
     let session, effects = Session.step (Session.start standardSettings) connect
-    Xunit.Assert.Contains(Dial(1L, IPEndPoint(IPAddress.Loopback, 7001)), effects)
+    Xunit.Assert.Contains(Dial(1L, TcpHop(IPEndPoint(IPAddress.Loopback, 7001))), effects)
     let securing, effects = Session.step session (Dialled 1L)
     Xunit.Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1") ], effects)
     let failed, effects = Session.step securing (Received(1L, ReadOnlyMemory "220 plaintext\r\n"B))

@@ -127,12 +127,13 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             match world.Names.TryFind(host.ToLowerInvariant()) with
             | Some addresses -> enqueue (Socket g) (Resolved(g, addresses))
             | None -> enqueue (Socket g) (ResolveFailed g)
-        | Dial(g, endpoint) -> dial g endpoint.Port
-        | OpenTunnel(g, server, _, _, port) ->
+        | Dial(g, TcpHop endpoint) -> dial g endpoint.Port
+        | Dial(g, SshHop(server, _, _, port)) ->
             // A simulated SSH server forwards to the target port; nothing listening there refuses.
             match world.Peers.TryFind server.Port with
             | Some Refusing | Some Silent | None -> enqueue (Socket g) (DialFailedWith(g, ConnectionRefused))
             | Some _ -> dial g port.Value
+        | Dial(g, (UdpHop _ | UnixHop _ | NamedHop _)) -> enqueue (Socket g) (DialFailedWith(g, ConnectionRefused))
         | Write(g, bytes) ->
             (bytesOf written g).AddRange(bytes.ToArray())
             enqueue (Acks g) (WriteCompleted g)

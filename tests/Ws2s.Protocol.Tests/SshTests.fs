@@ -17,7 +17,7 @@ let connectThroughSsh =
 [<Fact>]
 let ``ssh fields become a login, and its text never shows the secrets`` () =
     match Codec.parseRequest (ReadOnlySpan(Encoding.UTF8.GetBytes connectThroughSsh)) with
-    | Valid(Connect { Host = { Written = "10.1.2.3" }; Ssh = Some login }) ->
+    | Valid(Connect { Destination = TcpPeer({ Written = "10.1.2.3" }, _); Ssh = Some login }) ->
         Assert.Equal("bastion.example", login.Host.Written)
         Assert.Equal(2222, login.Port.Value)
         Assert.Equal(Some "s3cret", login.Password)
@@ -34,7 +34,7 @@ let ``the policy judges the SSH server, and the target behind it is left to ssh.
     let server = IPAddress.Parse "93.184.216.34"
     let _, effects = Session.step session (Resolved(1L, [ server ]))
     match effects with
-    | [ OpenTunnel(1L, endpoint, login, { Written = "10.1.2.3" }, port) ] ->
+    | [ Dial(1L, SshHop(endpoint, login, { Written = "10.1.2.3" }, port)) ] ->
         Assert.Equal(IPEndPoint(server, 2222), endpoint)
         Assert.Equal("ops", login.Username)
         Assert.Equal(6379, port.Value)

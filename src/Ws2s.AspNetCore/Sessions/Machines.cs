@@ -52,13 +52,13 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
-internal sealed class RawMachine(Session.Settings settings, Protocol.Host host, Port port) : IMachine
+internal sealed class RawMachine(Session.Settings settings, Destination target) : IMachine
 {
     private RawSession.RawSession? _state;
 
     public FSharpList<Effect> Start()
     {
-        var (state, effects) = RawSession.start(settings, host, port);
+        var (state, effects) = RawSession.start(settings, target);
         _state = state;
         return effects;
     }

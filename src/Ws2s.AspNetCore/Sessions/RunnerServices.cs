@@ -1,17 +1,24 @@
 using Ws2s.AspNetCore.Configuration;
-using Ws2s.AspNetCore.Ssh;
+using Ws2s.AspNetCore.Connectors;
 
 namespace Ws2s.AspNetCore.Sessions;
 
-/// <summary>What every session runner of this server shares: its limits, clock, queue budget, SSH sessions and log.</summary>
-internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, SshLogins sshSessions, Connectors.TlsTrust tls, ILoggerFactory logs,
+/// <summary>What every session runner of this server shares: its limits, clock, queue budget, connectors and log.</summary>
+internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
     Func<Protocol.Session.Settings>? serverSettings = null)
 {
     /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
     public Protocol.Session.Settings? ServerSettings => serverSettings?.Invoke();
 
     /// <summary>What TLS connections to destinations trust (replaced when the configuration is reloaded).</summary>
-    public Connectors.TlsTrust Tls { get; set; } = tls;
+    public TlsTrust Tls
+    {
+        get => connectors.Tls.Trust;
+        set => connectors.Tls.Trust = value;
+    }
+
+    /// <summary>How sessions reach their peers: a connector per scheme, and the TLS step.</summary>
+    public ConnectorSet Connectors => connectors;
 
     /// <summary>How long a <c>starttls</c> handshake may take (a <c>tls</c> connect's runs under the connect timer).</summary>
     public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);
@@ -26,8 +33,6 @@ internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBud
     public Ticker Clock => clock;
 
     public QueueBudget Budget => budget;
-
-    public SshLogins SshLogins => sshSessions;
 
     public ILogger Log { get; } = logs.CreateLogger("Ws2s.Session");
 }

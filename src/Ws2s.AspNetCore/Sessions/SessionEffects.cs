@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Threading.Channels;
-using Ws2s.AspNetCore.Ssh;
 using Ws2s.AspNetCore.Telemetry;
 using Ws2s.Protocol;
 
@@ -30,7 +29,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     /// <summary>The effect cases this interpreter carries out, by name (checked against the core's union by a test).</summary>
     public static readonly IReadOnlySet<string> Handled = new HashSet<string>
     {
-        nameof(Effect.Reply), nameof(Effect.ReplyBinary), nameof(Effect.Resolve), nameof(Effect.Dial), nameof(Effect.OpenTunnel),
+        nameof(Effect.Reply), nameof(Effect.ReplyBinary), nameof(Effect.Resolve), nameof(Effect.Dial),
         nameof(Effect.StartAttemptTimer), nameof(Effect.StartConnectTimer), nameof(Effect.Write), nameof(Effect.CloseConnection),
         nameof(Effect.ShutdownConnection), nameof(Effect.CloseClient), nameof(Effect.Observe), nameof(Effect.SecureConnection),
     };
@@ -61,15 +60,11 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
                 ConnectionOf(resolve.Generation).StartResolve(resolve.Name);
                 break;
             case Effect.Dial dial:
-                observer.LastTarget = dial.Endpoint;
-                ConnectionOf(dial.Generation).StartDial(dial.Endpoint);
-                break;
-            case Effect.OpenTunnel tunnel:
-                observer.LastTarget = tunnel.Server;
-                ConnectionOf(tunnel.Generation).StartTunnel(tunnel.Server, tunnel.Login, tunnel.Host, tunnel.Port, services.SshLogins, clientAddress);
+                observer.LastTarget = dial.Hop.Text;
+                ConnectionOf(dial.Generation).StartDial(dial.Hop);
                 break;
             case Effect.SecureConnection secure:
-                ConnectionOf(secure.Generation).StartSecure(secure.ServerName, services.Tls, services.TlsHandshakeTimeout);
+                ConnectionOf(secure.Generation).StartSecure(secure.ServerName, services.Connectors.Tls, services.TlsHandshakeTimeout);
                 break;
             case Effect.StartAttemptTimer attemptTimer:
                 ConnectionOf(attemptTimer.Generation).StartAttemptTimer(TimeSpan.FromMilliseconds(attemptTimer.Milliseconds));
@@ -103,7 +98,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, services.Clock.Time, log);
+            connection = new Connection(generation, inputs, services.Clock.Time, log, services.Connectors, clientAddress);
             _connections.Add(generation, connection);
         }
         return connection;

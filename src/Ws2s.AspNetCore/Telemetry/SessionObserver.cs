@@ -14,8 +14,8 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     /// <summary>The connect in flight: its generation and when its timer started (Stopwatch ticks).</summary>
     private (long Generation, long Since) _connect = (-1, 0);
 
-    /// <summary>Where the session last dialled (for the log line).</summary>
-    public System.Net.IPEndPoint? LastTarget { get; set; }
+    /// <summary>Where the session last dialled (for the log line): an address and port, <c>unix:/path</c>, a named peer, or a tunnel's target and SSH server.</summary>
+    public string? LastTarget { get; set; }
 
     /// <summary>Who the client is, for the log (address and path; never the query, which may hold a token).</summary>
     public string Client => client;
@@ -32,7 +32,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
         metrics.SessionClosed();
         log.LogInformation(
             "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
-            client, Stopwatch.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget?.ToString() ?? "none", status, reason);
+            client, Stopwatch.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget ?? "none", status, reason);
     }
 
     public void ToPeer(int bytes)

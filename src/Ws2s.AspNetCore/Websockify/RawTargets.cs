@@ -4,7 +4,8 @@ namespace Ws2s.AspNetCore.Websockify;
 
 /// <summary>
 /// Where <c>/websockify?token=NAME</c> relays: <c>rawTargets</c> from the config, and a token file in
-/// websockify's format (<c>NAME: HOST:PORT</c> per line, <c>#</c> comments), re-read when it changes.
+/// websockify's format (<c>NAME: HOST:PORT</c> or <c>NAME: unix_socket:/path</c> per line, <c>#</c> comments),
+/// re-read when it changes. Every target is judged by the destination policy like any connect.
 /// </summary>
 public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, string? tokenFile)
 {
@@ -25,11 +26,19 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
         }
     }
 
-    public readonly record struct Target(Protocol.Host Host, Port Port);
+    /// <summary>Where a websockify session relays: host:port over TCP, a Unix socket, or a named peer.</summary>
+    public readonly record struct Target(Destination Destination);
 
-    /// <summary>Parses <c>HOST:PORT</c> (<c>[v6]:PORT</c> for IPv6; the host as <see cref="HostName"/> checks it); null if malformed.</summary>
+    /// <summary>
+    /// Parses <c>HOST:PORT</c> (<c>[v6]:PORT</c> for IPv6; the host as <see cref="HostName"/> checks it),
+    /// <c>unix:/path</c> (websockify's <c>--unix-target</c>; its token files' <c>unix_socket:/path</c> too) or
+    /// <c>scheme:name</c>; null if malformed.
+    /// </summary>
     public static Target? Parse(string text)
     {
+        text = text.Trim();
+        if (text.StartsWith("unix_socket:", StringComparison.Ordinal)) text = "unix:" + text["unix_socket:".Length..];
+        if (Destinations.tryParse(text)?.Value is { } listed) return listed.IsOk ? new Target(listed.ResultValue) : null;
         var colon = text.LastIndexOf(':');
         if (colon <= 0) return null;
         return long.TryParse(text[(colon + 1)..].Trim(), out var number) ? Of(text[..colon].Trim(), number) : null;
@@ -40,7 +49,7 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
     {
         if (HostName.parse(host) is not { IsOk: true } parsed) return null;
         var checkedPort = Port.TryCreate(port);
-        return checkedPort.IsSome ? new Target(parsed.ResultValue, checkedPort.Value) : null;
+        return checkedPort.IsSome ? new Target(Destination.NewTcpPeer(parsed.ResultValue, checkedPort.Value)) : null;
     }
 
     public Target? Find(string name)

@@ -1,0 +1,167 @@
+using System.Buffers;
+using System.Net.Sockets;
+using Ws2s.AspNetCore.Connectors;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>
+/// The peer of a connection once an attempt has won: its stream pumped by a <see cref="PeerPump"/>, and
+/// handed over whole to the TLS step when the core asks (the plain reader is stopped first, under the lock
+/// that starts readers, so a handshake never races it; what the peer sent before goes to the session first).
+/// </summary>
+internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, CancellationToken closed) : IDisposable
+{
+    private readonly Lock _gate = new();
+    private PeerStream _stream = stream;
+    private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync);
+    private Task? _reading;
+    private CancellationTokenSource? _readStop;
+    /// <summary>A TLS handshake has the stream: no plain reader may start (the session may ask for it before the dial's reader has begun).</summary>
+    private bool _securing;
+    private bool _disposed;
+
+    public void StartReading()
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(closed);
+        Task reading;
+        lock (_gate)
+        {
+            if (_securing || _disposed || _pump is not { } pump) return;
+            // Registered before any read is issued, so a handshake that starts now can stop it first.
+            _readStop = stop;
+            _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
+        }
+        inputs.Run(reading);
+    }
+
+    /// <summary>The pump's loop, begun outside the lock that registered it.</summary>
+    private static async Task ReadAfterYieldAsync(PeerPump pump, CancellationToken stop)
+    {
+        await Task.Yield();
+        await pump.ReadAsync(stop);
+    }
+
+    public Task WriteAsync(ReadOnlyMemory<byte> bytes)
+    {
+        PeerPump? pump;
+        lock (_gate) pump = _pump;
+        // Only a closed connection has no pump to write with; say so (the core ignores it if stale).
+        return pump is null ? inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, "the connection is closed")).AsTask() : pump.WriteAsync(bytes, closed);
+    }
+
+    /// <summary>Sends FIN; reading goes on until the peer closes.</summary>
+    public void ShutdownSend()
+    {
+        PeerPump? pump;
+        lock (_gate) pump = _pump;
+        pump?.ShutdownSend();
+    }
+
+    /// <summary>
+    /// Runs the TLS step on the peer: stops the plain reader, delivers what the peer sent before, then
+    /// reports <c>Secured</c> (and pumps the plaintext), <c>SecureFailed</c> in words, or <c>SecureTimedOut</c>.
+    /// </summary>
+    public async Task SecureAsync(string serverName, TlsUpgrade tls, TimeSpan timeout, TimeProvider time)
+    {
+        var generation = inputs.Generation;
+        PeerStream plain;
+        CancellationTokenSource? readStop;
+        Task? reading;
+        lock (_gate)
+        {
+            _securing = true;
+            (plain, readStop, reading) = (_stream, _readStop, _reading);
+            _pump = null; // nothing is written during the handshake (the core queues requests behind it)
+        }
+        // Stop the plain reader without losing a byte: a cancelled receive takes nothing, and what it
+        // read before has gone to the session already, ahead of the outcome posted below.
+        readStop?.Cancel();
+        if (reading is not null) await reading;
+        // What the peer sent that nobody read yet (its go-ahead, right before the handshake) goes first too.
+        if (plain.Socket is { } socket && !await DeliverUnreadAsync(socket)) return;
+        PeerStream secured;
+        PeerCertificate certificate;
+        try
+        {
+            using var limit = new CancellationTokenSource(timeout, time);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(closed, limit.Token);
+            (secured, certificate) = await tls.SecureAsync(plain, serverName, either.Token);
+        }
+        catch (TlsRefusedException e)
+        {
+            await inputs.PostAsync(Input.NewSecureFailed(generation, e.Message));
+            return;
+        }
+        catch (OperationCanceledException) when (!closed.IsCancellationRequested)
+        {
+            await inputs.PostAsync(Input.NewSecureTimedOut(generation, (int)Math.Round(timeout.TotalSeconds)));
+            return;
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return; // closed meanwhile
+        }
+        var installed = false;
+        lock (_gate)
+        {
+            if (!_disposed)
+            {
+                _securing = false;
+                _stream = secured;
+                _pump = new PeerPump(generation, secured, inputs.PostAsync);
+                installed = true;
+            }
+        }
+        if (!installed)
+        {
+            await secured.Stream.DisposeAsync();
+            return;
+        }
+        await inputs.PostAsync(Input.NewSecured(generation, certificate));
+        StartReading();
+    }
+
+    /// <summary>Posts the bytes waiting unread in the socket, if any; false once the session is finished.</summary>
+    private async ValueTask<bool> DeliverUnreadAsync(Socket socket)
+    {
+        int available;
+        try
+        {
+            available = socket.Available;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true; // broken or closed: the handshake says so in words
+        }
+        if (available == 0) return true;
+        var buffer = ArrayPool<byte>.Shared.Rent(available);
+        int read;
+        try
+        {
+            read = socket.Receive(buffer, 0, available, SocketFlags.None);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return true;
+        }
+        // The session returns the pooled buffer once the core has relayed it.
+        if (read > 0 && await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, 0, read)))) return true;
+        ArrayPool<byte>.Shared.Return(buffer);
+        return read == 0;
+    }
+
+    public void Dispose()
+    {
+        PeerStream stream;
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _pump = null;
+            stream = _stream;
+        }
+        stream.Dispose();
+    }
+}

@@ -1,0 +1,44 @@
+using System.Threading.Channels;
+using Ws2s.Protocol;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>
+/// Hands one generation's inputs to its session until the generation is closed, and runs its tasks so
+/// that a failure nobody expected is logged once and reaches the session as <c>HostFault</c>.
+/// </summary>
+internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed)
+{
+    public long Generation => generation;
+
+    /// <summary>Hands an input to the session; false once this generation or the session is finished.</summary>
+    public async ValueTask<bool> PostAsync(Input input)
+    {
+        try
+        {
+            await inputs.WriteAsync(input, closed);
+            return true;
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Runs one of the generation's tasks. Each handles the failures it expects and reports them as
+    /// inputs; anything else is a bug of ours: logged once, and the session ends with code 1.
+    /// </summary>
+    public async void Run(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "connection {Generation} failed unexpectedly", generation);
+            await PostAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"));
+        }
+    }
+}

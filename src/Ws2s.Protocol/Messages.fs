@@ -1,0 +1,189 @@
+/// What a client may ask, what the server answers, and what the session core consumes and produces:
+/// the messages between the core, its clients and its host. Pure values, no behaviour.
+namespace Ws2s.Protocol
+
+open System
+open System.Net
+
+/// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
+type Command =
+    | Connect of Target
+    | Send of ReadOnlyMemory<byte>
+    | SendBytes of ReadOnlyMemory<byte>
+    | Close
+    /// Half-close: send FIN to the peer, keep receiving until it closes.
+    | Shutdown
+    | Ping
+    /// A binary frame from the client: bytes for the peer, answered only on failure.
+    | Forward of ReadOnlyMemory<byte>
+    /// Upgrade the open connection to TLS in place (SMTP/IMAP/POP3 STARTTLS, LDAP StartTLS); the
+    /// server name defaults to the target's host.
+    | StartTls of serverName: Host option
+    /// The name the original protocol echoes in `"<name> done"`.
+    member this.Name =
+        match this with
+        | Connect _ -> "connect"
+        | Send _ -> "send"
+        | SendBytes _ -> "sendb"
+        | Close -> "close"
+        | Shutdown -> "shutdown"
+        | Ping -> "ping"
+        | Forward _ -> "binary frame"
+        | StartTls _ -> "starttls"
+
+/// Why a TCP connection could not be opened, in words for a person.
+type DialError =
+    | ConnectionRefused
+    | NetworkUnreachable
+    | HostUnreachable
+    | DialFailed of reason: string
+    /// The SSH hop failed (login, host key, channel), in words.
+    | TunnelFailed of reason: string
+    member this.Message =
+        match this with
+        | ConnectionRefused -> "connection refused"
+        | NetworkUnreachable -> "network unreachable"
+        | HostUnreachable -> "host unreachable"
+        | DialFailed reason -> reason
+        | TunnelFailed reason -> reason
+
+/// Every message the server sends on its own initiative or in answer to a request.
+type Response =
+    /// code 0: `"<command> done"`.
+    | Done of command: string
+    /// code -1: bytes from the peer, base64 in JSON mode.
+    | RecvData of ReadOnlyMemory<byte>
+    /// code 1: a bug; should never be seen.
+    | Unexpected of reason: string
+    /// code 2.
+    | ConnectFailed of reason: string
+    /// code 3.
+    | IllegalSocketState
+    /// code 4: the destination policy refused the host (rule names which rule refused it).
+    | Forbidden of host: string * rule: string
+    /// code 5: the peer closed (reason: None for an orderly close, Some for a reset or error).
+    | ClosedByPeer of reason: string option
+    /// code 6.
+    | SshFailed of reason: string
+    /// code 7 (new in ws2s for .NET).
+    | BadRequest of reason: string
+    /// code 8 (new in ws2s for .NET): the TLS handshake with the peer failed, in words.
+    | TlsFailed of reason: string
+    member this.Success =
+        match this with
+        | Done _ | RecvData _ -> true
+        | _ -> false
+    member this.Code =
+        match this with
+        | Done _ -> 0
+        | RecvData _ -> -1
+        | Unexpected _ -> 1
+        | ConnectFailed _ -> 2
+        | IllegalSocketState -> 3
+        | Forbidden _ -> 4
+        | ClosedByPeer _ -> 5
+        | SshFailed _ -> 6
+        | BadRequest _ -> 7
+        | TlsFailed _ -> 8
+    member this.Message =
+        match this with
+        | Done command -> command + " done"
+        | RecvData _ -> "recv data"
+        | Unexpected reason -> "unexpected server error: " + reason
+        | ConnectFailed reason -> reason
+        | IllegalSocketState -> "illegal socket status, please connect again"
+        | Forbidden(host, rule) -> $"ws2s refuse to connect target host: {host}, cause that's a dangerous operation ({rule})"
+        | ClosedByPeer None -> "connection closed by peer"
+        | ClosedByPeer(Some reason) -> "connection closed by peer: " + reason
+        | SshFailed reason -> "failed to open ssh tunnel: " + reason
+        | BadRequest reason -> "bad request: " + reason
+        | TlsFailed reason -> "tls failed: " + reason
+
+/// What the peer's certificate presents, reported by the host once the certificate passed the checks
+/// that need no policy (chain, name, validity, usage): facts for the core's pin check.
+type PeerCertificate =
+    { /// Its subjectAltName entries: DNS names as written (a wildcard as `*.example.com`) and IP addresses as text.
+      Names: string list
+      /// SHA-256 in base64 of the whole certificate (DER) and of its SubjectPublicKeyInfo.
+      Hashes: string list }
+
+/// A client frame, as the codec understood it: a command to carry out, or a request that is answered
+/// at once with an error (a bad request, code 7, or an SSH tunnel this server does not offer, code 6).
+type Request =
+    | Valid of Command
+    | Rejected of Response
+
+/// Everything that can happen to a session. Connection events carry the generation of their connection.
+type Input =
+    /// A text frame from the client (UTF-8 JSON). The core is done with the memory when `step` returns.
+    | ClientText of Frame: ReadOnlyMemory<byte>
+    /// A binary frame from the client: raw bytes for the peer. The core may keep the memory.
+    | ClientBinary of Bytes: ReadOnlyMemory<byte>
+    /// The client is gone (its connection closed by either side, or broken).
+    | ClientGone
+    /// The client's message grew past the size limit (more than `Limit` bytes arrived).
+    | ClientMessageTooLarge of Limit: int
+    /// The client began a message, then sent no byte of it for `Seconds`.
+    | ClientMessageStalled of Seconds: int
+    /// The host hit a fault of its own (an unexpected exception, which it has logged): the session
+    /// ends with code 1 (`Reason` in words, never a stack trace) and close 1011.
+    | HostFault of Reason: string
+    | Resolved of Generation: Generation * Addresses: IPAddress list
+    | ResolveFailed of Generation: Generation
+    | Dialled of Generation: Generation
+    /// The TLS handshake the core asked for (`SecureConnection`) succeeded with this certificate; the
+    /// core judges its pins, then the peer's bytes are plaintext from now on.
+    | Secured of Generation: Generation * Certificate: PeerCertificate
+    /// The TLS handshake failed (untrusted certificate, wrong name, expired, not a server's certificate, protocol error), in words.
+    | SecureFailed of Generation: Generation * Reason: string
+    /// The TLS handshake did not finish within `Seconds` (the host's limit on it).
+    | SecureTimedOut of Generation: Generation * Seconds: int
+    | DialFailedWith of Generation: Generation * Error: DialError
+    /// Bytes read from the peer. The core does not keep the memory beyond the effects of this step.
+    | Received of Generation: Generation * Bytes: ReadOnlyMemory<byte>
+    /// The peer finished sending (FIN).
+    | PeerFinished of Generation: Generation
+    /// The connection broke (reset, write failure); the words say how.
+    | SocketFailed of Generation: Generation * Reason: string
+    | WriteCompleted of Generation: Generation
+    | ConnectTimerFired of Generation: Generation
+    /// The connection attempt delay (RFC 8305) passed with no attempt finished: time to start the next.
+    | AttemptTimerFired of Generation: Generation
+    /// One second has passed (the host's clock; drives the idle timeout and the connect rate limit).
+    | Tick
+
+/// Work the host must do, in order.
+/// What the host counts and logs, decided here: the host never re-reads replies to learn it.
+type Observation =
+    /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed, 8 TLS failed). `Started`: the
+    /// generation whose connect timer ran, if it got that far (a refusal before any dial has none).
+    | ConnectAnswered of Started: Generation option * Code: int
+
+type Effect =
+    /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.
+    | Resolve of Generation: Generation * Name: string
+    /// Start one attempt at the hop (several may run at once for TCP: the first to connect wins);
+    /// report `Dialled` or `DialFailedWith`.
+    | Dial of Generation: Generation * Hop: Hop
+    /// Run a TLS client handshake on the connection (SNI and certificate name `ServerName`). Bytes the
+    /// peer sent before are reported first; then `Secured` with what the certificate presents (the
+    /// core judges its pins), `SecureFailed` or `SecureTimedOut`.
+    | SecureConnection of Generation: Generation * ServerName: string
+    /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
+    | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
+    /// Close the connection (or abandon its resolve/dial) silently; later events of it are stale.
+    | CloseConnection of Generation: Generation
+    /// Send FIN: no more writes on this connection; keep reading.
+    | ShutdownConnection of Generation: Generation
+    /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
+    | StartConnectTimer of Generation: Generation * Seconds: int
+    /// Report `AttemptTimerFired` after the connection attempt delay (250 ms) unless connected or closed first.
+    | StartAttemptTimer of Generation: Generation * Milliseconds: int
+    /// Send a JSON text frame.
+    | Reply of Response: Response
+    /// Send the bytes as one binary frame (binary-mode connections).
+    | ReplyBinary of Bytes: ReadOnlyMemory<byte>
+    /// Close the client's connection with this status code (RFC 6455) and reason.
+    | CloseClient of Status: int * Reason: string
+    /// Count or log this (metrics, the session's log line); nothing goes on the wire.
+    | Observe of Observation
