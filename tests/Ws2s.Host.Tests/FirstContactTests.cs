@@ -224,6 +224,42 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.Contains("--destinations:allow:0", run.Errors);
     }
 
+    /// <summary>
+    /// Attack: a secret put where the config wants a list or an object (<c>"tokens":"S3CRET"</c>,
+    /// <c>WS2S_tokens=S3CRET</c>, <c>--tokens S3CRET</c>, <c>"auth":{"jwt":"S3CRET"}</c>) is refused without
+    /// repeating it: the words go to the terminal, the log, the journal and <c>~/.ws2s/ws2sd.reload</c>.
+    /// </summary>
+    [Fact]
+    public async Task A_secret_given_where_a_list_or_an_object_belongs_is_refused_without_repeating_it()
+    {
+        const string secret = "S3CRET-first-contact-value";
+        foreach (var json in new[]
+        {
+            $$"""{"tokens":"{{secret}}"}""",
+            $$$"""{"auth":{"jwt":"{{{secret}}}"}}""",
+            $$"""{"endpoints":[{"host":"127.0.0.1","port":0,"pfx":"x.pfx","pfxPassword":["{{secret}}"]}]}""",
+            $$$"""{"tokens":{"first":"{{{secret}}}"}}""",
+            $$"""{"ssh":"{{secret}}"}""",
+            $$"""{"rawTargets":"{{secret}}"}""",
+        })
+        {
+            var problems = Problems(Write(json));
+            Assert.NotEmpty(problems);
+            Assert.DoesNotContain(problems, p => p.Contains(secret, StringComparison.Ordinal));
+        }
+        var cli = Problems(Write("{}"), "--tokens", secret);
+        Assert.Contains(cli, p => p.Contains("tokens (on the command line as --tokens) must be a list", StringComparison.Ordinal));
+        Assert.DoesNotContain(cli, p => p.Contains(secret, StringComparison.Ordinal));
+
+        var plain = Write(Listen + "}", "plain.json");
+        var run = await Ws2sdAsync(["--config", plain], new() { ["WS2S_tokens"] = secret });
+        Assert.Equal(2, run.Exit);
+        Assert.Contains("tokens (in the environment as WS2S_tokens) must be a list", run.Errors);
+        Assert.Contains("WS2S_tokens__0=", run.Errors);
+        Assert.DoesNotContain("on the command line", run.Errors);
+        Assert.DoesNotContain(secret, run.Output + run.Errors);
+    }
+
     /// <summary>Issue 21, 7: a JSON mistake is placed by line and column.</summary>
     [Fact]
     public void A_file_that_is_not_json_is_refused_with_its_line_and_column()
