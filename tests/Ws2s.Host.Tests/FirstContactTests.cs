@@ -176,6 +176,28 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.Contains("did you mean 'limits.idleTimeoutSeconds' (WS2S_limits__idleTimeoutSeconds)?", run.Errors);
     }
 
+    /// <summary>
+    /// Issue 21, 1: keys are read whatever their case (<c>--Listen:Port</c> works), so <c>--Config PATH</c> and
+    /// <c>WS2S_config</c> are accepted as the program's own; they must then name the file read, not leave
+    /// ~/.ws2s/config.json (with its defaults) read instead without a word.
+    /// </summary>
+    [Theory]
+    [InlineData("--Config", null)]
+    [InlineData("--CONFIG=", null)]
+    [InlineData(null, "WS2S_config")]
+    public async Task The_config_file_is_named_in_any_case_the_other_keys_are(string? option, string? variable)
+    {
+        var file = Write(Listen + ""","destinatons":{}}""", "mine.json");
+        var home = Directory.CreateDirectory(Path.Combine(_directory, "home")).FullName;
+        var args = option is null ? Array.Empty<string>() : option.EndsWith('=') ? [option + file] : [option, file];
+        var environment = new Dictionary<string, string?> { ["HOME"] = home, ["WS2S_CONFIG"] = null };
+        if (variable is not null) environment[variable] = file;
+        var run = await Ws2sdAsync(args, environment);
+        Assert.True(run.Exit == 2, run.Output + run.Errors);
+        Assert.Contains($"unknown key 'destinatons' (in {file})", run.Errors);
+        Assert.False(File.Exists(Path.Combine(home, ".ws2s", "config.json")), "ws2sd read ~/.ws2s/config.json instead");
+    }
+
     /// <summary>Issue 21, 5: a misspelt command or option is a usage error, not a server on 3613.</summary>
     [Theory]
     [InlineData(new[] { "stauts" }, "unknown command 'stauts'; did you mean 'status'?")]
