@@ -198,6 +198,23 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.False(File.Exists(Path.Combine(home, ".ws2s", "config.json")), "ws2sd read ~/.ws2s/config.json instead");
     }
 
+    /// <summary>
+    /// Issue 21: the commonest day-one failure — `dotnet run` while `ws2sd start` (or a first `dotnet run`) still
+    /// holds 3613 — says what to do, not only that the address is in use.
+    /// </summary>
+    [Fact]
+    public async Task A_port_already_taken_says_what_to_do()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var run = await Ws2sdAsync(["--config", Write($$$"""{"listen":{"host":"127.0.0.1","port":{{{port}}}}}""")]);
+        Assert.Equal(2, run.Exit);
+        Assert.Contains($"ws2s: cannot listen: Failed to bind to address http://127.0.0.1:{port}: address already in use", run.Errors);
+        Assert.Contains("`ws2sd status`", run.Errors);
+        Assert.Contains("--listen:port", run.Errors);
+    }
+
     /// <summary>Issue 21, 5: a misspelt command or option is a usage error, not a server on 3613.</summary>
     [Theory]
     [InlineData(new[] { "stauts" }, "unknown command 'stauts'; did you mean 'status'?")]
