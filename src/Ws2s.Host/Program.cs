@@ -122,7 +122,10 @@ catch (ConfigException e)
 }
 catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException or Microsoft.AspNetCore.Connections.AddressInUseException)
 {
-    Say($"ws2s: cannot listen: {e.Message}");
+    Say($"ws2s: cannot listen: {e.Message}" + (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+        ? ": another program listens there (another ws2sd? `ws2sd status` says, `ws2sd stop` stops it); or choose another port: "
+          + "listen.port in the config, or --listen:port 4000 (0 picks a free one)"
+        : ""));
     return 2;
 }
 finally

@@ -117,15 +117,7 @@ internal static class ServiceUnit
     }
 
     /// <summary>The configuration file the system service reads: <c>--config</c> when given, else <see cref="SystemConfig"/>.</summary>
-    public static string ConfigPath(IReadOnlyList<string> args)
-    {
-        for (var i = 0; i < args.Count; i++)
-        {
-            if (args[i] == "--config" && i + 1 < args.Count) return Path.GetFullPath(args[i + 1]);
-            if (args[i].StartsWith("--config=", StringComparison.Ordinal)) return Path.GetFullPath(args[i]["--config=".Length..]);
-        }
-        return SystemConfig;
-    }
+    public static string ConfigPath(IReadOnlyList<string> args) => ConfigFile.Given(args) ?? SystemConfig;
 
     /// <summary>
     /// One word of a systemd command line: as it is when plain, else quoted so that systemd hands the program

@@ -176,6 +176,45 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.Contains("did you mean 'limits.idleTimeoutSeconds' (WS2S_limits__idleTimeoutSeconds)?", run.Errors);
     }
 
+    /// <summary>
+    /// Issue 21, 1: keys are read whatever their case (<c>--Listen:Port</c> works), so <c>--Config PATH</c> and
+    /// <c>WS2S_config</c> are accepted as the program's own; they must then name the file read, not leave
+    /// ~/.ws2s/config.json (with its defaults) read instead without a word.
+    /// </summary>
+    [Theory]
+    [InlineData("--Config", null)]
+    [InlineData("--CONFIG=", null)]
+    [InlineData(null, "WS2S_config")]
+    public async Task The_config_file_is_named_in_any_case_the_other_keys_are(string? option, string? variable)
+    {
+        var file = Write(Listen + ""","destinatons":{}}""", "mine.json");
+        var home = Directory.CreateDirectory(Path.Combine(_directory, "home")).FullName;
+        var args = option is null ? Array.Empty<string>() : option.EndsWith('=') ? [option + file] : [option, file];
+        var environment = new Dictionary<string, string?> { ["HOME"] = home, ["WS2S_CONFIG"] = null };
+        if (variable is not null) environment[variable] = file;
+        var run = await Ws2sdAsync(args, environment);
+        Assert.True(run.Exit == 2, run.Output + run.Errors);
+        Assert.Contains($"unknown key 'destinatons' (in {file})", run.Errors);
+        Assert.False(File.Exists(Path.Combine(home, ".ws2s", "config.json")), "ws2sd read ~/.ws2s/config.json instead");
+    }
+
+    /// <summary>
+    /// Issue 21: the commonest day-one failure — `dotnet run` while `ws2sd start` (or a first `dotnet run`) still
+    /// holds 3613 — says what to do, not only that the address is in use.
+    /// </summary>
+    [Fact]
+    public async Task A_port_already_taken_says_what_to_do()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var run = await Ws2sdAsync(["--config", Write($$$"""{"listen":{"host":"127.0.0.1","port":{{{port}}}}}""")]);
+        Assert.Equal(2, run.Exit);
+        Assert.Contains($"ws2s: cannot listen: Failed to bind to address http://127.0.0.1:{port}: address already in use", run.Errors);
+        Assert.Contains("`ws2sd status`", run.Errors);
+        Assert.Contains("--listen:port", run.Errors);
+    }
+
     /// <summary>Issue 21, 5: a misspelt command or option is a usage error, not a server on 3613.</summary>
     [Theory]
     [InlineData(new[] { "stauts" }, "unknown command 'stauts'; did you mean 'status'?")]
@@ -222,6 +261,42 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.Equal(2, run.Exit);
         Assert.Contains("destinations.allow '10.0.0.0/8' (on the command line as --destinations:allow) must be a list", run.Errors);
         Assert.Contains("--destinations:allow:0", run.Errors);
+    }
+
+    /// <summary>
+    /// Attack: a secret put where the config wants a list or an object (<c>"tokens":"S3CRET"</c>,
+    /// <c>WS2S_tokens=S3CRET</c>, <c>--tokens S3CRET</c>, <c>"auth":{"jwt":"S3CRET"}</c>) is refused without
+    /// repeating it: the words go to the terminal, the log, the journal and <c>~/.ws2s/ws2sd.reload</c>.
+    /// </summary>
+    [Fact]
+    public async Task A_secret_given_where_a_list_or_an_object_belongs_is_refused_without_repeating_it()
+    {
+        const string secret = "S3CRET-first-contact-value";
+        foreach (var json in new[]
+        {
+            $$"""{"tokens":"{{secret}}"}""",
+            $$$"""{"auth":{"jwt":"{{{secret}}}"}}""",
+            $$"""{"endpoints":[{"host":"127.0.0.1","port":0,"pfx":"x.pfx","pfxPassword":["{{secret}}"]}]}""",
+            $$$"""{"tokens":{"first":"{{{secret}}}"}}""",
+            $$"""{"ssh":"{{secret}}"}""",
+            $$"""{"rawTargets":"{{secret}}"}""",
+        })
+        {
+            var problems = Problems(Write(json));
+            Assert.NotEmpty(problems);
+            Assert.DoesNotContain(problems, p => p.Contains(secret, StringComparison.Ordinal));
+        }
+        var cli = Problems(Write("{}"), "--tokens", secret);
+        Assert.Contains(cli, p => p.Contains("tokens (on the command line as --tokens) must be a list", StringComparison.Ordinal));
+        Assert.DoesNotContain(cli, p => p.Contains(secret, StringComparison.Ordinal));
+
+        var plain = Write(Listen + "}", "plain.json");
+        var run = await Ws2sdAsync(["--config", plain], new() { ["WS2S_tokens"] = secret });
+        Assert.Equal(2, run.Exit);
+        Assert.Contains("tokens (in the environment as WS2S_tokens) must be a list", run.Errors);
+        Assert.Contains("WS2S_tokens__0=", run.Errors);
+        Assert.DoesNotContain("on the command line", run.Errors);
+        Assert.DoesNotContain(secret, run.Output + run.Errors);
     }
 
     /// <summary>Issue 21, 7: a JSON mistake is placed by line and column.</summary>

@@ -54,11 +54,30 @@ public sealed class WatchedProcess : IAsyncDisposable
         while (true)
         {
             if (_lines.FirstOrDefault(wanted) is { } line) return line;
-            if (Process.HasExited && !await _printed.WaitAsync(TimeSpan.FromMilliseconds(200)))
+            if (Process.HasExited && await DrainedAsync(deadline) && _lines.FirstOrDefault(wanted) is null)
                 throw new InvalidOperationException($"{Process.StartInfo.FileName} exited ({Process.ExitCode}) without printing the expected line:\n{Output}");
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{Process.StartInfo.FileName} did not print the expected line:\n{Output}");
             await _printed.WaitAsync(TimeSpan.FromMilliseconds(500));
         }
+    }
+
+    /// <summary>
+    /// After the process has exited: waits until everything it printed has been read (the end of its output, not a
+    /// guess at how long its last lines take to arrive). True once read, or once something the process left behind
+    /// still holds its output open at <paramref name="deadline"/>.
+    /// </summary>
+    private async Task<bool> DrainedAsync(DateTime deadline)
+    {
+        using var patience = new CancellationTokenSource(deadline - DateTime.UtcNow is { Ticks: > 0 } left ? left : TimeSpan.Zero);
+        try
+        {
+            await Process.WaitForExitAsync(patience.Token); // with redirected output: until its end is read
+        }
+        catch (OperationCanceledException)
+        {
+            // Judged on what arrived.
+        }
+        return true;
     }
 
     public async ValueTask DisposeAsync()

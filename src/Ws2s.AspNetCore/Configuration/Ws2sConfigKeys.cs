@@ -116,8 +116,9 @@ public static partial class Ws2sConfigKeys
                     node = list.Item;
                     break;
                 case ListOf:
-                    return $"{Name(spelled)} is a list, so '{segment}' cannot be under it ({Where(source, segments)}): "
-                        + $"list items are numbered ({Example(source, [.. segments[..i], "0"])})";
+                    return $"{Name(spelled)} is a list, so '{segment}' cannot be under it ({Where(source, segments)}): " + (source is FileConfigurationProvider
+                        ? $"in JSON its items go in brackets (\"{segments[i - 1]}\": [{{\"{segment}\": …}}])"
+                        : $"list items are numbered ({Example(source, [.. segments[..i], "0"])})");
                 case MapOf map:
                     spelled.Add(segment);
                     node = map.Item;
@@ -126,16 +127,34 @@ public static partial class Ws2sConfigKeys
                     return $"{Name(spelled)} holds a value, not keys such as '{segment}' ({Where(source, segments)})";
             }
         }
+        // A single value where a list or an object belongs is not repeated unless its key is one for plain words: it
+        // may be a secret put in the wrong place ("tokens": "S3CRET", "auth": {"jwt": "S3CRET"}), and these words are logged.
+        var shown = node is ListOf && !Secret(spelled) ? value : null;
         return node switch
         {
             Value v => ValueProblem(v, Name(spelled), value, source, segments),
-            ListOf or Section or MapOf when !string.IsNullOrEmpty(value) =>
-                $"{Name(spelled)} '{value}' ({Where(source, segments)}) must be {(node is ListOf ? "a list" : "an object")}, not a single value: "
-                + (node is ListOf ? $"in JSON [\"{value}\"], on the command line {Example(source, [.. segments, "0"])}"
-                    : $"give its keys ({string.Join(", ", (node as Section)?.Keys.Keys ?? ["NAME"])})"),
+            ListOf when !string.IsNullOrEmpty(value) =>
+                $"{Name(spelled)}{(shown is null ? "" : $" '{shown}'")} ({Where(source, segments)}) must be a list, not a single value: "
+                + $"in JSON [\"{shown ?? "…"}\"], {ItemExample(source, segments, shown ?? "…")}",
+            Section or MapOf when !string.IsNullOrEmpty(value) =>
+                $"{Name(spelled)} ({Where(source, segments)}) must be an object, not a single value: "
+                + $"give its keys ({string.Join(", ", (node as Section)?.Keys.Keys ?? ["NAME"])})",
             _ => null,
         };
     }
+
+    /// <summary>Whether a key may hold a secret (<c>tokens</c>, <c>endpoints[].pfxPassword</c>, <c>auth.jwt.secretFile</c>'s neighbours).</summary>
+    private static bool Secret(IEnumerable<string> spelled) =>
+        spelled.Any(s => SecretWords.Any(w => s.Contains(w, StringComparison.OrdinalIgnoreCase)));
+
+    private static readonly string[] SecretWords = ["token", "password", "secret", "key"];
+
+    /// <summary>A list's first item set the way <paramref name="source"/> sets keys (a file gets the command line's form).</summary>
+    private static string ItemExample(IConfigurationProvider source, string[] segments, string value) => source switch
+    {
+        EnvironmentVariablesConfigurationProvider => $"in the environment {Example(source, [.. segments, "0"])}={value}",
+        _ => $"on the command line {Example(source, [.. segments, "0"])} {value}",
+    };
 
     private static string? ValueProblem(Value node, string name, string? value, IConfigurationProvider source, string[] segments)
     {
