@@ -390,3 +390,20 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.DoesNotContain(server.Output, l => l.Contains("0 loaded", StringComparison.Ordinal));
     }
 }
+
+/// <summary>What log redaction leaves of a sentence: a question mark ends a question, not a URL.</summary>
+public sealed class RedactionWordsTests
+{
+    [Theory]
+    [InlineData("unknown key 'destinatons': did you mean 'destinations'?; the previous configuration stays in force")]
+    [InlineData("is ws2sd running? is the token right?")]
+    public void A_question_in_words_is_logged_whole(string words) =>
+        Assert.Equal(words, Ws2s.AspNetCore.Telemetry.LogRedaction.Redact(words, []));
+
+    [Theory]
+    [InlineData("GET /path?token=s3cret-4f9a HTTP/1.1", "s3cret-4f9a")]
+    [InlineData("/?;x=s3cret-4f9a", "s3cret-4f9a")]
+    [InlineData("/?&s3cret-4f9a", "s3cret-4f9a")]
+    public void A_query_string_is_still_hidden(string text, string secret) =>
+        Assert.DoesNotContain(secret, Ws2s.AspNetCore.Telemetry.LogRedaction.Redact(text, []));
+}

@@ -26,8 +26,11 @@ public static partial class LogRedaction
     [GeneratedRegex(@"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", RegexOptions.Singleline)]
     private static partial Regex PrivateKey();
 
-    /// <summary>A query string: a <c>?</c> at the start or right after a path character, up to white space or a quote.</summary>
-    [GeneratedRegex(@"(?<=(?:^|\S)\?)[^\s""'<>]+")]
+    /// <summary>
+    /// A query string: a <c>?</c> at the start or right after a path character, up to white space or a quote — two
+    /// characters at least, so the punctuation after a question in words (<c>did you mean 'x'?;</c>) is left alone.
+    /// </summary>
+    [GeneratedRegex(@"(?<=(?:^|\S)\?)[^\s""'<>]{2,}")]
     private static partial Regex QueryString();
 
     /// <summary>A JWT (or any JWS in compact form): base64url header starting <c>{"</c>, a dot, payload, a dot, signature.</summary>
