@@ -36,7 +36,8 @@ public static class SampleApp
                 };
             });
         builder.Services.AddAuthorization();
-        builder.Services.AddWs2s(options => builder.Configuration.GetSection("Ws2s").Bind(options));
+        // The "Ws2s" section of the app's configuration; a key in it that ws2s does not know stops the start, named.
+        builder.Services.AddWs2s(builder.Configuration, "Ws2s");
 
         var app = builder.Build();
         app.UseAuthentication();

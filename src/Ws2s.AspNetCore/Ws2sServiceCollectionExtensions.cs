@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Ws2s.AspNetCore.Admission;
@@ -73,6 +74,21 @@ public static class Ws2sServiceCollectionExtensions
         LogRedaction.Apply(services, sp => sp.GetRequiredService<RedactedSecrets>());
         return services;
     }
+
+    /// <summary>
+    /// Registers ws2s bound to the <paramref name="section"/> section of <paramref name="configuration"/> (an app's
+    /// <c>"Ws2s": {…}</c> in appsettings.json, its environment variables and command line). Its keys are checked when
+    /// the host starts, before binding: a key nothing reads (a typo such as <c>destinatons</c>, which would leave the
+    /// rule it meant unread) or a value of the wrong kind fails the start with its name, where it was set and the
+    /// nearest known key, like every other problem of the options.
+    /// </summary>
+    public static IServiceCollection AddWs2s(this IServiceCollection services, IConfigurationRoot configuration, string section = "Ws2s") =>
+        services.AddWs2s(options =>
+        {
+            var problems = Ws2sConfigKeys.Problems(configuration, section);
+            if (problems.Count > 0) throw new OptionsValidationException(Options.DefaultName, typeof(Ws2sOptions), problems);
+            configuration.GetSection(section).Bind(options);
+        });
 
     /// <summary>Every problem <see cref="Ws2sOptions.Problems"/> finds fails validation, each naming its key.</summary>
     private sealed class Ws2sOptionsValidator : IValidateOptions<Ws2sOptions>

@@ -63,6 +63,20 @@ public sealed class EmbeddingTests : IAsyncLifetime
         return WsClient.Wrap(socket);
     }
 
+    /// <summary>Attack (issue 21, review): a typo in the app's "Ws2s" section was a rule nobody read.</summary>
+    [Fact]
+    public async Task A_misspelt_key_in_the_apps_ws2s_section_stops_the_app_naming_it()
+    {
+        // Refused while the app is built or at its start, whichever first reads the options: never served.
+        var refused = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(async () =>
+        {
+            await using var app = Sample.SampleApp.Build(["--urls", "http://127.0.0.1:0", "--Ws2s:destinatons:allow:0", "127.0.0.1:6379"]);
+            await app.StartAsync();
+        });
+        Assert.Contains("unknown key 'destinatons.allow[0]' (on the command line as --Ws2s:destinatons:allow:0)", refused.Message);
+        Assert.Contains("did you mean 'destinations.allow[0]' (--Ws2s:destinations:allow:0)?", refused.Message);
+    }
+
     [Fact]
     public async Task An_upgrade_without_signing_in_gets_401_from_the_apps_own_authorization()
     {

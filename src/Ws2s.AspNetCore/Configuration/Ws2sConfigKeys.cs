@@ -65,23 +65,33 @@ public static partial class Ws2sConfigKeys
     /// <paramref name="others"/>: top-level keys that are not ws2s options but are read by someone else (the
     /// program's <c>logFormat</c>, the <c>Logging</c> section); what is below them is not checked here.
     /// </summary>
-    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, params string[] others)
+    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, params string[] others) => Problems(configuration, null, others);
+
+    /// <summary>
+    /// The same for the keys under <paramref name="section"/> (an app's <c>"Ws2s"</c> section bound to
+    /// <see cref="Ws2sOptions"/>), named where they were set by their whole path (<c>--Ws2s:listen:port</c>).
+    /// </summary>
+    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, string? section, params string[] others)
     {
         var top = new Dictionary<string, Node>(Options.Keys, StringComparer.OrdinalIgnoreCase);
         foreach (var other in others) top[other] = new Anything();
         var root = new Section(top);
+        var prefix = section is null ? [] : section.Split(':');
         var problems = new List<string>();
         // The last source that sets a key wins: a value is judged where it came from.
         var judged = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var provider in configuration.Providers.Reverse())
-            foreach (var key in Keys(provider, null))
+            foreach (var key in Keys(provider, section))
             {
                 if (!judged.Add(key)) continue;
                 provider.TryGet(key, out var value);
-                if (Judge(root, key.Split(':'), value, provider) is { } problem) problems.Add(problem);
+                if (Judge(root, key.Split(':')[prefix.Length..], value, new Origin(provider, prefix)) is { } problem) problems.Add(problem);
             }
         return problems.Distinct().ToList();
     }
+
+    /// <summary>Where keys come from: a source, and the section they were read under (its path is part of how the source spells them).</summary>
+    private sealed record Origin(IConfigurationProvider Provider, string[] Section);
 
     /// <summary>Every key a source sets: those with a value, and empty lists and objects (<c>[]</c>, <c>{}</c>).</summary>
     private static IEnumerable<string> Keys(IConfigurationProvider provider, string? parent)
@@ -94,7 +104,7 @@ public static partial class Ws2sConfigKeys
         }
     }
 
-    private static string? Judge(Section root, string[] segments, string? value, IConfigurationProvider source)
+    private static string? Judge(Section root, string[] segments, string? value, Origin source)
     {
         Node node = root;
         var spelled = new List<string>();
@@ -116,7 +126,7 @@ public static partial class Ws2sConfigKeys
                     node = list.Item;
                     break;
                 case ListOf:
-                    return $"{Name(spelled)} is a list, so '{segment}' cannot be under it ({Where(source, segments)}): " + (source is FileConfigurationProvider
+                    return $"{Name(spelled)} is a list, so '{segment}' cannot be under it ({Where(source, segments)}): " + (source.Provider is FileConfigurationProvider
                         ? $"in JSON its items go in brackets (\"{segments[i - 1]}\": [{{\"{segment}\": …}}])"
                         : $"list items are numbered ({Example(source, [.. segments[..i], "0"])})");
                 case MapOf map:
@@ -150,13 +160,13 @@ public static partial class Ws2sConfigKeys
     private static readonly string[] SecretWords = ["token", "password", "secret", "key"];
 
     /// <summary>A list's first item set the way <paramref name="source"/> sets keys (a file gets the command line's form).</summary>
-    private static string ItemExample(IConfigurationProvider source, string[] segments, string value) => source switch
+    private static string ItemExample(Origin source, string[] segments, string value) => source.Provider switch
     {
         EnvironmentVariablesConfigurationProvider => $"in the environment {Example(source, [.. segments, "0"])}={value}",
         _ => $"on the command line {Example(source, [.. segments, "0"])} {value}",
     };
 
-    private static string? ValueProblem(Value node, string name, string? value, IConfigurationProvider source, string[] segments)
+    private static string? ValueProblem(Value node, string name, string? value, Origin source, string[] segments)
     {
         if (string.IsNullOrEmpty(value))
             return node.Nullable ? null : $"{name} is empty ({Where(source, segments)}): give {Expected(node, name)}";
@@ -180,11 +190,11 @@ public static partial class Ws2sConfigKeys
     }
 
     /// <summary>An unknown key: named as given, with the known key nearest to it.</summary>
-    private static string Unknown(Section root, List<string> known, string[] rest, Section parent, IConfigurationProvider source)
+    private static string Unknown(Section root, List<string> known, string[] rest, Section parent, Origin source)
     {
         // A command-line option or a variable names the whole key at once: it is judged, and corrected, whole.
         // In a file the misspelt name is one key of an object: that key is named (once for all below it).
-        var whole = source is not FileConfigurationProvider;
+        var whole = source.Provider is not FileConfigurationProvider;
         var wrongKeys = whole ? rest : rest[..1];
         var given = Name([.. known, .. wrongKeys]);
         var all = KnownPaths(root);
@@ -245,6 +255,8 @@ public static partial class Ws2sConfigKeys
         string.Join(".", segments.Select(s => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out _) ? $"[{s}]" : s)).Replace(".[", "[", StringComparison.Ordinal);
 
     /// <summary>Where a key was set, in that source's own syntax.</summary>
+    private static string Where(Origin source, string[] segments) => Where(source.Provider, [.. source.Section, .. segments]);
+
     private static string Where(IConfigurationProvider source, string[] segments) => source switch
     {
         CommandLineConfigurationProvider => $"on the command line as --{string.Join(':', segments)}",
@@ -254,7 +266,8 @@ public static partial class Ws2sConfigKeys
     };
 
     /// <summary>The same key as <paramref name="source"/> would spell it (<c>--listen:port</c>, <c>WS2S_listen__port</c>), or nothing for a file.</summary>
-    private static string Spelling(IConfigurationProvider source, string key) => Spelled(source, key.Replace("[", ".", StringComparison.Ordinal).Replace("]", "", StringComparison.Ordinal));
+    private static string Spelling(Origin source, string key) =>
+        Spelled(source.Provider, string.Concat(source.Section.Select(s => s + ".")) + key.Replace("[", ".", StringComparison.Ordinal).Replace("]", "", StringComparison.Ordinal));
 
     private static string Spelled(IConfigurationProvider source, string dotted) => source switch
     {
@@ -262,6 +275,8 @@ public static partial class Ws2sConfigKeys
         EnvironmentVariablesConfigurationProvider => $" ({EnvironmentPrefix(source)}{dotted.Replace(".", "__", StringComparison.Ordinal)})",
         _ => "",
     };
+
+    private static string Example(Origin origin, string[] relative) => Example(origin.Provider, [.. origin.Section, .. relative]);
 
     private static string Example(IConfigurationProvider source, string[] segments) => source switch
     {
