@@ -14,8 +14,12 @@ internal static class ServiceUnit
 {
     public const string SystemConfig = "/etc/ws2s/config.json";
 
-    /// <summary>Directories a system service does not see (<c>ProtectHome=yes</c>).</summary>
-    private static readonly string[] Hidden = ["/root", "/home", "/run/user"];
+    /// <summary>Directories a system service does not see, and the setting that hides each.</summary>
+    private static readonly (string Folder, string Why)[] Hidden =
+    [
+        ("/root", "ProtectHome=yes"), ("/home", "ProtectHome=yes"), ("/run/user", "ProtectHome=yes"),
+        ("/tmp", "PrivateTmp=yes gives it a /tmp of its own"), ("/var/tmp", "PrivateTmp=yes gives it a /var/tmp of its own"),
+    ];
 
     /// <param name="command">The program and the words that run it (the apphost, or <c>dotnet ws2sd.dll</c>).</param>
     /// <param name="args">Extra arguments for <c>ws2sd run</c> (<c>--listen:port 4000</c>).</param>
@@ -144,8 +148,8 @@ internal static class ServiceUnit
         if (OperatingSystem.IsWindows()) return null; // no systemd there
         foreach (var path in paths.Select(Path.GetFullPath))
         {
-            if (Hidden.FirstOrDefault(h => path == h || path.StartsWith(h + "/", StringComparison.Ordinal)) is { } hidden)
-                return $"{path} is under {hidden}, which the service does not see (ProtectHome=yes)";
+            if (Hidden.FirstOrDefault(h => path == h.Folder || path.StartsWith(h.Folder + "/", StringComparison.Ordinal)) is { Folder: { } folderHidden } hidden)
+                return $"{path} is under {folderHidden}, which the service does not see ({hidden.Why})";
             for (var folder = Path.GetDirectoryName(path); !string.IsNullOrEmpty(folder); folder = Path.GetDirectoryName(folder))
                 if (Directory.Exists(folder) && !File.GetUnixFileMode(folder).HasFlag(UnixFileMode.OtherExecute))
                     return $"{folder} lets no other user in (mode {Mode(folder)}), so the service's user cannot reach {path}";

@@ -15,7 +15,13 @@ namespace Ws2s.Host.Tests;
 public sealed class ServiceUnitTests : IDisposable
 {
     private const string DeployedProgram = "/opt/ws2s/ws2sd";
-    private readonly string _root = Directory.CreateTempSubdirectory("ws2s-service-").FullName;
+    /// <summary>
+    /// Where the tests install ws2s: as root, under /var/lib (the unit's PrivateTmp=yes would hide /tmp from the
+    /// service, and ws2sd service refuses a program there); otherwise a temp folder (the tests skip).
+    /// </summary>
+    private readonly string _root = Environment.UserName == "root"
+        ? Directory.CreateDirectory(Path.Combine("/var/lib", $"ws2s-service-tests-{Guid.NewGuid():N}")).FullName
+        : Directory.CreateTempSubdirectory("ws2s-service-").FullName;
 
     public ServiceUnitTests() => File.SetUnixFileMode(_root, (UnixFileMode)0b111_101_101); // 0755: the service's user reads what the test puts here
 
@@ -281,6 +287,26 @@ public sealed class ServiceUnitTests : IDisposable
         Assert.Contains("lets no other user in (mode 0700)", install.Errors);
         Assert.Contains("`dotnet tool install --tool-path /opt/ws2s ws2s`", install.Errors);
         Assert.Contains("`/opt/ws2s/ws2sd service`", install.Errors);
+    }
+
+    [SkippableFact]
+    public async Task As_root_a_ws2sd_under_tmp_is_refused_because_the_service_gets_a_tmp_of_its_own()
+    {
+        NeedRoot();
+        var folder = Directory.CreateTempSubdirectory("ws2s-service-tmp-").FullName;
+        try
+        {
+            File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
+            var copy = await Command.RunAsync("cp", ["-a", AppContext.BaseDirectory + ".", Path.Combine(folder, "ws2s")]);
+            Assert.True(copy.Exit == 0, copy.Printed);
+            var install = await ServiceAsync(Path.Combine(folder, "ws2s", "ws2sd"), _root, uid: null);
+            Assert.Equal(2, install.Exit);
+            Assert.Contains("which the service does not see (PrivateTmp=yes gives it a /tmp of its own)", install.Errors);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [SkippableFact]
