@@ -3,7 +3,7 @@ using Ws2s.Bench;
 
 // ws2s bench: the same workloads against plain TCP (the baseline) and through a bridge speaking the
 // ws2s protocol, in one run, reported as ratios against the baseline. Usage:
-//   dotnet run -c Release --project bench/Ws2s.Bench -- [--pool-completions] [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--idle-echo BYTES] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- [--pool-completions] [--let-cpus-idle] [--server ws://HOST:PORT/] [--seconds 5] [--idle-sessions 8000] [--idle-only] [--idle-hold SECONDS] [--idle-echo BYTES] [--cpu-rounds 3] [--paced-mb 100] [--only JSON|binary|websockify]
 // websockify and socat (Debian packages) are measured too when they are on PATH.
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --burst 150 [--burst-watch 60] [--burst-json]   (RSS after a burst of full queues)
@@ -47,6 +47,7 @@ if (Option("--soak-mib") is { } soakMib)
     return 0;
 }
 
+using var wake = args.Contains("--let-cpus-idle") ? null : WakeLatency.Hold();
 var seconds = double.Parse(Option("--seconds") ?? "5", CultureInfo.InvariantCulture);
 var idleSessions = int.Parse(Option("--idle-sessions") ?? "2000", CultureInfo.InvariantCulture);
 var duration = TimeSpan.FromSeconds(seconds);
@@ -60,7 +61,8 @@ var server = own?.Url ?? new Uri(Option("--server")!);
 var external = own is null;
 
 Console.WriteLine($"ws2s bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server {server}{(external ? " (external)" : " (ws2sd, own process)")}, {seconds} s per run, 16 KiB writes, "
-    + (Environment.GetEnvironmentVariable(InlineCompletions) == "1" ? "the bench's client and echo server with inline socket completions" : "the bench's client and echo server on the thread pool"));
+    + (Environment.GetEnvironmentVariable(InlineCompletions) == "1" ? "the bench's client and echo server with inline socket completions" : "the bench's client and echo server on the thread pool")
+    + (wake?.Held == true ? ", CPU wake-up latency held at 0 (/dev/cpu_dma_latency)" : ", CPUs free to idle: round trips include their wake-ups (hold /dev/cpu_dma_latency as root to leave them out)"));
 var plain = () => TcpStream.OpenAsync(echo.Endpoint);
 var json = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: false);
 var binary = () => BridgeStream.OpenAsync(server, echo.Endpoint, binary: true);
