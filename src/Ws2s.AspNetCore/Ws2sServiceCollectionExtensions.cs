@@ -62,6 +62,7 @@ public static class Ws2sServiceCollectionExtensions
             sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<Connectors.ConnectorSet>(),
             sp.GetRequiredService<ILoggerFactory>(), () => sp.GetRequiredService<AdmissionPolicy>().Settings));
         services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
+        services.AddHostedService(sp => new MemoryRelief(sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp =>
         {
             var o = sp.GetRequiredService<Ws2sOptions>();
