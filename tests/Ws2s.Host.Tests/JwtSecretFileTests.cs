@@ -38,21 +38,6 @@ public sealed class JwtSecretFileTests : IDisposable
         SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(key), SecurityAlgorithms.HmacSha256),
     });
 
-    /// <summary>An upgrade presenting <paramref name="token"/>: 101, or the refusal's status and words.</summary>
-    private static async Task<(int Status, string Body)> UpgradeAsync(Uri url, string token)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        request.Headers.Connection.Add("Upgrade");
-        request.Headers.Upgrade.Add(new ProductHeaderValue("websocket"));
-        request.Headers.Add("Sec-WebSocket-Version", "13");
-        request.Headers.Add("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
-        request.Headers.Add("Sec-WebSocket-Protocol", "token." + token);
-        request.Headers.Add("Origin", "http://localhost:8080");
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        return response.StatusCode == HttpStatusCode.SwitchingProtocols ? (101, "") : ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
-    }
-
     public static TheoryData<string> LineEnds => new() { "\n", "\r\n", "\n\n" };
 
     [Theory]
@@ -63,12 +48,12 @@ public sealed class JwtSecretFileTests : IDisposable
         await using var host = await Ws2sHost.StartAsync(Config(file));
 
         // Node: createHmac("sha256", fs.readFileSync(file)) — the newline is part of the key.
-        Assert.Equal((101, ""), await UpgradeAsync(host.Url, Mint(File.ReadAllBytes(file))));
+        Assert.Equal((101, ""), await JwtTests.UpgradeAsync(host.Url, Mint(File.ReadAllBytes(file))));
         // An issuer that trims (or holds the secret without the file's line end).
-        Assert.Equal((101, ""), await UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret))));
+        Assert.Equal((101, ""), await JwtTests.UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret))));
         // Anything else is another secret.
-        Assert.Equal((401, "ws2s: bad signature\n"), await UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret + " "))));
-        Assert.Equal((401, "ws2s: bad signature\n"), await UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes("another secret that is also well over 32 bytes"))));
+        Assert.Equal((401, "ws2s: bad signature\n"), await JwtTests.UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret + " "))));
+        Assert.Equal((401, "ws2s: bad signature\n"), await JwtTests.UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes("another secret that is also well over 32 bytes"))));
     }
 
     [Fact]
@@ -76,8 +61,8 @@ public sealed class JwtSecretFileTests : IDisposable
     {
         var file = WriteSecretFile(Secret);
         await using var host = await Ws2sHost.StartAsync(Config(file));
-        Assert.Equal((101, ""), await UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret))));
-        Assert.Equal((401, "ws2s: bad signature\n"), await UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret + "\n"))));
+        Assert.Equal((101, ""), await JwtTests.UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret))));
+        Assert.Equal((401, "ws2s: bad signature\n"), await JwtTests.UpgradeAsync(host.Url, Mint(Encoding.UTF8.GetBytes(Secret + "\n"))));
     }
 
     [Fact]

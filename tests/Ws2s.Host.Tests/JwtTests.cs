@@ -70,7 +70,7 @@ public sealed class JwtTests : IDisposable
     private SigningCredentials Hs256 => new(new SymmetricSecurityKey(_secret), SecurityAlgorithms.HmacSha256);
 
     /// <summary>Attempts an upgrade with <paramref name="token"/> as a subprotocol entry: the status and the body of a refusal.</summary>
-    private static async Task<(int Status, string Body)> UpgradeAsync(Uri url, string token)
+    internal static async Task<(int Status, string Body)> UpgradeAsync(Uri url, string token)
     {
         using var http = new HttpClient();
         using var request = new HttpRequestMessage(HttpMethod.Get, url);

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 
 namespace Ws2s.Host.Tests;
 
@@ -9,15 +7,14 @@ namespace Ws2s.Host.Tests;
 /// </summary>
 public sealed class ServerProcess : IAsyncDisposable
 {
-    private readonly ConcurrentQueue<string> _lines = new();
-    private readonly SemaphoreSlim _printed = new(0);
+    private readonly WatchedProcess _watched;
 
-    private ServerProcess(Process process) => Process = process;
+    private ServerProcess(WatchedProcess watched) => _watched = watched;
 
-    public Process Process { get; }
+    public System.Diagnostics.Process Process => _watched.Process;
 
     /// <summary>Everything printed so far, stdout and stderr interleaved as they arrived.</summary>
-    public IReadOnlyCollection<string> Output => _lines;
+    public IReadOnlyCollection<string> Output => _watched.Lines;
 
     /// <param name="home">HOME for the process (where ~/.ws2s/config.json lives).</param>
     /// <param name="configVariable">WS2S_CONFIG, or null to leave it unset.</param>
@@ -26,43 +23,14 @@ public sealed class ServerProcess : IAsyncDisposable
     public static ServerProcess Start(IEnumerable<string> args, string? home = null, string? configVariable = null, string[]? launcher = null,
         IReadOnlyDictionary<string, string?>? environment = null)
     {
-        var info = new ProcessStartInfo(launcher?[0] ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var word in launcher?.Skip(1).Append("dotnet") ?? []) info.ArgumentList.Add(word);
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        if (home is not null) info.Environment["HOME"] = home;
-        if (configVariable is null) info.Environment.Remove("WS2S_CONFIG");
-        else info.Environment["WS2S_CONFIG"] = configVariable;
-        foreach (var (name, value) in environment ?? new Dictionary<string, string?>()) info.Environment[name] = value;
-        var server = new ServerProcess(new Process { StartInfo = info });
-        server.Process.OutputDataReceived += (_, e) => server.Add(e.Data);
-        server.Process.ErrorDataReceived += (_, e) => server.Add(e.Data);
-        server.Process.Start();
-        server.Process.BeginOutputReadLine();
-        server.Process.BeginErrorReadLine();
-        return server;
-    }
-
-    private void Add(string? line)
-    {
-        if (line is null) return;
-        _lines.Enqueue(line);
-        _printed.Release();
+        var variables = new Dictionary<string, string?>(environment ?? new Dictionary<string, string?>()) { ["WS2S_CONFIG"] = configVariable };
+        if (home is not null) variables["HOME"] = home;
+        return new ServerProcess(WatchedProcess.Start(launcher?[0] ?? "dotnet",
+            [.. launcher?.Skip(1).Append("dotnet") ?? [], Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), .. args], environment: variables));
     }
 
     /// <summary>The first line that satisfies <paramref name="wanted"/>, waiting for it (fails after <see cref="WsClient.Patience"/> or if the process exits first).</summary>
-    public async Task<string> WaitForLineAsync(Func<string, bool> wanted)
-    {
-        var deadline = DateTime.UtcNow + WsClient.Patience;
-        while (true)
-        {
-            if (_lines.FirstOrDefault(wanted) is { } line) return line;
-            if (Process.HasExited && await DrainedAsync(deadline) && _lines.FirstOrDefault(wanted) is null)
-                throw new InvalidOperationException("ws2sd exited without printing the expected line:\n" + string.Join("\n", _lines));
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("ws2sd did not print the expected line:\n" + string.Join("\n", _lines));
-            await _printed.WaitAsync(TimeSpan.FromMilliseconds(500));
-        }
-    }
+    public Task<string> WaitForLineAsync(Func<string, bool> wanted) => _watched.WaitForLineAsync(wanted, WsClient.Patience);
 
     /// <summary>The first ws:// URL the server announces.</summary>
     public async Task<Uri> ListeningUrlAsync() =>
@@ -88,7 +56,7 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>Sends SIGTERM, as systemd or Kubernetes would.</summary>
     public async Task TerminateAsync()
     {
-        using var kill = Process.Start("kill", ["-TERM", Process.Id.ToString()]);
+        using var kill = System.Diagnostics.Process.Start("kill", ["-TERM", Process.Id.ToString()]);
         await kill.WaitForExitAsync();
     }
 
@@ -99,29 +67,5 @@ public sealed class ServerProcess : IAsyncDisposable
         return Process.ExitCode;
     }
 
-    /// <summary>
-    /// After the process has exited: waits until everything it printed has been read (the end of its output, not a
-    /// guess at how long its last lines take to arrive). True once read, or once something the process left behind
-    /// still holds its output open at <paramref name="deadline"/>.
-    /// </summary>
-    private async Task<bool> DrainedAsync(DateTime deadline)
-    {
-        using var patience = new CancellationTokenSource(deadline - DateTime.UtcNow is { Ticks: > 0 } left ? left : TimeSpan.Zero);
-        try
-        {
-            await Process.WaitForExitAsync(patience.Token); // with redirected output: until its end is read
-        }
-        catch (OperationCanceledException)
-        {
-            // Judged on what arrived.
-        }
-        return true;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (!Process.HasExited) Process.Kill();
-        await Process.WaitForExitAsync();
-        Process.Dispose();
-    }
+    public ValueTask DisposeAsync() => _watched.DisposeAsync();
 }

@@ -19,6 +19,9 @@ public sealed class WatchedProcess : IAsyncDisposable
     /// <summary>Everything printed so far, stdout and stderr interleaved as they arrived.</summary>
     public string Output => string.Join("\n", _lines);
 
+    /// <summary>The same, a line each.</summary>
+    public IReadOnlyCollection<string> Lines => _lines;
+
     /// <param name="environment">Variables to set (a null value removes one).</param>
     public static WatchedProcess Start(string file, IEnumerable<string> args, string? workingDirectory = null,
         IReadOnlyDictionary<string, string?>? environment = null)
@@ -47,10 +50,13 @@ public sealed class WatchedProcess : IAsyncDisposable
         _printed.Release();
     }
 
-    /// <summary>The first line that satisfies <paramref name="wanted"/>, waiting for it (fails after <see cref="WsClient.Patience"/> or once the process has exited without it).</summary>
-    public async Task<string> WaitForLineAsync(Func<string, bool> wanted)
+    /// <summary>
+    /// The first line that satisfies <paramref name="wanted"/>, waiting for it (fails after <paramref name="patience"/>,
+    /// twice <see cref="WsClient.Patience"/> unless given, or once the process has exited without it).
+    /// </summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> wanted, TimeSpan? patience = null)
     {
-        var deadline = DateTime.UtcNow + WsClient.Patience * 2;
+        var deadline = DateTime.UtcNow + (patience ?? WsClient.Patience * 2);
         while (true)
         {
             if (_lines.FirstOrDefault(wanted) is { } line) return line;
