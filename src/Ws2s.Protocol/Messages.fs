@@ -187,3 +187,37 @@ type Effect =
     | CloseClient of Status: int * Reason: string
     /// Count or log this (metrics, the session's log line); nothing goes on the wire.
     | Observe of Observation
+
+/// What carries out the core's effects: one method per case of `Effect`. A host implements it and hands
+/// each effect to `Effect.dispatch`; a new effect is a new method here, so a host that does not carry
+/// it out does not compile (and `dispatch`'s match is checked complete, warnings being errors).
+type IEffectHandler<'T> =
+    abstract Resolve: generation: Generation * name: string -> 'T
+    abstract Dial: generation: Generation * hop: Hop -> 'T
+    abstract SecureConnection: generation: Generation * serverName: string -> 'T
+    abstract Write: generation: Generation * bytes: ReadOnlyMemory<byte> -> 'T
+    abstract CloseConnection: generation: Generation -> 'T
+    abstract ShutdownConnection: generation: Generation -> 'T
+    abstract StartConnectTimer: generation: Generation * seconds: int -> 'T
+    abstract StartAttemptTimer: generation: Generation * milliseconds: int -> 'T
+    abstract Reply: response: Response -> 'T
+    abstract ReplyBinary: bytes: ReadOnlyMemory<byte> -> 'T
+    abstract CloseClient: status: int * reason: string -> 'T
+    abstract Observe: observation: Observation -> 'T
+
+module Effect =
+    /// Hands `effect` to the handler's method for its case.
+    let dispatch (handler: IEffectHandler<'T>) effect =
+        match effect with
+        | Resolve(generation, name) -> handler.Resolve(generation, name)
+        | Dial(generation, hop) -> handler.Dial(generation, hop)
+        | SecureConnection(generation, serverName) -> handler.SecureConnection(generation, serverName)
+        | Write(generation, bytes) -> handler.Write(generation, bytes)
+        | CloseConnection generation -> handler.CloseConnection generation
+        | ShutdownConnection generation -> handler.ShutdownConnection generation
+        | StartConnectTimer(generation, seconds) -> handler.StartConnectTimer(generation, seconds)
+        | StartAttemptTimer(generation, milliseconds) -> handler.StartAttemptTimer(generation, milliseconds)
+        | Reply response -> handler.Reply response
+        | ReplyBinary bytes -> handler.ReplyBinary bytes
+        | CloseClient(status, reason) -> handler.CloseClient(status, reason)
+        | Observe observation -> handler.Observe observation

@@ -10,15 +10,18 @@ namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
 /// Carries out one session's effects, in order: replies to the client, work on the connection of each
-/// generation, the close the core decided, and what it asks to be counted. Every effect case has its
-/// branch (a test checks the list against the core's union).
+/// generation, the close the core decided, and what it asks to be counted. One method per effect case
+/// (<see cref="IEffectHandler{T}"/>): a case the core adds does not compile here until it is carried out.
 /// </summary>
 internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
-    SessionObserver observer, ILogger log) : IDisposable
+    SessionObserver observer, ILogger log) : IEffectHandler<ValueTask>, IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly PooledBufferWriter _responseBuffer = new();
     private Utf8JsonWriter? _responseWriter;
+
+    /// <summary>The cancellation of the effect being carried out (the session's).</summary>
+    private CancellationToken _cancel;
 
     /// <summary>The close the core decided (status and reason), once it has.</summary>
     public (int Status, string Reason)? CloseWith { get; private set; }
@@ -26,72 +29,97 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     /// <summary>A close the host decides (shutting down, a fault), unless the core decided one already.</summary>
     public void CloseUnlessDecided(int status, string reason) => CloseWith ??= (status, reason);
 
-    /// <summary>The effect cases this interpreter carries out, by name (checked against the core's union by a test).</summary>
-    public static readonly IReadOnlySet<string> Handled = new HashSet<string>
+    public ValueTask ExecuteAsync(Effect effect, CancellationToken cancel)
     {
-        nameof(Effect.Reply), nameof(Effect.ReplyBinary), nameof(Effect.Resolve), nameof(Effect.Dial),
-        nameof(Effect.StartAttemptTimer), nameof(Effect.StartConnectTimer), nameof(Effect.Write), nameof(Effect.CloseConnection),
-        nameof(Effect.ShutdownConnection), nameof(Effect.CloseClient), nameof(Effect.Observe), nameof(Effect.SecureConnection),
-    };
+        _cancel = cancel;
+        return EffectModule.dispatch(this, effect);
+    }
 
-    public async ValueTask ExecuteAsync(Effect effect, CancellationToken cancel)
+    public async ValueTask Reply(Response response)
     {
-        switch (effect)
+        if (response is Response.RecvData data) observer.ToClient(data.Item.Length);
+        _responseWriter ??= new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
+        _responseWriter.Reset();
+        Codec.writeResponse(_responseWriter, response);
+        try
         {
-            case Effect.Reply reply:
-                if (reply.Response is Response.RecvData data) observer.ToClient(data.Item.Length);
-                _responseWriter ??= new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
-                _responseWriter.Reset();
-                Codec.writeResponse(_responseWriter, reply.Response);
-                try
-                {
-                    await client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancel);
-                }
-                finally
-                {
-                    _responseBuffer.Clear(); // back to the pool: an idle session holds no reply buffer
-                }
-                break;
-            case Effect.ReplyBinary binary:
-                observer.ToClient(binary.Bytes.Length);
-                await client.SendAsync(binary.Bytes, WebSocketMessageType.Binary, true, cancel);
-                break;
-            case Effect.Resolve resolve:
-                ConnectionOf(resolve.Generation).StartResolve(resolve.Name);
-                break;
-            case Effect.Dial dial:
-                observer.LastTarget = dial.Hop.Text;
-                ConnectionOf(dial.Generation).StartDial(dial.Hop);
-                break;
-            case Effect.SecureConnection secure:
-                ConnectionOf(secure.Generation).StartSecure(secure.ServerName, services.Connectors.Tls, services.TlsHandshakeTimeout);
-                break;
-            case Effect.StartAttemptTimer attemptTimer:
-                ConnectionOf(attemptTimer.Generation).StartAttemptTimer(TimeSpan.FromMilliseconds(attemptTimer.Milliseconds));
-                break;
-            case Effect.StartConnectTimer timer:
-                observer.ConnectStarted(timer.Generation);
-                ConnectionOf(timer.Generation).StartTimer(timer.Seconds);
-                break;
-            case Effect.Write write:
-                observer.ToPeer(write.Bytes.Length);
-                ConnectionOf(write.Generation).StartWrite(write.Bytes);
-                break;
-            case Effect.CloseConnection close:
-                if (_connections.Remove(close.Generation, out var connection)) connection.Dispose();
-                break;
-            case Effect.ShutdownConnection shutdown:
-                if (_connections.TryGetValue(shutdown.Generation, out var halfClosed)) halfClosed.ShutdownSend();
-                break;
-            case Effect.CloseClient closeClient:
-                CloseWith = (closeClient.Status, closeClient.Reason);
-                break;
-            case Effect.Observe observe:
-                observer.Count(observe.Item);
-                break;
-            default:
-                throw new InvalidOperationException($"the host does not know the effect {effect}");
+            await client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, _cancel);
         }
+        finally
+        {
+            _responseBuffer.Clear(); // back to the pool: an idle session holds no reply buffer
+        }
+    }
+
+    public ValueTask ReplyBinary(ReadOnlyMemory<byte> bytes)
+    {
+        observer.ToClient(bytes.Length);
+        return client.SendAsync(bytes, WebSocketMessageType.Binary, true, _cancel);
+    }
+
+    // The effects below start work whose outcome comes back as an input: carried out at once.
+
+    public ValueTask Resolve(long generation, string name)
+    {
+        ConnectionOf(generation).StartResolve(name);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask Dial(long generation, Hop hop)
+    {
+        observer.LastTarget = hop.Text;
+        ConnectionOf(generation).StartDial(hop);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask SecureConnection(long generation, string serverName)
+    {
+        ConnectionOf(generation).StartSecure(serverName, services.Connectors.Tls, services.TlsHandshakeTimeout);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask StartAttemptTimer(long generation, int milliseconds)
+    {
+        ConnectionOf(generation).StartAttemptTimer(TimeSpan.FromMilliseconds(milliseconds));
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask StartConnectTimer(long generation, int seconds)
+    {
+        observer.ConnectStarted(generation);
+        ConnectionOf(generation).StartTimer(seconds);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask Write(long generation, ReadOnlyMemory<byte> bytes)
+    {
+        observer.ToPeer(bytes.Length);
+        ConnectionOf(generation).StartWrite(bytes);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask CloseConnection(long generation)
+    {
+        if (_connections.Remove(generation, out var connection)) connection.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ShutdownConnection(long generation)
+    {
+        if (_connections.TryGetValue(generation, out var halfClosed)) halfClosed.ShutdownSend();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask CloseClient(int status, string reason)
+    {
+        CloseWith = (status, reason);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask Observe(Observation observation)
+    {
+        observer.Count(observation);
+        return ValueTask.CompletedTask;
     }
 
     private Connection ConnectionOf(long generation)
