@@ -1,53 +1,17 @@
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.Playwright;
 
 namespace Ws2s.Host.Tests;
 
-/// <summary>
-/// The web console and ws2s.js in a real browser: Debian's Chromium, headless, driven by Playwright,
-/// against this server, a real Redis and a real echo peer. Screenshots go to TestResults/screenshots.
-/// </summary>
-[Collection(nameof(BrowserTests))]
-public sealed class BrowserTests : IAsyncLifetime
+/// <summary>The web console in Chromium, against this server, a real Redis and a real echo peer.</summary>
+[Collection("Chromium")]
+public sealed class ConsoleBrowserTests : ChromiumTests
 {
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-
-    private static string Screenshots => Directory.CreateDirectory(Path.Combine(Repository.Root, "TestResults", "screenshots")).FullName;
-
-    public async Task InitializeAsync()
-    {
-        Requirements.Need("/usr/bin/chromium", "chromium");
-        Assertions.SetDefaultExpectTimeout(15_000); // CI machines are slower than Playwright's 5 s default assumes
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = "/usr/bin/chromium",
-            Headless = true,
-            // As root, without a sandbox; and no traffic of its own beyond the pages under test.
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-        });
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_browser is not null) await _browser.DisposeAsync();
-        _playwright?.Dispose();
-    }
-
-    private static Task<Ws2sHost> StartHostAsync() =>
-        Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true}""");
-
-    private static Uri Page(Ws2sHost host) => new UriBuilder(host.Url) { Scheme = "http" }.Uri;
-
     [SkippableFact]
     public async Task The_Redis_tab_runs_commands_and_shows_each_reply_by_its_type()
     {
         await using var redis = await RedisServer.StartAsync();
         await using var host = await StartHostAsync();
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         await page.GotoAsync(Page(host).ToString());
 
         await page.ClickAsync("#tab-redis");
@@ -94,7 +58,7 @@ public sealed class BrowserTests : IAsyncLifetime
     {
         using var echo = Peer.Echo();
         await using var host = await StartHostAsync();
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         await page.GotoAsync(Page(host).ToString());
 
         await page.FillAsync("#socket-port", echo.Port.ToString());
@@ -120,7 +84,7 @@ public sealed class BrowserTests : IAsyncLifetime
     {
         using var refused = new RefusedPort();
         await using var host = await StartHostAsync();
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         await page.GotoAsync(Page(host).ToString());
         await page.FillAsync("#socket-port", refused.Port.ToString());
         await page.ClickAsync("#socket-connect");
@@ -143,7 +107,7 @@ public sealed class BrowserTests : IAsyncLifetime
             var trust = trusted ? $$$""","tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}""" : "";
             await using var host = await Ws2sHost.StartAsync(
                 $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true{{trust}}}""");
-            var page = await _browser.NewPageAsync();
+            var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
             await page.ClickAsync("#tab-redis");
             await page.FillAsync("#redis-port", redis.Port.ToString());
@@ -165,7 +129,7 @@ public sealed class BrowserTests : IAsyncLifetime
         var host = await StartHostAsync();
         try
         {
-            var page = await _browser.NewPageAsync();
+            var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
             await page.ClickAsync("#tab-redis");
             await page.FillAsync("#redis-port", port.ToString());
@@ -203,7 +167,7 @@ public sealed class BrowserTests : IAsyncLifetime
     {
         await using var redis = await RedisServer.StartAsync();
         await using var host = await StartHostAsync();
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         var errors = new List<string>();
         page.Console += (_, message) => { if (message.Type == "error") errors.Add(message.Text); };
         await ConnectRedisTabAsync(page, host, redis.Port);
@@ -236,7 +200,7 @@ public sealed class BrowserTests : IAsyncLifetime
             while (await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, stop) > 0) { }
         });
         await using var host = await StartHostAsync();
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         await page.GotoAsync(Page(host).ToString());
         await page.FillAsync("#socket-port", peer.Port.ToString());
         await page.ClickAsync("#socket-connect");
@@ -268,7 +232,7 @@ public sealed class BrowserTests : IAsyncLifetime
         Assert.Equal("OK", await redis.CommandAsync("EVAL \"return redis.call('SET', KEYS[1], string.rep('x', 5000000))\" 1 big"));
         await using var host = await Ws2sHost.StartAsync(
             """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"maxMessageBytes":65536}}""");
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         await ConnectRedisTabAsync(page, host, redis.Port);
 
         // Bytes that are not text, written with redis-cli's escapes and shown the way it shows them.
@@ -297,7 +261,7 @@ public sealed class BrowserTests : IAsyncLifetime
         await using (var host = await Ws2sHost.StartAsync(
             """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"tokens":["right-token"]}"""))
         {
-            var page = await _browser.NewPageAsync();
+            var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
             await page.ClickAsync("#tab-redis");
             await page.FillAsync("#redis-port", redis.Port.ToString());
@@ -313,7 +277,7 @@ public sealed class BrowserTests : IAsyncLifetime
             await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
 
             // A token in the link is taken into the field and out of the address bar (and so out of history and bookmarks).
-            var linked = await _browser.NewPageAsync();
+            var linked = await Browser.NewPageAsync();
             await linked.GotoAsync(new Uri(Page(host), "/?token=right-token").ToString());
             await Assertions.Expect(linked.Locator("#token")).ToHaveValueAsync("right-token");
             Assert.DoesNotContain("token", await linked.EvaluateAsync<string>("() => location.href"));
@@ -321,7 +285,7 @@ public sealed class BrowserTests : IAsyncLifetime
         await using (var host = await Ws2sHost.StartAsync(
             """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["https://elsewhere.example"]}"""))
         {
-            var page = await _browser.NewPageAsync();
+            var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
             await page.FillAsync("#socket-port", redis.Port.ToString());
             await page.ClickAsync("#socket-connect");
@@ -335,7 +299,7 @@ public sealed class BrowserTests : IAsyncLifetime
     public async Task The_console_fits_a_phone_has_keyboard_tabs_and_readable_contrast()
     {
         await using var host = await StartHostAsync();
-        var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 390, Height = 844 } });
+        var page = await Browser.NewPageAsync(new() { ViewportSize = new() { Width = 390, Height = 844 } });
         await page.GotoAsync(Page(host).ToString());
         foreach (var tab in new[] { "#tab-socket", "#tab-redis" })
         {
@@ -375,28 +339,6 @@ public sealed class BrowserTests : IAsyncLifetime
         Assert.True(worst[1] >= 3, $"input border contrast {worst[1]:F2}:1");
     }
 
-    [SkippableFact]
-    public async Task The_ws2s_js_live_suite_passes_in_Chromium_too()
-    {
-        await using var redis = await RedisServer.StartAsync();
-        using var pki = new TestPki();
-        await using var tlsRedis = await RedisServer.StartAsync(pki);
-        using var echo = Peer.Echo();
-        using var refused = new RefusedPort();
-        await using var host = await Ws2sHost.StartAsync(
-            $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
-        var page = await _browser.NewPageAsync();
-        var console = new List<string>();
-        page.Console += (_, message) => console.Add(message.Text);
-        await using var site = await ServeClientLibraryAsync();
-        var origin = site.Urls.First();
-        await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}");
-        await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
-        var results = await page.EvaluateAsync<Result[]>("() => window.results");
-        Assert.Equal(15, results.Length);
-        Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
-    }
-
     /// <summary>Opens the console's Redis tab and connects it to Redis on <paramref name="port"/>.</summary>
     private static async Task ConnectRedisTabAsync(IPage page, Ws2sHost host, int port)
     {
@@ -414,37 +356,6 @@ public sealed class BrowserTests : IAsyncLifetime
         await page.PressAsync("#redis-command", "Enter");
     }
 
-    /// <summary>
-    /// Serves clients/ws2s-js from disk, from a loopback address as a developer's page would be
-    /// (Chromium's local network access checks block a page it deems public from reaching 127.0.0.1).
-    /// </summary>
-    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> ServeClientLibraryAsync()
-    {
-        var files = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
-        files.WebHost.UseUrls("http://127.0.0.1:0");
-        var site = files.Build();
-        site.UseStaticFiles(new Microsoft.AspNetCore.Builder.StaticFileOptions
-        {
-            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.Combine(Repository.Root, "clients", "ws2s-js")),
-        });
-        await site.StartAsync();
-        return site;
-    }
-
-    [SkippableFact]
-    public async Task A_page_written_for_ws2s_js_2_1_4_works_unchanged_with_the_classic_script_build()
-    {
-        using var echo = Peer.Echo();
-        await using var host = await StartHostAsync();
-        await using var site = await ServeClientLibraryAsync();
-        var page = await _browser.NewPageAsync();
-        await page.GotoAsync($"{site.Urls.First()}/test/classic.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}");
-        await page.WaitForFunctionAsync("() => window.result !== undefined", null, new() { Timeout = 30_000 });
-        Assert.Equal("hello from a classic script", await page.EvaluateAsync<string>("() => window.result"));
-        // The new names are there too, under the one global (the page's own `ws2s` variable untouched).
-        Assert.True(await page.EvaluateAsync<bool>("() => typeof WS2S.RespParser === 'function' && typeof WS2S.Ws2sError === 'function' && ws2s instanceof WS2S"));
-    }
-
     [SkippableFact]
     public async Task A_destination_refused_by_policy_names_the_config_keys_that_would_allow_it()
     {
@@ -454,7 +365,7 @@ public sealed class BrowserTests : IAsyncLifetime
             {"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":false,
              "destinations":{"allow":["127.0.0.1:{{{allowed}}}"],"deny":["127.0.0.1:{{{denied}}}"]},"tls":{"required":["127.0.0.1:{{{allowed}}}"]}}
             """);
-        var page = await _browser.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         await page.GotoAsync(Page(host).ToString());
         const string allowList = "once destinations.allow has a rule, only what it allows is reachable";
         foreach (var (target, port, rule, hint) in new[]
@@ -485,62 +396,4 @@ public sealed class BrowserTests : IAsyncLifetime
         await Assertions.Expect(page.Locator("#redis-status")).ToContainTextAsync(
             $"(loopback 127.0.0.0/8) (code 4). To allow it: \"allowConnectToServerLocal\": true in the ws2s config");
     }
-
-    [SkippableFact]
-    public async Task A_page_on_another_origin_that_the_server_refuses_learns_from_ws2s_js_what_to_check()
-    {
-        // The page may not read the server's answer from another origin (no CORS), so ws2s.js says what to check.
-        await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"origins":["https://elsewhere.example"]}""");
-        await using var site = await ServeClientLibraryAsync();
-        var page = await _browser.NewPageAsync();
-        var origin = site.Urls.First();
-        await page.GotoAsync($"{origin}/test/refused.html?url={Uri.EscapeDataString(host.Url.ToString())}");
-        await page.WaitForFunctionAsync("() => window.result !== undefined", null, new() { Timeout = 30_000 });
-        var result = await page.EvaluateAsync<string[]>("() => window.result");
-        var server = host.Url.Authority;
-        Assert.Equal(
-            ["Ws2sOpenError", "error",
-             $"cannot open {host.Url}, and the server could not be asked why (http://{server}/.ws2s/admission failed: TypeError: Failed to fetch): "
-             + $"is ws2sd running at {server}, is the token right, and is this page's origin {new Uri(origin).GetLeftPart(UriPartial.Authority)} in the server's 'origins'?"],
-            result);
-    }
-
-    [SkippableFact]
-    public async Task A_page_written_for_ws2s_js_2_1_4_gets_every_callback_as_2_1_4_gives_it()
-    {
-        await using var redis = await RedisServer.StartAsync();
-        Assert.Equal("OK", await redis.CommandAsync("CONFIG SET requirepass legacy-secret"));
-        using var echo = Peer.Echo();
-        using var refused = new RefusedPort();
-        await using var host = await StartHostAsync();
-        await using var site = await ServeClientLibraryAsync();
-        var page = await _browser.NewPageAsync();
-        await page.GotoAsync($"{site.Urls.First()}/test/legacy.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}"
-            + $"&refused={refused.Port}&redis={redis.Port}&password=legacy-secret&dead={Uri.EscapeDataString($"ws://127.0.0.1:{refused.Port}/")}");
-        var finished = true;
-        try
-        {
-            await page.WaitForFunctionAsync("() => window.finished === true", null, new() { Timeout = 60_000 });
-        }
-        catch (TimeoutException)
-        {
-            finished = false;
-        }
-        var transcript = System.Text.Json.Nodes.JsonNode.Parse(await page.EvaluateAsync<string>("() => JSON.stringify(window.transcript)"));
-        var expected = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(
-            Path.Combine(Repository.Root, "clients", "ws2s-js", "test", "legacy-2.1.4.expected.json")));
-        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(expected, transcript),
-            $"{(finished ? "" : "timed out; ")}the transcript:\n{transcript?.ToJsonString()}");
-    }
-
-    public sealed class Result
-    {
-        public string Name { get; set; } = "";
-        public bool Ok { get; set; }
-        public string? Error { get; set; }
-    }
 }
-
-[CollectionDefinition(nameof(BrowserTests), DisableParallelization = true)]
-public sealed class BrowserTestsRunAlone;
