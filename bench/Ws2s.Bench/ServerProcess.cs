@@ -37,7 +37,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"));
         info.ArgumentList.Add("--config");
-        info.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"); // measured as shipped, whatever the bench itself uses
+        if (Environment.GetEnvironmentVariable("BENCH_SERVER_INLINE_COMPLETIONS") != "1") info.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"); // measured as shipped, whatever the bench itself uses
         info.ArgumentList.Add(config);
         var process = Process.Start(info)!;
         while (await process.StandardOutput.ReadLineAsync() is { } line)
