@@ -83,7 +83,7 @@ public static class Ws2sServiceCollectionExtensions
     /// rule it meant unread) or a value of the wrong kind fails the start with its name, where it was set and the
     /// nearest known key, like every other problem of the options.
     /// </summary>
-    public static IServiceCollection AddWs2s(this IServiceCollection services, IConfigurationRoot configuration, string section = "Ws2s") =>
+    public static IServiceCollection AddWs2s(this IServiceCollection services, IConfigurationRoot configuration, string section) =>
         services.AddWs2s(options =>
         {
             var problems = Ws2sConfigKeys.Problems(configuration, section);
