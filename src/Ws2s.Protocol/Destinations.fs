@@ -48,9 +48,14 @@ let private schemeOf (text: string) =
         Some(text.Substring(0, colon), text.Substring(colon + 1))
     | _ -> None
 
+/// The schemes of ws2s's own hops (`Hop.Scheme`): never a named peer's, for the connector registered for one
+/// carries out that hop only (a listed `tcp:db` once reached the TCP connector as a named hop, which it cannot dial).
+let reservedSchemes = set [ "tcp"; "udp"; "ssh"; "unix" ]
+
 /// A named peer's name: 1-200 visible ASCII characters other than quotes, backslashes, brackets and colons, not a port number.
 let private parseName (scheme: string) (name: string) =
-    if name = "" then Error $"the {scheme}: destination has no name"
+    if reservedSchemes.Contains scheme then Error $"{scheme}: is not a named peer: give a host in \"host\" and its port in \"port\""
+    elif name = "" then Error $"the {scheme}: destination has no name"
     elif looksLikePorts name then Error "write the port in \"port\", not after the host"
     elif name.Length > MaxNameLength then Error $"the {scheme}: name is longer than {MaxNameLength} characters"
     elif name |> Seq.exists (fun c -> c <= ' ' || c > '~' || c = '"' || c = '\\' || c = '[' || c = ']') then

@@ -101,6 +101,37 @@ public sealed class JwtTests : IDisposable
     }
 
     [Fact]
+    public async Task A_token_allowed_one_unix_path_reaches_no_other_and_a_wide_tcp_claim_opens_none()
+    {
+        var a = Path.Combine(_directory, "a.sock");
+        var b = Path.Combine(_directory, "b.sock");
+        using var listenA = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        using var listenB = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        listenA.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(a));
+        listenA.Listen(4);
+        listenB.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(b));
+        listenB.Listen(4);
+        await using var host = await Ws2sHost.StartAsync(
+            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"destinations":{"allow":["unix:{{{{a}}}}","unix:{{{{b}}}}","0.0.0.0/0"]},"auth":{"jwt":{"secretFile":"{{{{SecretFile()}}}}"}}}""");
+        await using (var client = await OpenAsync(host.Url, Mint(Hs256, new { allow = new[] { "unix:" + a } })))
+        {
+            await client.SendAsync(new { command = "connect", host = "unix:" + a });
+            await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+            await client.SendAsync(new { command = "connect", host = "unix:" + b });
+            var refused = await client.ReceiveJsonAsync();
+            Assert.Equal(4, (int)refused["code"]!);
+            Assert.Contains("scope", (string)refused["message"]!);
+        }
+        await using (var client = await OpenAsync(host.Url, Mint(Hs256, new { allow = new[] { "0.0.0.0/0", "::/0", "*.localhost" } })))
+        {
+            await client.SendAsync(new { command = "connect", host = "unix:" + b });
+            Assert.Equal(4, (int)(await client.ReceiveJsonAsync())["code"]!);
+        }
+        listenB.Blocking = false;
+        Assert.Throws<System.Net.Sockets.SocketException>(() => listenB.Accept().Dispose());
+    }
+
+    [Fact]
     public async Task A_token_cannot_open_what_the_server_refuses()
     {
         using var echo = Peer.Echo();

@@ -168,3 +168,12 @@ let ``host:port rules keep their meaning`` (text: string) =
     match (rule text).Pattern with
     | Exactly _ -> failwith "taken for a named peer"
     | _ -> ()
+
+[<Fact>]
+let ``the schemes of ws2s's own hops are never a named peer's, in a rule or a connect`` () =
+    // A listed `tcp:db` once became NamedHop("tcp", "db"), handed to the TCP connector (code 1, close 1011).
+    for scheme in Destinations.reservedSchemes |> Set.remove "unix" do
+        Assert.True((parseRule $"{scheme}:db").IsError, scheme)
+        let _, effects = Session.step (Session.start (settingsWith [] [] true)) (connectTo $"{scheme}:db")
+        Assert.Equal<int list>([ 7 ], codes effects)
+        Assert.Empty(effects |> List.filter (function Dial _ -> true | _ -> false))

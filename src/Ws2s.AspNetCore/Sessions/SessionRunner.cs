@@ -42,7 +42,7 @@ internal sealed class SessionRunner
 
     private readonly RunnerServices _services;
 
-    /// <summary>The server settings this session last took up (checked each second, so a reload reaches open sessions).</summary>
+    /// <summary>The server settings this session last took up (checked before every input, so a reload reaches open sessions at once).</summary>
     private Session.Settings? _serverSettings;
 
     /// <summary>When the token that admitted this session expires (then new connects end), if it does.</summary>
@@ -100,7 +100,9 @@ internal sealed class SessionRunner
                         _connectsUntil = null;
                         _machine.EndConnects(until);
                     }
-                    if (input.IsTick && _services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
+                    // Before every input too (a volatile read and a reference compare while nothing changed): a connect that
+                    // arrives after a reload returned is judged by the new rules, not by the old ones until the next tick.
+                    if (_services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
                     {
                         _serverSettings = latest;
                         _machine.Reconfigure(latest);
