@@ -66,7 +66,7 @@ let private parseName (scheme: string) (name: string) =
 /// None when the text is meant as a host name or IP address (parse it with `HostName.parse`).
 let tryParse (text: string) : Result<Destination, string> option =
     if isNull text then None
-    elif text.StartsWith "unix:" then Some(parsePath (text.Substring 5) |> Result.map UnixPeer)
+    elif text.StartsWith("unix:", System.StringComparison.Ordinal) then Some(parsePath (text.Substring 5) |> Result.map UnixPeer)
     else
         match schemeOf text with
         | Some _ when (HostName.parse text).IsOk -> None // an IPv6 literal such as fe80::1
@@ -76,7 +76,7 @@ let tryParse (text: string) : Result<Destination, string> option =
 /// Is this text a rule for a destination that is not a host name (`unix:/path`, `scheme:name` whose
 /// name is not a port range)? `host:port` rules keep their meaning.
 let isPeerRule (text: string) =
-    text.StartsWith "unix:"
+    text.StartsWith("unix:", System.StringComparison.Ordinal)
     || (match schemeOf text with
         | Some(_, name) -> not (looksLikePorts name) && (HostName.parse text).IsError
         | None -> false)

@@ -16,7 +16,17 @@ internal sealed class UnixConnector : IConnector
     public async Task<PeerStream> ConnectAsync(Hop hop, PeerContext context, CancellationToken cancel)
     {
         var path = ((Hop.UnixHop)hop).Path;
-        if (new FileInfo(path).LinkTarget is not null)
+        string? link;
+        try
+        {
+            link = new FileInfo(path).LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A folder on the way this server may not search: a failed connect in words (code 2), not a host fault.
+            throw new DialFailedException(DialError.NewDialFailed($"cannot reach {path}: {e.Message}"));
+        }
+        if (link is not null)
             throw new DialFailedException(DialError.NewDialFailed($"{path} is a symbolic link: ws2s connects only to a socket at the listed path itself"));
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
