@@ -14,7 +14,7 @@ public static class Ws2sServiceCollectionExtensions
 {
     /// <summary>
     /// Registers ws2s: its options (bound by <paramref name="configure"/>, validated when the host
-    /// starts, each problem naming its key), admission, the session clock, SSH sessions, metrics (meter
+    /// starts, each problem naming its key), admission, the sessions' tick, SSH sessions, metrics (meter
     /// <c>Ws2s</c>) and log redaction for the logger providers registered so far. Then map the
     /// endpoints with <see cref="Ws2sEndpointRouteBuilderExtensions.MapWs2s"/>.
     /// </summary>

@@ -3,8 +3,8 @@ using Ws2s.AspNetCore.Connectors;
 
 namespace Ws2s.AspNetCore.Sessions;
 
-/// <summary>What every session runner of this server shares: its limits, clock, queue budget, connectors and log.</summary>
-internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
+/// <summary>What every session runner of this server shares: its limits, time and ticks, queue budget, connectors and log.</summary>
+internal sealed class RunnerServices(Ws2sOptions options, Ticker ticker, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
     Func<Protocol.Session.Settings>? serverSettings = null)
 {
     /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
@@ -30,7 +30,11 @@ internal sealed class RunnerServices(Ws2sOptions options, Ticker clock, QueueBud
     /// <summary>Between the keep-alive frames sent to each client.</summary>
     public TimeSpan KeepAlive => TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds);
 
-    public Ticker Clock => clock;
+    /// <summary>The server-wide one-second tick every session registers for.</summary>
+    public Ticker Ticker => ticker;
+
+    /// <summary>Where sessions read time and make timers (injected, so tests can control it).</summary>
+    public TimeProvider Time => ticker.Time;
 
     public QueueBudget Budget => budget;
 

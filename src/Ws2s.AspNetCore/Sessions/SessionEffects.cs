@@ -126,7 +126,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, services.Clock.Time, log, services.Connectors, clientAddress);
+            connection = new Connection(generation, inputs, services.Time, log, services.Connectors, clientAddress);
             _connections.Add(generation, connection);
         }
         return connection;

@@ -26,7 +26,7 @@ internal sealed class SessionRunner
         new BoundedChannelOptions(InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly WebSocket _client;
     private readonly IMachine _machine;
-    private readonly Ticker _clock;
+    private readonly Ticker _ticker;
     private readonly QueueBudget _budget;
     private readonly ClientTcp _clientTcp;
     private readonly SessionObserver _observer;
@@ -54,14 +54,14 @@ internal sealed class SessionRunner
         _connectsUntil = connectsUntil;
         _client = client;
         _machine = machine;
-        _clock = services.Clock;
+        _ticker = services.Ticker;
         _budget = services.Budget;
         _clientTcp = clientTcp;
         _observer = observer;
         _log = services.Log;
         _services = services;
         _serverSettings = services.ServerSettings;
-        _reader = new ClientReader(client, services.MaxMessageBytes, services.MessageTimeout, services.Clock.Time, _inputs.Writer, services.Log);
+        _reader = new ClientReader(client, services.MaxMessageBytes, services.MessageTimeout, services.Time, _inputs.Writer, services.Log);
         _effects = new SessionEffects(client, _inputs.Writer, services, clientAddress, observer, services.Log);
     }
 
@@ -85,7 +85,7 @@ internal sealed class SessionRunner
         // server still owes its clients a close frame (1001).
         using var ended = new CancellationTokenSource();
         var reader = _reader.RunAsync(ended.Token);
-        using (_clock.Register(_inputs.Writer))
+        using (_ticker.Register(_inputs.Writer))
         using (_effects)
         {
             try
@@ -95,7 +95,7 @@ internal sealed class SessionRunner
                 {
                     var input = await _inputs.Reader.ReadAsync(stopping);
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
-                    if (_connectsUntil is { } until && _clock.Time.GetUtcNow() >= until)
+                    if (_connectsUntil is { } until && _ticker.Time.GetUtcNow() >= until)
                     {
                         _connectsUntil = null;
                         _machine.EndConnects(until);

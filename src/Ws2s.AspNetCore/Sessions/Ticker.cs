@@ -5,7 +5,7 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
-/// The sessions' clock: one timer for the whole server that gives every session a Tick each second
+/// The sessions' ticks: one timer for the whole server that gives every session a Tick each second
 /// (idle timeout, connect rate), instead of a timer per session. A tick that finds a session's input
 /// channel full is dropped: that session is busy, so not idle; it only stretches the connect-rate window.
 /// </summary>
@@ -45,8 +45,8 @@ internal sealed class Ticker(TimeProvider time) : IHostedService, IDisposable
 
     public void Dispose() => _timer.Dispose();
 
-    private sealed class Registration(Ticker clock, ChannelWriter<Input> inputs) : IDisposable
+    private sealed class Registration(Ticker ticker, ChannelWriter<Input> inputs) : IDisposable
     {
-        public void Dispose() => clock._sessions.TryRemove(inputs, out _);
+        public void Dispose() => ticker._sessions.TryRemove(inputs, out _);
     }
 }
