@@ -15,18 +15,8 @@ public sealed class UnixSocketAttackTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    /// <summary>A listening Unix socket at <paramref name="name"/> in this test's folder that counts who connects.</summary>
-    private (Socket Listener, string Path) Listen(string name)
-    {
-        var path = Path.Combine(_dir, name);
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(16);
-        return (listener, path);
-    }
+    private (Socket Listener, string Path) Listen(string name) => UnixSockets.Listen(_dir, name);
 
-    private string Config(string allow, bool serverLocal = false) =>
-        $$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":{{{(serverLocal ? "true" : "false")}}},"destinations":{"allow":[{{{allow}}}]}}""";
 
     private static async Task<string> RefusalOfAsync(WsClient client, string host, int code = 4)
     {
@@ -36,24 +26,17 @@ public sealed class UnixSocketAttackTests : IDisposable
         return (string)answer["message"]!;
     }
 
-    /// <summary>Nothing reached the socket: its accept queue is empty.</summary>
-    private static void NobodyCame(Socket listener)
-    {
-        listener.Blocking = false;
-        Assert.Throws<SocketException>(() => listener.Accept().Dispose());
-    }
-
     [Fact]
     public async Task A_unix_socket_is_refused_by_default_even_with_allowConnectToServerLocal()
     {
         var (listener, path) = Listen("app.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(Config("", serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config("", serverLocal: true));
         await using var client = await host.ConnectAsync();
         var message = await RefusalOfAsync(client, "unix:" + path);
         Assert.Contains("destinations.allow", message);
         Assert.Contains($"\"unix:{path}\"", message);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Theory]
@@ -71,13 +54,13 @@ public sealed class UnixSocketAttackTests : IDisposable
         var (listener, path) = Listen("ok.sock");
         using var _ = listener;
         Directory.CreateDirectory(Path.Combine(_dir, "sub"));
-        await using var host = await Ws2sHost.StartAsync(Config($"\"unix:{path}\""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
         await using var client = await host.ConnectAsync();
         var asked = spelling.Replace("{dir}", _dir);
         Assert.NotEqual(path, asked);
         var message = await RefusalOfAsync(client, "unix:" + asked, code);
         Assert.Contains(code == 4 ? "destinations.allow" : "plain absolute path", message);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Theory]
@@ -86,7 +69,7 @@ public sealed class UnixSocketAttackTests : IDisposable
     [InlineData("unix:~/x.sock")]
     public async Task Relative_and_empty_paths_are_never_reachable(string host)
     {
-        await using var server = await Ws2sHost.StartAsync(Config("\"unix:/run/x.sock\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config("\"unix:/run/x.sock\""));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host });
         var answer = await client.ReceiveJsonAsync();
@@ -100,12 +83,12 @@ public sealed class UnixSocketAttackTests : IDisposable
     {
         var (listener, path) = Listen("nul.sock");
         using var _ = listener;
-        await using var server = await Ws2sHost.StartAsync(Config($"\"unix:{path}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path + "\0.evil" });
         var answer = await client.ReceiveJsonAsync();
         Assert.Equal(7, (int)answer["code"]!);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Fact]
@@ -117,7 +100,7 @@ public sealed class UnixSocketAttackTests : IDisposable
             $$$"""{"listen":{"host":"127.0.0.1","port":0},"destinations":{"allow":["unix:{{{path}}}"],"deny":["unix:{{{path}}}"]}}""");
         await using var client = await server.ConnectAsync();
         Assert.Contains("deny rule unix:" + path, await RefusalOfAsync(client, "unix:" + path));
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Fact]
@@ -125,7 +108,7 @@ public sealed class UnixSocketAttackTests : IDisposable
     {
         var (listener, path) = Listen("reloaded.sock");
         using var _ = listener;
-        await using var server = await Ws2sHost.StartAsync(Config($"\"unix:{path}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
         await using (var client = await server.ConnectAsync())
         {
             await client.SendAsync(new { command = "connect", host = "unix:" + path });
@@ -137,7 +120,7 @@ public sealed class UnixSocketAttackTests : IDisposable
         Assert.Empty(reload.Apply(next).Problems);
         await using var after = await server.ConnectAsync();
         Assert.Contains("destinations.allow", await RefusalOfAsync(after, "unix:" + path));
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Fact]
@@ -147,12 +130,12 @@ public sealed class UnixSocketAttackTests : IDisposable
         using var _ = listener;
         var link = Path.Combine(_dir, "link.sock");
         File.CreateSymbolicLink(link, target);
-        await using var server = await Ws2sHost.StartAsync(Config($"\"unix:{link}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{link}\""));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + link });
         var answer = await client.ReceiveJsonAsync();
         Assert.Equal(2, (int)answer["code"]!);
         Assert.Contains("symbolic link", (string)answer["message"]!);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 }

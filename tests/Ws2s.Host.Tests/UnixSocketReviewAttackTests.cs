@@ -15,23 +15,8 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private (Socket Listener, string Path) Listen(string name)
-    {
-        var path = Path.Combine(_dir, name);
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(16);
-        return (listener, path);
-    }
+    private (Socket Listener, string Path) Listen(string name) => UnixSockets.Listen(_dir, name);
 
-    private static string Config(string allow, bool serverLocal = false) =>
-        $$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":{{{(serverLocal ? "true" : "false")}}},"destinations":{"allow":[{{{allow}}}]}}""";
-
-    private static void NobodyCame(Socket listener)
-    {
-        listener.Blocking = false;
-        Assert.Throws<SocketException>(() => listener.Accept().Dispose());
-    }
 
     [Theory]
     [InlineData("UNIX:{path}")]
@@ -73,7 +58,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("ok.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(Config($"\"unix:{path}\""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
         await using var client = await host.ConnectAsync();
         var asked = spelling.Replace("{pathNoSlash}", path.TrimStart('/')).Replace("{path}", path).Replace("{dirName}", Path.GetFileName(_dir))
             .Replace("{dir}", _dir);
@@ -81,7 +66,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
         var answer = await client.ReceiveJsonAsync();
         Assert.False((bool)answer["success"]!, $"{asked}: {answer.ToJsonString()}");
         Assert.True((int)answer["code"]! is 4 or 7, $"{asked}: {answer.ToJsonString()}");
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
         // The session goes on: the listed path itself still works.
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
@@ -92,11 +77,11 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("in-folder.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(Config($"\"unix:{_dir}\""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{_dir}\""));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         Assert.Equal(4, (int)(await client.ReceiveJsonAsync())["code"]!);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Theory]
@@ -107,13 +92,13 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("wide.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(Config(allow, serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(allow, serverLocal: true));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         var answer = await client.ReceiveJsonAsync();
         Assert.Equal(4, (int)answer["code"]!);
         Assert.Contains("destinations.allow", (string)answer["message"]!);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Fact]
@@ -121,13 +106,13 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("ssh.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(Config($"\"unix:{path}\"", serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\"", serverLocal: true));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path, ssh_host = "127.0.0.1", ssh_username = "u", ssh_password = "p" });
         Assert.Equal(7, (int)(await client.ReceiveJsonAsync())["code"]!);
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = 9, ssh_host = "unix:" + path, ssh_username = "u", ssh_password = "p" });
         Assert.Equal(7, (int)(await client.ReceiveJsonAsync())["code"]!);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Fact]
@@ -135,13 +120,13 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("tls.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(Config("", serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config("", serverLocal: true));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path, tls = true });
         Assert.Equal(7, (int)(await client.ReceiveJsonAsync())["code"]!);
         await client.SendAsync(new { command = "connect", host = "unix:" + path, tls = true, tlsServerName = "localhost" });
         Assert.Equal(4, (int)(await client.ReceiveJsonAsync())["code"]!);
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     /// <summary>
@@ -155,7 +140,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     [InlineData("udp:db")]
     public async Task A_named_peer_spelt_with_a_built_in_scheme_is_never_handed_to_that_connector(string peer)
     {
-        await using var host = await Ws2sHost.StartAsync(Config(""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(""));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = peer });
         var answer = await client.ReceiveJsonAsync();
@@ -181,7 +166,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("reload-open.sock");
         using var _ = listener;
-        await using var server = await Ws2sHost.StartAsync(Config($"\"unix:{path}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
@@ -192,7 +177,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         var answer = await client.ReceiveJsonAsync();
         Assert.True((int)answer["code"]! == 4, answer.ToJsonString());
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 
     [Theory]
@@ -221,6 +206,6 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
         {
             // A line that does not parse is no target: the token is unknown.
         }
-        NobodyCame(listener);
+        UnixSockets.NobodyCame(listener);
     }
 }
