@@ -106,6 +106,63 @@ public sealed class HostFaultTests
         }
     }
 
+    /// <summary>
+    /// Found by CI under load: a session that asks for TLS at once may finish the handshake before the dial gets to
+    /// start its plain reader; that late start was a second reader on the secured stream ("another read operation
+    /// is pending", code 1 and close 1011). The late start must do nothing.
+    /// </summary>
+    [Fact]
+    public async Task A_plain_reader_started_after_the_tls_step_never_reads_beside_its_reader()
+    {
+        using var pki = new TestPki();
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var server = Task.Run(async () =>
+        {
+            using var accepted = await listener.AcceptSocketAsync();
+            await using var tls = new System.Net.Security.SslStream(new NetworkStream(accepted, ownsSocket: false));
+            await tls.AuthenticateAsServerAsync(pki.Leaf);
+            await tls.WriteAsync("ping"u8.ToArray());
+            var go = new byte[2];
+            await tls.ReadExactlyAsync(go);
+            await tls.WriteAsync("pong"u8.ToArray());
+            _ = await tls.ReadAsync(go.AsMemory()); // until the client closes (whatever it reads)
+        });
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync((IPEndPoint)listener.LocalEndpoint);
+        var inputs = Channel.CreateUnbounded<Input>();
+        using var closed = new CancellationTokenSource();
+        var peer = new ConnectedPeer(PeerStream.Of(socket), new GenerationInputs(1, inputs.Writer, NullLogger.Instance, closed.Token), closed.Token);
+        try
+        {
+            await peer.SecureAsync("redis.test", new TlsUpgrade(new TlsTrust([pki.CaFile])), TimeSpan.FromSeconds(10), TimeProvider.System);
+            peer.StartReading(); // the dial's call, late
+            var seen = new List<Input>();
+            async Task<string> ReceivedAsync()
+            {
+                using var patience = new CancellationTokenSource(WsClient.Patience);
+                while (true)
+                {
+                    var input = await inputs.Reader.ReadAsync(patience.Token);
+                    seen.Add(input);
+                    Assert.False(input.IsHostFault, $"a second reader faulted: {string.Join(", ", seen)}");
+                    if (input is Input.Received received) return System.Text.Encoding.ASCII.GetString(received.Bytes.Span);
+                }
+            }
+            Assert.Equal("ping", await ReceivedAsync());
+            await peer.WriteAsync("go"u8.ToArray());
+            Assert.Equal("pong", await ReceivedAsync());
+            Assert.Contains(seen, i => i.IsSecured);
+        }
+        finally
+        {
+            peer.Dispose();
+            closed.Cancel();
+            socket.Dispose();
+        }
+        await server.WaitAsync(WsClient.Patience).ContinueWith(_ => { }); // its end is the client's close, however it comes
+    }
+
     /// <summary>Sockets of this machine connecting or connected to 127.0.0.1:<paramref name="port"/> (SYN_SENT or ESTABLISHED).</summary>
     private static int OpenSocketsTo(int port) =>
         File.ReadLines("/proc/net/tcp").Skip(1)

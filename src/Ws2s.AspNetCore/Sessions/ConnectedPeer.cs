@@ -17,17 +17,29 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
-    /// <summary>A TLS handshake has the stream: no plain reader may start (the session may ask for it before the dial's reader has begun).</summary>
-    private bool _securing;
+    /// <summary>
+    /// The TLS step has begun (or finished): the plain reader may not start any more. The dial starts it after posting
+    /// <c>Dialled</c>, and a session that asks for TLS at once may have finished the handshake by then: a late start
+    /// would have been a second reader on the secured stream beside the one the TLS step starts.
+    /// </summary>
+    private bool _tlsBegun;
     private bool _disposed;
 
-    public void StartReading()
+    /// <summary>Starts the plain reader (the dial's winner calls it), unless the TLS step has begun.</summary>
+    public void StartReading() => Start(plain: true);
+
+    /// <summary>Starts the reader of the stream in place: one at a time, and a plain one never after the TLS step began.</summary>
+    private void Start(bool plain)
     {
         var stop = CancellationTokenSource.CreateLinkedTokenSource(closed);
         Task reading;
         lock (_gate)
         {
-            if (_securing || _disposed || _pump is not { } pump) return;
+            if ((plain && _tlsBegun) || _disposed || _pump is not { } pump || _reading is { IsCompleted: false })
+            {
+                stop.Dispose();
+                return;
+            }
             // Registered before any read is issued, so a handshake that starts now can stop it first.
             _readStop = stop;
             _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
@@ -70,7 +82,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         Task? reading;
         lock (_gate)
         {
-            _securing = true;
+            _tlsBegun = true;
             (plain, readStop, reading) = (_stream, _readStop, _reading);
             _pump = null; // nothing is written during the handshake (the core queues requests behind it)
         }
@@ -107,7 +119,6 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         {
             if (!_disposed)
             {
-                _securing = false;
                 _stream = secured;
                 _pump = new PeerPump(generation, secured, inputs.PostAsync);
                 installed = true;
@@ -119,7 +130,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             return;
         }
         await inputs.PostAsync(Input.NewSecured(generation, certificate));
-        StartReading();
+        Start(plain: false);
     }
 
     /// <summary>Posts the bytes waiting unread in the socket, if any; false once the session is finished.</summary>
