@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Ws2s.AspNetCore.Configuration;
+using Ws2s.Host.Configuration;
 
 namespace Ws2s.Host;
 
@@ -65,7 +66,7 @@ internal static class CommandLine
             if (value is not null) settings.Add(value);
         }
         // Every other option sets a configuration key: judged as the server judges keys, with the nearest known one.
-        var keys = Ws2sConfigKeys.Problems(new ConfigurationBuilder().AddCommandLine([.. settings]).Build(), Ws2sServer.ProgramKeys);
+        var keys = Ws2sConfigKeys.Problems(new ConfigurationBuilder().AddCommandLine([.. settings]).Build(), ConfigFile.ProgramKeys);
         return keys.Count > 0 ? string.Join("; ", keys) : null;
     }
 }

@@ -192,7 +192,7 @@ internal static class Daemon
     {
         try
         {
-            return Ws2sServer.ReadOptions(new Microsoft.Extensions.Configuration.ConfigurationBuilder(), ConfigFile.Locate(args), args).ShutdownTimeoutSeconds;
+            return ConfigFile.ReadOptions(new Microsoft.Extensions.Configuration.ConfigurationBuilder(), ConfigFile.Locate(args), args).ShutdownTimeoutSeconds;
         }
         catch (ConfigException)
         {

@@ -55,7 +55,7 @@ public sealed partial class FirstContactTests : IDisposable
     private static List<string> Problems(string configPath, params string[] args)
     {
         var builder = new ConfigurationBuilder().AddJsonFile(configPath).AddCommandLine(args);
-        return [.. Ws2sConfigKeys.Problems(builder.Build(), Ws2sServer.ProgramKeys)];
+        return [.. Ws2sConfigKeys.Problems(builder.Build(), ConfigFile.ProgramKeys)];
     }
 
     /// <summary>Attack (issue 21, 1): a misspelt key is a rule nobody reads — "destinatons" left every local port open.</summary>
@@ -74,7 +74,7 @@ public sealed partial class FirstContactTests : IDisposable
                 {
                     var spelled = segments.Select((s, i) => i == depth ? wrong + (s.EndsWith("[]", StringComparison.Ordinal) ? "[]" : "") : s).ToArray();
                     var siblingPath = string.Join(".", spelled.Take(depth + 1)).Replace("[]", "", StringComparison.Ordinal);
-                    if (known.Contains(siblingPath) || Ws2sServer.ProgramKeys.Contains(siblingPath, StringComparer.OrdinalIgnoreCase)) continue;
+                    if (known.Contains(siblingPath) || ConfigFile.ProgramKeys.Contains(siblingPath, StringComparer.OrdinalIgnoreCase)) continue;
                     cases++;
                     // In a file…
                     var problems = Problems(Write(JsonSetting(spelled)));
@@ -304,7 +304,7 @@ public sealed partial class FirstContactTests : IDisposable
     public void A_file_that_is_not_json_is_refused_with_its_line_and_column()
     {
         var file = Write("{\"listen\":{\"host\":\"127.0.0.1\",\n  \"port\":0 \"x\":1}}");
-        var error = Assert.Throws<ConfigException>(() => Ws2sServer.ReadOptions(new ConfigurationBuilder(), file, []));
+        var error = Assert.Throws<ConfigException>(() => ConfigFile.ReadOptions(new ConfigurationBuilder(), file, []));
         Assert.Contains($"{file} is not valid JSON: line 2, column 12:", error.Message);
         Assert.DoesNotContain("Could not parse the JSON file", error.Message);
     }

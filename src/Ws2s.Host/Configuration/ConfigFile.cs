@@ -1,6 +1,9 @@
+using Microsoft.Extensions.Configuration;
+using Ws2s.AspNetCore.Configuration;
+
 namespace Ws2s.Host.Configuration;
 
-/// <summary>Where the configuration file is, and its first-run contents (the original's file and defaults).</summary>
+/// <summary>Where the configuration file is, its first-run contents (the original's file and defaults), and reading it with every other source.</summary>
 public static class ConfigFile
 {
     public const string Defaults = """
@@ -42,5 +45,74 @@ public static class ConfigFile
         if (File.Exists(path)) return;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllText(path, Defaults + Environment.NewLine);
+    }
+
+    /// <summary>
+    /// Top-level keys the program reads besides <see cref="Ws2sOptions"/>: the config file's path, the log format
+    /// (<c>logFormat</c> in a file, <c>--log-format</c> on the command line) and the <c>Logging</c> section.
+    /// </summary>
+    public static readonly string[] ProgramKeys = ["config", "logFormat", "log-format", "Logging"];
+
+    /// <summary>
+    /// Reads the configuration the way the server does — the file, then <c>WS2S_*</c> environment
+    /// variables, then the command line — into <paramref name="configuration"/>, checks every key and value,
+    /// and binds it. Throws <see cref="ConfigException"/> naming each problem, where it was set and what to do:
+    /// a file that is not JSON (line and column), a key nothing reads, a value of the wrong kind or range.
+    /// </summary>
+    public static Ws2sOptions ReadOptions(IConfigurationBuilder configuration, string configPath, string[] args)
+    {
+        IConfigurationRoot root;
+        try
+        {
+            configuration
+                // Framework categories log warnings and up unless the config says otherwise.
+                .AddInMemoryCollection([new("Logging:LogLevel:Microsoft", "Warning")])
+                .AddJsonFile(configPath, optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables("WS2S_")
+                .AddCommandLine(args);
+            root = configuration as IConfigurationRoot ?? configuration.Build();
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException)
+        {
+            throw new ConfigException(NotJson(configPath, e));
+        }
+        catch (FileNotFoundException)
+        {
+            throw new ConfigException($"{configPath} does not exist");
+        }
+        var problems = Ws2sConfigKeys.Problems(root, ProgramKeys).ToList();
+        if (LogFormat(root) is { } format && format is not ("json" or "text"))
+            problems.Add($"logFormat '{format}'{Ws2sConfigKeys.WhereSet(root, root["log-format"] is null ? "logFormat" : "log-format")} must be json or text");
+        if (problems.Count > 0) throw new ConfigException(problems);
+        var options = new Ws2sOptions();
+        try
+        {
+            root.Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigException(e.Message);
+        }
+        problems = options.Problems().Select(p => p + Ws2sConfigKeys.WhereSet(root, p)).ToList();
+        if (problems.Count > 0) throw new ConfigException(problems);
+        return options;
+    }
+
+    /// <summary><c>--log-format</c> or <c>logFormat</c>, lower case, if set.</summary>
+    internal static string? LogFormat(IConfiguration configuration) =>
+        (configuration["log-format"] ?? configuration["logFormat"])?.ToLowerInvariant();
+
+    /// <summary>Why a config file is not JSON, with the line and column where reading stopped.</summary>
+    private static string NotJson(string configPath, Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is System.Text.Json.JsonException { LineNumber: { } line } json)
+            {
+                var words = json.Message.Split(" Path:")[0].Split(" LineNumber:")[0].TrimEnd('.', ' ', '|');
+                return $"{configPath} is not valid JSON: line {line + 1}, column {(json.BytePositionInLine ?? 0) + 1}: {words}";
+            }
+        var deepest = e;
+        while (deepest.InnerException is not null) deepest = deepest.InnerException;
+        return $"{configPath} is not valid JSON: {deepest.Message}";
     }
 }

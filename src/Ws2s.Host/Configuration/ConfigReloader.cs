@@ -135,7 +135,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
         Ws2sOptions next;
         try
         {
-            next = Ws2sServer.ReadOptions(new ConfigurationBuilder(), path, args);
+            next = ConfigFile.ReadOptions(new ConfigurationBuilder(), path, args);
         }
         catch (Exception e) when (e is ConfigException or IOException or UnauthorizedAccessException)
         {
