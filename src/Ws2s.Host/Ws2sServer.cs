@@ -18,7 +18,7 @@ using Ws2s.Host.Configuration;
 namespace Ws2s.Host;
 
 /// <summary>Builds the ws2s web application: configuration, Kestrel, the WebSocket endpoints and the management endpoints.</summary>
-public static class Ws2sServer
+public static partial class Ws2sServer
 {
     /// <summary>
     /// Reads the configuration (file, then <c>WS2S_*</c> environment variables, then the command line)
@@ -137,38 +137,8 @@ public static class Ws2sServer
         app.UseRateLimiter();
         app.MapWebsockify("/websockify/{**rest}");
         app.MapWs2s("/{**path}");
-        // Why the server would refuse a page's upgrade (the WebSocket API hides the status): the console asks here.
-        // The token comes in a header, never in the URL (nor in any log line).
-        // A page of an origin allowed to open sessions may read the answer from its own origin (CORS); no other page may.
-        static bool AllowCrossOrigin(HttpContext context, AdmissionPolicy admission)
-        {
-            if (context.Request.Headers.Origin.FirstOrDefault() is not { } origin || !admission.AllowsOrigin(origin)) return false;
-            context.Response.Headers.AccessControlAllowOrigin = origin;
-            context.Response.Headers.Vary = "Origin";
-            return true;
-        }
-        app.MapMethods("/.ws2s/admission", ["OPTIONS"], (HttpContext context, AdmissionPolicy admission) =>
-        {
-            if (!AllowCrossOrigin(context, admission)) return Results.StatusCode(StatusCodes.Status403Forbidden);
-            context.Response.Headers.AccessControlAllowMethods = "GET";
-            context.Response.Headers.AccessControlAllowHeaders = "X-Ws2s-Token, X-Ws2s-Origin";
-            context.Response.Headers.AccessControlMaxAge = "600";
-            return Results.NoContent();
-        }).RequireRateLimiting(AdmissionQuestions);
-        app.MapGet("/.ws2s/admission", async (HttpContext context, AdmissionPolicy admission) =>
-        {
-            AllowCrossOrigin(context, admission);
-            var headers = context.Request.Headers;
-            var (status, refusal) = await admission.ExplainAsync(
-                headers["X-Ws2s-Origin"].FirstOrDefault() ?? headers.Origin.FirstOrDefault(), headers["X-Ws2s-Token"].FirstOrDefault());
-            context.Response.Headers.CacheControl = "no-store";
-            return Results.Json(new { status, refusal });
-        }).RequireRateLimiting(AdmissionQuestions);
-        app.MapGet("/healthz", () => Results.Text("ok\n")).WithMetadata(ManagementEndpoint.Instance);
-        app.MapGet("/readyz", (Readiness readiness) =>
-            readiness.Draining ? Results.Text("draining\n", statusCode: StatusCodes.Status503ServiceUnavailable) : Results.Text("ready\n"))
-            .WithMetadata(ManagementEndpoint.Instance);
-        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(ManagementEndpoint.Instance);
+        MapAdmissionQuestions(app);
+        MapManagement(app);
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");
         var (tokensRequired, tokenCount) = app.Services.GetRequiredService<AdmissionPolicy>().Tokens;
@@ -234,42 +204,6 @@ public static class Ws2sServer
         endpoint.Pfx is { } pfx
             ? X509CertificateLoader.LoadPkcs12FromFile(pfx, endpoint.PfxPassword)
             : X509Certificate2.CreateFromPemFile(endpoint.Certificate!, endpoint.Key);
-
-    /// <summary>Marks /healthz (alive), /readyz (503 while draining) and /metrics (Prometheus): the management endpoints.</summary>
-    private sealed class ManagementEndpoint
-    {
-        public static readonly ManagementEndpoint Instance = new();
-    }
-
-    /// <summary>A path the router may take for a management endpoint (any case, a trailing slash): let through to routing, which decides.</summary>
-    private static bool LooksLikeManagement(PathString path) =>
-        (path.Value ?? "").TrimEnd('/').ToLowerInvariant() is "/healthz" or "/readyz" or "/metrics";
-
-    /// <summary>The rate limit policy of <c>/.ws2s/admission</c>: a burst of 10 questions per client, then 2 a second.</summary>
-    private const string AdmissionQuestions = "admission-questions";
-
-    /// <summary>
-    /// Answers to <c>/.ws2s/admission</c> say whether a token would be admitted: an oracle for guessing
-    /// tokens unless it is slow. Per client address (after PROXY/X-Forwarded-For from trusted proxies).
-    /// </summary>
-    private static void AddAdmissionRateLimit(IServiceCollection services) => services.AddRateLimiter(limiter =>
-    {
-        limiter.AddPolicy(AdmissionQuestions, context => System.Threading.RateLimiting.RateLimitPartition.GetTokenBucketLimiter(
-            ClientAddress.Of(context).ToString(), _ => new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
-            {
-                TokenLimit = 10,
-                TokensPerPeriod = 2,
-                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                QueueLimit = 0,
-                AutoReplenishment = true,
-            }));
-        limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-        limiter.OnRejected = async (rejected, cancel) =>
-        {
-            rejected.HttpContext.Response.Headers.RetryAfter = "1";
-            await rejected.HttpContext.Response.WriteAsync("ws2s: too many admission questions from this client; try again in a second\n", cancel);
-        };
-    });
 
     private static Task NotFoundAsync(HttpContext context)
     {
