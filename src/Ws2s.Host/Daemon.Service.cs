@@ -1,8 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Runtime.InteropServices;
-using Ws2s.Host.Configuration;
 
 namespace Ws2s.Host;
 

@@ -40,6 +40,19 @@ internal static class NoFollow
     /// <summary>A new file to write, which must not exist yet (a pid file before it is renamed into place).</summary>
     public static FileStream CreateNew(string path) => new(Handle(path, WriteOnly | Create | Exclusive), FileAccess.Write);
 
+    /// <summary>
+    /// Replaces <paramref name="path"/> with these lines without ever writing through a link: into a new file next to it
+    /// (created exclusively, not following links), then renamed over it, which replaces whatever is there, a link included.
+    /// </summary>
+    public static void ReplaceLines(string path, IEnumerable<string> lines)
+    {
+        var temporary = $"{path}.{Environment.ProcessId}.tmp";
+        File.Delete(temporary);
+        using (var file = new StreamWriter(CreateNew(temporary)))
+            foreach (var line in lines) file.Write(line + "\n");
+        File.Move(temporary, path, overwrite: true);
+    }
+
     /// <summary>The file to lock (created if missing): see <see cref="InstanceLock"/>.</summary>
     public static SafeFileHandle OpenToLock(string path) => Handle(path, ReadWrite | Create);
 

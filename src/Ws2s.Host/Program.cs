@@ -93,7 +93,7 @@ try
     if (pidFile is not null)
     {
         var self = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        app.Lifetime.ApplicationStarted.Register(() => WritePidFile(pidFile,
+        app.Lifetime.ApplicationStarted.Register(() => NoFollow.ReplaceLines(pidFile,
             [self, Ws2sServer.ListeningUrls(app).FirstOrDefault() ?? "", Ws2sServer.ManagementUrl(app)?.ToString() ?? ""]));
         app.Lifetime.ApplicationStopped.Register(() =>
         {
@@ -189,19 +189,6 @@ static bool JsonLogs(string[] args)
     {
         return false;
     }
-}
-
-/// <summary>
-/// Writes the pid file without ever writing through a link: into a new file next to it (created
-/// exclusively, not following links), then renamed over it, which replaces whatever is there, a link included.
-/// </summary>
-static void WritePidFile(string path, string[] lines)
-{
-    var temporary = $"{path}.{Environment.ProcessId}.tmp";
-    File.Delete(temporary);
-    using (var file = new StreamWriter(NoFollow.CreateNew(temporary)))
-        foreach (var line in lines) file.Write(line + "\n");
-    File.Move(temporary, path, overwrite: true);
 }
 
 /// <summary>Takes <c>--log-file PATH</c> and <c>--pid-file PATH</c> out of the run arguments.</summary>

@@ -1,19 +1,4 @@
-using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.HttpOverrides;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
-using System.Net;
-using System.Security.Cryptography.X509Certificates;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.FileProviders;
-using OpenTelemetry.Metrics;
-using OpenTelemetry.Resources;
-using Ws2s.AspNetCore;
 using Ws2s.AspNetCore.Admission;
-using Ws2s.AspNetCore.Configuration;
-using Ws2s.AspNetCore.Telemetry;
-using Ws2s.Host.Configuration;
 
 namespace Ws2s.Host;
 

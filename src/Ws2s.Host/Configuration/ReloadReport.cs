@@ -19,11 +19,7 @@ internal sealed class ReloadReport(string path)
     public void Write(string why, bool taken, string words)
     {
         var stamp = $"{Environment.ProcessId}.{Interlocked.Increment(ref _count).ToString(CultureInfo.InvariantCulture)}";
-        var temporary = $"{path}.{Environment.ProcessId}.tmp";
-        File.Delete(temporary);
-        using (var file = new StreamWriter(NoFollow.CreateNew(temporary)))
-            foreach (var line in new[] { stamp, why, taken ? "taken" : "refused", words.ReplaceLineEndings(" ") }) file.Write(line + "\n");
-        File.Move(temporary, path, overwrite: true);
+        NoFollow.ReplaceLines(path, [stamp, why, taken ? "taken" : "refused", words.ReplaceLineEndings(" ")]);
     }
 
     /// <summary>The last outcome written to <paramref name="file"/>, or null when there is none yet.</summary>
