@@ -10,7 +10,7 @@ namespace Ws2s.AspNetCore;
 /// The WebSocket endpoints' handler: the websockify protocol relays raw binary frames to a named
 /// target; the ws2s protocol takes requests. Both only once the handshake is valid and admitted.
 /// </summary>
-public static class Ws2sEndpoint
+internal static class Ws2sEndpoint
 {
     /// <summary>What a plain HTTP request to a WebSocket endpoint gets.</summary>
     public const string NotAHandshake = "this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")";
@@ -46,7 +46,7 @@ public static class Ws2sEndpoint
                 return;
             }
             var name = context.Request.Query["token"].ToString();
-            target = services.GetRequiredService<RawTargets>().Find(name);
+            target = services.GetRequiredService<Configuration.LiveConfiguration>().Current.RawTargets.Find(name);
             if (target is null && admission.Jwt is { } jwt && name.Length > 0)
             {
                 var (grant, refusal) = await jwt.ValidateAsync(name);
@@ -84,9 +84,11 @@ public static class Ws2sEndpoint
             if (granted.Allow is { } allowed) settings = Session.narrowTo(ListModule.OfSeq(allowed), settings);
             if (!granted.Ssh) settings = Session.withoutSsh(settings);
         }
-        if (endpoint.Destinations?.Invoke(context) is { } scope)
+        // The endpoint's scope and the app's (IWs2sBuilder.AddDestinationScope) narrow it further, each on top of the rest.
+        foreach (var scope in services.GetServices<DestinationScope>().Select(s => s.Rules).Prepend(endpoint.Destinations))
         {
-            var rules = scope.Select(Policy.parseRule).ToList();
+            if (scope?.Invoke(context) is not { } scoped) continue;
+            var rules = scoped.Select(Policy.parseRule).ToList();
             if (rules.Where(r => r.IsError).Select(r => r.ErrorValue).FirstOrDefault() is { } badRule)
             {
                 sessions.Log.LogError("the application's destination scope for {Path} has a bad rule: {Problem}", context.Request.Path, badRule);

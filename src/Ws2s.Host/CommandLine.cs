@@ -66,7 +66,7 @@ internal static class CommandLine
             if (value is not null) settings.Add(value);
         }
         // Every other option sets a configuration key: judged as the server judges keys, with the nearest known one.
-        var keys = Ws2sConfigKeys.Problems(new ConfigurationBuilder().AddCommandLine([.. settings]).Build(), ConfigFile.ProgramKeys);
+        var keys = ConfigFile.KeyProblems(new ConfigurationBuilder().AddCommandLine([.. settings]).Build());
         return keys.Count > 0 ? string.Join("; ", keys) : null;
     }
 }

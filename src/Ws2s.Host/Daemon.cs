@@ -192,7 +192,7 @@ internal static partial class Daemon
     {
         try
         {
-            return ConfigFile.ReadOptions(new Microsoft.Extensions.Configuration.ConfigurationBuilder(), ConfigFile.Locate(args), args).ShutdownTimeoutSeconds;
+            return ConfigFile.Read(new Microsoft.Extensions.Configuration.ConfigurationBuilder(), ConfigFile.Locate(args), args).Server.ShutdownTimeoutSeconds;
         }
         catch (ConfigException)
         {

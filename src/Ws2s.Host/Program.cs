@@ -143,7 +143,7 @@ static string? ConfigProblem(string[] args, bool systemService)
     if (!File.Exists(path)) return null; // the server (or the unit) writes the defaults there when it starts
     try
     {
-        ConfigFile.ReadOptions(new ConfigurationBuilder(), path, args);
+        ConfigFile.Read(new ConfigurationBuilder(), path, args);
         return null;
     }
     catch (ConfigException e)

@@ -41,69 +41,64 @@ public static partial class Ws2sServer
         // watcher on the working directory for the life of the server.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
         builder.Configuration.Sources.Clear();
-        var options = ConfigFile.ReadOptions(builder.Configuration, configPath, args);
+        var loaded = ConfigFile.Read(builder.Configuration, configPath, args);
+        var (options, server) = (loaded.Options, loaded.Server);
+        var accepted = new AcceptedConfiguration(loaded, configPath, args);
 
         services?.Invoke(builder.Services);
         var jsonLogs = ConfigureLogging(builder);
+        // Kestrel's sockets, registered before AddWs2s so that it puts the connection gate in their accept loop.
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+        // ws2s's options are bound from the accepted configuration, and taken up again whenever a reload replaces it.
+        builder.Services.AddSingleton(accepted);
+        builder.Services.AddSingleton<IOptionsChangeTokenSource<Ws2sOptions>>(accepted);
         // After the logger providers: AddWs2s wraps those registered so far in log redaction.
-        builder.Services.AddWs2s(o => builder.Configuration.Bind(o));
+        builder.Services.AddWs2s(o => accepted.Current.Bind(o));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("ws2s"))
             .WithMetrics(metrics => metrics.AddMeter(Ws2sMetrics.MeterName)
                 // Every scrape sees the counts of that moment (the exporter would otherwise answer from a 300 ms cache).
                 .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
         AddAdmissionRateLimit(builder.Services);
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
-        builder.Services.AddHostedService(services => new ConfigReloader(configPath, args,
-            services.GetRequiredService<Ws2sReload>(), services.GetRequiredService<ILogger<ConfigReloader>>(), services.GetService<ReloadReport>()));
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(server.ShutdownTimeoutSeconds));
+        builder.Services.AddHostedService(services => new ConfigReloader(accepted, services.GetRequiredService<LiveConfiguration>(),
+            services.GetRequiredService<ILogger<ConfigReloader>>(), services.GetService<ReloadReport>()));
         var managementBinding = new ManagementBinding();
         builder.Services.AddSingleton(managementBinding);
         builder.WebHost.UseKestrel(kestrel =>
         {
             var handshake = TimeSpan.FromSeconds(options.Limits.HandshakeTimeoutSeconds);
-            var gate = kestrel.ApplicationServices.GetRequiredService<ConnectionGate>();
-            var proxyProtocol = kestrel.ApplicationServices.GetRequiredService<ProxyProtocol>();
             kestrel.AddServerHeader = false;
             kestrel.Limits.RequestHeadersTimeout = handshake;
             // A connection that made one request and then idles would otherwise be held 130 s.
             kestrel.Limits.KeepAliveTimeout = handshake;
-            kestrel.Listen(options.ListenAddress()!, options.Listen.Port, listen =>
+            // Every listener: the connection gate, then the PROXY header (before TLS), as an embedding app would do it.
+            kestrel.Listen(server.Listen.Address()!, server.Listen.Port, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1;
-                listen.Use(gate.Wrap).Use(proxyProtocol.Wrap);
+                listen.UseWs2sGate().UseWs2sProxyProtocol();
             });
-            foreach (var endpoint in options.Endpoints)
+            foreach (var endpoint in server.Endpoints)
                 kestrel.Listen(endpoint.Address()!, endpoint.Port, listen =>
                 {
                     listen.Protocols = HttpProtocols.Http1;
-                    listen.Use(gate.Wrap).Use(proxyProtocol.Wrap); // the PROXY header comes before TLS
+                    listen.UseWs2sGate().UseWs2sProxyProtocol();
                     if (endpoint.UsesTls) listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
                     {
                         ServerCertificate = LoadCertificate(endpoint),
                         HandshakeTimeout = handshake,
                     });
                 });
-            if (options.Management is { } management)
-                kestrel.Listen(IPAddress.Parse(management.Host == "localhost" ? "127.0.0.1" : management.Host), management.Port, listen =>
+            if (server.Management is { } management)
+                kestrel.Listen(management.Address()!, management.Port, listen =>
                 {
-                    listen.Use(gate.Wrap).Use(proxyProtocol.Wrap);
+                    listen.UseWs2sGate().UseWs2sProxyProtocol();
                     managementBinding.Listen = listen;
                 });
         });
 
-        // The connection gate decides in Kestrel's accept loop (see GatedTransport), on every listener.
-        builder.Services.RemoveAll<IConnectionListenerFactory>();
-        builder.Services.AddSingleton<IConnectionListenerFactory>(services => new GatedTransport(
-            new SocketTransportFactory(services.GetRequiredService<IOptions<SocketTransportOptions>>(), services.GetRequiredService<ILoggerFactory>()),
-            services.GetRequiredService<ConnectionGate>()));
-
         var app = builder.Build();
-        var connectionGate = app.Services.GetRequiredService<ConnectionGate>();
-        app.Use((context, next) =>
-        {
-            connectionGate.Spoke(context.Connection.Id);
-            return next(context);
-        });
         var trustedProxies = app.Services.GetRequiredService<TrustedProxies>();
         if (trustedProxies.Any)
         {
@@ -132,7 +127,7 @@ public static partial class Ws2sServer
         {
             var management = context.GetEndpoint()?.Metadata.GetMetadata<ManagementEndpoint>() is not null;
             if (OnManagementPort(context)) return management ? next(context) : NotFoundAsync(context);
-            return management && options.Management is not null ? Ws2sEndpoint.UpgradeRequiredAsync(context, Ws2sEndpoint.NotAHandshake) : next(context);
+            return management && server.Management is not null ? Ws2sEndpoint.UpgradeRequiredAsync(context, Ws2sEndpoint.NotAHandshake) : next(context);
         });
         app.UseRateLimiter();
         app.MapWebsockify("/websockify/{**rest}");
@@ -200,7 +195,7 @@ public static partial class Ws2sServer
     /// <summary>The JSON logs' timestamp (with <c>UseUtcTimestamp</c>: the Z is true).</summary>
     public const string JsonTimestamp = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
 
-    private static X509Certificate2 LoadCertificate(Ws2sOptions.EndpointOptions endpoint) =>
+    private static X509Certificate2 LoadCertificate(ServerOptions.EndpointOptions endpoint) =>
         endpoint.Pfx is { } pfx
             ? X509CertificateLoader.LoadPkcs12FromFile(pfx, endpoint.PfxPassword)
             : X509Certificate2.CreateFromPemFile(endpoint.Certificate!, endpoint.Key);

@@ -29,7 +29,7 @@ public sealed partial class FirstContactTests : IDisposable
     private const string Listen = """{"listen":{"host":"127.0.0.1","port":0}""";
 
     /// <summary>Every key the options know, in the config's spelling, without the map entries (<c>rawTargets.*</c>, any name).</summary>
-    public static IEnumerable<string> KnownKeys() => Ws2sConfigKeys.All().Where(k => !k.Contains('*', StringComparison.Ordinal));
+    public static IEnumerable<string> KnownKeys() => ConfigFile.KnownKeys().Where(k => !k.Contains('*', StringComparison.Ordinal));
 
     /// <summary>A JSON document that sets <paramref name="path"/> (<c>endpoints[].host</c>) to 1.</summary>
     private static string JsonSetting(IReadOnlyList<string> segments)
@@ -55,7 +55,7 @@ public sealed partial class FirstContactTests : IDisposable
     private static List<string> Problems(string configPath, params string[] args)
     {
         var builder = new ConfigurationBuilder().AddJsonFile(configPath).AddCommandLine(args);
-        return [.. Ws2sConfigKeys.Problems(builder.Build(), ConfigFile.ProgramKeys)];
+        return [.. ConfigFile.KeyProblems(builder.Build())];
     }
 
     /// <summary>Attack (issue 21, 1): a misspelt key is a rule nobody reads — "destinatons" left every local port open.</summary>
@@ -304,7 +304,7 @@ public sealed partial class FirstContactTests : IDisposable
     public void A_file_that_is_not_json_is_refused_with_its_line_and_column()
     {
         var file = Write("{\"listen\":{\"host\":\"127.0.0.1\",\n  \"port\":0 \"x\":1}}");
-        var error = Assert.Throws<ConfigException>(() => ConfigFile.ReadOptions(new ConfigurationBuilder(), file, []));
+        var error = Assert.Throws<ConfigException>(() => ConfigFile.Read(new ConfigurationBuilder(), file, []));
         Assert.Contains($"{file} is not valid JSON: line 2, column 12:", error.Message);
         Assert.DoesNotContain("Could not parse the JSON file", error.Message);
     }

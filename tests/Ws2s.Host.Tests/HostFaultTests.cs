@@ -58,7 +58,7 @@ public sealed class HostFaultTests
         var (server, client) = await PairAsync();
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
-        var sessions = new RunnerServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), new Ticker(TimeProvider.System),
+        var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), new Ticker(TimeProvider.System),
             new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
         var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test"),
             IPAddress.Loopback, new ClientTcp(null));

@@ -12,59 +12,20 @@ namespace Ws2s.AspNetCore.Admission;
 /// Decides, before the WebSocket upgrade, whether a request may open a session: token (401),
 /// origin (403), session limits (503). Every refusal carries a body that says why.
 /// </summary>
-public sealed class AdmissionPolicy : IDisposable
+internal sealed class AdmissionPolicy : IDisposable
 {
-    private readonly Ws2sOptions _options;
+    private readonly LiveConfiguration _live;
     private readonly IServer _server;
-    private readonly ClientQuotas _limits;
+    private readonly ClientQuotas _limits = new();
     private readonly SubjectQuotas _subjects = new();
-
-    /// <summary>Everything admission reads, taken from the options at one moment and swapped whole.</summary>
-    private volatile Rules _rules;
-
-    /// <summary>
-    /// One configuration's admission rules: origins, tokens, signed-token keys, allowed hosts, and the
-    /// core's settings (which also need this server's endpoints and this machine's addresses, so they
-    /// are completed at first use and again after an address change). Nothing in it changes after it is
-    /// made but that cache, which belongs to it alone: settings computed from an older configuration can
-    /// only ever land in that configuration's rules, never in the current one's.
-    /// </summary>
-    private sealed class Rules(Ws2sOptions options)
-    {
-        public OriginPolicy Origins { get; } = new(options.Origins, options.Listen);
-        public TokenCheck Tokens { get; } = TokenCheck.FromOptions(options);
-        public JwtCheck? Jwt { get; } = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
-        public AllowedHosts Hosts { get; } = new(options.AllowedHosts, options.Listen.Host);
-
-        /// <summary>The core's settings without this machine (its endpoints and addresses): computed now, from these options.</summary>
-        private readonly Session.Settings _template = options.ToSessionSettings([], []);
-
-        /// <summary>The settings with this machine filled in, for the machine generation they were made in.</summary>
-        private volatile Completed? _complete;
-
-        private sealed record Completed(int Generation, Session.Settings Settings);
-
-        public bool TokenRequired => Tokens.Required || Jwt is not null;
-
-        public Session.Settings Settings(int machineGeneration, Func<(IEnumerable<IPEndPoint>, IEnumerable<IPAddress>)> machine)
-        {
-            if (_complete is { } done && done.Generation == machineGeneration) return done.Settings;
-            var (own, local) = machine();
-            var settings = Session.onMachine(own, local, _template);
-            _complete = new(machineGeneration, settings);
-            return settings;
-        }
-    }
 
     /// <summary>Counts changes of this machine's addresses: settings completed before the last one are made again.</summary>
     private int _machineGeneration;
 
-    public AdmissionPolicy(Ws2sOptions options, IServer server)
+    public AdmissionPolicy(LiveConfiguration live, IServer server)
     {
-        _options = options;
+        _live = live;
         _server = server;
-        _rules = new Rules(options);
-        _limits = new(options.Limits.MaxSessions, options.Limits.MaxSessionsPerClient);
         NetworkChange.NetworkAddressChanged += OnAddressChanged;
     }
 
@@ -72,34 +33,26 @@ public sealed class AdmissionPolicy : IDisposable
     /// The core's settings for a new session. The policy knows the endpoints this server is bound to
     /// (known once it listens) and this machine's interface addresses, read again when they change.
     /// </summary>
-    public Session.Settings Settings => SettingsOf(_rules);
+    public Session.Settings Settings => SettingsOf(_live.Current);
 
-    private Session.Settings SettingsOf(Rules rules) => rules.Settings(Volatile.Read(ref _machineGeneration), () => (OwnEndpoints(_server), LocalAddresses()));
+    private Session.Settings SettingsOf(Ws2sSnapshot rules) => rules.Settings(Volatile.Read(ref _machineGeneration), () => (OwnEndpoints(_server), LocalAddresses()));
 
     /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
-    public (bool Required, int Count) Tokens => (_rules.TokenRequired, _rules.Tokens.Count);
+    public (bool Required, int Count) Tokens => (_live.Current.TokenRequired, _live.Current.Tokens.Count);
 
     /// <summary>Signed tokens (<c>auth.jwt</c>), when configured.</summary>
-    public JwtCheck? Jwt => _rules.Jwt;
+    public JwtCheck? Jwt => _live.Current.Jwt;
 
     /// <summary>Whether a page of <paramref name="origin"/> may open a session (and so may read why it would be refused).</summary>
-    public bool AllowsOrigin(string origin) => _rules.Origins.Allows(origin);
+    public bool AllowsOrigin(string origin) => _live.Current.Origins.Allows(origin, ServerUrls);
 
     /// <summary>The host names this server answers to (DNS rebinding: any other name is refused).</summary>
-    public AllowedHosts Hosts => _rules.Hosts;
+    public AllowedHosts Hosts => _live.Current.Hosts;
+
+    /// <summary>The URLs this server is bound to (its own pages' origins), once it listens.</summary>
+    private IEnumerable<string> ServerUrls() => _server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
 
     private void OnAddressChanged(object? sender, EventArgs e) => Interlocked.Increment(ref _machineGeneration);
-
-    /// <summary>
-    /// Takes up the options as they are now (after a reload, called while the reload holds them still):
-    /// origins, tokens, signed-token keys, allowed hosts, session limits and the core's settings apply to
-    /// new sessions and new connects, all at once; open sessions go on.
-    /// </summary>
-    public void Reload()
-    {
-        _rules = new Rules(_options);
-        _limits.SetLimits(_options.Limits.MaxSessions, _options.Limits.MaxSessionsPerClient);
-    }
 
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 
@@ -117,10 +70,10 @@ public sealed class AdmissionPolicy : IDisposable
         var offered = context.WebSockets.WebSocketRequestedProtocols;
         var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
             : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
-        var rules = _rules;
+        var rules = _live.Current;
         var (status, refusalWords, grant) = await CheckAsync(rules, request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented);
         if (status != StatusCodes.Status200OK) return new(status, refusalWords, null, null);
-        var lease = _limits.TryEnter(ClientAddress.Of(context), out var refusal);
+        var lease = _limits.TryEnter(ClientAddress.Of(context), rules.Limits.MaxSessions, rules.Limits.MaxSessionsPerClient, out var refusal);
         if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
         if (grant is { Subject: { } subject, MaxSessions: { } most })
         {
@@ -145,7 +98,7 @@ public sealed class AdmissionPolicy : IDisposable
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
 
     /// <summary>The token and origin checks of an upgrade: 200, or 401/403 with the words that say why.</summary>
-    private static async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(Rules rules, string? origin, string? presented)
+    private async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(Ws2sSnapshot rules, string? origin, string? presented)
     {
         JwtGrant? grant = null;
         if (rules.TokenRequired)
@@ -161,7 +114,7 @@ public sealed class AdmissionPolicy : IDisposable
         }
         if (origin is not null)
         {
-            if (!rules.Origins.Allows(origin))
+            if (!rules.Origins.Allows(origin, ServerUrls))
                 return (StatusCodes.Status403Forbidden, $"origin {origin} is not allowed; add it to 'origins' in the ws2s config", null);
         }
         // A client that proved itself with a token (fixed or signed) needs no Origin header: it is no page.
@@ -179,7 +132,7 @@ public sealed class AdmissionPolicy : IDisposable
     /// </summary>
     public async Task<(int Status, string? Refusal)> ExplainAsync(string? origin, string? token)
     {
-        var (status, refusal, _) = await CheckAsync(_rules, origin, string.IsNullOrEmpty(token) ? null : token);
+        var (status, refusal, _) = await CheckAsync(_live.Current, origin, string.IsNullOrEmpty(token) ? null : token);
         return (status, refusal);
     }
 

@@ -6,19 +6,18 @@ namespace Ws2s.AspNetCore.Admission;
 /// The host names this server answers to, against DNS rebinding: a page on a name its attacker controls,
 /// re-pointed at this machine, is same-origin with ws2s and could read its answers, but its requests
 /// carry that name in <c>Host</c>. Answered: any IP literal (a page at an address is not a rebinding page),
-/// <c>localhost</c> and <c>*.localhost</c>, the listen host, and the names in <c>allowedHosts</c>
+/// <c>localhost</c> and <c>*.localhost</c>, and the names in <c>allowedHosts</c>
 /// (exact, or <c>*.example.com</c> for the names under it; <c>*</c> for any). Names are compared in
 /// lower case without a trailing dot or port.
 /// </summary>
-public sealed class AllowedHosts
+internal sealed class AllowedHosts
 {
     private readonly HashSet<string> _exact = new(StringComparer.Ordinal) { "localhost" };
     private readonly List<string> _suffixes = [".localhost"];
     private readonly bool _any;
 
-    public AllowedHosts(IEnumerable<string> configured, string listenHost)
+    public AllowedHosts(IEnumerable<string> configured)
     {
-        if (Name(listenHost) is { } listen) _exact.Add(listen);
         foreach (var entry in configured)
         {
             if (entry == "*") _any = true;

@@ -7,7 +7,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// IPv4 client that reached a dual-stack listener (<c>::ffff:127.0.0.5</c>) is the IPv4 client it is
 /// (<c>127.0.0.5</c>), so it cannot count as two clients by reaching two listeners.
 /// </summary>
-public static class ClientAddress
+internal static class ClientAddress
 {
     /// <summary>The address in its one form (IPv4-mapped IPv6 as IPv4); <see cref="IPAddress.None"/> for none.</summary>
     public static IPAddress Normal(IPAddress? address) =>

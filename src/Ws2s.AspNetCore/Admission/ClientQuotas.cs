@@ -4,22 +4,18 @@ using System.Net;
 namespace Ws2s.AspNetCore.Admission;
 
 /// <summary>Counts open sessions, in all and per client address, against the configured limits.</summary>
-public sealed class ClientQuotas(int maxSessions, int maxPerClient)
+internal sealed class ClientQuotas
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perClient = new();
     private int _total;
-    private volatile int _maxSessions = maxSessions;
-    private volatile int _maxPerClient = maxPerClient;
 
-    /// <summary>New limits for sessions that open from now on (the open ones keep their slots).</summary>
-    public void SetLimits(int maxSessions, int maxPerClient) => (_maxSessions, _maxPerClient) = (maxSessions, maxPerClient);
-
-    /// <summary>A lease on one session slot, or null (with the reason) when a limit is reached.</summary>
-    public IDisposable? TryEnter(IPAddress client, out string? refusal)
+    /// <summary>
+    /// A lease on one session slot, or null (with the reason) when a limit is reached. The limits are the
+    /// configuration's in force (a reload changes them for sessions that open from then on; the open ones keep their slots).
+    /// </summary>
+    public IDisposable? TryEnter(IPAddress client, int maxSessions, int maxPerClient, out string? refusal)
     {
         client = ClientAddress.Normal(client);
-        var maxSessions = _maxSessions;
-        var maxPerClient = _maxPerClient;
         if (Interlocked.Increment(ref _total) > maxSessions)
         {
             Interlocked.Decrement(ref _total);

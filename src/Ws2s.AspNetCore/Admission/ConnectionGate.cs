@@ -11,7 +11,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// handshake timeout passes, and when the server is full the oldest silent connection makes room for
 /// a new one, so a flood of connections that never speak cannot lock out clients that do.
 /// </summary>
-public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout, TimeProvider time, Ws2sMetrics metrics, ILogger<ConnectionGate> log)
+internal sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout, TimeProvider time, Ws2sMetrics metrics, ILogger<ConnectionGate> log)
 {
     private readonly ConcurrentDictionary<string, Silent> _silent = new();
     private readonly Lock _warnGate = new();
@@ -76,11 +76,16 @@ public sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeout
     }
 
     /// <summary>
-    /// The connection middleware (Kestrel's <c>ListenOptions.Use</c>): watches a connection admitted by
-    /// <see cref="AdmitAsync"/> while it is silent, and gives its place back when it ends.
+    /// The connection middleware (Kestrel's <c>ListenOptions.Use</c>): admits the connection unless the accept loop
+    /// did already (<see cref="GatedTransport"/>), watches it while it is silent, and gives its place back when it ends.
     /// </summary>
     public ConnectionDelegate Wrap(ConnectionDelegate next) => async connection =>
     {
+        if (connection.Features.Get<GatedTransport.Admitted>() is null && !await AdmitAsync(connection.ConnectionClosed))
+        {
+            connection.Abort(new ConnectionAbortedException("ws2s: connection limit reached"));
+            return;
+        }
         var silent = new Silent(connection, time.GetTimestamp());
         _silent[connection.ConnectionId] = silent;
         silent.Deadline = time.CreateTimer(_ => Expire(connection.ConnectionId), null, handshakeTimeout, Timeout.InfiniteTimeSpan);

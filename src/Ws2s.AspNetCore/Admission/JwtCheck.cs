@@ -15,7 +15,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// target its <c>host</c> and <c>port</c> claims name. <c>Expires</c>: the token's <c>exp</c>, after which the
 /// session it opened may start no new connects.
 /// </summary>
-public sealed record JwtGrant(string? Subject, IReadOnlyList<Policy.Rule>? Allow, int? MaxSessions, bool Ssh, (string Host, int Port)? Target,
+internal sealed record JwtGrant(string? Subject, IReadOnlyList<Policy.Rule>? Allow, int? MaxSessions, bool Ssh, (string Host, int Port)? Target,
     DateTimeOffset? Expires = null);
 
 /// <summary>
@@ -26,7 +26,7 @@ public sealed record JwtGrant(string? Subject, IReadOnlyList<Policy.Rule>? Allow
 /// parameters (<c>crit</c>, RFC 7515 §4.1.11: the server understands none) are refused. Refusals are
 /// words ("token expired"), never the token.
 /// </summary>
-public sealed class JwtCheck
+internal sealed class JwtCheck
 {
     private readonly Ws2sOptions.JwtOptions _options;
     private readonly JsonWebTokenHandler _handler = new();

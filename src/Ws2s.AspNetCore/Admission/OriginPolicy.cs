@@ -4,25 +4,43 @@ namespace Ws2s.AspNetCore.Admission;
 /// Which page origins may open a session: exact scheme, host and port (a port of <c>*</c> matches any),
 /// no suffix matching, so <c>https://app.example.com</c> never admits <c>https://evil-app.example.com</c>.
 /// </summary>
-public sealed class OriginPolicy
+internal sealed class OriginPolicy
 {
     private readonly List<(string Scheme, string Host, int? Port)> _allowed = [];
 
-    public OriginPolicy(IReadOnlyCollection<string> patterns, Configuration.Ws2sOptions.HostAndPort listen)
+    /// <summary>None configured: the defaults (local pages, and this server's own pages, known once it listens).</summary>
+    private readonly bool _defaults;
+
+    public OriginPolicy(IReadOnlyCollection<string> patterns)
     {
         AllowsAny = patterns.Contains("*");
-        IEnumerable<string> effective = patterns.Count > 0 ? patterns : DefaultPatterns(listen);
+        _defaults = patterns.Count == 0;
+        IEnumerable<string> effective = _defaults ? LocalPatterns() : patterns;
         foreach (var pattern in effective.Where(p => p != "*")) _allowed.Add(Parse(pattern)!.Value);
     }
 
     /// <summary><c>origins</c> contains <c>*</c>: any origin, and requests with none.</summary>
     public bool AllowsAny { get; }
 
-    public bool Allows(string origin)
+    /// <summary>
+    /// Whether a page of <paramref name="origin"/> may open a session. <paramref name="serverUrls"/>: the URLs this
+    /// server is bound to; with no origins configured, a page served from one of its own specific addresses is
+    /// admitted too (not from 0.0.0.0 or ::, which name no page's origin).
+    /// </summary>
+    public bool Allows(string origin, Func<IEnumerable<string>> serverUrls)
     {
         if (AllowsAny) return true;
         if (Parse(origin) is not { Port: not null } o) return false;
-        return _allowed.Exists(a => a.Scheme == o.Scheme && a.Host == o.Host && (a.Port is null || a.Port == o.Port));
+        if (_allowed.Exists(a => a.Scheme == o.Scheme && a.Host == o.Host && (a.Port is null || a.Port == o.Port))) return true;
+        return _defaults && serverUrls().Any(url => Own(url) is { } own && own.Host == o.Host && own.Port == o.Port);
+    }
+
+    /// <summary>A bound URL's specific host and port (<c>http://192.0.2.7:3613</c>), either scheme, or null for a wildcard address.</summary>
+    private static (string Host, int Port)? Own(string url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || !System.Net.IPAddress.TryParse(uri.Host.Trim('[', ']'), out var address)) return null;
+        if (address.Equals(System.Net.IPAddress.Any) || address.Equals(System.Net.IPAddress.IPv6Any)) return null;
+        return (uri.Host.ToLowerInvariant(), uri.Port);
     }
 
     /// <summary>What is wrong with a configured pattern, or null.</summary>
@@ -40,17 +58,11 @@ public sealed class OriginPolicy
         return (uri.Scheme, uri.Host.ToLowerInvariant(), anyPort ? null : uri.Port);
     }
 
-    private static IEnumerable<string> DefaultPatterns(Configuration.Ws2sOptions.HostAndPort listen)
+    /// <summary>Local pages: http(s) on localhost, 127.0.0.1 and [::1], any port.</summary>
+    private static IEnumerable<string> LocalPatterns()
     {
         foreach (var scheme in new[] { "http", "https" })
             foreach (var host in new[] { "localhost", "127.0.0.1", "[::1]" })
                 yield return $"{scheme}://{host}:*";
-        // The server's own origin, for pages it serves on a specific address.
-        if (System.Net.IPAddress.TryParse(listen.Host, out var address) && !address.Equals(System.Net.IPAddress.Any) && !address.Equals(System.Net.IPAddress.IPv6Any))
-        {
-            var host = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
-            yield return $"http://{host}:{listen.Port}";
-            yield return $"https://{host}:{listen.Port}";
-        }
     }
 }

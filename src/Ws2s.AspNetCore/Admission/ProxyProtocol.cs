@@ -13,7 +13,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// is optional (health checks come without one); from any peer not trusted it is never read, and
 /// the request it begins is refused as bad HTTP.
 /// </summary>
-public sealed class ProxyProtocol(TrustedProxies trusted, ILogger<ProxyProtocol> log)
+internal sealed class ProxyProtocol(TrustedProxies trusted, ILogger<ProxyProtocol> log)
 {
     private static ReadOnlySpan<byte> V2Signature => [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A];
     private static ReadOnlySpan<byte> V1Signature => "PROXY "u8;

@@ -7,7 +7,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// The configured access tokens, kept only as SHA-256 digests and compared in constant time
 /// (every token is compared, equal lengths), so neither timing nor logs reveal them.
 /// </summary>
-public sealed class TokenCheck
+internal sealed class TokenCheck
 {
     /// <summary>The Sec-WebSocket-Protocol entry that carries a token: <c>token.&lt;TOKEN&gt;</c> (browsers cannot set headers).</summary>
     public const string ProtocolPrefix = "token.";
@@ -16,8 +16,6 @@ public sealed class TokenCheck
 
     public TokenCheck(IEnumerable<string> tokens) =>
         _digests = tokens.Select(t => t.Length > 0 ? Digest(t) : throw new ArgumentException("an empty token")).ToList();
-
-    public static TokenCheck FromOptions(Configuration.Ws2sOptions options) => new(Configured(options));
 
     /// <summary>The tokens the configuration gives: <c>tokens</c> and the lines of <c>tokensFile</c>.</summary>
     public static IEnumerable<string> Configured(Configuration.Ws2sOptions options) =>

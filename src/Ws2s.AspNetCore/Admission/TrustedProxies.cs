@@ -7,7 +7,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// word on the client's address ws2s takes: a PROXY protocol header, or <c>X-Forwarded-For</c>.
 /// Anyone else's headers are ignored, so a client cannot pose as another to escape per-client limits.
 /// </summary>
-public sealed class TrustedProxies
+internal sealed class TrustedProxies
 {
     private readonly IReadOnlyList<IPNetwork> _networks;
 

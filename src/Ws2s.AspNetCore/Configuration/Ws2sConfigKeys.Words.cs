@@ -7,7 +7,7 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 namespace Ws2s.AspNetCore.Configuration;
 
 /// <summary>The words of the key check: a key in the config's spelling, where it was set, and how its source would spell another.</summary>
-public static partial class Ws2sConfigKeys
+internal static partial class Ws2sConfigKeys
 {
     /// <summary>Where keys come from: a source, and the section they were read under (its path is part of how the source spells them).</summary>
     private sealed record Origin(IConfigurationProvider Provider, string[] Section);

@@ -6,18 +6,20 @@ using Microsoft.Extensions.Configuration;
 namespace Ws2s.AspNetCore.Configuration;
 
 /// <summary>
-/// The keys <see cref="Ws2sOptions"/> knows, learnt from its properties, and a check of configuration
+/// The keys <see cref="Ws2sOptions"/> knows (and those of options bound beside it from the same configuration, such
+/// as ws2sd's listeners: <see cref="KeySource"/>), learnt from their properties, and a check of configuration
 /// against them before it is bound: a key nobody reads (<c>destinatons</c>, <c>--listne:port</c>) or a
 /// value of the wrong kind (<c>--listen:port abc</c>) is named in the config's own spelling
 /// (<c>listen.port</c>), with where it was set (which file, variable or option) and what to do — rather
 /// than being ignored, which can silently leave a machine open.
 /// </summary>
-public static partial class Ws2sConfigKeys
+internal static partial class Ws2sConfigKeys
 {
     /// <summary>What a configuration key may hold: a value, an object of known keys, a list, or a map of any names.</summary>
     private abstract record Node;
 
-    private sealed record Value(Type Type, bool Nullable) : Node;
+    /// <summary>A value; <paramref name="Range"/>: the numbers it accepts, when its options say (for the words).</summary>
+    private sealed record Value(Type Type, bool Nullable, (long Low, long High)? Range = null) : Node;
 
     private sealed record Section(IReadOnlyDictionary<string, Node> Keys) : Node;
 
@@ -28,10 +30,25 @@ public static partial class Ws2sConfigKeys
     /// <summary>A key whose content someone else checks (the logging section, a program's own options).</summary>
     private sealed record Anything : Node;
 
-    private static readonly Section Options = (Section)NodeOf(typeof(Ws2sOptions));
+    /// <summary>ws2s's own options, and the numbers each of its numeric keys accepts.</summary>
+    private static readonly KeySource Library = new(typeof(Ws2sOptions),
+        Ws2sOptions.Bounds.ToDictionary(b => b.Key, b => (b.Value.Low, b.Value.High), StringComparer.OrdinalIgnoreCase));
 
-    /// <summary>Every key of <see cref="Ws2sOptions"/> in the config's spelling (<c>listen.port</c>, <c>endpoints[].host</c>, <c>rawTargets.*</c>).</summary>
-    public static IEnumerable<string> All() => Paths(Options, "");
+    /// <summary>The top-level keys of ws2s's options and of <paramref name="also"/>, bound from the same configuration.</summary>
+    private static Section Root(IEnumerable<KeySource> also)
+    {
+        var keys = new Dictionary<string, Node>(StringComparer.OrdinalIgnoreCase);
+        foreach (var source in also.Prepend(Library))
+            foreach (var (key, node) in ((Section)NodeOf(source.Options, "", source.Ranges)).Keys)
+                keys[key] = node;
+        return new Section(keys);
+    }
+
+    /// <summary>
+    /// Every key of <see cref="Ws2sOptions"/> and of <paramref name="also"/> in the config's spelling (<c>limits.maxSessions</c>,
+    /// <c>tls.pinned[].rule</c>, <c>rawTargets.*</c>).
+    /// </summary>
+    public static IEnumerable<string> All(params KeySource[] also) => Paths(Root(also), "");
 
     private static IEnumerable<string> Paths(Node node, string prefix) => node switch
     {
@@ -41,19 +58,26 @@ public static partial class Ws2sConfigKeys
         _ => [],
     };
 
+    /// <summary>Options bound from the same configuration as <see cref="Ws2sOptions"/>: their type, and the numbers each numeric key accepts (<c>shutdownTimeoutSeconds</c>: 0 to 3600).</summary>
+    internal sealed record KeySource(Type Options, IReadOnlyDictionary<string, (long Low, long High)> Ranges);
+
     private static string Join(string prefix, string key) => prefix.Length == 0 ? key : prefix + "." + key;
 
-    private static Node NodeOf(Type type)
+    private static Node NodeOf(Type type, string path, IReadOnlyDictionary<string, (long Low, long High)> ranges)
     {
-        if (Nullable.GetUnderlyingType(type) is { } inner) return new Value(inner, true);
+        (long, long)? Range() => ranges.TryGetValue(path, out var range) ? range : null;
+        if (Nullable.GetUnderlyingType(type) is { } inner) return new Value(inner, true, Range());
         if (type == typeof(string)) return new Value(type, true);
-        if (type.IsPrimitive || type.IsEnum || type == typeof(decimal)) return new Value(type, false);
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>)) return new ListOf(NodeOf(type.GetGenericArguments()[0]));
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>)) return new MapOf(NodeOf(type.GetGenericArguments()[1]));
+        if (type.IsPrimitive || type.IsEnum || type == typeof(decimal)) return new Value(type, false, Range());
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>)) return new ListOf(NodeOf(type.GetGenericArguments()[0], path + "[]", ranges));
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>)) return new MapOf(NodeOf(type.GetGenericArguments()[1], Join(path, "*"), ranges));
         var keys = new Dictionary<string, Node>(StringComparer.OrdinalIgnoreCase);
         foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
             if (property.SetMethod is { IsPublic: true })
-                keys[char.ToLowerInvariant(property.Name[0]) + property.Name[1..]] = NodeOf(property.PropertyType);
+            {
+                var key = char.ToLowerInvariant(property.Name[0]) + property.Name[1..];
+                keys[key] = NodeOf(property.PropertyType, Join(path, key), ranges);
+            }
         return new Section(keys);
     }
 
@@ -63,15 +87,19 @@ public static partial class Ws2sConfigKeys
     /// <paramref name="others"/>: top-level keys that are not ws2s options but are read by someone else (the
     /// program's <c>logFormat</c>, the <c>Logging</c> section); what is below them is not checked here.
     /// </summary>
-    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, params string[] others) => Problems(configuration, null, others);
+    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, params string[] others) => Problems(configuration, null, [], others);
 
     /// <summary>
     /// The same for the keys under <paramref name="section"/> (an app's <c>"Ws2s"</c> section bound to
     /// <see cref="Ws2sOptions"/>), named where they were set by their whole path (<c>--Ws2s:listen:port</c>).
     /// </summary>
-    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, string? section, params string[] others)
+    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, string? section, params string[] others) =>
+        Problems(configuration, section, [], others);
+
+    /// <summary>The same, where <paramref name="also"/> are bound from the configuration too (ws2sd's listeners): their keys are known.</summary>
+    public static IReadOnlyList<string> Problems(IConfigurationRoot configuration, string? section, IReadOnlyCollection<KeySource> also, params string[] others)
     {
-        var top = new Dictionary<string, Node>(Options.Keys, StringComparer.OrdinalIgnoreCase);
+        var top = new Dictionary<string, Node>(Root(also).Keys, StringComparer.OrdinalIgnoreCase);
         foreach (var other in others) top[other] = new Anything();
         var root = new Section(top);
         var prefix = section is null ? [] : section.Split(':');
@@ -175,67 +203,6 @@ public static partial class Ws2sConfigKeys
         if (node.Type == typeof(bool)) return "true or false";
         if (node.Type == typeof(string)) return "text";
         if (name.EndsWith(".port", StringComparison.OrdinalIgnoreCase)) return "a port number from 0 to 65535 (0 picks a free one)";
-        return Ws2sOptions.Bounds.TryGetValue(name, out var b) ? $"a whole number from {b.Low} to {b.High}" : "a whole number";
+        return node.Range is { } b ? $"a whole number from {b.Low} to {b.High}" : "a whole number";
     }
-
-    /// <summary>An unknown key: named as given, with the known key nearest to it.</summary>
-    private static string Unknown(Section root, List<string> known, string[] rest, Section parent, Origin source)
-    {
-        // A command-line option or a variable names the whole key at once: it is judged, and corrected, whole.
-        // In a file the misspelt name is one key of an object: that key is named (once for all below it).
-        var whole = source.Provider is not FileConfigurationProvider;
-        var wrongKeys = whole ? rest : rest[..1];
-        var given = Name([.. known, .. wrongKeys]);
-        var all = KnownPaths(root);
-        // A near spelling among its siblings first (destinatons → destinations), else a key anywhere ending the same way (--port → listen.port).
-        var sibling = parent.Keys.Keys
-            .Select(k => (Key: k, Distance: Nearness(rest[0], k))).Where(c => c.Distance <= Tolerance(rest[0])).OrderBy(c => c.Distance).FirstOrDefault().Key;
-        string? suggestion;
-        if (sibling is not null)
-        {
-            var below = Name([.. known, sibling, .. rest[1..]]);
-            suggestion = whole && all.Contains(Indexless().Replace(below, ""), StringComparer.OrdinalIgnoreCase) ? below : Name([.. known, sibling]);
-        }
-        else
-        {
-            var tail = string.Join(".", wrongKeys);
-            suggestion = all.Select(p => (Path: p, Distance: Nearness(tail, Tail(p, wrongKeys.Length))))
-                .Where(c => c.Distance <= Tolerance(tail)).OrderBy(c => c.Distance).ThenBy(c => c.Path.Length).Select(c => c.Path).FirstOrDefault();
-        }
-        var text = $"unknown key '{given}' ({Where(source, [.. known.Select(Unindexed), .. wrongKeys])}): nothing reads it";
-        return suggestion is null ? text : $"{text}; did you mean '{suggestion}'{Spelling(source, suggestion)}?";
-
-        static string Unindexed(string spelled) => spelled.Replace("[", ":", StringComparison.Ordinal).Replace("]", "", StringComparison.Ordinal);
-        static string Tail(string path, int count) => string.Join(".", path.Split('.')[^Math.Min(count, path.Split('.').Length)..]);
-    }
-
-    [GeneratedRegex(@"\[\d+\]")]
-    private static partial Regex Indexless();
-
-    /// <summary>How far a misspelling is from a key: its edit distance, or 1 when it is the key's beginning (idleTimeout → idleTimeoutSeconds).</summary>
-    private static int Nearness(string wrong, string key) =>
-        wrong.Length >= 4 && key.StartsWith(wrong, StringComparison.OrdinalIgnoreCase) ? Math.Min(1, Distance(wrong, key)) : Distance(wrong, key);
-
-    private static List<string> KnownPaths(Section root) =>
-        Paths(root, "").Where(p => !p.Contains('*', StringComparison.Ordinal)).Select(p => p.Replace("[]", "", StringComparison.Ordinal)).ToList();
-
-    /// <summary>How far apart two spellings are (optimal string alignment, case ignored).</summary>
-    public static int Distance(string a, string b)
-    {
-        a = a.ToLowerInvariant();
-        b = b.ToLowerInvariant();
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (var i = 1; i <= a.Length; i++)
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
-                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
-            }
-        return d[a.Length, b.Length];
-    }
-
-    private static int Tolerance(string word) => Math.Clamp(word.Length / 3, 1, 3);
 }

@@ -12,7 +12,6 @@ public sealed partial class Ws2sOptions
     internal static readonly IReadOnlyDictionary<string, (Func<Ws2sOptions, long?> Value, long Low, long High)> Bounds =
         new Dictionary<string, (Func<Ws2sOptions, long?>, long, long)>(StringComparer.OrdinalIgnoreCase)
     {
-        ["shutdownTimeoutSeconds"] = (o => o.ShutdownTimeoutSeconds, 0, 3600),
         ["auth.jwt.clockSkewSeconds"] = (o => o.Auth.Jwt?.ClockSkewSeconds, 0, 3600),
         ["limits.maxPendingBytesTotal"] = (o => o.Limits.MaxPendingBytesTotal, 1024, long.MaxValue),
         ["limits.connectTimeoutSeconds"] = (o => o.Limits.ConnectTimeoutSeconds, 1, 3600),
@@ -33,12 +32,13 @@ public sealed partial class Ws2sOptions
     };
 
     /// <summary>Every problem with these options, each naming the key to fix.</summary>
-    public IEnumerable<string> Problems()
+    internal IEnumerable<string> Problems()
     {
-        if (ListenAddress() is null)
-            yield return $"listen.host '{Listen.Host}' is not an IP address or 'localhost'";
-        if (Listen.Port is < 0 or > 65535)
-            yield return $"listen.port {Listen.Port} is not a port number (0-65535, 0 picks a free port)";
+        if (KeyProblems.Count > 0)
+        {
+            foreach (var problem in KeyProblems) yield return problem;
+            yield break;
+        }
         foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets), ("tls.required", Tls.Required) })
             for (var i = 0; i < rules.Count; i++)
                 if (Policy.parseRule(rules[i]) is { IsError: true } error)
@@ -75,17 +75,6 @@ public sealed partial class Ws2sOptions
         for (var i = 0; i < TrustedProxies.Count; i++)
             if (Admission.TrustedProxies.Parse(TrustedProxies[i]) is null)
                 yield return $"trustedProxies[{i}] '{TrustedProxies[i]}' is not an IP address or network (10.0.0.0/8, fd00::/8)";
-        for (var i = 0; i < Endpoints.Count; i++)
-        {
-            var e = Endpoints[i];
-            if (e.Address() is null) yield return $"endpoints[{i}].host '{e.Host}' is not an IP address or 'localhost'";
-            if (e.Port is < 0 or > 65535) yield return $"endpoints[{i}].port {e.Port} is not a port number";
-            if (e.Certificate is not null && e.Key is null) yield return $"endpoints[{i}]: certificate needs key (a PEM private key file)";
-            foreach (var file in new[] { e.Certificate, e.Key, e.Pfx })
-                if (file is not null && !File.Exists(file)) yield return $"endpoints[{i}]: '{file}' does not exist";
-        }
-        if (Management is not null && ParseHost(Management.Host) is null)
-            yield return $"management.host '{Management.Host}' is not an IP address or 'localhost'";
         foreach (var (name, target) in RawTargets)
             if (Websockify.RawTargets.Parse(target) is null)
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";

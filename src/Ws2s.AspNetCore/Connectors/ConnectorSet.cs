@@ -4,8 +4,14 @@ namespace Ws2s.AspNetCore.Connectors;
 /// The ways this server reaches peers: the registered connectors by scheme (a later registration for a
 /// scheme replaces an earlier one, so an application can swap ws2s's own), and the TLS step over any of them.
 /// </summary>
-internal sealed class ConnectorSet(IEnumerable<IConnector> connectors, TlsTrust trust)
+internal sealed class ConnectorSet(IEnumerable<IConnector> connectors, Func<TlsTrust> trust)
 {
+    /// <summary>Connectors whose TLS step always trusts <paramref name="fixedTrust"/>.</summary>
+    public ConnectorSet(IEnumerable<IConnector> connectors, TlsTrust fixedTrust)
+        : this(connectors, () => fixedTrust)
+    {
+    }
+
     private readonly Dictionary<string, IConnector> _byScheme = connectors.GroupBy(c => c.Scheme, StringComparer.Ordinal)
         .ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
 

@@ -9,7 +9,7 @@ namespace Ws2s.AspNetCore.Connectors;
 /// session's connection picks it by <see cref="Hop.Scheme"/>. The core has judged the hop already: a
 /// connector only reaches what it is given.
 /// </summary>
-internal interface IConnector
+public interface IConnector
 {
     /// <summary>The hops it connects, by <see cref="Hop.Scheme"/>: <c>tcp</c>, <c>unix</c>, <c>ssh</c>, or a named peer's scheme.</summary>
     string Scheme { get; }
@@ -24,10 +24,10 @@ internal interface IConnector
 }
 
 /// <summary>What a connector may need of its session: who the client is (SSH logins are shared per client), and how to say the peer failed after it connected.</summary>
-internal sealed record PeerContext(IPAddress Client, Action<string> Failed);
+public sealed record PeerContext(IPAddress Client, Action<string> Failed);
 
 /// <summary>The peer cannot be reached, in the core's words (code 2, or 6 through an SSH server).</summary>
-internal sealed class DialFailedException(DialError error) : Exception(error.Message)
+public sealed class DialFailedException(DialError error) : Exception(error.Message)
 {
     public DialError Error => error;
 }

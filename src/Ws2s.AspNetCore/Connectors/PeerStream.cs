@@ -8,7 +8,7 @@ namespace Ws2s.AspNetCore.Connectors;
 /// nobody read are taken from it before a TLS handshake), and what else it holds (an SSH tunnel),
 /// all released with it.
 /// </summary>
-internal sealed class PeerStream(Stream stream, Action shutdownSend, Socket? socket = null, IDisposable? holds = null) : IDisposable
+public sealed class PeerStream(Stream stream, Action shutdownSend, Socket? socket = null, IDisposable? holds = null) : IDisposable
 {
     public Stream Stream => stream;
 

@@ -4,31 +4,28 @@ using Ws2s.AspNetCore.Connectors;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>What every session runner of this server shares: its limits, time and ticks, queue budget, connectors and log.</summary>
-internal sealed class RunnerServices(Ws2sOptions options, Ticker ticker, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
+/// <remarks><paramref name="limits"/>: the limits in force (the configuration's current snapshot; a reload replaces them).</remarks>
+internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, Ticker ticker, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
     Func<Protocol.Session.Settings>? serverSettings = null)
 {
     /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
     public Protocol.Session.Settings? ServerSettings => serverSettings?.Invoke();
 
-    /// <summary>What TLS connections to destinations trust (replaced when the configuration is reloaded).</summary>
-    public TlsTrust Tls
-    {
-        get => connectors.Tls.Trust;
-        set => connectors.Tls.Trust = value;
-    }
+    /// <summary>What TLS connections to destinations trust (the configuration's in force).</summary>
+    public TlsTrust Tls => connectors.Tls.Trust;
 
     /// <summary>How sessions reach their peers: a connector per scheme, and the TLS step.</summary>
     public ConnectorSet Connectors => connectors;
 
     /// <summary>How long a <c>starttls</c> handshake may take (a <c>tls</c> connect's runs under the connect timer).</summary>
-    public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);
+    public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(limits().ConnectTimeoutSeconds);
 
-    public int MaxMessageBytes => options.Limits.MaxMessageBytes;
+    public int MaxMessageBytes => limits().MaxMessageBytes;
 
-    public TimeSpan MessageTimeout => TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds);
+    public TimeSpan MessageTimeout => TimeSpan.FromSeconds(limits().MessageTimeoutSeconds);
 
     /// <summary>Between the keep-alive frames sent to each client.</summary>
-    public TimeSpan KeepAlive => TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds);
+    public TimeSpan KeepAlive => TimeSpan.FromSeconds(limits().KeepAliveSeconds);
 
     /// <summary>The server-wide one-second tick every session registers for.</summary>
     public Ticker Ticker => ticker;

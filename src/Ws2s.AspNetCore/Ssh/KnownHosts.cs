@@ -8,7 +8,7 @@ namespace Ws2s.AspNetCore.Ssh;
 /// <c>[host]:port</c> for other ports). Without a file every key is refused, unless the operator
 /// chose <c>acceptUnknownHostKeys</c>: trust on first use is never silent.
 /// </summary>
-public sealed class KnownHosts(string? path, bool acceptUnknown)
+internal sealed class KnownHosts(string? path, bool acceptUnknown)
 {
     private readonly List<(string[] Patterns, string KeyType, byte[] Key)> _entries = Load(path);
 

@@ -14,7 +14,7 @@ namespace Ws2s.AspNetCore.Ssh;
 /// Private keys are decrypted outside any shared lock, a few at a time, and only when their
 /// key-derivation cost is within <c>ssh.maxKdfRounds</c>.
 /// </summary>
-public sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int maxPerClient, int maxKdfRounds)
+internal sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int maxPerClient, int maxKdfRounds)
 {
     private readonly Lock _gate = new();
 

@@ -13,7 +13,7 @@ namespace Ws2s.AspNetCore.Telemetry;
 /// a message or a field (a token's <c>sub</c>, a client's words) are written as escapes, so no value can
 /// start a line of its own that looks like the server's.
 /// </summary>
-public static partial class LogRedaction
+internal static partial class LogRedaction
 {
     private const string Hidden = "***";
 

@@ -7,7 +7,7 @@ namespace Ws2s.AspNetCore.Telemetry;
 /// Prometheus text and visible to dotnet-counters. Counts are kept here and observed by the meter, so
 /// every series (each outcome, reason and direction) is exported from the first scrape, at 0.
 /// </summary>
-public sealed class Ws2sMetrics : IDisposable
+internal sealed class Ws2sMetrics : IDisposable
 {
     public const string MeterName = "Ws2s";
 

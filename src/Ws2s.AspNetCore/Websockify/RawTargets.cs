@@ -5,26 +5,14 @@ namespace Ws2s.AspNetCore.Websockify;
 /// <summary>
 /// Where <c>/websockify?token=NAME</c> relays: <c>rawTargets</c> from the config, and a token file in
 /// websockify's format (<c>NAME: HOST:PORT</c> or <c>NAME: unix_socket:/path</c> per line, <c>#</c> comments),
-/// re-read when it changes. Every target is judged by the destination policy like any connect.
+/// re-read when it changes. Every target is judged by the destination policy like any connect. One configuration's
+/// (a reload makes a new one, part of its <see cref="Configuration.Ws2sSnapshot"/>).
 /// </summary>
-public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, string? tokenFile)
+internal sealed class RawTargets(IReadOnlyDictionary<string, string> configured, string? tokenFile)
 {
     private readonly Lock _gate = new();
     private DateTime _fileStamp = DateTime.MinValue;
     private Dictionary<string, Target> _fromFile = [];
-    private volatile IReadOnlyDictionary<string, string> _configured = configured;
-    private volatile string? _tokenFile = tokenFile;
-
-    /// <summary>The targets of a reloaded configuration.</summary>
-    public void Update(IReadOnlyDictionary<string, string> configured, string? tokenFile)
-    {
-        lock (_gate)
-        {
-            _configured = configured;
-            _tokenFile = tokenFile;
-            _fileStamp = DateTime.MinValue;
-        }
-    }
 
     /// <summary>Where a websockify session relays: host:port over TCP, a Unix socket, or a named peer.</summary>
     public readonly record struct Target(Destination Destination);
@@ -54,8 +42,8 @@ public sealed class RawTargets(IReadOnlyDictionary<string, string> configured, s
 
     public Target? Find(string name)
     {
-        if (_configured.TryGetValue(name, out var text)) return Parse(text);
-        if (_tokenFile is not { } tokenFile) return null;
+        if (configured.TryGetValue(name, out var text)) return Parse(text);
+        if (tokenFile is null) return null;
         lock (_gate)
         {
             ReloadIfChanged(tokenFile);

@@ -3,6 +3,9 @@ using Ws2s.AspNetCore.Configuration;
 
 namespace Ws2s.Host.Configuration;
 
+/// <summary>One reading of the configuration: its sources, and what was bound from them (the library's options and ws2sd's own).</summary>
+public sealed record LoadedConfig(IConfigurationRoot Root, Ws2sOptions Options, ServerOptions Server);
+
 /// <summary>Where the configuration file is, its first-run contents (the original's file and defaults), and reading it with every other source.</summary>
 public static class ConfigFile
 {
@@ -48,10 +51,20 @@ public static class ConfigFile
     }
 
     /// <summary>
-    /// Top-level keys the program reads besides <see cref="Ws2sOptions"/>: the config file's path, the log format
-    /// (<c>logFormat</c> in a file, <c>--log-format</c> on the command line) and the <c>Logging</c> section.
+    /// Top-level keys the program reads besides <see cref="Ws2sOptions"/> and <see cref="ServerOptions"/>: the config file's
+    /// path, the log format (<c>logFormat</c> in a file, <c>--log-format</c> on the command line) and the <c>Logging</c> section.
     /// </summary>
     public static readonly string[] ProgramKeys = ["config", "logFormat", "log-format", "Logging"];
+
+    /// <summary>ws2sd's own options, bound from the same file as the library's: the key check knows their keys.</summary>
+    private static readonly Ws2sConfigKeys.KeySource ServerKeys = new(typeof(ServerOptions), ServerOptions.Ranges);
+
+    /// <summary>Every key of the file in its spelling (<c>listen.port</c>, <c>endpoints[].host</c>, <c>rawTargets.*</c>): the library's and ws2sd's.</summary>
+    public static IEnumerable<string> KnownKeys() => Ws2sConfigKeys.All(ServerKeys);
+
+    /// <summary>The key check of <paramref name="configuration"/> (a key nothing reads, a value of the wrong kind), in words.</summary>
+    public static IReadOnlyList<string> KeyProblems(IConfigurationRoot configuration) =>
+        Ws2sConfigKeys.Problems(configuration, null, [ServerKeys], ProgramKeys);
 
     /// <summary>
     /// Reads the configuration the way the server does — the file, then <c>WS2S_*</c> environment
@@ -59,7 +72,7 @@ public static class ConfigFile
     /// and binds it. Throws <see cref="ConfigException"/> naming each problem, where it was set and what to do:
     /// a file that is not JSON (line and column), a key nothing reads, a value of the wrong kind or range.
     /// </summary>
-    public static Ws2sOptions ReadOptions(IConfigurationBuilder configuration, string configPath, string[] args)
+    public static LoadedConfig Read(IConfigurationBuilder configuration, string configPath, string[] args)
     {
         IConfigurationRoot root;
         try
@@ -80,22 +93,24 @@ public static class ConfigFile
         {
             throw new ConfigException($"{configPath} does not exist");
         }
-        var problems = Ws2sConfigKeys.Problems(root, ProgramKeys).ToList();
+        var problems = KeyProblems(root).ToList();
         if (LogFormat(root) is { } format && format is not ("json" or "text"))
             problems.Add($"logFormat '{format}'{Ws2sConfigKeys.WhereSet(root, root["log-format"] is null ? "logFormat" : "log-format")} must be json or text");
         if (problems.Count > 0) throw new ConfigException(problems);
         var options = new Ws2sOptions();
+        var server = new ServerOptions();
         try
         {
             root.Bind(options);
+            root.Bind(server);
         }
         catch (InvalidOperationException e)
         {
             throw new ConfigException(e.Message);
         }
-        problems = options.Problems().Select(p => p + Ws2sConfigKeys.WhereSet(root, p)).ToList();
+        problems = server.Problems().Concat(options.Problems()).Select(p => p + Ws2sConfigKeys.WhereSet(root, p)).ToList();
         if (problems.Count > 0) throw new ConfigException(problems);
-        return options;
+        return new(root, options, server);
     }
 
     /// <summary><c>--log-format</c> or <c>logFormat</c>, lower case, if set.</summary>

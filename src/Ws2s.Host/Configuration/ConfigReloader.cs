@@ -6,15 +6,19 @@ namespace Ws2s.Host.Configuration;
 
 /// <summary>
 /// Re-reads the configuration on SIGHUP (<c>ws2sd reload</c>) and when the file's content changes, and
-/// applies it to the running server (<see cref="Ws2sReload"/>): new sessions and connects follow it,
-/// sessions in progress go on. A configuration with problems is refused with a log line naming the keys;
+/// applies it to the running server: a configuration that passes the checks of the start becomes the
+/// <see cref="AcceptedConfiguration"/>, whose options the library takes up whole (<see cref="LiveConfiguration"/>):
+/// new sessions and connects follow it, sessions in progress go on. A configuration with problems is refused with a log line naming the keys;
 /// the old one stays in force. A change is known by content, however it was made: an editor's write, a
 /// rename over the file, a link re-pointed, or a Kubernetes ConfigMap update (the kubelet writes a new
 /// <c>..timestamp</c> folder and renames a new <c>..data</c> link over the old; <c>config.json</c>, a link
 /// through <c>..data</c>, never changes itself).
 /// </summary>
-internal sealed class ConfigReloader(string path, string[] args, Ws2sReload reload, ILogger<ConfigReloader> log, ReloadReport? report = null) : IHostedService, IDisposable
+internal sealed class ConfigReloader(AcceptedConfiguration accepted, LiveConfiguration live, ILogger<ConfigReloader> log, ReloadReport? report = null)
+    : IHostedService, IDisposable
 {
+    private readonly string _path = accepted.Path;
+
     /// <summary>Editors write a file in several steps: act once it has been quiet this long.</summary>
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(300);
 
@@ -31,7 +35,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _loaded = Digest(path);
+        _loaded = Digest(_path);
         _settle = new Timer(_ => ReloadIfChanged(), null, Timeout.Infinite, Timeout.Infinite);
         if (!OperatingSystem.IsWindows())
             _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
@@ -41,7 +45,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
             });
         // The file's own folder: the file itself, and Kubernetes' "..data" swap beside it. Where the file is a link
         // elsewhere, also the folder of what it finally leads to.
-        var full = Path.GetFullPath(path);
+        var full = Path.GetFullPath(_path);
         Watch(Path.GetDirectoryName(full)!, name => name == Path.GetFileName(full) || name.StartsWith("..", StringComparison.Ordinal));
         if (new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target && Path.GetDirectoryName(target.FullName) is { } targetFolder
             && targetFolder != Path.GetDirectoryName(full) && Directory.Exists(targetFolder))
@@ -69,7 +73,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
         }
         // Events lost to a full buffer (a busy log in the same folder): look at the content anyway.
         watcher.InternalBufferSize = 64 * 1024;
-        watcher.Error += (_, _) => OnEvent(Path.GetFileName(path));
+        watcher.Error += (_, _) => OnEvent(Path.GetFileName(_path));
         watcher.Changed += (_, e) => OnEvent(e.Name);
         watcher.Created += (_, e) => OnEvent(e.Name);
         watcher.Deleted += (_, e) => OnEvent(e.Name);
@@ -85,7 +89,7 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
     /// <summary>After a file event has settled: reload only if the content (through every link) is not what was loaded.</summary>
     private void ReloadIfChanged()
     {
-        var now = Digest(path);
+        var now = Digest(_path);
         if (now is null || now == _loaded) return; // a touch, or mid-swap (the next event comes)
         Reload("the config file changed");
     }
@@ -112,9 +116,9 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
     {
         lock (_gate)
         {
-            _loaded = Digest(path);
+            _loaded = Digest(_path);
             var (taken, words) = Apply();
-            if (taken) log.LogInformation("config reloaded ({Why}) from {Path}: {Words}", why, path, words);
+            if (taken) log.LogInformation("config reloaded ({Why}) from {Path}: {Words}", why, _path, words);
             else log.LogError("config reload ({Why}) refused: {Problem}", why, words);
             try
             {
@@ -132,28 +136,31 @@ internal sealed class ConfigReloader(string path, string[] args, Ws2sReload relo
     private (bool Taken, string Words) Apply()
     {
         const string kept = "; the previous configuration stays in force";
-        Ws2sOptions next;
+        LoadedConfig next;
         try
         {
-            next = ConfigFile.ReadOptions(new ConfigurationBuilder(), path, args);
+            next = ConfigFile.Read(new ConfigurationBuilder(), _path, accepted.Args);
         }
         catch (Exception e) when (e is ConfigException or IOException or UnauthorizedAccessException)
         {
             return (false, e.Message + kept);
         }
-        ReloadOutcome outcome;
+        var before = live.Last;
         try
         {
-            outcome = reload.Apply(next);
+            accepted.Replace(next.Root); // the options monitor hands the new options to the library, on this thread
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        catch (Exception e)
         {
-            // A file the new config names changed between its check and its use: a timer thread must not take the server down.
+            // A change callback failed (an exception in an options callback): a timer thread must not take the server down.
             return (false, $"failed while applying it: {e.Message}; restart ws2sd if the server misbehaves");
         }
+        if (live.Last is not { } outcome || ReferenceEquals(outcome, before))
+            return (false, "the server did not take it up" + kept);
         if (outcome.Problems.Count > 0) return (false, string.Join("; ", outcome.Problems) + kept);
-        return (true, "new sessions and connects follow it" + (outcome.NeedRestart.Count > 0
-            ? $"; changed keys that take effect only after a restart (ws2sd restart): {string.Join(", ", outcome.NeedRestart)}" : ""));
+        List<string> restart = [.. accepted.Start.Server.Changed(next.Server), .. outcome.NeedRestart];
+        return (true, "new sessions and connects follow it" + (restart.Count > 0
+            ? $"; changed keys that take effect only after a restart (ws2sd restart): {string.Join(", ", restart)}" : ""));
     }
 
     public void Dispose()
