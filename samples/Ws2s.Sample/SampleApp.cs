@@ -8,7 +8,8 @@ namespace Ws2s.Sample;
 /// <summary>
 /// The sample application: users sign in (POST /login) and get a cookie; /ws2s admits signed-in users
 /// only (the app's own authorization: 401 otherwise), and narrows each session to the destinations
-/// configured for its user. The server-wide policy (section <c>Ws2s</c>) still applies on top.
+/// configured for its user. The server-wide policy (section <c>Ws2s</c>) still applies on top. Its listeners
+/// have ws2s's connection gate and PROXY protocol support, as ws2sd's do.
 /// </summary>
 public static class SampleApp
 {
@@ -37,7 +38,11 @@ public static class SampleApp
             });
         builder.Services.AddAuthorization();
         // The "Ws2s" section of the app's configuration; a key in it that ws2s does not know stops the start, named.
+        // A change to the section while the app runs (appsettings.json is watched) applies to new sessions.
         builder.Services.AddWs2s(builder.Configuration, "Ws2s");
+        // Every listener (--urls included) with ws2s's connection gate (limits.maxConnections; a connection silent for
+        // limits.handshakeTimeoutSeconds is closed) and, from the load balancers in Ws2s:trustedProxies, the PROXY protocol.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseWs2sGate().UseWs2sProxyProtocol()));
 
         var app = builder.Build();
         app.UseAuthentication();

@@ -27,6 +27,9 @@ internal sealed class ConnectionGate(int maxConnections, TimeSpan handshakeTimeo
     /// <summary>Connections held now.</summary>
     public int Open => Volatile.Read(ref _open);
 
+    /// <summary>Connections held now that have not made their first request (the ones that may be closed to make room).</summary>
+    public int SilentCount => _silent.Count;
+
     private sealed class Silent(ConnectionContext connection, long since)
     {
         public ConnectionContext Connection => connection;

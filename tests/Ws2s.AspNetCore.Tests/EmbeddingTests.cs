@@ -5,11 +5,12 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
-namespace Ws2s.Host.Tests;
+namespace Ws2s.AspNetCore.Tests;
 
 /// <summary>
 /// ws2s embedded in an application (samples/Ws2s.Sample): <c>AddWs2s</c> + <c>MapWs2s("/ws2s")</c>
-/// behind the app's own cookie authentication, each user narrowed to their destinations.
+/// behind the app's own cookie authentication, each user narrowed to their destinations; and its listeners
+/// with ws2s's connection gate and PROXY protocol support.
 /// </summary>
 public sealed class EmbeddingTests : IAsyncLifetime
 {
@@ -97,5 +98,52 @@ public sealed class EmbeddingTests : IAsyncLifetime
         // Bob's service is allowed by the server's policy (127.0.0.1), but not in Alice's scope.
         await alice.SendAsync(new { command = "connect", host = "127.0.0.1", port = _bobsService.Port });
         await alice.ExpectAsync($$"""{"success":false,"code":4,"message":"ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (not in this session's scope)"}""");
+    }
+
+    /// <summary>Starts another sample app with <paramref name="args"/> (on loopback port 0), and its address.</summary>
+    private static async Task<(WebApplication App, Uri Url)> StartSampleAsync(params string[] args)
+    {
+        var app = Sample.SampleApp.Build(["--urls", "http://127.0.0.1:0", "--Users:alice:Password", "alice's secret", .. args]);
+        await app.StartAsync();
+        return (app, new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()));
+    }
+
+    private static async Task<string> ExchangeAsync(Uri url, string bytes)
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, url.Port);
+        if (bytes.Length > 0) await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(bytes));
+        return await EmbeddedApp.ReadToEndAsync(socket);
+    }
+
+    /// <summary>Attack: silent connections held open against the sample (Kestrel alone would keep each over two minutes).</summary>
+    [Fact]
+    public async Task The_sample_cuts_a_silent_connection_after_the_handshake_timeout()
+    {
+        var (app, url) = await StartSampleAsync("--Ws2s:limits:handshakeTimeoutSeconds", "1");
+        await using (app)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal("", await ExchangeAsync(url, ""));
+            Assert.True(clock.Elapsed < WsClient.Patience, "the silent connection was never closed");
+        }
+    }
+
+    /// <summary>The sample behind a load balancer it trusts takes the client from its PROXY header; anyone else's header is refused.</summary>
+    [Fact]
+    public async Task The_sample_reads_a_proxy_header_from_a_trusted_proxy_only()
+    {
+        const string login = "POST /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            + "Content-Length: 36\r\n\r\nuser=alice&password=alice%27s+secret";
+        const string header = "PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\n";
+        var (trusting, trustingUrl) = await StartSampleAsync("--Ws2s:trustedProxies:0", "127.0.0.1");
+        await using (trusting)
+            Assert.StartsWith("HTTP/1.1 204", await ExchangeAsync(trustingUrl, header + login));
+        var (untrusting, untrustingUrl) = await StartSampleAsync();
+        await using (untrusting)
+        {
+            Assert.StartsWith("HTTP/1.1 400", await ExchangeAsync(untrustingUrl, header + login));
+            Assert.StartsWith("HTTP/1.1 204", await ExchangeAsync(untrustingUrl, login));
+        }
     }
 }
