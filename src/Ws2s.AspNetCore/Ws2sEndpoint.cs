@@ -101,7 +101,7 @@ public static class Ws2sEndpoint
         var clientAddress = Admission.ClientAddress.Of(context);
         var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
-        var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
+        var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time),
             clientAddress,
             new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
             verdict.Grant?.Expires);

@@ -14,7 +14,7 @@ public static class Ws2sServiceCollectionExtensions
 {
     /// <summary>
     /// Registers ws2s: its options (bound by <paramref name="configure"/>, validated when the host
-    /// starts, each problem naming its key), admission, the sessions' tick, SSH sessions, metrics (meter
+    /// starts, each problem naming its key), admission, SSH sessions, metrics (meter
     /// <c>Ws2s</c>) and log redaction for the logger providers registered so far. Then map the
     /// endpoints with <see cref="Ws2sEndpointRouteBuilderExtensions.MapWs2s"/>.
     /// </summary>
@@ -51,17 +51,15 @@ public static class Ws2sServiceCollectionExtensions
             sp.GetRequiredService<Ws2sMetrics>().ObservePendingBytes(() => budget.Used);
             return budget;
         });
-        services.TryAddSingleton<Ticker>();
         services.TryAddSingleton(sp => new Connectors.TlsTrust(sp.GetRequiredService<Ws2sOptions>().Tls.TrustedCertificates));
         // One connector per kind of peer (an application adds its own, or replaces one, the same way).
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Connectors.IConnector, Connectors.TcpConnector>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Connectors.IConnector, Connectors.UnixConnector>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Connectors.IConnector, Connectors.SshConnector>());
         services.TryAddSingleton<Connectors.ConnectorSet>();
-        services.TryAddSingleton(sp => new RunnerServices(sp.GetRequiredService<Ws2sOptions>(), sp.GetRequiredService<Ticker>(),
+        services.TryAddSingleton(sp => new RunnerServices(sp.GetRequiredService<Ws2sOptions>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<Connectors.ConnectorSet>(),
             sp.GetRequiredService<ILoggerFactory>(), () => sp.GetRequiredService<AdmissionPolicy>().Settings));
-        services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
         services.AddHostedService(sp => new MemoryRelief(sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp =>
         {

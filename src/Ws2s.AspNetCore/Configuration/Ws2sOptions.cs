@@ -257,6 +257,7 @@ public sealed partial class Ws2sOptions
             Limits.MaxPendingRequests,
             Limits.MaxPendingBytes,
             Limits.IdleTimeoutSeconds,
+            Limits.MessageTimeoutSeconds,
             Limits.MaxConnectsPerSecond,
             Rules(Ssh.AllowTargets),
             true,

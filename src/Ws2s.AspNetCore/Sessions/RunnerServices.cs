@@ -3,8 +3,8 @@ using Ws2s.AspNetCore.Connectors;
 
 namespace Ws2s.AspNetCore.Sessions;
 
-/// <summary>What every session runner of this server shares: its limits, time and ticks, queue budget, connectors and log.</summary>
-internal sealed class RunnerServices(Ws2sOptions options, Ticker ticker, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
+/// <summary>What every session runner of this server shares: its limits, its clock, queue budget, connectors and log.</summary>
+internal sealed class RunnerServices(Ws2sOptions options, TimeProvider time, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
     Func<Protocol.Session.Settings>? serverSettings = null)
 {
     /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
@@ -20,21 +20,13 @@ internal sealed class RunnerServices(Ws2sOptions options, Ticker ticker, QueueBu
     /// <summary>How sessions reach their peers: a connector per scheme, and the TLS step.</summary>
     public ConnectorSet Connectors => connectors;
 
-    /// <summary>How long a <c>starttls</c> handshake may take (a <c>tls</c> connect's runs under the connect timer).</summary>
-    public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(options.Limits.ConnectTimeoutSeconds);
-
     public int MaxMessageBytes => options.Limits.MaxMessageBytes;
-
-    public TimeSpan MessageTimeout => TimeSpan.FromSeconds(options.Limits.MessageTimeoutSeconds);
 
     /// <summary>Between the keep-alive frames sent to each client.</summary>
     public TimeSpan KeepAlive => TimeSpan.FromSeconds(options.Limits.KeepAliveSeconds);
 
-    /// <summary>The server-wide one-second tick every session registers for.</summary>
-    public Ticker Ticker => ticker;
-
-    /// <summary>Where sessions read time and make timers (injected, so tests can control it).</summary>
-    public TimeProvider Time => ticker.Time;
+    /// <summary>Where sessions read time and make their one timer (injected, so tests can control it).</summary>
+    public TimeProvider Time => time;
 
     public QueueBudget Budget => budget;
 
