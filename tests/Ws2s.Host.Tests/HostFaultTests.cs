@@ -63,7 +63,7 @@ public sealed class HostFaultTests
         var sessions = new RunnerServices(new Ws2s.AspNetCore.Configuration.Ws2sOptions(), TimeProvider.System,
             new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
         var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System),
-            IPAddress.Loopback, new ClientTcp(null));
+            new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
         var running = runner.RunAsync(CancellationToken.None);
 
         await client.SendAsync("""{"command":"ping"}"""u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);

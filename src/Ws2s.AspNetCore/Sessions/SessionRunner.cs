@@ -55,23 +55,22 @@ internal sealed class SessionRunner
     /// <summary>When the token that admitted this session expires (then new connects end), if it does.</summary>
     private DateTimeOffset? _connectsUntil;
 
-    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp,
-        DateTimeOffset? connectsUntil = null)
+    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, SessionClient who)
     {
-        _connectsUntil = connectsUntil;
+        _connectsUntil = who.TokenExpires;
         _client = client;
         _machine = machine;
         _time = services.Time;
         _origin = _time.GetTimestamp();
         _wake = _time.CreateTimer(static state => ((SessionRunner)state!).Woken(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _budget = services.Budget;
-        _clientTcp = clientTcp;
+        _clientTcp = who.Tcp;
         _observer = observer;
         _log = services.Log;
         _services = services;
         _serverSettings = services.ServerSettings;
         _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services, clientAddress, observer, services.Log);
+        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log);
     }
 
     public async Task RunAsync(CancellationToken stopping)
