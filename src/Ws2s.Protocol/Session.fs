@@ -11,7 +11,9 @@ module Ws2s.Protocol.Session
 
 open System
 open System.Net
+open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
+open Ws2s.Protocol.TlsPolicy
 
 type Settings =
     { Policy: DestinationPolicy

@@ -9,6 +9,7 @@ open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Ws2s.Protocol
+open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
 
 let private rule text =

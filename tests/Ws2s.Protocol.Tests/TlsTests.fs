@@ -61,17 +61,17 @@ let ``a wildcard certificate counts for the pinned names one label under its dom
         let policy = { standardSettings.Policy with Pins = [ rule child, [ pinned ] ] }
         let deeper = { standardSettings.Policy with Pins = [ rule grandchild, [ pinned ] ] }
         let suffix = { standardSettings.Policy with Pins = [ rule ("*." + name), [ pinned ] ] }
-        Policy.pinsForCertificate policy [ wildcard ] 443 = [ pinned ]
-        && Policy.pinsForCertificate deeper [ wildcard ] 443 = []
-        && Policy.pinsForCertificate suffix [ wildcard ] 443 = [ pinned ]
-        && Policy.pinsForCertificate policy [ "unrelated.example" ] 443 = [])
+        TlsPolicy.pinsForCertificate policy [ wildcard ] 443 = [ pinned ]
+        && TlsPolicy.pinsForCertificate deeper [ wildcard ] 443 = []
+        && TlsPolicy.pinsForCertificate suffix [ wildcard ] 443 = [ pinned ]
+        && TlsPolicy.pinsForCertificate policy [ "unrelated.example" ] 443 = [])
 
 [<Fact>]
 let ``pins on an address apply to a certificate that presents it, and pin rules keep their ports`` () =
     let policy = { standardSettings.Policy with Pins = [ rule "127.0.0.66:9401", [ pinned ] ] }
-    Assert.Equal<string list>([ pinned ], Policy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 9401)
-    Assert.Equal<string list>([], Policy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 443)
-    Assert.Equal<string list>([], Policy.pinsForCertificate policy [ "not a name"; "*.bad..name" ] 9401)
+    Assert.Equal<string list>([ pinned ], TlsPolicy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 9401)
+    Assert.Equal<string list>([], TlsPolicy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 443)
+    Assert.Equal<string list>([], TlsPolicy.pinsForCertificate policy [ "not a name"; "*.bad..name" ] 9401)
 
 [<Fact>]
 let ``starttls judges the pins of the names its certificate presents too`` () =
