@@ -21,10 +21,10 @@ public class Micro
     public void Setup()
     {
         _writer = new System.Text.Json.Utf8JsonWriter(_out, Codec.writerOptions);
-        var settings = new Session.Settings(Policy.serverLocalOnly(true), 10, 64, 4 << 20, 0, 0, Microsoft.FSharp.Collections.FSharpList<Policy.Rule>.Empty, true, 250);
+        var settings = new Session.Settings(Policy.serverLocalOnly(true), 10, 64, 4 << 20, 0, 30, 0, Microsoft.FSharp.Collections.FSharpList<Policy.Rule>.Empty, true, 250);
         var connect = Input.NewClientText(Encoding.UTF8.GetBytes("""{"command":"connect","host":"127.0.0.1","port":7}"""));
-        var (s, _) = Session.step(Session.start(settings), connect);
-        (_open, _) = Session.step(s, Input.NewDialled(1L));
+        var (s, _) = Session.step(Session.start(settings, Instant.Zero), Instant.Zero, connect);
+        (_open, _) = Session.step(s, Instant.Zero, Input.NewDialled(1L));
     }
 
     [Benchmark]
@@ -44,9 +44,9 @@ public class Micro
 
     /// <summary>One peer read relayed: the step that turns Received into a Reply.</summary>
     [Benchmark]
-    public int StepReceived() => Session.step(_open, Input.NewReceived(1L, _chunk)).Item2.Length;
+    public int StepReceived() => Session.step(_open, Instant.Zero, Input.NewReceived(1L, _chunk)).Item2.Length;
 
     /// <summary>A sendb request stepped into a write.</summary>
     [Benchmark]
-    public int StepSendb() => Session.step(_open, Input.NewClientText(_sendb)).Item2.Length;
+    public int StepSendb() => Session.step(_open, Instant.Zero, Input.NewClientText(_sendb)).Item2.Length;
 }

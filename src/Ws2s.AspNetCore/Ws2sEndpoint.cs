@@ -103,10 +103,10 @@ internal static class Ws2sEndpoint
         var clientAddress = Admission.ClientAddress.Of(context);
         var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
-        var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client),
-            clientAddress,
-            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
-            verdict.Grant?.Expires);
+        var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time),
+            new SessionClient(clientAddress,
+                new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
+                verdict.Grant?.Expires));
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);

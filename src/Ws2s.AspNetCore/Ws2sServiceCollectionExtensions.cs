@@ -70,10 +70,9 @@ public static class Ws2sServiceCollectionExtensions
     /// <summary>Registers ws2s with its options as they are bound elsewhere (or their defaults): see <see cref="AddWs2s(IServiceCollection, Action{Ws2sOptions}?)"/>.</summary>
     public static IWs2sBuilder AddWs2s(this IServiceCollection services) => services.AddWs2s(configure: null);
 
-    /// <summary>What sessions share: the tick, the connectors (one per kind of peer), the runner's services.</summary>
+    /// <summary>What sessions share: the connectors (one per kind of peer), the runner's services.</summary>
     private static void AddSessions(IServiceCollection services)
     {
-        services.TryAddSingleton<Ticker>();
         // One connector per kind of peer (an application adds its own, or replaces one, with IWs2sBuilder.AddConnector).
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, TcpConnector>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, UnixConnector>());
@@ -86,11 +85,10 @@ public static class Ws2sServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var live = sp.GetRequiredService<LiveConfiguration>();
-            return new RunnerServices(() => live.Current.Limits, sp.GetRequiredService<Ticker>(),
+            return new RunnerServices(() => live.Current.Limits, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<ConnectorSet>(),
                 sp.GetRequiredService<ILoggerFactory>(), () => sp.GetRequiredService<AdmissionPolicy>().Settings);
         });
-        services.AddHostedService(sp => sp.GetRequiredService<Ticker>());
         services.AddHostedService(sp => new MemoryRelief(sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<TimeProvider>()));
     }
 

@@ -23,6 +23,18 @@ type Port =
 /// connection they came from, so events of a replaced or closed connection are recognisably stale.
 type Generation = int64
 
+/// A moment on the host's monotonic clock, in milliseconds from an origin the host chose (its session's
+/// start, say). Time is an input: the core is told `now` with every input and says when it next needs
+/// to be woken (`Session.nextDeadline`); it never reads a clock.
+[<Struct>]
+type Instant =
+    { Milliseconds: int64 }
+    member this.PlusMilliseconds(milliseconds: int64) = { Milliseconds = this.Milliseconds + milliseconds }
+    member this.PlusSeconds(seconds: int) = { Milliseconds = this.Milliseconds + int64 seconds * 1000L }
+    /// Milliseconds from `earlier` to this moment.
+    member this.Since(earlier: Instant) = this.Milliseconds - earlier.Milliseconds
+    static member Zero = { Milliseconds = 0L }
+
 /// The SSH server a connection goes through, and how to log in. The secrets never appear in
 /// `ToString` (nor anywhere they could be logged).
 [<CustomEquality; NoComparison>]

@@ -123,8 +123,11 @@ type Input =
     | ClientGone
     /// The client's message grew past the size limit (more than `Limit` bytes arrived).
     | ClientMessageTooLarge of Limit: int
-    /// The client began a message, then sent no byte of it for `Seconds`.
-    | ClientMessageStalled of Seconds: int
+    /// Part of a client message arrived and the rest has not yet: the message must keep coming (no byte
+    /// of it for `messageTimeoutSeconds` closes the session).
+    | ClientMessageProgress
+    /// The server is stopping: the session ends, and the client hears close 1001.
+    | ServerStopping
     /// The host hit a fault of its own (an unexpected exception, which it has logged): the session
     /// ends with code 1 (`Reason` in words, never a stack trace) and close 1011.
     | HostFault of Reason: string
@@ -136,8 +139,6 @@ type Input =
     | Secured of Generation: Generation * Certificate: PeerCertificate
     /// The TLS handshake failed (untrusted certificate, wrong name, expired, not a server's certificate, protocol error), in words.
     | SecureFailed of Generation: Generation * Reason: string
-    /// The TLS handshake did not finish within `Seconds` (the host's limit on it).
-    | SecureTimedOut of Generation: Generation * Seconds: int
     | DialFailedWith of Generation: Generation * Error: DialError
     /// Bytes read from the peer. The core does not keep the memory beyond the effects of this step.
     | Received of Generation: Generation * Bytes: ReadOnlyMemory<byte>
@@ -146,18 +147,16 @@ type Input =
     /// The connection broke (reset, write failure); the words say how.
     | SocketFailed of Generation: Generation * Reason: string
     | WriteCompleted of Generation: Generation
-    | ConnectTimerFired of Generation: Generation
-    /// The connection attempt delay (RFC 8305) passed with no attempt finished: time to start the next.
-    | AttemptTimerFired of Generation: Generation
-    /// One second has passed (the host's clock; drives the idle timeout and the connect rate limit).
-    | Tick
+    /// The moment the core asked to be woken at (`Session.nextDeadline`) has come; the host may also wake
+    /// it early or late: the core acts on every deadline due by the `now` it is given, with any input.
+    | Wake
 
 /// Work the host must do, in order.
 /// What the host counts and logs, decided here: the host never re-reads replies to learn it.
 type Observation =
-    /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed, 8 TLS failed). `Started`: the
-    /// generation whose connect timer ran, if it got that far (a refusal before any dial has none).
-    | ConnectAnswered of Started: Generation option * Code: int
+    /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed, 8 TLS failed), `Took`
+    /// milliseconds after it began, if it got as far as a connection of its own (a refusal before any has none).
+    | ConnectAnswered of Took: int64 option * Code: int
 
 type Effect =
     /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.
@@ -175,15 +174,12 @@ type Effect =
     | CloseConnection of Generation: Generation
     /// Send FIN: no more writes on this connection; keep reading.
     | ShutdownConnection of Generation: Generation
-    /// Report `ConnectTimerFired` after this many seconds unless the generation is closed first.
-    | StartConnectTimer of Generation: Generation * Seconds: int
-    /// Report `AttemptTimerFired` after the connection attempt delay (250 ms) unless connected or closed first.
-    | StartAttemptTimer of Generation: Generation * Milliseconds: int
     /// Send a JSON text frame.
     | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).
     | ReplyBinary of Bytes: ReadOnlyMemory<byte>
-    /// Close the client's connection with this status code (RFC 6455) and reason.
+    /// Close the client's connection with this status code (RFC 6455) and reason (at most 123 UTF-8 bytes,
+    /// as a close frame holds: the core cuts longer ones, see `Effect.closeClient`).
     | CloseClient of Status: int * Reason: string
     /// Count or log this (metrics, the session's log line); nothing goes on the wire.
     | Observe of Observation
@@ -198,14 +194,28 @@ type IEffectHandler<'T> =
     abstract Write: generation: Generation * bytes: ReadOnlyMemory<byte> -> 'T
     abstract CloseConnection: generation: Generation -> 'T
     abstract ShutdownConnection: generation: Generation -> 'T
-    abstract StartConnectTimer: generation: Generation * seconds: int -> 'T
-    abstract StartAttemptTimer: generation: Generation * milliseconds: int -> 'T
     abstract Reply: response: Response -> 'T
     abstract ReplyBinary: bytes: ReadOnlyMemory<byte> -> 'T
     abstract CloseClient: status: int * reason: string -> 'T
     abstract Observe: observation: Observation -> 'T
 
 module Effect =
+    /// The most a close frame's reason may hold (RFC 6455 §5.5: 125 bytes of payload, 2 of them the status).
+    [<Literal>]
+    let MaxCloseReasonBytes = 123
+
+    /// Close the client with `status` and `reason`, cut at a character boundary (ending in "…") when it is
+    /// longer than a close frame holds: reasons carry peer text of any length.
+    let closeClient (status: int) (reason: string) =
+        let utf8 = Text.Encoding.UTF8
+        if utf8.GetByteCount reason <= MaxCloseReasonBytes then CloseClient(status, reason)
+        else
+            let mutable cut = reason.Substring(0, min reason.Length (MaxCloseReasonBytes - 1))
+            while utf8.GetByteCount(cut + "…") > MaxCloseReasonBytes
+                  || (cut.Length > 0 && Char.IsHighSurrogate cut.[cut.Length - 1]) do
+                cut <- cut.Substring(0, cut.Length - 1)
+            CloseClient(status, cut + "…")
+
     /// Hands `effect` to the handler's method for its case.
     let dispatch (handler: IEffectHandler<'T>) effect =
         match effect with
@@ -215,8 +225,6 @@ module Effect =
         | Write(generation, bytes) -> handler.Write(generation, bytes)
         | CloseConnection generation -> handler.CloseConnection generation
         | ShutdownConnection generation -> handler.ShutdownConnection generation
-        | StartConnectTimer(generation, seconds) -> handler.StartConnectTimer(generation, seconds)
-        | StartAttemptTimer(generation, milliseconds) -> handler.StartAttemptTimer(generation, milliseconds)
         | Reply response -> handler.Reply response
         | ReplyBinary bytes -> handler.ReplyBinary bytes
         | CloseClient(status, reason) -> handler.CloseClient(status, reason)

@@ -1,5 +1,3 @@
-/// (Longer than 250 lines on purpose: the rules, the special-purpose ranges and the one `judge` that orders them belong together.)
-///
 /// Which destinations a session may dial. Judged on resolved addresses, never on names alone, so no
 /// spelling of an address and no DNS answer can slip past it. Pure: the host parses the config's
 /// rules with `parseRule` and hands the result to every session.
@@ -7,34 +5,7 @@ module Ws2s.Protocol.Policy
 
 open System
 open System.Net
-
-/// An address block such as 10.0.0.0/8 or fc00::/7 (its family is its length: 4 or 16 bytes).
-type Cidr =
-    { Network: byte[]
-      PrefixLength: int }
-    member this.Contains(address: IPAddress) =
-        let bytes = address.GetAddressBytes()
-        let full = this.PrefixLength / 8
-        let rest = this.PrefixLength % 8
-        let mask = byte (0xFF <<< (8 - rest))
-        bytes.Length = this.Network.Length
-        && Seq.forall (fun i -> bytes[i] = this.Network[i]) (seq { 0 .. full - 1 })
-        && (rest = 0 || (bytes[full] &&& mask) = (this.Network[full] &&& mask))
-    override this.ToString() = $"{IPAddress this.Network}/{this.PrefixLength}"
-
-/// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address they carry.
-let canonical (address: IPAddress) =
-    if address.IsIPv4MappedToIPv6 then address.MapToIPv4() else address
-
-let private cidrOf (address: IPAddress) prefixLength =
-    let address = canonical address
-    let network = address.GetAddressBytes()
-    if prefixLength < 0 || prefixLength > network.Length * 8 then None
-    else Some { Network = network; PrefixLength = prefixLength }
-
-let private cidr (text: string) =
-    let slash = text.IndexOf '/'
-    cidrOf (IPAddress.Parse(text.Substring(0, slash))) (int (text.Substring(slash + 1))) |> Option.get
+open Ws2s.Protocol.Addresses
 
 /// What a rule matches.
 type Pattern =
@@ -84,42 +55,6 @@ let serverLocalOnly allowServerLocal =
 
 /// The policy narrowed to what `rules` allow, on top of any narrowing it has.
 let narrow (rules: Rule list) (policy: DestinationPolicy) = { policy with Scopes = policy.Scopes @ [ rules ] }
-
-/// This machine itself: lifted by `allowConnectToServerLocal`.
-let serverLocalRanges =
-    [ cidr "127.0.0.0/8", "loopback 127.0.0.0/8"
-      cidr "0.0.0.0/8", "this host 0.0.0.0/8"
-      cidr "::1/128", "loopback ::1"
-      cidr "::/128", "unspecified ::" ]
-
-/// Refused by default (special-purpose registries, RFC 6890 and friends) unless an address rule allows them.
-let specialRanges =
-    serverLocalRanges
-    @ [ cidr "10.0.0.0/8", "private network 10.0.0.0/8"
-        cidr "100.64.0.0/10", "shared address space 100.64.0.0/10"
-        cidr "169.254.0.0/16", "link-local and cloud metadata 169.254.0.0/16"
-        cidr "172.16.0.0/12", "private network 172.16.0.0/12"
-        cidr "192.0.0.0/24", "IETF protocol assignments 192.0.0.0/24"
-        cidr "192.0.2.0/24", "documentation 192.0.2.0/24"
-        cidr "192.88.99.0/24", "6to4 relay anycast 192.88.99.0/24"
-        cidr "192.168.0.0/16", "private network 192.168.0.0/16"
-        cidr "198.18.0.0/15", "benchmarking 198.18.0.0/15"
-        cidr "198.51.100.0/24", "documentation 198.51.100.0/24"
-        cidr "203.0.113.0/24", "documentation 203.0.113.0/24"
-        cidr "224.0.0.0/4", "multicast 224.0.0.0/4"
-        cidr "240.0.0.0/4", "reserved 240.0.0.0/4"
-        cidr "255.255.255.255/32", "broadcast 255.255.255.255"
-        cidr "::/96", "IPv4-compatible ::/96"
-        cidr "::ffff:0:0:0/96", "IPv4-translated ::ffff:0:0:0/96"
-        cidr "64:ff9b::/96", "NAT64 64:ff9b::/96"
-        cidr "64:ff9b:1::/48", "local NAT64 64:ff9b:1::/48"
-        cidr "2001::/32", "Teredo 2001::/32"
-        cidr "2001:db8::/32", "documentation 2001:db8::/32"
-        cidr "2002::/16", "6to4 2002::/16"
-        cidr "fc00::/7", "unique local fc00::/7"
-        cidr "fe80::/10", "link-local fe80::/10"
-        cidr "fec0::/10", "site-local fec0::/10"
-        cidr "ff00::/8", "multicast ff00::/8" ]
 
 let private parsePorts (text: string) =
     let range =
@@ -207,23 +142,23 @@ type Verdict =
     /// The rule or range that refused it, in words (e.g. "private network 10.0.0.0/8").
     | Refused of rule: string
 
-let private portMatches rule port =
+let internal portMatches rule port =
     match rule.Ports with
     | None -> true
     | Some(low, high) -> low <= port && port <= high
 
-let private matchesAddress rule (address: IPAddress) port =
+let internal matchesAddress rule (address: IPAddress) port =
     match rule.Pattern with
     | Addresses block -> block.Contains address && portMatches rule port
     | Name _ | Suffix _ | Exactly _ -> false
 
 /// Does the rule list exactly this destination (a Unix path, a named peer)?
-let private matchesPeer rule (destination: Destination) =
+let internal matchesPeer rule (destination: Destination) =
     match rule.Pattern with
     | Exactly listed -> listed = destination
     | Addresses _ | Name _ | Suffix _ -> false
 
-let private matchesName rule (host: Host) port =
+let internal matchesName rule (host: Host) port =
     match rule.Pattern, host.Kind with
     | Name n, DnsName name -> n = name && portMatches rule port
     | Suffix s, DnsName name -> name.EndsWith s && portMatches rule port
@@ -290,61 +225,6 @@ let judgeTunnelTarget (rules: Rule list) (scopes: Rule list list) (host: Host) (
     elif not (scopes |> List.forall (List.exists matches)) then Refused "not in this session's scope"
     else Allowed
 
-let private matchesAny rule (hosts: Host list) (addresses: IPAddress list) port =
-    hosts |> List.exists (fun h ->
-        matchesName rule h port
-        || (match h.Kind with
-            | Literal address -> matchesAddress rule (canonical address) port
-            | DnsName _ -> false))
-    || addresses |> List.exists (fun a -> matchesAddress rule (canonical a) port)
-
-/// The `tls.required` rule that covers this destination (the requested name, or any address it resolved to), if any.
-let tlsRequirement (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) =
-    policy.TlsRequired |> List.tryFind (fun rule -> matchesAny rule [ host ] addresses port) |> Option.map (fun r -> r.Text)
-
-/// The `tls.required` rule that covers an SSH tunnel's target, which the SSH server resolves, if any.
-/// `known`: the target's addresses when they need no resolver (an IP literal, `localhost`), else None.
-/// A name rule is judged on the name; an address rule on the known addresses — and, when they are not
-/// known, it covers the name (for its ports): the name may lead there, and only the SSH server would know.
-let tunnelTlsRequirement (policy: DestinationPolicy) (host: Host) (known: IPAddress list option) (port: int) =
-    let covers rule =
-        match known, rule.Pattern with
-        | Some addresses, _ -> matchesAny rule [ host ] addresses port
-        | None, Addresses _ -> portMatches rule port
-        | None, (Name _ | Suffix _) -> matchesName rule host port
-        | None, Exactly _ -> false
-    policy.TlsRequired |> List.tryFind covers |> Option.map (fun r -> r.Text)
-
-/// The certificate pins for a TLS connection to this destination: of every pin rule that matches the
-/// requested name, the TLS server name, or an address. Empty: no pinning.
-let pinsFor (policy: DestinationPolicy) (hosts: Host list) (addresses: IPAddress list) (port: int) =
-    policy.Pins |> List.filter (fun (rule, _) -> matchesAny rule hosts addresses port) |> List.collect snd |> List.distinct
-
-/// Does `rule` match a name or address a certificate presents (a subjectAltName entry)? A wildcard
-/// `*.domain` matches the rules of every name it is valid for (one label under the domain).
-let private presents rule (presented: string) port =
-    if presented.StartsWith "*." then
-        match HostName.normalizeName (presented.Substring 2) with
-        | Ok domain ->
-            let under = "." + domain
-            match rule.Pattern with
-            | Name n -> n.EndsWith under && not (n.Substring(0, n.Length - under.Length).Contains '.') && portMatches rule port
-            | Suffix s -> under.EndsWith s && portMatches rule port
-            | Addresses _ | Exactly _ -> false
-        | Error _ -> false
-    else
-        match HostName.parse presented with
-        | Ok host -> matchesAny rule [ host ] [] port
-        | Error _ -> false
-
-/// The pins of every pin rule that matches a name or address the certificate presents: a certificate
-/// that names a pinned destination must match that destination's pins, whatever the client asked for.
-let pinsForCertificate (policy: DestinationPolicy) (presentedNames: string list) (port: int) =
-    policy.Pins
-    |> List.filter (fun (rule, _) -> presentedNames |> List.exists (fun name -> presents rule name port))
-    |> List.collect snd
-    |> List.distinct
-
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
 let judgeAll (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) : Verdict =
     addresses
@@ -369,15 +249,3 @@ let judgePeer (policy: DestinationPolicy) (destination: Destination) : Verdict =
             | UnixPeer _ -> "a Unix socket"
             | _ -> "a destination that is not a host name"
         Refused $"{kind} is reachable only when destinations.allow lists it exactly: add \"{destination.Text}\" to allow it"
-
-/// The `tls.required` rule that lists this destination (a Unix path, a named peer) exactly, if any.
-let peerTlsRequirement (policy: DestinationPolicy) (destination: Destination) =
-    policy.TlsRequired |> List.tryFind (fun rule -> matchesPeer rule destination) |> Option.map (fun r -> r.Text)
-
-/// The certificate pins for a TLS connection to a destination that is not a host name: of every pin
-/// rule that lists it exactly or matches the TLS server name.
-let peerPins (policy: DestinationPolicy) (destination: Destination) (serverNames: Host list) =
-    policy.Pins
-    |> List.filter (fun (rule, _) -> matchesPeer rule destination || matchesAny rule serverNames [] 0)
-    |> List.collect snd
-    |> List.distinct

@@ -30,14 +30,18 @@ let private translate (session: Session) (effects: Effect list) =
     | None -> { Inner = session }, kept
     | Some(status, reason) ->
         let stillOpen = liveLink session.Phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
-        { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ CloseClient(status, reason) ]
+        { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ Effect.closeClient status reason ]
 
-/// A raw session relaying to `destination` (in binary mode), and the effects that start the connection.
-let start (settings: Settings) (destination: Destination) =
-    let session, effects = request (Session.start settings) (Valid(Connect { Destination = destination; Binary = true; Ssh = None; Tls = None }))
+/// A raw session relaying to `destination` (in binary mode), begun at `now`, and the effects that start the connection.
+let start (settings: Settings) (now: Instant) (destination: Destination) =
+    let connect = Valid(Connect { Destination = destination; Binary = true; Ssh = None; Tls = None })
+    let session, effects = request (Session.start settings now) now connect
     translate session effects
 
-let step (raw: RawSession) (input: Input) =
+/// When the session must be woken if nothing else happens first (see `Session.nextDeadline`).
+let nextDeadline (raw: RawSession) = Session.nextDeadline raw.Inner
+
+let step (raw: RawSession) (now: Instant) (input: Input) =
     match input, raw.Inner.Phase with
     | _, Ended -> raw, []
     | ClientText _, phase ->
@@ -47,7 +51,7 @@ let step (raw: RawSession) (input: Input) =
         let stillOpen = liveLink phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1011, "unexpected server error") ]
     | _ ->
-        let session, effects = Session.step raw.Inner input
+        let session, effects = Session.step raw.Inner now input
         translate session effects
 
 let acceptsFrame (raw: RawSession) = acceptsRequest raw.Inner

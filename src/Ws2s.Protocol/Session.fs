@@ -1,8 +1,9 @@
 /// (Longer than 250 lines on purpose: the whole state machine in one file, one `step` read top to bottom.)
 ///
-/// The ws2s session as a pure state machine: `step session input` gives the next session and the
-/// effects the host must carry out, in order. No IO, no clock, no threads: time arrives as
-/// `ConnectTimerFired`, sockets as events tagged with the generation of their connection.
+/// The ws2s session as a pure state machine: `step session now input` gives the next session and the
+/// effects the host must carry out, in order. No IO, no clock, no threads: time arrives as `now` with
+/// every input (quinn's way), and `nextDeadline` says when the session must be woken (`Wake`) if
+/// nothing else happens first; sockets arrive as events tagged with the generation of their connection.
 ///
 /// Every transition is in `step` (socket and timer events) and `execute` (client requests);
 /// spec/protocol.md draws the same table.
@@ -10,7 +11,9 @@ module Ws2s.Protocol.Session
 
 open System
 open System.Net
+open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
+open Ws2s.Protocol.TlsPolicy
 
 type Settings =
     { Policy: DestinationPolicy
@@ -22,7 +25,9 @@ type Settings =
       MaxPendingBytes: int
       /// Seconds without a frame either way before the session is closed (1000); 0: never.
       IdleTimeoutSeconds: int
-      /// Connects a session may start per second (Tick); more get code 2. 0: no limit.
+      /// A client message begun must keep coming: no byte of it for this many seconds closes the session (1008).
+      MessageTimeoutSeconds: int
+      /// Connects a session may start in any one second; more get code 2. 0: no limit.
       MaxConnectsPerSecond: int
       /// Where SSH tunnels may lead (judged on the final host:port); empty: anywhere.
       SshAllowTargets: Rule list
@@ -37,6 +42,7 @@ let defaultSettings =
       MaxPending = 64
       MaxPendingBytes = 4 <<< 20
       IdleTimeoutSeconds = 3600
+      MessageTimeoutSeconds = 30
       MaxConnectsPerSecond = 10
       SshAllowTargets = []
       SshAllowed = true
@@ -44,20 +50,22 @@ let defaultSettings =
 
 /// The TCP connection a session owns, or is opening; `Pins`: the certificate pins its destination
 /// has in the policy (by name, TLS server name and resolved address), for when it goes TLS (the
-/// certificate's own names add theirs when it arrives).
-type Link = { Generation: Generation; Target: Target; Pins: string list }
+/// certificate's own names add theirs when it arrives); `Began`: when its connect began (it must be
+/// connected, and secured if it asked for TLS, within the connect timeout from then).
+type Link = { Generation: Generation; Target: Target; Pins: string list; Began: Instant }
 
-/// Why a TLS handshake runs: the connect asked for `tls`, or `starttls` upgrades an open connection.
+/// Why a TLS handshake runs: the connect asked for `tls` (it runs under the connect's deadline), or
+/// `starttls` upgrades an open connection (`Began`: then; it has the connect timeout from then).
 type Handshake =
     | AtConnect
-    | InPlace
+    | InPlace of Began: Instant
 
 /// What a busy session is waiting for. Requests that arrive meanwhile wait in order.
 type Awaiting =
     | Resolution of Link
     /// Dialling: `Attempts` dials in flight (happy eyeballs starts another every 250 ms while one is
-    /// pending, RFC 8305); `Rest` are the allowed endpoints still to try.
-    | Dialling of Link * attempts: int * rest: IPEndPoint list
+    /// pending, RFC 8305: `LastAttempt` says when the latest began); `Rest` are the allowed endpoints still to try.
+    | Dialling of Link * attempts: int * rest: IPEndPoint list * lastAttempt: Instant
     /// A write is in flight; `Answer` is sent when it completes. `PeerFinished`: the peer already
     /// closed its side (code 5 was sent), so the connection ends when the write does.
     | Writing of Link * answer: Response option * peerFinished: bool
@@ -81,10 +89,12 @@ type Session =
       /// The generation the next connection gets.
       NextGeneration: Generation
       Phase: Phase
-      /// Ticks since the last frame either way.
-      QuietSeconds: int
-      /// Connects started since the last tick.
-      ConnectsThisSecond: int
+      /// When the last frame went either way (the idle timeout counts from here).
+      LastActivity: Instant
+      /// When the connects of the last second began, newest first (the connect rate limit looks no further back).
+      RecentConnects: Instant list
+      /// A client message is under way: when it stalls if no more of it arrives.
+      MessageStallsAt: Instant option
       /// Why this session may start no more connects (its signed token expired), if so; the open connection goes on.
       ConnectsEnded: string option }
 
@@ -115,8 +125,15 @@ let reconfigure (server: Settings) (session: Session) =
         let policy = { server.Policy with Scopes = own.Policy.Scopes }
         { session with Settings = { server with Policy = policy; SshAllowed = own.SshAllowed && server.SshAllowed } }
 
-let start settings =
-    { Settings = settings; NextGeneration = 1L; Phase = Idle; QuietSeconds = 0; ConnectsThisSecond = 0; ConnectsEnded = None }
+/// A new session, begun at `now`.
+let start settings (now: Instant) =
+    { Settings = settings
+      NextGeneration = 1L
+      Phase = Idle
+      LastActivity = now
+      RecentConnects = []
+      MessageStallsAt = None
+      ConnectsEnded = None }
 
 /// The session's token expired at `expiredAt` (UTC): it may start no more connects, each later one refused
 /// with code 4 in words that say when and what to do; the open connection, if any, is not touched. No
@@ -134,7 +151,7 @@ let liveLink phase =
     | Open link
     | HalfClosed link
     | Busy(Resolution link, _)
-    | Busy(Dialling(link, _, _), _)
+    | Busy(Dialling(link, _, _, _), _)
     | Busy(Writing(link, _, _), _)
     | Busy(Securing(link, _), _) -> Some link
     | Idle
@@ -216,12 +233,14 @@ let private dialEffect (link: Link) endpoint =
         | _ -> TcpHop endpoint
     Dial(link.Generation, hop)
 
-/// Start dialling `endpoint`; while more endpoints wait, also the timer after which the next attempt
-/// starts alongside (direct connections only: a tunnel's attempts are logins, tried one at a time).
-let private startAttempt settings (link: Link) endpoint (rest: IPEndPoint list) =
-    match rest, link.Target.Ssh with
-    | _ :: _, None -> [ dialEffect link endpoint; StartAttemptTimer(link.Generation, settings.AttemptDelayMilliseconds) ]
-    | _ -> [ dialEffect link endpoint ]
+/// Start dialling `endpoint` at `now`, as the latest of `attempts` in flight (while more endpoints wait, the
+/// next starts alongside after the attempt delay: see `deadlineOf`).
+let private startAttempt now (link: Link) attempts endpoint (rest: IPEndPoint list) =
+    Dialling(link, attempts, rest, now), [ dialEffect link endpoint ]
+
+/// Does happy eyeballs start another attempt while this one is pending? (Direct connections only: a
+/// tunnel's attempts are logins, tried one at a time.)
+let private racesAttempts (link: Link) (rest: IPEndPoint list) = not rest.IsEmpty && link.Target.Ssh.IsNone
 
 /// Why a connect failed, as the code the client expects: 6 through an SSH server, else 2.
 let private connectFailure (link: Link) reason =
@@ -234,13 +253,13 @@ let private closeLinkOf phase =
     | Some link -> [ CloseConnection link.Generation ]
     | None -> []
 
-/// The answer to a connect, and how it ended for the host's metrics (`started`: its generation, if it had one).
-let private answerConnect (started: Generation option) (response: Response) =
-    [ Reply response; Observe(ConnectAnswered(started, response.Code)) ]
+/// The answer to a connect, and how it ended for the host's metrics (`took`: milliseconds since it began, if it had a connection).
+let private answerConnect (took: int64 option) (response: Response) =
+    [ Reply response; Observe(ConnectAnswered(took, response.Code)) ]
 
-/// A connect that got as far as `link` ends: its connection closed, the answer given.
-let private endConnect (link: Link) (response: Response) =
-    CloseConnection link.Generation :: answerConnect (Some link.Generation) response
+/// A connect that got as far as `link` ends at `now`: its connection closed, the answer given.
+let private endConnect (now: Instant) (link: Link) (response: Response) =
+    CloseConnection link.Generation :: answerConnect (Some(now.Since link.Began)) response
 
 /// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
 /// addresses dialled when they are the destination's own; through an SSH server, which resolves the
@@ -252,7 +271,7 @@ let private destination (target: Target) (host: Host) (addresses: IPAddress list
 let private tlsNeeded rule = $"tls.required {rule}: connect with \"tls\": true"
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
-let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pending =
+let private dialOrRefuse session now (link: Link) (addresses: IPAddress list) pending =
     match resolvedHop link.Target, hostAndPort link.Target.Destination with
     | Some(host, port), Some(target, targetPort) ->
         let policy = session.Settings.Policy
@@ -262,18 +281,20 @@ let private dialOrRefuse session (link: Link) (addresses: IPAddress list) pendin
             else tlsRequirement policy target ownAddresses targetPort.Value
         match judgeAll policy host addresses port.Value, tlsMissing with
         | Refused rule, _ ->
-            Idle, endConnect link (Forbidden(host.Written, rule)), pending
+            Idle, endConnect now link (Forbidden(host.Written, rule)), pending
         | Allowed, Some rule ->
-            Idle, endConnect link (Forbidden(target.Written, tlsNeeded rule)), pending
+            Idle, endConnect now link (Forbidden(target.Written, tlsNeeded rule)), pending
         | Allowed, None ->
             let link = { link with Pins = pinsFor policy names ownAddresses targetPort.Value }
             match dialOrder addresses port with
-            | [] -> Idle, endConnect link (connectFailure link $"host not found: {host}"), pending
-            | first :: rest -> Busy(Dialling(link, 1, rest), pending), startAttempt session.Settings link first rest, []
-    | _ -> Idle, endConnect link (BadRequest "an SSH tunnel leads to a host and port only"), pending // refused in `execute` before
+            | [] -> Idle, endConnect now link (connectFailure link $"host not found: {host}"), pending
+            | first :: rest ->
+                let dialling, effects = startAttempt now link 1 first rest
+                Busy(dialling, pending), effects, []
+    | _ -> Idle, endConnect now link (BadRequest "an SSH tunnel leads to a host and port only"), pending // refused in `execute` before
 
 /// Judge a destination listed by name (a Unix path, a named peer), then dial it or answer why not.
-let private dialListed session (link: Link) =
+let private dialListed session now (link: Link) =
     let policy = session.Settings.Policy
     let peer = link.Target.Destination
     let tlsMissing = if link.Target.Tls.IsSome then None else peerTlsRequirement policy peer
@@ -283,13 +304,13 @@ let private dialListed session (link: Link) =
         | NamedPeer(scheme, name) -> Some(NamedHop(scheme, name))
         | TcpPeer _ | UdpPeer _ -> None
     match judgePeer policy peer, tlsMissing, hop with
-    | Refused rule, _, _ -> Idle, endConnect link (Forbidden(peer.Text, rule))
-    | Allowed, Some rule, _ -> Idle, endConnect link (Forbidden(peer.Text, tlsNeeded rule))
-    | Allowed, None, None -> Idle, endConnect link (ConnectFailed "not a destination listed by name") // unreachable: hosts resolve
+    | Refused rule, _, _ -> Idle, endConnect now link (Forbidden(peer.Text, rule))
+    | Allowed, Some rule, _ -> Idle, endConnect now link (Forbidden(peer.Text, tlsNeeded rule))
+    | Allowed, None, None -> Idle, endConnect now link (ConnectFailed "not a destination listed by name") // unreachable: hosts resolve
     | Allowed, None, Some hop ->
         let serverNames = link.Target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList
         let link = { link with Pins = peerPins policy peer serverNames }
-        Busy(Dialling(link, 1, []), []), [ Dial(link.Generation, hop) ]
+        Busy(Dialling(link, 1, [], now), []), [ Dial(link.Generation, hop) ]
 
 /// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes, plaintext to
 /// a `tls.required` destination), if it is.
@@ -302,8 +323,12 @@ let private tunnelRefusal settings (target: Target) =
     | Allowed when target.Tls.IsSome -> None
     | Allowed -> tunnelTlsRequirement settings.Policy host (knownAddresses host) port.Value |> Option.map tlsNeeded
 
-/// Carry out one request in a phase that is not busy.
-let private execute session request : Session * Effect list =
+/// The connects of the last second before `now` (the rate limit's window).
+let private connectsWithinASecond (now: Instant) (session: Session) =
+    session.RecentConnects |> List.filter (fun began -> now.Since began < 1000L)
+
+/// Carry out one request, at `now`, in a phase that is not busy.
+let private execute session (now: Instant) request : Session * Effect list =
     let reply response = session, [ Reply response ]
     match request, session.Phase with
     | _, (Busy _ | Ended) -> session, [] // unreachable: `request` queues or drops these
@@ -311,7 +336,8 @@ let private execute session request : Session * Effect list =
     | Valid(Connect target), _ when session.ConnectsEnded.IsSome ->
         session, answerConnect None (Forbidden(target.Destination.Quoted, session.ConnectsEnded.Value))
     | Valid(Connect _), _ when
-        session.Settings.MaxConnectsPerSecond > 0 && session.ConnectsThisSecond >= session.Settings.MaxConnectsPerSecond ->
+        session.Settings.MaxConnectsPerSecond > 0
+        && List.length (connectsWithinASecond now session) >= session.Settings.MaxConnectsPerSecond ->
         session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
     | Valid(Connect({ Ssh = Some _ } as target)), _ when not session.Settings.SshAllowed ->
         session, answerConnect None (Forbidden(target.Destination.Quoted, "SSH tunnels are not in this session's scope"))
@@ -320,22 +346,22 @@ let private execute session request : Session * Effect list =
     | Valid(Connect target), phase ->
         let closeOld = closeLinkOf phase
         let generation = session.NextGeneration
-        let link = { Generation = generation; Target = target; Pins = [] }
+        let link = { Generation = generation; Target = target; Pins = []; Began = now }
         let session =
             { session with
                 NextGeneration = generation + 1L
                 Phase = Idle
-                ConnectsThisSecond = session.ConnectsThisSecond + 1 }
-        let timer = StartConnectTimer(generation, session.Settings.ConnectTimeoutSeconds)
+                RecentConnects =
+                    if session.Settings.MaxConnectsPerSecond > 0 then now :: connectsWithinASecond now session else [] }
         match resolvedHop target |> Option.map (fun (host, _) -> host, knownAddresses host) with
         | Some(host, None) ->
-            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ timer; Resolve(generation, host.Canonical) ]
+            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ Resolve(generation, host.Canonical) ]
         | Some(_, Some addresses) ->
-            let phase, effects, _ = dialOrRefuse session link addresses []
-            { session with Phase = phase }, closeOld @ (timer :: effects)
+            let phase, effects, _ = dialOrRefuse session now link addresses []
+            { session with Phase = phase }, closeOld @ effects
         | None ->
-            let phase, effects = dialListed session link
-            { session with Phase = phase }, closeOld @ (timer :: effects)
+            let phase, effects = dialListed session now link
+            { session with Phase = phase }, closeOld @ effects
     | Valid(Send bytes | SendBytes bytes as command), Open link ->
         { session with Phase = Busy(Writing(link, Some(Done command.Name), false), []) }, [ Write(link.Generation, bytes) ]
     | Valid(Forward bytes), Open link ->
@@ -355,34 +381,37 @@ let private execute session request : Session * Effect list =
             let port = hostAndPort link.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
             let pins = link.Pins @ pinsFor session.Settings.Policy [ name ] [] port |> List.distinct
             let link = { link with Target = { link.Target with Tls = Some { ServerName = name } }; Pins = pins }
-            { session with Phase = Busy(Securing(link, InPlace), []) }, [ SecureConnection(link.Generation, name.Canonical) ]
+            { session with Phase = Busy(Securing(link, InPlace now), []) }, [ SecureConnection(link.Generation, name.Canonical) ]
     | Valid(StartTls _), _ -> reply IllegalSocketState
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
-let rec private drain session (pending: Request list) effects =
+let rec private drain session now (pending: Request list) effects =
     match pending, session.Phase with
     | [], _ -> session, effects
     | _, Busy(awaiting, queued) -> { session with Phase = Busy(awaiting, queued @ pending) }, effects
     | _, Ended -> session, effects
     | request :: rest, _ ->
-        let session, more = execute session request
-        drain session rest (effects @ more)
+        let session, more = execute session now request
+        drain session now rest (effects @ more)
 
 /// The busy phase is over: set the new phase, then run what waited behind it.
-let private settle session phase effects pending =
-    drain { session with Phase = phase } pending effects
+let private settle session now phase effects pending =
+    drain { session with Phase = phase } now pending effects
 
-/// A client request: run it now, or queue it behind the pending operation.
-let request session (request: Request) =
+/// The session ends: its connection closed, and the client closed with `status` and `reason`.
+let private endSession session status reason =
+    { session with Phase = Ended }, closeLinkOf session.Phase @ [ Effect.closeClient status reason ]
+
+/// A client request at `now`: run it now, or queue it behind the pending operation.
+let request session now (request: Request) =
     match session.Phase with
     | Ended -> session, []
     | Busy(_, pending) when queueIsFull session.Settings pending ->
-        { session with Phase = Ended },
-        closeLinkOf session.Phase @ [ CloseClient(1008, "too many requests queued behind a pending operation") ]
+        endSession session 1008 "too many requests queued behind a pending operation"
     | Busy(awaiting, pending) -> { session with Phase = Busy(awaiting, pending @ [ request ]) }, []
     | Idle
     | Open _
-    | HalfClosed _ -> execute session request
+    | HalfClosed _ -> execute session now request
 
 let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
     if bytes.IsEmpty then []
@@ -392,22 +421,76 @@ let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
 let private sameGeneration (link: Link) generation = link.Generation = generation
 
 /// A TLS handshake failed (code 8): a connect ends as a failed connect; an upgraded connection is closed.
-let private tlsFailure (link: Link) handshake reason =
+let private tlsFailure now (link: Link) handshake reason =
     match handshake with
-    | AtConnect -> endConnect link (TlsFailed reason)
-    | InPlace -> [ CloseConnection link.Generation; Reply(TlsFailed reason) ]
+    | AtConnect -> endConnect now link (TlsFailed reason)
+    | InPlace _ -> [ CloseConnection link.Generation; Reply(TlsFailed reason) ]
 
-/// The connect ran out of time (resolving, dialling, or in its TLS handshake): code 2 (6 through an SSH server).
-let private connectTimedOut settings (link: Link) =
-    endConnect link (connectFailure link $"connect timed out after {settings.ConnectTimeoutSeconds} s")
+/// When the connect of `link` runs out of time (resolving, dialling, or in its TLS handshake).
+let private connectDeadline settings (link: Link) = link.Began.PlusSeconds settings.ConnectTimeoutSeconds
 
-/// A TLS handshake ran out of time: code 2, as every timeout (6 through an SSH server, as its other
-/// timeouts). A `tls` connect's handshake runs under the connect timer, and whichever limit ends it the
-/// words are the connect's; a `starttls` closes the connection.
-let private tlsTimeout settings (link: Link) handshake seconds =
-    match handshake with
-    | AtConnect -> connectTimedOut settings link
-    | InPlace -> [ CloseConnection link.Generation; Reply(ConnectFailed $"tls handshake did not finish within {seconds} s") ]
+/// When the busy phase needs the session woken, if it does: the connect's deadline, the next happy-eyeballs
+/// attempt, a `starttls` handshake's deadline (it has the connect timeout).
+let private busyDeadline settings awaiting =
+    match awaiting with
+    | Resolution link
+    | Securing(link, AtConnect) -> Some(connectDeadline settings link)
+    | Dialling(link, _, rest, lastAttempt) when racesAttempts link rest ->
+        Some(min (connectDeadline settings link) (lastAttempt.PlusMilliseconds(int64 settings.AttemptDelayMilliseconds)))
+    | Dialling(link, _, _, _) -> Some(connectDeadline settings link)
+    | Securing(_, InPlace began) -> Some(began.PlusSeconds settings.ConnectTimeoutSeconds)
+    | Writing _ -> None
+
+/// When the session must be woken (`Wake`) if nothing else happens first: the earliest of its busy
+/// phase's deadline, a stalled client message, and the idle timeout. None: never (it has ended).
+let nextDeadline (session: Session) : Instant option =
+    let settings = session.Settings
+    let busy =
+        match session.Phase with
+        | Busy(awaiting, _) -> busyDeadline settings awaiting
+        | Idle | Open _ | HalfClosed _ | Ended -> None
+    let idle =
+        if settings.IdleTimeoutSeconds > 0 then Some(session.LastActivity.PlusSeconds settings.IdleTimeoutSeconds) else None
+    let earlier (a: Instant option) (b: Instant option) =
+        match a, b with
+        | Some x, Some y when y < x -> b
+        | None, _ -> b
+        | _ -> a
+    match session.Phase with
+    | Ended -> None
+    | _ -> earlier (earlier busy session.MessageStallsAt) idle
+
+/// The busy phase's deadline has come at `now`: start the next attempt (happy eyeballs), or end the
+/// connect (code 2, 6 through an SSH server) or the `starttls` (closing the connection) that ran out of time.
+let private busyExpired session now awaiting pending =
+    let settings = session.Settings
+    let timedOut (link: Link) = connectFailure link $"connect timed out after {settings.ConnectTimeoutSeconds} s"
+    match awaiting with
+    | Resolution link
+    | Dialling(link, _, _, _)
+    | Securing(link, AtConnect) when now >= connectDeadline settings link ->
+        settle session now Idle (endConnect now link (timedOut link)) pending
+    | Dialling(link, attempts, next :: rest, _) when racesAttempts link (next :: rest) ->
+        let dialling, effects = startAttempt now link (attempts + 1) next rest
+        { session with Phase = Busy(dialling, pending) }, effects
+    | Securing(link, InPlace _) ->
+        let words = $"tls handshake did not finish within {settings.ConnectTimeoutSeconds} s"
+        settle session now Idle [ CloseConnection link.Generation; Reply(ConnectFailed words) ] pending
+    | Resolution _ | Dialling _ | Securing _ | Writing _ -> session, []
+
+/// Act on every deadline due by `now`, earliest first, until none is (or the session ends).
+let rec private expire session (now: Instant) effects =
+    match nextDeadline session with
+    | Some due when due <= now ->
+        let settings = session.Settings
+        let session, more =
+            match session.Phase with
+            | Busy(awaiting, pending) when busyDeadline settings awaiting = Some due -> busyExpired session now awaiting pending
+            | _ when session.MessageStallsAt = Some due ->
+                endSession session 1008 $"message stalled: no bytes of it for {settings.MessageTimeoutSeconds} s"
+            | _ -> endSession session 1000 $"idle timeout: no traffic for {settings.IdleTimeoutSeconds} s"
+        expire session now (effects @ more)
+    | _ -> session, effects
 
 /// Why the certificate fails the pins that apply to it, if it does: those of the destination (`link.Pins`)
 /// and those of every pin rule that matches a name it presents. None: no pins apply, or it matches one.
@@ -418,87 +501,72 @@ let private pinRefusal (policy: DestinationPolicy) (link: Link) (certificate: Pe
     if pins.IsEmpty || certificate.Hashes |> List.exists (fun hash -> List.contains hash pins) then None
     else Some $"certificate does not match the pinned keys for {serverName}"
 
-/// A second passed: count it against the idle timeout, and open a new second for the connect limit.
-let private tick session =
-    let quiet = session.QuietSeconds + 1
-    let idle = session.Settings.IdleTimeoutSeconds
-    if idle > 0 && quiet >= idle then
-        { session with Phase = Ended },
-        closeLinkOf session.Phase @ [ CloseClient(1000, $"idle timeout: no traffic for {idle} s") ]
-    else
-        { session with QuietSeconds = quiet; ConnectsThisSecond = 0 }, []
+/// A frame went either way at `now`: the idle timeout counts from here.
+let private active now session =
+    if session.LastActivity = now then session else { session with LastActivity = now }
 
-/// The transition function. Total: every input has a defined outcome in every phase; events of
-/// any generation but the live one are stale and produce nothing.
-let rec step (session: Session) (input: Input) : Session * Effect list =
+/// One input, at `now`, once every deadline due by then has been acted on.
+let private handle (session: Session) (now: Instant) (input: Input) : Session * Effect list =
     match input, session.Phase with
     | _, Ended -> session, []
-    | Tick, _ -> tick session
-    | (ClientText _ | ClientBinary _), _ when session.QuietSeconds > 0 -> step { session with QuietSeconds = 0 } input
-    | Received(g, _), phase when session.QuietSeconds > 0 && (liveLink phase |> Option.exists (fun l -> l.Generation = g)) ->
-        step { session with QuietSeconds = 0 } input
-    | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase
-    | ClientMessageTooLarge limit, phase ->
-        { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1009, $"message exceeds {limit} bytes") ]
-    | ClientMessageStalled seconds, phase ->
-        { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1008, $"message stalled: no bytes of it for {seconds} s") ]
+    | Wake, _ -> session, []
+    | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1000, "") ]
+    | ServerStopping, _ -> endSession session 1001 "server shutting down"
+    | ClientMessageTooLarge limit, _ -> endSession session 1009 $"message exceeds {limit} bytes"
+    | ClientMessageProgress, _ when session.Settings.MessageTimeoutSeconds > 0 ->
+        { session with MessageStallsAt = Some(now.PlusSeconds session.Settings.MessageTimeoutSeconds) }, []
+    | ClientMessageProgress, _ -> session, []
     | HostFault reason, phase ->
         { session with Phase = Ended }, closeLinkOf phase @ [ Reply(Unexpected reason); CloseClient(1011, "unexpected server error") ]
-    | ClientText frame, _ -> request session (Codec.parseRequest frame.Span)
-    | ClientBinary bytes, _ -> request session (Valid(Forward bytes))
+    | ClientText frame, _ -> request { active now session with MessageStallsAt = None } now (Codec.parseRequest frame.Span)
+    | ClientBinary bytes, _ -> request { active now session with MessageStallsAt = None } now (Valid(Forward bytes))
 
     | Resolved(g, addresses), Busy(Resolution link, pending) when sameGeneration link g ->
-        let phase, effects, waiting = dialOrRefuse session link addresses pending
+        let phase, effects, waiting = dialOrRefuse session now link addresses pending
         match phase with
         | Busy _ -> { session with Phase = phase }, effects
-        | _ -> settle session phase effects waiting
+        | _ -> settle session now phase effects waiting
     | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
         let host = resolvedHop link.Target |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue link.Target.Destination.Text
-        settle session Idle (endConnect link (connectFailure link $"host not found: {host}")) pending
+        settle session now Idle (endConnect now link (connectFailure link $"host not found: {host}")) pending
 
-    | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as link, _, _), pending) when sameGeneration link g ->
+    | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as link, _, _, _), pending) when sameGeneration link g ->
         { session with Phase = Busy(Securing(link, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]
-    | Dialled g, Busy(Dialling(link, _, _), pending) when sameGeneration link g ->
-        settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
+    | Dialled g, Busy(Dialling(link, _, _, _), pending) when sameGeneration link g ->
+        settle session now (Open link) (answerConnect (Some(now.Since link.Began)) (Done "connect")) pending
 
     | Secured(g, certificate), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
         match pinRefusal session.Settings.Policy link certificate, handshake with
-        | Some why, _ -> settle session Idle (tlsFailure link handshake why) pending
-        | None, AtConnect -> settle session (Open link) (answerConnect (Some g) (Done "connect")) pending
-        | None, InPlace -> settle session (Open link) [ Reply(Done "starttls") ] pending
+        | Some why, _ -> settle session now Idle (tlsFailure now link handshake why) pending
+        | None, AtConnect -> settle session now (Open link) (answerConnect (Some(now.Since link.Began)) (Done "connect")) pending
+        | None, InPlace _ -> settle session now (Open link) [ Reply(Done "starttls") ] pending
     | SecureFailed(g, reason), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
-        settle session Idle (tlsFailure link handshake reason) pending
-    | SecureTimedOut(g, seconds), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
-        settle session Idle (tlsTimeout session.Settings link handshake seconds) pending
+        settle session now Idle (tlsFailure now link handshake reason) pending
     | (PeerFinished g | SocketFailed(g, _)), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
         let reason =
             match input with
             | SocketFailed(_, why) -> $"the connection failed during the handshake: {why}"
             | _ -> "the peer closed the connection during the handshake"
-        settle session Idle (tlsFailure link handshake reason) pending
-    | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Dialling(link, attempts, rest), pending) }, startAttempt session.Settings link next rest
-    | DialFailedWith(g, _), Busy(Dialling(link, attempts, []), pending) when sameGeneration link g && attempts > 1 ->
-        { session with Phase = Busy(Dialling(link, attempts - 1, []), pending) }, []
-    | DialFailedWith(g, error), Busy(Dialling(link, _, []), pending) when sameGeneration link g ->
-        settle session Idle (endConnect link (connectFailure link error.Message)) pending
-    | AttemptTimerFired g, Busy(Dialling(link, attempts, next :: rest), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Dialling(link, attempts + 1, rest), pending) }, startAttempt session.Settings link next rest
-
-    | ConnectTimerFired g, Busy((Resolution link | Dialling(link, _, _) | Securing(link, AtConnect)), pending) when sameGeneration link g ->
-        settle session Idle (connectTimedOut session.Settings link) pending
+        settle session now Idle (tlsFailure now link handshake reason) pending
+    | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest, _), pending) when sameGeneration link g ->
+        let dialling, effects = startAttempt now link attempts next rest
+        { session with Phase = Busy(dialling, pending) }, effects
+    | DialFailedWith(g, _), Busy(Dialling(link, attempts, [], last), pending) when sameGeneration link g && attempts > 1 ->
+        { session with Phase = Busy(Dialling(link, attempts - 1, [], last), pending) }, []
+    | DialFailedWith(g, error), Busy(Dialling(link, _, [], _), pending) when sameGeneration link g ->
+        settle session now Idle (endConnect now link (connectFailure link error.Message)) pending
 
     | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
         let answer = Option.toList answer |> List.map Reply
-        if peerFinished then settle session Idle (answer @ [ CloseConnection g ]) pending
-        else settle session (Open link) answer pending
+        if peerFinished then settle session now Idle (answer @ [ CloseConnection g ]) pending
+        else settle session now (Open link) answer pending
 
     // A peer that speaks before a `tls` connect's handshake is not speaking TLS: its plaintext must not
     // pass for bytes that came over TLS. (Before a `starttls` it is the protocol's plaintext: relayed.)
     | Received(g, _), Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
-        settle session Idle (tlsFailure link AtConnect "the peer sent bytes before the TLS handshake") pending
-    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _) | Busy(Securing(link, InPlace), _)) when sameGeneration link g ->
-        session, deliver link bytes
+        settle session now Idle (tlsFailure now link AtConnect "the peer sent bytes before the TLS handshake") pending
+    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _) | Busy(Securing(link, InPlace _), _)) when sameGeneration link g ->
+        active now session, deliver link bytes
 
     | PeerFinished g, (Open link | HalfClosed link) when sameGeneration link g ->
         { session with Phase = Idle }, [ Reply(ClosedByPeer None); CloseConnection g ]
@@ -511,9 +579,9 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
         // The end is reported (unless code 5 was sent already), then the failed write is answered with code 3.
         let event = if peerFinished then [] else [ Reply(ClosedByPeer(Some reason)) ]
         let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
-        settle session Idle (CloseConnection g :: event @ answer) pending
-    | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _, _)), pending) when sameGeneration link g ->
-        settle session Idle (endConnect link (connectFailure link reason)) pending
+        settle session now Idle (CloseConnection g :: event @ answer) pending
+    | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _, _, _)), pending) when sameGeneration link g ->
+        settle session now Idle (endConnect now link (connectFailure link reason)) pending
 
     // Anything else is a stale or out-of-place event: it changes nothing.
     | Resolved _, _
@@ -521,11 +589,21 @@ let rec step (session: Session) (input: Input) : Session * Effect list =
     | Dialled _, _
     | Secured _, _
     | SecureFailed _, _
-    | SecureTimedOut _, _
     | DialFailedWith _, _
     | Received _, _
     | PeerFinished _, _
     | SocketFailed _, _
-    | WriteCompleted _, _
-    | ConnectTimerFired _, _
-    | AttemptTimerFired _, _ -> session, []
+    | WriteCompleted _, _ -> session, []
+
+/// The transition function: `input` happened at `now` (the host's monotonic clock, never earlier than the
+/// last `now`). Every deadline due by `now` is acted on first (whatever woke the session), then the input.
+/// Total: every input has a defined outcome in every phase; events of any generation but the live one are
+/// stale and produce nothing.
+let step (session: Session) (now: Instant) (input: Input) : Session * Effect list =
+    match session.Phase, nextDeadline session with
+    | Ended, _ -> session, []
+    | _, Some due when due <= now ->
+        let session, expired = expire session now []
+        let session, effects = handle session now input
+        session, expired @ effects
+    | _ -> handle session now input

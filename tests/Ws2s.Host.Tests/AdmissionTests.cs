@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Net.WebSockets;
 
@@ -116,15 +117,28 @@ public sealed class AdmissionTests
         Assert.Equal(101, status);
     }
 
+    /// <summary>The clock is faked: the session is closed when it has been idle for the timeout, counted from its last frame.</summary>
     [Fact]
     public async Task An_idle_session_is_closed_with_1000_and_a_reason()
     {
-        await using var host = await Ws2sHost.StartAsync(Config(""","limits":{"idleTimeoutSeconds":1}"""));
+        var clock = new WatchedClock();
+        await using var host = await Ws2sHost.StartAsync(Config(""","limits":{"idleTimeoutSeconds":60}"""),
+            services => services.AddSingleton<TimeProvider>(clock));
+        var started = clock.WhenArmedAsync(TimeSpan.FromSeconds(60));
         await using var client = await host.ConnectAsync();
+        await started;
+        // A frame a second before the timeout restarts the count: the wake-up at 60 s finds nothing due and waits 59 s more.
+        clock.Advance(TimeSpan.FromSeconds(59));
+        await client.SendAsync(new { command = "ping" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+        var rearmed = clock.WhenArmedAsync(TimeSpan.FromSeconds(59));
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await rearmed;
+        clock.Advance(TimeSpan.FromSeconds(59));
         var close = await client.ReceiveAsync();
         Assert.Equal(WebSocketMessageType.Close, close.Type);
         Assert.Equal(1000, close.CloseStatus);
-        Assert.Contains("idle", close.CloseReason);
+        Assert.Equal("idle timeout: no traffic for 60 s", close.CloseReason);
     }
 
     [Fact]

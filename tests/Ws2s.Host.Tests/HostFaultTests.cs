@@ -24,10 +24,12 @@ public sealed class HostFaultTests
     /// <summary>A session whose core throws on the first client frame: a bug in the host's hands.</summary>
     private sealed class BrokenMachine : IMachine
     {
-        public FSharpList<Effect> Start() => FSharpList<Effect>.Empty;
+        public FSharpList<Effect> Start(Instant now) => FSharpList<Effect>.Empty;
 
-        public FSharpList<Effect> Step(Input input) =>
-            input.IsClientText ? throw new InvalidOperationException("a bug") : Session.step(Session.start(Session.defaultSettings), input).Item2;
+        public FSharpList<Effect> Step(Instant now, Input input) =>
+            input.IsClientText ? throw new InvalidOperationException("a bug") : Session.step(Session.start(Session.defaultSettings, now), now, input).Item2;
+
+        public Instant? NextDeadline => null;
 
         public bool AcceptsFrame => true;
 
@@ -58,10 +60,10 @@ public sealed class HostFaultTests
         var (server, client) = await PairAsync();
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
-        var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), new Ticker(TimeProvider.System),
+        var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), TimeProvider.System,
             new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
-        var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test"),
-            IPAddress.Loopback, new ClientTcp(null));
+        var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System),
+            new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
         var running = runner.RunAsync(CancellationToken.None);
 
         await client.SendAsync("""{"command":"ping"}"""u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
@@ -89,7 +91,7 @@ public sealed class HostFaultTests
         // Dispose races each dial: before it starts, while it connects, or after it has won.
         for (var i = 0; i < 200; i++)
         {
-            var connection = new Connection(i, inputs.Writer, TimeProvider.System, NullLogger.Instance, connectors, IPAddress.Loopback);
+            var connection = new Connection(i, inputs.Writer, NullLogger.Instance, connectors, IPAddress.Loopback);
             connection.StartDial(Hop.NewTcpHop(target));
             if (i % 2 == 1) await Task.Yield();
             connection.Dispose();
@@ -135,7 +137,7 @@ public sealed class HostFaultTests
         var peer = new ConnectedPeer(PeerStream.Of(socket), new GenerationInputs(1, inputs.Writer, NullLogger.Instance, closed.Token), closed.Token);
         try
         {
-            await peer.SecureAsync("redis.test", new TlsUpgrade(new TlsTrust([pki.CaFile])), TimeSpan.FromSeconds(10), TimeProvider.System);
+            await peer.SecureAsync("redis.test", new TlsUpgrade(new TlsTrust([pki.CaFile])));
             peer.StartReading(); // the dial's call, late
             var seen = new List<Input>();
             async Task<string> ReceivedAsync()

@@ -75,9 +75,9 @@ public sealed class JsClientTests
     public async Task Every_range_the_policy_refuses_gets_a_hint_naming_the_key_that_would_allow_it()
     {
         Requirements.Need("/usr/bin/node", "nodejs");
-        // The core's own words (Policy.specialRanges), so a range added there without a hint here fails.
-        var local = Ws2s.Protocol.Policy.serverLocalRanges.Select(r => r.Item2).ToHashSet();
-        var rules = Ws2s.Protocol.Policy.specialRanges.Select(r => r.Item2).ToList();
+        // The core's own words (Addresses.specialRanges), so a range added there without a hint here fails.
+        var local = Ws2s.Protocol.Addresses.serverLocalRanges.Select(r => r.Item2).ToHashSet();
+        var rules = Ws2s.Protocol.Addresses.specialRanges.Select(r => r.Item2).ToList();
         var script = $$"""
             import { refusalHint } from "./ws2s.js";
             const rules = {{System.Text.Json.JsonSerializer.Serialize(rules)}};

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net.WebSockets;
 using System.Text;
 
@@ -7,6 +8,7 @@ namespace Ws2s.Host.Tests;
 public sealed class SessionTests
 {
     private const string ConnectDone = """{"success":true,"code":0,"message":"connect done"}""";
+    private const string LoopbackAllowed = """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true}""";
 
     [Fact]
     public async Task A_reset_by_the_peer_is_code_5_with_the_reason_and_the_session_goes_on()
@@ -27,18 +29,24 @@ public sealed class SessionTests
         await client.ExpectAsync(ConnectDone);
     }
 
+    /// <summary>The clock is faked: the connect waits for its deadline, and the test moves time on once it is armed.</summary>
     [Fact]
     public async Task A_connect_that_gets_no_answer_times_out_with_code_2_and_the_queued_send_gets_code_3()
     {
         using var unanswered = new UnansweredPort();
-        await using var host = await Ws2sHost.StartAsync(true, "--limits:connectTimeoutSeconds", "1");
+        var clock = new WatchedClock();
+        await using var host = await Ws2sHost.StartAsync(LoopbackAllowed, services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await host.ConnectAsync();
+        var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(10));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = unanswered.Port });
         await client.SendAsync(new { command = "send", data = "waiting" });
-        await client.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 1 s"}""");
+        await armed;
+        clock.Advance(TimeSpan.FromSeconds(10));
+        await client.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 10 s"}""");
         await client.ExpectAsync("""{"success":false,"code":3,"message":"illegal socket status, please connect again"}""");
     }
 
+    /// <summary>The clock is faked: without the attempt delay passing, the silent first attempt would hold the connect forever.</summary>
     [Fact]
     public async Task Happy_eyeballs_a_silent_first_address_gives_way_to_the_next_after_250_ms()
     {
@@ -57,10 +65,14 @@ public sealed class SessionTests
             await peer.ReceiveAsync(buffer);
         });
 
-        await using var host = await Ws2sHost.StartAsync(true, "--limits:connectTimeoutSeconds", "10");
+        var clock = new WatchedClock();
+        await using var host = await Ws2sHost.StartAsync(LoopbackAllowed, services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await host.ConnectAsync();
         // Tried one after the other, the first attempt would hang until the connect timeout (code 2).
+        var attemptDelay = clock.WhenArmedAsync(TimeSpan.FromMilliseconds(250));
         await client.SendAsync(new { command = "connect", host = "localhost", port = unanswered.Port });
+        await attemptDelay;
+        clock.Advance(TimeSpan.FromMilliseconds(250));
         await client.ExpectAsync(ConnectDone);
         await client.SendAsync(new { command = "send", data = "via ::1" });
         var echoed = new MemoryStream();

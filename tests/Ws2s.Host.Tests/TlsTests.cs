@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
@@ -218,19 +219,41 @@ public sealed class TlsTests : IDisposable
             : $$"""{"success":false,"code":8,"message":"tls failed: {{refusal}}"}""");
     }
 
+    /// <summary>
+    /// The clock is faked: each handshake waits for its deadline; the test moves time on once the server waits for it
+    /// (the deadline is armed, and the peer has heard the ClientHello of the handshake under way).
+    /// </summary>
     [Fact]
     public async Task A_silent_tls_peer_times_out_with_code_2_at_connect_and_at_starttls()
     {
-        using var silent = Peer.Silent();
+        var hellos = System.Threading.Channels.Channel.CreateUnbounded<bool>();
+        using var silent = new Peer(async (socket, stop) =>
+        {
+            var buffer = new byte[4096];
+            if (await socket.ReceiveAsync(buffer, SocketFlags.None, stop) > 0) hellos.Writer.TryWrite(true);
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, stop) > 0) { }
+        });
+        var clock = new WatchedClock();
         await using var host = await Ws2sHost.StartAsync(
-            $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"connectTimeoutSeconds":1}{{TrustCa}}}""");
+            $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"connectTimeoutSeconds":4}{{TrustCa}}}""",
+            services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await host.ConnectAsync();
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(4));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = silent.Port, tls = true, tlsServerName = "redis.test" });
-        await client.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 1 s"}""");
+        await armed;
+        await hellos.Reader.ReadAsync(patience.Token);
+        clock.Advance(TimeSpan.FromSeconds(4));
+        await client.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 4 s"}""");
+        // The plain connect arms its deadline (4 s on); the starttls that follows has the same one (the clock stands still).
+        armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(4));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = silent.Port });
         await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await armed;
         await client.SendAsync(new { command = "starttls", tlsServerName = "redis.test" });
-        await client.ExpectAsync("""{"success":false,"code":2,"message":"tls handshake did not finish within 1 s"}""");
+        await hellos.Reader.ReadAsync(patience.Token);
+        clock.Advance(TimeSpan.FromSeconds(4));
+        await client.ExpectAsync("""{"success":false,"code":2,"message":"tls handshake did not finish within 4 s"}""");
         // As after any failed handshake: the connection is gone.
         await client.SendAsync(new { command = "send", data = "x" });
         await client.ExpectAsync("""{"success":false,"code":3,"message":"illegal socket status, please connect again"}""");

@@ -9,6 +9,7 @@ open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Ws2s.Protocol
+open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
 
 let private rule text =
@@ -59,7 +60,7 @@ let ``no path other than the one listed exactly is ever reachable`` () =
         return listed, asked, serverLocal }
     Prop.forAll (Arb.fromGen gen) (fun (listed, asked, serverLocal) ->
         let settings = settingsWith [ "unix:" + listed; "0.0.0.0/0"; "::/0" ] [] serverLocal
-        let _, effects = Session.step (Session.start settings) (connectTo ("unix:" + asked))
+        let _, effects = Session.step (Session.start settings Instant.Zero) Instant.Zero (connectTo ("unix:" + asked))
         match dialledPath effects with
         | Some path -> path = listed && asked = listed
         | None -> asked <> listed && (codes effects = [ 4 ] || codes effects = [ 7 ]))
@@ -72,7 +73,7 @@ let ``a Unix socket is never reachable without a rule naming it, whatever else i
         let! allow = Gen.subListOf [ "0.0.0.0/0"; "::/0"; "localhost"; "*.sock"; "unix:/run/other.sock"; "mem:x" ]
         return path, serverLocal, allow }
     Prop.forAll (Arb.fromGen gen) (fun (path, serverLocal, allow) ->
-        let _, effects = Session.step (Session.start (settingsWith allow [] serverLocal)) (connectTo ("unix:" + path))
+        let _, effects = Session.step (Session.start (settingsWith allow [] serverLocal) Instant.Zero) Instant.Zero (connectTo ("unix:" + path))
         dialledPath effects = None && codes effects = [ 4 ])
 
 [<Property(MaxTest = 500)>]
@@ -82,45 +83,46 @@ let ``a deny rule or a scope without the path refuses it even when it is listed`
         let denied = settingsWith [ listed ] [ listed ] false
         let scoped = Session.narrowTo [ rule "127.0.0.1:6379" ] (settingsWith [ listed ] [] false)
         let inScope = Session.narrowTo [ rule listed ] (settingsWith [ listed ] [] false)
-        let refusedBy settings = Session.step (Session.start settings) (connectTo listed) |> snd
+        let refusedBy settings = Session.step (Session.start settings Instant.Zero) Instant.Zero (connectTo listed) |> snd
         dialledPath (refusedBy denied) = None
         && dialledPath (refusedBy scoped) = None
         && dialledPath (refusedBy inScope) = Some path)
 
 [<Fact>]
 let ``the refusal names the key and the rule that would allow it`` () =
-    let _, effects = Session.step (Session.start (settingsWith [] [] true)) (connectTo "unix:/run/app.sock")
+    let _, effects = Session.step (Session.start (settingsWith [] [] true) Instant.Zero) Instant.Zero (connectTo "unix:/run/app.sock")
     Assert.Contains(
         Reply(Forbidden("unix:/run/app.sock", "a Unix socket is reachable only when destinations.allow lists it exactly: add \"unix:/run/app.sock\" to allow it")),
         effects)
 
 [<Fact>]
-let ``a listed path is dialled under the connect timer, and connects like any peer`` () =
+let ``a listed path is dialled under the connect timeout, and connects like any peer`` () =
     let settings = settingsWith [ "unix:/run/app.sock" ] [] false
-    let session, effects = Session.step (Session.start settings) (connectTo "unix:/run/app.sock")
-    Assert.Equal<Effect list>([ StartConnectTimer(1L, 10); Dial(1L, UnixHop "/run/app.sock") ], effects)
-    let session, effects = Session.step session (Dialled 1L)
-    Assert.Equal<Effect list>([ Reply(Done "connect"); Observe(ConnectAnswered(Some 1L, 0)) ], effects)
+    let session, effects = Session.step (Session.start settings Instant.Zero) Instant.Zero (connectTo "unix:/run/app.sock")
+    Assert.Equal<Effect list>([ Dial(1L, UnixHop "/run/app.sock") ], effects)
+    Assert.Equal(Some(Instant.Zero.PlusSeconds 10), Session.nextDeadline session)
+    let session, effects = Session.step session Instant.Zero (Dialled 1L)
+    Assert.Equal<Effect list>([ Reply(Done "connect"); Observe(ConnectAnswered(Some 0L, 0)) ], effects)
     // starttls needs a name: a Unix socket has no host name to check a certificate against.
-    let _, effects = Session.step session (frame """{"command":"starttls"}""")
+    let _, effects = Session.step session Instant.Zero (frame """{"command":"starttls"}""")
     Assert.Equal<int list>([ 7 ], codes effects)
 
 [<Fact>]
 let ``a reload that removes the rule refuses the next connect`` () =
     let listed = settingsWith [ "unix:/run/app.sock" ] [] false
-    let session, _ = Session.step (Session.start listed) (connectTo "unix:/run/app.sock")
-    let session, _ = Session.step session (Dialled 1L)
+    let session, _ = Session.step (Session.start listed Instant.Zero) Instant.Zero (connectTo "unix:/run/app.sock")
+    let session, _ = Session.step session Instant.Zero (Dialled 1L)
     let session = Session.reconfigure (settingsWith [] [] false) session
-    let _, effects = Session.step session (connectTo "unix:/run/app.sock")
+    let _, effects = Session.step session Instant.Zero (connectTo "unix:/run/app.sock")
     Assert.Equal<int list>([ 4 ], codes effects)
     Assert.Equal(None, dialledPath effects)
 
 [<Fact>]
 let ``a named peer is dialled through its scheme only when listed exactly`` () =
     let settings = settingsWith [ "mem:pipe1" ] [] true
-    let _, effects = Session.step (Session.start settings) (connectTo "mem:pipe1")
+    let _, effects = Session.step (Session.start settings Instant.Zero) Instant.Zero (connectTo "mem:pipe1")
     Assert.Contains(Dial(1L, NamedHop("mem", "pipe1")), effects)
-    let _, effects = Session.step (Session.start settings) (connectTo "mem:pipe2")
+    let _, effects = Session.step (Session.start settings Instant.Zero) Instant.Zero (connectTo "mem:pipe2")
     Assert.Equal<int list>([ 4 ], codes effects)
 
 [<Theory>]
@@ -174,6 +176,6 @@ let ``the schemes of ws2s's own hops are never a named peer's, in a rule or a co
     // A listed `tcp:db` once became NamedHop("tcp", "db"), handed to the TCP connector (code 1, close 1011).
     for scheme in Destinations.reservedSchemes |> Set.remove "unix" do
         Assert.True((parseRule $"{scheme}:db").IsError, scheme)
-        let _, effects = Session.step (Session.start (settingsWith [] [] true)) (connectTo $"{scheme}:db")
+        let _, effects = Session.step (Session.start (settingsWith [] [] true) Instant.Zero) Instant.Zero (connectTo $"{scheme}:db")
         Assert.Equal<int list>([ 7 ], codes effects)
         Assert.Empty(effects |> List.filter (function Dial _ -> true | _ -> false))

@@ -8,6 +8,9 @@ open FsCheck
 open FsCheck.FSharp
 open Ws2s.Protocol
 
+/// The moment tests that do not care about time run at.
+let t0 = Instant.Zero
+
 let private obj (fields: (string * JsonNode) list) =
     let o = JsonObject()
     for k, v in fields do

@@ -7,6 +7,7 @@ open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Ws2s.Protocol
+open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
 
 let strict = serverLocalOnly false

@@ -13,49 +13,62 @@ let closes effects = effects |> List.choose (function CloseClient(status, reason
 
 [<Fact>]
 let ``a raw session dials its target at once, relays both ways and answers nothing`` () =
-    let raw, effects = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
+    let raw, effects = RawSession.start standardSettings t0 (TcpPeer(hostOf "127.0.0.1", port))
     Assert.Contains(Dial(1L, TcpHop(IPEndPoint(IPAddress.Loopback, 5901))), effects)
-    let raw, effects = RawSession.step raw (Dialled 1L)
+    let raw, effects = RawSession.step raw t0 (Dialled 1L)
     // No "connect done" on this endpoint; only the host's metrics hear of it.
-    Assert.Equal<Effect list>([ Observe(ConnectAnswered(Some 1L, 0)) ], effects)
+    Assert.Equal<Effect list>([ Observe(ConnectAnswered(Some 0L, 0)) ], effects)
     let frame = ReadOnlyMemory "abc"B
-    let raw, effects = RawSession.step raw (ClientBinary frame)
+    let raw, effects = RawSession.step raw t0 (ClientBinary frame)
     Assert.Equal<Effect list>([ Write(1L, frame) ], effects)
-    let raw, effects = RawSession.step raw (WriteCompleted 1L)
+    let raw, effects = RawSession.step raw t0 (WriteCompleted 1L)
     Assert.Empty(effects)
     let received = ReadOnlyMemory "xyz"B
-    let raw, effects = RawSession.step raw (Received(1L, received))
+    let raw, effects = RawSession.step raw t0 (Received(1L, received))
     Assert.Equal<Effect list>([ ReplyBinary received ], effects)
-    let raw, effects = RawSession.step raw (PeerFinished 1L)
+    let raw, effects = RawSession.step raw t0 (PeerFinished 1L)
     Assert.Equal<(int * string) list>([ 1000, "the target closed the connection" ], closes effects)
     Assert.True(RawSession.isEnded raw)
 
 [<Fact>]
 let ``a text frame ends a raw session with 1003 and closes its connection`` () =
-    let raw, _ = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
-    let raw, _ = RawSession.step raw (Dialled 1L)
-    let raw, effects = RawSession.step raw (ClientText(ReadOnlyMemory """{"command":"ping"}"""B))
+    let raw, _ = RawSession.start standardSettings t0 (TcpPeer(hostOf "127.0.0.1", port))
+    let raw, _ = RawSession.step raw t0 (Dialled 1L)
+    let raw, effects = RawSession.step raw t0 (ClientText(ReadOnlyMemory """{"command":"ping"}"""B))
     Assert.Contains(CloseConnection 1L, effects)
     Assert.Equal(1003, closes effects |> List.exactlyOne |> fst)
     Assert.True(RawSession.isEnded raw)
 
 [<Fact>]
 let ``a refused or forbidden target closes with 1011 or 1008, saying why`` () =
-    let raw, _ = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
-    let _, effects = RawSession.step raw (DialFailedWith(1L, ConnectionRefused))
+    let raw, _ = RawSession.start standardSettings t0 (TcpPeer(hostOf "127.0.0.1", port))
+    let _, effects = RawSession.step raw t0 (DialFailedWith(1L, ConnectionRefused))
     Assert.Equal<(int * string) list>([ 1011, "cannot reach the target: connection refused" ], closes effects)
     let strict = { standardSettings with Policy = Policy.serverLocalOnly false }
-    let raw, effects = RawSession.start strict (TcpPeer(hostOf "localhost", port))
+    let raw, effects = RawSession.start strict t0 (TcpPeer(hostOf "localhost", port))
     Assert.Equal<(int * string) list>([ 1008, "the target is refused by policy (loopback 127.0.0.0/8)" ], closes effects)
     Assert.True(RawSession.isEnded raw)
 
 [<Fact>]
 let ``an oversized or stalled client message ends a raw session like a ws2s one, closing its connection`` () =
-    for input, status in [ ClientMessageTooLarge 1024, 1009; ClientMessageStalled 30, 1008 ] do
-        let raw, _ = RawSession.start standardSettings (TcpPeer(hostOf "127.0.0.1", port))
-        let raw, _ = RawSession.step raw (Dialled 1L)
-        let raw, effects = RawSession.step raw input
+    // Stalled: a part of a message arrived at t0, and no more of it by the message timeout.
+    let stalledAt = t0.PlusSeconds standardSettings.MessageTimeoutSeconds
+    for inputs, status in [ [ t0, ClientMessageTooLarge 1024 ], 1009; [ t0, ClientMessageProgress; stalledAt, Wake ], 1008 ] do
+        let raw, _ = RawSession.start standardSettings t0 (TcpPeer(hostOf "127.0.0.1", port))
+        let raw, _ = RawSession.step raw t0 (Dialled 1L)
+        let raw, effects = inputs |> List.fold (fun (raw, _) (now, input) -> RawSession.step raw now input) (raw, [])
         Assert.True(RawSession.isEnded raw)
         match effects with
         | [ CloseConnection 1L; CloseClient(s, _) ] -> Assert.Equal(status, s)
         | other -> failwithf "effects %A" other
+
+[<Fact>]
+let ``a raw session's close carries the peer's words cut to what a close frame holds`` () =
+    let raw, _ = RawSession.start standardSettings t0 (TcpPeer(hostOf "127.0.0.1", port))
+    let _, effects = RawSession.step raw t0 (DialFailedWith(1L, DialFailed(String.replicate 40 "ünreachable ")))
+    match effects |> List.tryPick (function CloseClient(status, reason) -> Some(status, reason) | _ -> None) with
+    | Some(1011, reason) ->
+        Assert.True(Text.Encoding.UTF8.GetByteCount reason <= 123, reason)
+        Assert.StartsWith("cannot reach the target: ünreachable", reason)
+        Assert.EndsWith("…", reason)
+    | other -> failwithf "closed with %A" other

@@ -1,5 +1,6 @@
-/// A deterministic simulated host: a second driver of the pure core, with simulated peers, DNS and
-/// timers, and a seeded scheduler that delivers events in random (but per-socket ordered) order,
+/// A deterministic simulated host: a second driver of the pure core, with simulated peers, DNS and a
+/// simulated clock (time stands still while events happen, and jumps to the core's next deadline only
+/// when nothing else can happen while it waits for something), and a seeded scheduler that delivers events in random (but per-socket ordered) order,
 /// chunks the peers' bytes at random, resets connections and lets late events of closed sockets
 /// through. Everything the core does is recorded so that properties can check the invariants.
 module Ws2s.Protocol.Tests.Simulation
@@ -46,6 +47,8 @@ let calm = { ResetChance = 0.0; LateEventChance = 0.0; MaxChunk = 1 <<< 16 }
 /// One call of `step`, as recorded.
 type Transition =
     { Before: Session.Session
+      /// When it happened (the simulated clock).
+      At: Instant
       Input: Input
       After: Session.Session
       Effects: Effect list }
@@ -53,14 +56,11 @@ type Transition =
 type private Stream =
     | Socket of Generation
     | Acks of Generation
-    /// The connection attempt delay (250 ms): fires when nothing else happens, before any connect timer.
-    | Attempt of Generation
-    /// The connect timer (seconds): fires only when nothing else can happen.
-    | Timer of Generation
 
 type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos) =
     let rng = Random seed
-    let mutable session = Session.start settings
+    let mutable now = Instant.Zero
+    let mutable session = Session.start settings now
     let streams = Dictionary<Stream, Queue<Input>>()
     let clientFrames = Queue<Input>()
     let peers = Dictionary<Generation, Peer>()
@@ -94,7 +94,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             enqueue (Socket g) (Received(g, ReadOnlyMemory(bytes, offset, size)))
             offset <- offset + size
 
-    let streamsOf g = [ Socket g; Acks g; Attempt g; Timer g ]
+    let streamsOf g = [ Socket g; Acks g ]
 
     /// The host disposes a closed connection: its queued events vanish, except a late one now and then.
     let close g =
@@ -150,8 +150,6 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             // The simulated peers' certificate is for 127.0.0.1: asked for as `localhost`, the name does not match.
             if serverName = "localhost" then enqueue (Socket g) (SecureFailed(g, "certificate name does not match localhost"))
             else enqueue (Socket g) (Secured(g, simulatedCertificate))
-        | StartConnectTimer(g, _) -> enqueue (Timer g) (ConnectTimerFired g)
-        | StartAttemptTimer(g, _) -> enqueue (Attempt g) (AttemptTimerFired g)
         | Reply response ->
             let copy =
                 match response with
@@ -171,9 +169,9 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
 
     let deliver input =
         let before = session
-        let after, effects = Session.step session input
+        let after, effects = Session.step session now input
         session <- after
-        transitions.Add { Before = before; Input = input; After = after; Effects = effects }
+        transitions.Add { Before = before; At = now; Input = input; After = after; Effects = effects }
         for effect in effects do
             execute input effect
 
@@ -192,6 +190,8 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | _ -> ()
 
     member _.Session = session
+    /// The simulated clock.
+    member _.Now = now
     member _.Outputs = outputs
     member _.Transitions = transitions
     member _.Written g = (bytesOf written g).ToArray()
@@ -201,29 +201,27 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
     /// Queue a client frame; it is delivered when the core accepts requests, like the real host does.
     member _.Send(frame: Input) = clientFrames.Enqueue frame
 
-    /// Deliver one event chosen at random; timers only when nothing else can happen. False when quiet.
+    /// Deliver one event chosen at random; when none can happen while the core waits for something (a
+    /// connect, a handshake), move the clock to its next deadline and wake it. False when quiet.
     member _.RunOne() =
         maybeReset ()
-        let ready =
-            [ for KeyValue(stream, q) in streams do
-                  match stream with
-                  | Timer _ | Attempt _ -> ()
-                  | _ -> if q.Count > 0 then yield q ]
+        let ready = [ for q in streams.Values do if q.Count > 0 then yield q ]
         let clientReady = clientFrames.Count > 0 && Session.acceptsRequest session
         let choices = (if clientReady then [ clientFrames ] else []) @ ready
-        match choices with
-        | [] ->
-            let pending kind = [ for KeyValue(stream, q) in streams do if q.Count > 0 && kind stream then yield q ]
-            let attempts = pending (function Attempt _ -> true | _ -> false)
-            let timers = if attempts.IsEmpty then pending (function Timer _ -> true | _ -> false) else attempts
-            match timers with
-            | [] -> false
-            | _ ->
-                deliver (timers[rng.Next timers.Length].Dequeue())
-                true
+        match choices, session.Phase, Session.nextDeadline session with
+        | [], Session.Busy _, Some due ->
+            now <- max now due
+            deliver Wake
+            true
+        | [], _, _ -> false
         | _ ->
             deliver (choices[rng.Next choices.Length].Dequeue())
             true
+
+    /// Move the simulated clock on by `milliseconds` and wake the core (as the host's timer would, late or not).
+    member _.Advance(milliseconds: int64) =
+        now <- now.PlusMilliseconds milliseconds
+        deliver Wake
 
     /// Run until nothing more can happen (bounded, to catch a core that loops forever).
     member this.RunUntilQuiet() =

@@ -23,9 +23,9 @@ let check seed (requests: RequestSpec list) =
     let liveAt (t: Transition) = Session.liveLink t.Before.Phase |> Option.map _.Generation
     let generationOf input =
         match input with
-        | Resolved(g, _) | ResolveFailed g | Dialled g | DialFailedWith(g, _) | Received(g, _) | Secured(g, _) | SecureFailed(g, _) | SecureTimedOut(g, _)
-        | PeerFinished g | SocketFailed(g, _) | WriteCompleted g | ConnectTimerFired g | AttemptTimerFired g -> Some g
-        | ClientText _ | ClientBinary _ | ClientGone | ClientMessageTooLarge _ | ClientMessageStalled _ | HostFault _ | Tick -> None
+        | Resolved(g, _) | ResolveFailed g | Dialled g | DialFailedWith(g, _) | Received(g, _) | Secured(g, _) | SecureFailed(g, _)
+        | PeerFinished g | SocketFailed(g, _) | WriteCompleted g -> Some g
+        | ClientText _ | ClientBinary _ | ClientGone | ClientMessageTooLarge _ | ClientMessageProgress | ServerStopping | HostFault _ | Wake -> None
     [ if List.length answers <> List.length requests then
           yield sprintf "%d answers for %d requests" answers.Length requests.Length
       elif not (List.forall2 answersRequest requests answers) then

@@ -29,10 +29,10 @@ let ``ssh fields become a login, and its text never shows the secrets`` () =
 let ``the policy judges the SSH server, and the target behind it is left to ssh.allowTargets`` () =
     // 10.1.2.3 is a private address: refused as a direct destination, fine behind an SSH server.
     let settings = { standardSettings with Policy = Policy.serverLocalOnly false }
-    let session, effects = Session.step (Session.start settings) (frame connectThroughSsh)
-    Assert.Equal<Effect list>([ StartConnectTimer(1L, 10); Resolve(1L, "bastion.example") ], effects)
+    let session, effects = Session.step (Session.start settings t0) t0 (frame connectThroughSsh)
+    Assert.Equal<Effect list>([ Resolve(1L, "bastion.example") ], effects)
     let server = IPAddress.Parse "93.184.216.34"
-    let _, effects = Session.step session (Resolved(1L, [ server ]))
+    let _, effects = Session.step session t0 (Resolved(1L, [ server ]))
     match effects with
     | [ Dial(1L, SshHop(endpoint, login, { Written = "10.1.2.3" }, port)) ] ->
         Assert.Equal(IPEndPoint(server, 2222), endpoint)
@@ -40,23 +40,23 @@ let ``the policy judges the SSH server, and the target behind it is left to ssh.
         Assert.Equal(6379, port.Value)
     | other -> failwithf "expected a tunnel, got %A" other
     // The SSH server itself on loopback is refused like any destination.
-    let _, effects = Session.step session (Resolved(1L, [ IPAddress.Loopback ]))
+    let _, effects = Session.step session t0 (Resolved(1L, [ IPAddress.Loopback ]))
     Assert.Contains(Reply(Forbidden("bastion.example", "loopback 127.0.0.0/8")), effects)
 
 [<Fact>]
 let ``ssh.allowTargets refuses a final target it does not name, with code 4`` () =
     let rule = Policy.parseRule "10.1.2.0/24:6379" |> Result.toOption |> Option.get
     let settings = { standardSettings with SshAllowTargets = [ rule ] }
-    let _, allowed = Session.step (Session.start settings) (frame connectThroughSsh)
+    let _, allowed = Session.step (Session.start settings t0) t0 (frame connectThroughSsh)
     Assert.Contains(Resolve(1L, "bastion.example"), allowed)
-    let _, refused = Session.step (Session.start settings) (frame (connectThroughSsh.Replace("6379", "22")))
+    let _, refused = Session.step (Session.start settings t0) t0 (frame (connectThroughSsh.Replace("6379", "22")))
     Assert.Equal<Effect list>([ Reply(Forbidden("10.1.2.3", "not in ssh.allowTargets")); Observe(ConnectAnswered(None, 4)) ], refused)
 
 [<Fact>]
 let ``a tunnel that fails answers code 6 with the reason`` () =
-    let session, _ = Session.step (Session.start standardSettings) (frame connectThroughSsh)
-    let session, _ = Session.step session (Resolved(1L, [ IPAddress.Parse "93.184.216.34" ]))
-    let _, effects = Session.step session (DialFailedWith(1L, TunnelFailed "authentication failed for user ops (wrong password or key)"))
+    let session, _ = Session.step (Session.start standardSettings t0) t0 (frame connectThroughSsh)
+    let session, _ = Session.step session t0 (Resolved(1L, [ IPAddress.Parse "93.184.216.34" ]))
+    let _, effects = Session.step session t0 (DialFailedWith(1L, TunnelFailed "authentication failed for user ops (wrong password or key)"))
     Assert.Contains(Reply(SshFailed "authentication failed for user ops (wrong password or key)"), effects)
     Assert.Equal(6, (SshFailed "x").Code)
 
@@ -64,6 +64,6 @@ let ``a tunnel that fails answers code 6 with the reason`` () =
 let ``a session without ssh in its scope gets code 4 for any tunnel, before any dial`` () =
     let settings = Session.withoutSsh standardSettings
     let frame = """{"command":"connect","host":"10.1.2.3","port":22,"ssh_host":"127.0.0.1","ssh_username":"u","ssh_password":"p"}"""B
-    let _, effects = Session.step (Session.start settings) (ClientText(ReadOnlyMemory frame))
+    let _, effects = Session.step (Session.start settings t0) t0 (ClientText(ReadOnlyMemory frame))
     Xunit.Assert.Equal<Effect list>(
         [ Reply(Forbidden("10.1.2.3", "SSH tunnels are not in this session's scope")); Observe(ConnectAnswered(None, 4)) ], effects)

@@ -34,8 +34,8 @@ let private settingsWithPin name =
 
 /// A `tls` connect to `address` (no server name) up to its handshake: the session and the effects.
 let private securing settings (address: string) =
-    let session, _ = Session.step (Session.start settings) (frame $"""{{"command":"connect","host":"{address}","port":9401,"tls":true}}""")
-    Session.step session (Dialled 1L)
+    let session, _ = Session.step (Session.start settings t0) t0 (frame $"""{{"command":"connect","host":"{address}","port":9401,"tls":true}}""")
+    Session.step session t0 (Dialled 1L)
 
 [<Property>]
 let ``a certificate that presents a pinned name must match its pins whatever address the client asked for``
@@ -45,12 +45,12 @@ let ``a certificate that presents a pinned name must match its pins whatever add
         // The host is asked for the handshake with no pins: it reports the certificate, the core judges.
         Assert.Equal<Effect list>([ SecureConnection(1L, address) ], effects)
         let certificate = { Names = [ name; address ]; Hashes = [ (if matches then pinned else other) ] }
-        let _, effects = Session.step session (Secured(1L, certificate))
-        if matches then effects = [ Reply(Done "connect"); Observe(ConnectAnswered(Some 1L, 0)) ]
+        let _, effects = Session.step session t0 (Secured(1L, certificate))
+        if matches then effects = [ Reply(Done "connect"); Observe(ConnectAnswered(Some 0L, 0)) ]
         else
             effects = [ CloseConnection 1L
                         Reply(TlsFailed $"certificate does not match the pinned keys for {address}")
-                        Observe(ConnectAnswered(Some 1L, 8)) ])
+                        Observe(ConnectAnswered(Some 0L, 8)) ])
 
 [<Property>]
 let ``a wildcard certificate counts for the pinned names one label under its domain, and only those`` () =
@@ -61,26 +61,26 @@ let ``a wildcard certificate counts for the pinned names one label under its dom
         let policy = { standardSettings.Policy with Pins = [ rule child, [ pinned ] ] }
         let deeper = { standardSettings.Policy with Pins = [ rule grandchild, [ pinned ] ] }
         let suffix = { standardSettings.Policy with Pins = [ rule ("*." + name), [ pinned ] ] }
-        Policy.pinsForCertificate policy [ wildcard ] 443 = [ pinned ]
-        && Policy.pinsForCertificate deeper [ wildcard ] 443 = []
-        && Policy.pinsForCertificate suffix [ wildcard ] 443 = [ pinned ]
-        && Policy.pinsForCertificate policy [ "unrelated.example" ] 443 = [])
+        TlsPolicy.pinsForCertificate policy [ wildcard ] 443 = [ pinned ]
+        && TlsPolicy.pinsForCertificate deeper [ wildcard ] 443 = []
+        && TlsPolicy.pinsForCertificate suffix [ wildcard ] 443 = [ pinned ]
+        && TlsPolicy.pinsForCertificate policy [ "unrelated.example" ] 443 = [])
 
 [<Fact>]
 let ``pins on an address apply to a certificate that presents it, and pin rules keep their ports`` () =
     let policy = { standardSettings.Policy with Pins = [ rule "127.0.0.66:9401", [ pinned ] ] }
-    Assert.Equal<string list>([ pinned ], Policy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 9401)
-    Assert.Equal<string list>([], Policy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 443)
-    Assert.Equal<string list>([], Policy.pinsForCertificate policy [ "not a name"; "*.bad..name" ] 9401)
+    Assert.Equal<string list>([ pinned ], TlsPolicy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 9401)
+    Assert.Equal<string list>([], TlsPolicy.pinsForCertificate policy [ "good.example.com"; "127.0.0.66" ] 443)
+    Assert.Equal<string list>([], TlsPolicy.pinsForCertificate policy [ "not a name"; "*.bad..name" ] 9401)
 
 [<Fact>]
 let ``starttls judges the pins of the names its certificate presents too`` () =
     let settings = settingsWithPin "good.example.com"
-    let session, _ = Session.step (Session.start settings) (frame """{"command":"connect","host":"127.0.0.1","port":25}""")
-    let session, _ = Session.step session (Dialled 1L)
-    let session, effects = Session.step session (frame """{"command":"starttls"}""")
+    let session, _ = Session.step (Session.start settings t0) t0 (frame """{"command":"connect","host":"127.0.0.1","port":25}""")
+    let session, _ = Session.step session t0 (Dialled 1L)
+    let session, effects = Session.step session t0 (frame """{"command":"starttls"}""")
     Assert.Equal<Effect list>([ SecureConnection(1L, "127.0.0.1") ], effects)
-    let _, effects = Session.step session (Secured(1L, { Names = [ "good.example.com" ]; Hashes = [ other ] }))
+    let _, effects = Session.step session t0 (Secured(1L, { Names = [ "good.example.com" ]; Hashes = [ other ] }))
     Assert.Equal<Effect list>([ CloseConnection 1L; Reply(TlsFailed "certificate does not match the pinned keys for 127.0.0.1") ], effects)
 
 let private tunnel (host: string) (tls: bool) =
@@ -100,8 +100,8 @@ let private refusedForTls host (effects: Effect list) =
 let ``a plaintext tunnel to a name the SSH server resolves is refused by an address rule of tls.required; with tls it goes ahead`` () =
     Prop.forAll (Arb.fromGen genName) (fun name ->
         let settings = requiring [ "10.0.0.0/8:6379" ]
-        let _, plain = Session.step (Session.start settings) (tunnel name false)
-        let _, secured = Session.step (Session.start settings) (tunnel name true)
+        let _, plain = Session.step (Session.start settings t0) t0 (tunnel name false)
+        let _, secured = Session.step (Session.start settings t0) t0 (tunnel name true)
         refusedForTls name plain && List.contains (Resolve(1L, "bastion.example")) secured)
 
 [<Theory>]
@@ -110,7 +110,7 @@ let ``a plaintext tunnel to a name the SSH server resolves is refused by an addr
 [<InlineData("db.test:6379", "DB.test.")>]
 [<InlineData("*.test", "db.test")>]
 let ``a plaintext tunnel to a tls.required destination is refused with code 4`` (required: string, host: string) =
-    let _, effects = Session.step (Session.start (requiring [ required ])) (tunnel host false)
+    let _, effects = Session.step (Session.start (requiring [ required ]) t0) t0 (tunnel host false)
     Assert.True(refusedForTls host effects, sprintf "%A" effects)
 
 [<Theory>]
@@ -118,25 +118,31 @@ let ``a plaintext tunnel to a tls.required destination is refused with code 4`` 
 [<InlineData("10.0.0.0/8:5432", "db.test")>] // an address rule for another port
 [<InlineData("127.0.0.0/8:6379", "10.1.2.3")>] // a literal outside the rule
 let ``a plaintext tunnel that no tls.required rule can cover goes ahead`` (required: string, host: string) =
-    let _, effects = Session.step (Session.start (requiring [ required ])) (tunnel host false)
+    let _, effects = Session.step (Session.start (requiring [ required ]) t0) t0 (tunnel host false)
     Assert.Contains(Resolve(1L, "bastion.example"), effects)
 
 [<Fact>]
-let ``a tls connect whose handshake runs out of time is code 2 in the connect's words, whichever limit ends it`` () =
+let ``a tls connect whose handshake runs out of time is code 2 in the connect's words, at the connect's deadline`` () =
     let settings = { standardSettings with ConnectTimeoutSeconds = 4 }
     let session, _ = securing settings "127.0.0.1"
-    let expected = [ CloseConnection 1L; Reply(ConnectFailed "connect timed out after 4 s"); Observe(ConnectAnswered(Some 1L, 2)) ]
-    let viaHost, hostEffects = Session.step session (SecureTimedOut(1L, 4))
-    let viaTimer, timerEffects = Session.step session (ConnectTimerFired 1L)
-    Assert.Equal<Effect list>(expected, hostEffects)
-    Assert.Equal<Effect list>(expected, timerEffects)
-    Assert.True(viaHost.Phase.IsIdle && viaTimer.Phase.IsIdle)
+    let due = t0.PlusSeconds 4
+    Assert.Equal(Some due, Session.nextDeadline session)
+    let expected = [ CloseConnection 1L; Reply(ConnectFailed "connect timed out after 4 s"); Observe(ConnectAnswered(Some 4000L, 2)) ]
+    let timedOut, effects = Session.step session due Wake
+    Assert.Equal<Effect list>(expected, effects)
+    Assert.True(timedOut.Phase.IsIdle)
+    // Woken late, or by another input after the deadline: the same outcome, and that input is then stale.
+    let late, effects = Session.step session (due.PlusSeconds 3) (Secured(1L, Simulation.simulatedCertificate))
+    Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "connect timed out after 4 s"); Observe(ConnectAnswered(Some 7000L, 2)) ], effects)
+    Assert.True(late.Phase.IsIdle)
 
 [<Fact>]
 let ``a starttls whose handshake runs out of time is code 2 in words and the connection is closed`` () =
-    let session, _ = Session.step (Session.start standardSettings) (frame """{"command":"connect","host":"127.0.0.1","port":25}""")
-    let session, _ = Session.step session (Dialled 1L)
-    let session, _ = Session.step session (frame """{"command":"starttls"}""")
-    let session, effects = Session.step session (SecureTimedOut(1L, 10))
+    let session, _ = Session.step (Session.start standardSettings t0) t0 (frame """{"command":"connect","host":"127.0.0.1","port":25}""")
+    let session, _ = Session.step session t0 (Dialled 1L)
+    let began = t0.PlusSeconds 30
+    let session, _ = Session.step session began (frame """{"command":"starttls"}""")
+    Assert.Equal(Some(began.PlusSeconds 10), Session.nextDeadline session)
+    let session, effects = Session.step session (began.PlusSeconds 10) Wake
     Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "tls handshake did not finish within 10 s") ], effects)
     Assert.True(session.Phase.IsIdle)

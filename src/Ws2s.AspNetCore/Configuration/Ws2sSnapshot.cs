@@ -94,6 +94,7 @@ internal sealed class Ws2sSnapshot
             limits.MaxPendingRequests,
             limits.MaxPendingBytes,
             limits.IdleTimeoutSeconds,
+            limits.MessageTimeoutSeconds,
             limits.MaxConnectsPerSecond,
             Rules(options.Ssh.AllowTargets),
             true,

@@ -7,13 +7,12 @@ namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
 /// Reads one session's client messages, whole and one at a time, each only once the session has
-/// granted it, and posts each as an input. A message over the size limit, or begun and then left
-/// without a byte for the message timeout, is reported as such (the core decides the close). Once the session drains, it reads and
+/// granted it, and posts each as an input. A message over the size limit is reported as such, and each wait for more
+/// of a message begun as progress (the core decides when a message has stalled, and every close). Once the session drains, it reads and
 /// discards until the client's close frame: closing TCP with unread input would make the kernel reset
 /// the connection, and the client could lose our close frame.
 /// </summary>
-internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSpan messageTimeout, TimeProvider time,
-    ChannelWriter<Input> inputs, ILogger log)
+internal sealed class ClientReader(WebSocket client, int maxMessageBytes, ChannelWriter<Input> inputs, ILogger log)
 {
     /// <summary>One credit: the next message may be read.</summary>
     private readonly SemaphoreSlim _granted = new(1, 1);
@@ -24,21 +23,8 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
     /// <summary>The client message being received (pooled while a message arrives; lent to the core for text frames).</summary>
     private byte[] _frame = [];
 
-    /// <summary>
-    /// A message is under way: the one stall timer (re-armed as its bytes arrive, not made per message)
-    /// reports a stall only then, not if it fires as a message completes.
-    /// </summary>
-    private volatile bool _receiving;
-
     /// <summary>The length of the last message, to size the next one's buffer.</summary>
     private int _lastLength;
-    private ITimer? _stallTimer;
-
-    private void OnStalled(object? _)
-    {
-        if (_receiving)
-            _ = PostAsync(Input.NewClientMessageStalled((int)messageTimeout.TotalSeconds), CancellationToken.None);
-    }
 
     /// <summary>Lets the reader take one more message.</summary>
     public void Grant() => _granted.Release();
@@ -66,14 +52,8 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                 // Sized like the last message (clients tend to repeat theirs), so a stream of 22 KB sendb
                 // messages is not received into 16 KiB and copied into 32 KiB every time.
                 _frame = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(_lastLength + 1, 16 * 1024), maxMessageBytes + 1));
-                // A message begun must keep coming: one that stops half-way (no byte for the timeout) is reported, not kept.
-                _receiving = true;
-                _stallTimer ??= time.CreateTimer(OnStalled, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _stallTimer.Change(messageTimeout, Timeout.InfiniteTimeSpan);
                 var (type, length) = await ReceiveMessageAsync(cancel);
                 _lastLength = length;
-                _receiving = false;
-                _stallTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 if (type == WebSocketMessageType.Close)
                 {
                     ReturnFrame();
@@ -123,7 +103,6 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
         finally
         {
             ReturnFrame();
-            _stallTimer?.Dispose();
         }
     }
 
@@ -152,10 +131,12 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, TimeSp
                 ArrayPool<byte>.Shared.Return(_frame);
                 _frame = larger;
             }
-            var result = await client.ReceiveAsync(_frame.AsMemory(length, Math.Min(_frame.Length, limit) - length), cancel);
+            var receiving = client.ReceiveAsync(_frame.AsMemory(length, Math.Min(_frame.Length, limit) - length), cancel);
+            // Waiting for (more of) a message begun: it must keep coming, and the core closes one that stalls. Said only
+            // when the wait is real: a message that has arrived whole, the common case, costs no input.
+            if (!receiving.IsCompleted) await PostAsync(Input.ClientMessageProgress, cancel);
+            var result = await receiving;
             length += result.Count;
-            // Progress: the message may take as long as it needs while bytes keep coming.
-            _stallTimer?.Change(messageTimeout, Timeout.InfiniteTimeSpan);
             if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);
             if (result.EndOfMessage || length > maxMessageBytes) return (result.MessageType, length);
         }

@@ -33,3 +33,9 @@ internal sealed class ClientTcp(Socket? socket)
         }
     }
 }
+
+/// <summary>
+/// Who a session's client is, beyond its WebSocket: its address (for SSH logins and quotas), its TCP connection (to see it
+/// go while its reader is held back), and when the token that admitted it expires (then it may start no more connects), if it does.
+/// </summary>
+internal sealed record SessionClient(System.Net.IPAddress Address, ClientTcp Tcp, DateTimeOffset? TokenExpires = null);

@@ -72,9 +72,10 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
 
     /// <summary>
     /// Runs the TLS step on the peer: stops the plain reader, delivers what the peer sent before, then
-    /// reports <c>Secured</c> (and pumps the plaintext), <c>SecureFailed</c> in words, or <c>SecureTimedOut</c>.
+    /// reports <c>Secured</c> (and pumps the plaintext) or <c>SecureFailed</c> in words. It has no time limit of its own: the core
+    /// closes the connection when the handshake's deadline passes, which ends it.
     /// </summary>
-    public async Task SecureAsync(string serverName, TlsUpgrade tls, TimeSpan timeout, TimeProvider time)
+    public async Task SecureAsync(string serverName, TlsUpgrade tls)
     {
         var generation = inputs.Generation;
         PeerStream plain;
@@ -96,18 +97,11 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         PeerCertificate certificate;
         try
         {
-            using var limit = new CancellationTokenSource(timeout, time);
-            using var either = CancellationTokenSource.CreateLinkedTokenSource(closed, limit.Token);
-            (secured, certificate) = await tls.SecureAsync(plain, serverName, either.Token);
+            (secured, certificate) = await tls.SecureAsync(plain, serverName, closed);
         }
         catch (TlsRefusedException e)
         {
             await inputs.PostAsync(Input.NewSecureFailed(generation, e.Message));
-            return;
-        }
-        catch (OperationCanceledException) when (!closed.IsCancellationRequested)
-        {
-            await inputs.PostAsync(Input.NewSecureTimedOut(generation, (int)Math.Round(timeout.TotalSeconds)));
             return;
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)

@@ -8,7 +8,7 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
-/// One generation of a session's connection to its peer: its resolve, its timers, and its attempts at
+/// One generation of a session's connection to its peer: its resolve and its attempts at
 /// the hops the core judged (each carried out by the connector for the hop's scheme), of which the first
 /// to connect wins and becomes the <see cref="ConnectedPeer"/>. Everything it learns goes back to the
 /// session as an <see cref="Input"/> of its generation. It owns what it acquires: disposing it releases
@@ -17,11 +17,9 @@ namespace Ws2s.AspNetCore.Sessions;
 internal sealed class Connection : IDisposable
 {
     private readonly CancellationTokenSource _cancel = new();
-    /// <summary>Stops the other attempts and the connect and attempt timers once an attempt has won.</summary>
+    /// <summary>Stops the other attempts once an attempt has won.</summary>
     private readonly CancellationTokenSource _connected = new();
-    private CancellationTokenSource? _attemptTimer;
     private readonly GenerationInputs _inputs;
-    private readonly TimeProvider _time;
     private readonly ConnectorSet _connectors;
     private readonly PeerContext _context;
 
@@ -30,10 +28,9 @@ internal sealed class Connection : IDisposable
     /// <summary>The attempt that won, once one has.</summary>
     private ConnectedPeer? _peer;
 
-    public Connection(long generation, ChannelWriter<Input> inputs, TimeProvider time, ILogger log, ConnectorSet connectors, IPAddress client)
+    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client)
     {
         _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token);
-        _time = time;
         _connectors = connectors;
         _context = new PeerContext(client, reason => _ = _inputs.PostAsync(Input.NewSocketFailed(generation, reason)));
     }
@@ -44,21 +41,13 @@ internal sealed class Connection : IDisposable
 
     public void StartDial(Hop hop) => _inputs.Run(DialAsync(hop));
 
-    public void StartTimer(int seconds) =>
-        _inputs.Run(TimerAsync(TimeSpan.FromSeconds(seconds), Input.NewConnectTimerFired(Generation), _connected.Token));
-
-    /// <summary>(Re)starts the attempt timer (RFC 8305's connection attempt delay): one per connection, the latest attempt's.</summary>
-    public void StartAttemptTimer(TimeSpan delay)
-    {
-        var timer = CancellationTokenSource.CreateLinkedTokenSource(_connected.Token);
-        Interlocked.Exchange(ref _attemptTimer, timer)?.Cancel();
-        _inputs.Run(TimerAsync(delay, Input.NewAttemptTimerFired(Generation), timer.Token));
-    }
-
-    /// <summary>Runs the TLS step on the connected peer (at connect, or <c>starttls</c> later); see <see cref="ConnectedPeer.SecureAsync"/>.</summary>
-    public void StartSecure(string serverName, TlsUpgrade tls, TimeSpan timeout) =>
+    /// <summary>
+    /// Runs the TLS step on the connected peer (at connect, or <c>starttls</c> later); see <see cref="ConnectedPeer.SecureAsync"/>.
+    /// It runs until it ends or the connection is closed (the core closes it when its deadline passes).
+    /// </summary>
+    public void StartSecure(string serverName, TlsUpgrade tls) =>
         _inputs.Run(Peer() is { } peer
-            ? peer.SecureAsync(serverName, tls, timeout, _time)
+            ? peer.SecureAsync(serverName, tls)
             : _inputs.PostAsync(Input.NewSecureFailed(Generation, "the connection is closed")).AsTask());
 
     public void StartWrite(ReadOnlyMemory<byte> bytes) =>
@@ -143,21 +132,6 @@ internal sealed class Connection : IDisposable
     private async Task Failed(DialError error)
     {
         if (!_connected.IsCancellationRequested) await _inputs.PostAsync(Input.NewDialFailedWith(Generation, error));
-    }
-
-    /// <summary>Posts <paramref name="fired"/> after <paramref name="delay"/>, unless stopped or the connection is closed first.</summary>
-    private async Task TimerAsync(TimeSpan delay, Input fired, CancellationToken stop)
-    {
-        try
-        {
-            using var either = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, stop);
-            await Task.Delay(delay, _time, either.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-        await _inputs.PostAsync(fired);
     }
 
     public void Dispose()

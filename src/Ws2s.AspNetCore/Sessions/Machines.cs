@@ -1,15 +1,19 @@
 using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
 using Ws2s.Protocol;
 
 namespace Ws2s.AspNetCore.Sessions;
 
-/// <summary>One session of a protocol the core defines, as the session runner drives it.</summary>
+/// <summary>One session of a protocol the core defines, as the session runner drives it: inputs and time in, effects out.</summary>
 internal interface IMachine
 {
-    /// <summary>Effects to carry out before the first input.</summary>
-    FSharpList<Effect> Start();
+    /// <summary>Effects to carry out before the first input; the session begins at <paramref name="now"/>.</summary>
+    FSharpList<Effect> Start(Instant now);
 
-    FSharpList<Effect> Step(Input input);
+    FSharpList<Effect> Step(Instant now, Input input);
+
+    /// <summary>When the session must be woken (<see cref="Input.Wake"/>) if nothing else happens first; null: never.</summary>
+    Instant? NextDeadline { get; }
 
     /// <summary>May the runner read another client frame now?</summary>
     bool AcceptsFrame { get; }
@@ -29,26 +33,32 @@ internal interface IMachine
 /// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
 internal sealed class JsonMachine(Session.Settings settings) : IMachine
 {
-    private Session.Session _state = Session.start(settings);
+    private Session.Session? _state;
 
-    public FSharpList<Effect> Start() => FSharpList<Effect>.Empty;
-
-    public FSharpList<Effect> Step(Input input)
+    public FSharpList<Effect> Start(Instant now)
     {
-        var (next, effects) = Session.step(_state, input);
+        _state = Session.start(settings, now);
+        return FSharpList<Effect>.Empty;
+    }
+
+    public FSharpList<Effect> Step(Instant now, Input input)
+    {
+        var (next, effects) = Session.step(_state!, now, input);
         _state = next;
         return effects;
     }
 
-    public bool AcceptsFrame => Session.acceptsRequest(_state);
+    public Instant? NextDeadline => Session.nextDeadline(_state!) is { } due ? due.Value : null;
 
-    public int QueuedBytes => Session.queuedBytes(_state);
+    public bool AcceptsFrame => Session.acceptsRequest(_state!);
 
-    public bool IsEnded => _state.Phase.IsEnded;
+    public int QueuedBytes => Session.queuedBytes(_state!);
 
-    public void Reconfigure(Session.Settings server) => _state = Session.reconfigure(server, _state);
+    public bool IsEnded => _state!.Phase.IsEnded;
 
-    public void EndConnects(DateTimeOffset expiredAt) => _state = Session.endConnects(expiredAt, _state);
+    public void Reconfigure(Session.Settings server) => _state = Session.reconfigure(server, _state!);
+
+    public void EndConnects(DateTimeOffset expiredAt) => _state = Session.endConnects(expiredAt, _state!);
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
@@ -56,19 +66,21 @@ internal sealed class RawMachine(Session.Settings settings, Destination target) 
 {
     private RawSession.RawSession? _state;
 
-    public FSharpList<Effect> Start()
+    public FSharpList<Effect> Start(Instant now)
     {
-        var (state, effects) = RawSession.start(settings, target);
+        var (state, effects) = RawSession.start(settings, now, target);
         _state = state;
         return effects;
     }
 
-    public FSharpList<Effect> Step(Input input)
+    public FSharpList<Effect> Step(Instant now, Input input)
     {
-        var (next, effects) = RawSession.step(_state!, input);
+        var (next, effects) = RawSession.step(_state!, now, input);
         _state = next;
         return effects;
     }
+
+    public Instant? NextDeadline => RawSession.nextDeadline(_state!) is { } due ? due.Value : null;
 
     public bool AcceptsFrame => RawSession.acceptsFrame(_state!);
 

@@ -3,9 +3,9 @@ using Ws2s.AspNetCore.Connectors;
 
 namespace Ws2s.AspNetCore.Sessions;
 
-/// <summary>What every session runner of this server shares: its limits, time and ticks, queue budget, connectors and log.</summary>
+/// <summary>What every session runner of this server shares: its limits, its clock, queue budget, connectors and log.</summary>
 /// <remarks><paramref name="limits"/>: the limits in force (the configuration's current snapshot; a reload replaces them).</remarks>
-internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, Ticker ticker, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
+internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, TimeProvider time, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
     Func<Protocol.Session.Settings>? serverSettings = null)
 {
     /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
@@ -17,21 +17,13 @@ internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, Tick
     /// <summary>How sessions reach their peers: a connector per scheme, and the TLS step.</summary>
     public ConnectorSet Connectors => connectors;
 
-    /// <summary>How long a <c>starttls</c> handshake may take (a <c>tls</c> connect's runs under the connect timer).</summary>
-    public TimeSpan TlsHandshakeTimeout => TimeSpan.FromSeconds(limits().ConnectTimeoutSeconds);
-
     public int MaxMessageBytes => limits().MaxMessageBytes;
-
-    public TimeSpan MessageTimeout => TimeSpan.FromSeconds(limits().MessageTimeoutSeconds);
 
     /// <summary>Between the keep-alive frames sent to each client.</summary>
     public TimeSpan KeepAlive => TimeSpan.FromSeconds(limits().KeepAliveSeconds);
 
-    /// <summary>The server-wide one-second tick every session registers for.</summary>
-    public Ticker Ticker => ticker;
-
-    /// <summary>Where sessions read time and make timers (injected, so tests can control it).</summary>
-    public TimeProvider Time => ticker.Time;
+    /// <summary>Where sessions read time and make their one timer (injected, so tests can control it).</summary>
+    public TimeProvider Time => time;
 
     public QueueBudget Budget => budget;
 

@@ -74,20 +74,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
 
     public ValueTask SecureConnection(long generation, string serverName)
     {
-        ConnectionOf(generation).StartSecure(serverName, services.Connectors.Tls, services.TlsHandshakeTimeout);
-        return ValueTask.CompletedTask;
-    }
-
-    public ValueTask StartAttemptTimer(long generation, int milliseconds)
-    {
-        ConnectionOf(generation).StartAttemptTimer(TimeSpan.FromMilliseconds(milliseconds));
-        return ValueTask.CompletedTask;
-    }
-
-    public ValueTask StartConnectTimer(long generation, int seconds)
-    {
-        observer.ConnectStarted(generation);
-        ConnectionOf(generation).StartTimer(seconds);
+        ConnectionOf(generation).StartSecure(serverName, services.Connectors.Tls);
         return ValueTask.CompletedTask;
     }
 
@@ -126,7 +113,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, services.Time, log, services.Connectors, clientAddress);
+            connection = new Connection(generation, inputs, log, services.Connectors, clientAddress);
             _connections.Add(generation, connection);
         }
         return connection;

@@ -8,8 +8,9 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
-/// Runs one session's loop: the single consumer of its inputs (client messages, socket events, ticks),
-/// it steps the core and has the effects carried out in order, then closes the client. The reader is
+/// Runs one session's loop: the single consumer of its inputs (client messages, socket events, wake-ups),
+/// it steps the core with each and the time it happened, has the effects carried out in order, and keeps
+/// one timer armed for the core's next deadline; then it closes the client as the core decided. The reader is
 /// granted the next message only when the core can take it (and, if this session already holds queued
 /// bytes, when the server-wide budget has room), so a client that outruns its peer is held back by
 /// WebSocket flow control, and a peer that outruns its client by TCP flow control.
@@ -26,7 +27,13 @@ internal sealed class SessionRunner
         new BoundedChannelOptions(InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly WebSocket _client;
     private readonly IMachine _machine;
-    private readonly Ticker _ticker;
+    private readonly TimeProvider _time;
+    /// <summary>The session's origin on <see cref="_time"/>'s monotonic clock: the core's instants count from it.</summary>
+    private readonly long _origin;
+    /// <summary>The one timer of the session: it wakes the core at its next deadline.</summary>
+    private readonly ITimer _wake;
+    /// <summary>When <see cref="_wake"/> is armed for (milliseconds from the origin); <see cref="long.MaxValue"/>: not armed.</summary>
+    private long _armedFor = long.MaxValue;
     private readonly QueueBudget _budget;
     private readonly ClientTcp _clientTcp;
     private readonly SessionObserver _observer;
@@ -48,21 +55,22 @@ internal sealed class SessionRunner
     /// <summary>When the token that admitted this session expires (then new connects end), if it does.</summary>
     private DateTimeOffset? _connectsUntil;
 
-    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, System.Net.IPAddress clientAddress, ClientTcp clientTcp,
-        DateTimeOffset? connectsUntil = null)
+    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, SessionClient who)
     {
-        _connectsUntil = connectsUntil;
+        _connectsUntil = who.TokenExpires;
         _client = client;
         _machine = machine;
-        _ticker = services.Ticker;
+        _time = services.Time;
+        _origin = _time.GetTimestamp();
+        _wake = _time.CreateTimer(static state => ((SessionRunner)state!).Woken(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _budget = services.Budget;
-        _clientTcp = clientTcp;
+        _clientTcp = who.Tcp;
         _observer = observer;
         _log = services.Log;
         _services = services;
         _serverSettings = services.ServerSettings;
-        _reader = new ClientReader(client, services.MaxMessageBytes, services.MessageTimeout, services.Time, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services, clientAddress, observer, services.Log);
+        _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log);
+        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log);
     }
 
     public async Task RunAsync(CancellationToken stopping)
@@ -74,10 +82,40 @@ internal sealed class SessionRunner
         }
         finally
         {
-            var (status, reason) = _effects.CloseWith ?? (1000, "");
+            var (status, reason) = _effects.CloseWith ?? NoDecision;
             _observer.Ended(status, reason);
         }
     }
+
+    /// <summary>Every way a session ends has the core decide its close; missing one is a bug of ours, said as such.</summary>
+    private static readonly (int, string) NoDecision = (1011, "unexpected server error");
+
+    /// <summary>Now, for the core: milliseconds since this session's origin on the injected clock.</summary>
+    private Instant Now() => new((long)_time.GetElapsedTime(_origin).TotalMilliseconds);
+
+    /// <summary>The timer fired: wake the core. A full channel drops it, and that is fine: the session is busy, and re-arms after its next step.</summary>
+    private void Woken()
+    {
+        Volatile.Write(ref _armedFor, long.MaxValue);
+        _inputs.Writer.TryWrite(Input.Wake);
+    }
+
+    /// <summary>
+    /// Arms the timer for the core's next deadline when it is earlier than the one armed (a later one is reached
+    /// lazily: the early wake finds nothing due and re-arms; so a busy session does not touch the timer every step).
+    /// While the reader is held back it cannot see the client go, so the session also looks each second.
+    /// </summary>
+    private void Arm(Instant now)
+    {
+        var due = _machine.NextDeadline?.Milliseconds ?? long.MaxValue;
+        if (_grantOwed) due = Math.Min(due, now.Milliseconds + HeldBackCheckMilliseconds);
+        if (due >= Volatile.Read(ref _armedFor)) return;
+        Volatile.Write(ref _armedFor, due);
+        _wake.Change(TimeSpan.FromMilliseconds(Math.Max(0, due - now.Milliseconds)), Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>How often a session whose reader is held back asks the kernel whether its client is still there.</summary>
+    private const long HeldBackCheckMilliseconds = 1000;
 
     private async Task RunSessionAsync(CancellationToken stopping)
     {
@@ -85,17 +123,19 @@ internal sealed class SessionRunner
         // server still owes its clients a close frame (1001).
         using var ended = new CancellationTokenSource();
         var reader = _reader.RunAsync(ended.Token);
-        using (_ticker.Register(_inputs.Writer))
+        using (_wake)
         using (_effects)
         {
             try
             {
-                foreach (var effect in _machine.Start()) await _effects.ExecuteAsync(effect, ended.Token);
+                var start = Now();
+                foreach (var effect in _machine.Start(start)) await _effects.ExecuteAsync(effect, ended.Token);
+                Arm(start);
                 while (!_machine.IsEnded)
                 {
                     var input = await _inputs.Reader.ReadAsync(stopping);
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
-                    if (_connectsUntil is { } until && _ticker.Time.GetUtcNow() >= until)
+                    if (_connectsUntil is { } until && _time.GetUtcNow() >= until)
                     {
                         _connectsUntil = null;
                         _machine.EndConnects(until);
@@ -107,7 +147,7 @@ internal sealed class SessionRunner
                         _serverSettings = latest;
                         _machine.Reconfigure(latest);
                     }
-                    if (input.IsTick && _clientTcp.HasEnded())
+                    if (input.IsWake && _grantOwed && _clientTcp.HasEnded())
                     {
                         // Gone while the reader waits for a grant (or between messages): the kernel knows before any frame says so.
                         _log.LogDebug("client {Client} reset or closed its connection", _observer.Client);
@@ -118,8 +158,7 @@ internal sealed class SessionRunner
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
-                _effects.CloseUnlessDecided(1001, "server shutting down");
-                await StepAsync(Input.ClientGone, CancellationToken.None);
+                await StepAsync(Input.ServerStopping, CancellationToken.None);
             }
             catch (WebSocketException)
             {
@@ -151,7 +190,7 @@ internal sealed class SessionRunner
         await CloseClientAsync();
         try
         {
-            await reader.WaitAsync(CloseHandshakeTimeout);
+            await reader.WaitAsync(CloseHandshakeTimeout, _time);
         }
         catch (TimeoutException)
         {
@@ -162,7 +201,8 @@ internal sealed class SessionRunner
 
     private async Task StepAsync(Input input, CancellationToken cancel)
     {
-        var effects = _machine.Step(input);
+        var now = Now();
+        var effects = _machine.Step(now, input);
         try
         {
             foreach (var effect in effects) await _effects.ExecuteAsync(effect, cancel);
@@ -180,33 +220,25 @@ internal sealed class SessionRunner
                 ArrayPool<byte>.Shared.Return(segment.Array!);
         }
         _queued = _budget.Update(_queued, _machine.QueuedBytes);
-        // A client message used the reader's grant; any step (a tick too) may make room for the next one.
+        // A client message used the reader's grant; any step (a wake-up too) may make room for the next one.
         _grantOwed |= input.IsClientText || input.IsClientBinary;
         if (_grantOwed && _machine.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
         {
             _grantOwed = false;
             _reader.Grant();
         }
-    }
-
-    /// <summary>A close reason fits in 123 UTF-8 bytes (RFC 6455 §5.5); longer ones are cut at a character boundary.</summary>
-    internal static string CloseReason(string reason)
-    {
-        if (System.Text.Encoding.UTF8.GetByteCount(reason) <= 123) return reason;
-        var cut = reason[..Math.Min(reason.Length, 122)];
-        while (System.Text.Encoding.UTF8.GetByteCount(cut + "…") > 123) cut = cut[..^1];
-        return cut + "…";
+        Arm(now);
     }
 
     private async Task CloseClientAsync()
     {
         try
         {
-            var (status, reason) = _effects.CloseWith ?? (1000, "");
+            var (status, reason) = _effects.CloseWith ?? NoDecision;
             if (_client.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
-                using var timeout = new CancellationTokenSource(CloseHandshakeTimeout);
-                await _client.CloseOutputAsync((WebSocketCloseStatus)status, CloseReason(reason), timeout.Token);
+                using var timeout = new CancellationTokenSource(CloseHandshakeTimeout, _time);
+                await _client.CloseOutputAsync((WebSocketCloseStatus)status, reason, timeout.Token);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)

@@ -16,11 +16,13 @@ internal sealed class WebSocketUpgrade : IAsyncDisposable
     private static readonly TimeSpan LingerTime = TimeSpan.FromSeconds(2);
 
     private readonly Stream _stream;
+    private readonly TimeProvider _time;
 
-    private WebSocketUpgrade(Stream stream, WebSocket socket)
+    private WebSocketUpgrade(Stream stream, WebSocket socket, TimeProvider time)
     {
         _stream = stream;
         Socket = socket;
+        _time = time;
     }
 
     public WebSocket Socket { get; }
@@ -68,7 +70,7 @@ internal sealed class WebSocketUpgrade : IAsyncDisposable
             SubProtocol = subProtocol,
             KeepAliveInterval = keepAlive,
         });
-        return new WebSocketUpgrade(stream, socket);
+        return new WebSocketUpgrade(stream, socket, context.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System);
     }
 
     /// <summary>
@@ -84,7 +86,7 @@ internal sealed class WebSocketUpgrade : IAsyncDisposable
             await _stream.DisposeAsync();
             return;
         }
-        using var linger = new CancellationTokenSource(LingerTime);
+        using var linger = new CancellationTokenSource(LingerTime, _time);
         var scratch = new byte[4096];
         try
         {

@@ -1,18 +1,14 @@
-using System.Diagnostics;
 using Ws2s.Protocol;
 
 namespace Ws2s.AspNetCore.Telemetry;
 
 /// <summary>
 /// Counts and logs one session: sessions opened and active, bytes each way, how connects ended (from
-/// the core's <see cref="Observation"/>s) and how long started ones took, and the line logged at its end.
+/// the core's <see cref="Observation"/>s, with how long they took), and the line logged at its end.
 /// </summary>
-internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string client)
+internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string client, TimeProvider time)
 {
     private long _started, _bytesToPeer, _bytesToClient;
-
-    /// <summary>The connect in flight: its generation and when its timer started (Stopwatch ticks).</summary>
-    private (long Generation, long Since) _connect = (-1, 0);
 
     /// <summary>Where the session last dialled (for the log line): an address and port, <c>unix:/path</c>, a named peer, or a tunnel's target and SSH server.</summary>
     public string? LastTarget { get; set; }
@@ -22,7 +18,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
 
     public void Started()
     {
-        _started = Stopwatch.GetTimestamp();
+        _started = time.GetTimestamp();
         metrics.SessionOpened();
         log.LogDebug("session from {Client} started", client);
     }
@@ -32,7 +28,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
         metrics.SessionClosed();
         log.LogInformation(
             "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
-            client, Stopwatch.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget ?? "none", status, reason);
+            client, time.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget ?? "none", status, reason);
     }
 
     public void ToPeer(int bytes)
@@ -47,15 +43,10 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
         metrics.Relayed(toPeer: false, bytes);
     }
 
-    /// <summary>A connect's timer started: its duration is measured from here.</summary>
-    public void ConnectStarted(long generation) => _connect = (generation, Stopwatch.GetTimestamp());
-
     public void Count(Observation observation)
     {
         // One case so far (ConnectAnswered); F# gives a single-case union no subclasses to switch on.
-        var code = observation.Code;
-        metrics.ConnectAnswered(code);
-        if (observation.Started?.Value is { } generation && generation == _connect.Generation)
-            metrics.ConnectDuration.Record(Stopwatch.GetElapsedTime(_connect.Since).TotalSeconds);
+        metrics.ConnectAnswered(observation.Code);
+        if (observation.Took?.Value is { } milliseconds) metrics.ConnectDuration.Record(milliseconds / 1000.0);
     }
 }
