@@ -29,7 +29,7 @@ let private translate (session: Session) (effects: Effect list) =
     match close with
     | None -> { Inner = session }, kept
     | Some(status, reason) ->
-        let stillOpen = liveLink session.Phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
+        let stillOpen = liveConnection session.Phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ Effect.closeClient status reason ]
 
 /// A raw session relaying to `destination` (in binary mode), begun at `now`, and the effects that start the connection.
@@ -45,10 +45,10 @@ let step (raw: RawSession) (now: Instant) (input: Input) =
     match input, raw.Inner.Phase with
     | _, Ended -> raw, []
     | ClientText _, phase ->
-        let stillOpen = liveLink phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
+        let stillOpen = liveConnection phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
     | HostFault _, phase ->
-        let stillOpen = liveLink phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
+        let stillOpen = liveConnection phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1011, "unexpected server error") ]
     | _ ->
         let session, effects = Session.step raw.Inner now input

@@ -48,11 +48,12 @@ let defaultSettings =
       SshAllowed = true
       AttemptDelayMilliseconds = 250 }
 
-/// The TCP connection a session owns, or is opening; `Pins`: the certificate pins its destination
+/// The connection to the peer a session owns, or is opening: one generation (the runner's `Connection`
+/// carries out its effects). `Pins`: the certificate pins its destination
 /// has in the policy (by name, TLS server name and resolved address), for when it goes TLS (the
 /// certificate's own names add theirs when it arrives); `Began`: when its connect began (it must be
 /// connected, and secured if it asked for TLS, within the connect timeout from then).
-type Link = { Generation: Generation; Target: Target; Pins: string list; Began: Instant }
+type Connection = { Generation: Generation; Target: Target; Pins: string list; Began: Instant }
 
 /// Why a TLS handshake runs: the connect asked for `tls` (it runs under the connect's deadline), or
 /// `starttls` upgrades an open connection (`Began`: then; it has the connect timeout from then).
@@ -62,23 +63,23 @@ type Handshake =
 
 /// What a busy session is waiting for. Requests that arrive meanwhile wait in order.
 type Awaiting =
-    | Resolution of Link
+    | Resolution of Connection
     /// Dialling: `Attempts` dials in flight (happy eyeballs starts another every 250 ms while one is
     /// pending, RFC 8305: `LastAttempt` says when the latest began); `Rest` are the allowed endpoints still to try.
-    | Dialling of Link * attempts: int * rest: IPEndPoint list * lastAttempt: Instant
+    | Dialling of Connection * attempts: int * rest: IPEndPoint list * lastAttempt: Instant
     /// A write is in flight; `Answer` is sent when it completes. `PeerFinished`: the peer already
     /// closed its side (code 5 was sent), so the connection ends when the write does.
-    | Writing of Link * answer: Response option * peerFinished: bool
-    /// The TLS handshake on the link's connection (its `Target.Tls` says with which server name).
-    | Securing of Link * Handshake
+    | Writing of Connection * answer: Response option * peerFinished: bool
+    /// The TLS handshake on the connection (its `Target.Tls` says with which server name).
+    | Securing of Connection * Handshake
 
 type Phase =
     /// No connection: sends get code 3.
     | Idle
     /// Connected and ready.
-    | Open of Link
+    | Open of Connection
     /// `shutdown` sent FIN: the peer may still send, nothing more is written.
-    | HalfClosed of Link
+    | HalfClosed of Connection
     /// Waiting for an outcome; the list holds the requests that arrived since, oldest first.
     | Busy of Awaiting * pending: Request list
     /// The client is gone; nothing happens any more.
@@ -146,14 +147,14 @@ let endConnects (expiredAt: DateTimeOffset) (session: Session) =
         { session with ConnectsEnded = Some $"the session's token expired at {at}; open a new session with a new token" }
 
 /// The connection whose events are live in this phase, if any.
-let liveLink phase =
+let liveConnection phase =
     match phase with
-    | Open link
-    | HalfClosed link
-    | Busy(Resolution link, _)
-    | Busy(Dialling(link, _, _, _), _)
-    | Busy(Writing(link, _, _), _)
-    | Busy(Securing(link, _), _) -> Some link
+    | Open connection
+    | HalfClosed connection
+    | Busy(Resolution connection, _)
+    | Busy(Dialling(connection, _, _, _), _)
+    | Busy(Writing(connection, _, _), _)
+    | Busy(Securing(connection, _), _) -> Some connection
     | Idle
     | Ended -> None
 
@@ -225,41 +226,41 @@ let private resolvedHop (target: Target) =
     | None -> hostAndPort target.Destination
 
 /// Dial the hop at a checked address: directly, or log into the SSH server and open a channel to the target.
-let private dialEffect (link: Link) endpoint =
+let private dialEffect (connection: Connection) endpoint =
     let hop =
-        match link.Target.Ssh, link.Target.Destination with
+        match connection.Target.Ssh, connection.Target.Destination with
         | Some login, TcpPeer(host, port) -> SshHop(endpoint, login, host, port)
         | _, UdpPeer _ -> UdpHop endpoint
         | _ -> TcpHop endpoint
-    Dial(link.Generation, hop)
+    Dial(connection.Generation, hop)
 
 /// Start dialling `endpoint` at `now`, as the latest of `attempts` in flight (while more endpoints wait, the
 /// next starts alongside after the attempt delay: see `deadlineOf`).
-let private startAttempt now (link: Link) attempts endpoint (rest: IPEndPoint list) =
-    Dialling(link, attempts, rest, now), [ dialEffect link endpoint ]
+let private startAttempt now (connection: Connection) attempts endpoint (rest: IPEndPoint list) =
+    Dialling(connection, attempts, rest, now), [ dialEffect connection endpoint ]
 
 /// Does happy eyeballs start another attempt while this one is pending? (Direct connections only: a
 /// tunnel's attempts are logins, tried one at a time.)
-let private racesAttempts (link: Link) (rest: IPEndPoint list) = not rest.IsEmpty && link.Target.Ssh.IsNone
+let private racesAttempts (connection: Connection) (rest: IPEndPoint list) = not rest.IsEmpty && connection.Target.Ssh.IsNone
 
 /// Why a connect failed, as the code the client expects: 6 through an SSH server, else 2.
-let private connectFailure (link: Link) reason =
-    match link.Target.Ssh with
+let private connectFailure (connection: Connection) reason =
+    match connection.Target.Ssh with
     | Some _ -> SshFailed reason
     | None -> ConnectFailed reason
 
-let private closeLinkOf phase =
-    match liveLink phase with
-    | Some link -> [ CloseConnection link.Generation ]
+let private closeConnectionOf phase =
+    match liveConnection phase with
+    | Some connection -> [ CloseConnection connection.Generation ]
     | None -> []
 
 /// The answer to a connect, and how it ended for the host's metrics (`took`: milliseconds since it began, if it had a connection).
 let private answerConnect (took: int64 option) (response: Response) =
     [ Reply response; Observe(ConnectAnswered(took, response.Code)) ]
 
-/// A connect that got as far as `link` ends at `now`: its connection closed, the answer given.
-let private endConnect (now: Instant) (link: Link) (response: Response) =
-    CloseConnection link.Generation :: answerConnect (Some(now.Since link.Began)) response
+/// A connect that got as far as a connection of its own ends at `now`: that connection closed, the answer given.
+let private endConnect (now: Instant) (connection: Connection) (response: Response) =
+    CloseConnection connection.Generation :: answerConnect (Some(now.Since connection.Began)) response
 
 /// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
 /// addresses dialled when they are the destination's own; through an SSH server, which resolves the
@@ -271,46 +272,46 @@ let private destination (target: Target) (host: Host) (addresses: IPAddress list
 let private tlsNeeded rule = $"tls.required {rule}: connect with \"tls\": true"
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
-let private dialOrRefuse session now (link: Link) (addresses: IPAddress list) pending =
-    match resolvedHop link.Target, hostAndPort link.Target.Destination with
+let private dialOrRefuse session now (connection: Connection) (addresses: IPAddress list) pending =
+    match resolvedHop connection.Target, hostAndPort connection.Target.Destination with
     | Some(host, port), Some(target, targetPort) ->
         let policy = session.Settings.Policy
-        let names, ownAddresses = destination link.Target target addresses
+        let names, ownAddresses = destination connection.Target target addresses
         let tlsMissing =
-            if link.Target.Tls.IsSome then None
+            if connection.Target.Tls.IsSome then None
             else tlsRequirement policy target ownAddresses targetPort.Value
         match judgeAll policy host addresses port.Value, tlsMissing with
         | Refused rule, _ ->
-            Idle, endConnect now link (Forbidden(host.Written, rule)), pending
+            Idle, endConnect now connection (Forbidden(host.Written, rule)), pending
         | Allowed, Some rule ->
-            Idle, endConnect now link (Forbidden(target.Written, tlsNeeded rule)), pending
+            Idle, endConnect now connection (Forbidden(target.Written, tlsNeeded rule)), pending
         | Allowed, None ->
-            let link = { link with Pins = pinsFor policy names ownAddresses targetPort.Value }
+            let connection = { connection with Pins = pinsFor policy names ownAddresses targetPort.Value }
             match dialOrder addresses port with
-            | [] -> Idle, endConnect now link (connectFailure link $"host not found: {host}"), pending
+            | [] -> Idle, endConnect now connection (connectFailure connection $"host not found: {host}"), pending
             | first :: rest ->
-                let dialling, effects = startAttempt now link 1 first rest
+                let dialling, effects = startAttempt now connection 1 first rest
                 Busy(dialling, pending), effects, []
-    | _ -> Idle, endConnect now link (BadRequest "an SSH tunnel leads to a host and port only"), pending // refused in `execute` before
+    | _ -> Idle, endConnect now connection (BadRequest "an SSH tunnel leads to a host and port only"), pending // refused in `execute` before
 
 /// Judge a destination listed by name (a Unix path, a named peer), then dial it or answer why not.
-let private dialListed session now (link: Link) =
+let private dialListed session now (connection: Connection) =
     let policy = session.Settings.Policy
-    let peer = link.Target.Destination
-    let tlsMissing = if link.Target.Tls.IsSome then None else peerTlsRequirement policy peer
+    let peer = connection.Target.Destination
+    let tlsMissing = if connection.Target.Tls.IsSome then None else peerTlsRequirement policy peer
     let hop =
         match peer with
         | UnixPeer path -> Some(UnixHop path)
         | NamedPeer(scheme, name) -> Some(NamedHop(scheme, name))
         | TcpPeer _ | UdpPeer _ -> None
     match judgePeer policy peer, tlsMissing, hop with
-    | Refused rule, _, _ -> Idle, endConnect now link (Forbidden(peer.Text, rule))
-    | Allowed, Some rule, _ -> Idle, endConnect now link (Forbidden(peer.Text, tlsNeeded rule))
-    | Allowed, None, None -> Idle, endConnect now link (ConnectFailed "not a destination listed by name") // unreachable: hosts resolve
+    | Refused rule, _, _ -> Idle, endConnect now connection (Forbidden(peer.Text, rule))
+    | Allowed, Some rule, _ -> Idle, endConnect now connection (Forbidden(peer.Text, tlsNeeded rule))
+    | Allowed, None, None -> Idle, endConnect now connection (ConnectFailed "not a destination listed by name") // unreachable: hosts resolve
     | Allowed, None, Some hop ->
-        let serverNames = link.Target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList
-        let link = { link with Pins = peerPins policy peer serverNames }
-        Busy(Dialling(link, 1, [], now), []), [ Dial(link.Generation, hop) ]
+        let serverNames = connection.Target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList
+        let connection = { connection with Pins = peerPins policy peer serverNames }
+        Busy(Dialling(connection, 1, [], now), []), [ Dial(connection.Generation, hop) ]
 
 /// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes, plaintext to
 /// a `tls.required` destination), if it is.
@@ -344,9 +345,9 @@ let private execute session (now: Instant) request : Session * Effect list =
     | Valid(Connect({ Ssh = Some _ } as target)), _ when (tunnelRefusal session.Settings target).IsSome ->
         session, answerConnect None (Forbidden(target.Destination.Quoted, (tunnelRefusal session.Settings target).Value))
     | Valid(Connect target), phase ->
-        let closeOld = closeLinkOf phase
+        let closeOld = closeConnectionOf phase
         let generation = session.NextGeneration
-        let link = { Generation = generation; Target = target; Pins = []; Began = now }
+        let connection = { Generation = generation; Target = target; Pins = []; Began = now }
         let session =
             { session with
                 NextGeneration = generation + 1L
@@ -355,33 +356,33 @@ let private execute session (now: Instant) request : Session * Effect list =
                     if session.Settings.MaxConnectsPerSecond > 0 then now :: connectsWithinASecond now session else [] }
         match resolvedHop target |> Option.map (fun (host, _) -> host, knownAddresses host) with
         | Some(host, None) ->
-            { session with Phase = Busy(Resolution link, []) }, closeOld @ [ Resolve(generation, host.Canonical) ]
+            { session with Phase = Busy(Resolution connection, []) }, closeOld @ [ Resolve(generation, host.Canonical) ]
         | Some(_, Some addresses) ->
-            let phase, effects, _ = dialOrRefuse session now link addresses []
+            let phase, effects, _ = dialOrRefuse session now connection addresses []
             { session with Phase = phase }, closeOld @ effects
         | None ->
-            let phase, effects = dialListed session now link
+            let phase, effects = dialListed session now connection
             { session with Phase = phase }, closeOld @ effects
-    | Valid(Send bytes | SendBytes bytes as command), Open link ->
-        { session with Phase = Busy(Writing(link, Some(Done command.Name), false), []) }, [ Write(link.Generation, bytes) ]
-    | Valid(Forward bytes), Open link ->
-        { session with Phase = Busy(Writing(link, None, false), []) }, [ Write(link.Generation, bytes) ]
+    | Valid(Send bytes | SendBytes bytes as command), Open connection ->
+        { session with Phase = Busy(Writing(connection, Some(Done command.Name), false), []) }, [ Write(connection.Generation, bytes) ]
+    | Valid(Forward bytes), Open connection ->
+        { session with Phase = Busy(Writing(connection, None, false), []) }, [ Write(connection.Generation, bytes) ]
     | Valid(Send _ | SendBytes _ | Forward _), _ -> reply IllegalSocketState
-    | Valid Close, phase -> { session with Phase = Idle }, closeLinkOf phase @ [ Reply(Done "close") ]
-    | Valid Shutdown, Open link ->
-        { session with Phase = HalfClosed link }, [ ShutdownConnection link.Generation; Reply(Done "shutdown") ]
+    | Valid Close, phase -> { session with Phase = Idle }, closeConnectionOf phase @ [ Reply(Done "close") ]
+    | Valid Shutdown, Open connection ->
+        { session with Phase = HalfClosed connection }, [ ShutdownConnection connection.Generation; Reply(Done "shutdown") ]
     | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
     | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
     | Valid(StartTls _), Open { Target = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
-    | Valid(StartTls serverName), Open link ->
-        match serverName |> Option.orElse link.Target.Destination.Host with
+    | Valid(StartTls serverName), Open connection ->
+        match serverName |> Option.orElse connection.Target.Destination.Host with
         | None -> reply (BadRequest "starttls on a connection to a unix: socket needs tlsServerName (the name its certificate is checked against)")
         | Some name ->
-            let port = hostAndPort link.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
-            let pins = link.Pins @ pinsFor session.Settings.Policy [ name ] [] port |> List.distinct
-            let link = { link with Target = { link.Target with Tls = Some { ServerName = name } }; Pins = pins }
-            { session with Phase = Busy(Securing(link, InPlace now), []) }, [ SecureConnection(link.Generation, name.Canonical) ]
+            let port = hostAndPort connection.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
+            let pins = connection.Pins @ pinsFor session.Settings.Policy [ name ] [] port |> List.distinct
+            let connection = { connection with Target = { connection.Target with Tls = Some { ServerName = name } }; Pins = pins }
+            { session with Phase = Busy(Securing(connection, InPlace now), []) }, [ SecureConnection(connection.Generation, name.Canonical) ]
     | Valid(StartTls _), _ -> reply IllegalSocketState
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
@@ -400,7 +401,7 @@ let private settle session now phase effects pending =
 
 /// The session ends: its connection closed, and the client closed with `status` and `reason`.
 let private endSession session status reason =
-    { session with Phase = Ended }, closeLinkOf session.Phase @ [ Effect.closeClient status reason ]
+    { session with Phase = Ended }, closeConnectionOf session.Phase @ [ Effect.closeClient status reason ]
 
 /// A client request at `now`: run it now, or queue it behind the pending operation.
 let request session now (request: Request) =
@@ -413,31 +414,31 @@ let request session now (request: Request) =
     | Open _
     | HalfClosed _ -> execute session now request
 
-let private deliver (link: Link) (bytes: ReadOnlyMemory<byte>) =
+let private deliver (connection: Connection) (bytes: ReadOnlyMemory<byte>) =
     if bytes.IsEmpty then []
-    elif link.Target.Binary then [ ReplyBinary bytes ]
+    elif connection.Target.Binary then [ ReplyBinary bytes ]
     else [ Reply(RecvData bytes) ]
 
-let private sameGeneration (link: Link) generation = link.Generation = generation
+let private sameGeneration (connection: Connection) generation = connection.Generation = generation
 
 /// A TLS handshake failed (code 8): a connect ends as a failed connect; an upgraded connection is closed.
-let private tlsFailure now (link: Link) handshake reason =
+let private tlsFailure now (connection: Connection) handshake reason =
     match handshake with
-    | AtConnect -> endConnect now link (TlsFailed reason)
-    | InPlace _ -> [ CloseConnection link.Generation; Reply(TlsFailed reason) ]
+    | AtConnect -> endConnect now connection (TlsFailed reason)
+    | InPlace _ -> [ CloseConnection connection.Generation; Reply(TlsFailed reason) ]
 
-/// When the connect of `link` runs out of time (resolving, dialling, or in its TLS handshake).
-let private connectDeadline settings (link: Link) = link.Began.PlusSeconds settings.ConnectTimeoutSeconds
+/// When the connect that opened `connection` runs out of time (resolving, dialling, or in its TLS handshake).
+let private connectDeadline settings (connection: Connection) = connection.Began.PlusSeconds settings.ConnectTimeoutSeconds
 
 /// When the busy phase needs the session woken, if it does: the connect's deadline, the next happy-eyeballs
 /// attempt, a `starttls` handshake's deadline (it has the connect timeout).
 let private busyDeadline settings awaiting =
     match awaiting with
-    | Resolution link
-    | Securing(link, AtConnect) -> Some(connectDeadline settings link)
-    | Dialling(link, _, rest, lastAttempt) when racesAttempts link rest ->
-        Some(min (connectDeadline settings link) (lastAttempt.PlusMilliseconds(int64 settings.AttemptDelayMilliseconds)))
-    | Dialling(link, _, _, _) -> Some(connectDeadline settings link)
+    | Resolution connection
+    | Securing(connection, AtConnect) -> Some(connectDeadline settings connection)
+    | Dialling(connection, _, rest, lastAttempt) when racesAttempts connection rest ->
+        Some(min (connectDeadline settings connection) (lastAttempt.PlusMilliseconds(int64 settings.AttemptDelayMilliseconds)))
+    | Dialling(connection, _, _, _) -> Some(connectDeadline settings connection)
     | Securing(_, InPlace began) -> Some(began.PlusSeconds settings.ConnectTimeoutSeconds)
     | Writing _ -> None
 
@@ -464,18 +465,18 @@ let nextDeadline (session: Session) : Instant option =
 /// connect (code 2, 6 through an SSH server) or the `starttls` (closing the connection) that ran out of time.
 let private busyExpired session now awaiting pending =
     let settings = session.Settings
-    let timedOut (link: Link) = connectFailure link $"connect timed out after {settings.ConnectTimeoutSeconds} s"
+    let timedOut (connection: Connection) = connectFailure connection $"connect timed out after {settings.ConnectTimeoutSeconds} s"
     match awaiting with
-    | Resolution link
-    | Dialling(link, _, _, _)
-    | Securing(link, AtConnect) when now >= connectDeadline settings link ->
-        settle session now Idle (endConnect now link (timedOut link)) pending
-    | Dialling(link, attempts, next :: rest, _) when racesAttempts link (next :: rest) ->
-        let dialling, effects = startAttempt now link (attempts + 1) next rest
+    | Resolution connection
+    | Dialling(connection, _, _, _)
+    | Securing(connection, AtConnect) when now >= connectDeadline settings connection ->
+        settle session now Idle (endConnect now connection (timedOut connection)) pending
+    | Dialling(connection, attempts, next :: rest, _) when racesAttempts connection (next :: rest) ->
+        let dialling, effects = startAttempt now connection (attempts + 1) next rest
         { session with Phase = Busy(dialling, pending) }, effects
-    | Securing(link, InPlace _) ->
+    | Securing(connection, InPlace _) ->
         let words = $"tls handshake did not finish within {settings.ConnectTimeoutSeconds} s"
-        settle session now Idle [ CloseConnection link.Generation; Reply(ConnectFailed words) ] pending
+        settle session now Idle [ CloseConnection connection.Generation; Reply(ConnectFailed words) ] pending
     | Resolution _ | Dialling _ | Securing _ | Writing _ -> session, []
 
 /// Act on every deadline due by `now`, earliest first, until none is (or the session ends).
@@ -492,12 +493,12 @@ let rec private expire session (now: Instant) effects =
         expire session now (effects @ more)
     | _ -> session, effects
 
-/// Why the certificate fails the pins that apply to it, if it does: those of the destination (`link.Pins`)
+/// Why the certificate fails the pins that apply to it, if it does: those of the destination (`connection.Pins`)
 /// and those of every pin rule that matches a name it presents. None: no pins apply, or it matches one.
-let private pinRefusal (policy: DestinationPolicy) (link: Link) (certificate: PeerCertificate) =
-    let port = hostAndPort link.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
-    let pins = link.Pins @ pinsForCertificate policy certificate.Names port
-    let serverName = link.Target.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue link.Target.Destination.Text
+let private pinRefusal (policy: DestinationPolicy) (connection: Connection) (certificate: PeerCertificate) =
+    let port = hostAndPort connection.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
+    let pins = connection.Pins @ pinsForCertificate policy certificate.Names port
+    let serverName = connection.Target.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue connection.Target.Destination.Text
     if pins.IsEmpty || certificate.Hashes |> List.exists (fun hash -> List.contains hash pins) then None
     else Some $"certificate does not match the pinned keys for {serverName}"
 
@@ -510,78 +511,78 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     match input, session.Phase with
     | _, Ended -> session, []
     | Wake, _ -> session, []
-    | ClientGone, phase -> { session with Phase = Ended }, closeLinkOf phase @ [ CloseClient(1000, "") ]
+    | ClientGone, phase -> { session with Phase = Ended }, closeConnectionOf phase @ [ CloseClient(1000, "") ]
     | ServerStopping, _ -> endSession session 1001 "server shutting down"
     | ClientMessageTooLarge limit, _ -> endSession session 1009 $"message exceeds {limit} bytes"
     | ClientMessageProgress, _ when session.Settings.MessageTimeoutSeconds > 0 ->
         { session with MessageStallsAt = Some(now.PlusSeconds session.Settings.MessageTimeoutSeconds) }, []
     | ClientMessageProgress, _ -> session, []
     | HostFault reason, phase ->
-        { session with Phase = Ended }, closeLinkOf phase @ [ Reply(Unexpected reason); CloseClient(1011, "unexpected server error") ]
+        { session with Phase = Ended }, closeConnectionOf phase @ [ Reply(Unexpected reason); CloseClient(1011, "unexpected server error") ]
     | ClientText frame, _ -> request { active now session with MessageStallsAt = None } now (Codec.parseRequest frame.Span)
     | ClientBinary bytes, _ -> request { active now session with MessageStallsAt = None } now (Valid(Forward bytes))
 
-    | Resolved(g, addresses), Busy(Resolution link, pending) when sameGeneration link g ->
-        let phase, effects, waiting = dialOrRefuse session now link addresses pending
+    | Resolved(g, addresses), Busy(Resolution connection, pending) when sameGeneration connection g ->
+        let phase, effects, waiting = dialOrRefuse session now connection addresses pending
         match phase with
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session now phase effects waiting
-    | ResolveFailed g, Busy(Resolution link, pending) when sameGeneration link g ->
-        let host = resolvedHop link.Target |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue link.Target.Destination.Text
-        settle session now Idle (endConnect now link (connectFailure link $"host not found: {host}")) pending
+    | ResolveFailed g, Busy(Resolution connection, pending) when sameGeneration connection g ->
+        let host = resolvedHop connection.Target |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue connection.Target.Destination.Text
+        settle session now Idle (endConnect now connection (connectFailure connection $"host not found: {host}")) pending
 
-    | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as link, _, _, _), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Securing(link, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]
-    | Dialled g, Busy(Dialling(link, _, _, _), pending) when sameGeneration link g ->
-        settle session now (Open link) (answerConnect (Some(now.Since link.Began)) (Done "connect")) pending
+    | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as connection, _, _, _), pending) when sameGeneration connection g ->
+        { session with Phase = Busy(Securing(connection, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]
+    | Dialled g, Busy(Dialling(connection, _, _, _), pending) when sameGeneration connection g ->
+        settle session now (Open connection) (answerConnect (Some(now.Since connection.Began)) (Done "connect")) pending
 
-    | Secured(g, certificate), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
-        match pinRefusal session.Settings.Policy link certificate, handshake with
-        | Some why, _ -> settle session now Idle (tlsFailure now link handshake why) pending
-        | None, AtConnect -> settle session now (Open link) (answerConnect (Some(now.Since link.Began)) (Done "connect")) pending
-        | None, InPlace _ -> settle session now (Open link) [ Reply(Done "starttls") ] pending
-    | SecureFailed(g, reason), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
-        settle session now Idle (tlsFailure now link handshake reason) pending
-    | (PeerFinished g | SocketFailed(g, _)), Busy(Securing(link, handshake), pending) when sameGeneration link g ->
+    | Secured(g, certificate), Busy(Securing(connection, handshake), pending) when sameGeneration connection g ->
+        match pinRefusal session.Settings.Policy connection certificate, handshake with
+        | Some why, _ -> settle session now Idle (tlsFailure now connection handshake why) pending
+        | None, AtConnect -> settle session now (Open connection) (answerConnect (Some(now.Since connection.Began)) (Done "connect")) pending
+        | None, InPlace _ -> settle session now (Open connection) [ Reply(Done "starttls") ] pending
+    | SecureFailed(g, reason), Busy(Securing(connection, handshake), pending) when sameGeneration connection g ->
+        settle session now Idle (tlsFailure now connection handshake reason) pending
+    | (PeerFinished g | SocketFailed(g, _)), Busy(Securing(connection, handshake), pending) when sameGeneration connection g ->
         let reason =
             match input with
             | SocketFailed(_, why) -> $"the connection failed during the handshake: {why}"
             | _ -> "the peer closed the connection during the handshake"
-        settle session now Idle (tlsFailure now link handshake reason) pending
-    | DialFailedWith(g, _), Busy(Dialling(link, attempts, next :: rest, _), pending) when sameGeneration link g ->
-        let dialling, effects = startAttempt now link attempts next rest
+        settle session now Idle (tlsFailure now connection handshake reason) pending
+    | DialFailedWith(g, _), Busy(Dialling(connection, attempts, next :: rest, _), pending) when sameGeneration connection g ->
+        let dialling, effects = startAttempt now connection attempts next rest
         { session with Phase = Busy(dialling, pending) }, effects
-    | DialFailedWith(g, _), Busy(Dialling(link, attempts, [], last), pending) when sameGeneration link g && attempts > 1 ->
-        { session with Phase = Busy(Dialling(link, attempts - 1, [], last), pending) }, []
-    | DialFailedWith(g, error), Busy(Dialling(link, _, [], _), pending) when sameGeneration link g ->
-        settle session now Idle (endConnect now link (connectFailure link error.Message)) pending
+    | DialFailedWith(g, _), Busy(Dialling(connection, attempts, [], last), pending) when sameGeneration connection g && attempts > 1 ->
+        { session with Phase = Busy(Dialling(connection, attempts - 1, [], last), pending) }, []
+    | DialFailedWith(g, error), Busy(Dialling(connection, _, [], _), pending) when sameGeneration connection g ->
+        settle session now Idle (endConnect now connection (connectFailure connection error.Message)) pending
 
-    | WriteCompleted g, Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
+    | WriteCompleted g, Busy(Writing(connection, answer, peerFinished), pending) when sameGeneration connection g ->
         let answer = Option.toList answer |> List.map Reply
         if peerFinished then settle session now Idle (answer @ [ CloseConnection g ]) pending
-        else settle session now (Open link) answer pending
+        else settle session now (Open connection) answer pending
 
     // A peer that speaks before a `tls` connect's handshake is not speaking TLS: its plaintext must not
     // pass for bytes that came over TLS. (Before a `starttls` it is the protocol's plaintext: relayed.)
-    | Received(g, _), Busy(Securing(link, AtConnect), pending) when sameGeneration link g ->
-        settle session now Idle (tlsFailure now link AtConnect "the peer sent bytes before the TLS handshake") pending
-    | Received(g, bytes), (Open link | HalfClosed link | Busy(Writing(link, _, false), _) | Busy(Securing(link, InPlace _), _)) when sameGeneration link g ->
-        active now session, deliver link bytes
+    | Received(g, _), Busy(Securing(connection, AtConnect), pending) when sameGeneration connection g ->
+        settle session now Idle (tlsFailure now connection AtConnect "the peer sent bytes before the TLS handshake") pending
+    | Received(g, bytes), (Open connection | HalfClosed connection | Busy(Writing(connection, _, false), _) | Busy(Securing(connection, InPlace _), _)) when sameGeneration connection g ->
+        active now session, deliver connection bytes
 
-    | PeerFinished g, (Open link | HalfClosed link) when sameGeneration link g ->
+    | PeerFinished g, (Open connection | HalfClosed connection) when sameGeneration connection g ->
         { session with Phase = Idle }, [ Reply(ClosedByPeer None); CloseConnection g ]
-    | PeerFinished g, Busy(Writing(link, answer, false), pending) when sameGeneration link g ->
-        { session with Phase = Busy(Writing(link, answer, true), pending) }, [ Reply(ClosedByPeer None) ]
+    | PeerFinished g, Busy(Writing(connection, answer, false), pending) when sameGeneration connection g ->
+        { session with Phase = Busy(Writing(connection, answer, true), pending) }, [ Reply(ClosedByPeer None) ]
 
-    | SocketFailed(g, reason), (Open link | HalfClosed link) when sameGeneration link g ->
+    | SocketFailed(g, reason), (Open connection | HalfClosed connection) when sameGeneration connection g ->
         { session with Phase = Idle }, [ CloseConnection g; Reply(ClosedByPeer(Some reason)) ]
-    | SocketFailed(g, reason), Busy(Writing(link, answer, peerFinished), pending) when sameGeneration link g ->
+    | SocketFailed(g, reason), Busy(Writing(connection, answer, peerFinished), pending) when sameGeneration connection g ->
         // The end is reported (unless code 5 was sent already), then the failed write is answered with code 3.
         let event = if peerFinished then [] else [ Reply(ClosedByPeer(Some reason)) ]
         let answer = answer |> Option.map (fun _ -> Reply IllegalSocketState) |> Option.toList
         settle session now Idle (CloseConnection g :: event @ answer) pending
-    | SocketFailed(g, reason), Busy((Resolution link | Dialling(link, _, _, _)), pending) when sameGeneration link g ->
-        settle session now Idle (endConnect now link (connectFailure link reason)) pending
+    | SocketFailed(g, reason), Busy((Resolution connection | Dialling(connection, _, _, _)), pending) when sameGeneration connection g ->
+        settle session now Idle (endConnect now connection (connectFailure connection reason)) pending
 
     // Anything else is a stale or out-of-place event: it changes nothing.
     | Resolved _, _

@@ -131,7 +131,7 @@ let ``events of a stale generation change nothing and produce no effects`` (seed
           Secured(g, simulatedCertificate); SecureFailed(g, "late") ]
     Prop.forAll (Arb.fromGen (genRequests genDestination)) (fun requests ->
         let sim = run seed calm requests
-        let live = Session.liveLink sim.Session.Phase |> Option.map _.Generation
+        let live = Session.liveConnection sim.Session.Phase |> Option.map _.Generation
         [ 0L .. sim.Session.NextGeneration + 1L ]
         |> List.filter (fun g -> Some g <> live)
         |> List.collect staleEvents

@@ -179,9 +179,9 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
     let maybeReset () =
         if chaos.ResetChance > 0.0 && rng.NextDouble() < chaos.ResetChance then
             match session.Phase with
-            | Session.Open link
-            | Session.Busy(Session.Writing(link, _, _), _) when peers.ContainsKey link.Generation ->
-                let g = link.Generation
+            | Session.Open connection
+            | Session.Busy(Session.Writing(connection, _, _), _) when peers.ContainsKey connection.Generation ->
+                let g = connection.Generation
                 let q = match streams.TryGetValue(Socket g) with | true, q -> q | _ -> Queue()
                 q.Clear()
                 q.Enqueue(SocketFailed(g, "connection reset"))

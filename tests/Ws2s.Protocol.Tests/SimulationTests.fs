@@ -20,7 +20,7 @@ let private isPrefix (prefix: byte[]) (whole: byte[]) =
 let check seed (requests: RequestSpec list) =
     let sim = run seed chaos requests
     let answers = answers sim.Outputs
-    let liveAt (t: Transition) = Session.liveLink t.Before.Phase |> Option.map _.Generation
+    let liveAt (t: Transition) = Session.liveConnection t.Before.Phase |> Option.map _.Generation
     let generationOf input =
         match input with
         | Resolved(g, _) | ResolveFailed g | Dialled g | DialFailedWith(g, _) | Received(g, _) | Secured(g, _) | SecureFailed(g, _)
