@@ -1,4 +1,4 @@
-/// The vocabulary of the ws2s protocol: ports, logins, destinations, targets and hops (the messages
+/// The vocabulary of the ws2s protocol: ports, logins, destinations, routes and hops (the messages
 /// built from them are in Messages.fs). Pure values, no behaviour.
 namespace Ws2s.Protocol
 
@@ -55,7 +55,7 @@ type SshLogin =
     override this.GetHashCode() = hash (this.Host, this.Username)
 
 /// TLS on a connection: the name sent as SNI and checked against the peer's certificate (a
-/// validated host name or IP literal, by default the target's host).
+/// validated host name or IP literal, by default the destination's host).
 type TlsRequest = { ServerName: Host }
 
 /// Where a client wants its bytes to go: one case per kind of peer. Host names are judged on the
@@ -95,9 +95,10 @@ type Destination =
         | NamedPeer _ -> None
     override this.ToString() = this.Text
 
-/// Where a client asked to be connected: directly, or from an SSH server (`Ssh`, to a TCP destination);
-/// over TLS from the first byte (`Tls`), or not.
-type Target = { Destination: Destination; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option }
+/// Where a connect leads and how it gets there: the destination, directly or from an SSH server (`Ssh`,
+/// to a TCP destination: the tunnel's target); over TLS from the first byte (`Tls`), or not; relaying
+/// the peer's bytes as binary frames (`Binary`) or base64 in JSON.
+type Route = { Destination: Destination; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option }
 
 /// One dial step, judged already: what a connector turns into a peer stream.
 type Hop =

@@ -7,7 +7,7 @@ open System.Net
 
 /// A request that parsed. `Send` carries the UTF-8 bytes of its text, `SendBytes` the decoded base64.
 type Command =
-    | Connect of Target
+    | Connect of Route
     | Send of ReadOnlyMemory<byte>
     | SendBytes of ReadOnlyMemory<byte>
     | Close
@@ -17,7 +17,7 @@ type Command =
     /// A binary frame from the client: bytes for the peer, answered only on failure.
     | Forward of ReadOnlyMemory<byte>
     /// Upgrade the open connection to TLS in place (SMTP/IMAP/POP3 STARTTLS, LDAP StartTLS); the
-    /// server name defaults to the target's host.
+    /// server name defaults to the destination's host.
     | StartTls of serverName: Host option
     /// The name the original protocol echoes in `"<name> done"`.
     member this.Name =

@@ -53,7 +53,7 @@ let defaultSettings =
 /// has in the policy (by name, TLS server name and resolved address), for when it goes TLS (the
 /// certificate's own names add theirs when it arrives); `Began`: when its connect began (it must be
 /// connected, and secured if it asked for TLS, within the connect timeout from then).
-type Connection = { Generation: Generation; Target: Target; Pins: string list; Began: Instant }
+type Connection = { Generation: Generation; Route: Route; Pins: string list; Began: Instant }
 
 /// Why a TLS handshake runs: the connect asked for `tls` (it runs under the connect's deadline), or
 /// `starttls` upgrades an open connection (`Began`: then; it has the connect timeout from then).
@@ -70,7 +70,7 @@ type Awaiting =
     /// A write is in flight; `Answer` is sent when it completes. `PeerFinished`: the peer already
     /// closed its side (code 5 was sent), so the connection ends when the write does.
     | Writing of Connection * answer: Response option * peerFinished: bool
-    /// The TLS handshake on the connection (its `Target.Tls` says with which server name).
+    /// The TLS handshake on the connection (its `Route.Tls` says with which server name).
     | Securing of Connection * Handshake
 
 type Phase =
@@ -220,15 +220,15 @@ let private hostAndPort (destination: Destination) =
 
 /// The first hop of a connection when it is a host to resolve and judge by address: the SSH server for a
 /// tunnel, else the destination's host and port. None: a destination listed by name (a Unix path…).
-let private resolvedHop (target: Target) =
-    match target.Ssh with
+let private resolvedHop (route: Route) =
+    match route.Ssh with
     | Some ssh -> Some(ssh.Host, ssh.Port)
-    | None -> hostAndPort target.Destination
+    | None -> hostAndPort route.Destination
 
 /// Dial the hop at a checked address: directly, or log into the SSH server and open a channel to the target.
 let private dialEffect (connection: Connection) endpoint =
     let hop =
-        match connection.Target.Ssh, connection.Target.Destination with
+        match connection.Route.Ssh, connection.Route.Destination with
         | Some login, TcpPeer(host, port) -> SshHop(endpoint, login, host, port)
         | _, UdpPeer _ -> UdpHop endpoint
         | _ -> TcpHop endpoint
@@ -241,11 +241,11 @@ let private startAttempt now (connection: Connection) attempts endpoint (rest: I
 
 /// Does happy eyeballs start another attempt while this one is pending? (Direct connections only: a
 /// tunnel's attempts are logins, tried one at a time.)
-let private racesAttempts (connection: Connection) (rest: IPEndPoint list) = not rest.IsEmpty && connection.Target.Ssh.IsNone
+let private racesAttempts (connection: Connection) (rest: IPEndPoint list) = not rest.IsEmpty && connection.Route.Ssh.IsNone
 
 /// Why a connect failed, as the code the client expects: 6 through an SSH server, else 2.
 let private connectFailure (connection: Connection) reason =
-    match connection.Target.Ssh with
+    match connection.Route.Ssh with
     | Some _ -> SshFailed reason
     | None -> ConnectFailed reason
 
@@ -265,28 +265,28 @@ let private endConnect (now: Instant) (connection: Connection) (response: Respon
 /// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
 /// addresses dialled when they are the destination's own; through an SSH server, which resolves the
 /// target, only the addresses that need no resolver (an IP literal, `localhost`).
-let private destination (target: Target) (host: Host) (addresses: IPAddress list) =
-    let names = host :: (target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
-    names, (if target.Ssh.IsSome then knownAddresses host |> Option.defaultValue [] else addresses)
+let private destination (route: Route) (host: Host) (addresses: IPAddress list) =
+    let names = host :: (route.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
+    names, (if route.Ssh.IsSome then knownAddresses host |> Option.defaultValue [] else addresses)
 
 let private tlsNeeded rule = $"tls.required {rule}: connect with \"tls\": true"
 
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session now (connection: Connection) (addresses: IPAddress list) pending =
-    match resolvedHop connection.Target, hostAndPort connection.Target.Destination with
-    | Some(host, port), Some(target, targetPort) ->
+    match resolvedHop connection.Route, hostAndPort connection.Route.Destination with
+    | Some(host, port), Some(finalHost, finalPort) ->
         let policy = session.Settings.Policy
-        let names, ownAddresses = destination connection.Target target addresses
+        let names, ownAddresses = destination connection.Route finalHost addresses
         let tlsMissing =
-            if connection.Target.Tls.IsSome then None
-            else tlsRequirement policy target ownAddresses targetPort.Value
+            if connection.Route.Tls.IsSome then None
+            else tlsRequirement policy finalHost ownAddresses finalPort.Value
         match judgeAll policy host addresses port.Value, tlsMissing with
         | Refused rule, _ ->
             Idle, endConnect now connection (Forbidden(host.Written, rule)), pending
         | Allowed, Some rule ->
-            Idle, endConnect now connection (Forbidden(target.Written, tlsNeeded rule)), pending
+            Idle, endConnect now connection (Forbidden(finalHost.Written, tlsNeeded rule)), pending
         | Allowed, None ->
-            let connection = { connection with Pins = pinsFor policy names ownAddresses targetPort.Value }
+            let connection = { connection with Pins = pinsFor policy names ownAddresses finalPort.Value }
             match dialOrder addresses port with
             | [] -> Idle, endConnect now connection (connectFailure connection $"host not found: {host}"), pending
             | first :: rest ->
@@ -297,8 +297,8 @@ let private dialOrRefuse session now (connection: Connection) (addresses: IPAddr
 /// Judge a destination listed by name (a Unix path, a named peer), then dial it or answer why not.
 let private dialListed session now (connection: Connection) =
     let policy = session.Settings.Policy
-    let peer = connection.Target.Destination
-    let tlsMissing = if connection.Target.Tls.IsSome then None else peerTlsRequirement policy peer
+    let peer = connection.Route.Destination
+    let tlsMissing = if connection.Route.Tls.IsSome then None else peerTlsRequirement policy peer
     let hop =
         match peer with
         | UnixPeer path -> Some(UnixHop path)
@@ -309,19 +309,19 @@ let private dialListed session now (connection: Connection) =
     | Allowed, Some rule, _ -> Idle, endConnect now connection (Forbidden(peer.Text, tlsNeeded rule))
     | Allowed, None, None -> Idle, endConnect now connection (ConnectFailed "not a destination listed by name") // unreachable: hosts resolve
     | Allowed, None, Some hop ->
-        let serverNames = connection.Target.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList
+        let serverNames = connection.Route.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList
         let connection = { connection with Pins = peerPins policy peer serverNames }
         Busy(Dialling(connection, 1, [], now), []), [ Dial(connection.Generation, hop) ]
 
 /// Why a tunnel's final destination is refused (`ssh.allowTargets`, the session's scopes, plaintext to
 /// a `tls.required` destination), if it is.
-let private tunnelRefusal settings (target: Target) =
-    match hostAndPort target.Destination with
+let private tunnelRefusal settings (route: Route) =
+    match hostAndPort route.Destination with
     | None -> Some "an SSH tunnel leads to a host and port only"
     | Some(host, port) ->
     match judgeTunnelTarget settings.SshAllowTargets settings.Policy.Scopes host port.Value with
     | Refused why -> Some why
-    | Allowed when target.Tls.IsSome -> None
+    | Allowed when route.Tls.IsSome -> None
     | Allowed -> tunnelTlsRequirement settings.Policy host (knownAddresses host) port.Value |> Option.map tlsNeeded
 
 /// The connects of the last second before `now` (the rate limit's window).
@@ -334,27 +334,27 @@ let private execute session (now: Instant) request : Session * Effect list =
     match request, session.Phase with
     | _, (Busy _ | Ended) -> session, [] // unreachable: `request` queues or drops these
     | Rejected response, _ -> reply response
-    | Valid(Connect target), _ when session.ConnectsEnded.IsSome ->
-        session, answerConnect None (Forbidden(target.Destination.Quoted, session.ConnectsEnded.Value))
+    | Valid(Connect route), _ when session.ConnectsEnded.IsSome ->
+        session, answerConnect None (Forbidden(route.Destination.Quoted, session.ConnectsEnded.Value))
     | Valid(Connect _), _ when
         session.Settings.MaxConnectsPerSecond > 0
         && List.length (connectsWithinASecond now session) >= session.Settings.MaxConnectsPerSecond ->
         session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
-    | Valid(Connect({ Ssh = Some _ } as target)), _ when not session.Settings.SshAllowed ->
-        session, answerConnect None (Forbidden(target.Destination.Quoted, "SSH tunnels are not in this session's scope"))
-    | Valid(Connect({ Ssh = Some _ } as target)), _ when (tunnelRefusal session.Settings target).IsSome ->
-        session, answerConnect None (Forbidden(target.Destination.Quoted, (tunnelRefusal session.Settings target).Value))
-    | Valid(Connect target), phase ->
+    | Valid(Connect({ Ssh = Some _ } as route)), _ when not session.Settings.SshAllowed ->
+        session, answerConnect None (Forbidden(route.Destination.Quoted, "SSH tunnels are not in this session's scope"))
+    | Valid(Connect({ Ssh = Some _ } as route)), _ when (tunnelRefusal session.Settings route).IsSome ->
+        session, answerConnect None (Forbidden(route.Destination.Quoted, (tunnelRefusal session.Settings route).Value))
+    | Valid(Connect route), phase ->
         let closeOld = closeConnectionOf phase
         let generation = session.NextGeneration
-        let connection = { Generation = generation; Target = target; Pins = []; Began = now }
+        let connection = { Generation = generation; Route = route; Pins = []; Began = now }
         let session =
             { session with
                 NextGeneration = generation + 1L
                 Phase = Idle
                 RecentConnects =
                     if session.Settings.MaxConnectsPerSecond > 0 then now :: connectsWithinASecond now session else [] }
-        match resolvedHop target |> Option.map (fun (host, _) -> host, knownAddresses host) with
+        match resolvedHop route |> Option.map (fun (host, _) -> host, knownAddresses host) with
         | Some(host, None) ->
             { session with Phase = Busy(Resolution connection, []) }, closeOld @ [ Resolve(generation, host.Canonical) ]
         | Some(_, Some addresses) ->
@@ -374,14 +374,14 @@ let private execute session (now: Instant) request : Session * Effect list =
     | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
     | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
-    | Valid(StartTls _), Open { Target = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
+    | Valid(StartTls _), Open { Route = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
     | Valid(StartTls serverName), Open connection ->
-        match serverName |> Option.orElse connection.Target.Destination.Host with
+        match serverName |> Option.orElse connection.Route.Destination.Host with
         | None -> reply (BadRequest "starttls on a connection to a unix: socket needs tlsServerName (the name its certificate is checked against)")
         | Some name ->
-            let port = hostAndPort connection.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
+            let port = hostAndPort connection.Route.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
             let pins = connection.Pins @ pinsFor session.Settings.Policy [ name ] [] port |> List.distinct
-            let connection = { connection with Target = { connection.Target with Tls = Some { ServerName = name } }; Pins = pins }
+            let connection = { connection with Route = { connection.Route with Tls = Some { ServerName = name } }; Pins = pins }
             { session with Phase = Busy(Securing(connection, InPlace now), []) }, [ SecureConnection(connection.Generation, name.Canonical) ]
     | Valid(StartTls _), _ -> reply IllegalSocketState
 
@@ -416,7 +416,7 @@ let request session now (request: Request) =
 
 let private deliver (connection: Connection) (bytes: ReadOnlyMemory<byte>) =
     if bytes.IsEmpty then []
-    elif connection.Target.Binary then [ ReplyBinary bytes ]
+    elif connection.Route.Binary then [ ReplyBinary bytes ]
     else [ Reply(RecvData bytes) ]
 
 let private sameGeneration (connection: Connection) generation = connection.Generation = generation
@@ -496,9 +496,9 @@ let rec private expire session (now: Instant) effects =
 /// Why the certificate fails the pins that apply to it, if it does: those of the destination (`connection.Pins`)
 /// and those of every pin rule that matches a name it presents. None: no pins apply, or it matches one.
 let private pinRefusal (policy: DestinationPolicy) (connection: Connection) (certificate: PeerCertificate) =
-    let port = hostAndPort connection.Target.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
+    let port = hostAndPort connection.Route.Destination |> Option.map (fun (_, p) -> p.Value) |> Option.defaultValue 0
     let pins = connection.Pins @ pinsForCertificate policy certificate.Names port
-    let serverName = connection.Target.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue connection.Target.Destination.Text
+    let serverName = connection.Route.Tls |> Option.map (fun t -> t.ServerName.Canonical) |> Option.defaultValue connection.Route.Destination.Text
     if pins.IsEmpty || certificate.Hashes |> List.exists (fun hash -> List.contains hash pins) then None
     else Some $"certificate does not match the pinned keys for {serverName}"
 
@@ -528,10 +528,10 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session now phase effects waiting
     | ResolveFailed g, Busy(Resolution connection, pending) when sameGeneration connection g ->
-        let host = resolvedHop connection.Target |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue connection.Target.Destination.Text
+        let host = resolvedHop connection.Route |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue connection.Route.Destination.Text
         settle session now Idle (endConnect now connection (connectFailure connection $"host not found: {host}")) pending
 
-    | Dialled g, Busy(Dialling({ Target = { Tls = Some tls } } as connection, _, _, _), pending) when sameGeneration connection g ->
+    | Dialled g, Busy(Dialling({ Route = { Tls = Some tls } } as connection, _, _, _), pending) when sameGeneration connection g ->
         { session with Phase = Busy(Securing(connection, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]
     | Dialled g, Busy(Dialling(connection, _, _, _), pending) when sameGeneration connection g ->
         settle session now (Open connection) (answerConnect (Some(now.Since connection.Began)) (Done "connect")) pending

@@ -67,7 +67,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
 
     public ValueTask Dial(long generation, Hop hop)
     {
-        observer.LastTarget = hop.Text;
+        observer.LastDialled = hop.Text;
         ConnectionOf(generation).StartDial(hop);
         return ValueTask.CompletedTask;
     }

@@ -11,7 +11,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     private long _started, _bytesToPeer, _bytesToClient;
 
     /// <summary>Where the session last dialled (for the log line): an address and port, <c>unix:/path</c>, a named peer, or a tunnel's target and SSH server.</summary>
-    public string? LastTarget { get; set; }
+    public string? LastDialled { get; set; }
 
     /// <summary>Who the client is, for the log (address and path; never the query, which may hold a token).</summary>
     public string Client => client;
@@ -28,7 +28,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
         metrics.SessionClosed();
         log.LogInformation(
             "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
-            client, time.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastTarget ?? "none", status, reason);
+            client, time.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastDialled ?? "none", status, reason);
     }
 
     public void ToPeer(int bytes)
