@@ -15,7 +15,7 @@ namespace Ws2s.AspNetCore;
 public static class Ws2sServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers ws2s: its options (bound by <paramref name="configure"/>, validated when the host starts, each
+    /// Registers ws2s: its options (bound by <paramref name="configure"/>, validated when the application starts, each
     /// problem naming its key, and taken up again whenever <see cref="IOptionsMonitor{TOptions}"/> reports a change),
     /// admission, SSH logins, metrics (meter <c>Ws2s</c>), log redaction for the logger providers registered so far,
     /// and the connection gate and PROXY protocol for the listeners that ask for them

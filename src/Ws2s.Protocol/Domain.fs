@@ -23,7 +23,7 @@ type Port =
 /// connection they came from, so events of a replaced or closed connection are recognisably stale.
 type Generation = int64
 
-/// A moment on the host's monotonic clock, in milliseconds from an origin the host chose (its session's
+/// A moment on the driver's monotonic clock, in milliseconds from an origin the driver chose (its session's
 /// start, say). Time is an input: the core is told `now` with every input and says when it next needs
 /// to be woken (`Session.nextDeadline`); it never reads a clock.
 [<Struct>]
@@ -39,7 +39,7 @@ type Instant =
 /// `ToString` (nor anywhere they could be logged).
 [<CustomEquality; NoComparison>]
 type SshLogin =
-    { Host: Host
+    { Host: HostName
       Port: Port
       Username: string
       Password: string option
@@ -56,15 +56,15 @@ type SshLogin =
 
 /// TLS on a connection: the name sent as SNI and checked against the peer's certificate (a
 /// validated host name or IP literal, by default the destination's host).
-type TlsRequest = { ServerName: Host }
+type TlsRequest = { ServerName: HostName }
 
 /// Where a client wants its bytes to go: one case per kind of peer. Host names are judged on the
 /// addresses they resolve to; the other kinds are reachable only when a rule lists them exactly.
 type Destination =
     /// host:port over TCP.
-    | TcpPeer of Host: Host * Port: Port
+    | TcpPeer of Host: HostName * Port: Port
     /// host:port over UDP: the shape for datagram peers (judged like TCP; no request asks for it yet).
-    | UdpPeer of Host: Host * Port: Port
+    | UdpPeer of Host: HostName * Port: Port
     /// A Unix-domain stream socket at a plain absolute path (see `Destinations.parsePath`).
     | UnixPeer of Path: string
     /// A kind of peer the core knows only by its scheme (`scheme:name`), for a connector the application registered.
@@ -111,7 +111,7 @@ type Hop =
     /// Reach the peer `scheme:name` (listed exactly) through the connector registered for `scheme`.
     | NamedHop of Scheme: string * Name: string
     /// Log into the SSH server at `Server` (a checked address) and open a channel from there to `Host`:`Port`.
-    | SshHop of Server: IPEndPoint * Login: SshLogin * Host: Host * Port: Port
+    | SshHop of Server: IPEndPoint * Login: SshLogin * Host: HostName * Port: Port
     /// Which connector carries it out: `tcp`, `udp`, `unix`, `ssh`, or the named peer's scheme.
     member this.Scheme =
         match this with

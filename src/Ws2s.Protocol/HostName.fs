@@ -13,9 +13,10 @@ type HostKind =
     | Literal of IPAddress
     | DnsName of string
 
-/// A host as a client or the operator wrote it (`Written`, quoted in messages) and what it means (`Kind`).
+/// A host name or IP literal as a client or the operator wrote it (`Written`, quoted in messages) and
+/// what it means (`Kind`). The functions below are its module (C# sees it as `HostNameModule`).
 [<CustomEquality; NoComparison>]
-type Host =
+type HostName =
     { Written: string
       Kind: HostKind }
     /// The text to hand to a resolver or an SSH server: the ASCII name, or the address.
@@ -26,7 +27,7 @@ type Host =
     override this.ToString() = this.Written
     override this.Equals other =
         match other with
-        | :? Host as o -> o.Canonical = this.Canonical
+        | :? HostName as o -> o.Canonical = this.Canonical
         | _ -> false
     override this.GetHashCode() = this.Canonical.GetHashCode()
 
@@ -83,7 +84,7 @@ module HostName =
                 | Ok ascii -> Ok ascii
 
     /// Parses a host as written: an IP literal, else a DNS name. Error: why, in words.
-    let parse (text: string) : Result<Host, string> =
+    let parse (text: string) : Result<HostName, string> =
         if isNull text || text = "" then Error "the host is empty"
         elif text.Length > MaxNameLength + 2 then Error $"the host name is longer than {MaxNameLength} characters"
         else

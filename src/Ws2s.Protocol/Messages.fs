@@ -1,5 +1,5 @@
 /// What a client may ask, what the server answers, and what the session core consumes and produces:
-/// the messages between the core, its clients and its host. Pure values, no behaviour.
+/// the messages between the core, its clients and its driver (the runner, or a simulation). Pure values, no behaviour.
 namespace Ws2s.Protocol
 
 open System
@@ -18,7 +18,7 @@ type Command =
     | Forward of ReadOnlyMemory<byte>
     /// Upgrade the open connection to TLS in place (SMTP/IMAP/POP3 STARTTLS, LDAP StartTLS); the
     /// server name defaults to the destination's host.
-    | StartTls of serverName: Host option
+    | StartTls of serverName: HostName option
     /// The name the original protocol echoes in `"<name> done"`.
     member this.Name =
         match this with
@@ -99,7 +99,7 @@ type Response =
         | BadRequest reason -> "bad request: " + reason
         | TlsFailed reason -> "tls failed: " + reason
 
-/// What the peer's certificate presents, reported by the host once the certificate passed the checks
+/// What the peer's certificate presents, reported by the driver once the certificate passed the checks
 /// that need no policy (chain, name, validity, usage): facts for the core's pin check.
 type PeerCertificate =
     { /// Its subjectAltName entries: DNS names as written (a wildcard as `*.example.com`) and IP addresses as text.
@@ -128,9 +128,9 @@ type Input =
     | ClientMessageProgress
     /// The server is stopping: the session ends, and the client hears close 1001.
     | ServerStopping
-    /// The host hit a fault of its own (an unexpected exception, which it has logged): the session
+    /// The runner hit a fault of its own (an unexpected exception, which it has logged): the session
     /// ends with code 1 (`Reason` in words, never a stack trace) and close 1011.
-    | HostFault of Reason: string
+    | RunnerFault of Reason: string
     | Resolved of Generation: Generation * Addresses: IPAddress list
     | ResolveFailed of Generation: Generation
     | Dialled of Generation: Generation
@@ -147,12 +147,12 @@ type Input =
     /// The connection broke (reset, write failure); the words say how.
     | SocketFailed of Generation: Generation * Reason: string
     | WriteCompleted of Generation: Generation
-    /// The moment the core asked to be woken at (`Session.nextDeadline`) has come; the host may also wake
+    /// The moment the core asked to be woken at (`Session.nextDeadline`) has come; the driver may also wake
     /// it early or late: the core acts on every deadline due by the `now` it is given, with any input.
     | Wake
 
-/// Work the host must do, in order.
-/// What the host counts and logs, decided here: the host never re-reads replies to learn it.
+/// Work the driver must do, in order.
+/// What the driver counts and logs, decided here: it never re-reads replies to learn it.
 type Observation =
     /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed, 8 TLS failed), `Took`
     /// milliseconds after it began, if it got as far as a connection of its own (a refusal before any has none).
@@ -184,8 +184,8 @@ type Effect =
     /// Count or log this (metrics, the session's log line); nothing goes on the wire.
     | Observe of Observation
 
-/// What carries out the core's effects: one method per case of `Effect`. A host implements it and hands
-/// each effect to `Effect.dispatch`; a new effect is a new method here, so a host that does not carry
+/// What carries out the core's effects: one method per case of `Effect`. A driver implements it and hands
+/// each effect to `Effect.dispatch`; a new effect is a new method here, so a driver that does not carry
 /// it out does not compile (and `dispatch`'s match is checked complete, warnings being errors).
 type IEffectHandler<'T> =
     abstract Resolve: generation: Generation * name: string -> 'T

@@ -1,5 +1,5 @@
 /// Which destinations a session may dial. Judged on resolved addresses, never on names alone, so no
-/// spelling of an address and no DNS answer can slip past it. Pure: the host parses the config's
+/// spelling of an address and no DNS answer can slip past it. Pure: the runner parses the config's
 /// rules with `parseRule` and hands the result to every session.
 module Ws2s.Protocol.Policy
 
@@ -35,7 +35,7 @@ type DestinationPolicy =
       /// Where this server listens: never dialled under any address of this machine, so a session
       /// cannot loop back into ws2s.
       OwnEndpoints: IPEndPoint list
-      /// This machine's own interface addresses (read by the host at start and when they change):
+      /// This machine's own interface addresses (read by the runner at start and when they change):
       /// judged like loopback.
       LocalAddresses: IPAddress list
       /// Narrower rule sets for one session (from the application that admitted it, or a token):
@@ -158,7 +158,7 @@ let internal matchesPeer rule (destination: Destination) =
     | Exactly listed -> listed = destination
     | Addresses _ | Name _ | Suffix _ -> false
 
-let internal matchesName rule (host: Host) port =
+let internal matchesName rule (host: HostName) port =
     match rule.Pattern, host.Kind with
     | Name n, DnsName name -> n = name && portMatches rule port
     | Suffix s, DnsName name -> name.EndsWith s && portMatches rule port
@@ -175,11 +175,11 @@ let thisMachine (policy: DestinationPolicy) (address: IPAddress) =
     | None -> None
 
 /// Does one scope (a rule set) have a rule for this address, or the requested name, and port?
-let scopeAllows (rules: Rule list) (host: Host) (address: IPAddress) port =
+let scopeAllows (rules: Rule list) (host: HostName) (address: IPAddress) port =
     rules |> List.exists (fun r -> matchesAddress r (canonical address) port || matchesName r host port)
 
 /// Does every scope of the session allow this address (or requested name) and port?
-let private inScopes (policy: DestinationPolicy) (host: Host) address port =
+let private inScopes (policy: DestinationPolicy) (host: HostName) address port =
     policy.Scopes |> List.forall (fun rules -> scopeAllows rules host address port)
 
 /// The verdict for dialling `address`:`port` on behalf of a client that asked for `host`. In order:
@@ -190,7 +190,7 @@ let private inScopes (policy: DestinationPolicy) (host: Host) address port =
 /// 4. this machine's addresses, unless `AllowServerLocal` (which makes them ordinary addresses);
 ///    the other special ranges;
 /// 5. when allow rules exist, only a requested name they allow; without allow rules, everything else.
-let judge (policy: DestinationPolicy) (host: Host) (address: IPAddress) (port: int) : Verdict =
+let judge (policy: DestinationPolicy) (host: HostName) (address: IPAddress) (port: int) : Verdict =
     let address = canonical address
     let local = thisMachine policy address
     let isOwn (endpoint: IPEndPoint) =
@@ -215,7 +215,7 @@ let judge (policy: DestinationPolicy) (host: Host) (address: IPAddress) (port: i
 
 /// The final destination of an SSH tunnel, which the SSH server resolves and dials: judged by
 /// `ssh.allowTargets` (no rules: any) and the session's scopes, on the name or literal address the client gave.
-let judgeTunnelTarget (rules: Rule list) (scopes: Rule list list) (host: Host) (port: int) : Verdict =
+let judgeTunnelTarget (rules: Rule list) (scopes: Rule list list) (host: HostName) (port: int) : Verdict =
     let matches rule =
         matchesName rule host port
         || (match host.Kind with
@@ -226,7 +226,7 @@ let judgeTunnelTarget (rules: Rule list) (scopes: Rule list list) (host: Host) (
     else Allowed
 
 /// A host is allowed only when every address it resolved to is allowed: the first refusal, if any.
-let judgeAll (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) : Verdict =
+let judgeAll (policy: DestinationPolicy) (host: HostName) (addresses: IPAddress list) (port: int) : Verdict =
     addresses
     |> List.tryPick (fun a ->
         match judge policy host a port with

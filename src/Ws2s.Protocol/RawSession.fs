@@ -47,7 +47,7 @@ let step (raw: RawSession) (now: Instant) (input: Input) =
     | ClientText _, phase ->
         let stillOpen = liveConnection phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
-    | HostFault _, phase ->
+    | RunnerFault _, phase ->
         let stillOpen = liveConnection phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1011, "unexpected server error") ]
     | _ ->

@@ -1,7 +1,7 @@
 /// (Longer than 250 lines on purpose: the whole state machine in one file, one `step` read top to bottom.)
 ///
 /// The ws2s session as a pure state machine: `step session now input` gives the next session and the
-/// effects the host must carry out, in order. No IO, no clock, no threads: time arrives as `now` with
+/// effects the driver must carry out, in order. No IO, no clock, no threads: time arrives as `now` with
 /// every input (quinn's way), and `nextDeadline` says when the session must be woken (`Wake`) if
 /// nothing else happens first; sockets arrive as events tagged with the generation of their connection.
 ///
@@ -169,7 +169,7 @@ let private queueIsFull settings (pending: Request list) =
     List.length pending >= settings.MaxPending || List.sumBy weight pending >= settings.MaxPendingBytes
 
 /// The payload bytes of the requests waiting behind the pending operation: what this session holds
-/// for its client beyond the operation in flight (the host adds it to the server-wide budget).
+/// for its client beyond the operation in flight (the runner adds it to the server-wide budget).
 let queuedBytes session =
     match session.Phase with
     | Busy(_, pending) -> List.sumBy weight pending
@@ -178,7 +178,7 @@ let queuedBytes session =
     | HalfClosed _
     | Ended -> 0
 
-/// May the host feed another client frame now? (False when the queue is full, or after the end.)
+/// May the driver feed another client frame now? (False when the queue is full, or after the end.)
 let acceptsRequest session =
     match session.Phase with
     | Busy(_, pending) -> not (queueIsFull session.Settings pending)
@@ -189,7 +189,7 @@ let acceptsRequest session =
 
 /// Special-use names (RFC 6761) answered without asking DNS: `localhost` and `*.localhost` are the
 /// loopback addresses, `*.invalid` never exists. IP literals need no resolution. Other names: None (resolve them).
-let knownAddresses (host: Host) : IPAddress list option =
+let knownAddresses (host: HostName) : IPAddress list option =
     match host.Kind with
     | Literal address -> Some [ address ]
     | DnsName name when name = "localhost" || name.EndsWith ".localhost" -> Some [ IPAddress.Loopback; IPAddress.IPv6Loopback ]
@@ -254,7 +254,7 @@ let private closeConnectionOf phase =
     | Some connection -> [ CloseConnection connection.Generation ]
     | None -> []
 
-/// The answer to a connect, and how it ended for the host's metrics (`took`: milliseconds since it began, if it had a connection).
+/// The answer to a connect, and how it ended for the driver's metrics (`took`: milliseconds since it began, if it had a connection).
 let private answerConnect (took: int64 option) (response: Response) =
     [ Reply response; Observe(ConnectAnswered(took, response.Code)) ]
 
@@ -265,7 +265,7 @@ let private endConnect (now: Instant) (connection: Connection) (response: Respon
 /// Where `tls.required` and pins look: the final destination's name (and TLS server name), and the
 /// addresses dialled when they are the destination's own; through an SSH server, which resolves the
 /// target, only the addresses that need no resolver (an IP literal, `localhost`).
-let private destination (route: Route) (host: Host) (addresses: IPAddress list) =
+let private destination (route: Route) (host: HostName) (addresses: IPAddress list) =
     let names = host :: (route.Tls |> Option.map (fun t -> t.ServerName) |> Option.toList)
     names, (if route.Ssh.IsSome then knownAddresses host |> Option.defaultValue [] else addresses)
 
@@ -517,7 +517,7 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | ClientMessageProgress, _ when session.Settings.MessageTimeoutSeconds > 0 ->
         { session with MessageStallsAt = Some(now.PlusSeconds session.Settings.MessageTimeoutSeconds) }, []
     | ClientMessageProgress, _ -> session, []
-    | HostFault reason, phase ->
+    | RunnerFault reason, phase ->
         { session with Phase = Ended }, closeConnectionOf phase @ [ Reply(Unexpected reason); CloseClient(1011, "unexpected server error") ]
     | ClientText frame, _ -> request { active now session with MessageStallsAt = None } now (Codec.parseRequest frame.Span)
     | ClientBinary bytes, _ -> request { active now session with MessageStallsAt = None } now (Valid(Forward bytes))
@@ -596,7 +596,7 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | SocketFailed _, _
     | WriteCompleted _, _ -> session, []
 
-/// The transition function: `input` happened at `now` (the host's monotonic clock, never earlier than the
+/// The transition function: `input` happened at `now` (the driver's monotonic clock, never earlier than the
 /// last `now`). Every deadline due by `now` is acted on first (whatever woke the session), then the input.
 /// Total: every input has a defined outcome in every phase; events of any generation but the live one are
 /// stale and produce nothing.

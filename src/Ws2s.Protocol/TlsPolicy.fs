@@ -6,7 +6,7 @@ open System.Net
 open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
 
-let private matchesAny rule (hosts: Host list) (addresses: IPAddress list) port =
+let private matchesAny rule (hosts: HostName list) (addresses: IPAddress list) port =
     hosts |> List.exists (fun h ->
         matchesName rule h port
         || (match h.Kind with
@@ -15,14 +15,14 @@ let private matchesAny rule (hosts: Host list) (addresses: IPAddress list) port 
     || addresses |> List.exists (fun a -> matchesAddress rule (canonical a) port)
 
 /// The `tls.required` rule that covers this destination (the requested name, or any address it resolved to), if any.
-let tlsRequirement (policy: DestinationPolicy) (host: Host) (addresses: IPAddress list) (port: int) =
+let tlsRequirement (policy: DestinationPolicy) (host: HostName) (addresses: IPAddress list) (port: int) =
     policy.TlsRequired |> List.tryFind (fun rule -> matchesAny rule [ host ] addresses port) |> Option.map (fun r -> r.Text)
 
 /// The `tls.required` rule that covers an SSH tunnel's target, which the SSH server resolves, if any.
 /// `known`: the target's addresses when they need no resolver (an IP literal, `localhost`), else None.
 /// A name rule is judged on the name; an address rule on the known addresses — and, when they are not
 /// known, it covers the name (for its ports): the name may lead there, and only the SSH server would know.
-let tunnelTlsRequirement (policy: DestinationPolicy) (host: Host) (known: IPAddress list option) (port: int) =
+let tunnelTlsRequirement (policy: DestinationPolicy) (host: HostName) (known: IPAddress list option) (port: int) =
     let covers rule =
         match known, rule.Pattern with
         | Some addresses, _ -> matchesAny rule [ host ] addresses port
@@ -33,7 +33,7 @@ let tunnelTlsRequirement (policy: DestinationPolicy) (host: Host) (known: IPAddr
 
 /// The certificate pins for a TLS connection to this destination: of every pin rule that matches the
 /// requested name, the TLS server name, or an address. Empty: no pinning.
-let pinsFor (policy: DestinationPolicy) (hosts: Host list) (addresses: IPAddress list) (port: int) =
+let pinsFor (policy: DestinationPolicy) (hosts: HostName list) (addresses: IPAddress list) (port: int) =
     policy.Pins |> List.filter (fun (rule, _) -> matchesAny rule hosts addresses port) |> List.collect snd |> List.distinct
 
 /// Does `rule` match a name or address a certificate presents (a subjectAltName entry)? A wildcard
@@ -67,7 +67,7 @@ let peerTlsRequirement (policy: DestinationPolicy) (destination: Destination) =
 
 /// The certificate pins for a TLS connection to a destination that is not a host name: of every pin
 /// rule that lists it exactly or matches the TLS server name.
-let peerPins (policy: DestinationPolicy) (destination: Destination) (serverNames: Host list) =
+let peerPins (policy: DestinationPolicy) (destination: Destination) (serverNames: HostName list) =
     policy.Pins
     |> List.filter (fun (rule, _) -> matchesPeer rule destination || matchesAny rule serverNames [] 0)
     |> List.collect snd

@@ -1,4 +1,4 @@
-/// `Effect.dispatch` is how every host carries out the core's effects: each case must reach the handler
+/// `Effect.dispatch` is how every driver carries out the core's effects: each case must reach the handler
 /// method of its own name, with its own fields.
 module Ws2s.Protocol.Tests.EffectDispatchTests
 

@@ -1,4 +1,4 @@
-/// Model-based test (FsCheck's state-machine testing): the core, driven by the simulated host in a
+/// Model-based test (FsCheck's state-machine testing): the core, driven by the simulated driver in a
 /// calm world, against a reference model short enough to read as the spec.
 module Ws2s.Protocol.Tests.ModelTests
 

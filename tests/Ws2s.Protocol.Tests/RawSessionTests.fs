@@ -16,7 +16,7 @@ let ``a raw session dials its target at once, relays both ways and answers nothi
     let raw, effects = RawSession.start standardSettings t0 (TcpPeer(hostOf "127.0.0.1", port))
     Assert.Contains(Dial(1L, TcpHop(IPEndPoint(IPAddress.Loopback, 5901))), effects)
     let raw, effects = RawSession.step raw t0 (Dialled 1L)
-    // No "connect done" on this endpoint; only the host's metrics hear of it.
+    // No "connect done" on this endpoint; only the runner's metrics hear of it.
     Assert.Equal<Effect list>([ Observe(ConnectAnswered(Some 0L, 0)) ], effects)
     let frame = ReadOnlyMemory "abc"B
     let raw, effects = RawSession.step raw t0 (ClientBinary frame)

@@ -19,7 +19,7 @@ let genInput =
           Gen.constant (ClientMessageTooLarge 1024)
           Gen.constant ClientMessageProgress
           Gen.constant ServerStopping
-          Gen.constant (HostFault "a bug")
+          Gen.constant (RunnerFault "a bug")
           Gen.map2 (fun g a -> Resolved(g, a)) generation addresses
           Gen.map ResolveFailed generation
           Gen.map Dialled generation
@@ -157,7 +157,7 @@ let private tickSettings = { standardSettings with IdleTimeoutSeconds = 5; MaxCo
 
 [<Property>]
 let ``a session with no frame for the idle timeout closes with 1000, and any frame restarts the count`` (gaps: int list) =
-    // Pings separated by gaps of 0-8 s, the session also woken half-way through each gap (as a host's timer
+    // Pings separated by gaps of 0-8 s, the session also woken half-way through each gap (as a driver's timer
     // may wake it early): only a gap that reaches the timeout (5 s) ends the session.
     let gaps = gaps |> List.map (fun n -> int64 (abs (n % 8000)))
     let ping = ClientText(ReadOnlyMemory((PingIt).Frame))
@@ -208,7 +208,7 @@ let ``no more connects start in any one second than the limit allows, and only t
     dialledAt |> List.forall (fun t -> withinASecondOf t <= 3) && limited.Length = expectedRefusals
 
 [<Property>]
-let ``the queue behind a pending connect holds at most MaxPendingBytes of payload before the host must stop feeding`` (sizes: byte list) =
+let ``the queue behind a pending connect holds at most MaxPendingBytes of payload before the driver must stop feeding`` (sizes: byte list) =
     let settings = { standardSettings with MaxPendingBytes = 1000 }
     let silentConnect = ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7004, false)).Frame))
     let mutable session, _ = Session.step (Session.start settings t0) t0 silentConnect
@@ -269,10 +269,10 @@ let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the
     Xunit.Assert.True(session.Phase.IsIdle)
 
 [<Xunit.Fact>]
-let ``a host fault ends the session with code 1 and close 1011, closing its connection`` () =
+let ``a runner fault ends the session with code 1 and close 1011, closing its connection`` () =
     let session, _ = Session.step (Session.start standardSettings t0) t0 (ClientText(ReadOnlyMemory((ConnectTo("127.0.0.1", 7001, false)).Frame)))
     let session, _ = Session.step session t0 (Dialled 1L)
-    let session, effects = Session.step session t0 (HostFault "the server hit an internal error")
+    let session, effects = Session.step session t0 (RunnerFault "the server hit an internal error")
     Xunit.Assert.Equal<Effect list>(
         [ CloseConnection 1L; Reply(Unexpected "the server hit an internal error"); CloseClient(1011, "unexpected server error") ], effects)
     Xunit.Assert.True(session.Phase.IsEnded)

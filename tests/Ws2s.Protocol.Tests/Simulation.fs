@@ -1,4 +1,4 @@
-/// A deterministic simulated host: a second driver of the pure core, with simulated peers, DNS and a
+/// A deterministic simulation: a second driver of the pure core, with simulated peers, DNS and a
 /// simulated clock (time stands still while events happen, and jumps to the core's next deadline only
 /// when nothing else can happen while it waits for something), and a seeded scheduler that delivers events in random (but per-socket ordered) order,
 /// chunks the peers' bytes at random, resets connections and lets late events of closed sockets
@@ -96,7 +96,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
 
     let streamsOf g = [ Socket g; Acks g ]
 
-    /// The host disposes a closed connection: its queued events vanish, except a late one now and then.
+    /// The driver disposes a closed connection: its queued events vanish, except a late one now and then.
     let close g =
         if closed.Add g then
             for stream in streamsOf g do
@@ -165,7 +165,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | Received(g, _) -> (bytesOf relayed g).AddRange(bytes.ToArray())
             | _ -> ()
         | CloseClient(status, _) -> outputs.Add(ClientClosed status)
-        | Observe _ -> () // for the host's metrics; checked by a property over the transitions
+        | Observe _ -> () // for the driver's metrics; checked by a property over the transitions
 
     let deliver input =
         let before = session
@@ -175,7 +175,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
         for effect in effects do
             execute input effect
 
-    /// A reset: the connection's unread bytes are gone, and the host reports the failure.
+    /// A reset: the connection's unread bytes are gone, and the driver reports the failure.
     let maybeReset () =
         if chaos.ResetChance > 0.0 && rng.NextDouble() < chaos.ResetChance then
             match session.Phase with
@@ -218,7 +218,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             deliver (choices[rng.Next choices.Length].Dequeue())
             true
 
-    /// Move the simulated clock on by `milliseconds` and wake the core (as the host's timer would, late or not).
+    /// Move the simulated clock on by `milliseconds` and wake the core (as the runner's timer would, late or not).
     member _.Advance(milliseconds: int64) =
         now <- now.PlusMilliseconds milliseconds
         deliver Wake

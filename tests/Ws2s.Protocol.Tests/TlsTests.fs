@@ -42,7 +42,7 @@ let ``a certificate that presents a pinned name must match its pins whatever add
     (matches: bool) =
     Prop.forAll (Arb.fromGen (Gen.zip genName genLoopback)) (fun (name, address) ->
         let session, effects = securing (settingsWithPin name) address
-        // The host is asked for the handshake with no pins: it reports the certificate, the core judges.
+        // The driver is asked for the handshake with no pins: it reports the certificate, the core judges.
         Assert.Equal<Effect list>([ SecureConnection(1L, address) ], effects)
         let certificate = { Names = [ name; address ]; Hashes = [ (if matches then pinned else other) ] }
         let _, effects = Session.step session t0 (Secured(1L, certificate))

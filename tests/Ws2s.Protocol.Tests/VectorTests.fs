@@ -1,4 +1,4 @@
-/// spec/vectors replayed against the core through the simulated host, under several schedules.
+/// spec/vectors replayed against the core through the simulation, under several schedules.
 module Ws2s.Protocol.Tests.VectorTests
 
 open System

@@ -27,7 +27,7 @@ internal sealed partial class LiveConfiguration : IDisposable
     public LiveConfiguration(IOptionsMonitor<Ws2sOptions> monitor, StartValidation validation, RedactedSecrets secrets, ILogger<LiveConfiguration> log)
     {
         (_secrets, _log) = (secrets, log);
-        // Validated here (at the host's start at the latest): a problem fails the start, named.
+        // Validated here (at the application's start at the latest): a problem fails the start, named.
         Start = monitor.CurrentValue;
         _current = new Ws2sSnapshot(Start);
         validation.Passed();

@@ -14,7 +14,7 @@ public sealed partial class Ws2sOptions
         /// <summary>Seconds a message begun may go without a byte of it arriving; past that the session is closed (1008). A slow but steady upload is never cut.</summary>
         public int MessageTimeoutSeconds { get; set; } = 30;
 
-        /// <summary>Requests that may queue behind a pending connect or write before the host stops reading the client.</summary>
+        /// <summary>Requests that may queue behind a pending connect or write before the runner stops reading the client.</summary>
         public int MaxPendingRequests { get; set; } = 64;
 
         /// <summary>Bytes of payload that may queue likewise.</summary>
@@ -32,7 +32,7 @@ public sealed partial class Ws2sOptions
             MaxPendingBytesTotal ?? Math.Min(1L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
 
         /// <summary>
-        /// Seconds between the keep-alive frames sent to every client. A client whose host has gone
+        /// Seconds between the keep-alive frames sent to every client. A client whose machine has gone
         /// answers one with a reset, which ends its session even while it is held back.
         /// </summary>
         public int KeepAliveSeconds { get; set; } = 15;

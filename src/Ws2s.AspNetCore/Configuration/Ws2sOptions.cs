@@ -2,7 +2,7 @@ namespace Ws2s.AspNetCore.Configuration;
 
 /// <summary>
 /// What ws2s reads from configuration (ws2sd's <c>~/.ws2s/config.json</c>, or an app's <c>"Ws2s"</c> section):
-/// destinations, admission, limits, SSH, TLS to destinations. Where a server listens is its host's business
+/// destinations, admission, limits, SSH, TLS to destinations. Where a server listens is the application's business
 /// (ws2sd's own options, or the app's Kestrel). Bound, validated at start, and taken up whole on reload.
 /// </summary>
 public sealed partial class Ws2sOptions

@@ -23,7 +23,7 @@ internal sealed class UnixConnector : IConnector
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A folder on the way this server may not search: a failed connect in words (code 2), not a host fault.
+            // A folder on the way this server may not search: a failed connect in words (code 2), not a runner fault.
             throw new DialFailedException(DialError.NewDialFailed($"cannot reach {path}: {e.Message}"));
         }
         if (link is not null)

@@ -98,7 +98,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
         {
             // A bug of ours: logged once; the session ends with code 1 instead of waiting for a frame that never comes.
             log.LogError(e, "reading the client failed unexpectedly");
-            await PostAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"), CancellationToken.None);
+            await PostAsync(Input.NewRunnerFault("the server hit an internal error (it is in the server's log)"), CancellationToken.None);
         }
         finally
         {

@@ -6,7 +6,7 @@ namespace Ws2s.AspNetCore.Sessions;
 /// The kernel's view of a client's TCP connection. A session held back behind a slow peer reads
 /// nothing from its client, so a client that vanishes (reset, or gone after closing) would not be
 /// noticed until the idle timeout; the session asks the kernel instead, once a tick. The keep-alive
-/// frames the server sends make a client host whose socket is gone answer with a reset, which
+/// frames the server sends make a client machine whose socket is gone answer with a reset, which
 /// shows here as a closed connection.
 /// </summary>
 internal sealed class ClientTcp(Socket? socket)

@@ -5,7 +5,7 @@ namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>
 /// Hands one generation's inputs to its session until the generation is closed, and runs its tasks so
-/// that a failure nobody expected is logged once and reaches the session as <c>HostFault</c>.
+/// that a failure nobody expected is logged once and reaches the session as <c>RunnerFault</c>.
 /// </summary>
 internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed)
 {
@@ -38,7 +38,7 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
         catch (Exception e)
         {
             log.LogError(e, "connection {Generation} failed unexpectedly", generation);
-            await PostAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"));
+            await PostAsync(Input.NewRunnerFault("the server hit an internal error (it is in the server's log)"));
         }
     }
 }

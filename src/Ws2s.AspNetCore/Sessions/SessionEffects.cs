@@ -26,7 +26,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     /// <summary>The close the core decided (status and reason), once it has.</summary>
     public (int Status, string Reason)? CloseWith { get; private set; }
 
-    /// <summary>A close the host decides (shutting down, a fault), unless the core decided one already.</summary>
+    /// <summary>A close the runner decides (shutting down, a fault), unless the core decided one already.</summary>
     public void CloseUnlessDecided(int status, string reason) => CloseWith ??= (status, reason);
 
     public ValueTask ExecuteAsync(Effect effect, CancellationToken cancel)

@@ -171,7 +171,7 @@ internal sealed class SessionRunner
                 _log.LogError(e, "session from {Client} failed unexpectedly", _observer.Client);
                 try
                 {
-                    await StepAsync(Input.NewHostFault("the server hit an internal error (it is in the server's log)"), CancellationToken.None);
+                    await StepAsync(Input.NewRunnerFault("the server hit an internal error (it is in the server's log)"), CancellationToken.None);
                 }
                 catch (Exception again) when (again is not OperationCanceledException)
                 {

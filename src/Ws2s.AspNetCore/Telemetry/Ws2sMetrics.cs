@@ -18,7 +18,7 @@ internal sealed class Ws2sMetrics : IDisposable
     private readonly Tally _connects = new("outcome", "0", "2", "4", "6", "8");
     private readonly Tally _bytes = new("direction", "to_peer", "to_client");
 
-    /// <summary>The meter comes from the host's meter factory, so each server instance has its own.</summary>
+    /// <summary>The meter comes from the application's meter factory, so each server instance has its own.</summary>
     public Ws2sMetrics(IMeterFactory meters)
     {
         _meter = meters.Create(MeterName);

@@ -35,7 +35,7 @@ internal sealed class RawTargets(IReadOnlyDictionary<string, string> configured,
     /// <summary>A target from a host (checked as <see cref="HostName"/> checks it) and a port; null if either is not valid.</summary>
     public static Target? Of(string host, long port)
     {
-        if (HostName.parse(host) is not { IsOk: true } parsed) return null;
+        if (HostNameModule.parse(host) is not { IsOk: true } parsed) return null;
         var checkedPort = Port.TryCreate(port);
         return checkedPort.IsSome ? new Target(Destination.NewTcpPeer(parsed.ResultValue, checkedPort.Value)) : null;
     }

@@ -16,12 +16,12 @@ using Ws2s.Protocol;
 namespace Ws2s.Host.Tests;
 
 /// <summary>
-/// The host's own faults and races (issue 11), forced directly on the runner and on connections:
+/// The runner's own faults and races (issue 11), forced directly on the runner and on connections:
 /// a bug ends the session with code 1 and a close frame, and nothing a connection acquires outlives it.
 /// </summary>
-public sealed class HostFaultTests
+public sealed class RunnerFaultTests
 {
-    /// <summary>A session whose core throws on the first client frame: a bug in the host's hands.</summary>
+    /// <summary>A session whose core throws on the first client frame: a bug in the runner's hands.</summary>
     private sealed class BrokenMachine : IMachine
     {
         public FSharpList<Effect> Start(Instant now) => FSharpList<Effect>.Empty;
@@ -147,7 +147,7 @@ public sealed class HostFaultTests
                 {
                     var input = await inputs.Reader.ReadAsync(patience.Token);
                     seen.Add(input);
-                    Assert.False(input.IsHostFault, $"a second reader faulted: {string.Join(", ", seen)}");
+                    Assert.False(input.IsRunnerFault, $"a second reader faulted: {string.Join(", ", seen)}");
                     if (input is Input.Received received) return System.Text.Encoding.ASCII.GetString(received.Bytes.Span);
                 }
             }
