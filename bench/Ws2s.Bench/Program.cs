@@ -77,14 +77,14 @@ var paths = new List<(string Name, Func<Task<IEchoStream>> Open, Func<double>? C
 if (!external)
 {
     paths.Add(("ws2s binary mode", binary, ownCpu));
-    paths.Add(("ws2s /websockify", () => RawStream.OpenAsync(new Uri(server, "/websockify?token=echo")), ownCpu));
+    paths.Add(("ws2s /websockify", () => WebsockifyStream.OpenAsync(new Uri(server, "/websockify?token=echo")), ownCpu));
     // TLS to the peer: ws2s does the handshake and the crypto; the baseline is TLS straight to the echo server.
     paths.Add(("TLS direct (baseline for TLS)", () => TlsStream.OpenAsync(tlsEcho.Endpoint, tlsEcho.CertificateFile!), null));
     paths.Add(("ws2s JSON mode, TLS to the peer", () => BridgeStream.OpenAsync(server, tlsEcho.Endpoint, binary: false, tls: true), ownCpu));
     paths.Add(("ws2s binary mode, TLS to the peer", () => BridgeStream.OpenAsync(server, tlsEcho.Endpoint, binary: true, tls: true), ownCpu));
 }
 if (websockify is not null)
-    paths.Add(("websockify (Python)", () => RawStream.OpenAsync(new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
+    paths.Add(("websockify (Python)", () => WebsockifyStream.OpenAsync(new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
 if (socat is not null)
     paths.Add(("socat (C, TCP relay)", () => TcpStream.OpenAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, socat.Port)), socat.CpuSeconds));
 

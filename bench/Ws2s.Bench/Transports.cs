@@ -171,14 +171,14 @@ internal sealed class BridgeStream : IEchoStream
 /// websockify's protocol: binary frames both ways to the one target the URL names, no JSON (ws2s's
 /// <c>/websockify?token=echo</c>, or websockify itself).
 /// </summary>
-internal sealed class RawStream(ClientWebSocket ws) : IEchoStream
+internal sealed class WebsockifyStream(ClientWebSocket ws) : IEchoStream
 {
     public static async Task<IEchoStream> OpenAsync(Uri url)
     {
         var ws = new ClientWebSocket();
         ws.Options.AddSubProtocol("binary");
         await ws.ConnectAsync(url, CancellationToken.None);
-        return new RawStream(ws);
+        return new WebsockifyStream(ws);
     }
 
     public ValueTask WriteAsync(ReadOnlyMemory<byte> bytes) =>

@@ -31,7 +31,7 @@ internal static class Ws2sEndpoint
         var services = context.RequestServices;
         var sessions = services.GetRequiredService<RunnerServices>();
         var metrics = services.GetRequiredService<Ws2sMetrics>();
-        RawTargets.Target? target = null;
+        WebsockifyTargets.Target? target = null;
         var admission = services.GetRequiredService<Admission.AdmissionPolicy>();
         // On the websockify endpoint ?token= names the target; a signed token there names it in its host and port claims.
         var queryTokenIsAccessToken = !websockify;
@@ -46,7 +46,7 @@ internal static class Ws2sEndpoint
                 return;
             }
             var name = context.Request.Query["token"].ToString();
-            target = services.GetRequiredService<Configuration.LiveConfiguration>().Current.RawTargets.Find(name);
+            target = services.GetRequiredService<Configuration.LiveConfiguration>().Current.WebsockifyTargets.Find(name);
             if (target is null && admission.Jwt is { } jwt && name.Length > 0)
             {
                 var (grant, refusal) = await jwt.ValidateAsync(name);
@@ -55,7 +55,7 @@ internal static class Ws2sEndpoint
                     await RefuseAsync(context, metrics, StatusCodes.Status401Unauthorized, refusal!);
                     return;
                 }
-                if (grant.Target is not { } claimed || RawTargets.Of(claimed.Host, claimed.Port) is not { } named)
+                if (grant.Target is not { } claimed || WebsockifyTargets.Of(claimed.Host, claimed.Port) is not { } named)
                 {
                     await RefuseAsync(context, metrics, StatusCodes.Status404NotFound, "the token names no target (host and port claims)");
                     return;
@@ -97,13 +97,13 @@ internal static class Ws2sEndpoint
             }
             settings = Session.narrowTo(ListModule.OfSeq(rules.Select(r => r.ResultValue)), settings);
         }
-        IMachine machine = target is { } t ? new RawMachine(settings, t.Destination) : new JsonMachine(settings);
+        ISessionProtocol protocol = target is { } t ? new WebsockifyProtocol(settings, t.Destination) : new Ws2sProtocol(settings);
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
         // The token's subject names the session in its log lines (never the token itself).
         var clientAddress = Admission.ClientAddress.Of(context);
         var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
-        var runner = new SessionRunner(upgrade.Socket, machine, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time),
+        var runner = new SessionRunner(upgrade.Socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time),
             new SessionClient(clientAddress,
                 new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
                 verdict.Grant?.Expires));

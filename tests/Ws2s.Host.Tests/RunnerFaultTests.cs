@@ -22,7 +22,7 @@ namespace Ws2s.Host.Tests;
 public sealed class RunnerFaultTests
 {
     /// <summary>A session whose core throws on the first client frame: a bug in the runner's hands.</summary>
-    private sealed class BrokenMachine : IMachine
+    private sealed class BrokenProtocol : ISessionProtocol
     {
         public FSharpList<Effect> Start(Instant now) => FSharpList<Effect>.Empty;
 
@@ -62,7 +62,7 @@ public sealed class RunnerFaultTests
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
         var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), TimeProvider.System,
             new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
-        var runner = new SessionRunner(server, new BrokenMachine(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System),
+        var runner = new SessionRunner(server, new BrokenProtocol(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System),
             new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
         var running = runner.RunAsync(CancellationToken.None);
 

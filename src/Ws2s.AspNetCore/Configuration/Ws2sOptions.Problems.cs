@@ -76,7 +76,7 @@ public sealed partial class Ws2sOptions
             if (Admission.TrustedProxies.Parse(TrustedProxies[i]) is null)
                 yield return $"trustedProxies[{i}] '{TrustedProxies[i]}' is not an IP address or network (10.0.0.0/8, fd00::/8)";
         foreach (var (name, target) in RawTargets)
-            if (Websockify.RawTargets.Parse(target) is null)
+            if (Websockify.WebsockifyTargets.Parse(target) is null)
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
         if (Ssh.KnownHosts is not null && !File.Exists(Ssh.KnownHosts))
             yield return $"ssh.knownHosts '{Ssh.KnownHosts}' does not exist";

@@ -41,10 +41,13 @@ public sealed partial class Ws2sOptions
 
     public SshOptions Ssh { get; set; } = new();
 
-    /// <summary>Targets of the websockify endpoint by name: <c>{"vnc": "127.0.0.1:5901"}</c>.</summary>
+    /// <summary>
+    /// Targets of the websockify endpoint by name: <c>{"vnc": "127.0.0.1:5901"}</c>. Named after its config key
+    /// <c>rawTargets</c> (websockify's "raw" endpoint), which users' files carry, so it keeps that name.
+    /// </summary>
     public Dictionary<string, string> RawTargets { get; set; } = [];
 
-    /// <summary>A websockify token file (<c>NAME: HOST:PORT</c> per line), re-read when it changes.</summary>
+    /// <summary>A websockify token file (<c>NAME: HOST:PORT</c> per line), re-read when it changes (config key <c>rawTokenFile</c>).</summary>
     public string? RawTokenFile { get; set; }
 
     /// <summary>

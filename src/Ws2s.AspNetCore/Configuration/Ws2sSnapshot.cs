@@ -27,7 +27,7 @@ internal sealed class Ws2sSnapshot
         Tokens = new TokenCheck(Secrets);
         Jwt = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
         Hosts = new AllowedHosts(options.AllowedHosts);
-        RawTargets = new RawTargets(options.RawTargets, options.RawTokenFile);
+        WebsockifyTargets = new WebsockifyTargets(options.RawTargets, options.RawTokenFile);
         TlsTrust = new TlsTrust(options.Tls.TrustedCertificates);
         Limits = options.Limits;
         _template = SessionSettings(options);
@@ -45,7 +45,7 @@ internal sealed class Ws2sSnapshot
 
     public AllowedHosts Hosts { get; }
 
-    public RawTargets RawTargets { get; }
+    public WebsockifyTargets WebsockifyTargets { get; }
 
     /// <summary>What TLS connections to destinations trust.</summary>
     public TlsTrust TlsTrust { get; }

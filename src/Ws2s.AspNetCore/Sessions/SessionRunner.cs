@@ -26,7 +26,7 @@ internal sealed class SessionRunner
     private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(
         new BoundedChannelOptions(InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly WebSocket _client;
-    private readonly IMachine _machine;
+    private readonly ISessionProtocol _protocol;
     private readonly TimeProvider _time;
     /// <summary>The session's origin on <see cref="_time"/>'s monotonic clock: the core's instants count from it.</summary>
     private readonly long _origin;
@@ -55,11 +55,11 @@ internal sealed class SessionRunner
     /// <summary>When the token that admitted this session expires (then new connects end), if it does.</summary>
     private DateTimeOffset? _connectsUntil;
 
-    public SessionRunner(WebSocket client, IMachine machine, RunnerServices services, SessionObserver observer, SessionClient who)
+    public SessionRunner(WebSocket client, ISessionProtocol protocol, RunnerServices services, SessionObserver observer, SessionClient who)
     {
         _connectsUntil = who.TokenExpires;
         _client = client;
-        _machine = machine;
+        _protocol = protocol;
         _time = services.Time;
         _origin = _time.GetTimestamp();
         _wake = _time.CreateTimer(static state => ((SessionRunner)state!).Woken(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -107,7 +107,7 @@ internal sealed class SessionRunner
     /// </summary>
     private void Arm(Instant now)
     {
-        var due = _machine.NextDeadline?.Milliseconds ?? long.MaxValue;
+        var due = _protocol.NextDeadline?.Milliseconds ?? long.MaxValue;
         if (_grantOwed) due = Math.Min(due, now.Milliseconds + HeldBackCheckMilliseconds);
         if (due >= Volatile.Read(ref _armedFor)) return;
         Volatile.Write(ref _armedFor, due);
@@ -129,23 +129,23 @@ internal sealed class SessionRunner
             try
             {
                 var start = Now();
-                foreach (var effect in _machine.Start(start)) await _effects.ExecuteAsync(effect, ended.Token);
+                foreach (var effect in _protocol.Start(start)) await _effects.ExecuteAsync(effect, ended.Token);
                 Arm(start);
-                while (!_machine.IsEnded)
+                while (!_protocol.IsEnded)
                 {
                     var input = await _inputs.Reader.ReadAsync(stopping);
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
                     if (_connectsUntil is { } until && _time.GetUtcNow() >= until)
                     {
                         _connectsUntil = null;
-                        _machine.EndConnects(until);
+                        _protocol.EndConnects(until);
                     }
                     // Before every input too (a volatile read and a reference compare while nothing changed): a connect that
                     // arrives after a reload returned is judged by the new rules, not by the old ones until the next tick.
                     if (_services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
                     {
                         _serverSettings = latest;
-                        _machine.Reconfigure(latest);
+                        _protocol.Reconfigure(latest);
                     }
                     if (input.IsWake && _grantOwed && _clientTcp.HasEnded())
                     {
@@ -202,7 +202,7 @@ internal sealed class SessionRunner
     private async Task StepAsync(Input input, CancellationToken cancel)
     {
         var now = Now();
-        var effects = _machine.Step(now, input);
+        var effects = _protocol.Step(now, input);
         try
         {
             foreach (var effect in effects) await _effects.ExecuteAsync(effect, cancel);
@@ -219,10 +219,10 @@ internal sealed class SessionRunner
             if (!lent.IsEmpty && MemoryMarshal.TryGetArray(lent, out var segment))
                 ArrayPool<byte>.Shared.Return(segment.Array!);
         }
-        _queued = _budget.Update(_queued, _machine.QueuedBytes);
+        _queued = _budget.Update(_queued, _protocol.QueuedBytes);
         // A client message used the reader's grant; any step (a wake-up too) may make room for the next one.
         _grantOwed |= input.IsClientText || input.IsClientBinary;
-        if (_grantOwed && _machine.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
+        if (_grantOwed && _protocol.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
         {
             _grantOwed = false;
             _reader.Grant();

@@ -1,13 +1,13 @@
 /// The websockify protocol (noVNC and friends): binary frames relayed to one fixed target, no JSON.
 /// It is the ws2s session, started with a binary-mode `connect` to the target, whose answers become
 /// closes of the client connection: the same ordering, backpressure, policy and limits, one place for each.
-module Ws2s.Protocol.RawSession
+module Ws2s.Protocol.WebsockifySession
 
 open Ws2s.Protocol.Session
 
-type RawSession = { Inner: Session }
+type WebsockifySession = { Inner: Session }
 
-/// How a ws2s answer or event ends a raw session, if it does.
+/// How a ws2s answer or event ends a websockify session, if it does.
 let private closeFor (response: Response) =
     match response with
     | Done _
@@ -32,32 +32,32 @@ let private translate (session: Session) (effects: Effect list) =
         let stillOpen = liveConnection session.Phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
         { Inner = { session with Phase = Ended } }, kept @ stillOpen @ [ Effect.closeClient status reason ]
 
-/// A raw session relaying to `destination` (in binary mode), begun at `now`, and the effects that start the connection.
+/// A websockify session relaying to `destination` (in binary mode), begun at `now`, and the effects that start the connection.
 let start (settings: Settings) (now: Instant) (destination: Destination) =
     let connect = Valid(Connect { Destination = destination; Binary = true; Ssh = None; Tls = None })
     let session, effects = request (Session.start settings now) now connect
     translate session effects
 
 /// When the session must be woken if nothing else happens first (see `Session.nextDeadline`).
-let nextDeadline (raw: RawSession) = Session.nextDeadline raw.Inner
+let nextDeadline (websockify: WebsockifySession) = Session.nextDeadline websockify.Inner
 
-let step (raw: RawSession) (now: Instant) (input: Input) =
-    match input, raw.Inner.Phase with
-    | _, Ended -> raw, []
+let step (websockify: WebsockifySession) (now: Instant) (input: Input) =
+    match input, websockify.Inner.Phase with
+    | _, Ended -> websockify, []
     | ClientText _, phase ->
         let stillOpen = liveConnection phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
-        { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
+        { Inner = { websockify.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1003, "this endpoint carries binary frames only") ]
     | RunnerFault _, phase ->
         let stillOpen = liveConnection phase |> Option.map (fun l -> CloseConnection l.Generation) |> Option.toList
-        { Inner = { raw.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1011, "unexpected server error") ]
+        { Inner = { websockify.Inner with Phase = Ended } }, stillOpen @ [ CloseClient(1011, "unexpected server error") ]
     | _ ->
-        let session, effects = Session.step raw.Inner now input
+        let session, effects = Session.step websockify.Inner now input
         translate session effects
 
-let acceptsFrame (raw: RawSession) = acceptsRequest raw.Inner
+let acceptsFrame (websockify: WebsockifySession) = acceptsRequest websockify.Inner
 
-let reconfigure (server: Settings) (raw: RawSession) = { Inner = Session.reconfigure server raw.Inner }
+let reconfigure (server: Settings) (websockify: WebsockifySession) = { Inner = Session.reconfigure server websockify.Inner }
 
-let queuedBytes (raw: RawSession) = queuedBytes raw.Inner
+let queuedBytes (websockify: WebsockifySession) = queuedBytes websockify.Inner
 
-let isEnded (raw: RawSession) = raw.Inner.Phase.IsEnded
+let isEnded (websockify: WebsockifySession) = websockify.Inner.Phase.IsEnded

@@ -5,7 +5,7 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Sessions;
 
 /// <summary>One session of a protocol the core defines, as the session runner drives it: inputs and time in, effects out.</summary>
-internal interface IMachine
+internal interface ISessionProtocol
 {
     /// <summary>Effects to carry out before the first input; the session begins at <paramref name="now"/>.</summary>
     FSharpList<Effect> Start(Instant now);
@@ -31,7 +31,7 @@ internal interface IMachine
 }
 
 /// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
-internal sealed class JsonMachine(Session.Settings settings) : IMachine
+internal sealed class Ws2sProtocol(Session.Settings settings) : ISessionProtocol
 {
     private Session.Session? _state;
 
@@ -62,35 +62,35 @@ internal sealed class JsonMachine(Session.Settings settings) : IMachine
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>
-internal sealed class RawMachine(Session.Settings settings, Destination target) : IMachine
+internal sealed class WebsockifyProtocol(Session.Settings settings, Destination target) : ISessionProtocol
 {
-    private RawSession.RawSession? _state;
+    private WebsockifySession.WebsockifySession? _state;
 
     public FSharpList<Effect> Start(Instant now)
     {
-        var (state, effects) = RawSession.start(settings, now, target);
+        var (state, effects) = WebsockifySession.start(settings, now, target);
         _state = state;
         return effects;
     }
 
     public FSharpList<Effect> Step(Instant now, Input input)
     {
-        var (next, effects) = RawSession.step(_state!, now, input);
+        var (next, effects) = WebsockifySession.step(_state!, now, input);
         _state = next;
         return effects;
     }
 
-    public Instant? NextDeadline => RawSession.nextDeadline(_state!) is { } due ? due.Value : null;
+    public Instant? NextDeadline => WebsockifySession.nextDeadline(_state!) is { } due ? due.Value : null;
 
-    public bool AcceptsFrame => RawSession.acceptsFrame(_state!);
+    public bool AcceptsFrame => WebsockifySession.acceptsFrame(_state!);
 
-    public int QueuedBytes => _state is null ? 0 : RawSession.queuedBytes(_state);
+    public int QueuedBytes => _state is null ? 0 : WebsockifySession.queuedBytes(_state);
 
-    public bool IsEnded => RawSession.isEnded(_state!);
+    public bool IsEnded => WebsockifySession.isEnded(_state!);
 
     public void Reconfigure(Session.Settings server)
     {
-        if (_state is not null) _state = RawSession.reconfigure(server, _state);
+        if (_state is not null) _state = WebsockifySession.reconfigure(server, _state);
     }
 
     /// <summary>A websockify session makes its one connect at its start: there are no later connects to end.</summary>

@@ -8,7 +8,7 @@ namespace Ws2s.AspNetCore.Websockify;
 /// re-read when it changes. Every target is judged by the destination policy like any connect. One configuration's
 /// (a reload makes a new one, part of its <see cref="Configuration.Ws2sSnapshot"/>).
 /// </summary>
-internal sealed class RawTargets(IReadOnlyDictionary<string, string> configured, string? tokenFile)
+internal sealed class WebsockifyTargets(IReadOnlyDictionary<string, string> configured, string? tokenFile)
 {
     private readonly Lock _gate = new();
     private DateTime _fileStamp = DateTime.MinValue;
