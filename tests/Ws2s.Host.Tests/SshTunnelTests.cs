@@ -190,7 +190,7 @@ public sealed class SshTunnelTests : IAsyncLifetime
         }
         Assert.Equal(before + 1, ConnectionsToSshd());
 
-        // Another login (an RSA key) is another SSH session.
+        // Another login (an RSA key) is another SSH login.
         await using (var other = await host.ConnectAsync())
         {
             await other.SendAsync(Through(_sshd, echo.Port, ("ssh_private_key", _sshd.RsaKey), ("ssh_private_key_password", SshServer.RsaPassphrase)));

@@ -17,7 +17,7 @@ public sealed partial class Ws2sOptions
         /// <summary>Seconds to log in and open the channel.</summary>
         public int TimeoutSeconds { get; set; } = 10;
 
-        /// <summary>SSH sessions one client address may hold at once (tunnels over the same login share one).</summary>
+        /// <summary>SSH logins one client address may hold at once (tunnels over the same login share one); config key <c>ssh.maxSessionsPerClient</c>, named before logins were called logins.</summary>
         public int MaxSessionsPerClient { get; set; } = 8;
 
         /// <summary>

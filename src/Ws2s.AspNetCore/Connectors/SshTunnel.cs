@@ -8,11 +8,11 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Connectors;
 
 /// <summary>
-/// The SSH half of a tunnel: a hold on an SSH session to the server (shared with the client's other
+/// The SSH half of a tunnel: a hold on an SSH login to the server (shared with the client's other
 /// tunnels over the same login) and a forward from a loopback port to host:port there, guarded by a
 /// <see cref="ForwardDoor"/> (SSH.NET reaches direct-tcpip channels only through such a listener).
 /// The session then dials <see cref="Endpoint"/> like any peer. Disposing it stops the forward and
-/// lets the SSH session close once unused.
+/// lets the SSH login close once unused.
 /// </summary>
 internal sealed class SshTunnel : IDisposable
 {
@@ -34,14 +34,14 @@ internal sealed class SshTunnel : IDisposable
     public ForwardDoor Door { get; }
 
     /// <summary>
-    /// Logs in (or joins the open SSH session) and starts the forward. <paramref name="channelRefused"/>
+    /// Logs in (or joins the open SSH login) and starts the forward. <paramref name="channelRefused"/>
     /// is called if the SSH server refuses the channel (SSH.NET says so only once the forward is used).
     /// Throws what <see cref="SshLogins.AcquireAsync"/> and SSH.NET throw; <see cref="Failure"/> words them.
     /// </summary>
-    public static async Task<SshTunnel> OpenAsync(SshLogins sessions, IPAddress client, IPEndPoint server, SshLogin login,
+    public static async Task<SshTunnel> OpenAsync(SshLogins logins, IPAddress client, IPEndPoint server, SshLogin login,
         string host, Port port, Action channelRefused)
     {
-        var lease = await sessions.AcquireAsync(client, server, login);
+        var lease = await logins.AcquireAsync(client, server, login);
         try
         {
             var forward = new ForwardedPortLocal("127.0.0.1", 0, host, (uint)port.Value);
@@ -68,13 +68,13 @@ internal sealed class SshTunnel : IDisposable
         SshAuthenticationException => $"authentication failed for user {login.Username} (wrong password or key)",
         SshOperationTimeoutException => "the SSH server did not answer in time",
         SshLogins.RefusedException => e.Message,
-        SshException or ProxyException => "the SSH session failed: " + e.Message,
-        // The shared SSH session was closed by its last other tunnel as this one joined it.
-        ObjectDisposedException or OperationCanceledException => "the SSH session closed while the tunnel opened; try again",
+        SshException or ProxyException => "the SSH login failed: " + e.Message,
+        // The shared SSH login was closed by its last other tunnel as this one joined it.
+        ObjectDisposedException or OperationCanceledException => "the SSH login closed while the tunnel opened; try again",
         _ => null,
     };
 
-    /// <summary>Stops the forward (which waits for its channel: off the caller's thread), then releases the SSH session.</summary>
+    /// <summary>Stops the forward (which waits for its channel: off the caller's thread), then releases the SSH login.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
@@ -87,7 +87,7 @@ internal sealed class SshTunnel : IDisposable
             }
             catch (Exception e) when (e is SshException or ObjectDisposedException or SocketException or InvalidOperationException)
             {
-                // The SSH session is gone already.
+                // The SSH login is gone already.
             }
             _lease.Dispose();
         });

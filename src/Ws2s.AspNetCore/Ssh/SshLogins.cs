@@ -8,8 +8,8 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Ssh;
 
 /// <summary>
-/// The SSH sessions tunnels run over. Tunnels of one client to the same server as the same user
-/// with the same credentials share one SSH session (the server already trusted those credentials
+/// The SSH logins tunnels run over. Tunnels of one client to the same server as the same user
+/// with the same credentials share one login (the server already trusted those credentials
 /// for that client); it closes when its last tunnel does. A client may hold a bounded number.
 /// Private keys are decrypted outside any shared lock, a few at a time, and only when their
 /// key-derivation cost is within <c>ssh.maxKdfRounds</c>.
@@ -30,11 +30,11 @@ internal sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int max
         public Task<SshClient> Connecting => connecting;
         public int Tunnels;
 
-        /// <summary>A session whose connection dropped is not handed out again.</summary>
+        /// <summary>A login whose connection dropped is not handed out again.</summary>
         public bool IsDead => connecting.IsCompletedSuccessfully && !connecting.Result.IsConnected;
     }
 
-    /// <summary>A tunnel's hold on a connected SSH session; disposing it lets the session close once unused.</summary>
+    /// <summary>A tunnel's hold on a connected SSH login; disposing it lets the login close once unused.</summary>
     public sealed class Lease : IDisposable
     {
         private readonly SshLogins _owner;
@@ -63,7 +63,7 @@ internal sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int max
     public sealed class RefusedException(string message) : Exception(message);
 
     /// <summary>
-    /// A connected session for this client, server and login: the open one, or a new one (which the
+    /// A connected login for this client, server and credentials: the open one, or a new one (which the
     /// tunnels asking meanwhile share). Logging in is bounded by the configured timeout, not by any
     /// one tunnel's lifetime.
     /// </summary>
@@ -76,7 +76,7 @@ internal sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int max
             if (!_open.TryGetValue(key, out shared!) || shared.IsDead)
             {
                 if (_open.Values.Count(s => s.Key.Client.Equals(client) && !s.IsDead) >= maxPerClient)
-                    throw new RefusedException($"too many SSH sessions from this client (at most {maxPerClient})");
+                    throw new RefusedException($"too many SSH logins from this client (at most {maxPerClient})");
                 // Started on the pool: reading a key is CPU work that must not run under the lock.
                 shared = new Shared(key, Task.Run(() => ConnectAsync(server, login)));
                 _open[key] = shared; // a dead one stays alive only through the leases that still hold it
@@ -168,7 +168,7 @@ internal sealed class SshLogins(KnownHosts knownHosts, TimeSpan timeout, int max
         }
     }
 
-    /// <summary>Which credentials opened a session, without keeping them: a digest of password, key and passphrase.</summary>
+    /// <summary>Which credentials opened a login, without keeping them: a digest of password, key and passphrase.</summary>
     private static string Digest(SshLogin login) =>
         Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
             $"{login.Password?.Value}\0{login.PrivateKey?.Value}\0{login.PrivateKeyPassword?.Value}")));
