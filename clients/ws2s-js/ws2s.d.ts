@@ -42,7 +42,8 @@ export interface SshOptions {
   private_key_password?: string;
 }
 
-export interface Target {
+/** Where a connect leads and how it gets there (the server's core calls it a route). */
+export interface Route {
   host: string;
   port: number;
   /** Peer bytes as binary frames, writes as binary frames (needs ws2s for .NET). */
@@ -53,6 +54,9 @@ export interface Target {
   /** SNI and certificate name (default: host). */
   tlsServerName?: string;
 }
+
+/** @deprecated The earlier name of {@link Route}. */
+export type Target = Route;
 
 export interface WS2SOptions {
   /** A WebSocket constructor, where there is no global one. */
@@ -169,7 +173,7 @@ export class WS2S {
     ssh_password?: string, ssh_private_key?: string, ssh_private_key_password?: string): CallbackRedisClient;
   newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
   /** Rejects with a Ws2sError (the server's code and words) or, when no session opened, a Ws2sOpenError. */
-  connect(target: Target): Promise<Ws2sSocket>;
+  connect(route: Route): Promise<Ws2sSocket>;
   /** A refused AUTH closes the connection and rejects with Redis's error. */
   redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string;
     /** Reopen by itself when the connection ends (not when you close it), with backoff; AUTH, SELECT and subscriptions are restored. */

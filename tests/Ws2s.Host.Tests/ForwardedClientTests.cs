@@ -77,7 +77,7 @@ public sealed class ForwardedClientTests : IDisposable
     [Theory]
     [InlineData("")]
     [InlineData("\"127.0.0.2\"")]
-    public async Task Headers_from_a_peer_that_is_not_a_trusted_proxy_change_nothing(string trustedProxies)
+    public async Task Headers_from_an_address_that_is_not_a_trusted_proxy_change_nothing(string trustedProxies)
     {
         var (server, url) = await StartAsync(trustedProxies);
         await using var _ = server;

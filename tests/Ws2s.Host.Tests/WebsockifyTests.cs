@@ -2,7 +2,7 @@ using System.Net.WebSockets;
 
 namespace Ws2s.Host.Tests;
 
-/// <summary>The websockify-compatible raw endpoint: binary frames straight to a named target.</summary>
+/// <summary>The websockify endpoint: binary frames straight to a named target.</summary>
 public sealed class WebsockifyTests
 {
     private static string Config(string rawTargets, bool allowServerLocal = true, string extra = "") =>

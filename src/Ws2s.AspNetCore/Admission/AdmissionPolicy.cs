@@ -20,7 +20,7 @@ internal sealed class AdmissionPolicy : IDisposable
     private readonly SubjectQuotas _subjects = new();
 
     /// <summary>Counts changes of this machine's addresses: settings completed before the last one are made again.</summary>
-    private int _machineGeneration;
+    private int _addressChanges;
 
     public AdmissionPolicy(LiveConfiguration live, IServer server)
     {
@@ -35,7 +35,7 @@ internal sealed class AdmissionPolicy : IDisposable
     /// </summary>
     public Session.Settings Settings => SettingsOf(_live.Current);
 
-    private Session.Settings SettingsOf(Ws2sSnapshot rules) => rules.Settings(Volatile.Read(ref _machineGeneration), () => (OwnEndpoints(_server), LocalAddresses()));
+    private Session.Settings SettingsOf(Ws2sSnapshot rules) => rules.Settings(Volatile.Read(ref _addressChanges), () => (OwnEndpoints(_server), LocalAddresses()));
 
     /// <summary>Whether sessions must present a token, and how many tokens are loaded (for the start-up log).</summary>
     public (bool Required, int Count) Tokens => (_live.Current.TokenRequired, _live.Current.Tokens.Count);
@@ -52,7 +52,7 @@ internal sealed class AdmissionPolicy : IDisposable
     /// <summary>The URLs this server is bound to (its own pages' origins), once it listens.</summary>
     private IEnumerable<string> ServerUrls() => _server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
 
-    private void OnAddressChanged(object? sender, EventArgs e) => Interlocked.Increment(ref _machineGeneration);
+    private void OnAddressChanged(object? sender, EventArgs e) => Interlocked.Increment(ref _addressChanges);
 
     public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
 

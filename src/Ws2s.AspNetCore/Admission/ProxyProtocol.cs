@@ -10,7 +10,7 @@ namespace Ws2s.AspNetCore.Admission;
 /// The PROXY protocol (HAProxy's, versions 1 and 2) on connections from trusted proxies: the header
 /// a load balancer sends before the client's bytes names the client, and Kestrel's connection takes
 /// that address as its remote end (so limits, logs and SSH see the client, not the proxy). The header
-/// is optional (health checks come without one); from any peer not trusted it is never read, and
+/// is optional (health checks come without one); from any remote end not trusted it is never read, and
 /// the request it begins is refused as bad HTTP.
 /// </summary>
 internal sealed class ProxyProtocol(TrustedProxies trusted, ILogger<ProxyProtocol> log)
@@ -28,9 +28,9 @@ internal sealed class ProxyProtocol(TrustedProxies trusted, ILogger<ProxyProtoco
     {
         // Every key downstream (trusted proxies, quotas, logs) sees an IPv4 client as IPv4, whichever listener it reached.
         if (connection.RemoteEndPoint is IPEndPoint mapped && mapped.Address.IsIPv4MappedToIPv6) connection.RemoteEndPoint = ClientAddress.Normal(mapped);
-        if (connection.RemoteEndPoint is IPEndPoint peer && trusted.Trusts(peer.Address) && !await ReadHeaderAsync(connection))
+        if (connection.RemoteEndPoint is IPEndPoint remote && trusted.Trusts(remote.Address) && !await ReadHeaderAsync(connection))
         {
-            log.LogWarning("closed a connection from trusted proxy {Proxy}: its PROXY protocol header is malformed", peer);
+            log.LogWarning("closed a connection from trusted proxy {Proxy}: its PROXY protocol header is malformed", remote);
             connection.Abort();
             return;
         }

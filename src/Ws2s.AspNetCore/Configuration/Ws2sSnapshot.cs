@@ -58,22 +58,22 @@ internal sealed class Ws2sSnapshot
     /// <summary>The core's settings without this machine (its endpoints and addresses).</summary>
     private readonly Session.Settings _template;
 
-    /// <summary>The settings with this machine filled in, for the machine generation they were made in.</summary>
+    /// <summary>The settings with this machine filled in, and after how many address changes they were made.</summary>
     private volatile Completed? _complete;
 
-    private sealed record Completed(int Generation, Session.Settings Settings);
+    private sealed record Completed(int AddressChanges, Session.Settings Settings);
 
     /// <summary>
     /// The core's settings with this machine's endpoints and addresses, completed at first use and again after an
     /// address change. The cache belongs to this snapshot alone: settings computed from an older configuration can
     /// only ever land in that configuration's snapshot, never in the current one's.
     /// </summary>
-    public Session.Settings Settings(int machineGeneration, Func<(IEnumerable<IPEndPoint>, IEnumerable<IPAddress>)> machine)
+    public Session.Settings Settings(int addressChanges, Func<(IEnumerable<IPEndPoint>, IEnumerable<IPAddress>)> machine)
     {
-        if (_complete is { } done && done.Generation == machineGeneration) return done.Settings;
+        if (_complete is { } done && done.AddressChanges == addressChanges) return done.Settings;
         var (own, local) = machine();
         var settings = Session.onMachine(own, local, _template);
-        _complete = new(machineGeneration, settings);
+        _complete = new(addressChanges, settings);
         return settings;
     }
 
