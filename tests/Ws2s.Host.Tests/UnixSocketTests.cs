@@ -112,6 +112,8 @@ public sealed class UnixSocketTests : IAsyncLifetime
             var buffer = new byte[64];
             var read = await tls.ReadAsync(buffer);
             await tls.WriteAsync(buffer.AsMemory(0, read));
+            // Open until ws2s closes: a close right after the echo may overtake "send done" (code 5 first), a race of the test's own.
+            while (await tls.ReadAsync(buffer) > 0) { }
         });
         await using var host = await Ws2sHost.StartAsync(
             TestConfig.Defaults.With(o =>
@@ -127,7 +129,9 @@ public sealed class UnixSocketTests : IAsyncLifetime
         await client.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", received);
         await client.ReadDataAsync(received, 6);
         Assert.Equal("secret", Encoding.ASCII.GetString(received.ToArray()));
-        await serving;
+        await client.SendAsync(new { command = "close" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"close done"}""");
+        await serving.WaitAsync(WsClient.Patience);
     }
 
     [Theory]
