@@ -351,6 +351,25 @@ public sealed class JwtTests : IDisposable
     }
 
     /// <summary>
+    /// A token's lifetime is judged by the server's clock (the injected <see cref="TimeProvider"/>), like every other
+    /// time decision: with the clock moved past <c>exp</c>, the token is refused at the upgrade; before, admitted.
+    /// </summary>
+    [Fact]
+    public async Task A_tokens_lifetime_is_judged_by_the_servers_clock()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var host = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
+            services => services.AddSingleton<TimeProvider>(clock));
+        var token = Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10));
+        Assert.Equal(101, (await UpgradeAsync(host.Url, token)).Status);
+        clock.Advance(TimeSpan.FromMinutes(11));
+        var (status, body) = await UpgradeAsync(host.Url, token);
+        Assert.Equal(401, status);
+        Assert.Contains("expired", body);
+    }
+
+    /// <summary>
     /// Attack (issue 20, 11): a session could still <c>connect</c> after its token expired. New connects after
     /// <c>exp</c> are refused in words (code 4); the connection already open goes on. The clock is faked.
     /// </summary>
