@@ -75,7 +75,7 @@ public sealed class ReloadTests
         List<string> deny = [.. Enumerable.Range(1, 400).Select(n => $"10.{n / 250}.{n % 250}.0/24")];
         Ws2sOptions Options(int port) => new() { Destinations = new() { Allow = [$"127.0.0.1:{port}"], Deny = deny } };
         var monitor = new Monitor(Options(1));
-        using var live = new LiveConfiguration(monitor, new StartValidation(), new RedactedSecrets([]), NullLogger<LiveConfiguration>.Instance);
+        using var live = new LiveConfiguration(monitor, new StartValidation(), new RedactedSecrets([]), TimeProvider.System, NullLogger<LiveConfiguration>.Instance);
         using var admission = new AdmissionPolicy(live, new NoServer());
         var parse = System.Diagnostics.Stopwatch.StartNew();
         _ = admission.Settings;

@@ -26,9 +26,6 @@ public sealed class AdmissionTests
         }
     }
 
-    private static string Config(string extra) =>
-        $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true{{extra}}}""";
-
     [Theory]
     [InlineData("http://localhost:5173", 101)]
     [InlineData("https://127.0.0.1", 101)]
@@ -62,8 +59,8 @@ public sealed class AdmissionTests
     [Fact]
     public async Task Configured_origins_are_matched_exactly_and_a_star_admits_any_client()
     {
-        await using (var host = await Ws2sHost.StartAsync(Config(
-            ""","origins":["https://app.example.com","http://dev.example.com:*"]""")))
+        await using (var host = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o => o.Origins = ["https://app.example.com", "http://dev.example.com:*"])))
         {
             Assert.Equal(101, await HandshakeStatusAsync(host.Url, "https://app.example.com"));
             Assert.Equal(101, await HandshakeStatusAsync(host.Url, "https://APP.example.com:443"));
@@ -73,7 +70,7 @@ public sealed class AdmissionTests
             Assert.Equal(403, await HandshakeStatusAsync(host.Url, "https://evil-app.example.com"));
             Assert.Equal(403, await HandshakeStatusAsync(host.Url, "http://localhost:8080"));
         }
-        await using (var open = await Ws2sHost.StartAsync(Config(""","origins":["*"]""")))
+        await using (var open = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Origins = ["*"])))
         {
             Assert.Equal(101, await HandshakeStatusAsync(open.Url, null));
             Assert.Equal(101, await HandshakeStatusAsync(open.Url, "https://anything.example"));
@@ -83,7 +80,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task With_tokens_every_session_must_present_one_in_the_query_or_a_subprotocol()
     {
-        await using var host = await Ws2sHost.StartAsync(Config(""","tokens":["first-token","second-token"]"""));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Tokens = ["first-token", "second-token"]));
         Assert.Equal(401, await HandshakeStatusAsync(host.Url, "http://localhost"));
         Assert.Equal(401, await HandshakeStatusAsync(new Uri(host.Url, "/?token=wrong"), "http://localhost"));
         Assert.Equal(401, await HandshakeStatusAsync(host.Url, "http://localhost", "token.first-token-but-longer"));
@@ -103,7 +100,7 @@ public sealed class AdmissionTests
     [Fact]
     public async Task Sessions_beyond_the_per_client_limit_get_503_until_one_ends()
     {
-        await using var host = await Ws2sHost.StartAsync(Config(""","limits":{"maxSessionsPerClient":2}"""));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Limits.MaxSessionsPerClient = 2));
         var first = await host.ConnectAsync();
         await using var second = await host.ConnectAsync();
         Assert.Equal(503, await HandshakeStatusAsync(host.Url, "http://localhost"));
@@ -122,7 +119,7 @@ public sealed class AdmissionTests
     public async Task An_idle_session_is_closed_with_1000_and_a_reason()
     {
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync(Config(""","limits":{"idleTimeoutSeconds":60}"""),
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Limits.IdleTimeoutSeconds = 60),
             services => services.AddSingleton<TimeProvider>(clock));
         var started = clock.WhenArmedAsync(TimeSpan.FromSeconds(60));
         await using var client = await host.ConnectAsync();
@@ -155,7 +152,7 @@ public sealed class AdmissionTests
     {
         using var echo = Peer.Echo();
         using var other = Peer.Echo();
-        await using var host = await Ws2sHost.StartAsync(Config($$""","destinations":{"deny":["127.0.0.1:{{echo.Port}}"]}"""));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Destinations.Deny = [$"127.0.0.1:{echo.Port}"]));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "localhost", port = echo.Port });
         await client.ExpectAsync($$"""{"success":false,"code":4,"message":"ws2s refuse to connect target host: localhost, cause that's a dangerous operation (deny rule 127.0.0.1:{{echo.Port}})"}""");
@@ -167,7 +164,7 @@ public sealed class AdmissionTests
     public async Task Connects_beyond_the_rate_limit_get_code_2()
     {
         using var echo = Peer.Echo();
-        await using var host = await Ws2sHost.StartAsync(Config(""","limits":{"maxConnectsPerSecond":2}"""));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Limits.MaxConnectsPerSecond = 2));
         await using var client = await host.ConnectAsync();
         for (var i = 0; i < 5; i++) await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
         var messages = new List<string>();
@@ -185,8 +182,9 @@ public sealed class AdmissionTests
     [Fact]
     public async Task A_client_is_one_client_on_an_ipv4_and_a_dual_stack_listener()
     {
-        await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":0},"endpoints":[{"host":"::","port":0}],"limits":{"maxSessionsPerClient":3}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults
+            .Serving(s => s.Endpoints = [new() { Host = "::", Port = 0 }])
+            .With(o => o.Limits.MaxSessionsPerClient = 3));
         var ports = host.Urls.Select(u => u.Port).Distinct().ToList();
         Assert.Equal(2, ports.Count);
         var client = IPAddress.Parse("127.0.0.5");

@@ -39,7 +39,7 @@ public abstract class ChromiumTests : IAsyncLifetime
     }
 
     protected static Task<Ws2sHost> StartHostAsync() =>
-        Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true}""");
+        Ws2sHost.StartAsync(TestConfig.Loopback);
 
     /// <summary>The server's own pages (the console) at its address.</summary>
     protected static Uri Page(Ws2sHost host) => new UriBuilder(host.Url) { Scheme = "http" }.Uri;

@@ -19,7 +19,7 @@ public sealed class ConnectionFloodTests : IDisposable
     {
         var config = Path.Combine(_home, "config.json");
         await File.WriteAllTextAsync(config,
-            $$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"limits":{"handshakeTimeoutSeconds":{{{handshakeSeconds}}}}}""");
+            TestConfig.Loopback.With(o => o.Limits.HandshakeTimeoutSeconds = handshakeSeconds));
         var server = ServerProcess.Start(["--config", config], home: _home, launcher: launcher);
         return (server, await server.ListeningUrlAsync());
     }

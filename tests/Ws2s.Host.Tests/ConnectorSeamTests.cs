@@ -15,7 +15,7 @@ namespace Ws2s.Host.Tests;
 public sealed class ConnectorSeamTests
 {
     private static Task<Ws2sHost> StartAsync(params string[] allow) =>
-        Ws2sHost.StartAsync($$$"""{"listen":{"host":"127.0.0.1","port":0},"destinations":{"allow":[{{{string.Join(",", allow.Select(a => $"\"{a}\""))}}}]}}""",
+        Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Destinations.Allow = [.. allow]),
             services => services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, MemConnector>()));
 
     [Fact]

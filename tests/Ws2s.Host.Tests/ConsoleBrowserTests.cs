@@ -104,9 +104,8 @@ public sealed class ConsoleBrowserTests : ChromiumTests
                      (true, $"Connected to Redis at 127.0.0.1:{redis.Port} over TLS."),
                  })
         {
-            var trust = trusted ? $$$""","tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}""" : "";
             await using var host = await Ws2sHost.StartAsync(
-                $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true{{trust}}}""");
+                TestConfig.Loopback.With(o => o.Tls.TrustedCertificates = trusted ? [pki.CaFile] : []));
             var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
             await page.ClickAsync("#tab-redis");
@@ -231,7 +230,7 @@ public sealed class ConsoleBrowserTests : ChromiumTests
         await using var redis = await RedisServer.StartAsync();
         Assert.Equal("OK", await redis.CommandAsync("EVAL \"return redis.call('SET', KEYS[1], string.rep('x', 5000000))\" 1 big"));
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"maxMessageBytes":65536}}""");
+            TestConfig.Loopback.With(o => o.Limits.MaxMessageBytes = 65536));
         var page = await Browser.NewPageAsync();
         await ConnectRedisTabAsync(page, host, redis.Port);
 
@@ -259,7 +258,7 @@ public sealed class ConsoleBrowserTests : ChromiumTests
     {
         await using var redis = await RedisServer.StartAsync();
         await using (var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"tokens":["right-token"]}"""))
+            TestConfig.Loopback.With(o => o.Tokens = ["right-token"])))
         {
             var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
@@ -283,7 +282,7 @@ public sealed class ConsoleBrowserTests : ChromiumTests
             Assert.DoesNotContain("token", await linked.EvaluateAsync<string>("() => location.href"));
         }
         await using (var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["https://elsewhere.example"]}"""))
+            TestConfig.Loopback.With(o => o.Origins = ["https://elsewhere.example"])))
         {
             var page = await Browser.NewPageAsync();
             await page.GotoAsync(Page(host).ToString());
@@ -361,10 +360,12 @@ public sealed class ConsoleBrowserTests : ChromiumTests
     {
         // Nothing is dialled: each of these is refused by the policy before any connect.
         const int allowed = 16001, denied = 16002, local = 16003;
-        await using var host = await Ws2sHost.StartAsync($$$"""
-            {"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":false,
-             "destinations":{"allow":["127.0.0.1:{{{allowed}}}"],"deny":["127.0.0.1:{{{denied}}}"]},"tls":{"required":["127.0.0.1:{{{allowed}}}"]}}
-            """);
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o =>
+        {
+            o.Destinations.Allow = [$"127.0.0.1:{allowed}"];
+            o.Destinations.Deny = [$"127.0.0.1:{denied}"];
+            o.Tls.Required = [$"127.0.0.1:{allowed}"];
+        }));
         var page = await Browser.NewPageAsync();
         await page.GotoAsync(Page(host).ToString());
         const string allowList = "once destinations.allow has a rule, only what it allows is reachable";

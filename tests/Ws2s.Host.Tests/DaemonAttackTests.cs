@@ -48,7 +48,7 @@ public sealed class DaemonAttackTests : IAsyncLifetime
     /// <summary>Starts ws2sd in <paramref name="home"/> (listening on a free loopback port) and returns its pid.</summary>
     private static async Task<int> StartAsync(Ws2sdHome home)
     {
-        await home.WriteConfigAsync(Loopback.FreePort(), "");
+        await home.WriteConfigAsync(Loopback.FreePort());
         var (exit, output) = await home.Ws2sdAsync("start");
         Assert.True(exit == 0, output);
         return int.Parse(File.ReadLines(home.PidFile).First(), System.Globalization.CultureInfo.InvariantCulture);
@@ -77,7 +77,7 @@ public sealed class DaemonAttackTests : IAsyncLifetime
         Requirements.Need("/usr/bin/tail", "coreutils");
         var tail = await TailOfThePidFileAsync();
         var port = Loopback.FreePort();
-        await _home.WriteConfigAsync(port, "");
+        await _home.WriteConfigAsync(port);
 
         var (exit, output) = await _home.Ws2sdAsync("start");
 
@@ -139,7 +139,7 @@ public sealed class DaemonAttackTests : IAsyncLifetime
     public async Task Start_refuses_a_link_in_the_ws2s_folder_and_writes_nothing_through_it(string linked)
     {
         var port = Loopback.FreePort();
-        await _home.WriteConfigAsync(port, "");
+        await _home.WriteConfigAsync(port);
         // What the link points to: a file of the user's (or the folder ~/.ws2s would be), kept as it was.
         var elsewhere = Path.Combine(_home.Path, "elsewhere");
         Directory.CreateDirectory(elsewhere);

@@ -20,7 +20,7 @@ public sealed class DaemonTests : IAsyncLifetime
 
     private Task<(int Exit, string Output)> Ws2sdAsync(params string[] args) => _home.Ws2sdAsync(args);
 
-    private Task WriteConfigAsync(int port, string allow, string extra = "") => _home.WriteConfigAsync(port, allow, extra);
+    private Task WriteConfigAsync(int port, params string[] allow) => _home.WriteConfigAsync(port, allow);
 
     private Task<int> WaitForLogAsync(string text, int skip = 0) => _home.WaitForLogAsync(text, skip);
 
@@ -37,7 +37,7 @@ public sealed class DaemonTests : IAsyncLifetime
         using var removed = Peer.Echo();
         var port = Loopback.FreePort();
         var url = new Uri($"ws://127.0.0.1:{port}/");
-        await WriteConfigAsync(port, $"\"127.0.0.1:{kept.Port}\",\"127.0.0.1:{removed.Port}\"");
+        await WriteConfigAsync(port, $"127.0.0.1:{kept.Port}", $"127.0.0.1:{removed.Port}");
 
         var (exit, output) = await Ws2sdAsync("start");
         Assert.True(exit == 0, output);
@@ -63,7 +63,7 @@ public sealed class DaemonTests : IAsyncLifetime
 
         // An edit that removes a destination: the open connection keeps relaying, the next connect there is refused.
         var seen = await WaitForLogAsync("ws2s listening on");
-        await WriteConfigAsync(port, $"\"127.0.0.1:{kept.Port}\"");
+        await WriteConfigAsync(port, $"127.0.0.1:{kept.Port}");
         seen = await WaitForLogAsync("config reloaded", seen);
         await session.SendAsync(new { command = "send", data = "still relaying" });
         var echoed = new MemoryStream();
@@ -78,10 +78,8 @@ public sealed class DaemonTests : IAsyncLifetime
         Assert.Equal(0, (int)(await ConnectAsync(session, kept.Port))["code"]!);
 
         // A bad edit (that would also allow the removed one again) is refused with the key named; the old rules stay.
-        await File.WriteAllTextAsync(Config, $$$"""
-            {"listen":{"host":"127.0.0.1","port":{{{port}}}},"allowConnectToServerLocal":true,"origins":["not an origin"],
-             "destinations":{"allow":["127.0.0.1:{{{kept.Port}}}","127.0.0.1:{{{removed.Port}}}"]},"limits":{"maxConnectsPerSecond":0}}
-            """);
+        await File.WriteAllTextAsync(Config, Ws2sdHome.ConfigFor(port, $"127.0.0.1:{kept.Port}", $"127.0.0.1:{removed.Port}")
+            .With(o => o.Origins = ["not an origin"]));
         seen = await WaitForLogAsync("origins[0]", seen);
         Assert.Contains("the previous configuration stays in force", string.Join("\n", File.ReadAllLines(Log).Skip(seen - 2)));
         Assert.Equal(4, (int)(await ConnectAsync(session, removed.Port))["code"]!);
@@ -98,7 +96,7 @@ public sealed class DaemonTests : IAsyncLifetime
         (exit, output) = await Ws2sdAsync("status");
         Assert.Equal(3, exit);
         Assert.Contains("stale", output);
-        await WriteConfigAsync(port, $"\"127.0.0.1:{kept.Port}\"");
+        await WriteConfigAsync(port, $"127.0.0.1:{kept.Port}");
         (exit, output) = await Ws2sdAsync("start");
         Assert.True(exit == 0, output);
         Assert.Contains("stale pid file", output);
@@ -122,7 +120,7 @@ public sealed class DaemonTests : IAsyncLifetime
         // What only the server meets (its port taken) is read back from its log.
         using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         taken.Start();
-        await File.WriteAllTextAsync(Config, """{"listen":{"host":"127.0.0.1","port":PORT}}""".Replace("PORT", ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString()));
+        await File.WriteAllTextAsync(Config, TestConfig.Defaults.Serving(s => s.Listen.Port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port));
         (exit, output) = await Ws2sdAsync("start");
         Assert.Equal(2, exit);
         Assert.Contains("could not start", output);

@@ -208,7 +208,7 @@ public sealed partial class FirstContactTests : IDisposable
         using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         taken.Start();
         var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
-        var run = await Ws2sdAsync(["--config", Write($$$"""{"listen":{"host":"127.0.0.1","port":{{{port}}}}}""")]);
+        var run = await Ws2sdAsync(["--config", Write(TestConfig.Defaults.Serving(s => s.Listen.Port = port))]);
         Assert.Equal(2, run.Exit);
         Assert.Contains($"ws2s: cannot listen: Failed to bind to address http://127.0.0.1:{port}: address already in use", run.Errors);
         Assert.Contains("`ws2sd status`", run.Errors);
@@ -315,7 +315,7 @@ public sealed partial class FirstContactTests : IDisposable
     {
         await using var home = new Ws2sdHome();
         var port = Loopback.FreePort();
-        await home.WriteConfigAsync(port, "\"127.0.0.1:1\"");
+        await home.WriteConfigAsync(port, "127.0.0.1:1");
         var (exit, output) = await home.Ws2sdAsync("start");
         Assert.True(exit == 0, output);
 
@@ -326,12 +326,12 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.Contains("line 3, column 3", output);
         Assert.Contains("the previous configuration stays in force", output);
 
-        await home.WriteConfigAsync(port, "\"127.0.0.1:1\"", ""","destinatons":{}""");
+        await home.WriteConfigAsync(Ws2sdHome.ConfigFor(port, "127.0.0.1:1").Json[..^1] + ""","destinatons":{}}""");
         (exit, output) = await home.Ws2sdAsync("reload");
         Assert.True(exit == 2, output);
         Assert.Contains("did you mean 'destinations'?", output);
 
-        await home.WriteConfigAsync(port, "\"127.0.0.1:2\"");
+        await home.WriteConfigAsync(port, "127.0.0.1:2");
         (exit, output) = await home.Ws2sdAsync("reload");
         Assert.True(exit == 0, output);
         Assert.Contains("reloaded its configuration", output);
@@ -341,7 +341,7 @@ public sealed partial class FirstContactTests : IDisposable
     [Fact]
     public async Task With_json_logs_every_line_is_json_stamped_in_utc()
     {
-        var config = Write("""{"listen":{"host":"127.0.0.1","port":0},"management":{"host":"127.0.0.1","port":0},"origins":["*"]}""");
+        var config = Write(TestConfig.Defaults.Serving(s => s.Management = new() { Port = 0 }).With(o => o.Origins = ["*"]));
         var info = new Dictionary<string, string?> { ["TZ"] = "Asia/Tokyo" };
         await using (var server = ServerProcess.Start(["--config", config, "--log-format", "json"], environment: info))
         {
@@ -383,7 +383,7 @@ public sealed partial class FirstContactTests : IDisposable
     {
         var secret = Path.Combine(_directory, "secret");
         await File.WriteAllTextAsync(secret, new string('s', 40));
-        var config = Write($$$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{{secret}}}}"}}}""");
+        var config = Write(TestConfig.Defaults.With(o => o.Auth.Jwt = new() { SecretFile = secret }));
         await using var server = ServerProcess.Start(["--config", config]);
         await server.WaitForLineAsync(l => l.Contains("access tokens required: signed tokens (auth.jwt)", StringComparison.Ordinal));
         await server.ListeningUrlAsync();

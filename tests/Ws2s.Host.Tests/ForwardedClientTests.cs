@@ -20,7 +20,11 @@ public sealed class ForwardedClientTests : IDisposable
     {
         var config = Path.Combine(_home, "config.json");
         await File.WriteAllTextAsync(config,
-            $$$"""{"listen":{"host":"127.0.0.1","port":0},"trustedProxies":[{{{trustedProxies}}}],"limits":{"maxSessionsPerClient":1}}""");
+            TestConfig.Defaults.With(o =>
+            {
+                o.TrustedProxies = trustedProxies == "" ? [] : [trustedProxies];
+                o.Limits.MaxSessionsPerClient = 1;
+            }));
         var server = ServerProcess.Start(["--config", config], home: _home);
         return (server, await server.ListeningUrlAsync());
     }
@@ -48,7 +52,7 @@ public sealed class ForwardedClientTests : IDisposable
     [InlineData(2)]
     public async Task A_PROXY_header_from_a_trusted_proxy_names_the_client_for_limits_and_logs(int version)
     {
-        var (server, url) = await StartAsync("\"127.0.0.1\"");
+        var (server, url) = await StartAsync("127.0.0.1");
         await using var _ = server;
         using var alice = await RawWebSocket.OpenAsync(url, prefix: ProxyHeader(version, Alice));
         using var bob = await RawWebSocket.OpenAsync(url, prefix: ProxyHeader(version, Bob));
@@ -64,7 +68,7 @@ public sealed class ForwardedClientTests : IDisposable
     [Fact]
     public async Task X_Forwarded_For_from_a_trusted_proxy_names_the_client()
     {
-        var (server, url) = await StartAsync("\"127.0.0.0/8\"");
+        var (server, url) = await StartAsync("127.0.0.0/8");
         await using var _ = server;
         using var alice = await RawWebSocket.OpenAsync(url, headers: "X-Forwarded-For: 203.0.113.7\r\n");
         using var bob = await RawWebSocket.OpenAsync(url, headers: "X-Forwarded-For: 198.51.100.1, 203.0.113.8\r\n");
@@ -76,7 +80,7 @@ public sealed class ForwardedClientTests : IDisposable
 
     [Theory]
     [InlineData("")]
-    [InlineData("\"127.0.0.2\"")]
+    [InlineData("127.0.0.2")]
     public async Task Headers_from_an_address_that_is_not_a_trusted_proxy_change_nothing(string trustedProxies)
     {
         var (server, url) = await StartAsync(trustedProxies);

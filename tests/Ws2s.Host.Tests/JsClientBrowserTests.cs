@@ -16,7 +16,7 @@ public sealed class JsClientBrowserTests : ChromiumTests
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
         await using var host = await Ws2sHost.StartAsync(
-            $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
+            TestConfig.Loopback.With(o => o.Tls.TrustedCertificates = [pki.CaFile]));
         var page = await Browser.NewPageAsync();
         var console = new List<string>();
         page.Console += (_, message) => console.Add(message.Text);
@@ -48,7 +48,7 @@ public sealed class JsClientBrowserTests : ChromiumTests
     {
         // The page may not read the server's answer from another origin (no CORS), so ws2s.js says what to check.
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"origins":["https://elsewhere.example"]}""");
+            TestConfig.Defaults.With(o => o.Origins = ["https://elsewhere.example"]));
         await using var site = await ServeClientLibraryAsync();
         var page = await Browser.NewPageAsync();
         var origin = site.Urls.First();

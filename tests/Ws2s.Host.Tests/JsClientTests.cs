@@ -18,7 +18,11 @@ public sealed class JsClientTests
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
         await using var host = await Ws2sHost.StartAsync(
-            $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"],"tls":{"trustedCertificates":["{{{pki.CaFile}}}"]}}""");
+            TestConfig.Loopback.With(o =>
+            {
+                o.Origins = ["*"];
+                o.Tls.TrustedCertificates = [pki.CaFile];
+            }));
 
         var tap = await RunNodeTestsAsync(["test/resp.test.js", "test/live.test.js"], new()
         {
@@ -38,9 +42,13 @@ public sealed class JsClientTests
         using var dead = new RefusedPort();
         // Tokens required and one session per client; and a server that admits only one page origin (Node sends none).
         await using var tokens = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"tokens":["right-token"],"limits":{"maxSessionsPerClient":1}}""");
+            TestConfig.Defaults.With(o =>
+            {
+                o.Tokens = ["right-token"];
+                o.Limits.MaxSessionsPerClient = 1;
+            }));
         await using var origins = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"origins":["https://elsewhere.example"]}""");
+            TestConfig.Defaults.With(o => o.Origins = ["https://elsewhere.example"]));
         var tap = await RunNodeTestsAsync(["test/refusal.test.js"], new()
         {
             ["TOKEN_URL"] = tokens.Url.ToString(),
@@ -59,7 +67,7 @@ public sealed class JsClientTests
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"]}""");
+            TestConfig.Loopback.With(o => o.Origins = ["*"]));
         var tap = await RunNodeTestsAsync(["test/legacy.test.js"], new()
         {
             ["WS2S_URL"] = host.Url.ToString(),

@@ -28,8 +28,7 @@ public sealed class JwtSecretFileTests : IDisposable
         return path;
     }
 
-    private static string Config(string secretFile) =>
-        $$$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"auth":{"jwt":{"secretFile":"{{{{secretFile}}}}"}}}""";
+    private static TestConfig Config(string secretFile) => TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = secretFile });
 
     private static string Mint(byte[] key) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
     {

@@ -1,3 +1,4 @@
+using Ws2s.AspNetCore.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Net.Http.Headers;
@@ -42,10 +43,12 @@ public sealed class JwtTests : IDisposable
         return path;
     }
 
-    private static Task<Ws2sHost> StartAsync(string jwt, bool allowServerLocal = true) => Ws2sHost.StartAsync(
-        $$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":{{{(allowServerLocal ? "true" : "false")}}},"auth":{"jwt":{{{jwt}}}}}""");
-
-    private static string Jwt(string key, string file, string extra = "") => $$"""{"{{key}}":"{{file}}"{{extra}}}""";
+    private static Task<Ws2sHost> StartAsync(Ws2sOptions.JwtOptions jwt, bool allowServerLocal = true) => Ws2sHost.StartAsync(
+        TestConfig.Defaults.With(o =>
+        {
+            o.AllowConnectToServerLocal = allowServerLocal;
+            o.Auth.Jwt = jwt;
+        }));
 
     /// <summary>A token: <c>sub</c> alice, valid for an hour, the <c>ws2s</c> claim as given.</summary>
     private string Mint(SigningCredentials credentials, object? ws2s = null, DateTime? expires = null, DateTime? notBefore = null,
@@ -92,7 +95,7 @@ public sealed class JwtTests : IDisposable
     {
         using var allowed = Peer.Echo();
         using var other = Peer.Echo();
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         var token = Mint(Hs256, new { allow = new[] { $"127.0.0.1:{allowed.Port}" } });
         await using var client = await OpenAsync(host.Url, token);
         await client.EchoThroughAsync(allowed.Port, "hello alice");
@@ -112,7 +115,11 @@ public sealed class JwtTests : IDisposable
         listenB.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(b));
         listenB.Listen(4);
         await using var host = await Ws2sHost.StartAsync(
-            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"destinations":{"allow":["unix:{{{{a}}}}","unix:{{{{b}}}}","0.0.0.0/0"]},"auth":{"jwt":{"secretFile":"{{{{SecretFile()}}}}"}}}""");
+            TestConfig.Loopback.With(o =>
+            {
+                o.Destinations.Allow = ["unix:" + a, "unix:" + b, "0.0.0.0/0"];
+                o.Auth.Jwt = new() { SecretFile = SecretFile() };
+            }));
         await using (var client = await OpenAsync(host.Url, Mint(Hs256, new { allow = new[] { "unix:" + a } })))
         {
             await client.SendAsync(new { command = "connect", host = "unix:" + a });
@@ -135,7 +142,7 @@ public sealed class JwtTests : IDisposable
     public async Task A_token_cannot_open_what_the_server_refuses()
     {
         using var echo = Peer.Echo();
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()), allowServerLocal: false);
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() }, allowServerLocal: false);
         // The token allows all of loopback; the server does not allow this machine.
         await using var client = await OpenAsync(host.Url, Mint(Hs256, new { allow = new[] { "127.0.0.0/8" } }));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });
@@ -161,7 +168,7 @@ public sealed class JwtTests : IDisposable
     [MemberData(nameof(Refusals))]
     public async Task A_forged_stale_or_misdirected_token_gets_401_with_words_and_never_its_own_text_back(string attack, string words)
     {
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile(), ""","issuer":"https://app.example","audience":"ws2s","clockSkewSeconds":5"""));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile(), Issuer = "https://app.example", Audience = "ws2s", ClockSkewSeconds = 5 });
         string Valid(DateTime? expires = null, DateTime? notBefore = null, string audience = "ws2s", string issuer = "https://app.example", SigningCredentials? with = null, object? ws2s = null) =>
             Mint(with ?? Hs256, ws2s, expires, notBefore, audience, issuer);
         var token = attack switch
@@ -198,7 +205,7 @@ public sealed class JwtTests : IDisposable
     {
         // Algorithm confusion: the attacker knows the public key and uses its PEM as an HMAC secret.
         var pem = PublicKeysFile(_rsa);
-        await using var host = await StartAsync(Jwt("publicKeysFile", pem));
+        await using var host = await StartAsync(new() { PublicKeysFile = pem });
         var publicPem = File.ReadAllText(pem);
         var body = $"{B64("""{"alg":"HS256","typ":"JWT"}""")}.{B64($$"""{"sub":"mallory","exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""")}";
         var forged = body + "." + Base64UrlEncoder.Encode(HMACSHA256.HashData(Encoding.ASCII.GetBytes(publicPem), Encoding.ASCII.GetBytes(body)));
@@ -215,7 +222,7 @@ public sealed class JwtTests : IDisposable
     {
         var rsa = new SigningCredentials(new RsaSecurityKey(_rsa), SecurityAlgorithms.RsaSha256);
         var ec = new SigningCredentials(new ECDsaSecurityKey(_ec), SecurityAlgorithms.EcdsaSha256);
-        await using (var host = await StartAsync(Jwt("publicKeysFile", PublicKeysFile(_rsa, _ec))))
+        await using (var host = await StartAsync(new() { PublicKeysFile = PublicKeysFile(_rsa, _ec) }))
         {
             Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(rsa))).Status);
             Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(ec))).Status);
@@ -226,7 +233,7 @@ public sealed class JwtTests : IDisposable
             JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(ECDsa.Create(_ec.ExportParameters(false)))),
         }.Select(k => new { k.Kty, k.N, k.E, k.Crv, k.X, k.Y }) };
         var jwksFile = Write("jwks.json", JsonSerializer.Serialize(jwks, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }));
-        await using (var host = await StartAsync(Jwt("jwksFile", jwksFile)))
+        await using (var host = await StartAsync(new() { JwksFile = jwksFile }))
         {
             Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(rsa))).Status);
             Assert.Equal(101, (await UpgradeAsync(host.Url, Mint(ec))).Status);
@@ -237,7 +244,7 @@ public sealed class JwtTests : IDisposable
     public async Task A_rotated_key_file_is_picked_up_without_a_restart()
     {
         var file = PublicKeysFile(_rsa);
-        await using var host = await StartAsync(Jwt("publicKeysFile", file));
+        await using var host = await StartAsync(new() { PublicKeysFile = file });
         var old = Mint(new SigningCredentials(new RsaSecurityKey(_rsa), SecurityAlgorithms.RsaSha256));
         Assert.Equal(101, (await UpgradeAsync(host.Url, old)).Status);
         using var next = RSA.Create(2048);
@@ -250,7 +257,7 @@ public sealed class JwtTests : IDisposable
     [Fact]
     public async Task MaxSessions_bounds_the_subjects_concurrent_sessions_with_503()
     {
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         var token = Mint(Hs256, new { maxSessions = 1 });
         await using var first = await OpenAsync(host.Url, token);
         var (status, body) = await UpgradeAsync(host.Url, token);
@@ -261,7 +268,7 @@ public sealed class JwtTests : IDisposable
     [Fact]
     public async Task A_token_with_ssh_false_gets_code_4_for_any_tunnel()
     {
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         await using var client = await OpenAsync(host.Url, Mint(Hs256, new { ssh = false }));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = 22, ssh_host = "127.0.0.1", ssh_username = "u", ssh_password = "p" });
         await client.ExpectAsync("""{"success":false,"code":4,"message":"ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (SSH tunnels are not in this session's scope)"}""");
@@ -271,7 +278,7 @@ public sealed class JwtTests : IDisposable
     public async Task The_websockify_endpoint_takes_a_token_whose_host_and_port_claims_name_the_target()
     {
         using var echo = Peer.Echo();
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         var token = Mint(Hs256, claims: new Dictionary<string, object> { ["host"] = "127.0.0.1", ["port"] = echo.Port });
         await using var client = await WsClient.ConnectAsync(new Uri(host.Url, $"/websockify?token={token}"), "http://localhost:8080", "binary");
         await client.SendBinaryAsync("vnc bytes"u8.ToArray());
@@ -292,7 +299,7 @@ public sealed class JwtTests : IDisposable
     {
         var file = SecretFile();
         var stamp = File.GetLastWriteTimeUtc(file);
-        await using var host = await StartAsync(Jwt("secretFile", file));
+        await using var host = await StartAsync(new() { SecretFile = file });
         var old = Mint(Hs256);
         Assert.Equal(101, (await UpgradeAsync(host.Url, old)).Status);
         var rotated = Encoding.UTF8.GetBytes("the rotated shared secret, also at least 32 bytes");
@@ -309,7 +316,7 @@ public sealed class JwtTests : IDisposable
     [Fact]
     public async Task A_valid_signed_token_admits_a_client_without_an_origin_header()
     {
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         await using var client = await WsClient.ConnectAsync(host.Url, origin: null, "ws2s", "token." + Mint(Hs256));
         await client.SendAsync(new { command = "ping" });
         await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
@@ -326,7 +333,7 @@ public sealed class JwtTests : IDisposable
     [InlineData("")]
     public async Task A_token_with_maxSessions_but_no_subject_is_refused(string? subject)
     {
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         var payload = new Dictionary<string, object> { ["exp"] = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds(), ["ws2s"] = new { maxSessions = 1 } };
         if (subject is not null) payload["sub"] = subject;
         var token = Signed(JsonSerializer.Serialize(payload));
@@ -337,10 +344,29 @@ public sealed class JwtTests : IDisposable
     [Fact]
     public async Task A_token_with_a_critical_header_the_server_does_not_understand_is_refused()
     {
-        await using var host = await StartAsync(Jwt("secretFile", SecretFile()));
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         var body = $"{B64("""{"alg":"HS256","typ":"JWT","crit":["exp-policy"],"exp-policy":"ignore"}""")}.{B64($$"""{"sub":"alice","exp":{{DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds()}}}""")}";
         var token = body + "." + Base64UrlEncoder.Encode(HMACSHA256.HashData(_secret, Encoding.ASCII.GetBytes(body)));
         Assert.Equal((401, "ws2s: token has critical header parameters the server does not understand (crit)\n"), await UpgradeAsync(host.Url, token));
+    }
+
+    /// <summary>
+    /// A token's lifetime is judged by the server's clock (the injected <see cref="TimeProvider"/>), like every other
+    /// time decision: with the clock moved past <c>exp</c>, the token is refused at the upgrade; before, admitted.
+    /// </summary>
+    [Fact]
+    public async Task A_tokens_lifetime_is_judged_by_the_servers_clock()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var host = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
+            services => services.AddSingleton<TimeProvider>(clock));
+        var token = Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10));
+        Assert.Equal(101, (await UpgradeAsync(host.Url, token)).Status);
+        clock.Advance(TimeSpan.FromMinutes(11));
+        var (status, body) = await UpgradeAsync(host.Url, token);
+        Assert.Equal(401, status);
+        Assert.Contains("expired", body);
     }
 
     /// <summary>
@@ -353,7 +379,7 @@ public sealed class JwtTests : IDisposable
         using var echo = Peer.Echo();
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var host = await Ws2sHost.StartAsync(
-            $$$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"auth":{"jwt":{"secretFile":"{{{{SecretFile()}}}}","clockSkewSeconds":0}}}""",
+            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
             services => services.AddSingleton<TimeProvider>(clock));
         var expires = DateTime.UtcNow.AddMinutes(10);
         await using var client = await OpenAsync(host.Url, Mint(Hs256, expires: expires));
@@ -388,7 +414,11 @@ public sealed class JwtReadmeTests
         await File.WriteAllTextAsync(secret, "a secret of at least thirty-two bytes for the README\n");
         using var echo = Peer.Echo();
         await using var host = await Ws2sHost.StartAsync(
-            $$$$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"origins":["*"],"auth":{"jwt":{"secretFile":"{{{{secret}}}}","audience":"ws2s"}}}""");
+            TestConfig.Loopback.With(o =>
+            {
+                o.Origins = ["*"];
+                o.Auth.Jwt = new() { SecretFile = secret, Audience = "ws2s" };
+            }));
         var client = Path.Combine(Repository.Root, "clients", "ws2s-js", "ws2s.js");
         var script = $$"""
             import { WS2S } from "{{client}}";

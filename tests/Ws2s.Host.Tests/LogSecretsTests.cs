@@ -38,7 +38,11 @@ public sealed class LogSecretsTests : IDisposable
         var jwtSecret = Path.Combine(_home, "jwt.secret");
         await File.WriteAllTextAsync(jwtSecret, "a jwt secret of at least thirty-two bytes, for the log test");
         await File.WriteAllTextAsync(config,
-            $$$$"""{"listen":{"host":"127.0.0.1","port":0},"tokens":["{{{{Configured}}}}"],"auth":{"jwt":{"secretFile":"{{{{jwtSecret}}}}"}}}""");
+            TestConfig.Defaults.With(o =>
+            {
+                o.Tokens = [Configured];
+                o.Auth.Jwt = new() { SecretFile = jwtSecret };
+            }));
         var jwt = SignedToken("a jwt secret of at least thirty-two bytes, for the log test");
         string[] trace = ["Default", "Microsoft", "Microsoft.AspNetCore", "Microsoft.AspNetCore.Hosting.Diagnostics",
                           "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.Hosting", "System", "Ws2s"];
@@ -91,14 +95,16 @@ public sealed class LogSecretsTests : IDisposable
 
     private const string JwtSecret = "a jwt secret of at least thirty-two bytes, for the log test";
 
-    /// <summary>ws2sd with signed tokens (HS256 with <see cref="JwtSecret"/>) and the <paramref name="extra"/> config keys.</summary>
-    private async Task<(ServerProcess Server, Uri Url)> StartWithJwtAsync(string extra, params string[] args)
+    /// <summary>ws2sd with signed tokens (HS256 with <see cref="JwtSecret"/>), logging at <paramref name="level"/> if given.</summary>
+    private async Task<(ServerProcess Server, Uri Url)> StartWithJwtAsync(string? level, params string[] args)
     {
         var config = Path.Combine(_home, "config.json");
         var secretFile = Path.Combine(_home, "jwt.secret");
         await File.WriteAllTextAsync(secretFile, JwtSecret);
         await File.WriteAllTextAsync(config,
-            $$$"""{"listen":{"host":"127.0.0.1","port":0},"auth":{"jwt":{"secretFile":"{{{secretFile}}}"}}{{{extra}}}}""");
+            level is null
+                ? TestConfig.Defaults.With(o => o.Auth.Jwt = new() { SecretFile = secretFile })
+                : TestConfig.Defaults.With(o => o.Auth.Jwt = new() { SecretFile = secretFile }).Logging("Default", level).Logging("Microsoft", level));
         var server = ServerProcess.Start(["--config", config, .. args], home: _home);
         return (server, await server.ListeningUrlAsync());
     }
@@ -113,7 +119,7 @@ public sealed class LogSecretsTests : IDisposable
     [InlineData("json")]
     public async Task No_query_string_reaches_the_log_whatever_its_spelling(string format)
     {
-        var (server, url) = await StartWithJwtAsync(""","Logging":{"LogLevel":{"Default":"Trace","Microsoft":"Trace"}}""", "--log-format", format);
+        var (server, url) = await StartWithJwtAsync("Trace", "--log-format", format);
         await using var _ = server;
         var jwt = SignedToken(JwtSecret);
         await using (var client = await WsClient.ConnectAsync(new Uri(url, $"/?%74oken={jwt}")))
@@ -144,7 +150,7 @@ public sealed class LogSecretsTests : IDisposable
     [Fact]
     public async Task A_subject_with_line_breaks_cannot_forge_a_log_line()
     {
-        var (server, url) = await StartWithJwtAsync("");
+        var (server, url) = await StartWithJwtAsync(null);
         await using var _ = server;
         const string forged = "FORGED-LINE info: Ws2s.Session session from 10.9.9.9:1 ended";
         var jwt = SignedToken(JwtSecret, "mallory\n" + forged + "\r\u2028" + forged);

@@ -24,10 +24,11 @@ public sealed class MetricsTests : IDisposable
     {
         using var echo = Peer.Echo();
         var config = Path.Combine(_home, "config.json");
-        await File.WriteAllTextAsync(config, $$$"""
-            {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,
-             "rawTargets":{"echo":"127.0.0.1:{{{echo.Port}}}"},"ssh":{"allowTargets":["10.9.9.9:22"]}}
-            """);
+        await File.WriteAllTextAsync(config, TestConfig.Loopback.With(o =>
+        {
+            o.RawTargets = new() { ["echo"] = $"127.0.0.1:{echo.Port}" };
+            o.Ssh.AllowTargets = ["10.9.9.9:22"];
+        }));
         await using var server = ServerProcess.Start(["--config", config], home: _home);
         var url = await server.ListeningUrlAsync();
         using var http = new HttpClient();

@@ -52,10 +52,8 @@ public sealed class OperationsTests : IDisposable
     public async Task A_TLS_endpoint_serves_wss_beside_the_plain_one_and_the_client_validates_its_certificate()
     {
         var (certificate, key, cert) = MakeCertificate();
-        await using var host = await Ws2sHost.StartAsync($$"""
-            {"listen":{"host":"127.0.0.1","port":3613},
-             "endpoints":[{"host":"127.0.0.1","port":0,"certificate":"{{certificate}}","key":"{{key}}"}]}
-            """);
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults
+            .Serving(s => s.Endpoints = [new() { Host = "127.0.0.1", Port = 0, Certificate = certificate, Key = key }]));
         var wss = host.Urls.Single(u => u.Scheme == "wss");
         Assert.Contains(host.Urls, u => u.Scheme == "ws");
 
@@ -117,7 +115,7 @@ public sealed class OperationsTests : IDisposable
     public async Task Health_and_readiness_answer_and_can_move_to_a_management_port()
     {
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"management":{"host":"127.0.0.1","port":0}}""");
+            TestConfig.Defaults.Serving(s => s.Management = new() { Port = 0 }));
         using var http = new HttpClient();
         // With a management port the main port no longer serves them.
         Assert.Equal(HttpStatusCode.UpgradeRequired, (await http.GetAsync(Http(host, "/healthz"))).StatusCode);
@@ -143,7 +141,7 @@ public sealed class OperationsTests : IDisposable
     public async Task With_a_management_port_no_spelling_of_a_management_path_is_served_on_the_public_port()
     {
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"management":{"host":"127.0.0.1","port":0}}""");
+            TestConfig.Defaults.Serving(s => s.Management = new() { Port = 0 }));
         using var http = new HttpClient();
         foreach (var path in new[] { "/metrics", "/METRICS", "/Metrics", "/metrics/", "/%6detrics", "/HEALTHZ", "/healthz/", "/READYZ", "/readyz/" })
         {
@@ -165,7 +163,7 @@ public sealed class OperationsTests : IDisposable
         const string token = "very-secret-token-7f3a";
         var config = Path.Combine(_directory, "config.json");
         await File.WriteAllTextAsync(config,
-            """{"listen":{"host":"127.0.0.1","port":0},"tokens":["TOKEN"],"Logging":{"LogLevel":{"Default":"Debug","Microsoft":"Debug"}}}""".Replace("TOKEN", token));
+            TestConfig.Defaults.With(o => o.Tokens = [token]).Logging("Default", "Debug").Logging("Microsoft", "Debug"));
         await using var server = ServerProcess.Start(["--config", config, "--log-format", "json"]);
         var url = await server.ListeningUrlAsync();
 

@@ -41,7 +41,7 @@ public sealed class RebindingTests
     public async Task A_rebinding_name_gets_421_on_every_path_and_the_upgrade(string path, bool upgrade)
     {
         // origins "*": even a server open to every page answers only to its own host names.
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"origins":["*"]}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Origins = ["*"]));
         foreach (var name in new[] { "rebind.evil.example", "rebind.evil.example:3613", "REBIND.evil.example.", "localhost.evil.example", "127.0.0.1.evil.example" })
         {
             var (status, body) = await GetAsync(host.Url, path, name, upgrade);
@@ -57,7 +57,7 @@ public sealed class RebindingTests
     public async Task The_names_in_allowedHosts_are_answered()
     {
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":0},"allowedHosts":["ws2s.example.com","*.tools.example"]}""");
+            TestConfig.Defaults.With(o => o.AllowedHosts = ["ws2s.example.com", "*.tools.example"]));
         Assert.Equal(HttpStatusCode.OK, (await GetAsync(host.Url, "/healthz", "ws2s.example.com")).Status);
         Assert.Equal(HttpStatusCode.OK, (await GetAsync(host.Url, "/healthz", "WS2S.example.com.:443")).Status);
         Assert.Equal(HttpStatusCode.OK, (await GetAsync(host.Url, "/healthz", "a.tools.example")).Status);
@@ -69,7 +69,11 @@ public sealed class RebindingTests
     [Fact]
     public async Task Admission_answers_are_readable_by_pages_of_allowed_origins_and_by_no_other()
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"origins":["https://app.example"],"tokens":["t-3b1c"]}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o =>
+        {
+            o.Origins = ["https://app.example"];
+            o.Tokens = ["t-3b1c"];
+        }));
         using var http = new HttpClient();
         var url = new Uri($"http://127.0.0.1:{host.Url.Port}/.ws2s/admission");
         async Task<HttpResponseMessage> AskAsync(HttpMethod method, string origin)
@@ -109,7 +113,7 @@ public sealed class RebindingTests
     [Fact]
     public async Task Admission_answers_are_rate_limited_per_client()
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"tokens":["the-one-real-token-4d2a"]}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Tokens = ["the-one-real-token-4d2a"]));
         using var http = new HttpClient();
         var started = DateTime.UtcNow;
         var answered = 0;

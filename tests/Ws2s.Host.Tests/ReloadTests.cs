@@ -27,7 +27,7 @@ public sealed class ReloadTests : IDisposable
             // rename(2) over the old link: the atomic swap the kubelet makes (File.Move would follow the link).
             Assert.Equal(0, rename(temporary, Path.Combine(volume, "..data")));
         }
-        Publish("..2026_12_01_10_00_00.1", """{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true}""");
+        Publish("..2026_12_01_10_00_00.1", TestConfig.Loopback);
         File.CreateSymbolicLink(Path.Combine(volume, "config.json"), "..data/config.json");
 
         await using var server = ServerProcess.Start(["--config", Path.Combine(volume, "config.json")], home: _home);
@@ -35,7 +35,7 @@ public sealed class ReloadTests : IDisposable
         await using (var client = await WsClient.ConnectAsync(url))
             await client.EchoThroughAsync(echo.Port, "before the update");
 
-        Publish("..2026_12_01_10_05_00.2", $$$"""{"listen":{"host":"127.0.0.1","port":{{{url.Port}}}},"allowConnectToServerLocal":true,"destinations":{"deny":["127.0.0.1:{{{echo.Port}}}"]}}""");
+        Publish("..2026_12_01_10_05_00.2", TestConfig.Loopback.Serving(s => s.Listen.Port = url.Port).With(o => o.Destinations.Deny = [$"127.0.0.1:{echo.Port}"]));
         await server.WaitForLineAsync(l => l.Contains("config reloaded"));
         await using var after = await WsClient.ConnectAsync(url);
         await after.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port });

@@ -21,11 +21,14 @@ public sealed class ScaleOutTests
     private static async Task<(ServerProcess Server, Uri Url, Uri Management)> StartInstanceAsync(string directory, string name, int maxSessionsPerClient = 256)
     {
         var config = Path.Combine(directory, name + ".json");
-        await File.WriteAllTextAsync(config, $$$"""
-            {"listen":{"host":"127.0.0.1","port":0},"management":{"host":"127.0.0.1","port":0},
-             "allowConnectToServerLocal":true,"origins":["*"],"shutdownTimeoutSeconds":10,
-             "trustedProxies":["127.0.0.1"],"limits":{"maxSessionsPerClient":{{{maxSessionsPerClient}}}}}
-            """);
+        await File.WriteAllTextAsync(config, TestConfig.Loopback
+            .Serving(s => s.Management = new() { Port = 0 })
+            .With(o =>
+            {
+                o.Origins = ["*"];
+                o.TrustedProxies = ["127.0.0.1"];
+                o.Limits.MaxSessionsPerClient = maxSessionsPerClient;
+            }));
         var server = ServerProcess.Start(["--config", config]);
         return (server, await server.ListeningUrlAsync(), await server.ManagementUrlAsync());
     }

@@ -8,7 +8,6 @@ namespace Ws2s.Host.Tests;
 public sealed class SessionTests
 {
     private const string ConnectDone = """{"success":true,"code":0,"message":"connect done"}""";
-    private const string LoopbackAllowed = """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true}""";
 
     [Fact]
     public async Task A_reset_by_the_peer_is_code_5_with_the_reason_and_the_session_goes_on()
@@ -35,7 +34,7 @@ public sealed class SessionTests
     {
         using var unanswered = new UnansweredPort();
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync(LoopbackAllowed, services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await host.ConnectAsync();
         var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(10));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = unanswered.Port });
@@ -66,7 +65,7 @@ public sealed class SessionTests
         });
 
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync(LoopbackAllowed, services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await host.ConnectAsync();
         // Tried one after the other, the first attempt would hang until the connect timeout (code 2).
         var attemptDelay = clock.WhenArmedAsync(TimeSpan.FromMilliseconds(250));

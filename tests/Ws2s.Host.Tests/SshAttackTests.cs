@@ -21,7 +21,7 @@ public sealed class SshAttackTests : IAsyncLifetime
         _home = Directory.CreateTempSubdirectory("ws2s-ssh-attack-").FullName;
         await File.WriteAllTextAsync(Path.Combine(_home, "known_hosts"), _sshd.KnownHostsLine + "\n");
         await File.WriteAllTextAsync(Path.Combine(_home, "config.json"),
-            $$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"{{{_home}}}/known_hosts"}}""");
+            TestConfig.Loopback.With(o => o.Ssh.KnownHosts = $"{_home}/known_hosts"));
     }
 
     public async Task DisposeAsync()

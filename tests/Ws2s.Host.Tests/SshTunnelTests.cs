@@ -21,8 +21,7 @@ public sealed class SshTunnelTests : IAsyncLifetime
         if (_knownHosts is not null) File.Delete(_knownHosts);
     }
 
-    private static Task<Ws2sHost> StartHostAsync(string knownHosts) => Ws2sHost.StartAsync(
-        """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"FILE"}}""".Replace("FILE", knownHosts));
+    private static Task<Ws2sHost> StartHostAsync(string knownHosts) => Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Ssh.KnownHosts = knownHosts));
 
     /// <summary>A connect to 127.0.0.1:<paramref name="port"/> as seen from <paramref name="sshd"/>, logging in with <paramref name="login"/>.</summary>
     private static Dictionary<string, object> Through(SshServer sshd, int port, params (string Field, string Value)[] login)
@@ -51,8 +50,11 @@ public sealed class SshTunnelTests : IAsyncLifetime
         using var pki = new TestPki();
         await using var redis = await RedisServer.StartAsync(pki);
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"FILE"},"tls":{"trustedCertificates":["CA"]}}"""
-                .Replace("FILE", _knownHosts).Replace("CA", pki.CaFile));
+            TestConfig.Loopback.With(o =>
+            {
+                o.Ssh.KnownHosts = _knownHosts;
+                o.Tls.TrustedCertificates = [pki.CaFile];
+            }));
         await using var client = await host.ConnectAsync();
         var connect = Through(_sshd, redis.Port, ("ssh_private_key", _sshd.Ed25519Key));
         connect["tls"] = true;
@@ -75,8 +77,11 @@ public sealed class SshTunnelTests : IAsyncLifetime
     {
         using var echo = Peer.Echo();
         await using var host = await Ws2sHost.StartAsync(
-            """{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"ssh":{"knownHosts":"FILE"},"tls":{"required":["RULE"]}}"""
-                .Replace("FILE", _knownHosts).Replace("RULE", rule.Replace("PORT", echo.Port.ToString())));
+            TestConfig.Loopback.With(o =>
+            {
+                o.Ssh.KnownHosts = _knownHosts;
+                o.Tls.Required = [rule.Replace("PORT", echo.Port.ToString())];
+            }));
         await using var client = await host.ConnectAsync();
         var connect = Through(_sshd, echo.Port, ("ssh_private_key", _sshd.Ed25519Key));
         connect["host"] = target;

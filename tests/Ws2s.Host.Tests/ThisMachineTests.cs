@@ -64,7 +64,13 @@ public sealed class ThisMachineTests : IDisposable
         await File.WriteAllTextAsync(client, Client);
         var config = Path.Combine(_home, "config.json");
         await File.WriteAllTextAsync(config,
-            $$"""{"listen":{"host":"127.0.0.1","port":3613},"origins":["*"],"allowConnectToServerLocal":{{(allowServerLocal ? "true" : "false")}}}""");
+            TestConfig.Defaults
+                .Serving(s => s.Listen.Port = 3613) // the client in the namespace dials it there
+                .With(o =>
+                {
+                    o.Origins = ["*"];
+                    o.AllowConnectToServerLocal = allowServerLocal;
+                }));
         var setup = mode == "late" ? "ip link set lo up" : "ip link set lo up && ip addr add 1.2.3.4/32 dev lo";
         await using var server = ServerProcess.Start(["--config", config], home: _home, launcher:
             ["unshare", "-n", "--", "bash", "-c", $"{setup} && (node --experimental-websocket --no-warnings {client} {mode} 3613 &) && exec \"$@\"", "ns"]);

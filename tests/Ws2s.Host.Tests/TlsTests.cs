@@ -1,3 +1,4 @@
+using Ws2s.AspNetCore.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using System.Diagnostics;
 using System.Net;
@@ -21,10 +22,10 @@ public sealed class TlsTests : IDisposable
 
     public void Dispose() => _pki.Dispose();
 
-    private Task<Ws2sHost> StartAsync(string tls = "") => Ws2sHost.StartAsync(
-        $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true{{tls}}}""");
+    private static Task<Ws2sHost> StartAsync(Action<Ws2sOptions>? tls = null) => Ws2sHost.StartAsync(TestConfig.Loopback.With(tls ?? (_ => { })));
 
-    private string TrustCa => $$""","tls":{"trustedCertificates":["{{_pki.CaFile}}"]}""";
+    /// <summary>Trusts the test CA (which issued the peers' certificates).</summary>
+    private void TrustCa(Ws2sOptions options) => options.Tls.TrustedCertificates = [_pki.CaFile];
 
     [Theory]
     [InlineData(false)]
@@ -62,10 +63,12 @@ public sealed class TlsTests : IDisposable
         using var peer = TlsPeer.Echo(_pki.Leaf);
         // ws2sd as its own process (Server GC, its own thread pool), where the bench met the race.
         var config = Path.Combine(Directory.CreateTempSubdirectory("ws2s-tls-race-").FullName, "config.json");
-        await File.WriteAllTextAsync(config, $$$"""
-            {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"origins":["*"],
-             "tls":{"trustedCertificates":["{{{_pki.CaFile}}}"]},"limits":{"maxConnectsPerSecond":0}}
-            """);
+        await File.WriteAllTextAsync(config, TestConfig.Loopback.With(o =>
+        {
+            o.Origins = ["*"];
+            TrustCa(o);
+            o.Limits.MaxConnectsPerSecond = 0;
+        }));
         await using var server = ServerProcess.Start(["--config", config]);
         var url = await server.ListeningUrlAsync();
         var sessions = Enumerable.Range(0, 8).Select(async _ =>
@@ -148,7 +151,11 @@ public sealed class TlsTests : IDisposable
                      ("sha256/" + leafKeyPin, """{"success":true,"code":0,"message":"connect done"}"""),
                  })
         {
-            await using var host = await StartAsync($$""","tls":{"trustedCertificates":["{{_pki.CaFile}}"],"pinned":[{"rule":"redis.test","sha256":["{{pin}}"]}]}""");
+            await using var host = await StartAsync(o =>
+            {
+                TrustCa(o);
+                o.Tls.Pinned = [new() { Rule = "redis.test", Sha256 = [pin] }];
+            });
             await using var client = await host.ConnectAsync();
             // Pins follow the TLS server name too: asking for the address does not dodge the name's pin.
             await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test" });
@@ -160,7 +167,7 @@ public sealed class TlsTests : IDisposable
     public async Task A_destination_that_requires_tls_is_refused_without_it_under_any_spelling()
     {
         using var peer = Peer.Echo();
-        await using var host = await StartAsync($$""","tls":{"required":["127.0.0.0/8:{{peer.Port}}"]}""");
+        await using var host = await StartAsync(o => o.Tls.Required = [$"127.0.0.0/8:{peer.Port}"]);
         await using var client = await host.ConnectAsync();
         foreach (var spelling in new[] { "127.0.0.1", "localhost", "::ffff:127.0.0.1", "127.1" })
         {
@@ -187,7 +194,11 @@ public sealed class TlsTests : IDisposable
                      (ownPin, """{"success":true,"code":0,"message":"connect done"}"""),
                  })
         {
-            await using var host = await StartAsync($$""","tls":{"trustedCertificates":["{{_pki.CaFile}}"],"pinned":[{"rule":"good.example.com","sha256":["{{pin}}"]}]}""");
+            await using var host = await StartAsync(o =>
+            {
+                TrustCa(o);
+                o.Tls.Pinned = [new() { Rule = "good.example.com", Sha256 = [pin] }];
+            });
             await using var client = await host.ConnectAsync();
             await client.SendAsync(new { command = "connect", host = "127.0.0.66", port = peer.Port, tls = true });
             await client.ExpectAsync(expected);
@@ -235,7 +246,11 @@ public sealed class TlsTests : IDisposable
         });
         var clock = new WatchedClock();
         await using var host = await Ws2sHost.StartAsync(
-            $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":true,"limits":{"connectTimeoutSeconds":4}{{TrustCa}}}""",
+            TestConfig.Loopback.With(o =>
+            {
+                o.Limits.ConnectTimeoutSeconds = 4;
+                TrustCa(o);
+            }),
             services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await host.ConnectAsync();
         using var patience = new CancellationTokenSource(WsClient.Patience);

@@ -31,7 +31,7 @@ public sealed class UnixSocketAttackTests : IDisposable
     {
         var (listener, path) = Listen("app.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config("", serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config([], serverLocal: true));
         await using var client = await host.ConnectAsync();
         var message = await RefusalOfAsync(client, "unix:" + path);
         Assert.Contains("destinations.allow", message);
@@ -54,7 +54,7 @@ public sealed class UnixSocketAttackTests : IDisposable
         var (listener, path) = Listen("ok.sock");
         using var _ = listener;
         Directory.CreateDirectory(Path.Combine(_dir, "sub"));
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + path]));
         await using var client = await host.ConnectAsync();
         var asked = spelling.Replace("{dir}", _dir);
         Assert.NotEqual(path, asked);
@@ -69,7 +69,7 @@ public sealed class UnixSocketAttackTests : IDisposable
     [InlineData("unix:~/x.sock")]
     public async Task Relative_and_empty_paths_are_never_reachable(string host)
     {
-        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config("\"unix:/run/x.sock\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:/run/x.sock"]));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host });
         var answer = await client.ReceiveJsonAsync();
@@ -83,7 +83,7 @@ public sealed class UnixSocketAttackTests : IDisposable
     {
         var (listener, path) = Listen("nul.sock");
         using var _ = listener;
-        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + path]));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path + "\0.evil" });
         var answer = await client.ReceiveJsonAsync();
@@ -97,7 +97,11 @@ public sealed class UnixSocketAttackTests : IDisposable
         var (listener, path) = Listen("denied.sock");
         using var _ = listener;
         await using var server = await Ws2sHost.StartAsync(
-            $$$"""{"listen":{"host":"127.0.0.1","port":0},"destinations":{"allow":["unix:{{{path}}}"],"deny":["unix:{{{path}}}"]}}""");
+            TestConfig.Defaults.With(o =>
+            {
+                o.Destinations.Allow = ["unix:" + path];
+                o.Destinations.Deny = ["unix:" + path];
+            }));
         await using var client = await server.ConnectAsync();
         Assert.Contains("deny rule unix:" + path, await RefusalOfAsync(client, "unix:" + path));
         UnixSockets.NobodyCame(listener);
@@ -108,7 +112,7 @@ public sealed class UnixSocketAttackTests : IDisposable
     {
         var (listener, path) = Listen("reloaded.sock");
         using var _ = listener;
-        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + path]));
         await using (var client = await server.ConnectAsync())
         {
             await client.SendAsync(new { command = "connect", host = "unix:" + path });
@@ -129,7 +133,7 @@ public sealed class UnixSocketAttackTests : IDisposable
         using var _ = listener;
         var link = Path.Combine(_dir, "link.sock");
         File.CreateSymbolicLink(link, target);
-        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{link}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + link]));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + link });
         var answer = await client.ReceiveJsonAsync();

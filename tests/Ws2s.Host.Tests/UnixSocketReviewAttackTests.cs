@@ -58,7 +58,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("ok.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + path]));
         await using var client = await host.ConnectAsync();
         var asked = spelling.Replace("{pathNoSlash}", path.TrimStart('/')).Replace("{path}", path).Replace("{dirName}", Path.GetFileName(_dir))
             .Replace("{dir}", _dir);
@@ -77,7 +77,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("in-folder.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{_dir}\""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + _dir]));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         Assert.Equal(4, (int)(await client.ReceiveJsonAsync())["code"]!);
@@ -85,14 +85,14 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     }
 
     [Theory]
-    [InlineData("\"0.0.0.0/0\",\"::/0\"")]
-    [InlineData("\"127.0.0.0/8\",\"localhost\",\"*.localhost\"")]
-    [InlineData("\"0.0.0.0/0:1-65535\"")]
+    [InlineData("0.0.0.0/0 ::/0")]
+    [InlineData("127.0.0.0/8 localhost *.localhost")]
+    [InlineData("0.0.0.0/0:1-65535")]
     public async Task Wide_tcp_rules_and_allowConnectToServerLocal_never_open_a_unix_path(string allow)
     {
         var (listener, path) = Listen("wide.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(allow, serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(allow.Split(' '), serverLocal: true));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         var answer = await client.ReceiveJsonAsync();
@@ -106,7 +106,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("ssh.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\"", serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + path], serverLocal: true));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path, ssh_host = "127.0.0.1", ssh_username = "u", ssh_password = "p" });
         Assert.Equal(7, (int)(await client.ReceiveJsonAsync())["code"]!);
@@ -120,7 +120,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("tls.sock");
         using var _ = listener;
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config("", serverLocal: true));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config([], serverLocal: true));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path, tls = true });
         Assert.Equal(7, (int)(await client.ReceiveJsonAsync())["code"]!);
@@ -140,7 +140,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     [InlineData("udp:db")]
     public async Task A_named_peer_spelt_with_a_built_in_scheme_is_never_handed_to_that_connector(string peer)
     {
-        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config(""));
+        await using var host = await Ws2sHost.StartAsync(UnixSockets.Config([]));
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = peer });
         var answer = await client.ReceiveJsonAsync();
@@ -166,7 +166,7 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
     {
         var (listener, path) = Listen("reload-open.sock");
         using var _ = listener;
-        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config($"\"unix:{path}\""));
+        await using var server = await Ws2sHost.StartAsync(UnixSockets.Config(["unix:" + path]));
         await using var client = await server.ConnectAsync();
         await client.SendAsync(new { command = "connect", host = "unix:" + path });
         await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
@@ -192,9 +192,11 @@ public sealed class UnixSocketReviewAttackTests : IDisposable
         var line = target.Replace("{path}", path).Replace("{dirName}", Path.GetFileName(_dir)).Replace("{dir}", _dir);
         await File.WriteAllTextAsync(tokens, $"t: {line}\n");
         // Listed is a different socket in the same folder: the target never reaches ok.sock.
-        await using var host = await Ws2sHost.StartAsync($$$"""
-            {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"rawTokenFile":"{{{tokens}}}","destinations":{"allow":["unix:{{{_dir}}}/other.sock","0.0.0.0/0"]}}
-            """);
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o =>
+        {
+            o.RawTokenFile = tokens;
+            o.Destinations.Allow = [$"unix:{_dir}/other.sock", "0.0.0.0/0"];
+        }));
         try
         {
             await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/websockify?token=t"), "http://localhost", "binary");

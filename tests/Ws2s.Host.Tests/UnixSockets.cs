@@ -15,9 +15,12 @@ internal static class UnixSockets
         return (listener, path);
     }
 
-    /// <summary>A server on a free loopback port whose destinations.allow is <paramref name="allow"/> (JSON list items).</summary>
-    public static string Config(string allow, bool serverLocal = false) =>
-        $$$"""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":{{{(serverLocal ? "true" : "false")}}},"destinations":{"allow":[{{{allow}}}]}}""";
+    /// <summary>A server on a free loopback port whose destinations.allow is <paramref name="allow"/>.</summary>
+    public static TestConfig Config(string[] allow, bool serverLocal = false) => TestConfig.Defaults.With(o =>
+    {
+        o.AllowConnectToServerLocal = serverLocal;
+        o.Destinations.Allow = [.. allow];
+    });
 
     /// <summary>Nothing reached the socket: its accept queue is empty.</summary>
     public static void NobodyCame(Socket listener)

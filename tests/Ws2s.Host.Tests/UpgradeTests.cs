@@ -57,7 +57,7 @@ public sealed class UpgradeTests
     [InlineData("/websockify?token=vnc", "chat", null)]
     public async Task The_server_never_echoes_a_subprotocol_it_does_not_speak(string path, string offered, string? chosen)
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"rawTargets":{"vnc":"127.0.0.1:9"}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.RawTargets = new() { ["vnc"] = "127.0.0.1:9" }));
         var response = await RawAsync(host.Url, Handshake("GET PATH HTTP/1.1", protocols: offered, path: path));
         Assert.StartsWith("HTTP/1.1 101", response);
         if (chosen is null) Assert.DoesNotContain("Sec-WebSocket-Protocol", response);
@@ -67,7 +67,7 @@ public sealed class UpgradeTests
     [Fact]
     public async Task Websockify_refuses_a_client_that_offers_only_base64_with_400()
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,"rawTargets":{"vnc":"127.0.0.1:9"}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.RawTargets = new() { ["vnc"] = "127.0.0.1:9" }));
         var response = await RawAsync(host.Url, Handshake("GET PATH HTTP/1.1", protocols: "base64", path: "/websockify?token=vnc"));
         Assert.StartsWith("HTTP/1.1 400", response);
     }
@@ -75,7 +75,7 @@ public sealed class UpgradeTests
     [Fact]
     public async Task An_oversized_message_is_closed_with_1009_before_the_client_has_sent_all_of_it()
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"maxMessageBytes":65536}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Limits.MaxMessageBytes = 65536));
         await using var client = await WsClient.ConnectAsync(host.Url);
         // 96 KiB of a message that would go on forever: the server must not wait for its end.
         var chunk = new byte[32 * 1024];
@@ -92,7 +92,7 @@ public sealed class UpgradeTests
     public async Task A_message_begun_and_never_finished_is_closed_by_the_message_timeout()
     {
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":7}}""",
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Limits.MessageTimeoutSeconds = 7),
             services => services.AddSingleton<TimeProvider>(clock));
         await using var client = await WsClient.ConnectAsync(host.Url);
         var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(7));
@@ -108,7 +108,7 @@ public sealed class UpgradeTests
     [Fact]
     public async Task A_slow_but_finished_message_is_not_closed_and_the_session_stays_usable()
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":5}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Limits.MessageTimeoutSeconds = 5));
         await using var client = await WsClient.ConnectAsync(host.Url);
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("""{"command":"""), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("\"ping\"}"), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
@@ -120,7 +120,7 @@ public sealed class UpgradeTests
     {
         // A slow upload: the timeout is 3 s, the message takes about 4 s, a piece every second (the
         // pauses are the client's pace, the behaviour under test, with 2 s to spare per piece).
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0},"limits":{"messageTimeoutSeconds":3}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Limits.MessageTimeoutSeconds = 3));
         await using var client = await WsClient.ConnectAsync(host.Url);
         foreach (var piece in new[] { "{\"comm", "and\":", "\"pi", "ng\"" })
         {
@@ -140,7 +140,7 @@ public sealed class UpgradeTests
     [InlineData(1.5)]
     public async Task A_frame_announcing_100_MiB_is_closed_with_1009_once_more_than_the_limit_has_arrived(double mebibytes)
     {
-        await using var host = await Ws2sHost.StartAsync("""{"listen":{"host":"127.0.0.1","port":0}}""");
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults);
         using var raw = await RawWebSocket.OpenAsync(host.Url);
         Assert.StartsWith("HTTP/1.1 101", raw.Status);
         var header = new byte[2 + 8 + 4];

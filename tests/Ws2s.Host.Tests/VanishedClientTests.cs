@@ -20,11 +20,14 @@ public sealed partial class VanishedClientTests : IDisposable
     private const int Clients = 4;
 
     /// <summary>Per session a queue of up to 4 MiB; all sessions together 256 KiB; keep-alive each second.</summary>
-    private const string Config = """
-        {"listen":{"host":"127.0.0.1","port":0},"allowConnectToServerLocal":true,
-         "limits":{"keepAliveSeconds":1,"maxSessionsPerClient":4,"maxMessageBytes":65536,
-                   "maxPendingBytes":4194304,"maxPendingBytesTotal":262144}}
-        """;
+    private static readonly TestConfig Config = TestConfig.Loopback.With(o =>
+    {
+        o.Limits.KeepAliveSeconds = 1;
+        o.Limits.MaxSessionsPerClient = 4;
+        o.Limits.MaxMessageBytes = 65536;
+        o.Limits.MaxPendingBytes = 4194304;
+        o.Limits.MaxPendingBytesTotal = 262144;
+    });
 
     /// <summary>A peer that accepts and never reads, with a small receive buffer so it fills soon.</summary>
     private sealed class Deaf : IDisposable

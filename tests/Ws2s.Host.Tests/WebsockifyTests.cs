@@ -5,16 +5,18 @@ namespace Ws2s.Host.Tests;
 /// <summary>The websockify endpoint: binary frames straight to a named target.</summary>
 public sealed class WebsockifyTests
 {
-    private static string Config(string rawTargets, bool allowServerLocal = true, string extra = "") =>
-        $$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":{{(allowServerLocal ? "true" : "false")}},"rawTargets":{{{rawTargets}}}{{extra}}}""";
-
-    private static string Target(string name, int port) => $"\"{name}\":\"127.0.0.1:{port}\"";
+    /// <summary>A server whose websockify endpoint has one target, <paramref name="name"/> at 127.0.0.1:<paramref name="port"/>.</summary>
+    private static TestConfig Config(string name, int port, bool allowServerLocal = true) => TestConfig.Defaults.With(o =>
+    {
+        o.AllowConnectToServerLocal = allowServerLocal;
+        o.RawTargets = new() { [name] = $"127.0.0.1:{port}" };
+    });
 
     [Fact]
     public async Task Binary_frames_go_to_the_named_target_and_its_bytes_come_back_as_binary_frames()
     {
         using var echo = Peer.Echo();
-        await using var host = await Ws2sHost.StartAsync(Config(Target("echo", echo.Port)));
+        await using var host = await Ws2sHost.StartAsync(Config("echo", echo.Port));
         await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/websockify?token=echo"), "http://localhost", "binary");
         Assert.Equal("binary", client.Socket.SubProtocol);
 
@@ -35,7 +37,7 @@ public sealed class WebsockifyTests
     public async Task A_text_frame_closes_the_session_with_1003()
     {
         using var echo = Peer.Echo();
-        await using var host = await Ws2sHost.StartAsync(Config(Target("echo", echo.Port)));
+        await using var host = await Ws2sHost.StartAsync(Config("echo", echo.Port));
         await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/websockify/any/path?token=echo"));
         await client.SendTextAsync("""{"command":"ping"}""");
         var close = await client.ReceiveAsync();
@@ -46,7 +48,7 @@ public sealed class WebsockifyTests
     [Fact]
     public async Task An_unknown_token_is_404_before_the_upgrade()
     {
-        await using var host = await Ws2sHost.StartAsync(Config(Target("vnc", 5901)));
+        await using var host = await Ws2sHost.StartAsync(Config("vnc", 5901));
         using var http = new HttpClient();
         var response = await http.GetAsync(new UriBuilder(new Uri(host.Url, "/websockify?token=nope")) { Scheme = "http" }.Uri);
         Assert.Equal(426, (int)response.StatusCode); // not even a WebSocket request
@@ -61,7 +63,7 @@ public sealed class WebsockifyTests
     public async Task The_peer_closing_closes_the_session_with_1000_after_its_last_byte()
     {
         using var greeter = Peer.Greeter();
-        await using var host = await Ws2sHost.StartAsync(Config(Target("hello", greeter.Port)));
+        await using var host = await Ws2sHost.StartAsync(Config("hello", greeter.Port));
         await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/websockify?token=hello"));
         var received = new MemoryStream();
         Message message;
@@ -74,14 +76,14 @@ public sealed class WebsockifyTests
     public async Task An_unreachable_or_forbidden_target_closes_with_a_reason()
     {
         using var refused = new RefusedPort();
-        await using (var host = await Ws2sHost.StartAsync(Config(Target("down", refused.Port)))) 
+        await using (var host = await Ws2sHost.StartAsync(Config("down", refused.Port))) 
         {
             await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/websockify?token=down"));
             var close = await client.ReceiveAsync();
             Assert.Equal(1011, close.CloseStatus);
             Assert.Contains("connection refused", close.CloseReason);
         }
-        await using (var strict = await Ws2sHost.StartAsync(Config(Target("local", 5901), allowServerLocal: false)))
+        await using (var strict = await Ws2sHost.StartAsync(Config("local", 5901, allowServerLocal: false)))
         {
             await using var client = await WsClient.ConnectAsync(new Uri(strict.Url, "/websockify?token=local"));
             var close = await client.ReceiveAsync();
@@ -100,7 +102,7 @@ public sealed class WebsockifyTests
         await File.WriteAllTextAsync(file, $"# websockify format\nvnc: 127.0.0.1:{first.Port}\n");
         try
         {
-            await using var host = await Ws2sHost.StartAsync(Config("", extra: $$""","rawTokenFile":"{{file}}" """));
+            await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.RawTokenFile = file));
             await using (var client = await WsClient.ConnectAsync(new Uri(host.Url, "/websockify?token=vnc")))
                 Assert.Equal("hello from peer\n"u8.ToArray(), (await client.ReceiveAsync()).Bytes);
 

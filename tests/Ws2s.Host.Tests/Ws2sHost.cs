@@ -41,7 +41,7 @@ public sealed class Ws2sHost : IAsyncDisposable
     }
 
     public static Task<Ws2sHost> StartAsync(bool allowServerLocal = true, params string[] extraArgs) =>
-        StartAsync($$"""{"listen":{"host":"127.0.0.1","port":3613},"allowConnectToServerLocal":{{(allowServerLocal ? "true" : "false")}}}""", extraArgs);
+        StartAsync(TestConfig.Defaults.With(o => o.AllowConnectToServerLocal = allowServerLocal), extraArgs);
 
     public async Task<WsClient> ConnectAsync(string path = "/") =>
         await WsClient.ConnectAsync(new Uri(Url, path));

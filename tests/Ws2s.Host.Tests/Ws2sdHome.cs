@@ -27,15 +27,28 @@ public sealed class Ws2sdHome : IAsyncDisposable
         return (run.Exit, run.Printed);
     }
 
-    /// <summary>Writes <c>~/.ws2s/config.json</c>: listening on 127.0.0.1:<paramref name="port"/>, the destinations allowed.</summary>
-    public async Task WriteConfigAsync(int port, string allow, string extra = "")
+    /// <summary>
+    /// <c>~/.ws2s/config.json</c>'s configuration: listening on 127.0.0.1:<paramref name="port"/>, the destinations
+    /// <paramref name="allow"/> allowed, any page, no connect rate limit.
+    /// </summary>
+    public static TestConfig ConfigFor(int port, params string[] allow) => TestConfig.Loopback
+        .Serving(s => s.Listen.Port = port)
+        .With(o =>
+        {
+            o.Origins = ["*"];
+            o.Destinations.Allow = [.. allow];
+            o.Limits.MaxConnectsPerSecond = 0;
+        });
+
+    /// <summary>Writes <c>~/.ws2s/config.json</c> (<see cref="ConfigFor"/>, or the text given, for a test of a bad file).</summary>
+    public async Task WriteConfigAsync(string text)
     {
         Directory.CreateDirectory(Dot);
-        await File.WriteAllTextAsync(Config, $$$"""
-            {"listen":{"host":"127.0.0.1","port":{{{port}}}},"allowConnectToServerLocal":true,"origins":["*"],
-             "destinations":{"allow":[{{{allow}}}]},"limits":{"maxConnectsPerSecond":0}{{{extra}}}}
-            """);
+        await File.WriteAllTextAsync(Config, text);
     }
+
+    /// <summary>Writes <c>~/.ws2s/config.json</c>: listening on 127.0.0.1:<paramref name="port"/>, the destinations allowed.</summary>
+    public Task WriteConfigAsync(int port, params string[] allow) => WriteConfigAsync(ConfigFor(port, allow));
 
     /// <summary>Waits (with a deadline) for the log to have a line containing <paramref name="text"/>, after <paramref name="skip"/> lines.</summary>
     public async Task<int> WaitForLogAsync(string text, int skip = 0)

@@ -28,6 +28,21 @@ internal sealed partial class JwtCheck
         }
     }
 
+    /// <summary>
+    /// The token's lifetime judged by the server's clock (<see cref="_time"/>), with the configured skew: the library's own
+    /// check reads the machine's clock, which no test can move and no embedding app can replace.
+    /// </summary>
+    private bool Lifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        if (expires is null) throw new SecurityTokenNoExpirationException("the token has no expiry");
+        if (now > expires.Value + parameters.ClockSkew)
+            throw new SecurityTokenExpiredException("the token expired") { Expires = expires.Value };
+        if (notBefore is { } from && now + parameters.ClockSkew < from)
+            throw new SecurityTokenNotYetValidException("the token is not valid yet") { NotBefore = from };
+        return true;
+    }
+
     /// <summary>The validation parameters, rebuilt when a key file has changed.</summary>
     private TokenValidationParameters Parameters()
     {
@@ -53,6 +68,7 @@ internal sealed partial class JwtCheck
                 RequireSignedTokens = true,
                 RequireExpirationTime = true,
                 ValidateLifetime = true,
+                LifetimeValidator = Lifetime,
                 ClockSkew = TimeSpan.FromSeconds(_options.ClockSkewSeconds),
                 ValidateIssuer = _options.Issuer is not null,
                 ValidIssuer = _options.Issuer,

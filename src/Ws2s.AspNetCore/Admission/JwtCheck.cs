@@ -35,7 +35,10 @@ internal sealed partial class JwtCheck
     private string? _loadedDigest;
     private TokenValidationParameters? _parameters;
 
-    public JwtCheck(Ws2sOptions.JwtOptions options) => _options = options;
+    /// <summary>The server's clock: a token's lifetime is judged by it (as every other time decision), not by the machine's.</summary>
+    private readonly TimeProvider _time;
+
+    public JwtCheck(Ws2sOptions.JwtOptions options, TimeProvider time) => (_options, _time) = (options, time);
 
     /// <summary>Validates <paramref name="token"/>: the grant, or the words of the refusal.</summary>
     public async Task<(JwtGrant? Grant, string? Refusal)> ValidateAsync(string token)

@@ -20,16 +20,18 @@ internal sealed partial class LiveConfiguration : IDisposable
 {
     private readonly RedactedSecrets _secrets;
     private readonly ILogger _log;
+    private readonly TimeProvider _time;
     private readonly IDisposable? _subscription;
     private readonly Lock _gate = new();
     private volatile Ws2sSnapshot _current;
 
-    public LiveConfiguration(IOptionsMonitor<Ws2sOptions> monitor, StartValidation validation, RedactedSecrets secrets, ILogger<LiveConfiguration> log)
+    public LiveConfiguration(IOptionsMonitor<Ws2sOptions> monitor, StartValidation validation, RedactedSecrets secrets, TimeProvider time,
+        ILogger<LiveConfiguration> log)
     {
-        (_secrets, _log) = (secrets, log);
+        (_secrets, _log, _time) = (secrets, log, time);
         // Validated here (at the application's start at the latest): a problem fails the start, named.
         Start = monitor.CurrentValue;
-        _current = new Ws2sSnapshot(Start);
+        _current = new Ws2sSnapshot(Start, time);
         validation.Passed();
         _subscription = monitor.OnChange((next, name) =>
         {
@@ -56,7 +58,7 @@ internal sealed partial class LiveConfiguration : IDisposable
             Ws2sSnapshot snapshot;
             try
             {
-                snapshot = new Ws2sSnapshot(next);
+                snapshot = new Ws2sSnapshot(next, _time);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
             {

@@ -20,12 +20,12 @@ namespace Ws2s.AspNetCore.Configuration;
 internal sealed class Ws2sSnapshot
 {
     /// <summary>Builds the snapshot; reading its files may throw (<see cref="IOException"/>, a key that does not load).</summary>
-    public Ws2sSnapshot(Ws2sOptions options)
+    public Ws2sSnapshot(Ws2sOptions options, TimeProvider time)
     {
         Origins = new OriginPolicy(options.Origins);
         Secrets = [.. TokenCheck.Configured(options)];
         Tokens = new TokenCheck(Secrets);
-        Jwt = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt) : null;
+        Jwt = options.Auth.Jwt is { } jwt ? new JwtCheck(jwt, time) : null;
         Hosts = new AllowedHosts(options.AllowedHosts);
         WebsockifyTargets = new WebsockifyTargets(options.RawTargets, options.RawTokenFile);
         TlsTrust = new TlsTrust(options.Tls.TrustedCertificates);
