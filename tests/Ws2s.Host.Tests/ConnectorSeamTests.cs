@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Ws2s.AspNetCore.Connectors;
+using Ws2s.AspNetCore.Tests;
 using Ws2s.Protocol;
 
 namespace Ws2s.Host.Tests;
@@ -16,7 +17,7 @@ public sealed class ConnectorSeamTests
 {
     private static Task<Ws2sHost> StartAsync(params string[] allow) =>
         Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Destinations.Allow = [.. allow]),
-            services => services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, MemConnector>()));
+            services => services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, ShoutConnector>()));
 
     [Fact]
     public async Task A_connector_registered_with_DI_carries_a_session_in_json_and_binary_mode()
@@ -52,60 +53,5 @@ public sealed class ConnectorSeamTests
         Assert.Contains("add \"mem:other\"", (string)refused["message"]!);
         await client.SendAsync(new { command = "connect", host = "nowhere:x" });
         await client.ExpectAsync("""{"success":false,"code":2,"message":"this server has no connector for nowhere: destinations"}""");
-    }
-
-    /// <summary>Peers named <c>mem:NAME</c>: an in-memory pipe whose other end shouts back what it is sent, until its input ends.</summary>
-    private sealed class MemConnector : IConnector
-    {
-        public string Scheme => "mem";
-
-        public Task<PeerStream> ConnectAsync(Hop hop, PeerContext context, CancellationToken cancel)
-        {
-            var toPeer = new Pipe();
-            var fromPeer = new Pipe();
-            _ = ShoutAsync(toPeer.Reader, fromPeer.Writer);
-            var stream = new Duplex(fromPeer.Reader.AsStream(), toPeer.Writer.AsStream());
-            return Task.FromResult(new PeerStream(stream, () => toPeer.Writer.Complete()));
-        }
-
-        private static async Task ShoutAsync(PipeReader input, PipeWriter output)
-        {
-            while (true)
-            {
-                var read = await input.ReadAsync();
-                foreach (var segment in read.Buffer)
-                    await output.WriteAsync(Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(segment.Span).ToUpperInvariant()));
-                input.AdvanceTo(read.Buffer.End);
-                if (read.IsCompleted) break;
-            }
-            await output.CompleteAsync();
-        }
-    }
-
-    /// <summary>One stream reading from one pipe and writing to another.</summary>
-    private sealed class Duplex(Stream reading, Stream writing) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanWrite => true;
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancel = default) => reading.ReadAsync(buffer, cancel);
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancel = default) => writing.WriteAsync(buffer, cancel);
-        public override int Read(byte[] buffer, int offset, int count) => reading.Read(buffer, offset, count);
-        public override void Write(byte[] buffer, int offset, int count) => writing.Write(buffer, offset, count);
-        public override void Flush() => writing.Flush();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                reading.Dispose();
-                writing.Dispose();
-            }
-            base.Dispose(disposing);
-        }
     }
 }
