@@ -166,7 +166,8 @@ type Effect =
     | Dial of Generation: Generation * Hop: Hop
     /// Run a TLS client handshake on the connection (SNI and certificate name `ServerName`). Bytes the
     /// peer sent before are reported first; then `Secured` with what the certificate presents (the
-    /// core judges its pins), `SecureFailed` or `SecureTimedOut`.
+    /// core judges its pins) or `SecureFailed`. It has no time limit of its own: the core holds the deadline and
+    /// closes the connection when it passes.
     | SecureConnection of Generation: Generation * ServerName: string
     /// Write bytes to the connection; report `WriteCompleted` or `SocketFailed`.
     | Write of Generation: Generation * Bytes: ReadOnlyMemory<byte>
