@@ -84,10 +84,17 @@ public static class Ws2sServiceCollectionExtensions
         });
         services.TryAddSingleton(sp =>
         {
+            var admission = sp.GetRequiredService<AdmissionPolicy>();
+            var settings = new SettingsInForce(() => admission.Settings);
+            admission.SettingsChanged += settings.Changed;
+            return settings;
+        });
+        services.TryAddSingleton(sp =>
+        {
             var live = sp.GetRequiredService<LiveConfiguration>();
             return new RunnerServices(() => live.Current.Limits, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<ConnectorSet>(),
-                sp.GetRequiredService<ILoggerFactory>(), () => sp.GetRequiredService<AdmissionPolicy>().Settings);
+                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<SettingsInForce>());
         });
         services.AddHostedService(sp => new MemoryRelief(sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<TimeProvider>()));
     }

@@ -601,6 +601,11 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
 /// Total: every input has a defined outcome in every phase; events of any generation but the live one are
 /// stale and produce nothing.
 let step (session: Session) (now: Instant) (input: Input) : Session * Effect list =
+    // A message that is here whole (or too large) did not stall, however late the driver hands it over.
+    let session =
+        match input, session.MessageStallsAt with
+        | (ClientText _ | ClientBinary _ | ClientMessageTooLarge _), Some _ -> { session with MessageStallsAt = None }
+        | _ -> session
     match session.Phase, nextDeadline session with
     | Ended, _ -> session, []
     | _, Some due when due <= now ->

@@ -138,6 +138,31 @@ public sealed class AdmissionTests
         Assert.Equal("idle timeout: no traffic for 60 s", close.CloseReason);
     }
 
+    /// <summary>
+    /// Found in review: a reload that shortens the idle timeout reached an idle open session only at the deadline it had
+    /// armed under the old settings (up to an hour later), since an idle session gets no input to take the reload up with.
+    /// The clock is faked: once the reload is taken, five seconds of silence close the session.
+    /// </summary>
+    [Fact]
+    public async Task A_reload_that_shortens_the_idle_timeout_reaches_idle_open_sessions()
+    {
+        var clock = new WatchedClock();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, services => services.AddSingleton<TimeProvider>(clock));
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "ping" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");
+        var rearmed = clock.WhenArmedAsync(TimeSpan.FromSeconds(5));
+        var next = new Ws2s.AspNetCore.Configuration.Ws2sOptions { AllowConnectToServerLocal = true };
+        next.Limits.IdleTimeoutSeconds = 5;
+        Assert.Empty(host.Services.GetRequiredService<Ws2s.AspNetCore.Configuration.LiveConfiguration>().Take(next).Problems);
+        await rearmed;
+        clock.Advance(TimeSpan.FromSeconds(5));
+        var close = await client.ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Close, close.Type);
+        Assert.Equal(1000, close.CloseStatus);
+        Assert.Equal("idle timeout: no traffic for 5 s", close.CloseReason);
+    }
+
     [Fact]
     public async Task The_server_refuses_to_dial_itself_even_with_loopback_allowed()
     {

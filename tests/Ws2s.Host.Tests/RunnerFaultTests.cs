@@ -5,6 +5,7 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.FSharp.Collections;
 using Ws2s.AspNetCore.Connectors;
@@ -40,6 +41,87 @@ public sealed class RunnerFaultTests
         public void Reconfigure(Ws2s.Protocol.Session.Settings server) { }
 
         public void EndConnects(DateTimeOffset expiredAt) { }
+    }
+
+    /// <summary>A session whose one step answers and then closes (a connect timing out as the idle timeout ends the session).</summary>
+    private sealed class AnswerThenClose : ISessionProtocol
+    {
+        public FSharpList<Effect> Start(Instant now) => FSharpList<Effect>.Empty;
+
+        public FSharpList<Effect> Step(Instant now, Input input)
+        {
+            if (!input.IsClientText) return FSharpList<Effect>.Empty;
+            IsEnded = true;
+            return ListModule.OfSeq([Effect.NewReply(Response.NewDone("ping")), Effect.NewCloseClient(1000, "idle timeout: no traffic for 60 s")]);
+        }
+
+        public Instant? NextDeadline => null;
+
+        public bool AcceptsFrame => !IsEnded;
+
+        public int QueuedBytes => 0;
+
+        public bool IsEnded { get; private set; }
+
+        public void Reconfigure(Ws2s.Protocol.Session.Settings server) { }
+
+        public void EndConnects(DateTimeOffset expiredAt) { }
+    }
+
+    /// <summary>The server's side of a client that is gone by the time the server answers: every send fails as a reset would.</summary>
+    private sealed class GoneWhenAnswered(WebSocket inner) : WebSocket
+    {
+        public override WebSocketCloseStatus? CloseStatus => inner.CloseStatus;
+        public override string? CloseStatusDescription => inner.CloseStatusDescription;
+        public override WebSocketState State => inner.State;
+        public override string? SubProtocol => inner.SubProtocol;
+        public override void Abort() => inner.Abort();
+        public override Task CloseAsync(WebSocketCloseStatus status, string? description, CancellationToken cancel) => inner.CloseAsync(status, description, cancel);
+        public override Task CloseOutputAsync(WebSocketCloseStatus status, string? description, CancellationToken cancel) => inner.CloseOutputAsync(status, description, cancel);
+        public override void Dispose() => inner.Dispose();
+        public override Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancel) => inner.ReceiveAsync(buffer, cancel);
+        public override ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancel) => inner.ReceiveAsync(buffer, cancel);
+        public override Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType type, bool end, CancellationToken cancel) =>
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely);
+        public override ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType type, bool end, CancellationToken cancel) =>
+            throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely);
+    }
+
+    /// <summary>Keeps every log line written.</summary>
+    private sealed class Lines : ILogger
+    {
+        public List<string> Written { get; } = [];
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel level) => true;
+        public void Log<TState>(LogLevel level, EventId id, TState state, Exception? e, Func<TState, Exception?, string> format)
+        {
+            lock (Written) Written.Add(format(state, e));
+        }
+    }
+
+    /// <summary>
+    /// Found in review: when a send failed in a step that also closed the session, the close the core decided was lost and
+    /// the session was logged as ended with 1011 "unexpected server error", a false alarm for a client that went away.
+    /// </summary>
+    [Fact]
+    public async Task A_client_gone_before_the_answer_still_ends_with_the_close_the_core_decided()
+    {
+        var (server, client) = await PairAsync();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
+        var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), TimeProvider.System,
+            new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
+        var log = new Lines();
+        var runner = new SessionRunner(new GoneWhenAnswered(server), new AnswerThenClose(), sessions,
+            new SessionObserver(metrics, log, "test", TimeProvider.System), new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
+        var running = runner.RunAsync(CancellationToken.None);
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        await client.SendAsync("""{"command":"ping"}"""u8.ToArray(), WebSocketMessageType.Text, true, patience.Token);
+        client.Abort();
+        await running.WaitAsync(patience.Token);
+        string ended;
+        lock (log.Written) ended = log.Written.Single(l => l.Contains("ended after"));
+        Assert.Contains("close 1000 idle timeout: no traffic for 60 s", ended);
     }
 
     /// <summary>A server-side and a client-side WebSocket over a real loopback TCP connection.</summary>

@@ -261,11 +261,12 @@ let ``happy eyeballs: when every attempt in flight fails, one code 2 answers the
     let session, _ = Session.step (Session.start standardSettings t0) t0 (ClientText(ReadOnlyMemory((ConnectTo("db.example", 7004, false)).Frame)))
     let a, b = IPAddress.Parse "2001:4860::1", IPAddress.Parse "93.184.216.34"
     let session, _ = Session.step session t0 (Resolved(1L, [ a; b ]))
-    let session, _ = Session.step session (t0.PlusMilliseconds 250L) Wake
-    let session, first = Session.step session t0 (DialFailedWith(1L, ConnectionRefused))
-    let session, last = Session.step session t0 (DialFailedWith(1L, HostUnreachable))
+    let later = t0.PlusMilliseconds 250L
+    let session, _ = Session.step session later Wake
+    let session, first = Session.step session later (DialFailedWith(1L, ConnectionRefused))
+    let session, last = Session.step session later (DialFailedWith(1L, HostUnreachable))
     Xunit.Assert.Empty(first)
-    Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable"); Observe(ConnectAnswered(Some 0L, 2)) ], last)
+    Xunit.Assert.Equal<Effect list>([ CloseConnection 1L; Reply(ConnectFailed "host unreachable"); Observe(ConnectAnswered(Some 250L, 2)) ], last)
     Xunit.Assert.True(session.Phase.IsIdle)
 
 [<Xunit.Fact>]
@@ -342,3 +343,12 @@ let ``a client message that keeps coming is never stalled; one that stops is clo
     let session, effects = Session.step session (t0.PlusSeconds 23) Wake
     Xunit.Assert.Equal<Effect list>([ CloseClient(1008, "message stalled: no bytes of it for 3 s") ], effects)
     Xunit.Assert.True(session.Phase.IsEnded)
+
+[<Xunit.Fact>]
+let ``a message handed over whole after its stall deadline did not stall: it is answered`` () =
+    // Found in review: the driver dequeued the finished message a moment after the deadline, and the core closed 1008.
+    let settings = { standardSettings with MessageTimeoutSeconds = 30 }
+    let session, _ = Session.step (Session.start settings t0) t0 ClientMessageProgress
+    let session, effects = Session.step session (t0.PlusMilliseconds 30_001L) (ClientText(ReadOnlyMemory PingIt.Frame))
+    Xunit.Assert.Equal<Effect list>([ Reply(Done "ping") ], effects)
+    Xunit.Assert.False(session.Phase.IsEnded)

@@ -27,7 +27,13 @@ internal sealed class AdmissionPolicy : IDisposable
         _live = live;
         _server = server;
         NetworkChange.NetworkAddressChanged += OnAddressChanged;
+        _live.Swapped += OnSwapped;
     }
+
+    /// <summary>The core's settings (<see cref="Settings"/>) changed: a reload, or this machine's addresses.</summary>
+    public event Action? SettingsChanged;
+
+    private void OnSwapped() => SettingsChanged?.Invoke();
 
     /// <summary>
     /// The core's settings for a new session. The policy knows the endpoints this server is bound to
@@ -52,9 +58,17 @@ internal sealed class AdmissionPolicy : IDisposable
     /// <summary>The URLs this server is bound to (its own pages' origins), once it listens.</summary>
     private IEnumerable<string> ServerUrls() => _server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
 
-    private void OnAddressChanged(object? sender, EventArgs e) => Interlocked.Increment(ref _addressChanges);
+    private void OnAddressChanged(object? sender, EventArgs e)
+    {
+        Interlocked.Increment(ref _addressChanges);
+        SettingsChanged?.Invoke();
+    }
 
-    public void Dispose() => NetworkChange.NetworkAddressChanged -= OnAddressChanged;
+    public void Dispose()
+    {
+        NetworkChange.NetworkAddressChanged -= OnAddressChanged;
+        _live.Swapped -= OnSwapped;
+    }
 
     /// <summary>An upgrade's verdict: 101 with the session's lease (and what a signed token granted: null for none or a static token), or a refusal in words.</summary>
     /// <remarks><c>Settings</c>: the core's settings of the same configuration that admitted the session (a reload in between cannot mix two).</remarks>

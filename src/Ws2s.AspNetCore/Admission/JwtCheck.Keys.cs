@@ -36,6 +36,7 @@ internal sealed partial class JwtCheck
     {
         var now = _time.GetUtcNow().UtcDateTime;
         if (expires is null) throw new SecurityTokenNoExpirationException("the token has no expiry");
+        if (notBefore > expires) throw new SecurityTokenInvalidLifetimeException("the token's nbf is after its exp") { NotBefore = notBefore, Expires = expires };
         if (now > expires.Value + parameters.ClockSkew)
             throw new SecurityTokenExpiredException("the token expired") { Expires = expires.Value };
         if (notBefore is { } from && now + parameters.ClockSkew < from)

@@ -45,11 +45,21 @@ internal sealed partial class LiveConfiguration : IDisposable
     /// <summary>The snapshot in force: take it once per decision, so that one decision sees one configuration.</summary>
     public Ws2sSnapshot Current => _current;
 
+    /// <summary>A new snapshot is in force (raised after the swap, on the thread that took it).</summary>
+    public event Action? Swapped;
+
     /// <summary>The outcome of the last reload (null before the first), for a program that reports it (<c>ws2sd reload</c>).</summary>
     public ReloadOutcome? Last { get; private set; }
 
     /// <summary>Validates <paramref name="next"/>, builds its snapshot and swaps it in; or refuses it whole, keeping the one in force.</summary>
     public ReloadOutcome Take(Ws2sOptions next)
+    {
+        var outcome = Swap(next);
+        if (outcome.Problems.Count == 0) Swapped?.Invoke();
+        return outcome;
+    }
+
+    private ReloadOutcome Swap(Ws2sOptions next)
     {
         lock (_gate)
         {

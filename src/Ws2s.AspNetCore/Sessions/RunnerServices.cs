@@ -6,10 +6,10 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <summary>What every session runner of this server shares: its limits, its clock, queue budget, connectors and log.</summary>
 /// <remarks><paramref name="limits"/>: the limits in force (the configuration's current snapshot; a reload replaces them).</remarks>
 internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, TimeProvider time, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
-    Func<Protocol.Session.Settings>? serverSettings = null)
+    SettingsInForce? settings = null)
 {
-    /// <summary>The server's session settings as they are now (they change on reload and when this machine's addresses change).</summary>
-    public Protocol.Session.Settings? ServerSettings => serverSettings?.Invoke();
+    /// <summary>The server's session settings in force (they change on reload and when this machine's addresses change), and who to tell.</summary>
+    public SettingsInForce? Settings => settings;
 
     /// <summary>What TLS connections to destinations trust (the configuration's in force).</summary>
     public TlsTrust Tls => connectors.Tls.Trust;

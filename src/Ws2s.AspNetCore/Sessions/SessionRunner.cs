@@ -68,7 +68,7 @@ internal sealed class SessionRunner
         _observer = observer;
         _log = services.Log;
         _services = services;
-        _serverSettings = services.ServerSettings;
+        _serverSettings = services.Settings?.Current;
         _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log);
         _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log);
     }
@@ -124,6 +124,7 @@ internal sealed class SessionRunner
         using var ended = new CancellationTokenSource();
         var reader = _reader.RunAsync(ended.Token);
         using (_wake)
+        using (_services.Settings?.Watch(_inputs.Writer))
         using (_effects)
         {
             try
@@ -142,7 +143,7 @@ internal sealed class SessionRunner
                     }
                     // Before every input too (a volatile read and a reference compare while nothing changed): a connect that
                     // arrives after a reload returned is judged by the new rules, not by the old ones until the next tick.
-                    if (_services.ServerSettings is { } latest && !ReferenceEquals(latest, _serverSettings))
+                    if (_services.Settings?.Current is { } latest && !ReferenceEquals(latest, _serverSettings))
                     {
                         _serverSettings = latest;
                         _protocol.Reconfigure(latest);
@@ -205,7 +206,12 @@ internal sealed class SessionRunner
         var effects = _protocol.Step(now, input);
         try
         {
-            foreach (var effect in effects) await _effects.ExecuteAsync(effect, cancel);
+            // The close the core decided is recorded first: it only names the close sent after the loop, and a send
+            // before it that fails (the client went away) must not leave the session without it.
+            foreach (var effect in effects)
+                if (effect.IsCloseClient) await _effects.ExecuteAsync(effect, cancel);
+            foreach (var effect in effects)
+                if (!effect.IsCloseClient) await _effects.ExecuteAsync(effect, cancel);
         }
         finally
         {
