@@ -120,7 +120,7 @@ public sealed class AdmissionTests
     {
         var clock = new WatchedClock();
         await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Limits.IdleTimeoutSeconds = 60),
-            services => services.AddSingleton<TimeProvider>(clock));
+            clock.Serves);
         var started = clock.WhenArmedAsync(TimeSpan.FromSeconds(60));
         await using var client = await host.ConnectAsync();
         await started;
@@ -147,7 +147,7 @@ public sealed class AdmissionTests
     public async Task A_reload_that_shortens_the_idle_timeout_reaches_idle_open_sessions()
     {
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, clock.Serves);
         await using var client = await host.ConnectAsync();
         await client.SendAsync(new { command = "ping" });
         await client.ExpectAsync("""{"success":true,"code":0,"message":"ping done"}""");

@@ -109,8 +109,7 @@ public sealed class RunnerFaultTests
         var (server, client) = await PairAsync();
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
-        var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), TimeProvider.System,
-            new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
+        var sessions = Sessions();
         var log = new Lines();
         var runner = new SessionRunner(new GoneWhenAnswered(server), new AnswerThenClose(), sessions,
             new SessionObserver(metrics, log, "test", TimeProvider.System), new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
@@ -123,6 +122,11 @@ public sealed class RunnerFaultTests
         lock (log.Written) ended = log.Written.Single(l => l.Contains("ended after"));
         Assert.Contains("close 1000 idle timeout: no traffic for 60 s", ended);
     }
+
+    /// <summary>What a runner shares with the others, at the defaults, on the real clock, with TCP the only connector.</summary>
+    private static RunnerServices Sessions() =>
+        new(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), TimeProvider.System,
+            new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
 
     /// <summary>A server-side and a client-side WebSocket over a real loopback TCP connection.</summary>
     private static async Task<(WebSocket Server, WebSocket Client)> PairAsync()
@@ -142,8 +146,7 @@ public sealed class RunnerFaultTests
         var (server, client) = await PairAsync();
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
-        var sessions = new RunnerServices(() => new Ws2s.AspNetCore.Configuration.Ws2sOptions.LimitOptions(), TimeProvider.System,
-            new QueueBudget(1 << 20), new ConnectorSet([new TcpConnector()], new TlsTrust([])), NullLoggerFactory.Instance);
+        var sessions = Sessions();
         var runner = new SessionRunner(server, new BrokenProtocol(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System),
             new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
         var running = runner.RunAsync(CancellationToken.None);

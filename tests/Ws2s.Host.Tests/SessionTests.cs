@@ -34,7 +34,7 @@ public sealed class SessionTests
     {
         using var unanswered = new UnansweredPort();
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, clock.Serves);
         await using var client = await host.ConnectAsync();
         var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(10));
         await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = unanswered.Port });
@@ -65,7 +65,7 @@ public sealed class SessionTests
         });
 
         var clock = new WatchedClock();
-        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback, clock.Serves);
         await using var client = await host.ConnectAsync();
         // Tried one after the other, the first attempt would hang until the connect timeout (code 2).
         var attemptDelay = clock.WhenArmedAsync(TimeSpan.FromMilliseconds(250));

@@ -251,7 +251,7 @@ public sealed class TlsTests : IDisposable
                 o.Limits.ConnectTimeoutSeconds = 4;
                 TrustCa(o);
             }),
-            services => services.AddSingleton<TimeProvider>(clock));
+            clock.Serves);
         await using var client = await host.ConnectAsync();
         using var patience = new CancellationTokenSource(WsClient.Patience);
         var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(4));

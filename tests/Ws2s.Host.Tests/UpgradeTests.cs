@@ -93,7 +93,7 @@ public sealed class UpgradeTests
     {
         var clock = new WatchedClock();
         await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Limits.MessageTimeoutSeconds = 7),
-            services => services.AddSingleton<TimeProvider>(clock));
+            clock.Serves);
         await using var client = await WsClient.ConnectAsync(host.Url);
         var armed = clock.WhenArmedAsync(TimeSpan.FromSeconds(7));
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("""{"command":"pi"""), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);

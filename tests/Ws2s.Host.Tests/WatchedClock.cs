@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Ws2s.Host.Tests;
@@ -11,6 +12,9 @@ public sealed class WatchedClock() : FakeTimeProvider(DateTimeOffset.UtcNow)
 {
     private readonly Lock _gate = new();
     private readonly List<(TimeSpan After, TaskCompletionSource Armed)> _waiters = [];
+
+    /// <summary>Makes a server under test read this clock (for <see cref="Ws2sHost.StartAsync(string, Action{IServiceCollection}?, string[])"/>).</summary>
+    public Action<IServiceCollection> Serves => services => services.AddSingleton<TimeProvider>(this);
 
     /// <summary>
     /// Completes when, from now on, a timer is armed to fire <paramref name="after"/> from the moment it is armed (ask
