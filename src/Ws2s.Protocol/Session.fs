@@ -519,8 +519,8 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | ClientMessageProgress, _ -> session, []
     | RunnerFault reason, phase ->
         { session with Phase = Ended }, closeConnectionOf phase @ [ Reply(Unexpected reason); CloseClient(1011, "unexpected server error") ]
-    | ClientText frame, _ -> request { active now session with MessageStallsAt = None } now (Codec.parseRequest frame.Span)
-    | ClientBinary bytes, _ -> request { active now session with MessageStallsAt = None } now (Valid(Forward bytes))
+    | ClientText frame, _ -> request (active now session) now (Codec.parseRequest frame.Span)
+    | ClientBinary bytes, _ -> request (active now session) now (Valid(Forward bytes))
 
     | Resolved(g, addresses), Busy(Resolution connection, pending) when sameGeneration connection g ->
         let phase, effects, waiting = dialOrRefuse session now connection addresses pending

@@ -28,12 +28,8 @@ internal sealed class SessionRunner
     private readonly WebSocket _client;
     private readonly ISessionProtocol _protocol;
     private readonly TimeProvider _time;
-    /// <summary>The session's origin on <see cref="_time"/>'s monotonic clock: the core's instants count from it.</summary>
-    private readonly long _origin;
-    /// <summary>The one timer of the session: it wakes the core at its next deadline.</summary>
-    private readonly ITimer _wake;
-    /// <summary>When <see cref="_wake"/> is armed for (milliseconds from the origin); <see cref="long.MaxValue"/>: not armed.</summary>
-    private long _armedFor = long.MaxValue;
+    /// <summary>The session's time for the core, and its one timer (armed for the core's next deadline).</summary>
+    private readonly SessionTimer _timer;
     private readonly QueueBudget _budget;
     private readonly ClientTcp _clientTcp;
     private readonly SessionObserver _observer;
@@ -61,8 +57,7 @@ internal sealed class SessionRunner
         _client = client;
         _protocol = protocol;
         _time = services.Time;
-        _origin = _time.GetTimestamp();
-        _wake = _time.CreateTimer(static state => ((SessionRunner)state!).Woken(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _timer = new SessionTimer(_time, _inputs.Writer);
         _budget = services.Budget;
         _clientTcp = who.Tcp;
         _observer = observer;
@@ -90,28 +85,15 @@ internal sealed class SessionRunner
     /// <summary>Every way a session ends has the core decide its close; missing one is a bug of ours, said as such.</summary>
     private static readonly (int, string) NoDecision = (1011, "unexpected server error");
 
-    /// <summary>Now, for the core: milliseconds since this session's origin on the injected clock.</summary>
-    private Instant Now() => new((long)_time.GetElapsedTime(_origin).TotalMilliseconds);
-
-    /// <summary>The timer fired: wake the core. A full channel drops it, and that is fine: the session is busy, and re-arms after its next step.</summary>
-    private void Woken()
-    {
-        Volatile.Write(ref _armedFor, long.MaxValue);
-        _inputs.Writer.TryWrite(Input.Wake);
-    }
-
     /// <summary>
-    /// Arms the timer for the core's next deadline when it is earlier than the one armed (a later one is reached
-    /// lazily: the early wake finds nothing due and re-arms; so a busy session does not touch the timer every step).
-    /// While the reader is held back it cannot see the client go, so the session also looks each second.
+    /// Arms the timer for the core's next deadline. While the reader is held back it cannot see the client go, so the
+    /// session also looks each second.
     /// </summary>
     private void Arm(Instant now)
     {
-        var due = _protocol.NextDeadline?.Milliseconds ?? long.MaxValue;
-        if (_grantOwed) due = Math.Min(due, now.Milliseconds + HeldBackCheckMilliseconds);
-        if (due >= Volatile.Read(ref _armedFor)) return;
-        Volatile.Write(ref _armedFor, due);
-        _wake.Change(TimeSpan.FromMilliseconds(Math.Max(0, due - now.Milliseconds)), Timeout.InfiniteTimeSpan);
+        var due = _protocol.NextDeadline?.Milliseconds;
+        if (_grantOwed) due = Math.Min(due ?? long.MaxValue, now.Milliseconds + HeldBackCheckMilliseconds);
+        _timer.Arm(now, due);
     }
 
     /// <summary>How often a session whose reader is held back asks the kernel whether its client is still there.</summary>
@@ -123,13 +105,13 @@ internal sealed class SessionRunner
         // server still owes its clients a close frame (1001).
         using var ended = new CancellationTokenSource();
         var reader = _reader.RunAsync(ended.Token);
-        using (_wake)
+        using (_timer)
         using (_services.Settings?.Watch(_inputs.Writer))
         using (_effects)
         {
             try
             {
-                var start = Now();
+                var start = _timer.Now();
                 foreach (var effect in _protocol.Start(start)) await _effects.ExecuteAsync(effect, ended.Token);
                 Arm(start);
                 while (!_protocol.IsEnded)
@@ -202,7 +184,7 @@ internal sealed class SessionRunner
 
     private async Task StepAsync(Input input, CancellationToken cancel)
     {
-        var now = Now();
+        var now = _timer.Now();
         var effects = _protocol.Step(now, input);
         try
         {
