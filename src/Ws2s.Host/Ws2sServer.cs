@@ -50,6 +50,10 @@ public static partial class Ws2sServer
         // Kestrel's sockets, registered before AddWs2s so that it puts the connection gate in their accept loop.
         builder.Services.RemoveAll<IConnectionListenerFactory>();
         builder.Services.AddSingleton<IConnectionListenerFactory, SocketTransportFactory>();
+        // Kestrel hands a connection's bytes on the thread that received them (no hop through its I/O queues): with the
+        // inline completions ws2s asks for on a WebSocket's socket, a relayed message crosses no thread. Unsafe only for
+        // code that blocks there; ws2s's sessions never do, and plain HTTP requests still complete on the thread pool.
+        builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = true);
         // ws2s's options are bound from the accepted configuration, and taken up again whenever a reload replaces it.
         builder.Services.AddSingleton(accepted);
         builder.Services.AddSingleton<IOptionsChangeTokenSource<Ws2sOptions>>(accepted);

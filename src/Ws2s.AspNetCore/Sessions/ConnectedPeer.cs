@@ -42,6 +42,8 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             }
             // Registered before any read is issued, so a handshake that starts now can stop it first.
             _readStop = stop;
+            // Relaying: the pump's completions run inline (the session's work on them never blocks).
+            InlineCompletions.Prefer(_stream.Socket, inline: true);
             _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
         }
         inputs.Run(reading);
@@ -77,6 +79,8 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     /// </summary>
     public async Task SecureAsync(string serverName, TlsUpgrade tls)
     {
+        // Off the session's thread (it may be a socket's event thread): the handshake's certificate checks may block.
+        await Task.Yield();
         var generation = inputs.Generation;
         PeerStream plain;
         CancellationTokenSource? readStop;
@@ -91,6 +95,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         // read before has gone to the session already, ahead of the outcome posted below.
         readStop?.Cancel();
         if (reading is not null) await reading;
+        InlineCompletions.Prefer(plain.Socket, inline: false); // the handshake's continuations go to the thread pool
         // What the peer sent that nobody read yet (its go-ahead, right before the handshake) goes first too.
         if (plain.Socket is { } socket && !await DeliverUnreadAsync(socket)) return;
         PeerStream secured;

@@ -65,6 +65,7 @@ internal sealed class Connection : IDisposable
 
     private async Task ResolveAsync(string host)
     {
+        await Task.Yield(); // off the session's thread, which may be a socket's event thread (InlineCompletions)
         Input outcome;
         try
         {
@@ -88,6 +89,9 @@ internal sealed class Connection : IDisposable
     /// </summary>
     private async Task DialAsync(Hop hop)
     {
+        // A connector's code (an application's too) runs off the session's thread, which may be a socket's event thread
+        // (InlineCompletions): a connector that blocks must not hold up other sockets.
+        await Task.Yield();
         if (_connectors.Find(hop.Scheme) is not { } connector)
         {
             await Failed(DialError.NewDialFailed($"this server has no connector for {hop.Scheme}: destinations"));

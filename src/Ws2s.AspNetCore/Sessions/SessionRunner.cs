@@ -24,7 +24,14 @@ internal sealed class SessionRunner
     private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
 
     private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(
-        new BoundedChannelOptions(InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        new BoundedChannelOptions(InputCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+            // The loop goes on on the thread that posts (a socket's completion, often inline on its event thread), not on a
+            // thread-pool thread woken for it: with InlineCompletions, a round trip crosses no thread at all.
+            AllowSynchronousContinuations = true,
+        });
     private readonly WebSocket _client;
     private readonly ISessionProtocol _protocol;
     private readonly TimeProvider _time;

@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Ws2s.AspNetCore.Sessions;
@@ -64,6 +65,8 @@ internal sealed class WebSocketUpgrade : IAsyncDisposable
         context.Response.Headers.SecWebSocketAccept = accept;
         if (subProtocol is not null) context.Response.Headers.SecWebSocketProtocol = subProtocol;
         var stream = await context.Features.Get<IHttpUpgradeFeature>()!.UpgradeAsync();
+        // A relay from here on: its reads complete on the socket's event thread, without a hop to the thread pool.
+        Connectors.InlineCompletions.Prefer(context.Features.Get<IConnectionSocketFeature>()?.Socket, inline: true);
         var socket = WebSocket.CreateFromStream(new KeepOpenStream(stream), new WebSocketCreationOptions
         {
             IsServer = true,
