@@ -53,7 +53,8 @@ public static partial class Ws2sServer
         // Kestrel hands a connection's bytes on the thread that received them (no hop through its I/O queues): with the
         // inline completions ws2s asks for on a WebSocket's socket, a relayed message crosses no thread. Unsafe only for
         // code that blocks there; ws2s's sessions never do, and plain HTTP requests still complete on the thread pool.
-        builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = true);
+        // UseSockets also hands the transport the memory pool registered here (the transport's own option is internal).
+        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         // ws2s's options are bound from the accepted configuration, and taken up again whenever a reload replaces it.
         builder.Services.AddSingleton(accepted);
         builder.Services.AddSingleton<IOptionsChangeTokenSource<Ws2sOptions>>(accepted);
@@ -101,6 +102,9 @@ public static partial class Ws2sServer
                     managementBinding.Listen = listen;
                 });
         });
+        // After UseKestrel, which registers Kestrel's own pool.
+        builder.Services.RemoveAll<IMemoryPoolFactory<byte>>();
+        builder.Services.AddSingleton<IMemoryPoolFactory<byte>>(new LargeBlockPool());
 
         var app = builder.Build();
         var trustedProxies = app.Services.GetRequiredService<TrustedProxies>();
