@@ -76,4 +76,35 @@ internal static class NodeClient
     }
 
     public static double Number(JsonElement result, string name) => result.GetProperty(name).GetDouble();
+
+    /// <summary>
+    /// A WebSocket echo server on Node's <c>ws</c> (bench/node/echo-server.cjs), no relay behind it: what the Node client's
+    /// WebSocket costs on its own, its tail latency above all. Stops when disposed.
+    /// </summary>
+    public sealed class EchoServer : IDisposable
+    {
+        private readonly Process _process;
+
+        private EchoServer(Process process, int port) => (_process, Port) = (process, port);
+
+        public int Port { get; }
+
+        public double CpuSeconds() => ProcessCpu.TreeSeconds(_process.Id);
+
+        public static async Task<EchoServer> StartAsync()
+        {
+            var info = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardInput = true };
+            info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "node", "echo-server.cjs"));
+            var process = Process.Start(info)!;
+            var line = await process.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException("the node echo server did not start");
+            return new EchoServer(process, JsonDocument.Parse(line).RootElement.GetProperty("port").GetInt32());
+        }
+
+        public void Dispose()
+        {
+            _process.StandardInput.Close();
+            if (!_process.WaitForExit(5000)) _process.Kill();
+            _process.Dispose();
+        }
+    }
 }

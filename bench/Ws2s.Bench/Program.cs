@@ -169,9 +169,12 @@ var node = !args.Contains("--idle-only") && NodeClient.Available();
 if (node)
 {
     var target = echo.Endpoint.ToString();
+    using var nodeEcho = await NodeClient.EchoServer.StartAsync();
     var routes = new List<(string Name, NodeClient.Route Route, Func<double>? Cpu)>
     {
         ("plain TCP (baseline)", new("tcp", target), null),
+        // The client's own WebSocket cost (its tail above all): a Node ws echo server, no relay.
+        ("Node ws echo server (baseline: no relay)", new("raw", target, new Uri($"ws://127.0.0.1:{nodeEcho.Port}/")), null),
         ("ws2s JSON mode", new("json", target, server), ownCpu),
     };
     if (!external)
