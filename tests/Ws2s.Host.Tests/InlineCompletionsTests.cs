@@ -26,6 +26,31 @@ public sealed class InlineCompletionsTests
         Assert.True(InlineCompletions.IsInline(socket));
     }
 
+    /// <summary>What the switch does: a receive that waited completes on the runtime's event thread, not a pool thread.</summary>
+    [Fact]
+    public async Task A_receive_on_an_inline_socket_completes_off_the_thread_pool()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await sender.ConnectAsync(listener.LocalEndPoint!);
+        using var receiver = await listener.AcceptAsync();
+
+        Assert.True(await CompletesOnThreadPoolAsync(receiver, sender));
+        InlineCompletions.Prefer(receiver, inline: true);
+        Assert.False(await CompletesOnThreadPoolAsync(receiver, sender));
+    }
+
+    private static async Task<bool> CompletesOnThreadPoolAsync(Socket receiver, Socket sender)
+    {
+        var receive = receiver.ReceiveAsync(new byte[1], SocketFlags.None);
+        Assert.False(receive.IsCompleted); // it waits for the byte sent below
+        await sender.SendAsync(new byte[] { 1 }, SocketFlags.None);
+        await receive.ConfigureAwait(false); // goes on on the thread that completed the receive
+        return Thread.CurrentThread.IsThreadPoolThread;
+    }
+
     /// <summary>
     /// The attack: an application's connector that blocks its thread (a synchronous call into a slow service). The
     /// connect command reaches the session on the client socket's event thread; were the connector run there, every other

@@ -17,7 +17,7 @@ namespace Ws2s.AspNetCore.Connectors;
 /// </summary>
 internal static class InlineCompletions
 {
-    private const BindingFlags Internal = BindingFlags.Instance | BindingFlags.NonPublic;
+    private const BindingFlags Internal = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
 
     /// <summary>The socket's setter (it has no getter); the handle under it holds the value.</summary>
     private static readonly PropertyInfo? Switch = Find(typeof(Socket)), Value = Find(typeof(SafeSocketHandle));
@@ -26,12 +26,23 @@ internal static class InlineCompletions
         !OperatingSystem.IsWindows() && type.GetProperty("PreferInlineCompletions", Internal) is { PropertyType: var t } p && t == typeof(bool) ? p : null;
 
     /// <summary>Whether this runtime lets ws2s choose per socket.</summary>
-    public static bool Supported => Switch is { CanWrite: true } && Value is { CanRead: true };
+    public static bool Supported => !_failed && Switch is { CanWrite: true } && Value is { CanRead: true };
+
+    /// <summary>The switch threw once (a runtime that changed it): ws2s relays through the thread pool from then on.</summary>
+    private static volatile bool _failed;
 
     /// <summary>Turns inline completions on or off for <paramref name="socket"/> (nothing where unsupported or disposed).</summary>
     public static void Prefer(Socket? socket, bool inline)
     {
-        if (socket is not null && Supported) Switch!.SetValue(socket, inline);
+        if (socket is null || !Supported) return;
+        try
+        {
+            Switch!.SetValue(socket, inline);
+        }
+        catch (Exception e) when (e is TargetInvocationException or ArgumentException or MemberAccessException)
+        {
+            _failed = true;
+        }
     }
 
     /// <summary>Whether <paramref name="socket"/>'s completions run inline (for tests).</summary>

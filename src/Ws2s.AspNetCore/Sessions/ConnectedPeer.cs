@@ -42,8 +42,10 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             }
             // Registered before any read is issued, so a handshake that starts now can stop it first.
             _readStop = stop;
-            // Relaying: the pump's completions run inline (the session's work on them never blocks).
-            InlineCompletions.Prefer(_stream.Socket, inline: true);
+            // Relaying a socket's own stream: the pump's completions run inline (the session's work on them never blocks).
+            // Not under TLS (a TLS 1.2 peer may renegotiate inside a read: a handshake and certificate checks), nor under
+            // a stream of an application's connector (its code would run there too).
+            if (_stream.Stream.GetType() == typeof(NetworkStream)) InlineCompletions.Prefer(_stream.Socket, inline: true);
             _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
         }
         inputs.Run(reading);

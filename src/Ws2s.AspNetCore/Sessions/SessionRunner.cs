@@ -170,6 +170,10 @@ internal sealed class SessionRunner
             }
             finally
             {
+                // The session's end (closing its connections and the client, the close handshake, its log line, Kestrel's
+                // teardown of the request) goes to the thread pool: the loop may have run on a socket's event thread, where
+                // a logger that waits for room in its queue would hold up every other socket.
+                await Task.Yield();
                 _queued = _budget.Update(_queued, 0);
                 _inputs.Writer.TryComplete();
             }
