@@ -29,15 +29,26 @@ internal sealed class PeerRelay : IAsyncDisposable
     public static Task<PeerRelay?> SocatAsync(IPEndPoint echo) =>
         StartAsync("socat", port => [$"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=4096", $"TCP:{echo},nodelay"]);
 
-    /// <summary>Starts <paramref name="program"/> from PATH listening on a free port, or returns null when it is not installed.</summary>
-    private static async Task<PeerRelay?> StartAsync(string program, Func<int, string[]> arguments)
+    /// <summary>A WebSocket relay in a few lines of ASP.NET Core, nothing of ws2s (<see cref="BareRelay"/>): this bench, run again.</summary>
+    public static Task<PeerRelay?> BareKestrelAsync(IPEndPoint echo)
     {
-        var path = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+        var self = Environment.ProcessPath!;
+        string[] prefix = Path.GetFileNameWithoutExtension(self) == "dotnet" ? [typeof(PeerRelay).Assembly.Location] : [];
+        // Server GC, as ws2sd has it (this bench runs with the workstation GC).
+        return StartAsync(self, port => [.. prefix, "--bare-relay", port.ToString(System.Globalization.CultureInfo.InvariantCulture), echo.ToString()],
+            new() { ["DOTNET_gcServer"] = "1" });
+    }
+
+    /// <summary>Starts <paramref name="program"/> (from PATH, or a full path) listening on a free port, or returns null when it is not installed.</summary>
+    private static async Task<PeerRelay?> StartAsync(string program, Func<int, string[]> arguments, Dictionary<string, string>? environment = null)
+    {
+        var path = Path.IsPathRooted(program) ? program : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
             .Select(dir => Path.Combine(dir, program)).FirstOrDefault(File.Exists);
         if (path is null) return null;
         var port = FreePort();
         var info = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in arguments(port)) info.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? []) info.Environment[name] = value;
         info.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"); // measured as shipped, whatever the bench itself uses
         var process = Process.Start(info)!;
         _ = DrainAsync(process.StandardOutput);

@@ -17,6 +17,12 @@ using Ws2s.Bench;
 // hid that much of every bridge's added latency): the process runs itself again with .NET's switch set.
 // ws2sd and the relays are started without it: they are measured as shipped. --pool-completions: as before.
 const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+if (args is ["--bare-relay", var barePort, var bareEcho])
+{
+    // The baseline relay (PeerRelay.BareKestrelAsync starts it): as an app would ship it, without the bench's switch.
+    await BareRelay.RunAsync(int.Parse(barePort, CultureInfo.InvariantCulture), System.Net.IPEndPoint.Parse(bareEcho));
+    return 0;
+}
 if (!args.Contains("--pool-completions") && !args.Contains("--micro") && Environment.GetEnvironmentVariable(InlineCompletions) != "1")
 {
     var again = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath!);
@@ -57,6 +63,7 @@ using var tlsEcho = new EchoServer(tls: true);
 await using var own = Option("--server") is null ? await ServerProcess.StartAsync(ServerProcess.BenchConfig(echo.Endpoint, tlsEcho.CertificateFile)) : null;
 await using var websockify = await PeerRelay.WebsockifyAsync(echo.Endpoint);
 await using var socat = await PeerRelay.SocatAsync(echo.Endpoint);
+await using var bare = await PeerRelay.BareKestrelAsync(echo.Endpoint);
 var server = own?.Url ?? new Uri(Option("--server")!);
 var external = own is null;
 
@@ -83,6 +90,8 @@ if (!external)
     paths.Add(("ws2s JSON mode, TLS to the peer", () => BridgeStream.OpenAsync(server, tlsEcho.Endpoint, binary: false, tls: true), ownCpu));
     paths.Add(("ws2s binary mode, TLS to the peer", () => BridgeStream.OpenAsync(server, tlsEcho.Endpoint, binary: true, tls: true), ownCpu));
 }
+if (bare is not null)
+    paths.Add(("bare Kestrel WebSocket relay (baseline: no ws2s)", () => WebsockifyStream.OpenAsync(new Uri($"ws://127.0.0.1:{bare.Port}/")), bare.CpuSeconds));
 if (websockify is not null)
     paths.Add(("websockify (Python)", () => WebsockifyStream.OpenAsync(new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
 if (socat is not null)
@@ -182,6 +191,7 @@ if (node)
         routes.Add(("ws2s binary mode", new("binary", target, server), ownCpu));
         routes.Add(("ws2s /websockify", new("raw", target, new Uri(server, "/websockify?token=echo")), ownCpu));
     }
+    if (bare is not null) routes.Add(("bare Kestrel WebSocket relay (baseline: no ws2s)", new("raw", target, new Uri($"ws://127.0.0.1:{bare.Port}/")), bare.CpuSeconds));
     if (websockify is not null) routes.Add(("websockify (Python)", new("raw", target, new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
     if (socat is not null) routes.Add(("socat (C, TCP relay)", new("tcp", $"127.0.0.1:{socat.Port}"), socat.CpuSeconds));
     if (Option("--only") is { } onlyNode) routes.RemoveAll(r => !r.Name.Contains("baseline") && !r.Name.Contains(onlyNode, StringComparison.OrdinalIgnoreCase));

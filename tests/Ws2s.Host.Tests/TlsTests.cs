@@ -55,6 +55,28 @@ public sealed class TlsTests : IDisposable
         Assert.True(TlsPeer.Handshakes > 0);
     }
 
+    /// <summary>
+    /// The attack: a TLS 1.2 peer asks to renegotiate, again and again if it likes. Each renegotiation is a handshake with
+    /// its key exchange and certificate checks, run inside a read on the session's thread (a socket's event thread, shared
+    /// with other sessions). ws2s refuses: the connection ends with code 5, in words, and nothing is renegotiated.
+    /// </summary>
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task A_peer_that_asks_to_renegotiate_is_cut_off_and_never_renegotiated_with()
+    {
+        var renegotiated = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var peer = TlsPeer.Renegotiator(_pki.Leaf, renegotiated);
+        await using var host = await StartAsync(TrustCa);
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = peer.Port, tls = true, tlsServerName = "redis.test", binary = true });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await client.SendBinaryAsync("before"u8.ToArray());
+        Assert.Equal("before", (await client.ReceiveAsync()).Text);
+        Assert.False(await renegotiated.Task.WaitAsync(WsClient.Patience));
+        var closed = await client.ReceiveJsonAsync();
+        Assert.Equal(5, (int)closed["code"]!);
+    }
+
     [Fact]
     public async Task Many_tls_connects_in_a_row_never_relay_the_peers_handshake_bytes_to_the_client()
     {
@@ -346,6 +368,36 @@ internal static class TlsPeer
         int read;
         while ((read = await tls.ReadAsync(buffer, stop)) > 0) await tls.WriteAsync(buffer.AsMemory(0, read), stop);
     }, loopback);
+
+    /// <summary>
+    /// A TLS 1.2 server that echoes the first read, then asks the client to renegotiate (a HelloRequest: TLS 1.2's way to
+    /// ask for a client certificate) and says whether that worked; it echoes on if it did.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public static Peer Renegotiator(X509Certificate2 certificate, TaskCompletionSource<bool> renegotiated) => new(async (socket, stop) =>
+    {
+        await using var tls = new SslStream(new NetworkStream(socket, ownsSocket: true));
+        await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+        {
+            ServerCertificate = certificate,
+            EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12,
+            RemoteCertificateValidationCallback = (_, _, _, _) => true, // asking is the point, not the certificate
+        }, stop);
+        var buffer = new byte[64 * 1024];
+        var read = await tls.ReadAsync(buffer, stop);
+        await tls.WriteAsync(buffer.AsMemory(0, read), stop);
+        try
+        {
+            await tls.NegotiateClientCertificateAsync(stop);
+            renegotiated.TrySetResult(true);
+        }
+        catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or InvalidOperationException)
+        {
+            renegotiated.TrySetResult(false);
+            return;
+        }
+        while ((read = await tls.ReadAsync(buffer, stop)) > 0) await tls.WriteAsync(buffer.AsMemory(0, read), stop);
+    });
 
     /// <summary>Greets in plaintext; on <c>STARTTLS</c> says go ahead and handshakes at once; then answers each line with <c>250 LINE</c>.</summary>
     public static Peer StartTls(X509Certificate2 certificate) => new(async (socket, stop) =>

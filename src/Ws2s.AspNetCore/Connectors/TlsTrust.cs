@@ -66,6 +66,9 @@ internal sealed class TlsTrust
         {
             TargetHost = serverName,
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            // A TLS 1.2 peer may ask to renegotiate inside any read: a handshake (key exchange, certificate checks) on the
+            // session's thread, as often as the peer likes. Refused: the connection ends (code 5) instead.
+            AllowRenegotiation = false,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             CertificateChainPolicy = new X509ChainPolicy
             {

@@ -14,6 +14,8 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
 {
     private readonly Lock _gate = new();
     private PeerStream _stream = stream;
+    /// <summary>The connector's stream is the socket's own (<see cref="PeerStream.Of"/>), not an application's wrapper.</summary>
+    private readonly bool _overOwnStream = stream.Stream.GetType() == typeof(NetworkStream);
     private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
@@ -42,10 +44,10 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             }
             // Registered before any read is issued, so a handshake that starts now can stop it first.
             _readStop = stop;
-            // Relaying a socket's own stream: the pump's completions run inline (the session's work on them never blocks).
-            // Not under TLS (a TLS 1.2 peer may renegotiate inside a read: a handshake and certificate checks), nor under
-            // a stream of an application's connector (its code would run there too).
-            if (_stream.Stream.GetType() == typeof(NetworkStream)) InlineCompletions.Prefer(_stream.Socket, inline: true);
+            // Relaying over the socket's own stream (or ws2s's TLS over it, which refuses renegotiation): the pump's
+            // completions run inline (the session's work on them never blocks). Not under an application connector's
+            // stream: its code would run there too.
+            if (_overOwnStream) InlineCompletions.Prefer(_stream.Socket, inline: true);
             _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
         }
         inputs.Run(reading);
