@@ -195,31 +195,7 @@ if (node)
     if (websockify is not null) routes.Add(("websockify (Python)", new("raw", target, new Uri($"ws://127.0.0.1:{websockify.Port}/")), websockify.CpuSeconds));
     if (socat is not null) routes.Add(("socat (C, TCP relay)", new("tcp", $"127.0.0.1:{socat.Port}"), socat.CpuSeconds));
     if (Option("--only") is { } onlyNode) routes.RemoveAll(r => !r.Name.Contains("baseline") && !r.Name.Contains(onlyNode, StringComparison.OrdinalIgnoreCase));
-    var nodeRows = new List<(string Name, double One, double P50, double P99, double Connects, double MsPerMb, double MsPerSession)>();
-    var secondsText = seconds.ToString(CultureInfo.InvariantCulture);
-    foreach (var (name, route, serverCpu) in routes)
-    {
-        Console.Error.WriteLine($"bench: {name}, Node ws client");
-        await NodeClient.RunAsync(route, "latency", "--count", "1000"); // warm-up
-        var cpu = serverCpu?.Invoke() ?? 0;
-        var flat = await NodeClient.RunAsync(route, "throughput", "--seconds", secondsText);
-        var perMb = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / (NodeClient.Number(flat, "bytes") / 1e6);
-        var rtt = await NodeClient.RunAsync(route, "latency", "--count", "5000");
-        cpu = serverCpu?.Invoke() ?? 0;
-        var churn = await NodeClient.RunAsync(route, "connects", "--count", "3000", "--workers", "8");
-        var perSession = serverCpu is null ? double.NaN : (serverCpu() - cpu) * 1000 / 3000;
-        nodeRows.Add((name, NodeClient.Number(flat, "bytesPerSecond"), NodeClient.Number(rtt, "p50"), NodeClient.Number(rtt, "p99"),
-            NodeClient.Number(churn, "perSecond"), perMb, perSession));
-    }
-    var tcp = nodeRows[0];
-    Console.WriteLine();
-    Console.WriteLine("The same workloads with Node's ws as the client (bench/node/client.cjs):");
-    Console.WriteLine();
-    Console.WriteLine("| path (Node ws client) | throughput, 1 conn | vs TCP | 64 B RTT p50 | p99 | p50 − TCP | connects/s | vs TCP | server CPU per MB, 1 conn flat out | server CPU per session |");
-    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
-    foreach (var r in nodeRows)
-        Console.WriteLine(FormattableString.Invariant(
-            $"| {r.Name} | {r.One / 1e6:F0} MB/s | {r.One / tcp.One * 100:F1} % | {r.P50:F0} µs | {r.P99:F0} µs | {r.P50 - tcp.P50:+0;-0} µs | {r.Connects:F0} | {r.Connects / tcp.Connects * 100:F0} % | {(double.IsNaN(r.MsPerMb) ? "" : $"{r.MsPerMb:F1} ms")} | {(double.IsNaN(r.MsPerSession) ? "" : $"{r.MsPerSession:F2} ms")} |"));
+    await NodeClient.MeasureAsync(routes, seconds);
 }
 
 if (own is not null && idleSessions > 0)

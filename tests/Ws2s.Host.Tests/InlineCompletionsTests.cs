@@ -46,7 +46,15 @@ public sealed class InlineCompletionsTests
     {
         var receive = receiver.ReceiveAsync(new byte[1], SocketFlags.None);
         Assert.False(receive.IsCompleted); // it waits for the byte sent below
+        // The continuation is registered before the byte is sent: awaited only after the send, a receive completed meanwhile
+        // would go on on this (pool) thread instead of the one that completed it.
+        var where = ThreadOfCompletionAsync(receive);
         await sender.SendAsync(new byte[] { 1 }, SocketFlags.None);
+        return await where;
+    }
+
+    private static async Task<bool> ThreadOfCompletionAsync(Task<int> receive)
+    {
         await receive.ConfigureAwait(false); // goes on on the thread that completed the receive
         return Thread.CurrentThread.IsThreadPoolThread;
     }
