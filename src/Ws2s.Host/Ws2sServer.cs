@@ -53,7 +53,7 @@ public static partial class Ws2sServer
         // Kestrel hands a connection's bytes on the thread that received them (no hop through its I/O queues): with the
         // inline completions ws2s asks for on a WebSocket's socket, a relayed message crosses no thread. Unsafe only for
         // code that blocks there; ws2s's sessions never do, and plain HTTP requests still complete on the thread pool.
-        // UseSockets also hands the transport the memory pool registered here (the transport's own option is internal).
+        // UseSockets also hands the transport the memory pool from DI (LargeBlockPool, registered after UseKestrel below).
         builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         // ws2s's options are bound from the accepted configuration, and taken up again whenever a reload replaces it.
         builder.Services.AddSingleton(accepted);
