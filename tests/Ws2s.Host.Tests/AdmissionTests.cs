@@ -132,10 +132,7 @@ public sealed class AdmissionTests
         clock.Advance(TimeSpan.FromSeconds(1));
         await rearmed;
         clock.Advance(TimeSpan.FromSeconds(59));
-        var close = await client.ReceiveAsync();
-        Assert.Equal(WebSocketMessageType.Close, close.Type);
-        Assert.Equal(1000, close.CloseStatus);
-        Assert.Equal("idle timeout: no traffic for 60 s", close.CloseReason);
+        await client.ExpectCloseAsync(1000, "idle timeout: no traffic for 60 s");
     }
 
     /// <summary>
@@ -157,10 +154,7 @@ public sealed class AdmissionTests
         Assert.Empty(host.Services.GetRequiredService<Ws2s.AspNetCore.Configuration.LiveConfiguration>().Take(next).Problems);
         await rearmed;
         clock.Advance(TimeSpan.FromSeconds(5));
-        var close = await client.ReceiveAsync();
-        Assert.Equal(WebSocketMessageType.Close, close.Type);
-        Assert.Equal(1000, close.CloseStatus);
-        Assert.Equal("idle timeout: no traffic for 5 s", close.CloseReason);
+        await client.ExpectCloseAsync(1000, "idle timeout: no traffic for 5 s");
     }
 
     [Fact]

@@ -81,10 +81,7 @@ public sealed class UpgradeTests
         var chunk = new byte[32 * 1024];
         for (var i = 0; i < 3; i++)
             await client.Socket.SendAsync(chunk, WebSocketMessageType.Binary, endOfMessage: false, CancellationToken.None);
-        var close = await client.ReceiveAsync();
-        Assert.Equal(WebSocketMessageType.Close, close.Type);
-        Assert.Equal(1009, close.CloseStatus);
-        Assert.Equal("message exceeds 65536 bytes", close.CloseReason);
+        await client.ExpectCloseAsync(1009, "message exceeds 65536 bytes");
     }
 
     /// <summary>The clock is faked: the half message's stall deadline is armed, then passes.</summary>
@@ -99,10 +96,7 @@ public sealed class UpgradeTests
         await client.Socket.SendAsync(Encoding.UTF8.GetBytes("""{"command":"pi"""), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
         await armed;
         clock.Advance(TimeSpan.FromSeconds(7));
-        var close = await client.ReceiveAsync();
-        Assert.Equal(WebSocketMessageType.Close, close.Type);
-        Assert.Equal(1008, close.CloseStatus);
-        Assert.Equal("message stalled: no bytes of it for 7 s", close.CloseReason);
+        await client.ExpectCloseAsync(1008, "message stalled: no bytes of it for 7 s");
     }
 
     [Fact]

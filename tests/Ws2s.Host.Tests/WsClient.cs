@@ -115,6 +115,15 @@ public sealed class WsClient : IAsyncDisposable
         Assert.Equal(text, Encoding.UTF8.GetString(echoed.ToArray()));
     }
 
+    /// <summary>The next message is the server's close frame, with this status and reason.</summary>
+    public async Task ExpectCloseAsync(int status, string reason)
+    {
+        var close = await ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Close, close.Type);
+        Assert.Equal(status, close.CloseStatus);
+        Assert.Equal(reason, close.CloseReason);
+    }
+
     public async Task ExpectAsync(string json)
     {
         var expected = JsonNode.Parse(json)!.AsObject();
