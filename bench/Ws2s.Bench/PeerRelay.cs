@@ -32,11 +32,17 @@ internal sealed class PeerRelay : IAsyncDisposable
     /// <summary>A WebSocket relay in a few lines of ASP.NET Core, nothing of ws2s (<see cref="BareRelay"/>): this bench, run again.</summary>
     public static Task<PeerRelay?> BareKestrelAsync(IPEndPoint echo)
     {
-        var self = Environment.ProcessPath!;
-        string[] prefix = Path.GetFileNameWithoutExtension(self) == "dotnet" ? [typeof(PeerRelay).Assembly.Location] : [];
+        var (self, prefix) = Itself();
         // Server GC, as ws2sd has it (this bench runs with the workstation GC).
         return StartAsync(self, port => [.. prefix, "--bare-relay", port.ToString(System.Globalization.CultureInfo.InvariantCulture), echo.ToString()],
             new() { ["DOTNET_gcServer"] = "1" });
+    }
+
+    /// <summary>How to run this bench again: its program, and the arguments before its own (the assembly, under <c>dotnet</c>).</summary>
+    public static (string Program, string[] Prefix) Itself()
+    {
+        var self = Environment.ProcessPath!;
+        return (self, Path.GetFileNameWithoutExtension(self) == "dotnet" ? [typeof(PeerRelay).Assembly.Location] : []);
     }
 
     /// <summary>Starts <paramref name="program"/> (from PATH, or a full path) listening on a free port, or returns null when it is not installed.</summary>

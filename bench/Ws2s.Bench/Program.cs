@@ -25,9 +25,8 @@ if (args is ["--bare-relay", var barePort, var bareEcho])
 }
 if (!args.Contains("--pool-completions") && !args.Contains("--micro") && Environment.GetEnvironmentVariable(InlineCompletions) != "1")
 {
-    var again = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath!);
-    if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") again.ArgumentList.Add(typeof(Ws2s.Bench.NodeClient).Assembly.Location);
-    foreach (var arg in args) again.ArgumentList.Add(arg);
+    var (self, prefix) = PeerRelay.Itself();
+    var again = new System.Diagnostics.ProcessStartInfo(self, [.. prefix, .. args]);
     again.Environment[InlineCompletions] = "1";
     using var itself = System.Diagnostics.Process.Start(again)!;
     await itself.WaitForExitAsync();
