@@ -1,0 +1,290 @@
+/// The Wisp connection: every input's outcome, and, driven by a seeded scheduler with echo peers, that many
+/// interleaved streams each get their bytes back in order, none lost or doubled, within bounded buffers.
+module Ws2s.Protocol.Tests.WispSessionTests
+
+open System
+open System.Net
+open FsCheck.Xunit
+open Xunit
+open Ws2s.Protocol
+open Ws2s.Protocol.WispPacket
+open Ws2s.Protocol.Tests.Generators
+
+/// A DATA packet (the codec's, from an array).
+let data id (bytes: byte[]) = WispPacket.data id (ReadOnlySpan bytes)
+
+let wisp = { WispSession.defaultWispSettings with BufferPackets = 8 }
+
+/// The packets the effects send to the client, parsed.
+let sent (effects: Effect list) =
+    effects
+    |> List.choose (function
+        | ReplyBinary bytes -> Some(match parse bytes with Ok p -> p | Error e -> failwith e.Reason)
+        | _ -> None)
+
+/// The writes the effects start, with their bytes (memories compare by reference).
+let writes (effects: Effect list) = effects |> List.choose (function Write(g, bytes) -> Some(g, bytes.ToArray()) | _ -> None)
+
+let closes (effects: Effect list) = effects |> List.choose (function CloseClient(status, _) -> Some status | _ -> None)
+
+let message (packet: ReadOnlyMemory<byte>) = ClientBinary packet
+
+let start () = WispSession.start standardSettings wisp t0 |> fst
+
+let step session input = WispSession.step session t0 input
+
+/// The generation stream `id` gets as the `n`th stream opened.
+let generation n (id: uint32) = (int64 n <<< 32) ||| int64 id
+
+let connectTo id port = message (connect id 1uy port "127.0.0.1")
+
+let opened id =
+    let session, _ = step (start ()) (connectTo id 7001us)
+    let session, _ = step session (Dialled(generation 1 id))
+    session
+
+[<Fact>]
+let ``v1: the server's first words are CONTINUE on stream 0 with the buffer size, and nothing else`` () =
+    let _, effects = WispSession.start standardSettings wisp t0
+    Assert.Equal<Packet list>([ Continue(0u, 8u) ], sent effects)
+
+[<Fact>]
+let ``v2: INFO first (version 2.0, stream-open confirmation and the MOTD), then CONTINUE on stream 0`` () =
+    let _, effects = WispSession.start standardSettings { wisp with Version2 = true; Motd = Some "hello" } t0
+    match sent effects with
+    | [ Info(0u, 2uy, 0uy, extensions); Continue(0u, 8u) ] ->
+        Assert.Equal<byte list>([ ExtensionId.StreamConfirmation; ExtensionId.Motd ], extensions |> List.map (fun e -> e.Id))
+        Assert.Equal("hello", Text.Encoding.UTF8.GetString(extensions[1].Payload.Span))
+    | other -> failwithf "%A" other
+
+[<Fact>]
+let ``a CONNECT dials the judged address; DATA is written; the peer's bytes come back as DATA on the same stream`` () =
+    let session, effects = step (start ()) (connectTo 7u 7001us)
+    Assert.Contains(Dial(generation 1 7u, TcpHop(IPEndPoint(IPAddress.Loopback, 7001))), effects)
+    let session, _ = step session (Dialled(generation 1 7u))
+    let session, effects = step session (message (data 7u "abc"B))
+    Assert.Equal<(int64 * byte[]) list>([ generation 1 7u, "abc"B ], writes effects)
+    let _, effects = step session (Received(generation 1 7u, ReadOnlyMemory "xyz"B))
+    match sent effects with
+    | [ Data(7u, payload) ] -> Assert.Equal<byte[]>("xyz"B, payload.ToArray())
+    | other -> failwithf "%A" other
+
+[<Fact>]
+let ``v2 with confirmation on both sides: a connected stream gets a CONTINUE; a v2 client without it, none`` () =
+    let confirmed =
+        let session, _ = WispSession.start standardSettings { wisp with Version2 = true } t0
+        let ext = [ { Id = ExtensionId.StreamConfirmation; Payload = ReadOnlyMemory.Empty } ]
+        let session, _ = step session (message (info 2uy 0uy ext))
+        let session, _ = step session (connectTo 3u 7001us)
+        step session (Dialled(generation 1 3u)) |> snd |> sent
+    Assert.Equal<Packet list>([ Continue(3u, 8u) ], confirmed)
+    let unconfirmed =
+        let session, _ = WispSession.start standardSettings { wisp with Version2 = true } t0
+        let session, _ = step session (message (info 2uy 0uy []))
+        let session, _ = step session (connectTo 3u 7001us)
+        step session (Dialled(generation 1 3u)) |> snd |> sent
+    Assert.Empty(unconfirmed)
+
+[<Fact>]
+let ``a v2 server facing a v1 client (its first packet is not INFO) serves that packet as v1`` () =
+    let session, _ = WispSession.start standardSettings { wisp with Version2 = true } t0
+    let session, effects = step session (connectTo 3u 7001us)
+    Assert.Contains(Dial(generation 1 3u, TcpHop(IPEndPoint(IPAddress.Loopback, 7001))), effects)
+    Assert.Empty(step session (Dialled(generation 1 3u)) |> snd |> sent) // no confirmation for a v1 client
+
+let closeReasonOf effects =
+    match sent effects |> List.choose (function Close(id, r) -> Some(id, r) | _ -> None) with
+    | [ closed ] -> closed
+    | other -> failwithf "expected one CLOSE, got %A" other
+
+[<Fact>]
+let ``failures close the stream with the protocol's reason: refused 0x44, unreachable 0x42, timed out 0x43, blocked 0x48`` () =
+    let session, _ = step (start ()) (connectTo 5u 7003us)
+    Assert.Equal((5u, Refused), step session (DialFailedWith(generation 1 5u, ConnectionRefused)) |> snd |> closeReasonOf)
+    Assert.Equal((5u, Unreachable), step session (DialFailedWith(generation 1 5u, HostUnreachable)) |> snd |> closeReasonOf)
+    let session, effects = step (start ()) (message (connect 5u 1uy 80us "nowhere.invalid"))
+    Assert.Equal((5u, Unreachable), closeReasonOf effects)
+    Assert.True(session.Streams.IsEmpty)
+    let session, _ = step (start ()) (connectTo 5u 7004us)
+    let later = t0.PlusSeconds standardSettings.ConnectTimeoutSeconds
+    Assert.Equal(Some later, WispSession.nextDeadline session)
+    Assert.Equal((5u, TimedOut), WispSession.step session later Wake |> snd |> closeReasonOf)
+    let strict = { standardSettings with Policy = Policy.serverLocalOnly false }
+    let session, _ = WispSession.start strict wisp t0
+    let _, effects = step session (connectTo 5u 7001us)
+    Assert.Equal((5u, Blocked), closeReasonOf effects)
+    Assert.DoesNotContain(effects, fun e -> e.IsDial)
+
+[<Fact>]
+let ``the peer's end closes the stream 0x02 after its last bytes; a reset, 0x03`` () =
+    let _, effects = step (opened 9u) (PeerFinished(generation 1 9u))
+    Assert.Equal((9u, Voluntary), closeReasonOf effects)
+    Assert.Contains(CloseConnection(generation 1 9u), effects)
+    let _, effects = step (opened 9u) (SocketFailed(generation 1 9u, "connection reset"))
+    Assert.Equal((9u, NetworkError), closeReasonOf effects)
+
+[<Fact>]
+let ``every odd input has its outcome: unknown streams, id 0, short packets, text, unknown types, a live id reused`` () =
+    let session = opened 9u
+    // DATA and CLOSE for a stream that is not there: nothing (it may have closed while they were on the way).
+    Assert.Empty(step session (message (data 4u "x"B)) |> snd)
+    Assert.Empty(step session (message (close 4u Voluntary)) |> snd)
+    // The client closes a stream: its connection closes, nothing is said back.
+    let after, effects = step session (message (close 9u Voluntary))
+    Assert.Equal<Effect list>([ CloseConnection(generation 1 9u) ], effects)
+    Assert.True(after.Streams.IsEmpty)
+    // A CONNECT on a live id: the live stream is closed with it (0x41), and nothing is dialled.
+    let after, effects = step session (connectTo 9u 7001us)
+    Assert.Contains(CloseConnection(generation 1 9u), effects)
+    Assert.Equal((9u, Invalid), closeReasonOf effects)
+    Assert.DoesNotContain(effects, fun e -> e.IsDial)
+    Assert.True(after.Streams.IsEmpty)
+    // A CONNECT cut short, a UDP one (not offered), port 0, a bad host name: CLOSE 0x41 on that stream alone.
+    for bad in [ ReadOnlyMemory [| 1uy; 2uy; 0uy; 0uy; 0uy; 1uy |]; connect 2u 2uy 53us "127.0.0.1"; connect 2u 1uy 0us "127.0.0.1"; connect 2u 1uy 80us "bad host" ] do
+        let after, effects = step session (message bad)
+        Assert.Equal((2u, Invalid), closeReasonOf effects)
+        Assert.True(after.Streams.ContainsKey 9u)
+    // The connection itself: id 0, a message shorter than the header, an unknown type, text: closed with words.
+    for bad, status in [ connect 0u 1uy 80us "127.0.0.1", 1002; data 0u "x"B, 1002; ReadOnlyMemory [| 2uy; 0uy |], 1002; ReadOnlyMemory [| 9uy; 1uy; 0uy; 0uy; 0uy |], 1002 ] do
+        let after, effects = step session (message bad)
+        Assert.Equal<int list>([ status ], closes effects)
+        Assert.Contains(CloseConnection(generation 1 9u), effects)
+        Assert.True(WispSession.isEnded after)
+    Assert.Equal<int list>([ 1003 ], step session (ClientText(ReadOnlyMemory "{}"B)) |> snd |> closes)
+    Assert.Equal<int list>([ 1000 ], step session (message (close 0u Voluntary)) |> snd |> closes)
+    // A client's CONTINUE or a late INFO: nothing.
+    Assert.Empty(step session (message (continueWith 9u 5u)) |> snd)
+    Assert.Empty(step session (message (info 2uy 0uy [])) |> snd)
+
+[<Fact>]
+let ``limits: streams per connection and opens per second are refused 0x49, each on its own stream`` () =
+    let tight = { wisp with MaxStreams = 2; MaxOpensPerSecond = 3 }
+    let session, _ = WispSession.start standardSettings tight t0
+    let session, _ = step session (connectTo 1u 7001us)
+    let session, _ = step session (connectTo 2u 7001us)
+    let session, effects = step session (connectTo 3u 7001us)
+    Assert.Equal((3u, Throttled), closeReasonOf effects)
+    let session, _ = step session (message (close 1u Voluntary))
+    let session, effects = step session (connectTo 4u 7001us) // room again, but the third open in this second
+    Assert.Contains(effects, fun e -> e.IsDial)
+    let session, _ = step session (message (close 4u Voluntary))
+    let session, effects = step session (connectTo 5u 7001us) // a fourth within the second
+    Assert.Equal((5u, Throttled), closeReasonOf effects)
+    let _, effects = WispSession.step session (t0.PlusSeconds 1) (connectTo 5u 7001us)
+    Assert.Contains(effects, fun e -> e.IsDial)
+
+[<Fact>]
+let ``credits: a stream's queue past twice the grant is closed 0x49; the other streams go on`` () =
+    let session = opened 1u
+    let session, _ = step session (connectTo 2u 7001us)
+    let session, _ = step session (Dialled(generation 2 2u))
+    // The first DATA is in flight; 2 x 8 more queue; one more is past anything a client that keeps to its credits sends.
+    let mutable session = session
+    for _ in 1 .. 1 + 2 * wisp.BufferPackets do
+        let next, effects = step session (message (data 1u "x"B))
+        Assert.Empty(sent effects)
+        session <- next
+    Assert.Equal(2 * wisp.BufferPackets, WispSession.queuedBytes session)
+    let session, effects = step session (message (data 1u "x"B))
+    Assert.Equal((1u, Throttled), closeReasonOf effects)
+    Assert.Equal(0, WispSession.queuedBytes session)
+    let _, effects = step session (message (data 2u "y"B))
+    Assert.Equal<(int64 * byte[]) list>([ generation 2 2u, "y"B ], writes effects)
+
+[<Fact>]
+let ``the connection stops reading its client while its streams hold the byte budget, and reads again as they drain`` () =
+    let small = { standardSettings with MaxPendingBytes = 10 }
+    let session, _ = WispSession.start small wisp t0
+    let session, _ = step session (connectTo 1u 7001us)
+    let session, _ = step session (Dialled(generation 1 1u))
+    let session, _ = step session (message (data 1u "first"B)) // in flight
+    let session, _ = step session (message (data 1u "0123456789"B))
+    Assert.False(WispSession.acceptsFrame session)
+    let session, _ = step session (WriteCompleted(generation 1 1u))
+    Assert.True(WispSession.acceptsFrame session)
+
+/// A seeded driver: echo peers, a scheduler that delivers each connection's events in order but interleaves
+/// connections and the client at random, and a client that keeps to its credits as the protocol says.
+type private Harness(streams: int, seed: int) =
+    let random = Random seed
+    let mutable session = start ()
+    let mutable now = t0
+    let events = Collections.Generic.Dictionary<Generation, Collections.Generic.Queue<Input>>()
+    let toSend = Array.init streams (fun i -> Array.init (1 + random.Next 40) (fun j -> Array.init (1 + random.Next 300) (fun k -> byte (i * 31 + j * 7 + k))))
+    let nextChunk = Array.zeroCreate<int> streams
+    let credits = Array.create streams wisp.BufferPackets
+    let received = Array.init streams (fun _ -> Collections.Generic.List<byte>())
+    let mutable maxQueuedPackets = 0
+    let mutable closedWith = []
+    member _.Feed input =
+        let next, effects = WispSession.step session now input
+        session <- next
+        for effect in effects do
+            match effect with
+            | Dial(g, _) -> events[g] <- Collections.Generic.Queue [ Dialled g ]
+            | Write(g, bytes) ->
+                events[g].Enqueue(WriteCompleted g)
+                // The echo peer sends the bytes back in up to three reads.
+                let copy = bytes.ToArray()
+                let cut1 = random.Next(copy.Length + 1)
+                let cut2 = cut1 + random.Next(copy.Length - cut1 + 1)
+                for a, b in [ 0, cut1; cut1, cut2; cut2, copy.Length ] do
+                    if b > a then events[g].Enqueue(Received(g, ReadOnlyMemory(copy[a .. b - 1])))
+            | CloseConnection g -> events.Remove g |> ignore
+            | ReplyBinary bytes ->
+                match parse bytes with
+                | Ok(Data(id, payload)) -> received[int id - 1].AddRange(payload.ToArray())
+                | Ok(Continue(0u, _)) -> ()
+                | Ok(Continue(id, c)) -> credits[int id - 1] <- int c
+                | Ok(Close(id, reason)) -> closedWith <- (id, reason) :: closedWith
+                | other -> failwithf "unexpected %A" other
+            | _ -> ()
+        for stream in session.Streams.Values do
+            let held = match stream.Inner.Phase with Session.Busy(_, pending) -> List.length pending | _ -> 0
+            maxQueuedPackets <- max maxQueuedPackets held
+    member this.Run() =
+        for i in 1 .. streams do this.Feed(connectTo (uint32 i) 7001us)
+        let mutable steps = 0
+        let clientCanSend i = nextChunk[i] < toSend[i].Length && credits[i] > 0
+        while (events.Count > 0 || Seq.exists clientCanSend [ 0 .. streams - 1 ]) && steps < 200_000 do
+            steps <- steps + 1
+            let senders = [ 0 .. streams - 1 ] |> List.filter clientCanSend
+            let busy = events |> Seq.filter (fun kv -> kv.Value.Count > 0) |> Seq.map (fun kv -> kv.Key) |> List.ofSeq
+            if senders.IsEmpty && busy.IsEmpty then events.Clear()
+            elif not senders.IsEmpty && (busy.IsEmpty || random.Next 2 = 0) then
+                let i = senders[random.Next senders.Length]
+                credits[i] <- credits[i] - 1
+                this.Feed(message (data (uint32 i + 1u) toSend.[i].[nextChunk.[i]]))
+                nextChunk[i] <- nextChunk[i] + 1
+            else
+                let g = busy[random.Next busy.Length]
+                this.Feed(events[g].Dequeue())
+            if random.Next 50 = 0 then now <- now.PlusMilliseconds 1L
+        steps
+    member _.Sent i = Array.concat toSend[i]
+    member _.Received i = received[i].ToArray()
+    member _.MaxQueuedPackets = maxQueuedPackets
+    member _.Closed = closedWith
+    member _.Session = session
+
+[<Property(MaxTest = 60)>]
+let ``interleaved streams each get back exactly their bytes, in order; credits keep every queue within its bound`` (seed: int) (count: byte) =
+    let streams = 1 + int count % 12
+    let harness = Harness(streams, seed)
+    harness.Run() |> ignore
+    for i in 0 .. streams - 1 do
+        Assert.Equal<byte[]>(harness.Sent i, harness.Received i)
+    Assert.Empty(harness.Closed)
+    Assert.True(harness.MaxQueuedPackets <= 2 * wisp.BufferPackets, $"queued {harness.MaxQueuedPackets}")
+    Assert.Equal(streams, harness.Session.Streams.Count)
+    Assert.Equal(0, WispSession.queuedBytes harness.Session)
+
+[<Property(MaxTest = 300)>]
+let ``any bytes from the client get a defined outcome: no exception, and a connection that ended says nothing more`` (messages: byte[] list) =
+    let mutable session = opened 1u
+    for bytes in messages do
+        let bytes = if isNull bytes then [||] else bytes
+        let before = WispSession.isEnded session
+        let next, effects = step session (message (ReadOnlyMemory bytes))
+        if before then Assert.Empty(effects)
+        session <- next
