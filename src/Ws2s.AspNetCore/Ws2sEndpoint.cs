@@ -8,15 +8,24 @@ namespace Ws2s.AspNetCore;
 
 /// <summary>
 /// The WebSocket endpoints' handler: the websockify protocol relays raw binary frames to a named
-/// target; the ws2s protocol takes requests. Both only once the handshake is valid and admitted.
+/// target; the ws2s protocol takes requests; Wisp multiplexes streams. All only once the handshake is valid and admitted.
 /// </summary>
 internal static class Ws2sEndpoint
 {
+    /// <summary>Which protocol an endpoint speaks.</summary>
+    public enum Speaks
+    {
+        Ws2s,
+        Websockify,
+        Wisp,
+    }
+
     /// <summary>What a plain HTTP request to a WebSocket endpoint gets.</summary>
     public const string NotAHandshake = "this is a WebSocket endpoint; open it with new WebSocket(\"ws://…\")";
 
-    internal static async Task ServeAsync(HttpContext context, bool websockify, Ws2sEndpointOptions endpoint)
+    internal static async Task ServeAsync(HttpContext context, Speaks speaks, Ws2sEndpointOptions endpoint)
     {
+        var websockify = speaks == Speaks.Websockify;
         if (!context.RequestServices.GetRequiredService<Admission.AdmissionPolicy>().Hosts.Allows(context.Request.Host))
         {
             await MisdirectedAsync(context);
@@ -70,7 +79,12 @@ internal static class Ws2sEndpoint
                 return;
             }
         }
-        var verdict = await admission.JudgeAsync(context, queryTokenIsAccessToken, preferredSubProtocol: websockify ? "binary" : "ws2s");
+        var verdict = await admission.JudgeAsync(context, queryTokenIsAccessToken, preferredSubProtocol: speaks switch
+        {
+            Speaks.Websockify => "binary",
+            Speaks.Wisp => WispVersion2Protocol(context),
+            _ => "ws2s",
+        });
         if (verdict.Lease is null)
         {
             await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
@@ -97,7 +111,12 @@ internal static class Ws2sEndpoint
             }
             settings = Session.narrowTo(ListModule.OfSeq(rules.Select(r => r.ResultValue)), settings);
         }
-        ISessionProtocol protocol = target is { } t ? new WebsockifyProtocol(settings, t.Destination) : new Ws2sProtocol(settings);
+        ISessionProtocol protocol = speaks switch
+        {
+            Speaks.Websockify => new WebsockifyProtocol(settings, target!.Value.Destination),
+            Speaks.Wisp => new WispProtocol(settings, WispSettings(context, verdict.SubProtocol)),
+            _ => new Ws2sProtocol(settings),
+        };
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
         // The token's subject names the session in its log lines (never the token itself).
         var clientAddress = Admission.ClientAddress.Of(context);
@@ -110,6 +129,21 @@ internal static class Ws2sEndpoint
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+    }
+
+    /// <summary>
+    /// The subprotocol a Wisp v2 client offered (spec: v2 when the upgrade has <c>Sec-WebSocket-Protocol</c>; wisp-js
+    /// offers <c>wisp-v2</c>), echoed so that a browser accepts the handshake; a token entry alone does not ask for v2.
+    /// </summary>
+    private static string? WispVersion2Protocol(HttpContext context) =>
+        context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => !p.StartsWith(Admission.TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
+
+    /// <summary>The Wisp settings in force, speaking v2 when the handshake answered with the client's v2 subprotocol.</summary>
+    private static WispSession.WispSettings WispSettings(HttpContext context, string? subProtocol)
+    {
+        var configured = context.RequestServices.GetRequiredService<Configuration.LiveConfiguration>().Current.Wisp;
+        var version2 = subProtocol is not null && subProtocol == WispVersion2Protocol(context);
+        return new WispSession.WispSettings(configured.BufferPackets, configured.MaxStreams, configured.MaxOpensPerSecond, configured.Motd, version2);
     }
 
     /// <summary>HTTP 426 with <c>Sec-WebSocket-Version: 13</c> (RFC 6455 §4.2.2) and the words that say why.</summary>

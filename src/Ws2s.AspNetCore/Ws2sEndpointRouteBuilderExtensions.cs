@@ -1,6 +1,6 @@
 namespace Ws2s.AspNetCore;
 
-/// <summary><c>app.MapWs2s("/ws2s")</c> and <c>app.MapWebsockify("/websockify")</c>: the WebSocket endpoints.</summary>
+/// <summary><c>app.MapWs2s("/ws2s")</c>, <c>app.MapWebsockify("/websockify")</c> and <c>app.MapWisp("/wisp/")</c>: the WebSocket endpoints.</summary>
 public static class Ws2sEndpointRouteBuilderExtensions
 {
     /// <summary>
@@ -16,7 +16,7 @@ public static class Ws2sEndpointRouteBuilderExtensions
         var options = new Ws2sEndpointOptions();
         configure?.Invoke(options);
         ExportMetrics(endpoints);
-        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: false, options)).WithDisplayName("ws2s " + pattern);
+        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, Ws2sEndpoint.Speaks.Ws2s, options)).WithDisplayName("ws2s " + pattern);
     }
 
     /// <summary>
@@ -26,7 +26,23 @@ public static class Ws2sEndpointRouteBuilderExtensions
     public static IEndpointConventionBuilder MapWebsockify(this IEndpointRouteBuilder endpoints, string pattern = "/websockify")
     {
         ExportMetrics(endpoints);
-        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, websockify: true, new Ws2sEndpointOptions())).WithDisplayName("websockify " + pattern);
+        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, Ws2sEndpoint.Speaks.Websockify, new Ws2sEndpointOptions())).WithDisplayName("websockify " + pattern);
+    }
+
+    /// <summary>
+    /// Serves Wisp (MercuryWorkshop's protocol, v1 and v2: many TCP streams over one WebSocket, for wisp-js, libcurl.js,
+    /// epoxy) at <paramref name="pattern"/>, e.g. <c>/wisp/</c>. Each stream is judged like a ws2s <c>connect</c>
+    /// (policy, scopes, limits); admission is the same as on <see cref="MapWs2s"/>. See spec/wisp.md.
+    /// </summary>
+    /// <param name="endpoints">Where to map it.</param>
+    /// <param name="pattern">The route; Wisp clients expect it to end in <c>/</c>.</param>
+    /// <param name="configure">Per-endpoint options, e.g. <see cref="Ws2sEndpointOptions.Destinations"/>.</param>
+    public static IEndpointConventionBuilder MapWisp(this IEndpointRouteBuilder endpoints, string pattern = "/wisp/", Action<Ws2sEndpointOptions>? configure = null)
+    {
+        var options = new Ws2sEndpointOptions();
+        configure?.Invoke(options);
+        ExportMetrics(endpoints);
+        return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, Ws2sEndpoint.Speaks.Wisp, options)).WithDisplayName("wisp " + pattern);
     }
 
     /// <summary>Creates the instruments now, so /metrics shows every series (at 0) before the first session.</summary>

@@ -29,6 +29,9 @@ public sealed partial class Ws2sOptions
         ["ssh.timeoutSeconds"] = (o => o.Ssh.TimeoutSeconds, 1, 3600),
         ["ssh.maxSessionsPerClient"] = (o => o.Ssh.MaxSessionsPerClient, 1, 10_000),
         ["ssh.maxKdfRounds"] = (o => o.Ssh.MaxKdfRounds, 1, 10_000),
+        ["wisp.bufferPackets"] = (o => o.Wisp.BufferPackets, 1, 65_536),
+        ["wisp.maxStreams"] = (o => o.Wisp.MaxStreams, 1, 1_000_000),
+        ["wisp.maxStreamOpensPerSecond"] = (o => o.Wisp.MaxStreamOpensPerSecond, 0, 1_000_000),
     };
 
     /// <summary>Every problem with these options, each naming the key to fix.</summary>
@@ -87,6 +90,8 @@ public sealed partial class Ws2sOptions
             yield return $"tokensFile '{TokensFile}' does not exist";
         else if (TokensFile is not null && !Admission.TokenCheck.ReadFile(TokensFile).Any())
             yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
+        if (Wisp.PathProblem() is { } wispPath)
+            yield return wispPath;
         foreach (var (key, (value, low, high)) in Bounds)
             if (value(this) is { } number && (number < low || number > high))
                 yield return high == long.MaxValue ? $"{key} {number} must be at least {low}" : $"{key} {number} must be between {low} and {high}";

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
 using Ws2s.AspNetCore.Admission;
 using Ws2s.AspNetCore.Connectors;
 using Ws2s.AspNetCore.Websockify;
@@ -30,6 +31,8 @@ internal sealed class Ws2sSnapshot
         WebsockifyTargets = new WebsockifyTargets(options.RawTargets, options.RawTokenFile);
         TlsTrust = new TlsTrust(options.Tls.TrustedCertificates);
         Limits = options.Limits;
+        Wisp = new WispSession.WispSettings(options.Wisp.BufferPackets, options.Wisp.MaxStreams, options.Wisp.MaxStreamOpensPerSecond,
+            options.Wisp.Motd is { Length: > 0 } motd ? FSharpOption<string>.Some(motd) : FSharpOption<string>.None, false);
         _template = SessionSettings(options);
     }
 
@@ -52,6 +55,9 @@ internal sealed class Ws2sSnapshot
 
     /// <summary>The limits of sessions opening from now on (but those fixed at start: see the remarks).</summary>
     public Ws2sOptions.LimitOptions Limits { get; }
+
+    /// <summary>What a Wisp connection opening from now on may hold (its version is the upgrade's to say).</summary>
+    public WispSession.WispSettings Wisp { get; }
 
     public bool TokenRequired => Tokens.Required || Jwt is not null;
 

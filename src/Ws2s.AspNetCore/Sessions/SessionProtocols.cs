@@ -98,3 +98,41 @@ internal sealed class WebsockifyProtocol(Session.Settings settings, Destination 
     {
     }
 }
+
+/// <summary>Wisp: many streams over one WebSocket, each a ws2s session of its own (see <see cref="WispSession"/>).</summary>
+internal sealed class WispProtocol(Session.Settings settings, WispSession.WispSettings wisp) : ISessionProtocol
+{
+    private WispSession.WispSession? _state;
+
+    public FSharpList<Effect> Start(Instant now)
+    {
+        var (state, effects) = WispSession.start(settings, wisp, now);
+        _state = state;
+        return effects;
+    }
+
+    public FSharpList<Effect> Step(Instant now, Input input)
+    {
+        var (next, effects) = WispSession.step(_state!, now, input);
+        _state = next;
+        return effects;
+    }
+
+    public Instant? NextDeadline => WispSession.nextDeadline(_state!) is { } due ? due.Value : null;
+
+    public bool AcceptsFrame => WispSession.acceptsFrame(_state!);
+
+    public int QueuedBytes => _state is null ? 0 : WispSession.queuedBytes(_state);
+
+    public bool IsEnded => WispSession.isEnded(_state!);
+
+    public void Reconfigure(Session.Settings server)
+    {
+        if (_state is not null) _state = WispSession.reconfigure(server, _state);
+    }
+
+    public void EndConnects(DateTimeOffset expiredAt)
+    {
+        if (_state is not null) _state = WispSession.endConnects(expiredAt, _state);
+    }
+}

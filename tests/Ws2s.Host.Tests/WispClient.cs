@@ -1,0 +1,106 @@
+using System.Buffers.Binary;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// Wisp as the tests speak it by hand (to say exactly what goes on the wire, odd packets too), and the real client
+/// nobody here wrote: <c>@mercuryworkshop/wisp-js</c> from npm, driven by tests/Ws2s.Host.Tests/wisp/wisp-js-client.mjs.
+/// </summary>
+public static class WispClient
+{
+    public static byte[] Packet(byte type, uint stream, ReadOnlySpan<byte> payload)
+    {
+        var bytes = new byte[5 + payload.Length];
+        bytes[0] = type;
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(1), stream);
+        payload.CopyTo(bytes.AsSpan(5));
+        return bytes;
+    }
+
+    public static byte[] Connect(uint stream, int port, string host, byte kind = 1)
+    {
+        var name = Encoding.UTF8.GetBytes(host);
+        var payload = new byte[3 + name.Length];
+        payload[0] = kind;
+        BinaryPrimitives.WriteUInt16LittleEndian(payload.AsSpan(1), (ushort)port);
+        name.CopyTo(payload, 3);
+        return Packet(1, stream, payload);
+    }
+
+    public static byte[] Data(uint stream, ReadOnlySpan<byte> bytes) => Packet(2, stream, bytes);
+
+    public static byte[] Close(uint stream, byte reason = 0x02) => Packet(4, stream, [reason]);
+
+    /// <summary>A packet as received: type, stream, payload.</summary>
+    public readonly record struct Received(byte Type, uint Stream, byte[] Payload)
+    {
+        public uint Credits => BinaryPrimitives.ReadUInt32LittleEndian(Payload);
+        public byte Reason => Payload[0];
+    }
+
+    public static async Task<Received> ReceivePacketAsync(this WsClient client)
+    {
+        var message = await client.ReceiveAsync();
+        Assert.True(message.Type == WebSocketMessageType.Binary, $"expected a wisp packet, got {message}");
+        return new(message.Bytes[0], BinaryPrimitives.ReadUInt32LittleEndian(message.Bytes.AsSpan(1)), message.Bytes[5..]);
+    }
+
+    /// <summary>Packets until the one on <paramref name="stream"/> of <paramref name="type"/> (DATA of others is skipped).</summary>
+    public static async Task<Received> ReceiveOnAsync(this WsClient client, uint stream, byte type)
+    {
+        while (true)
+        {
+            var packet = await client.ReceivePacketAsync();
+            if (packet.Stream == stream && packet.Type == type) return packet;
+            Assert.True(packet.Type is 2 or 3, $"unexpected packet {packet.Type} on stream {packet.Stream} while waiting for {type} on {stream}");
+        }
+    }
+
+    /// <summary>A v1 connection, past the server's first CONTINUE (which it returns).</summary>
+    public static async Task<(WsClient Client, uint Credits)> OpenAsync(Uri url, string? origin = "http://localhost:8080")
+    {
+        var client = await WsClient.ConnectAsync(url, origin);
+        var hello = await client.ReceivePacketAsync();
+        Assert.Equal((3, 0u), (hello.Type, hello.Stream));
+        return (client, hello.Credits);
+    }
+
+    // The real client.
+
+    private static readonly SemaphoreSlim Installing = new(1, 1);
+    private static string? _modules;
+
+    /// <summary>wisp-js from the npm registry (the one network this machine has), installed once per test run into a folder of its own.</summary>
+    public static async Task<string> ModulesAsync()
+    {
+        Requirements.Need("/usr/bin/npm", "npm");
+        await Installing.WaitAsync();
+        try
+        {
+            if (_modules is not null) return _modules;
+            var folder = Directory.CreateTempSubdirectory("ws2s-wisp-js-").FullName;
+            var install = await Command.RunAsync("npm", ["install", "--prefix", folder, "--no-save", "--no-package-lock", "--silent", "@mercuryworkshop/wisp-js@0.5.0"]);
+            Skip.If(install.Exit != 0 && Environment.GetEnvironmentVariable("CI") != "true", $"npm could not install wisp-js here: {install.Printed}");
+            Assert.True(install.Exit == 0, install.Printed);
+            return _modules = Path.Combine(folder, "node_modules");
+        }
+        finally
+        {
+            Installing.Release();
+        }
+    }
+
+    /// <summary>Runs the wisp-js client script with <paramref name="args"/>; its one line of JSON.</summary>
+    public static async Task<JsonObject> RunAsync(params string[] args)
+    {
+        var modules = await ModulesAsync();
+        var script = Path.Combine(Repository.Root, "tests", "Ws2s.Host.Tests", "wisp", "wisp-js-client.mjs");
+        var run = await Command.RunAsync("node", [script, "--modules", modules, .. args], patience: TimeSpan.FromMinutes(2));
+        var line = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
+        Assert.True(line is not null, $"the wisp-js client printed nothing: {run.Printed}");
+        return JsonNode.Parse(line)!.AsObject();
+    }
+}

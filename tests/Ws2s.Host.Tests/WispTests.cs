@@ -1,0 +1,238 @@
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using Ws2s.Host.Configuration;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// The Wisp endpoint (/wisp/ by default): the real wisp-js client moving many streams at once, and by hand every
+/// attack on it (odd packets, forbidden destinations, floods of CONNECT, credit abuse) and its admission.
+/// </summary>
+public sealed class WispTests
+{
+    /// <summary>Node's WebSocket sends no Origin: a server for programs, not pages, admits requests without one (<c>origins: ["*"]</c>).</summary>
+    private static TestConfig ForPrograms(TestConfig config) => config.With(o => o.Origins = ["*"]);
+
+    private static Uri WispUrl(Ws2sHost host, string query = "") => new(host.Url, "/wisp/" + query);
+
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task The_wisp_js_client_moves_100_streams_at_once_through_one_WebSocket_every_byte_checked(int version)
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(ForPrograms(TestConfig.Loopback.With(o => o.Wisp.Motd = "welcome to ws2s")));
+        var result = await WispClient.RunAsync("--url", WispUrl(host).ToString(), "--version", $"{version}", "--host", "127.0.0.1",
+            "--port", $"{echo.Port}", "--streams", "100", "--bytes", "262144");
+        Assert.True(result["ok"]?.GetValue<bool>() == true, result.ToJsonString());
+        Assert.Equal(100, result["streams"]!.GetValue<int>());
+        Assert.Equal(100 * 262144, result["bytes"]!.GetValue<long>());
+        Assert.Equal(0, result["sha256Mismatches"]!.GetValue<int>());
+        Assert.Equal(version, result["wispVersion"]!.GetValue<int>());
+        if (version == 2)
+        {
+            Assert.Equal("wisp-v2", result["subprotocol"]!.GetValue<string>());
+            Assert.Contains(result["serverInfo"]!["extensions"]!.AsArray(), e => e!["id"]!.GetValue<int>() == 0x04); // the MOTD
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData(false, 0x48)] // loopback is refused by default: blocked, never dialled
+    [InlineData(true, 0x44)] // allowed, but nothing listens: refused
+    public async Task The_wisp_js_client_hears_why_a_stream_failed(bool allowLoopback, int reason)
+    {
+        using var refused = new RefusedPort();
+        await using var host = await Ws2sHost.StartAsync(ForPrograms(allowLoopback ? TestConfig.Loopback : TestConfig.Defaults));
+        var result = await WispClient.RunAsync("--url", WispUrl(host).ToString(), "--version", "2", "--host", "127.0.0.1",
+            "--port", $"{refused.Port}", "--mode", "close-reason");
+        Assert.True(result["ok"]?.GetValue<bool>() == true, result.ToJsonString());
+        Assert.Equal(reason, result["closeReason"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task A_v2_client_gets_its_subprotocol_back_INFO_first_and_with_confirmation_a_CONTINUE_once_its_stream_is_connected()
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback);
+        await using var client = await WsClient.ConnectAsync(WispUrl(host), "http://localhost:8080", "wisp-v2");
+        Assert.Equal("wisp-v2", client.Socket.SubProtocol);
+        var info = await client.ReceivePacketAsync();
+        Assert.Equal((5, 0u, 2, 0), (info.Type, info.Stream, info.Payload[0], info.Payload[1]));
+        Assert.Equal([0x05, 0, 0, 0, 0], info.Payload[2..]); // stream-open confirmation, no payload
+        var start = await client.ReceivePacketAsync();
+        Assert.Equal((3, 0u, 128u), (start.Type, start.Stream, start.Credits));
+        await client.SendBinaryAsync(WispClient.Packet(5, 0, [2, 0, 0x05, 0, 0, 0, 0]));
+        await client.SendBinaryAsync(WispClient.Connect(7, echo.Port, "127.0.0.1"));
+        var confirmed = await client.ReceivePacketAsync();
+        Assert.Equal((3, 7u, 128u), (confirmed.Type, confirmed.Stream, confirmed.Credits));
+        await client.SendBinaryAsync(WispClient.Data(7, "ping"u8));
+        var data = await client.ReceiveOnAsync(7, 2);
+        Assert.Equal("ping", Encoding.UTF8.GetString(data.Payload));
+    }
+
+    [Fact]
+    public async Task A_failed_stream_closes_alone_with_its_reason_and_the_others_go_on()
+    {
+        using var echo = Peer.Echo();
+        using var refused = new RefusedPort();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback);
+        var (client, _) = await WispClient.OpenAsync(WispUrl(host));
+        await using var _ = client;
+        await client.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Connect(2, refused.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Connect(3, 80, "no such host"));
+        await client.SendBinaryAsync(WispClient.Connect(4, 53, "127.0.0.1", kind: 2)); // UDP: not offered
+        var reasons = new Dictionary<uint, byte>();
+        while (reasons.Count < 3)
+        {
+            var packet = await client.ReceivePacketAsync();
+            Assert.Equal(4, packet.Type);
+            reasons[packet.Stream] = packet.Reason;
+        }
+        Assert.Equal(new Dictionary<uint, byte> { [2] = 0x44, [3] = 0x41, [4] = 0x41 }, reasons);
+        await client.SendBinaryAsync(WispClient.Data(1, "still here"u8));
+        Assert.Equal("still here", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+    }
+
+    [Theory]
+    [InlineData("connect on stream 0", 1002, "wisp stream id 0 belongs to the connection, not to a stream")]
+    [InlineData("short", 1002, "a wisp packet has a 5-byte header; this message has 3 bytes")]
+    [InlineData("unknown type", 1002, "unknown wisp packet type 0x09")]
+    [InlineData("text", 1003, "wisp carries binary messages only")]
+    public async Task A_message_that_is_not_a_wisp_packet_for_a_stream_closes_the_WebSocket_with_words(string what, int status, string words)
+    {
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback);
+        var (client, _) = await WispClient.OpenAsync(WispUrl(host));
+        await using var _ = client;
+        switch (what)
+        {
+            case "connect on stream 0": await client.SendBinaryAsync(WispClient.Connect(0, echo.Port, "127.0.0.1")); break;
+            case "short": await client.SendBinaryAsync(new byte[] { 2, 1, 0 }); break;
+            case "unknown type": await client.SendBinaryAsync(WispClient.Packet(9, 1, [])); break;
+            default: await client.SendTextAsync("""{"command":"connect"}"""); break;
+        }
+        await client.ExpectCloseAsync(status, words);
+    }
+
+    /// <summary>Attack: CONNECT after CONNECT, far past what one WebSocket may hold; the server holds no more than its limit.</summary>
+    [Fact]
+    public async Task A_flood_of_CONNECT_past_the_stream_limit_is_refused_0x49_and_dials_nothing_more()
+    {
+        var accepted = 0;
+        using var counting = new Peer(async (socket, stop) =>
+        {
+            Interlocked.Increment(ref accepted);
+            await Task.Delay(Timeout.Infinite, stop);
+        });
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Wisp.MaxStreams = 5));
+        var (client, _) = await WispClient.OpenAsync(WispUrl(host));
+        await using var _ = client;
+        for (uint id = 1; id <= 50; id++) await client.SendBinaryAsync(WispClient.Connect(id, counting.Port, "127.0.0.1"));
+        var refused = new List<uint>();
+        while (refused.Count < 45)
+        {
+            var packet = await client.ReceivePacketAsync();
+            Assert.Equal((4, 0x49), (packet.Type, packet.Reason));
+            refused.Add(packet.Stream);
+        }
+        Assert.Equal(Enumerable.Range(6, 45).Select(i => (uint)i), refused);
+        // The five are open and usable: one more CONNECT is still refused, a CLOSE makes room.
+        await client.SendBinaryAsync(WispClient.Close(1));
+        await client.SendBinaryAsync(WispClient.Connect(100, counting.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Connect(101, counting.Port, "127.0.0.1"));
+        var last = await client.ReceivePacketAsync();
+        Assert.Equal((4, 101u, 0x49), (last.Type, last.Stream, last.Reason));
+        Assert.True(accepted <= 6, $"{accepted} connections dialled");
+    }
+
+    /// <summary>
+    /// Attack: DATA far past the credits on a stream whose peer reads nothing. The stream's queue stops at twice its grant
+    /// (then CLOSE 0x49), the server's memory with it; the WebSocket and its other streams go on.
+    /// </summary>
+    [Fact]
+    public async Task DATA_past_the_credits_to_a_peer_that_reads_nothing_closes_that_stream_0x49_and_the_others_go_on()
+    {
+        using var silent = Peer.Silent();
+        using var echo = Peer.Echo();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Wisp.BufferPackets = 4));
+        var (client, credits) = await WispClient.OpenAsync(WispUrl(host));
+        await using var _ = client;
+        Assert.Equal(4u, credits);
+        await client.SendBinaryAsync(WispClient.Connect(1, silent.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Connect(2, echo.Port, "127.0.0.1"));
+        var closed = client.ReceiveOnAsync(1, 4);
+        var chunk = WispClient.Data(1, new byte[60_000]);
+        var sent = 0;
+        // Kernel buffers take some megabytes first; then writes stall and the queue grows to its bound.
+        while (!closed.IsCompleted && sent < 2_000)
+        {
+            await client.SendBinaryAsync(chunk);
+            sent++;
+        }
+        var close = await closed;
+        Assert.Equal(0x49, close.Reason);
+        await client.SendBinaryAsync(WispClient.Data(2, "after"u8));
+        Assert.Equal("after", Encoding.UTF8.GetString((await client.ReceiveOnAsync(2, 2)).Payload));
+    }
+
+    [Fact]
+    public async Task Wisp_is_admitted_like_the_other_endpoints_origin_and_token()
+    {
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o =>
+        {
+            o.Tokens = ["wisp-secret"];
+            o.Origins = ["https://app.example.com"];
+        }));
+        Assert.Equal(401, await HandshakeStatusAsync(WispUrl(host), "https://app.example.com"));
+        Assert.Equal(403, await HandshakeStatusAsync(WispUrl(host, "?token=wisp-secret"), "https://evil.example"));
+        Assert.Equal(101, await HandshakeStatusAsync(WispUrl(host, "?token=wisp-secret"), "https://app.example.com"));
+    }
+
+    [Theory]
+    [InlineData("wisp")]
+    [InlineData("/wisp")]
+    [InlineData("/a//b/")]
+    public void A_wisp_path_that_cannot_be_served_is_a_configuration_error(string path)
+    {
+        var directory = Directory.CreateTempSubdirectory("ws2s-wisp-").FullName;
+        try
+        {
+            var config = Path.Combine(directory, "config.json");
+            File.WriteAllText(config, TestConfig.Defaults.With(o => o.Wisp.Path = path));
+            var error = Assert.Throws<ConfigException>(() => Ws2sServer.Build(["--config", config]));
+            Assert.Contains("wisp.path", error.Message);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task With_an_empty_wisp_path_the_path_speaks_ws2s_as_every_other_path()
+    {
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Wisp.Path = ""));
+        await using var client = await WsClient.ConnectAsync(WispUrl(host));
+        await client.SendAsync(new { command = "ping" });
+        Assert.Equal(0, (await client.ReceiveJsonAsync())["code"]!.GetValue<int>());
+    }
+
+    private static async Task<int> HandshakeStatusAsync(Uri url, string origin)
+    {
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.SetRequestHeader("Origin", origin);
+        try
+        {
+            using var timeout = new CancellationTokenSource(WsClient.Patience);
+            await socket.ConnectAsync(url, timeout.Token);
+        }
+        catch (WebSocketException)
+        {
+        }
+        return (int)socket.HttpStatusCode;
+    }
+}
