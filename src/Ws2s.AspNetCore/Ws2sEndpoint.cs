@@ -18,6 +18,7 @@ internal static class Ws2sEndpoint
         Ws2s,
         Websockify,
         Wisp,
+        Wsproxy,
     }
 
     /// <summary>What a plain HTTP request to a WebSocket endpoint gets.</summary>
@@ -44,6 +45,19 @@ internal static class Ws2sEndpoint
         var admission = services.GetRequiredService<Admission.AdmissionPolicy>();
         // On the websockify endpoint ?token= names the target; a signed token there names it in its host and port claims.
         var queryTokenIsAccessToken = !websockify;
+        if (speaks == Speaks.Wsproxy)
+        {
+            // The last segment is the target, host:port ([v6]:port); it is judged by the policy when the session dials it.
+            var text = Uri.UnescapeDataString(context.Request.RouteValues["target"] as string ?? "");
+            var colon = text.LastIndexOf(':');
+            target = colon > 0 && long.TryParse(text[(colon + 1)..], out var port) ? WebsockifyTargets.Of(text[..colon], port) : null;
+            if (target is null)
+            {
+                await RefuseAsync(context, metrics, StatusCodes.Status400BadRequest,
+                    $"a wsproxy URL ends in the target host:port (e.g. /wsproxy/example.com:443); '{text}' is not one", "target");
+                return;
+            }
+        }
         if (websockify)
         {
             // websockify 0.10 and later speak binary only: a client that offers only base64 gets 400, as there.
@@ -83,6 +97,7 @@ internal static class Ws2sEndpoint
         {
             Speaks.Websockify => "binary",
             Speaks.Wisp => WispVersion2Protocol(context),
+            Speaks.Wsproxy => null,
             _ => "ws2s",
         });
         if (verdict.Lease is null)
@@ -113,7 +128,7 @@ internal static class Ws2sEndpoint
         }
         ISessionProtocol protocol = speaks switch
         {
-            Speaks.Websockify => new WebsockifyProtocol(settings, target!.Value.Destination),
+            Speaks.Websockify or Speaks.Wsproxy => new WebsockifyProtocol(settings, target!.Value.Destination),
             Speaks.Wisp => new WispProtocol(settings, WispSettings(context, verdict.SubProtocol)),
             _ => new Ws2sProtocol(settings),
         };
@@ -166,9 +181,9 @@ internal static class Ws2sEndpoint
         await context.Response.WriteAsync($"ws2s: {Admission.AllowedHosts.Refusal(context.Request.Host)}\n");
     }
 
-    private static async Task RefuseAsync(HttpContext context, Ws2sMetrics metrics, int status, string why)
+    private static async Task RefuseAsync(HttpContext context, Ws2sMetrics metrics, int status, string why, string? counted = null)
     {
-        var reason = status switch
+        var reason = counted ?? status switch
         {
             StatusCodes.Status401Unauthorized => "token",
             StatusCodes.Status403Forbidden => "origin",

@@ -45,6 +45,23 @@ public static class Ws2sEndpointRouteBuilderExtensions
         return endpoints.Map(pattern, context => Ws2sEndpoint.ServeAsync(context, Ws2sEndpoint.Speaks.Wisp, options)).WithDisplayName("wisp " + pattern);
     }
 
+    /// <summary>
+    /// Serves wsproxy (libcurl.js's other transport: one WebSocket per TCP connection) under <paramref name="prefix"/>:
+    /// <c>ws://server/PREFIX/host:port</c> relays binary frames to host:port, judged by the destination policy like any
+    /// connect, with the same admission as <see cref="MapWs2s"/> (<c>?token=</c> is an access token here).
+    /// </summary>
+    /// <param name="endpoints">Where to map it.</param>
+    /// <param name="prefix">The path before the target, ending in <c>/</c>, e.g. <c>/wsproxy/</c>.</param>
+    /// <param name="configure">Per-endpoint options, e.g. <see cref="Ws2sEndpointOptions.Destinations"/>.</param>
+    public static IEndpointConventionBuilder MapWsproxy(this IEndpointRouteBuilder endpoints, string prefix = "/wsproxy/", Action<Ws2sEndpointOptions>? configure = null)
+    {
+        var options = new Ws2sEndpointOptions();
+        configure?.Invoke(options);
+        ExportMetrics(endpoints);
+        return endpoints.Map(prefix.TrimEnd('/') + "/{target}", context => Ws2sEndpoint.ServeAsync(context, Ws2sEndpoint.Speaks.Wsproxy, options))
+            .WithDisplayName("wsproxy " + prefix);
+    }
+
     /// <summary>Creates the instruments now, so /metrics shows every series (at 0) before the first session.</summary>
     private static void ExportMetrics(IEndpointRouteBuilder endpoints) =>
         endpoints.ServiceProvider.GetRequiredService<Sessions.QueueBudget>();

@@ -141,6 +141,7 @@ public static partial class Ws2sServer
         app.MapWebsockify("/websockify/{**rest}");
         // Wisp at its path (the route matches it with or without the trailing '/'); every other path speaks ws2s.
         if (options.Wisp.Path is { Length: > 0 } wispPath) app.MapWisp(wispPath);
+        if (options.Wsproxy.Path is { Length: > 0 } wsproxyPath) app.MapWsproxy(wsproxyPath);
         app.MapWs2s("/{**path}");
         MapAdmissionQuestions(app);
         MapManagement(app);

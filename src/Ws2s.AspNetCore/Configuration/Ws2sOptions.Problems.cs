@@ -92,6 +92,8 @@ public sealed partial class Ws2sOptions
             yield return $"tokensFile '{TokensFile}' holds no token (one per line; blank lines and # comments are ignored)";
         if (Wisp.PathProblem() is { } wispPath)
             yield return wispPath;
+        if (Wsproxy.PathProblem() is { } wsproxyPath)
+            yield return wsproxyPath;
         foreach (var (key, (value, low, high)) in Bounds)
             if (value(this) is { } number && (number < low || number > high))
                 yield return high == long.MaxValue ? $"{key} {number} must be at least {low}" : $"{key} {number} must be between {low} and {high}";
