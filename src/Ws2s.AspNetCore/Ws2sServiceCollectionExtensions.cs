@@ -77,6 +77,7 @@ public static class Ws2sServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, TcpConnector>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, UnixConnector>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, SshConnector>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector, UdpConnector>());
         services.TryAddSingleton(sp =>
         {
             var live = sp.GetRequiredService<LiveConfiguration>();

@@ -29,7 +29,8 @@ type private Fields =
       mutable SshPrivateKey: string option
       mutable SshPrivateKeyPassword: string option
       mutable Tls: bool option
-      mutable TlsServerName: string option }
+      mutable TlsServerName: string option
+      mutable Udp: bool option }
 
 exception private Bad of string
 
@@ -62,7 +63,7 @@ let private readFields (frame: ReadOnlySpan<byte>) =
     let fields =
         { Command = None; Host = None; Port = None; Data = None; Binary = None; SshHost = None; SshPort = None
           SshUsername = None; SshPassword = None; SshPrivateKey = None; SshPrivateKeyPassword = None; Tls = None
-          TlsServerName = None }
+          TlsServerName = None; Udp = None }
 
     let mutable reader = Utf8JsonReader(frame, JsonReaderOptions(MaxDepth = 16))
     if not (reader.Read()) then raise (Bad "empty frame")
@@ -106,6 +107,7 @@ let private readFields (frame: ReadOnlySpan<byte>) =
                 | _ -> raise (Bad "ssh_port must be an integer 1-65535")
             | "tls" -> once 2048 name; fields.Tls <- Some(readFlag &reader name)
             | "tlsServerName" -> once 4096 name; fields.TlsServerName <- optionalString &reader name
+            | "udp" -> once 8192 name; fields.Udp <- Some(readFlag &reader name)
             | _ -> reader.Skip()
     let trailing = try reader.Read() with :? JsonException -> true
     if trailing then raise (Bad "unexpected content after the JSON object")
@@ -197,6 +199,13 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
             | Some true, None, None -> raise (Bad "tls to a unix: socket needs tlsServerName (the name its certificate is checked against)")
             | _, Some _, _ -> raise (Bad "tlsServerName needs \"tls\": true")
             | _ -> None
+        let destination =
+            match fields.Udp, destination with
+            | Some true, _ when ssh.IsSome -> raise (Bad "udp cannot go through an SSH tunnel")
+            | Some true, _ when tls.IsSome -> raise (Bad "udp cannot be tls")
+            | Some true, TcpPeer(host, port) -> UdpPeer(host, port)
+            | Some true, _ -> raise (Bad "udp leads to a host and port, not to a unix: or named peer")
+            | _ -> destination
         Valid(Connect { Destination = destination; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls })
     | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
     | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))

@@ -37,6 +37,8 @@ type DialError =
     | NetworkUnreachable
     | HostUnreachable
     | DialFailed of reason: string
+    /// The server holds as many peer connections for this client as it may (a per-client limit); in words.
+    | Throttled of reason: string
     /// The SSH hop failed (login, host key, channel), in words.
     | TunnelFailed of reason: string
     member this.Message =
@@ -45,6 +47,7 @@ type DialError =
         | NetworkUnreachable -> "network unreachable"
         | HostUnreachable -> "host unreachable"
         | DialFailed reason -> reason
+        | Throttled reason -> reason
         | TunnelFailed reason -> reason
 
 /// Every message the server sends on its own initiative or in answer to a request.

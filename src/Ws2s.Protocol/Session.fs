@@ -34,7 +34,10 @@ type Settings =
       /// May this session open SSH tunnels at all? (A signed token's `ssh: false` says no.)
       SshAllowed: bool
       /// RFC 8305's connection attempt delay: while an attempt is pending, the next address is tried after this many milliseconds.
-      AttemptDelayMilliseconds: int }
+      AttemptDelayMilliseconds: int
+      /// UDP destinations: None, refused (`udp.enabled` false, the default); Some rules, allowed where the policy allows the
+      /// address and, when there are rules (`udp.allow`), one of them lists it.
+      Udp: Rule list option }
 
 let defaultSettings =
     { Policy = serverLocalOnly false
@@ -46,7 +49,8 @@ let defaultSettings =
       MaxConnectsPerSecond = 10
       SshAllowTargets = []
       SshAllowed = true
-      AttemptDelayMilliseconds = 250 }
+      AttemptDelayMilliseconds = 250
+      Udp = None }
 
 /// The connection to the peer a session owns, or is opening: one generation (the runner's `Connection`
 /// carries out its effects). `Pins`: the certificate pins its destination
@@ -271,6 +275,16 @@ let private destination (route: Route) (host: HostName) (addresses: IPAddress li
 
 let private tlsNeeded rule = $"tls.required {rule}: connect with \"tls\": true"
 
+/// Why a UDP destination is refused before the policy judges its addresses, if it is: UDP is off, or `udp.allow`
+/// does not list every address (or the name asked for).
+let private udpRefusal settings (destination: Destination) (host: HostName) (addresses: IPAddress list) (port: Port) =
+    match destination, settings.Udp with
+    | UdpPeer _, None -> Some "UDP is off on this server (udp.enabled)"
+    | UdpPeer _, Some rules when not rules.IsEmpty ->
+        let listed (a: IPAddress) = rules |> List.exists (fun r -> matchesAddress r (canonical a) port.Value || matchesName r host port.Value)
+        if addresses |> List.forall listed then None else Some "not in udp.allow"
+    | _ -> None
+
 /// Judge the resolved addresses, then dial the first allowed endpoint or answer why not.
 let private dialOrRefuse session now (connection: Connection) (addresses: IPAddress list) pending =
     match resolvedHop connection.Route, hostAndPort connection.Route.Destination with
@@ -280,7 +294,11 @@ let private dialOrRefuse session now (connection: Connection) (addresses: IPAddr
         let tlsMissing =
             if connection.Route.Tls.IsSome then None
             else tlsRequirement policy finalHost ownAddresses finalPort.Value
-        match judgeAll policy host addresses port.Value, tlsMissing with
+        let verdict =
+            match udpRefusal session.Settings connection.Route.Destination host addresses port with
+            | Some why -> Refused why
+            | None -> judgeAll policy host addresses port.Value
+        match verdict, tlsMissing with
         | Refused rule, _ ->
             Idle, endConnect now connection (Forbidden(host.Written, rule)), pending
         | Allowed, Some rule ->

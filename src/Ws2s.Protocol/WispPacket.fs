@@ -78,8 +78,14 @@ let HeaderBytes = 5
 
 let private strictUtf8 = UTF8Encoding(false, true)
 
+/// The most extension entries an INFO may carry (the spec defines five): more is not a client, and would cost a list
+/// entry per 5 bytes of a message.
+[<Literal>]
+let MaxExtensions = 32
+
 let rec private extensions (bytes: ReadOnlyMemory<byte>) acc =
     if bytes.IsEmpty then Ok(List.rev acc)
+    elif List.length acc >= MaxExtensions then Error $"an INFO carries at most {MaxExtensions} extensions"
     elif bytes.Length < 5 then Error "an INFO extension entry is cut short"
     else
         let length = BinaryPrimitives.ReadUInt32LittleEndian(bytes.Span.Slice(1, 4))

@@ -12,8 +12,8 @@ open Ws2s.Protocol.WispPacket
 
 /// What this server offers on a Wisp endpoint, beyond the ws2s settings its streams connect under.
 type WispSettings =
-    { /// Packets a stream may hold queued for its peer: the credits CONTINUE grants. A client may overshoot by
-      /// the grant it had in flight; twice this many queued closes the stream (0x49).
+    { /// Packets a stream may hold queued for its peer: the credits CONTINUE grants (a new grant only once the last is
+      /// used up, so a client that keeps to its credits never has more queued). Twice this many closes the stream (0x49).
       BufferPackets: int
       /// Streams one WebSocket may have open at once; one more is refused (0x49).
       MaxStreams: int
@@ -39,11 +39,17 @@ type Handshake =
 /// One stream: its ws2s session (`Inner`, one connect, binary mode) and what Wisp keeps beside it.
 type Stream =
     { Id: uint32
+      /// A UDP stream: each DATA is one datagram; no credits (the spec sends no CONTINUE for UDP).
+      Udp: bool
       /// The generation of its connection: its id in the low 32 bits, the count of streams opened before it above.
       Generation: Generation
       Inner: Session
-      /// DATA packets written to the peer since the last CONTINUE.
-      WrittenSinceGrant: int
+      /// When its CONNECT came (its connect's deadline counts from here).
+      Began: Instant
+      /// The credits of the last CONTINUE the client counts from (the first, on stream 0, for every stream).
+      Grant: int
+      /// DATA packets received since that CONTINUE: when they reach `Grant` the client has none left and waits for the next.
+      ReceivedSinceGrant: int
       /// Bytes its inner session holds queued (kept here so the connection's total needs no walk over the streams).
       Queued: int
       /// Its inner session's next deadline (kept here so `Deadlines` can find it to move it).
@@ -56,21 +62,23 @@ type WispSession =
       Template: Session
       Handshake: Handshake
       Streams: Map<uint32, Stream>
+      /// How many streams `Streams` holds (a map counts by walking).
+      StreamCount: int
       /// (deadline in ms, stream id) of every stream that has one: the earliest is one lookup away.
       Deadlines: Set<int64 * uint32>
       /// Streams opened so far (it numbers their generations).
       Opened: int64
-      /// When the opens of the last second happened, newest first.
+      /// When the opens of the last second happened, newest first (none kept without a limit).
       RecentOpens: Instant list
-      /// Bytes all streams hold queued: while it is at `MaxPendingBytes` the driver reads no more of the client.
+      /// Bytes all streams hold queued (the driver counts them toward the server-wide budget).
       Queued: int
-      /// When the last frame went either way (a connection without streams closes after the idle timeout).
+      /// When the last frame went either way, or the last stream closed (a connection without streams closes after the idle timeout).
       LastActivity: Instant
       MessageStallsAt: Instant option
       Ended: bool }
 
-/// The settings a stream's own session runs under: its queue is bounded by the credits (twice the grant, see
-/// `BufferPackets`) and the connection's byte budget, not by its own; opens are limited per connection.
+/// The settings a stream's own session runs under: its queue is bounded by the credits (see `BufferPackets`), not by
+/// its own limits; opens are limited per connection.
 let private streamSettings (wisp: WispSettings) (settings: Settings) =
     { settings with MaxPending = 2 * wisp.BufferPackets; MaxPendingBytes = Int32.MaxValue; MaxConnectsPerSecond = 0; MessageTimeoutSeconds = 0 }
 
@@ -84,13 +92,15 @@ let private send packet = ReplyBinary packet
 /// CONTINUE on stream 0 that gives every stream its first credits (a v1 client reads it as the start, spec "Handshake Steps").
 let start (settings: Settings) (wisp: WispSettings) (now: Instant) =
     let extensions =
-        { Id = ExtensionId.StreamConfirmation; Payload = ReadOnlyMemory.Empty }
-        :: (wisp.Motd |> Option.map (fun m -> { Id = ExtensionId.Motd; Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes m) }) |> Option.toList)
+        [ if settings.Udp.IsSome then { Id = ExtensionId.Udp; Payload = ReadOnlyMemory.Empty }
+          { Id = ExtensionId.StreamConfirmation; Payload = ReadOnlyMemory.Empty } ]
+        @ (wisp.Motd |> Option.map (fun m -> { Id = ExtensionId.Motd; Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes m) }) |> Option.toList)
     let session =
         { Wisp = wisp
           Template = Session.start settings now
           Handshake = if wisp.Version2 then AwaitingClientInfo else Version1
           Streams = Map.empty
+          StreamCount = 0
           Deadlines = Set.empty
           Opened = 0L
           RecentOpens = []
@@ -113,40 +123,51 @@ let private put (session: WispSession) (stream: Stream) =
     let stream = { stream with Due = due; Queued = queued }
     { session with
         Streams = Map.add stream.Id stream session.Streams
+        StreamCount = if old.IsSome then session.StreamCount else session.StreamCount + 1
         Deadlines = (match due with Some d -> Set.add (d.Milliseconds, stream.Id) deadlines | None -> deadlines)
         Queued = session.Queued - (old |> Option.map (fun s -> s.Queued) |> Option.defaultValue 0) + queued }
 
-/// The stream gone from the table; its connection, if still open, closed.
-let private drop (session: WispSession) (stream: Stream) =
+/// The stream gone from the table at `now`; its connection, if still open, closed.
+let private drop (session: WispSession) now (stream: Stream) =
     let session =
         { session with
             Streams = Map.remove stream.Id session.Streams
+            StreamCount = session.StreamCount - 1
+            LastActivity = now
             Deadlines = (match stream.Due with Some d -> Set.remove (d.Milliseconds, stream.Id) session.Deadlines | None -> session.Deadlines)
             Queued = session.Queued - stream.Queued }
     session, liveConnection stream.Inner.Phase |> Option.map (fun c -> CloseConnection c.Generation) |> Option.toList
 
-/// The credits a stream has room for now: its buffer less what it holds (a write in flight counts).
-let private credits (session: WispSession) (stream: Stream) =
-    let held =
-        match stream.Inner.Phase with
-        | Busy(Writing _, pending) -> 1 + List.length pending
-        | Busy(_, pending) -> List.length pending
-        | Idle | Open _ | HalfClosed _ | Ended -> 0
-    uint32 (max 0 (session.Wisp.BufferPackets - held))
+/// The packets a stream holds for its peer: queued, and the one being written.
+let private held (stream: Stream) =
+    match stream.Inner.Phase with
+    | Busy(Writing _, pending) -> 1 + List.length pending
+    | Busy(_, pending) -> List.length pending
+    | Idle | Open _ | HalfClosed _ | Ended -> 0
 
-/// Why a stream closes, from the answer its session gave and what it answered (`cause`: the input; None: the CONNECT itself).
-let private reasonFor (cause: Input option) (response: Response) =
+/// The stream with a new grant, and its CONTINUE, if it is due: the client has used the last grant up (so nothing of
+/// it is on the way, and the new one is all it may send) and the buffer has room. Waiting for the grant to be used up
+/// is what keeps a client that keeps to its credits within `BufferPackets` (the spec: "when it has received the same
+/// number of packets"); an earlier CONTINUE would let the packets on the way count twice.
+let private regrant (session: WispSession) (stream: Stream) =
+    let room = session.Wisp.BufferPackets - held stream
+    if stream.Udp || stream.ReceivedSinceGrant < stream.Grant || room <= 0 then stream, []
+    else { stream with Grant = room; ReceivedSinceGrant = 0 }, [ send (continueWith stream.Id (uint32 room)) ]
+
+/// Why a stream closes, from the answer its session gave at `now` and what it answered (`cause`: the input; None: the CONNECT itself).
+let private reasonFor (session: WispSession) (stream: Stream) now (cause: Input option) (response: Response) =
     match response with
     | Done _ | RecvData _ -> None
     | Forbidden _ -> Some Blocked
     | BadRequest _ -> Some Invalid
     | ClosedByPeer None -> Some Voluntary
+    | ConnectFailed _ when now >= stream.Began.PlusSeconds session.Template.Settings.ConnectTimeoutSeconds -> Some TimedOut
     | ConnectFailed _ ->
         match cause with
         | Some(DialFailedWith(_, ConnectionRefused)) -> Some Refused
-        | None | Some(DialFailedWith _ | ResolveFailed _ | Resolved _) -> Some Unreachable
+        | Some(DialFailedWith(_, DialError.Throttled _)) -> Some CloseReason.Throttled
         | Some(SocketFailed _) -> Some NetworkError
-        | Some _ -> Some TimedOut // the connect's deadline passed
+        | _ -> Some Unreachable
     | ClosedByPeer(Some _) | IllegalSocketState | Unexpected _ | SshFailed _ | TlsFailed _ -> Some NetworkError
 
 /// Why a stream closes when its session ends itself: its queue overflowed (1008), or it was idle (1000).
@@ -156,9 +177,9 @@ let private reasonForEnd status =
     | 1000 -> TransferTimedOut
     | _ -> NetworkError
 
-/// Runs one step of a stream's session and says it on the wire: its connection's work passes through, its
+/// Runs one step of a stream's session at `now` and says it on the wire: its connection's work passes through, its
 /// peer's bytes become DATA, its open a CONTINUE (with confirmation), its failure or end a CLOSE (and the stream is gone).
-let private advance (session: WispSession) (stream: Stream) (cause: Input option) (inner: Session, effects: Effect list) =
+let private advance (session: WispSession) (stream: Stream) now (cause: Input option) (inner: Session, effects: Effect list) =
     let id = stream.Id
     let confirm = match session.Handshake with Version2 true -> true | _ -> false
     let stream = { stream with Inner = inner }
@@ -169,9 +190,11 @@ let private advance (session: WispSession) (stream: Stream) (cause: Input option
             match effect with
             | ReplyBinary bytes
             | Reply(RecvData bytes) -> [ send (data id bytes.Span) ]
-            | Reply(Done "connect") when confirm -> [ send (continueWith id (credits session stream)) ]
+            // The confirmation tells the client what it still has of its grant (it sets its credits to it).
+            | Reply(Done "connect") when confirm && not stream.Udp ->
+                [ send (continueWith id (uint32 (max 0 (stream.Grant - stream.ReceivedSinceGrant)))) ]
             | Reply response ->
-                if closing.IsNone then closing <- reasonFor cause response
+                if closing.IsNone then closing <- reasonFor session stream now cause response
                 []
             | CloseClient(status, _) ->
                 if closing.IsNone then closing <- Some(reasonForEnd status)
@@ -179,19 +202,18 @@ let private advance (session: WispSession) (stream: Stream) (cause: Input option
             | other -> [ other ])
     match closing with
     | Some reason ->
-        let session, stillOpen = drop session stream
+        let session, stillOpen = drop session now stream
         session, said @ stillOpen @ [ send (close id reason) ]
     | None ->
-        match cause with
-        | Some(WriteCompleted g) when g = stream.Generation && stream.WrittenSinceGrant + 1 >= max 1 (session.Wisp.BufferPackets / 2) ->
-            let stream = { stream with WrittenSinceGrant = 0 }
-            put session stream, said @ [ send (continueWith id (credits session stream)) ]
-        | Some(WriteCompleted g) when g = stream.Generation ->
-            put session { stream with WrittenSinceGrant = stream.WrittenSinceGrant + 1 }, said
-        | _ -> put session stream, said
+        let stream =
+            match cause with
+            | Some(ClientBinary _) -> { stream with ReceivedSinceGrant = stream.ReceivedSinceGrant + 1 }
+            | _ -> stream
+        let stream, grant = regrant session stream
+        put session stream, said @ grant
 
 let private stepStream session (stream: Stream) now input =
-    advance session stream (Some input) (Session.step stream.Inner now input)
+    advance session stream now (Some input) (Session.step stream.Inner now input)
 
 /// The connection ends: every stream's connection closed, the client closed with `status` and `reason`.
 let private endAll (session: WispSession) status reason =
@@ -200,7 +222,8 @@ let private endAll (session: WispSession) status reason =
         |> Seq.choose (fun kv -> liveConnection kv.Value.Inner.Phase)
         |> Seq.map (fun c -> CloseConnection c.Generation)
         |> List.ofSeq
-    { session with Ended = true; Streams = Map.empty; Deadlines = Set.empty; Queued = 0 }, closes @ [ Effect.closeClient status reason ]
+    { session with Ended = true; Streams = Map.empty; StreamCount = 0; Deadlines = Set.empty; Queued = 0 },
+    closes @ [ Effect.closeClient status reason ]
 
 let private opensWithinASecond (now: Instant) (session: WispSession) =
     session.RecentOpens |> List.filter (fun at -> now.Since at < 1000L)
@@ -211,12 +234,13 @@ let private openStream (session: WispSession) now id kind port host =
     match Map.tryFind id session.Streams with
     | Some live ->
         // The id is in use: the client has lost track of its streams. Both are refused; the CLOSE names the id.
-        let session, stillOpen = drop session live
+        let session, stillOpen = drop session now live
         session, stillOpen @ [ send (close id Invalid) ]
-    | None when session.Streams.Count >= session.Wisp.MaxStreams -> refuse Throttled
+    | None when session.StreamCount >= session.Wisp.MaxStreams -> refuse Throttled
     | None when session.Wisp.MaxOpensPerSecond > 0 && List.length (opensWithinASecond now session) >= session.Wisp.MaxOpensPerSecond ->
         refuse Throttled
-    | None when kind <> 1uy || port = 0us -> refuse Invalid // UDP is not offered (no UDP extension in INFO)
+    // UDP only when the server offers it (its INFO lists the UDP extension); other stream types do not exist.
+    | None when port = 0us || not (kind = 1uy || (kind = 2uy && session.Template.Settings.Udp.IsSome)) -> refuse Invalid
     | None ->
         match HostName.parse host, Port.TryCreate(int64 port) with
         | Ok host, ValueSome port ->
@@ -226,10 +250,15 @@ let private openStream (session: WispSession) now id kind port host =
                 { Session.start (streamSettings session.Wisp session.Template.Settings) now with
                     NextGeneration = generation
                     ConnectsEnded = session.Template.ConnectsEnded }
-            let stream = { Id = id; Generation = generation; Inner = inner; WrittenSinceGrant = 0; Queued = 0; Due = None }
-            let session = { session with Opened = opened; RecentOpens = now :: opensWithinASecond now session }
-            let route = { Destination = TcpPeer(host, port); Binary = true; Ssh = None; Tls = None }
-            advance session stream None (Session.request inner now (Valid(Command.Connect route)))
+            let udp = kind = 2uy
+            let stream =
+                { Id = id; Udp = udp; Generation = generation; Inner = inner; Began = now; Grant = session.Wisp.BufferPackets
+                  ReceivedSinceGrant = 0; Queued = 0; Due = None }
+            let recent = if session.Wisp.MaxOpensPerSecond > 0 then now :: opensWithinASecond now session else []
+            let session = { session with Opened = opened; RecentOpens = recent }
+            let destination = if udp then UdpPeer(host, port) else TcpPeer(host, port)
+            let route = { Destination = destination; Binary = true; Ssh = None; Tls = None }
+            advance session stream now None (Session.request inner now (Valid(Command.Connect route)))
         | _ -> refuse Invalid
 
 let private onPacket (session: WispSession) now packet =
@@ -241,7 +270,7 @@ let private onPacket (session: WispSession) now packet =
     | Close(0u, reason) -> endAll session 1000 $"the client closed the wisp connection (reason 0x{reason.Code:x2})"
     | Close(id, _) ->
         match Map.tryFind id session.Streams with
-        | Some stream -> drop session stream
+        | Some stream -> drop session now stream
         | None -> session, []
     | Data(id, payload) ->
         match Map.tryFind id session.Streams with
@@ -254,7 +283,7 @@ let private onMessage (session: WispSession) now message =
     | Error { Stream = Some id; IsConnect = true } when id <> 0u ->
         match Map.tryFind id session.Streams with
         | Some live ->
-            let session, stillOpen = drop session live
+            let session, stillOpen = drop session now live
             session, stillOpen @ [ send (close id Invalid) ]
         | None -> session, [ send (close id Invalid) ]
     | Error malformed -> endAll session 1002 malformed.Reason
@@ -333,9 +362,9 @@ let step (session: WispSession) (now: Instant) (input: Input) =
             let session, effects = handle session now input
             session, expired @ effects
 
-/// May the driver read another client message? Not while the streams hold `MaxPendingBytes` queued (their peers
-/// are slower than the client): the WebSocket waits, and so the client's TCP; nothing is dropped.
-let acceptsFrame (session: WispSession) = not session.Ended && session.Queued < session.Template.Settings.MaxPendingBytes
+/// May the driver read another client message? Always, until the end: each stream's queue is bounded by its credits,
+/// so one slow peer never holds up the others (the driver still pauses reading while the server-wide budget is full).
+let acceptsFrame (session: WispSession) = not session.Ended
 
 let queuedBytes (session: WispSession) = session.Queued
 
@@ -347,7 +376,7 @@ let reconfigure (server: Settings) (session: WispSession) =
     else
         let template = Session.reconfigure server session.Template
         let streams = session.Streams |> Map.map (fun _ s -> { s with Inner = Session.reconfigure (streamSettings session.Wisp server) s.Inner })
-        let session = { session with Template = template; Streams = Map.empty; Deadlines = Set.empty; Queued = 0 }
+        let session = { session with Template = template; Streams = Map.empty; StreamCount = 0; Deadlines = Set.empty; Queued = 0 }
         streams |> Map.fold (fun session _ stream -> put session stream) session
 
 /// The token expired at `expiredAt`: new streams are refused (0x48); open ones go on.

@@ -397,6 +397,47 @@ public sealed class JwtTests : IDisposable
         Assert.Equal(4, (int)answer["code"]!);
         Assert.Contains("the session's token expired at", (string)answer["message"]!);
     }
+
+    /// <summary>Attack: a signed token's scope narrows every Wisp stream as it narrows a ws2s connect (the same session core).</summary>
+    [Fact]
+    public async Task A_tokens_scope_narrows_every_Wisp_stream_and_the_rest_are_refused_0x48()
+    {
+        using var allowed = Peer.Echo();
+        using var other = Peer.Echo();
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
+        var token = Mint(Hs256, new { allow = new[] { $"127.0.0.1:{allowed.Port}" } });
+        await using var client = await OpenAsync(new Uri(host.Url, "/wisp/"), token);
+        Assert.Equal(3, (await client.ReceivePacketAsync()).Type); // Wisp v1 (a token entry alone asks for no v2)
+        await client.SendBinaryAsync(WispClient.Connect(1, allowed.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Connect(2, other.Port, "127.0.0.1"));
+        var refused = await client.ReceiveOnAsync(2, 4);
+        Assert.Equal(0x48, refused.Reason);
+        await client.SendBinaryAsync(WispClient.Data(1, "alice"u8));
+        Assert.Equal("alice", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+    }
+
+    /// <summary>After the token expires a Wisp connection opens no new stream (0x48); the open ones go on. The clock is faked.</summary>
+    [Fact]
+    public async Task After_the_token_expires_new_Wisp_streams_are_refused_and_the_open_ones_go_on()
+    {
+        using var echo = Peer.Echo();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var host = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
+            services => services.AddSingleton<TimeProvider>(clock));
+        await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "token." + Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10)), "wisp-v2");
+        Assert.Equal("wisp-v2", client.Socket.SubProtocol); // v2 asked for beside the token
+        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
+        Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Data(1, "before"u8));
+        Assert.Equal("before", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+        clock.Advance(TimeSpan.FromMinutes(11));
+        await client.SendBinaryAsync(WispClient.Connect(2, echo.Port, "127.0.0.1"));
+        Assert.Equal(0x48, (await client.ReceiveOnAsync(2, 4)).Reason);
+        await client.SendBinaryAsync(WispClient.Data(1, "after"u8));
+        Assert.Equal("after", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+    }
 }
 
 /// <summary>The README's token minter, run as written in Node, with ws2s.js presenting the token.</summary>
@@ -441,4 +482,5 @@ public sealed class JwtReadmeTests
         Assert.Equal("code 4: ws2s refuse to connect target host: 127.0.0.1, cause that's a dangerous operation (not in this session's scope)", lines[0]);
         Assert.StartsWith("refused: ", lines[1]);
     }
+
 }

@@ -68,6 +68,27 @@ public static class WispClient
         return (client, hello.Credits);
     }
 
+    /// <summary>A v2 connection whose INFO asks for stream-open confirmation: a stream's CONTINUE says its socket is connected.</summary>
+    public static async Task<WsClient> OpenConfirmingAsync(Uri url, string? origin = "http://localhost:8080")
+    {
+        var client = await WsClient.ConnectAsync(url, origin, "wisp-v2");
+        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
+        Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(Packet(5, 0, [2, 0, 0x05, 0, 0, 0, 0]));
+        return client;
+    }
+
+    /// <summary>Opens stream <paramref name="id"/> and waits for its confirmation (or its CLOSE, returned).</summary>
+    public static async Task<Received> ConnectAsync(this WsClient client, uint id, int port, string host = "127.0.0.1")
+    {
+        await client.SendBinaryAsync(Connect(id, port, host));
+        while (true)
+        {
+            var packet = await client.ReceivePacketAsync();
+            if (packet.Stream == id && packet.Type is 3 or 4) return packet;
+        }
+    }
+
     // The real client.
 
     private static readonly SemaphoreSlim Installing = new(1, 1);

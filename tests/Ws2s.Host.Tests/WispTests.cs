@@ -179,7 +179,7 @@ public sealed class WispTests
     }
 
     [Fact]
-    public async Task Wisp_is_admitted_like_the_other_endpoints_origin_and_token()
+    public async Task Wisp_is_admitted_like_the_other_endpoints_origin_and_token_and_speaks_Wisp_once_admitted()
     {
         await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o =>
         {
@@ -188,7 +188,47 @@ public sealed class WispTests
         }));
         Assert.Equal(401, await HandshakeStatusAsync(WispUrl(host), "https://app.example.com"));
         Assert.Equal(403, await HandshakeStatusAsync(WispUrl(host, "?token=wisp-secret"), "https://evil.example"));
-        Assert.Equal(101, await HandshakeStatusAsync(WispUrl(host, "?token=wisp-secret"), "https://app.example.com"));
+        // Admitted by ?token=, or by the token subprotocol (v1 alone, v2 beside wisp-v2): each speaks Wisp from its first packet.
+        var (byQuery, _) = await WispClient.OpenAsync(WispUrl(host, "?token=wisp-secret"), "https://app.example.com");
+        await byQuery.DisposeAsync();
+        await using var v1 = await WsClient.ConnectAsync(WispUrl(host), "https://app.example.com", "token.wisp-secret");
+        Assert.Equal("token.wisp-secret", v1.Socket.SubProtocol);
+        var hello = await v1.ReceivePacketAsync();
+        Assert.Equal((3, 0u), (hello.Type, hello.Stream));
+        await using var v2 = await WsClient.ConnectAsync(WispUrl(host), "https://app.example.com", "wisp-v2", "token.wisp-secret");
+        Assert.Equal("wisp-v2", v2.Socket.SubProtocol);
+        Assert.Equal(5, (await v2.ReceivePacketAsync()).Type);
+    }
+
+    /// <summary>Attack: streams over many WebSockets from one address, past what a client may hold; the rest are refused, never dialled.</summary>
+    [Fact]
+    public async Task Streams_past_the_clients_peer_connections_are_refused_0x49_over_all_its_WebSockets()
+    {
+        var accepted = 0;
+        using var counting = new Peer(async (socket, stop) =>
+        {
+            Interlocked.Increment(ref accepted);
+            await Task.Delay(Timeout.Infinite, stop);
+        });
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Limits.MaxPeerConnectionsPerClient = 3));
+        await using var first = await WispClient.OpenConfirmingAsync(WispUrl(host));
+        await using var second = await WispClient.OpenConfirmingAsync(WispUrl(host));
+        Assert.Equal(3, (await first.ConnectAsync(1, counting.Port)).Type);
+        Assert.Equal(3, (await first.ConnectAsync(2, counting.Port)).Type);
+        Assert.Equal(3, (await second.ConnectAsync(1, counting.Port)).Type);
+        var refused = await second.ConnectAsync(2, counting.Port);
+        Assert.Equal((4, 0x49), (refused.Type, refused.Reason));
+        // A ws2s session from the same address is held to the same count.
+        await using var ws2s = await host.ConnectAsync();
+        await ws2s.SendAsync(new { command = "connect", host = "127.0.0.1", port = counting.Port });
+        var answer = await ws2s.ReceiveJsonAsync();
+        Assert.Equal(2, answer["code"]!.GetValue<int>());
+        Assert.Contains("has its maximum of 3 peer connections", answer["message"]!.GetValue<string>());
+        // Closing a stream gives its slot back.
+        await first.SendBinaryAsync(WispClient.Close(1));
+        await ws2s.SendAsync(new { command = "connect", host = "127.0.0.1", port = counting.Port });
+        Assert.Equal(0, (await ws2s.ReceiveJsonAsync())["code"]!.GetValue<int>());
+        Assert.True(accepted <= 4, $"{accepted} connections accepted");
     }
 
     [Theory]

@@ -3,8 +3,9 @@ using System.Net;
 
 namespace Ws2s.AspNetCore.Admission;
 
-/// <summary>Counts open sessions, in all and per client address, against the configured limits.</summary>
-internal sealed class ClientQuotas
+/// <summary>Counts what clients hold open (sessions; or peer connections), in all and per client address, against the configured limits.</summary>
+/// <param name="counted">What is counted, in the refusals' words.</param>
+internal sealed class ClientQuotas(string counted = "sessions")
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perClient = new();
     private int _total;
@@ -19,13 +20,13 @@ internal sealed class ClientQuotas
         if (Interlocked.Increment(ref _total) > maxSessions)
         {
             Interlocked.Decrement(ref _total);
-            refusal = $"the server has its maximum of {maxSessions} sessions";
+            refusal = $"the server has its maximum of {maxSessions} {counted}";
             return null;
         }
         if (_perClient.AddOrUpdate(client, 1, (_, n) => n + 1) > maxPerClient)
         {
             Leave(client);
-            refusal = $"{client} has its maximum of {maxPerClient} sessions";
+            refusal = $"{client} has its maximum of {maxPerClient} {counted}";
             return null;
         }
         refusal = null;

@@ -55,6 +55,12 @@ public sealed partial class Ws2sOptions
         /// <summary>Seconds a connection may take from its first byte (or TLS handshake) to a complete upgrade request.</summary>
         public int HandshakeTimeoutSeconds { get; set; } = 10;
 
+        /// <summary>
+        /// Peer connections (TCP, UDP, Unix, SSH channels) one client address may hold at once, over all its sessions and
+        /// Wisp streams; one more connect fails (code 2; Wisp CLOSE 0x49).
+        /// </summary>
+        public int MaxPeerConnectionsPerClient { get; set; } = 512;
+
         /// <summary>Connects one session may start per second; more get code 2. 0: no limit.</summary>
         public int MaxConnectsPerSecond { get; set; } = 10;
     }

@@ -25,10 +25,13 @@ public sealed partial class Ws2sOptions
         ["limits.maxSessionsPerClient"] = (o => o.Limits.MaxSessionsPerClient, 1, 1_000_000),
         ["limits.idleTimeoutSeconds"] = (o => o.Limits.IdleTimeoutSeconds, 0, 1_000_000),
         ["limits.handshakeTimeoutSeconds"] = (o => o.Limits.HandshakeTimeoutSeconds, 1, 3600),
+        ["limits.maxPeerConnectionsPerClient"] = (o => o.Limits.MaxPeerConnectionsPerClient, 1, 1_000_000),
         ["limits.maxConnectsPerSecond"] = (o => o.Limits.MaxConnectsPerSecond, 0, 1_000_000),
         ["ssh.timeoutSeconds"] = (o => o.Ssh.TimeoutSeconds, 1, 3600),
         ["ssh.maxSessionsPerClient"] = (o => o.Ssh.MaxSessionsPerClient, 1, 10_000),
         ["ssh.maxKdfRounds"] = (o => o.Ssh.MaxKdfRounds, 1, 10_000),
+        ["udp.maxPacketsPerSecond"] = (o => o.Udp.MaxPacketsPerSecond, 1, 1_000_000),
+        ["udp.maxBytesPerSecond"] = (o => o.Udp.MaxBytesPerSecond, 1024, int.MaxValue),
         ["wisp.bufferPackets"] = (o => o.Wisp.BufferPackets, 1, 65_536),
         ["wisp.maxStreams"] = (o => o.Wisp.MaxStreams, 1, 1_000_000),
         ["wisp.maxStreamOpensPerSecond"] = (o => o.Wisp.MaxStreamOpensPerSecond, 0, 1_000_000),
@@ -42,7 +45,7 @@ public sealed partial class Ws2sOptions
             foreach (var problem in KeyProblems) yield return problem;
             yield break;
         }
-        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets), ("tls.required", Tls.Required) })
+        foreach (var (key, rules) in new[] { ("destinations.allow", Destinations.Allow), ("destinations.deny", Destinations.Deny), ("ssh.allowTargets", Ssh.AllowTargets), ("tls.required", Tls.Required), ("udp.allow", Udp.Allow) })
             for (var i = 0; i < rules.Count; i++)
                 if (Policy.parseRule(rules[i]) is { IsError: true } error)
                     yield return $"{key}[{i}]: {error.ErrorValue}";

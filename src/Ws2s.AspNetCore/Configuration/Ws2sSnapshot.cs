@@ -31,6 +31,7 @@ internal sealed class Ws2sSnapshot
         WebsockifyTargets = new WebsockifyTargets(options.RawTargets, options.RawTokenFile);
         TlsTrust = new TlsTrust(options.Tls.TrustedCertificates);
         Limits = options.Limits;
+        Udp = options.Udp;
         Wisp = new WispSession.WispSettings(options.Wisp.BufferPackets, options.Wisp.MaxStreams, options.Wisp.MaxStreamOpensPerSecond,
             options.Wisp.Motd is { Length: > 0 } motd ? FSharpOption<string>.Some(motd) : FSharpOption<string>.None, false);
         _template = SessionSettings(options);
@@ -55,6 +56,9 @@ internal sealed class Ws2sSnapshot
 
     /// <summary>The limits of sessions opening from now on (but those fixed at start: see the remarks).</summary>
     public Ws2sOptions.LimitOptions Limits { get; }
+
+    /// <summary>UDP's switch and per-client rates for datagrams sent from now on.</summary>
+    public Ws2sOptions.UdpOptions Udp { get; }
 
     /// <summary>What a Wisp connection opening from now on may hold (its version is the upgrade's to say).</summary>
     public WispSession.WispSettings Wisp { get; }
@@ -104,6 +108,7 @@ internal sealed class Ws2sSnapshot
             limits.MaxConnectsPerSecond,
             Rules(options.Ssh.AllowTargets),
             true,
-            Session.defaultSettings.AttemptDelayMilliseconds);
+            Session.defaultSettings.AttemptDelayMilliseconds,
+            options.Udp.Enabled ? FSharpOption<FSharpList<Policy.Rule>>.Some(Rules(options.Udp.Allow)) : FSharpOption<FSharpList<Policy.Rule>>.None);
     }
 }

@@ -10,7 +10,8 @@ namespace Ws2s.AspNetCore.Connectors;
 /// the session), writes, half-close. What happens is reported through <paramref name="post"/> as
 /// inputs of <paramref name="generation"/>.
 /// </summary>
-internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, ValueTask<bool>> post)
+/// <remarks><paramref name="room"/> waits until the session can take an input, so a peer whose client is slow holds no buffer.</remarks>
+internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, ValueTask<bool>> post, Func<ValueTask<bool>> room)
 {
     /// <summary>The most a single read takes from the peer: one <c>recv data</c> message.</summary>
     public const int ReadChunkBytes = 64 * 1024;
@@ -32,6 +33,9 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
 #pragma warning disable CA2022
                 await peer.Stream.ReadAsync(Memory<byte>.Empty, cancel);
 #pragma warning restore CA2022
+                // While the session cannot take the read (its client is slow), wait without a buffer: a session with many
+                // peers (Wisp's streams) would otherwise pin a full buffer for each of them.
+                if (!await room()) return;
                 var buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBytes);
                 int read;
                 try

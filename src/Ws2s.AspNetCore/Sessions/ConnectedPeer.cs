@@ -16,7 +16,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     private PeerStream _stream = stream;
     /// <summary>The connector's stream is the socket's own (<see cref="PeerStream.Of"/>), not an application's wrapper.</summary>
     private readonly bool _overOwnStream = stream.Stream.GetType() == typeof(NetworkStream);
-    private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync);
+    private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync, inputs.RoomAsync);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
     /// <summary>
@@ -123,7 +123,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             if (!_disposed)
             {
                 _stream = secured;
-                _pump = new PeerPump(generation, secured, inputs.PostAsync);
+                _pump = new PeerPump(generation, secured, inputs.PostAsync, inputs.RoomAsync);
                 installed = true;
             }
         }

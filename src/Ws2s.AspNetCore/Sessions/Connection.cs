@@ -28,6 +28,14 @@ internal sealed class Connection : IDisposable
     /// <summary>The attempt that won, once one has.</summary>
     private ConnectedPeer? _peer;
 
+    /// <summary>The client's peer-connection slot this generation holds, once it dials.</summary>
+    private IDisposable? _slot;
+
+    public bool HoldsSlot => _slot is not null;
+
+    /// <summary>Holds <paramref name="slot"/> until the connection is disposed.</summary>
+    public void Hold(IDisposable slot) => _slot = slot;
+
     public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client)
     {
         _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token);
@@ -151,5 +159,6 @@ internal sealed class Connection : IDisposable
         // arrives after this is disposed by its attempt (above).
         _cancel.Cancel();
         peer?.Dispose();
+        _slot?.Dispose();
     }
 }

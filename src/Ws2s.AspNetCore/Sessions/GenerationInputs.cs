@@ -25,6 +25,19 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
         }
     }
 
+    /// <summary>Waits until the session has room for an input (false once the generation or the session is finished).</summary>
+    public async ValueTask<bool> RoomAsync()
+    {
+        try
+        {
+            return await inputs.WaitToWriteAsync(closed);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
     /// Runs one of the generation's tasks. Each handles the failures it expects and reports them as
     /// inputs; anything else is a bug of ours: logged once, and the session ends with code 1.

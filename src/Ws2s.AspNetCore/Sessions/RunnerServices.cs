@@ -19,6 +19,11 @@ internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, Time
 
     public int MaxMessageBytes => limits().MaxMessageBytes;
 
+    /// <summary>The peer connections each client address holds, over all its sessions and Wisp streams.</summary>
+    public Admission.ClientQuotas PeerConnections { get; } = new("peer connections");
+
+    public int MaxPeerConnectionsPerClient => limits().MaxPeerConnectionsPerClient;
+
     /// <summary>Between the keep-alive frames sent to each client.</summary>
     public TimeSpan KeepAlive => TimeSpan.FromSeconds(limits().KeepAliveSeconds);
 

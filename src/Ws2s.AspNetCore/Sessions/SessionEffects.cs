@@ -68,8 +68,33 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     public ValueTask Dial(long generation, Hop hop)
     {
         observer.LastDialled = hop.Text;
-        ConnectionOf(generation).StartDial(hop);
+        var connection = ConnectionOf(generation);
+        // A generation holds one of the client's peer-connection slots from its first attempt to its close.
+        if (!connection.HoldsSlot)
+        {
+            var slot = services.PeerConnections.TryEnter(clientAddress, int.MaxValue, services.MaxPeerConnectionsPerClient, out var refusal);
+            if (slot is null)
+            {
+                _ = RefuseLaterAsync(Input.NewDialFailedWith(generation, DialError.NewThrottled($"too many connections: {refusal}")));
+                return ValueTask.CompletedTask;
+            }
+            connection.Hold(slot);
+        }
+        connection.StartDial(hop);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Hands the session an input from within its own loop: never waited for here (the loop is what would make room).</summary>
+    private async Task RefuseLaterAsync(Input input)
+    {
+        try
+        {
+            await inputs.WriteAsync(input);
+        }
+        catch (ChannelClosedException)
+        {
+            // The session ended meanwhile.
+        }
     }
 
     public ValueTask SecureConnection(long generation, string serverName)

@@ -12,7 +12,7 @@ internal sealed class Ws2sMetrics : IDisposable
     public const string MeterName = "Ws2s";
 
     private readonly Meter _meter;
-    private long _sessions, _sessionsActive, _policyRefusals;
+    private long _sessions, _sessionsActive, _policyRefusals, _udpDropped;
     private readonly Tally _upgradesRefused = new("reason", "token", "origin", "target", "subprotocol", "limit", "host");
     private readonly Tally _connectionsDropped = new("reason", "limit", "evicted_silent", "handshake_timeout");
     private readonly Tally _connects = new("outcome", "0", "2", "4", "6", "8");
@@ -29,6 +29,8 @@ internal sealed class Ws2sMetrics : IDisposable
             description: "TCP connections refused or closed before their handshake, by reason (limit, evicted_silent, handshake_timeout)");
         _meter.CreateObservableCounter("ws2s.connects", _connects.Measurements, description: "Connect requests answered, by outcome code");
         _meter.CreateObservableCounter("ws2s.policy.refusals", () => Interlocked.Read(ref _policyRefusals), description: "Destinations refused by the policy (code 4)");
+        _meter.CreateObservableCounter("ws2s.udp.dropped", () => Interlocked.Read(ref _udpDropped),
+            description: "Datagrams from clients dropped for going over udp.maxPacketsPerSecond or udp.maxBytesPerSecond");
         _meter.CreateObservableCounter("ws2s.bytes", _bytes.Measurements, unit: "By", description: "Bytes relayed, by direction");
         ConnectDuration = _meter.CreateHistogram<double>("ws2s.connect.duration", unit: "s", description: "Time from connect to its answer",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
@@ -56,6 +58,8 @@ internal sealed class Ws2sMetrics : IDisposable
         _connects.Add(code.ToString(System.Globalization.CultureInfo.InvariantCulture), 1);
         if (code == 4) Interlocked.Increment(ref _policyRefusals);
     }
+
+    public void UdpDropped() => Interlocked.Increment(ref _udpDropped);
 
     public void Relayed(bool toPeer, long bytes) => _bytes.Add(toPeer ? "to_peer" : "to_client", bytes);
 

@@ -49,7 +49,7 @@ function parseArgs(argv) {
   const opts = {
     url: null, version: 2, host: "127.0.0.1", port: null, mode: "echo",
     streams: 100, bytes: 256 * 1024, timeoutMs: 60000, maxChunk: 16384,
-    seed: 1, allowFallback: false, modules: process.env.WISP_JS_MODULES || null,
+    seed: 1, allowFallback: false, modules: process.env.WISP_JS_MODULES || null, datagrams: 20,
   };
   const num = (name, v) => {
     const n = Number(v);
@@ -75,13 +75,14 @@ function parseArgs(argv) {
       case "--seed": opts.seed = num("seed", next()); break;
       case "--modules": opts.modules = next(); break;
       case "--allow-fallback": opts.allowFallback = true; break;
+      case "--datagrams": opts.datagrams = num("datagrams", next()); break;
       default: throw new Error(`unknown argument ${a}`);
     }
   }
   if (!opts.url) throw new Error("--url is required");
   if (opts.version !== 1 && opts.version !== 2) throw new Error("--version must be 1 or 2");
   if (opts.port == null || opts.port < 1 || opts.port > 65535) throw new Error("--port (destination port) is required, 1..65535");
-  if (!["echo", "close-reason"].includes(opts.mode)) throw new Error("--mode must be echo or close-reason");
+  if (!["echo", "close-reason", "udp-echo"].includes(opts.mode)) throw new Error("--mode must be echo, close-reason or udp-echo");
   if (opts.mode === "echo" && opts.streams < 1) throw new Error("--streams must be >= 1");
   if (opts.maxChunk < 1) throw new Error("--max-chunk must be >= 1");
   let u;
@@ -244,6 +245,14 @@ async function main() {
     return;
   }
 
+  if (opts.mode === "udp-echo") {
+    const result = await Promise.race([udpEchoMode(conn), timeoutPromise]).catch((e) => ({ error: e.message }));
+    try { conn.close(); } catch { /* ignore */ }
+    if (result.error) fail(result.error, { ms: Date.now() - startedAt });
+    else emit({ ok: true, ...result, ms: Date.now() - startedAt }, 0);
+    return;
+  }
+
   const state = { streams: [], done: 0 };
   try {
     await Promise.race([echoMode(conn, state, () => wsClosed), timeoutPromise]);
@@ -282,6 +291,44 @@ async function closeReasonMode(conn, isWsClosed) {
         resolve({ reason });
       }
     };
+  });
+}
+
+// udp-echo: --streams UDP streams to a UDP echo peer, --datagrams datagrams each (sizes 1..1400, and one of 60000
+// bytes), every datagram a DATA packet of its own; each echoed message must equal exactly one datagram sent on
+// its stream (boundaries kept: never split, never merged). Each stream sends its next datagram once the last one
+// came back (or after 1 s: UDP may lose one), so no burst overflows a socket buffer. Reports how many came back.
+function udpEchoMode(conn) {
+  const N = opts.streams, D = opts.datagrams;
+  let received = 0, foreign = 0, lost = 0, finished = 0;
+  const closes = [];
+  return new Promise((resolve) => {
+    const done = () => resolve({ streams: N, datagramsSent: N * D, datagramsReceived: received, lost, notOneDatagram: foreign, closes, udpEnabled: conn.udp_enabled });
+    for (let i = 0; i < N; i++) {
+      const rand = prng((opts.seed * 7919 + i) >>> 0);
+      const stream = conn.create_stream(opts.host, opts.port, "udp");
+      let d = 0, waiting = null, timer = null;
+      const next = () => {
+        if (d === D) { if (++finished === N) done(); return; }
+        const size = d === i % D ? 60000 : 1 + (rand() % 1400);
+        const datagram = Buffer.alloc(size);
+        for (let k = 0; k < size; k++) datagram[k] = (rand() + k + d) & 0xff;
+        waiting = datagram.toString("base64");
+        d++;
+        timer = setTimeout(() => { lost++; waiting = null; next(); }, 1000);
+        stream.send(new Uint8Array(datagram));
+      };
+      stream.onmessage = (data) => {
+        if (waiting !== null && Buffer.from(data).toString("base64") === waiting) {
+          received++;
+          waiting = null;
+          clearTimeout(timer);
+          next();
+        } else foreign++;
+      };
+      stream.onclose = (reason) => { closes.push(reason); };
+      next();
+    }
   });
 }
 
