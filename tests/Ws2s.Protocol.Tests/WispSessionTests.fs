@@ -326,3 +326,62 @@ let ``any bytes from the client get a defined outcome: no exception, and a conne
         let next, effects = step session (message (ReadOnlyMemory bytes))
         if before then Assert.Empty(effects)
         session <- next
+
+[<Fact>]
+let ``an INFO of more than 32 extensions closes the connection, whatever the state`` () =
+    let many = List.init 33 (fun _ -> { Id = 9uy; Payload = ReadOnlyMemory.Empty })
+    let _, effects = step (opened 1u) (message (info 2uy 0uy many))
+    Assert.Equal<int list>([ 1002 ], closes effects)
+    Assert.Contains(CloseConnection(generation 1 1u), effects)
+
+[<Fact>]
+let ``UDP: offered in INFO and dialled only when on; no credits are granted or confirmed for it`` () =
+    let udpOn = { standardSettings with Udp = Some [] }
+    let session, effects = WispSession.start udpOn { wisp with Version2 = true } t0
+    match sent effects with
+    | Info(_, _, _, extensions) :: _ -> Assert.Contains(ExtensionId.Udp, extensions |> List.map (fun e -> e.Id))
+    | other -> failwithf "%A" other
+    let ext = [ { Id = ExtensionId.StreamConfirmation; Payload = ReadOnlyMemory.Empty } ]
+    let session, _ = step session (message (info 2uy 0uy ext))
+    let session, effects = step session (message (connect 4u 2uy 53us "127.0.0.1"))
+    Assert.Contains(Dial(generation 1 4u, UdpHop(IPEndPoint(IPAddress.Loopback, 53))), effects)
+    let mutable session, effects = step session (Dialled(generation 1 4u))
+    Assert.Empty(sent effects) // no confirmation for UDP
+    for _ in 1 .. 3 * wisp.BufferPackets do
+        let s1, e1 = step session (message (data 4u "d"B))
+        let s2, e2 = step s1 (WriteCompleted(generation 1 4u))
+        Assert.Empty(sent (e1 @ e2))
+        session <- s2
+    // Off (the default): the same CONNECT is invalid, and INFO offers no UDP.
+    let _, effects = WispSession.start standardSettings { wisp with Version2 = true } t0
+    match sent effects with
+    | Info(_, _, _, extensions) :: _ -> Assert.DoesNotContain(ExtensionId.Udp, extensions |> List.map (fun e -> e.Id))
+    | other -> failwithf "%A" other
+    Assert.Equal((4u, Invalid), step (start ()) (message (connect 4u 2uy 53us "127.0.0.1")) |> snd |> closeReasonOf)
+
+[<Fact>]
+let ``a stream idle for the idle timeout closes 0x47; the connection with no streams left closes an idle timeout after that`` () =
+    let settings = { standardSettings with IdleTimeoutSeconds = 60 }
+    let session, _ = WispSession.start settings wisp t0
+    let session, _ = step session (connectTo 1u 7001us)
+    let session, _ = step session (Dialled(generation 1 1u))
+    let at59 = t0.PlusSeconds 59
+    let session, effects = WispSession.step session at59 (message (data 1u "x"B))
+    Assert.Empty(sent effects)
+    let at119 = t0.PlusSeconds 119
+    let session, effects = WispSession.step session at119 Wake
+    Assert.Equal((1u, TransferTimedOut), closeReasonOf effects)
+    Assert.False(WispSession.isEnded session) // its last stream just closed: the connection's idle time starts now
+    Assert.Equal(Some(at119.PlusSeconds 60), WispSession.nextDeadline session)
+    let session, effects = WispSession.step session (at119.PlusSeconds 60) Wake
+    Assert.Equal<int list>([ 1000 ], closes effects)
+    Assert.True(WispSession.isEnded session)
+
+[<Fact>]
+let ``a reload reaches the open streams: a shorter idle timeout moves their deadlines`` () =
+    let session = opened 1u
+    Assert.Equal(Some(t0.PlusSeconds standardSettings.IdleTimeoutSeconds), WispSession.nextDeadline session)
+    let session = WispSession.reconfigure { standardSettings with IdleTimeoutSeconds = 5 } session
+    Assert.Equal(Some(t0.PlusSeconds 5), WispSession.nextDeadline session)
+    let _, effects = WispSession.step session (t0.PlusSeconds 5) Wake
+    Assert.Equal((1u, TransferTimedOut), closeReasonOf effects)
