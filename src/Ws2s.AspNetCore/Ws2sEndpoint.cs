@@ -137,7 +137,7 @@ internal static class Ws2sEndpoint
         var clientAddress = Admission.ClientAddress.Of(context);
         var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
-        var runner = new SessionRunner(upgrade.Socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time),
+        var runner = new SessionRunner(upgrade.Socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time, speaks.ToString().ToLowerInvariant()),
             new SessionClient(clientAddress,
                 new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
                 verdict.Grant?.Expires));

@@ -160,6 +160,8 @@ type Observation =
     /// A connect was answered with `Code` (0 done, 2 failed, 4 refused, 6 SSH failed, 8 TLS failed), `Took`
     /// milliseconds after it began, if it got as far as a connection of its own (a refusal before any has none).
     | ConnectAnswered of Took: int64 option * Code: int
+    /// A Wisp stream of `Kind` (`tcp` or `udp`) was accepted for its connect.
+    | StreamOpened of Kind: string
 
 type Effect =
     /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.

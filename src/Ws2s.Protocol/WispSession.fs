@@ -258,7 +258,8 @@ let private openStream (session: WispSession) now id kind port host =
             let session = { session with Opened = opened; RecentOpens = recent }
             let destination = if udp then UdpPeer(host, port) else TcpPeer(host, port)
             let route = { Destination = destination; Binary = true; Ssh = None; Tls = None }
-            advance session stream now None (Session.request inner now (Valid(Command.Connect route)))
+            let session, effects = advance session stream now None (Session.request inner now (Valid(Command.Connect route)))
+            session, Observe(StreamOpened(if udp then "udp" else "tcp")) :: effects
         | _ -> refuse Invalid
 
 let private onPacket (session: WispSession) now packet =

@@ -6,7 +6,8 @@ namespace Ws2s.AspNetCore.Telemetry;
 /// Counts and logs one session: sessions opened and active, bytes each way, how connects ended (from
 /// the core's <see cref="Observation"/>s, with how long they took), and the line logged at its end.
 /// </summary>
-internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string client, TimeProvider time)
+/// <remarks><c>endpoint</c>: which protocol the session speaks (<c>ws2s</c>, <c>websockify</c>, <c>wisp</c> or <c>wsproxy</c>).</remarks>
+internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string client, TimeProvider time, string endpoint = "ws2s")
 {
     private long _started, _bytesToPeer, _bytesToClient;
 
@@ -19,7 +20,7 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     public void Started()
     {
         _started = time.GetTimestamp();
-        metrics.SessionOpened();
+        metrics.SessionOpened(endpoint);
         log.LogDebug("session from {Client} started", client);
     }
 
@@ -45,8 +46,15 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
 
     public void Count(Observation observation)
     {
-        // One case so far (ConnectAnswered); F# gives a single-case union no subclasses to switch on.
-        metrics.ConnectAnswered(observation.Code);
-        if (observation.Took?.Value is { } milliseconds) metrics.ConnectDuration.Record(milliseconds / 1000.0);
+        switch (observation)
+        {
+            case Observation.ConnectAnswered answered:
+                metrics.ConnectAnswered(answered.Code);
+                if (answered.Took?.Value is { } milliseconds) metrics.ConnectDuration.Record(milliseconds / 1000.0);
+                break;
+            case Observation.StreamOpened stream:
+                metrics.WispStreamOpened(stream.Kind);
+                break;
+        }
     }
 }

@@ -17,6 +17,8 @@ internal sealed class Ws2sMetrics : IDisposable
     private readonly Tally _connectionsDropped = new("reason", "limit", "evicted_silent", "handshake_timeout");
     private readonly Tally _connects = new("outcome", "0", "2", "4", "6", "8");
     private readonly Tally _bytes = new("direction", "to_peer", "to_client");
+    private readonly Tally _sessionsByEndpoint = new("endpoint", "ws2s", "websockify", "wisp", "wsproxy");
+    private readonly Tally _wispStreams = new("type", "tcp", "udp");
 
     /// <summary>The meter comes from the application's meter factory, so each server instance has its own.</summary>
     public Ws2sMetrics(IMeterFactory meters)
@@ -24,6 +26,9 @@ internal sealed class Ws2sMetrics : IDisposable
         _meter = meters.Create(MeterName);
         _meter.CreateObservableUpDownCounter("ws2s.sessions.active", () => Interlocked.Read(ref _sessionsActive), description: "Sessions open now");
         _meter.CreateObservableCounter("ws2s.sessions", () => Interlocked.Read(ref _sessions), description: "Sessions opened");
+        _meter.CreateObservableCounter("ws2s.sessions.by_endpoint", _sessionsByEndpoint.Measurements,
+            description: "Sessions opened, by endpoint (ws2s, websockify, wisp: one per Wisp WebSocket, wsproxy)");
+        _meter.CreateObservableCounter("ws2s.wisp.streams", _wispStreams.Measurements, description: "Wisp streams opened, by type (tcp, udp)");
         _meter.CreateObservableCounter("ws2s.upgrades.refused", _upgradesRefused.Measurements, description: "Upgrade requests refused, by reason");
         _meter.CreateObservableCounter("ws2s.connections.dropped", _connectionsDropped.Measurements,
             description: "TCP connections refused or closed before their handshake, by reason (limit, evicted_silent, handshake_timeout)");
@@ -38,8 +43,9 @@ internal sealed class Ws2sMetrics : IDisposable
 
     public Histogram<double> ConnectDuration { get; }
 
-    public void SessionOpened()
+    public void SessionOpened(string endpoint)
     {
+        _sessionsByEndpoint.Add(endpoint, 1);
         Interlocked.Increment(ref _sessions);
         Interlocked.Increment(ref _sessionsActive);
     }
@@ -58,6 +64,8 @@ internal sealed class Ws2sMetrics : IDisposable
         _connects.Add(code.ToString(System.Globalization.CultureInfo.InvariantCulture), 1);
         if (code == 4) Interlocked.Increment(ref _policyRefusals);
     }
+
+    public void WispStreamOpened(string type) => _wispStreams.Add(type, 1);
 
     public void UdpDropped() => Interlocked.Increment(ref _udpDropped);
 
