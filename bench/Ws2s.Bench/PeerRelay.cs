@@ -23,6 +23,26 @@ internal sealed class PeerRelay : IAsyncDisposable
 
     public double CpuSeconds() => ProcessCpu.TreeSeconds(_process.Id);
 
+    public int Pid => _process.Id;
+
+    /// <summary>wisp-js's own Wisp server (npm @mercuryworkshop/wisp-js, installed in <paramref name="modules"/>), loopback destinations allowed.</summary>
+    public static Task<PeerRelay?> WispJsAsync(string modules) =>
+        StartAsync("node", port => [Path.Combine(AppContext.BaseDirectory, "node", "wisp-js-server.mjs"), "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--log-level", "ERROR"],
+            new() { ["WISP_JS_MODULES"] = modules });
+
+    /// <summary>
+    /// wisp-server-python from its checkout (brought with the fetch tool, run from outside this repository: it is AGPL), on
+    /// Debian's python3 with python3-websockets and python3-uvloop, loopback destinations allowed.
+    /// </summary>
+    /// <remarks>
+    /// Its UDP needs asyncudp, which Debian lacks: put a stand-in module on PYTHONPATH (this bench measures TCP only).
+    /// It runs a process per core (SO_REUSEPORT), as it does by default; their CPU is counted with it.
+    /// </remarks>
+    public static Task<PeerRelay?> WispPythonAsync(string checkout) =>
+        StartAsync("/usr/bin/python3", port => ["-m", "wisp.server", "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--allow-loopback", "--log-level", "error"],
+            new() { ["PYTHONPATH"] = string.Join(':', new[] { Path.Combine(checkout, "src"), Environment.GetEnvironmentVariable("PYTHONPATH") }.Where(p => !string.IsNullOrEmpty(p))) });
+
     public static Task<PeerRelay?> WebsockifyAsync(IPEndPoint echo) =>
         StartAsync("websockify", port => [$"127.0.0.1:{port}", echo.ToString()]);
 

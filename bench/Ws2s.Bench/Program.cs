@@ -8,6 +8,7 @@ using Ws2s.Bench;
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --burst 150 [--burst-watch 60] [--burst-json]   (RSS after a burst of full queues)
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
+//   dotnet run -c Release --project bench/Ws2s.Bench -- --wisp [--wisp-js NODE_MODULES] [--wisp-python CHECKOUT] [--wisp-connections 4] [--wisp-streams 16] [--seconds 5] [--wisp-idle-streams 20000] [--wisp-opens 2000]
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
 // loopback port. With --server it measures any server speaking the protocol (e.g. the original
 // Python ws2s) that may dial loopback; binary mode and the idle-RSS figure need ws2s for .NET.
@@ -42,6 +43,13 @@ if (Option("--burst") is { } burstSessions)
 {
     await Burst.RunAsync(int.Parse(burstSessions, CultureInfo.InvariantCulture),
         TimeSpan.FromSeconds(double.Parse(Option("--burst-watch") ?? "60", CultureInfo.InvariantCulture)), args.Contains("--burst-json"));
+    return 0;
+}
+if (args.Contains("--wisp"))
+{
+    await WispBench.RunAsync(new(int.Parse(Option("--wisp-connections") ?? "4", CultureInfo.InvariantCulture), int.Parse(Option("--wisp-streams") ?? "16", CultureInfo.InvariantCulture),
+        TimeSpan.FromSeconds(double.Parse(Option("--seconds") ?? "5", CultureInfo.InvariantCulture)), int.Parse(Option("--wisp-idle-streams") ?? "20000", CultureInfo.InvariantCulture),
+        Option("--wisp-js"), Option("--wisp-python"), int.Parse(Option("--wisp-opens") ?? "2000", CultureInfo.InvariantCulture)));
     return 0;
 }
 if (Option("--soak-mib") is { } soakMib)

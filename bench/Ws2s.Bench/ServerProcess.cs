@@ -54,13 +54,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>Resident set size in bytes, from /proc.</summary>
-    public long Rss()
-    {
-        foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        return 0;
-    }
+    public long Rss() => ProcessMemory.Rss(_process.Id);
 
     /// <summary>CPU time the server has used so far (user + system, with its children), in seconds.</summary>
     public double CpuSeconds() => ProcessCpu.TreeSeconds(_process.Id);

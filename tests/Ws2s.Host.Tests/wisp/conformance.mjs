@@ -12,7 +12,7 @@
 //        [--server-pid PID]   for the RSS columns (VmRSS of PID and its descendants)
 //        [--cases a,b,c] [--list] [--modules /path/to/node_modules]
 //        [--client-script path/to/wisp-js-client.mjs] [--abuse-packets 2000] [--abuse-bytes 61440]
-//        [--stall-watch-ms 0]  slow-peer-within-credits: how long to watch a stalled WebSocket
+//        [--stall-watch-ms 0]  the slow-peer cases: how long to watch a stalled WebSocket
 //
 // Modules: --modules or WISP_JS_MODULES (a node_modules folder holding `ws` and
 // @mercuryworkshop/wisp-js, e.g. `npm install --prefix /tmp/wispjs --no-save --no-package-lock
@@ -68,8 +68,11 @@ function parseArgs(argv) {
       case "--abuse-bytes": o.abuseBytes = Math.min(1 << 20, parseInt(next(), 10)); break;
       case "--stall-watch-ms": o.stallWatchMs = Math.min(600000, parseInt(next(), 10)); break;
       case "--help": case "-h":
-        process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n")
-          .filter((l) => l.startsWith("//")).slice(0, 25).map((l) => l.slice(3)).join("\n") + "\n");
+        { // the header comment, up to the first line that is not one
+          const lines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1);
+          const end = lines.findIndex((l) => !l.startsWith("//"));
+          process.stdout.write(lines.slice(0, end).map((l) => l.slice(3)).join("\n") + "\n");
+        }
         process.exit(0);
       default: throw new Error(`unknown argument ${a}`);
     }
@@ -520,9 +523,13 @@ cases["connect-live-id"] = async () => {
   res.survived = await c.probe(shared.port, 99);
   await sleep(200);
   res.peerOpenAtEnd = echo.open;
+  await c.close();
+  await sleep(500);
+  res.peerOpenAfterWsClosed = echo.open;
   res.summary = `${afterSecondConnect.length ? afterSecondConnect.join(" ") : "no packet"}; peer: ${acceptedAfter} dialled, ${openAfter} open`
-    + (res.secondWentTo.length ? `; next DATA went to ${res.secondWentTo.join("+")}` : "; next DATA dropped");
-  await c.close(); echo.close();
+    + (res.secondWentTo.length ? `; next DATA went to ${res.secondWentTo.join("+")}` : "; next DATA dropped")
+    + `; ${echo.open} peer socket(s) still open after the WebSocket closed`;
+  echo.close();
   return res;
 };
 
