@@ -53,6 +53,8 @@ export interface Route {
   tls?: boolean;
   /** SNI and certificate name (default: host). */
   tlsServerName?: string;
+  /** A UDP socket (when the server enables UDP): each write one datagram, each read one datagram. */
+  udp?: boolean;
 }
 
 /** @deprecated The earlier name of {@link Route}. */
@@ -174,6 +176,11 @@ export class WS2S {
   newRedisClient(host: string, port: number, auth?: string, ...ssh: (string | number | undefined)[]): CallbackRedisClient;
   /** Rejects with a Ws2sError (the server's code and words) or, when no session opened, a Ws2sOpenError. */
   connect(route: Route): Promise<Ws2sSocket>;
+  /**
+   * Many sockets over one WebSocket (Wisp, ws2s's /wisp/ endpoint or `path`). Rejects with a Ws2sOpenError when the
+   * WebSocket does not open.
+   */
+  wisp(options?: { path?: string }): Promise<WispSession>;
   /** A refused AUTH closes the connection and rejects with Redis's error. */
   redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string;
     /** Reopen by itself when the connection ends (not when you close it), with backoff; AUTH, SELECT and subscriptions are restored. */
@@ -189,3 +196,33 @@ export function encodeCommandBytes(words: (string | number | Uint8Array)[]): Uin
 export function encodeCommand(words: (string | number)[]): string;
 /** Splits like redis-cli, with its \\xHH escapes: a word with bytes that are not text comes as a Uint8Array. */
 export function splitCommandLine(line: string): (string | Uint8Array)[];
+
+/** One WebSocket carrying many sockets (Wisp). */
+export class WispSession {
+  static open(url: string, options?: { WebSocket?: unknown; token?: string; whyNotOpen?: (url: string) => Promise<Error> }): Promise<WispSession>;
+  /** Does the server offer UDP? */
+  readonly udp: boolean;
+  readonly state: "open" | "closed";
+  readonly closed: Promise<CloseReason>;
+  /**
+   * Resolves once the server says the socket is connected; rejects with a Ws2sError (4 refused by policy, 2 unreachable,
+   * refused, timed out or throttled, 7 invalid), the Wisp reason in its words.
+   */
+  connect(target: { host: string; port: number; udp?: boolean }): Promise<WispSocket>;
+  /** Closes every socket and the WebSocket. */
+  close(): void;
+}
+
+/** A socket carried by a WispSession: the shape of a Ws2sSocket (no half-close, no STARTTLS). */
+export class WispSocket implements AsyncIterable<Uint8Array> {
+  readonly state: "open" | "closed";
+  readonly closed: Promise<CloseReason>;
+  /** Waits while the server grants no credit (backpressure); a UDP write is one datagram. */
+  write(data: string | Uint8Array): Promise<string>;
+  read(): Promise<Uint8Array | null>;
+  /** Rejects: Wisp has no half-close. */
+  shutdown(): Promise<never>;
+  /** Closes this socket; the others and the WebSocket go on. */
+  close(): Promise<void>;
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+}

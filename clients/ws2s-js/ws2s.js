@@ -3,39 +3,10 @@
 // newRedisCient), plus a promise API, binary mode, typed errors and reconnection.
 
 import { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine } from "./resp.js";
+import { Ws2sError, Ws2sOpenError } from "./errors.js";
+import { WispSession, WispSocket } from "./wisp.js";
 
-export { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine };
-
-/**
- * An error the ws2s server reported: `code` is the protocol's (2 connect failed, 3 no connection, 4 refused,
- * 5 closed, 6 ssh, 7 bad request, 8 TLS failed). For code 4 from connect(), `hint` names the config keys
- * that would allow the destination (see refusalHint).
- */
-export class Ws2sError extends Error {
-  constructor(code, message, hint) {
-    super(message);
-    this.name = "Ws2sError";
-    this.code = code;
-    if (hint) this.hint = hint;
-  }
-}
-
-/**
- * The WebSocket to the ws2s server did not open. The WebSocket API hides the HTTP status, so the library
- * asks the server why (GET /.ws2s/admission): `status` and `refusal` are its answer (401 token, 403 origin,
- * 421 host name) when it gave one; the message says what to check when it did not.
- */
-export class Ws2sOpenError extends Error {
-  constructor(url, message, status, refusal) {
-    super(message);
-    this.name = "Ws2sOpenError";
-    this.url = url;
-    if (status !== undefined) {
-      this.status = status;
-      this.refusal = refusal;
-    }
-  }
-}
+export { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, Ws2sOpenError, WispSession, WispSocket };
 
 const PING_INTERVAL_MS = 50 * 1000;
 const encoder = new TextEncoder();
@@ -182,9 +153,10 @@ function legacyText(reply, depth) {
 }
 
 /** The connect request, with the SSH fields only when given (as ws2s.js 2.1.4 sends them). */
-function connectRequest({ host, port, binary, ssh, tls, tlsServerName }) {
+function connectRequest({ host, port, binary, ssh, tls, tlsServerName, udp }) {
   const request = { command: "connect", host, port };
   if (binary) request.binary = true;
+  if (udp) request.udp = true;
   if (tls) request.tls = true;
   if (tls && tlsServerName) request.tlsServerName = tlsServerName;
   for (const [key, value] of Object.entries(ssh ?? {})) if (value !== undefined && value !== null) request[`ssh_${key}`] = value;
@@ -375,7 +347,8 @@ export class WS2S {
    * Opens a session and connects it: resolves to a Ws2sSocket once the server says `connect done`,
    * rejects with a Ws2sError (its code and message; for code 4, `hint` says which config keys would allow
    * it) if it cannot, or with a Ws2sOpenError (why, as the server says) if the session did not open.
-   * @param {{host: string, port: number, binary?: boolean, ssh?: object, tls?: boolean, tlsServerName?: string}} target
+   * @param {{host: string, port: number, binary?: boolean, ssh?: object, tls?: boolean, tlsServerName?: string, udp?: boolean}} target
+   *   (`udp`: a UDP socket, each write one datagram, each read one datagram; when the server enables UDP)
    */
   async connect(target) {
     const ws = this.#openWebSocket();
@@ -405,6 +378,17 @@ export class WS2S {
       throw error;
     }
     return socket;
+  }
+
+  /**
+   * Opens a Wisp session to this server: many sockets over one WebSocket (ws2s's /wisp/ endpoint, or `path`), each
+   * opened with `connect({ host, port, udp })` and shaped as the sockets connect() gives. Rejects with a
+   * Ws2sOpenError (why, as the server says) if the WebSocket does not open.
+   * @param {{ path?: string }} [options]
+   */
+  wisp({ path = "/wisp/" } = {}) {
+    const url = new URL(path, this.ws2sServerAddress).toString();
+    return WispSession.open(url, { WebSocket: this.options.WebSocket, token: this.options.token, whyNotOpen: (u) => whyNotOpen(u, this.options) });
   }
 
   /**

@@ -15,17 +15,22 @@ public sealed class JsClientBrowserTests : ChromiumTests
         await using var tlsRedis = await RedisServer.StartAsync(pki);
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
+        using var udpEcho = new UdpEcho();
         await using var host = await Ws2sHost.StartAsync(
-            TestConfig.Loopback.With(o => o.Tls.TrustedCertificates = [pki.CaFile]));
+            TestConfig.Loopback.With(o =>
+            {
+                o.Tls.TrustedCertificates = [pki.CaFile];
+                o.Udp.Enabled = true;
+            }));
         var page = await Browser.NewPageAsync();
         var console = new List<string>();
         page.Console += (_, message) => console.Add(message.Text);
         await using var site = await ServeClientLibraryAsync();
         var origin = site.Urls.First();
-        await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}");
+        await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}&udp={udpEcho.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
         var results = await page.EvaluateAsync<Result[]>("() => window.results");
-        Assert.Equal(15, results.Length);
+        Assert.Equal(18, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
     }
 

@@ -17,11 +17,13 @@ public sealed class JsClientTests
         await using var tlsRedis = await RedisServer.StartAsync(pki);
         using var echo = Peer.Echo();
         using var refused = new RefusedPort();
+        using var udpEcho = new UdpEcho();
         await using var host = await Ws2sHost.StartAsync(
             TestConfig.Loopback.With(o =>
             {
                 o.Origins = ["*"];
                 o.Tls.TrustedCertificates = [pki.CaFile];
+                o.Udp.Enabled = true;
             }));
 
         var tap = await RunNodeTestsAsync(["test/resp.test.js", "test/live.test.js"], new()
@@ -31,8 +33,9 @@ public sealed class JsClientTests
             ["REDIS_PORT"] = redis.Port.ToString(),
             ["REFUSED_PORT"] = refused.Port.ToString(),
             ["TLS_REDIS_PORT"] = tlsRedis.Port.ToString(),
+            ["UDP_ECHO_PORT"] = udpEcho.Port.ToString(),
         });
-        Assert.Contains("# pass 23", tap);
+        Assert.Contains("# pass 26", tap);
     }
 
     [SkippableFact]

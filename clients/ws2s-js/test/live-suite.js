@@ -1,6 +1,7 @@
 // The conversations with a real ws2s server (and real echo and Redis servers) that both runners
 // use: node --test (test/live.test.js) and headless Chromium (the host's browser tests).
-// env: { WS2S, Ws2sError, RedisError, url, echoPort, redisPort, refusedPort, tlsRedisPort, options }
+// env: { WS2S, Ws2sError, RedisError, url, echoPort, redisPort, refusedPort, tlsRedisPort, udpEchoPort, options }
+// (udpEchoPort: a UDP echo; the server enables UDP)
 // (tlsRedisPort: a Redis serving TLS only, its certificate for redis.test from a CA the server trusts)
 
 const text = (bytes) => new TextDecoder().decode(bytes);
@@ -306,6 +307,54 @@ export const cases = [
       assert.deepEqual(replies, ["OK", "two words"]);
       assert.equal(errors.length, 1);
       assert.match(String(errors[0]), /ERR/);
+    },
+  },
+  {
+    name: "wisp: twenty sockets over one WebSocket, each gets exactly its own bytes back",
+    async run(env, assert) {
+      const wisp = await withTimeout(new env.WS2S(env.url, env.options).wisp(), "wisp session");
+      const sockets = await Promise.all(Array.from({ length: 20 }, () => wisp.connect({ host: "127.0.0.1", port: env.echoPort })));
+      await withTimeout(Promise.all(sockets.map(async (socket, i) => {
+        const sent = new Uint8Array(40_000 + i);
+        for (let k = 0; k < sent.length; k++) sent[k] = (k * 7 + i) & 0xff;
+        for (let at = 0; at < sent.length; at += 4096) await socket.write(sent.subarray(at, at + 4096));
+        assert.deepEqual(await readExactly(socket, sent.length), sent);
+        await socket.close();
+        assert.deepEqual(await socket.closed, { by: "you" });
+      })), "twenty echoes");
+      wisp.close();
+    },
+  },
+  {
+    name: "wisp: a socket the peer refuses rejects with code 2 in words; the session goes on",
+    async run(env, assert) {
+      const wisp = await withTimeout(new env.WS2S(env.url, env.options).wisp(), "wisp session");
+      await assert.rejects(wisp.connect({ host: "127.0.0.1", port: env.refusedPort }),
+        (e) => e instanceof env.Ws2sError && e.code === 2 && /connection refused \(wisp 0x44\)/.test(e.message));
+      const socket = await wisp.connect({ host: "127.0.0.1", port: env.echoPort });
+      await socket.write("still here");
+      assert.equal(text(await readExactly(socket, 10)), "still here");
+      wisp.close();
+      assert.equal((await wisp.closed).by, "you");
+    },
+  },
+  {
+    name: "UDP: each write is one datagram and each read one datagram, over ws2s and over Wisp",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      const direct = await ws2s.connect({ host: "127.0.0.1", port: env.udpEchoPort, udp: true, binary: true });
+      for (const size of [1, 1400, 60000]) {
+        const datagram = new Uint8Array(size).fill(size & 0xff);
+        await direct.write(datagram);
+        assert.deepEqual(await withTimeout(direct.read(), `a ${size}-byte datagram`), datagram);
+      }
+      await direct.close();
+      const wisp = await ws2s.wisp();
+      assert.equal(wisp.udp, true);
+      const socket = await wisp.connect({ host: "127.0.0.1", port: env.udpEchoPort, udp: true });
+      await socket.write("one datagram");
+      assert.equal(text(await withTimeout(socket.read(), "a datagram over Wisp")), "one datagram");
+      wisp.close();
     },
   },
 ];

@@ -1,5 +1,5 @@
 // The live suite under node --test, against the servers the host's test suite starts
-// (WS2S_URL, ECHO_PORT, REDIS_PORT, REFUSED_PORT, TLS_REDIS_PORT). Without them the tests are skipped, saying so.
+// (WS2S_URL, ECHO_PORT, REDIS_PORT, REFUSED_PORT, TLS_REDIS_PORT, UDP_ECHO_PORT). Without them the tests are skipped, saying so.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WS2S, Ws2sError, RedisError } from "../ws2s.js";
@@ -12,6 +12,7 @@ const env = {
   redisPort: Number(process.env.REDIS_PORT),
   refusedPort: Number(process.env.REFUSED_PORT),
   tlsRedisPort: Number(process.env.TLS_REDIS_PORT),
+  udpEchoPort: Number(process.env.UDP_ECHO_PORT),
   options: {},
 };
 const skip = env.url ? false : "no live servers: run through `dotnet test` (JsClientTests starts ws2s, echo and Redis)";

@@ -31,6 +31,14 @@ export async function use(url: string): Promise<void> {
   client.onError = (error: string | Ws2sResponse | Event) => void error;
   const hint: string | null = refusalHint("ws2s refuse to connect target host: 10.0.0.1, cause that's a dangerous operation (private network 10.0.0.0/8)", 80);
   void hint;
+  const wisp = await ws2s.wisp({ path: "/wisp/" });
+  const many = await wisp.connect({ host: "127.0.0.1", port: 7, udp: wisp.udp });
+  await many.write(new Uint8Array([1]));
+  for await (const datagram of many) datagram.byteLength;
+  const ended: CloseReason = await many.closed;
+  void ended;
+  await ws2s.connect({ host: "127.0.0.1", port: 53, udp: true });
+  wisp.close();
   try { await redis.close(); } catch (e) {
     if (e instanceof Ws2sError) { e.code.toFixed(); e.hint?.length; }
     if (e instanceof Ws2sOpenError) { e.url.length; e.status?.toFixed(); e.refusal?.length; }
