@@ -140,6 +140,12 @@ internal static class WispBench
         var ping = new byte[] { 7 };
         foreach (var batch in streams.Chunk(500)) await Task.WhenAll(batch.Select(s => s.EchoAsync(ping)));
         var after = ProcessMemory.Rss(server.Pid);
+        if (Environment.GetEnvironmentVariable("WISP_BENCH_HOLD_SECONDS") is { } hold)
+        {
+            // For a heap dump of the server while the streams are open (dotnet-gcdump collect -p PID).
+            Console.Error.WriteLine($"holding {count} idle streams on {server.Name} (pid {server.Pid}) for {hold} s");
+            await Task.Delay(TimeSpan.FromSeconds(double.Parse(hold, CultureInfo.InvariantCulture)));
+        }
         foreach (var connection in connections) await connection.DisposeAsync();
         return (after - before) / 1024.0 / count;
     }

@@ -7,6 +7,7 @@ import { Ws2sError, Ws2sOpenError } from "./errors.js";
 const encoder = new TextEncoder();
 const CONNECT = 1, DATA = 2, CONTINUE = 3, CLOSE = 4, INFO = 5;
 const EXT_UDP = 1, EXT_CONFIRM = 5;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** A Wisp CLOSE reason as the ws2s code and words a Ws2sError carries (spec/wisp.md, "Close reasons"). */
 const REASONS = {
@@ -70,8 +71,17 @@ export class WispSession {
       const fail = () => {
         if (settled) return;
         settled = true;
+        clearTimeout(silent);
         (options.whyNotOpen ? options.whyNotOpen(url) : Promise.resolve(new Ws2sOpenError(url, `cannot open ${url}`))).then(reject);
       };
+      // A WebSocket that opens but never says CONTINUE is not a Wisp endpoint (ws2s serving its own protocol there, say).
+      const silent = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        ws.onclose = null;
+        ws.close();
+        reject(new Ws2sOpenError(url, `${url} opened but did not answer as a Wisp server within ${HANDSHAKE_TIMEOUT_MS / 1000} s (is the server's wisp.path this path?)`));
+      }, HANDSHAKE_TIMEOUT_MS);
       ws.onerror = fail;
       ws.onclose = fail;
       ws.onmessage = (event) => {
@@ -85,6 +95,7 @@ export class WispSession {
         } else if (bytes[0] === CONTINUE) {
           session.#initialCredits = new DataView(bytes.buffer).getUint32(5, true);
           settled = true;
+          clearTimeout(silent);
           session.#listen();
           resolve();
         }

@@ -80,6 +80,41 @@ public sealed class ConsoleBrowserTests : ChromiumTests
     }
 
     [SkippableFact]
+    public async Task The_Socket_tab_carries_TCP_and_UDP_as_streams_of_one_Wisp_connection()
+    {
+        using var echo = Peer.Echo();
+        using var udpEcho = new UdpEcho();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Udp.Enabled = true));
+        var page = await Browser.NewPageAsync();
+        await page.GotoAsync(Page(host).ToString());
+        await page.SelectOptionAsync("#socket-via", "wisp");
+        await Assertions.Expect(page.Locator("#socket-tls")).ToBeDisabledAsync(); // ws2s's TLS is not a Wisp stream's
+
+        await page.FillAsync("#socket-port", echo.Port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{echo.Port} via Wisp.");
+        await page.FillAsync("#socket-input", "hello, wisp");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received")).ToContainTextAsync("hello, wisp");
+        await page.ClickAsync("#socket-close");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync("Closed.");
+
+        await page.CheckAsync("#socket-udp");
+        await page.FillAsync("#socket-port", udpEcho.Port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{udpEcho.Port} (UDP) via Wisp.");
+        await page.FillAsync("#socket-input", "one datagram");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("one datagram");
+        Assert.Equal(1, udpEcho.Received); // the line and its CRLF: one datagram
+        // Both went over one WebSocket, counted as one Wisp session.
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri(Page(host), "/metrics"));
+        Assert.Matches(@"(?m)^ws2s_sessions_by_endpoint_total\{[^}]*endpoint=""wisp""[^}]*\} 1( |$)", metrics);
+        Assert.Matches(@"(?m)^ws2s_wisp_streams_total\{[^}]*type=""udp""[^}]*\} 1( |$)", metrics);
+    }
+
+    [SkippableFact]
     public async Task A_refused_port_shows_a_readable_error()
     {
         using var refused = new RefusedPort();

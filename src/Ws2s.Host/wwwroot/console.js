@@ -94,6 +94,22 @@ const show = (bytes) => ($("socket-mode").value === "hex" ? hex(bytes) : decoder
 // The \r\n option means nothing for hex input.
 $("socket-mode").addEventListener("change", () => ($("socket-newline").disabled = $("socket-mode").value === "hex"));
 
+// The page's one Wisp connection (opened the first time a socket asks for it, again once it has closed).
+let wisp = null;
+async function wispSession() {
+  if (!wisp || wisp.state === "closed") wisp = await client().wisp();
+  return wisp;
+}
+
+// TLS is ws2s's own handshake: not for UDP, and not over Wisp (whose streams carry what the page sends as it is).
+function socketOptions() {
+  const plainOnly = $("socket-udp").checked || $("socket-via").value === "wisp";
+  $("socket-tls").disabled = plainOnly;
+  if (plainOnly) $("socket-tls").checked = false;
+}
+for (const id of ["socket-udp", "socket-via"]) $(id).addEventListener("change", socketOptions);
+socketOptions();
+
 function socketConnected(connected) {
   for (const id of ["socket-input", "socket-send", "socket-close"]) $(id).disabled = !connected;
   $("socket-connect").disabled = connected;
@@ -104,11 +120,13 @@ $("socket-form").addEventListener("submit", async (event) => {
   const host = $("socket-host").value.trim();
   const port = Number($("socket-port").value);
   const tls = $("socket-tls").checked;
-  const over = tls ? " over TLS" : "";
+  const udp = $("socket-udp").checked;
+  const viaWisp = $("socket-via").value === "wisp";
+  const over = (tls ? " over TLS" : "") + (udp ? " (UDP)" : "") + (viaWisp ? " via Wisp" : "");
   setStatus($("socket-status"), `Connecting to ${host}:${port}${over}…`);
   $("socket-connect").disabled = true;
   try {
-    socket = await client().connect({ host, port, binary: true, tls });
+    socket = viaWisp ? await (await wispSession()).connect({ host, port, udp }) : await client().connect({ host, port, binary: true, tls, udp });
   } catch (error) {
     const words = explainConnect(error);
     setStatus($("socket-status"), words, "error");
