@@ -99,7 +99,7 @@ internal static class Ws2sEndpoint
             Speaks.Wisp => WispVersion2Protocol(context),
             Speaks.Wsproxy => null,
             _ => "ws2s",
-        });
+        }, credentialsLater: speaks == Speaks.Wisp && WispVersion2Protocol(context) is not null);
         if (verdict.Lease is null)
         {
             await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
@@ -129,7 +129,7 @@ internal static class Ws2sEndpoint
         ISessionProtocol protocol = speaks switch
         {
             Speaks.Websockify or Speaks.Wsproxy => new WebsockifyProtocol(settings, target!.Value.Destination),
-            Speaks.Wisp => new WispProtocol(settings, WispSettings(context, verdict.SubProtocol)),
+            Speaks.Wisp => new WispProtocol(settings, WispSettings(context, verdict.SubProtocol, verdict.CredentialsPending)),
             _ => new Ws2sProtocol(settings),
         };
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
@@ -154,11 +154,12 @@ internal static class Ws2sEndpoint
         context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => !p.StartsWith(Admission.TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
 
     /// <summary>The Wisp settings in force, speaking v2 when the handshake answered with the client's v2 subprotocol.</summary>
-    private static WispSession.WispSettings WispSettings(HttpContext context, string? subProtocol)
+    /// <remarks><paramref name="credentials"/>: admitted without its token, it presents it in its INFO (the password extension).</remarks>
+    private static WispSession.WispSettings WispSettings(HttpContext context, string? subProtocol, bool credentials)
     {
         var configured = context.RequestServices.GetRequiredService<Configuration.LiveConfiguration>().Current.Wisp;
         var version2 = subProtocol is not null && subProtocol == WispVersion2Protocol(context);
-        return new WispSession.WispSettings(configured.BufferPackets, configured.MaxStreams, configured.MaxOpensPerSecond, configured.Motd, version2);
+        return new WispSession.WispSettings(configured.BufferPackets, configured.MaxStreams, configured.MaxOpensPerSecond, configured.Motd, version2, credentials);
     }
 
     /// <summary>HTTP 426 with <c>Sec-WebSocket-Version: 13</c> (RFC 6455 §4.2.2) and the words that say why.</summary>

@@ -95,7 +95,7 @@ public static class Ws2sServiceCollectionExtensions
             var live = sp.GetRequiredService<LiveConfiguration>();
             return new RunnerServices(() => live.Current.Limits, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<ConnectorSet>(),
-                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<SettingsInForce>());
+                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<SettingsInForce>(), sp.GetRequiredService<AdmissionPolicy>());
         });
         services.AddHostedService(sp => new MemoryRelief(sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<TimeProvider>()));
     }

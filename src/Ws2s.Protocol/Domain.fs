@@ -54,6 +54,21 @@ type SshLogin =
         | _ -> false
     override this.GetHashCode() = hash (this.Host, this.Username)
 
+/// What a client presents to authenticate in the connection itself (Wisp's password extension): the password is
+/// an access token. Never in `ToString` (nor anywhere it could be logged).
+[<CustomEquality; NoComparison; StructuredFormatDisplay("{Shown}")>]
+type Credentials =
+    { Username: string
+      Password: string }
+    override this.ToString() = $"{this.Username} (password hidden)"
+    /// What `%A` prints (structured formatting would print every field).
+    member this.Shown = this.ToString()
+    override this.Equals other =
+        match other with
+        | :? Credentials as o -> o.Username = this.Username && o.Password = this.Password
+        | _ -> false
+    override this.GetHashCode() = hash this.Username
+
 /// TLS on a connection: the name sent as SNI and checked against the peer's certificate (a
 /// validated host name or IP literal, by default the destination's host).
 type TlsRequest = { ServerName: HostName }

@@ -150,6 +150,11 @@ type Input =
     /// The connection broke (reset, write failure); the words say how.
     | SocketFailed of Generation: Generation * Reason: string
     | WriteCompleted of Generation: Generation
+    /// The credentials the session presented (`CheckCredentials`) admit it; `Scope`: the allow rules (as written) that narrow
+    /// it, when its token has them.
+    | CredentialsAccepted of Scope: string list option
+    /// The credentials do not admit it: why, in words (never the secret).
+    | CredentialsRefused of Reason: string
     /// The moment the core asked to be woken at (`Session.nextDeadline`) has come; the driver may also wake
     /// it early or late: the core acts on every deadline due by the `now` it is given, with any input.
     | Wake
@@ -189,6 +194,8 @@ type Effect =
     | CloseClient of Status: int * Reason: string
     /// Count or log this (metrics, the session's log line); nothing goes on the wire.
     | Observe of Observation
+    /// Check these credentials as an access token would be at the upgrade; report `CredentialsAccepted` or `CredentialsRefused`.
+    | CheckCredentials of Credentials: Credentials
 
 /// What carries out the core's effects: one method per case of `Effect`. A driver implements it and hands
 /// each effect to `Effect.dispatch`; a new effect is a new method here, so a driver that does not carry
@@ -204,6 +211,7 @@ type IEffectHandler<'T> =
     abstract ReplyBinary: bytes: ReadOnlyMemory<byte> -> 'T
     abstract CloseClient: status: int * reason: string -> 'T
     abstract Observe: observation: Observation -> 'T
+    abstract CheckCredentials: credentials: Credentials -> 'T
 
 module Effect =
     /// The most a close frame's reason may hold (RFC 6455 §5.5: 125 bytes of payload, 2 of them the status).
@@ -235,3 +243,4 @@ module Effect =
         | ReplyBinary bytes -> handler.ReplyBinary bytes
         | CloseClient(status, reason) -> handler.CloseClient(status, reason)
         | Observe observation -> handler.Observe observation
+        | CheckCredentials credentials -> handler.CheckCredentials credentials

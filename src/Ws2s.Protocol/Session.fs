@@ -612,7 +612,9 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | Received _, _
     | PeerFinished _, _
     | SocketFailed _, _
-    | WriteCompleted _, _ -> session, []
+    | WriteCompleted _, _
+    | CredentialsAccepted _, _
+    | CredentialsRefused _, _ -> session, [] // a ws2s session authenticates at the upgrade only
 
 /// The transition function: `input` happened at `now` (the driver's monotonic clock, never earlier than the
 /// last `now`). Every deadline due by `now` is acted on first (whatever woke the session), then the input.

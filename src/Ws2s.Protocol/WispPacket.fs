@@ -21,6 +21,10 @@ type CloseReason =
     | Blocked
     | Throttled
     | ClientError
+    /// The credentials (password extension) were refused.
+    | BadPassword
+    /// The server requires credentials and the client gave none.
+    | AuthRequired
     | Other of byte
     member this.Code =
         match this with
@@ -36,10 +40,12 @@ type CloseReason =
         | Blocked -> 0x48uy
         | Throttled -> 0x49uy
         | ClientError -> 0x81uy
+        | BadPassword -> 0xc0uy
+        | AuthRequired -> 0xc2uy
         | Other code -> code
     static member OfCode(code: byte) =
         [ Unspecified; Voluntary; NetworkError; IncompatibleExtensions; Invalid; Unreachable; TimedOut; Refused
-          TransferTimedOut; Blocked; Throttled; ClientError ]
+          TransferTimedOut; Blocked; Throttled; ClientError; BadPassword; AuthRequired ]
         |> List.tryFind (fun r -> r.Code = code)
         |> Option.defaultValue (Other code)
 
@@ -127,6 +133,22 @@ let private packet (kind: byte) (stream: uint32) (payloadLength: int) =
     bytes[0] <- kind
     BinaryPrimitives.WriteUInt32LittleEndian(Span(bytes, 1, 4), stream)
     bytes
+
+/// The credentials in a client's password extension, or None when they do not parse. Draft 6 says `u8 username length,
+/// username, password (the rest)`; wisp-js and epoxy send draft 5's `u8 username length, u16 password length, username,
+/// password`: a payload whose lengths add up as draft 5's is read so, any other as draft 6's.
+let credentials (payload: ReadOnlyMemory<byte>) =
+    let text (bytes: ReadOnlyMemory<byte>) = try Some(strictUtf8.GetString bytes.Span) with :? DecoderFallbackException -> None
+    if payload.Length < 1 then None
+    else
+        let user = int payload.Span[0]
+        let draft5 = payload.Length >= 3 && 3 + user + int (BinaryPrimitives.ReadUInt16LittleEndian(payload.Span.Slice(1, 2))) = payload.Length
+        let userAt, passAt = if draft5 then 3, 3 + user else 1, 1 + user
+        if passAt > payload.Length then None
+        else
+            match text (payload.Slice(userAt, user)), text (payload.Slice passAt) with
+            | Some username, Some password -> Some { Username = username; Password = password }
+            | _ -> None
 
 /// A DATA packet carrying `payload` (copied).
 let data (stream: uint32) (payload: ReadOnlySpan<byte>) =

@@ -22,10 +22,13 @@ type WispSettings =
       /// The server's message of the day (v2's MOTD extension), if any.
       Motd: string option
       /// The client offered a subprotocol at the upgrade: v2 (INFO first), else v1 (spec: "HTTP Behavior").
-      Version2: bool }
+      Version2: bool
+      /// The client came without a token where one is required: it must present one in its INFO (the password
+      /// extension, the token as the password) before any stream. Only with `Version2`.
+      Credentials: bool }
 
 let defaultWispSettings =
-    { BufferPackets = 128; MaxStreams = 256; MaxOpensPerSecond = 128; Motd = None; Version2 = false }
+    { BufferPackets = 128; MaxStreams = 256; MaxOpensPerSecond = 128; Motd = None; Version2 = false; Credentials = false }
 
 /// Which version the connection speaks, as far as the client has said.
 type Handshake =
@@ -35,6 +38,10 @@ type Handshake =
     | AwaitingClientInfo
     /// v2, the client's INFO read. `Confirm`: both offer stream-open confirmation (a CONTINUE when a stream's socket is connected).
     | Version2 of Confirm: bool
+    /// v2 with credentials required: the server's INFO asks for them and no CONTINUE has gone out; the client's INFO must carry them.
+    | AwaitingCredentials
+    /// Its credentials are being checked (`CheckCredentials`); `Confirm` as in `Version2`.
+    | CheckingCredentials of Confirm: bool
 
 /// One stream: its ws2s session (`Inner`, one connect, binary mode) and what Wisp keeps beside it.
 type Stream =
@@ -75,6 +82,8 @@ type WispSession =
       /// When the last frame went either way, or the last stream closed (a connection without streams closes after the idle timeout).
       LastActivity: Instant
       MessageStallsAt: Instant option
+      /// Credentials are required and must have arrived (and been checked) by then.
+      CredentialsBy: Instant option
       Ended: bool }
 
 /// The settings a stream's own session runs under: its queue is bounded by the credits (see `BufferPackets`), not by
@@ -91,14 +100,17 @@ let private send packet = ReplyBinary packet
 /// A new Wisp connection begun at `now`, and what the server says first: v2's INFO (with its extensions), then the
 /// CONTINUE on stream 0 that gives every stream its first credits (a v1 client reads it as the start, spec "Handshake Steps").
 let start (settings: Settings) (wisp: WispSettings) (now: Instant) =
+    let credentials = wisp.Version2 && wisp.Credentials
     let extensions =
         [ if settings.Udp.IsSome then { Id = ExtensionId.Udp; Payload = ReadOnlyMemory.Empty }
+          // Required (1): the token goes as the password; the username is not checked.
+          if credentials then { Id = ExtensionId.Password; Payload = ReadOnlyMemory [| 1uy |] }
           { Id = ExtensionId.StreamConfirmation; Payload = ReadOnlyMemory.Empty } ]
         @ (wisp.Motd |> Option.map (fun m -> { Id = ExtensionId.Motd; Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes m) }) |> Option.toList)
     let session =
         { Wisp = wisp
           Template = Session.start settings now
-          Handshake = if wisp.Version2 then AwaitingClientInfo else Version1
+          Handshake = if credentials then AwaitingCredentials elif wisp.Version2 then AwaitingClientInfo else Version1
           Streams = Map.empty
           StreamCount = 0
           Deadlines = Set.empty
@@ -107,9 +119,11 @@ let start (settings: Settings) (wisp: WispSettings) (now: Instant) =
           Queued = 0
           LastActivity = now
           MessageStallsAt = None
+          CredentialsBy = if credentials then Some(now.PlusSeconds settings.ConnectTimeoutSeconds) else None
           Ended = false }
     let hello = if wisp.Version2 then [ send (info 2uy 0uy extensions) ] else []
-    session, hello @ [ send (continueWith 0u (uint32 wisp.BufferPackets)) ]
+    // With credentials required, the first CONTINUE waits for them (spec: "if the connection is accepted").
+    session, hello @ (if credentials then [] else [ send (continueWith 0u (uint32 wisp.BufferPackets)) ])
 
 /// The stream as it now is, in the table, its deadline and queued bytes accounted.
 let private put (session: WispSession) (stream: Stream) =
@@ -279,7 +293,21 @@ let private onPacket (session: WispSession) now packet =
         | None -> session, [] // a stream closed meanwhile (or never opened): its DATA goes nowhere
     | Connect(id, kind, port, host) -> openStream session now id kind port host
 
+/// The connection refuses its client's credentials (or their absence): CLOSE on stream 0 with `reason`, then the WebSocket (1008).
+let private refuseCredentials (session: WispSession) (reason: CloseReason) words =
+    let session, effects = endAll session 1008 words
+    session, send (close 0u reason) :: effects
+
 let private onMessage (session: WispSession) now message =
+    match session.Handshake, parse message with
+    | AwaitingCredentials, Ok(Info(0u, _, _, extensions)) ->
+        let confirm = extensions |> List.exists (fun e -> e.Id = ExtensionId.StreamConfirmation)
+        match extensions |> List.tryFind (fun e -> e.Id = ExtensionId.Password) |> Option.bind (fun e -> credentials e.Payload) with
+        | Some given -> { session with Handshake = CheckingCredentials confirm }, [ CheckCredentials given ]
+        | None -> refuseCredentials session AuthRequired "authentication required: send the access token as the password (Wisp's password extension)"
+    | AwaitingCredentials, _ -> refuseCredentials session AuthRequired "authentication required before anything else: an INFO with the password extension"
+    | CheckingCredentials _, _ -> endAll session 1008 "a packet before authentication finished: wait for the server's CONTINUE"
+    | _ ->
     match parse message with
     | Error { Stream = Some id; IsConnect = true } when id <> 0u ->
         match Map.tryFind id session.Streams with
@@ -303,6 +331,7 @@ let nextDeadline (session: WispSession) : Instant option =
     let candidates =
         [ if not session.Deadlines.IsEmpty then Some { Milliseconds = fst session.Deadlines.MinimumElement } else None
           session.MessageStallsAt
+          session.CredentialsBy
           if settings.IdleTimeoutSeconds > 0 && session.Streams.IsEmpty then Some(session.LastActivity.PlusSeconds settings.IdleTimeoutSeconds) else None ]
         |> List.choose id
     if session.Ended || candidates.IsEmpty then None else Some(List.min candidates)
@@ -310,8 +339,10 @@ let nextDeadline (session: WispSession) : Instant option =
 /// Acts on what is due by `now`: the connection's own deadlines, then each stream whose deadline has come (once each).
 let private expire (session: WispSession) (now: Instant) =
     let settings = session.Template.Settings
-    match session.MessageStallsAt with
-    | Some at when at <= now -> endAll session 1008 $"message stalled: no bytes of it for {settings.MessageTimeoutSeconds} s"
+    match session.MessageStallsAt, session.CredentialsBy with
+    | _, Some by when by <= now ->
+        refuseCredentials session AuthRequired $"authentication required: no credentials within {settings.ConnectTimeoutSeconds} s"
+    | Some at, _ when at <= now -> endAll session 1008 $"message stalled: no bytes of it for {settings.MessageTimeoutSeconds} s"
     | _ when settings.IdleTimeoutSeconds > 0 && session.Streams.IsEmpty && session.LastActivity.PlusSeconds settings.IdleTimeoutSeconds <= now ->
         endAll session 1000 $"idle timeout: no traffic for {settings.IdleTimeoutSeconds} s"
     | _ ->
@@ -340,6 +371,22 @@ let private handle (session: WispSession) (now: Instant) (input: Input) =
     | RunnerFault _ -> endAll session 1011 "unexpected server error"
     | ClientText _ -> endAll session 1003 "wisp carries binary messages only"
     | ClientBinary message -> onMessage (active now session) now message
+    | CredentialsAccepted scope ->
+        match session.Handshake, scope |> Option.map (List.map Policy.parseRule) with
+        | CheckingCredentials confirm, Some rules when rules |> List.exists (fun r -> r.IsError) ->
+            refuseCredentials session BadPassword "authentication failed: the token's allow rules do not parse"
+        | CheckingCredentials confirm, rules ->
+            let template =
+                match rules with
+                | Some parsed -> { session.Template with Settings = narrowTo (parsed |> List.map Result.toOption |> List.choose id) session.Template.Settings }
+                | None -> session.Template
+            { session with Handshake = Version2 confirm; Template = template; CredentialsBy = None },
+            [ send (continueWith 0u (uint32 session.Wisp.BufferPackets)) ]
+        | _ -> session, []
+    | CredentialsRefused reason ->
+        match session.Handshake with
+        | CheckingCredentials _ -> refuseCredentials session BadPassword $"authentication failed: {reason}"
+        | _ -> session, []
     | Resolved(g, _) | ResolveFailed g | Dialled g | Secured(g, _) | SecureFailed(g, _) | DialFailedWith(g, _)
     | Received(g, _) | PeerFinished g | SocketFailed(g, _) | WriteCompleted g ->
         match Map.tryFind (streamOf g) session.Streams with

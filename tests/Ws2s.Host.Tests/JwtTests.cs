@@ -416,6 +416,24 @@ public sealed class JwtTests : IDisposable
         Assert.Equal("alice", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
     }
 
+    /// <summary>Attack: a signed token presented in the connection (Wisp's password extension) narrows it as one at the upgrade does.</summary>
+    [Fact]
+    public async Task A_signed_token_as_the_Wisp_password_narrows_every_stream()
+    {
+        using var allowed = Peer.Echo();
+        using var other = Peer.Echo();
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
+        await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "wisp-v2");
+        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(WispClient.PasswordInfo("alice", Mint(Hs256, new { allow = new[] { $"127.0.0.1:{allowed.Port}" } })));
+        Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(WispClient.Connect(1, allowed.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Connect(2, other.Port, "127.0.0.1"));
+        Assert.Equal(0x48, (await client.ReceiveOnAsync(2, 4)).Reason);
+        await client.SendBinaryAsync(WispClient.Data(1, "alice"u8));
+        Assert.Equal("alice", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+    }
+
     /// <summary>After the token expires a Wisp connection opens no new stream (0x48); the open ones go on. The clock is faked.</summary>
     [Fact]
     public async Task After_the_token_expires_new_Wisp_streams_are_refused_and_the_open_ones_go_on()

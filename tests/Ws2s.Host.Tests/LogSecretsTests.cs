@@ -75,6 +75,14 @@ public sealed class LogSecretsTests : IDisposable
                 Assert.Contains("\"status\"", await (await http.SendAsync(ask)).Content.ReadAsStringAsync());
             }
         await Assert.ThrowsAsync<WebSocketException>(() => WsClient.ConnectAsync(new Uri(url, $"/?token={Wrong}")));
+        // Wisp's password extension carries the token in the connection: the right one, a wrong one, a signed one.
+        foreach (var token in new[] { Configured, Wrong, jwt })
+        {
+            await using var wisp = await WsClient.ConnectAsync(new Uri(url, "/wisp/"), "http://localhost:8080", "wisp-v2");
+            Assert.Equal(5, (await wisp.ReceivePacketAsync()).Type);
+            await wisp.SendBinaryAsync(WispClient.PasswordInfo("log-test", token));
+            Assert.Equal(token == Wrong ? 4 : 3, (await wisp.ReceivePacketAsync()).Type); // CLOSE 0xc0, or the first CONTINUE
+        }
         // A request line Kestrel rejects, with a token in it.
         using (var raw = new TcpClient())
         {

@@ -58,4 +58,51 @@ public sealed class MetricsTests : IDisposable
         Assert.True(1 == Read(metrics, "ws2s_connects_total{outcome=\"4\"}"), metrics);
         Assert.True(1 == Read(metrics, "ws2s_connect_duration_seconds_count{}"), metrics);
     }
+
+    /// <summary>
+    /// Sessions by endpoint, Wisp streams by type and dropped datagrams, in ws2sd's own process (in-process hosts share
+    /// OpenTelemetry's listeners, which find the meter by name: a host beside another may report the other's counts).
+    /// </summary>
+    [Fact]
+    public async Task Wisp_streams_sessions_by_endpoint_and_dropped_datagrams_are_counted()
+    {
+        using var echo = Peer.Echo();
+        using var udpEcho = new UdpEcho();
+        var config = Path.Combine(_home, "config.json");
+        await File.WriteAllTextAsync(config, TestConfig.Loopback.With(o =>
+        {
+            o.Udp.Enabled = true;
+            o.Udp.MaxPacketsPerSecond = 2;
+            o.Wsproxy.Path = "/wisp/";
+        }));
+        await using var server = ServerProcess.Start(["--config", config], home: _home);
+        var url = await server.ListeningUrlAsync();
+        using var http = new HttpClient();
+        var metricsUrl = new UriBuilder(url) { Scheme = "http", Path = "/metrics" }.Uri;
+        var first = await http.GetStringAsync(metricsUrl);
+        foreach (var endpoint in new[] { "ws2s", "websockify", "wisp", "wsproxy" })
+            Assert.True(Regex.IsMatch(first, $@"(?m)^ws2s_sessions_by_endpoint_total\{{[^}}]*endpoint=""{endpoint}""[^}}]*\}} 0$"), first);
+
+        var (wisp, _) = await WispClient.OpenAsync(new Uri(url, "/wisp/"));
+        await using (wisp)
+        {
+            await wisp.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
+            await wisp.SendBinaryAsync(WispClient.Connect(2, echo.Port, "127.0.0.1"));
+            await wisp.SendBinaryAsync(WispClient.Connect(3, udpEcho.Port, "127.0.0.1", kind: 2));
+            for (var i = 0; i < 5; i++) await wisp.SendBinaryAsync(WispClient.Data(3, [(byte)i])); // 2 per second may leave
+            await wisp.SendBinaryAsync(WispClient.Data(2, "x"u8));
+            await wisp.ReceiveOnAsync(2, 2);
+        }
+        await using (var wsproxy = await WsClient.ConnectAsync(new Uri(url, $"/wisp/127.0.0.1:{echo.Port}")))
+        {
+            await wsproxy.SendBinaryAsync("y"u8.ToArray());
+            await wsproxy.ReceiveAsync();
+        }
+        var metrics = await http.GetStringAsync(metricsUrl);
+        Assert.True(1 == Read(metrics, "ws2s_sessions_by_endpoint_total{endpoint=\"wisp\"}"), metrics);
+        Assert.True(1 == Read(metrics, "ws2s_sessions_by_endpoint_total{endpoint=\"wsproxy\"}"), metrics);
+        Assert.True(2 == Read(metrics, "ws2s_wisp_streams_total{type=\"tcp\"}"), metrics);
+        Assert.True(1 == Read(metrics, "ws2s_wisp_streams_total{type=\"udp\"}"), metrics);
+        Assert.True(Read(metrics, "ws2s_udp_dropped_total{}") >= 2, metrics); // 5 sent at once, 2 allowed (a refill may let one more)
+    }
 }

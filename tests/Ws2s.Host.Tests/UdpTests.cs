@@ -112,7 +112,7 @@ public sealed class UdpTests
 
     /// <summary>Attack: a flood of datagrams; past the client's rate they are dropped, never sent (the clock stands still).</summary>
     [Fact]
-    public async Task Datagrams_past_the_clients_rate_are_dropped_and_counted()
+    public async Task Datagrams_past_the_clients_rate_are_dropped()
     {
         using var echo = new UdpEcho();
         var clock = new WatchedClock();
@@ -132,9 +132,6 @@ public sealed class UdpTests
         var last = await client.ReceiveAsync();
         Assert.Equal([(byte)200], last.Bytes);
         Assert.Equal(6, echo.Received);
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new UriBuilder(new Uri(host.Url, "/metrics")) { Scheme = "http" }.Uri);
-        Assert.Matches(@"(?m)^ws2s_udp_dropped_total\{[^}]*\} (4[5-9]|[5-9]\d|\d{3,})( |$)", metrics); // at least 45 (see PrometheusText)
     }
 
     [SkippableFact]

@@ -34,6 +34,21 @@ public static class WispClient
 
     public static byte[] Close(uint stream, byte reason = 0x02) => Packet(4, stream, [reason]);
 
+    /// <summary>A client INFO (v2.0) carrying the password extension: draft 6's encoding, or draft 5's (wisp-js, epoxy) with its length.</summary>
+    public static byte[] PasswordInfo(string username, string password, bool draft5 = false)
+    {
+        var user = Encoding.UTF8.GetBytes(username);
+        var pass = Encoding.UTF8.GetBytes(password);
+        byte[] payload = draft5
+            ? [(byte)user.Length, (byte)pass.Length, (byte)(pass.Length >> 8), .. user, .. pass]
+            : [(byte)user.Length, .. user, .. pass];
+        var extension = new byte[5 + payload.Length];
+        extension[0] = 0x02;
+        BinaryPrimitives.WriteUInt32LittleEndian(extension.AsSpan(1), (uint)payload.Length);
+        payload.CopyTo(extension, 5);
+        return Packet(5, 0, [2, 0, .. extension]);
+    }
+
     /// <summary>A packet as received: type, stream, payload.</summary>
     public readonly record struct Received(byte Type, uint Stream, byte[] Payload)
     {

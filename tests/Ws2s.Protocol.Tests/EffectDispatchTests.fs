@@ -20,6 +20,7 @@ type private Recorder() =
         member _.ReplyBinary bytes = "ReplyBinary", [ box bytes ]
         member _.CloseClient(status, reason) = "CloseClient", [ box status; box reason ]
         member _.Observe observation = "Observe", [ box observation ]
+        member _.CheckCredentials credentials = "CheckCredentials", [ box credentials ]
 
 /// A value of any field type the effects carry, distinct per position so a swapped argument shows.
 let rec private sample (position: int) (t: Type) : obj =

@@ -166,6 +166,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
             | _ -> ()
         | CloseClient(status, _) -> outputs.Add(ClientClosed status)
         | Observe _ -> () // for the driver's metrics; checked by a property over the transitions
+        | CheckCredentials _ -> () // a ws2s session never asks (Wisp does: see WispSessionTests)
 
     let deliver input =
         let before = session

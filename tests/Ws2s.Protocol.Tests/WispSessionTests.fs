@@ -385,3 +385,71 @@ let ``a reload reaches the open streams: a shorter idle timeout moves their dead
     Assert.Equal(Some(t0.PlusSeconds 5), WispSession.nextDeadline session)
     let _, effects = WispSession.step session (t0.PlusSeconds 5) Wake
     Assert.Equal((1u, TransferTimedOut), closeReasonOf effects)
+
+/// A v2 connection admitted without its token: it must present one in its INFO (the password extension).
+let withCredentials () = WispSession.start standardSettings { wisp with Version2 = true; Credentials = true } t0
+
+let passwordInfo (payload: byte[]) = message (info 2uy 0uy [ { Id = ExtensionId.Password; Payload = ReadOnlyMemory payload } ])
+
+/// Draft 5's encoding (wisp-js, epoxy): u8 username length, u16 password length, username, password.
+let draft5 (user: string) (password: string) =
+    let u, p = Text.Encoding.UTF8.GetBytes user, Text.Encoding.UTF8.GetBytes password
+    Array.concat [ [| byte u.Length; byte p.Length; byte (p.Length >>> 8) |]; u; p ]
+
+[<Fact>]
+let ``credentials required: INFO asks for them, no CONTINUE before they are accepted, then streams go as usual`` () =
+    let session, effects = withCredentials ()
+    match sent effects with
+    | [ Info(0u, 2uy, 0uy, extensions) ] ->
+        let password = extensions |> List.find (fun e -> e.Id = ExtensionId.Password)
+        Assert.Equal<byte[]>([| 1uy |], password.Payload.ToArray()) // required
+    | other -> failwithf "%A" other
+    let session, effects = step session (passwordInfo (draft5 "alice" "s3cret"))
+    Assert.Equal<Effect list>([ CheckCredentials { Username = "alice"; Password = "s3cret" } ], effects)
+    let session, effects = step session (CredentialsAccepted None)
+    Assert.Equal<Packet list>([ Continue(0u, 8u) ], sent effects)
+    let _, effects = step session (connectTo 1u 7001us)
+    Assert.Contains(effects, fun e -> e.IsDial)
+
+[<Fact>]
+let ``both encodings of the password extension are read: draft 5's lengths, draft 6's rest`` () =
+    Assert.Equal(Some { Username = "alice"; Password = "s3cret" }, credentials (ReadOnlyMemory(draft5 "alice" "s3cret")))
+    let draft6 = Array.concat [ [| 5uy |]; "alice"B; "s3cret"B ]
+    Assert.Equal(Some { Username = "alice"; Password = "s3cret" }, credentials (ReadOnlyMemory draft6))
+    Assert.Equal(None, credentials (ReadOnlyMemory [| 9uy; 1uy |])) // a username longer than the payload
+    // The password never shows in text a log could take.
+    Assert.DoesNotContain("s3cret", string { Username = "alice"; Password = "s3cret" })
+    Assert.DoesNotContain("s3cret", sprintf "%A" (CheckCredentials { Username = "alice"; Password = "s3cret" }))
+
+[<Fact>]
+let ``attacks on the credentials: none, a stream first, refused ones, too slow; each ends the connection without a dial`` () =
+    let noDial (effects: Effect list) = Assert.DoesNotContain(effects, fun (e: Effect) -> e.IsDial || e.IsCheckCredentials)
+    let endsWith reason status (session, effects) =
+        noDial effects
+        Assert.Contains(Close(0u, reason), sent effects)
+        Assert.Equal<int list>([ status ], closes effects)
+        Assert.True(WispSession.isEnded session)
+    let fresh, _ = withCredentials ()
+    endsWith AuthRequired 1008 (step fresh (message (info 2uy 0uy []))) // an INFO without them
+    endsWith AuthRequired 1008 (step fresh (connectTo 1u 7001us)) // a stream before them
+    endsWith AuthRequired 1008 (step fresh (passwordInfo [| 200uy |])) // unreadable ones
+    let checking, _ = step fresh (passwordInfo (draft5 "mallory" "guess"))
+    endsWith BadPassword 1008 (step checking (CredentialsRefused "the token is not valid"))
+    let afterCheck, effects = step checking (connectTo 1u 7001us) // not waiting for the verdict
+    noDial effects
+    Assert.True(WispSession.isEnded afterCheck)
+    // A silent client: the connect timeout after the upgrade.
+    Assert.Equal(Some(t0.PlusSeconds standardSettings.ConnectTimeoutSeconds), WispSession.nextDeadline fresh)
+    endsWith AuthRequired 1008 (WispSession.step fresh (t0.PlusSeconds standardSettings.ConnectTimeoutSeconds) Wake)
+    // A verdict in any other state (a v1 connection, say) changes nothing.
+    Assert.Empty(step (start ()) (CredentialsAccepted None) |> snd)
+
+[<Fact>]
+let ``a token's allow rules narrow every stream of the connection it admits`` () =
+    let session, _ = withCredentials ()
+    let session, _ = step session (passwordInfo (draft5 "" "jwt"))
+    let session, _ = step session (CredentialsAccepted(Some [ "127.0.0.1:7002" ]))
+    let _, effects = step session (connectTo 1u 7001us)
+    Assert.Equal((1u, Blocked), closeReasonOf effects)
+    let _, effects = step session (connectTo 2u 7002us)
+    Assert.Contains(effects, fun e -> e.IsDial)

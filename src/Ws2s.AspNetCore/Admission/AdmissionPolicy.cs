@@ -72,20 +72,24 @@ internal sealed class AdmissionPolicy : IDisposable
 
     /// <summary>An upgrade's verdict: 101 with the session's lease (and what a signed token granted: null for none or a static token), or a refusal in words.</summary>
     /// <remarks><c>Settings</c>: the core's settings of the same configuration that admitted the session (a reload in between cannot mix two).</remarks>
-    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null, Session.Settings? Settings = null);
+    /// <remarks><c>CredentialsPending</c>: admitted without the token it needs, to present it in the connection (Wisp's password extension) before anything else.</remarks>
+    public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null, Session.Settings? Settings = null,
+        bool CredentialsPending = false);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
-    /// meaning), so an access token can only come as a subprotocol there.
+    /// meaning), so an access token can only come as a subprotocol there. <c>credentialsLater</c>: the endpoint can take
+    /// the token in the connection (a Wisp v2 client): without one, the request is admitted pending it.
     /// </summary>
-    public async Task<Decision> JudgeAsync(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol)
+    public async Task<Decision> JudgeAsync(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol, bool credentialsLater = false)
     {
         var request = context.Request;
         var offered = context.WebSockets.WebSocketRequestedProtocols;
         var presented = queryTokenIsAccessToken && request.Query.TryGetValue("token", out var query) ? (string?)query
             : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
         var rules = _live.Current;
-        var (status, refusalWords, grant) = await CheckAsync(rules, request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented);
+        var pending = credentialsLater && presented is null && rules.TokenRequired;
+        var (status, refusalWords, grant) = await CheckAsync(rules, request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented, pending);
         if (status != StatusCodes.Status200OK) return new(status, refusalWords, null, null);
         var lease = _limits.TryEnter(ClientAddress.Of(context), rules.Limits.MaxSessions, rules.Limits.MaxSessionsPerClient, out var refusal);
         if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
@@ -100,7 +104,7 @@ internal sealed class AdmissionPolicy : IDisposable
             lease = new Both(lease, held);
         }
         return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant,
-            SettingsOf(rules));
+            SettingsOf(rules), pending);
     }
 
     /// <summary>
@@ -112,19 +116,16 @@ internal sealed class AdmissionPolicy : IDisposable
         : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal));
 
     /// <summary>The token and origin checks of an upgrade: 200, or 401/403 with the words that say why.</summary>
-    private async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(Ws2sSnapshot rules, string? origin, string? presented)
+    /// <remarks><paramref name="tokenLater"/>: no token now, one to come in the connection (only the origin is judged).</remarks>
+    private async Task<(int Status, string? Refusal, JwtGrant? Grant)> CheckAsync(Ws2sSnapshot rules, string? origin, string? presented, bool tokenLater = false)
     {
         JwtGrant? grant = null;
-        if (rules.TokenRequired)
+        if (rules.TokenRequired && !tokenLater)
         {
             if (presented is null)
                 return (StatusCodes.Status401Unauthorized, "a token is required (?token=… or the subprotocol token.…)", null);
-            if (!rules.Tokens.Accepts(presented))
-            {
-                if (rules.Jwt is null) return (StatusCodes.Status401Unauthorized, "the token is not valid", null);
-                (grant, var why) = await rules.Jwt.ValidateAsync(presented);
-                if (grant is null) return (StatusCodes.Status401Unauthorized, why, null);
-            }
+            (var valid, grant, var why) = await TokenAsync(rules, presented);
+            if (!valid) return (StatusCodes.Status401Unauthorized, why, null);
         }
         if (origin is not null)
         {
@@ -137,6 +138,28 @@ internal sealed class AdmissionPolicy : IDisposable
             return (StatusCodes.Status403Forbidden, "a request without an Origin header needs a token, or 'origins': [\"*\"] in the ws2s config", null);
         }
         return (StatusCodes.Status200OK, null, grant);
+    }
+
+    /// <summary>A token as the configuration in force judges it: a fixed one, or a signed one and what it grants; else why not.</summary>
+    private static async Task<(bool Valid, JwtGrant? Grant, string? Refusal)> TokenAsync(Ws2sSnapshot rules, string presented)
+    {
+        if (rules.Tokens.Accepts(presented)) return (true, null, null);
+        if (rules.Jwt is null) return (false, null, "the token is not valid");
+        var (grant, why) = await rules.Jwt.ValidateAsync(presented);
+        return (grant is not null, grant, why);
+    }
+
+    /// <summary>
+    /// A token presented in the connection after the upgrade (Wisp's password extension): admitted as at the upgrade, with
+    /// what a signed one grants and a hold on its subject's sessions (<c>maxSessions</c>); else why not, in words.
+    /// </summary>
+    public async Task<(JwtGrant? Grant, IDisposable? Held, string? Refusal)> AdmitTokenAsync(string token)
+    {
+        var (valid, grant, why) = await TokenAsync(_live.Current, token);
+        if (!valid) return (null, null, why ?? "the token is not valid");
+        if (grant is not { Subject: { } subject, MaxSessions: { } most }) return (grant, null, null);
+        var held = _subjects.TryEnter(subject, most);
+        return held is null ? (null, null, $"the token's subject has {most} session{(most == 1 ? "" : "s")} open already (its maxSessions)") : (grant, held, null);
     }
 
     /// <summary>

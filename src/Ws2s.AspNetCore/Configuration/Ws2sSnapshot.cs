@@ -33,7 +33,7 @@ internal sealed class Ws2sSnapshot
         Limits = options.Limits;
         Udp = options.Udp;
         Wisp = new WispSession.WispSettings(options.Wisp.BufferPackets, options.Wisp.MaxStreams, options.Wisp.MaxStreamOpensPerSecond,
-            options.Wisp.Motd is { Length: > 0 } motd ? FSharpOption<string>.Some(motd) : FSharpOption<string>.None, false);
+            options.Wisp.Motd is { Length: > 0 } motd ? FSharpOption<string>.Some(motd) : FSharpOption<string>.None, false, false);
         _template = SessionSettings(options);
     }
 

@@ -6,8 +6,11 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <summary>What every session runner of this server shares: its limits, its clock, queue budget, connectors and log.</summary>
 /// <remarks><paramref name="limits"/>: the limits in force (the configuration's current snapshot; a reload replaces them).</remarks>
 internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, TimeProvider time, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
-    SettingsInForce? settings = null)
+    SettingsInForce? settings = null, Admission.AdmissionPolicy? admission = null)
 {
+    /// <summary>Judges a token presented in the connection (Wisp's password extension), as at the upgrade.</summary>
+    public Admission.AdmissionPolicy? Admission => admission;
+
     /// <summary>The server's session settings in force (they change on reload and when this machine's addresses change), and who to tell.</summary>
     public SettingsInForce? Settings => settings;
 

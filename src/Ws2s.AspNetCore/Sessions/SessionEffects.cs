@@ -4,6 +4,8 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using System.Threading.Channels;
 using Ws2s.AspNetCore.Telemetry;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
 using Ws2s.Protocol;
 
 namespace Ws2s.AspNetCore.Sessions;
@@ -25,6 +27,12 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
 
     /// <summary>The close the core decided (status and reason), once it has.</summary>
     public (int Status, string Reason)? CloseWith { get; private set; }
+
+    /// <summary>What credentials presented in the connection hold while the session lasts (their subject's session slot).</summary>
+    private IDisposable? _credentialsHold;
+
+    /// <summary>When credentials presented in the connection expire (a signed token's <c>exp</c>), once accepted: the runner takes it.</summary>
+    public DateTimeOffset? CredentialsExpire { get; private set; }
 
     /// <summary>A close the runner decides (shutting down, a fault), unless the core decided one already.</summary>
     public void CloseUnlessDecided(int status, string reason) => CloseWith ??= (status, reason);
@@ -75,7 +83,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
             var slot = services.PeerConnections.TryEnter(clientAddress, int.MaxValue, services.MaxPeerConnectionsPerClient, out var refusal);
             if (slot is null)
             {
-                _ = RefuseLaterAsync(Input.NewDialFailedWith(generation, DialError.NewThrottled($"too many connections: {refusal}")));
+                _ = PostLaterAsync(Input.NewDialFailedWith(generation, DialError.NewThrottled($"too many connections: {refusal}")));
                 return ValueTask.CompletedTask;
             }
             connection.Hold(slot);
@@ -84,8 +92,8 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Hands the session an input from within its own loop: never waited for here (the loop is what would make room).</summary>
-    private async Task RefuseLaterAsync(Input input)
+    /// <summary>Hands the session an input from outside the flow of its loop: never waited for by the loop (the loop is what would make room).</summary>
+    private async Task PostLaterAsync(Input input)
     {
         try
         {
@@ -134,6 +142,34 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Judges the credentials off the session's thread (a signed token's keys may be read) and tells the core.</summary>
+    public ValueTask CheckCredentials(Credentials credentials)
+    {
+        _ = JudgeCredentialsAsync(credentials.Password);
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task JudgeCredentialsAsync(string token)
+    {
+        await Task.Yield();
+        Input verdict;
+        if (services.Admission is not { } admission)
+            verdict = Input.NewCredentialsRefused("this server cannot check credentials here");
+        else
+        {
+            var (grant, held, refusal) = await admission.AdmitTokenAsync(token);
+            if (refusal is not null) verdict = Input.NewCredentialsRefused(refusal);
+            else
+            {
+                _credentialsHold = held;
+                CredentialsExpire = grant?.Expires;
+                var scope = grant?.Allow is { } allowed ? FSharpOption<FSharpList<string>>.Some(ListModule.OfSeq(allowed.Select(r => r.Text))) : null;
+                verdict = Input.NewCredentialsAccepted(scope);
+            }
+        }
+        await PostLaterAsync(verdict);
+    }
+
     private Connection ConnectionOf(long generation)
     {
         if (!_connections.TryGetValue(generation, out var connection))
@@ -149,6 +185,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         foreach (var connection in _connections.Values) connection.Dispose();
         _connections.Clear();
+        _credentialsHold?.Dispose();
         _responseWriter?.Dispose();
         _responseBuffer.Clear();
     }

@@ -219,6 +219,8 @@ internal sealed class SessionRunner
                 ArrayPool<byte>.Shared.Return(segment.Array!);
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
+        // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.
+        if (_effects.CredentialsExpire is { } expires && _connectsUntil is null) _connectsUntil = expires;
         // A client message used the reader's grant; any step (a wake-up too) may make room for the next one.
         _grantOwed |= input.IsClientText || input.IsClientBinary;
         if (_grantOwed && _protocol.AcceptsFrame && (_queued == 0 || _budget.HasRoom))

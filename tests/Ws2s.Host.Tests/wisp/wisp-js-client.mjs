@@ -76,6 +76,8 @@ function parseArgs(argv) {
       case "--modules": opts.modules = next(); break;
       case "--allow-fallback": opts.allowFallback = true; break;
       case "--datagrams": opts.datagrams = num("datagrams", next()); break;
+      case "--username": opts.username = next(); break;
+      case "--password": opts.password = next(); break;
       default: throw new Error(`unknown argument ${a}`);
     }
   }
@@ -197,7 +199,14 @@ async function main() {
     return origConnectWs.call(this);
   };
 
-  const conn = new ClientConnection(opts.url, { wisp_version: opts.version });
+  // With --password: the library's password extension (v2) beside the ones it offers by itself (UDP, MOTD).
+  const { extensions } = mod;
+  const wisp_extensions = opts.password === undefined ? undefined : [
+    new extensions.PasswordAuthExtension({ client_config: { username: opts.username ?? "", password: opts.password } }),
+    new extensions.UDPExtension({ client_config: {} }),
+    new extensions.MOTDExtension({ client_config: {} }),
+  ];
+  const conn = new ClientConnection(opts.url, { wisp_version: opts.version, wisp_extensions });
 
   extraDiag = () => ({
     mode: opts.mode,
