@@ -155,11 +155,11 @@ internal static class Ws2sEndpoint
 
     /// <summary>The Wisp settings in force, speaking v2 when the handshake answered with the client's v2 subprotocol.</summary>
     /// <remarks><paramref name="credentials"/>: admitted without its token, it presents it in its INFO (the password extension).</remarks>
-    private static WispSession.WispSettings WispSettings(HttpContext context, string? subProtocol, bool credentials)
+    private static WispStreams.WispSettings WispSettings(HttpContext context, string? subProtocol, bool credentials)
     {
         var configured = context.RequestServices.GetRequiredService<Configuration.LiveConfiguration>().Current.Wisp;
         var version2 = subProtocol is not null && subProtocol == WispVersion2Protocol(context);
-        return new WispSession.WispSettings(configured.BufferPackets, configured.MaxStreams, configured.MaxOpensPerSecond, configured.Motd, version2, credentials);
+        return new WispStreams.WispSettings(configured.BufferPackets, configured.MaxStreams, configured.MaxOpensPerSecond, configured.Motd, version2, credentials);
     }
 
     /// <summary>HTTP 426 with <c>Sec-WebSocket-Version: 13</c> (RFC 6455 §4.2.2) and the words that say why.</summary>

@@ -29,8 +29,7 @@ type private Fields =
       mutable SshPrivateKey: string option
       mutable SshPrivateKeyPassword: string option
       mutable Tls: bool option
-      mutable TlsServerName: string option
-      mutable Udp: bool option }
+      mutable TlsServerName: string option; mutable Udp: bool option }
 
 exception private Bad of string
 
@@ -199,13 +198,11 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
             | Some true, None, None -> raise (Bad "tls to a unix: socket needs tlsServerName (the name its certificate is checked against)")
             | _, Some _, _ -> raise (Bad "tlsServerName needs \"tls\": true")
             | _ -> None
-        let destination =
-            match fields.Udp, destination with
-            | Some true, _ when ssh.IsSome -> raise (Bad "udp cannot go through an SSH tunnel")
-            | Some true, _ when tls.IsSome -> raise (Bad "udp cannot be tls")
-            | Some true, TcpPeer(host, port) -> UdpPeer(host, port)
-            | Some true, _ -> raise (Bad "udp leads to a host and port, not to a unix: or named peer")
-            | _ -> destination
+        let destination = match fields.Udp, destination with
+                          | Some true, _ when ssh.IsSome || tls.IsSome -> raise (Bad(if ssh.IsSome then "udp cannot go through an SSH tunnel" else "udp cannot be tls"))
+                          | Some true, TcpPeer(host, port) -> UdpPeer(host, port)
+                          | Some true, _ -> raise (Bad "udp leads to a host and port, not to a unix: or named peer")
+                          | _ -> destination
         Valid(Connect { Destination = destination; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls })
     | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
     | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))

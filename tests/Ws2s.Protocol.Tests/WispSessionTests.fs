@@ -13,7 +13,7 @@ open Ws2s.Protocol.Tests.Generators
 /// A DATA packet (the codec's, from an array).
 let data id (bytes: byte[]) = WispPacket.data id (ReadOnlySpan bytes)
 
-let wisp = { WispSession.defaultWispSettings with BufferPackets = 8 }
+let wisp = { WispStreams.defaultWispSettings with BufferPackets = 8 }
 
 /// The packets the effects send to the client, parsed.
 let sent (effects: Effect list) =

@@ -32,7 +32,7 @@ internal sealed class Ws2sSnapshot
         TlsTrust = new TlsTrust(options.Tls.TrustedCertificates);
         Limits = options.Limits;
         Udp = options.Udp;
-        Wisp = new WispSession.WispSettings(options.Wisp.BufferPackets, options.Wisp.MaxStreams, options.Wisp.MaxStreamOpensPerSecond,
+        Wisp = new WispStreams.WispSettings(options.Wisp.BufferPackets, options.Wisp.MaxStreams, options.Wisp.MaxStreamOpensPerSecond,
             options.Wisp.Motd is { Length: > 0 } motd ? FSharpOption<string>.Some(motd) : FSharpOption<string>.None, false, false);
         _template = SessionSettings(options);
     }
@@ -61,7 +61,7 @@ internal sealed class Ws2sSnapshot
     public Ws2sOptions.UdpOptions Udp { get; }
 
     /// <summary>What a Wisp connection opening from now on may hold (its version is the upgrade's to say).</summary>
-    public WispSession.WispSettings Wisp { get; }
+    public WispStreams.WispSettings Wisp { get; }
 
     public bool TokenRequired => Tokens.Required || Jwt is not null;
 

@@ -23,8 +23,10 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
     /// the extra call costs at most one syscall per 64 KiB). The bounded input channel makes this
     /// wait while the client is slow: TCP flow control does the rest.
     /// </summary>
+    /// <remarks>It begins on the thread pool (its caller holds a lock; and a session with many peers keeps one state machine per pump, not two).</remarks>
     public async Task ReadAsync(CancellationToken cancel)
     {
+        await Task.Yield();
         try
         {
             while (true)

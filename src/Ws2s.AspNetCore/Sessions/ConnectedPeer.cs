@@ -48,16 +48,9 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             // completions run inline (the session's work on them never blocks). Not under an application connector's
             // stream: its code would run there too.
             if (_overOwnStream) InlineCompletions.Prefer(_stream.Socket, inline: true);
-            _reading = reading = ReadAfterYieldAsync(pump, stop.Token);
+            _reading = reading = pump.ReadAsync(stop.Token);
         }
         inputs.Run(reading);
-    }
-
-    /// <summary>The pump's loop, begun outside the lock that registered it.</summary>
-    private static async Task ReadAfterYieldAsync(PeerPump pump, CancellationToken stop)
-    {
-        await Task.Yield();
-        await pump.ReadAsync(stop);
     }
 
     public Task WriteAsync(ReadOnlyMemory<byte> bytes)

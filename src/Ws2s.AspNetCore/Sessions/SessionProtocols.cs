@@ -100,9 +100,9 @@ internal sealed class WebsockifyProtocol(Session.Settings settings, Destination 
 }
 
 /// <summary>Wisp: many streams over one WebSocket, each a ws2s session of its own (see <see cref="WispSession"/>).</summary>
-internal sealed class WispProtocol(Session.Settings settings, WispSession.WispSettings wisp) : ISessionProtocol
+internal sealed class WispProtocol(Session.Settings settings, WispStreams.WispSettings wisp) : ISessionProtocol
 {
-    private WispSession.WispSession? _state;
+    private WispStreams.WispSession? _state;
 
     public FSharpList<Effect> Start(Instant now)
     {
