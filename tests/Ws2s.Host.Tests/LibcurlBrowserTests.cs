@@ -16,28 +16,8 @@ namespace Ws2s.Host.Tests;
 [Collection("Chromium")]
 public sealed class LibcurlBrowserTests : ChromiumTests
 {
-    private static readonly SemaphoreSlim Installing = new(1, 1);
-    private static string? _package;
-
-    /// <summary>libcurl.js 0.7.4 from the npm registry, once per run.</summary>
-    private static async Task<string> PackageAsync()
-    {
-        Requirements.Need("/usr/bin/npm", "npm");
-        await Installing.WaitAsync();
-        try
-        {
-            if (_package is not null) return _package;
-            var folder = Directory.CreateTempSubdirectory("ws2s-libcurl-").FullName;
-            var install = await Command.RunAsync("npm", ["install", "--prefix", folder, "--no-save", "--no-package-lock", "--silent", "libcurl.js@0.7.4"]);
-            Skip.If(install.Exit != 0 && Environment.GetEnvironmentVariable("CI") != "true", $"npm could not install libcurl.js here: {install.Printed}");
-            Assert.True(install.Exit == 0, install.Printed);
-            return _package = Path.Combine(folder, "node_modules", "libcurl.js");
-        }
-        finally
-        {
-            Installing.Release();
-        }
-    }
+    /// <summary>libcurl.js 0.7.4 from the npm registry (see <see cref="Npm"/>).</summary>
+    private static async Task<string> PackageAsync() => Path.Combine(await Npm.InstallAsync("libcurl.js@0.7.4"), "libcurl.js");
 
     /// <summary>A local web server on 127.0.0.1 answering every request with <paramref name="words"/>; HTTPS with <paramref name="certificate"/>.</summary>
     private static async Task<WebApplication> TargetAsync(string words, X509Certificate2? certificate = null)

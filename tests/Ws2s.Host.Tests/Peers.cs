@@ -131,6 +131,26 @@ public sealed class Peer : IDisposable
 }
 
 /// <summary>A loopback port where nothing listens: bound but not listening, so connects are refused.</summary>
+/// <summary>A peer that accepts every connection and holds it (reads nothing), counting them: how a test shows what was never dialled.</summary>
+public sealed class CountingPeer : IDisposable
+{
+    private readonly Peer _peer;
+    private int _accepted;
+
+    public CountingPeer() => _peer = new Peer(async (_, stop) =>
+    {
+        Interlocked.Increment(ref _accepted);
+        await Task.Delay(Timeout.Infinite, stop);
+    });
+
+    public int Port => _peer.Port;
+
+    /// <summary>Connections accepted so far.</summary>
+    public int Accepted => Volatile.Read(ref _accepted);
+
+    public void Dispose() => _peer.Dispose();
+}
+
 public sealed class RefusedPort : IDisposable
 {
     private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

@@ -106,28 +106,8 @@ public static class WispClient
 
     // The real client.
 
-    private static readonly SemaphoreSlim Installing = new(1, 1);
-    private static string? _modules;
-
-    /// <summary>wisp-js from the npm registry (the one network this machine has), installed once per test run into a folder of its own.</summary>
-    public static async Task<string> ModulesAsync()
-    {
-        Requirements.Need("/usr/bin/npm", "npm");
-        await Installing.WaitAsync();
-        try
-        {
-            if (_modules is not null) return _modules;
-            var folder = Directory.CreateTempSubdirectory("ws2s-wisp-js-").FullName;
-            var install = await Command.RunAsync("npm", ["install", "--prefix", folder, "--no-save", "--no-package-lock", "--silent", "@mercuryworkshop/wisp-js@0.5.0"]);
-            Skip.If(install.Exit != 0 && Environment.GetEnvironmentVariable("CI") != "true", $"npm could not install wisp-js here: {install.Printed}");
-            Assert.True(install.Exit == 0, install.Printed);
-            return _modules = Path.Combine(folder, "node_modules");
-        }
-        finally
-        {
-            Installing.Release();
-        }
-    }
+    /// <summary>wisp-js from the npm registry (see <see cref="Npm"/>).</summary>
+    public static Task<string> ModulesAsync() => Npm.InstallAsync("@mercuryworkshop/wisp-js@0.5.0");
 
     /// <summary>Runs the wisp-js client script with <paramref name="args"/>; its one line of JSON.</summary>
     public static async Task<JsonObject> RunAsync(params string[] args)

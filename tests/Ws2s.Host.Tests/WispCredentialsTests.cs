@@ -57,12 +57,7 @@ public sealed class WispCredentialsTests
     [InlineData("stream first", 0xc2, "authentication required before anything else: an INFO with the password extension")]
     public async Task Without_the_right_token_the_connection_is_closed_and_nothing_is_dialled(string what, int reason, string words)
     {
-        var accepted = 0;
-        using var counting = new Peer(async (socket, stop) =>
-        {
-            Interlocked.Increment(ref accepted);
-            await Task.Delay(Timeout.Infinite, stop);
-        });
+        using var counting = new CountingPeer();
         await using var host = await Ws2sHost.StartAsync(TokensRequired);
         await using var client = await OpenV2Async(host);
         switch (what)
@@ -74,7 +69,7 @@ public sealed class WispCredentialsTests
         var closed = await client.ReceivePacketAsync();
         Assert.Equal((4, 0u, reason), (closed.Type, closed.Stream, (int)closed.Reason));
         await client.ExpectCloseAsync(1008, words);
-        Assert.Equal(0, accepted);
+        Assert.Equal(0, counting.Accepted);
     }
 
     /// <summary>Attack: a client that upgrades and then says nothing holds its slot only until the connect timeout. The clock is faked.</summary>

@@ -121,12 +121,7 @@ public sealed class WispTests
     [Fact]
     public async Task A_flood_of_CONNECT_past_the_stream_limit_is_refused_0x49_and_dials_nothing_more()
     {
-        var accepted = 0;
-        using var counting = new Peer(async (socket, stop) =>
-        {
-            Interlocked.Increment(ref accepted);
-            await Task.Delay(Timeout.Infinite, stop);
-        });
+        using var counting = new CountingPeer();
         await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Wisp.MaxStreams = 5));
         var (client, _) = await WispClient.OpenAsync(WispUrl(host));
         await using var _ = client;
@@ -145,7 +140,7 @@ public sealed class WispTests
         await client.SendBinaryAsync(WispClient.Connect(101, counting.Port, "127.0.0.1"));
         var last = await client.ReceivePacketAsync();
         Assert.Equal((4, 101u, 0x49), (last.Type, last.Stream, last.Reason));
-        Assert.True(accepted <= 6, $"{accepted} connections dialled");
+        Assert.True(counting.Accepted <= 6, $"{counting.Accepted} connections dialled");
     }
 
     /// <summary>
@@ -204,12 +199,7 @@ public sealed class WispTests
     [Fact]
     public async Task Streams_past_the_clients_peer_connections_are_refused_0x49_over_all_its_WebSockets()
     {
-        var accepted = 0;
-        using var counting = new Peer(async (socket, stop) =>
-        {
-            Interlocked.Increment(ref accepted);
-            await Task.Delay(Timeout.Infinite, stop);
-        });
+        using var counting = new CountingPeer();
         await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Limits.MaxPeerConnectionsPerClient = 3));
         await using var first = await WispClient.OpenConfirmingAsync(WispUrl(host));
         await using var second = await WispClient.OpenConfirmingAsync(WispUrl(host));
@@ -228,7 +218,7 @@ public sealed class WispTests
         await first.SendBinaryAsync(WispClient.Close(1));
         await ws2s.SendAsync(new { command = "connect", host = "127.0.0.1", port = counting.Port });
         Assert.Equal(0, (await ws2s.ReceiveJsonAsync())["code"]!.GetValue<int>());
-        Assert.True(accepted <= 4, $"{accepted} connections accepted");
+        Assert.True(counting.Accepted <= 4, $"{counting.Accepted} connections accepted");
     }
 
     [Theory]

@@ -43,12 +43,7 @@ public sealed class WsproxyTests
     [Fact]
     public async Task A_target_the_policy_refuses_is_closed_1008_with_the_rule_and_never_dialled()
     {
-        var accepted = 0;
-        using var counting = new Peer(async (socket, stop) =>
-        {
-            Interlocked.Increment(ref accepted);
-            await Task.Delay(Timeout.Infinite, stop);
-        });
+        using var counting = new CountingPeer();
         await using var host = await Ws2sHost.StartAsync(Served(TestConfig.Defaults));
         foreach (var spelling in new[] { "127.0.0.1", "127.1", "0x7f000001", "[::ffff:127.0.0.1]", "localhost" })
         {
@@ -57,7 +52,7 @@ public sealed class WsproxyTests
             Assert.Equal((WebSocketMessageType.Close, 1008), (close.Type, close.CloseStatus));
             Assert.StartsWith("the target is refused by policy", close.CloseReason);
         }
-        Assert.Equal(0, accepted);
+        Assert.Equal(0, counting.Accepted);
     }
 
     [Theory]
