@@ -151,6 +151,8 @@ export class WispSession {
    */
   connect({ host, port, udp = false }) {
     if (this.#why) return Promise.reject(new Ws2sError(3, "the Wisp session is closed"));
+    if (!Number.isInteger(port) || port < 1 || port > 65535) return Promise.reject(new Ws2sError(7, "bad request: port must be an integer 1-65535"));
+    if (udp && !this.#udp) return Promise.reject(new Ws2sError(7, "bad request: this server offers no UDP over Wisp (its udp.enabled is off)"));
     const id = this.#nextId++;
     const name = encoder.encode(host);
     const payload = new Uint8Array(3 + name.length);
@@ -235,7 +237,11 @@ export class WispSocket {
     }
     if (this.#ended) return;
     this.#ended = true;
-    this.#why ??= why ?? (reason === 0x02 ? { by: "peer", reason: "connection closed by peer" } : { by: "peer", reason: errorFor(reason).message });
+    // The peer's end (0x02) or its connection failing (0x03) is the peer's; any other reason is ws2s's decision, in words.
+    const error = reason === null ? null : errorFor(reason);
+    this.#why ??= why ?? (reason === 0x02 || reason === 0x03
+      ? { by: "peer", reason: error.message }
+      : { by: "ws2s", code: error.code, reason: error.message });
     for (const reader of this.#readers.splice(0)) reader(null);
     for (const waiting of this.#waitingForCredit.splice(0)) waiting();
     this.#resolveClosed(this.#why);

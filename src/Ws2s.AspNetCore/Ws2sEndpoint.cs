@@ -106,6 +106,7 @@ internal static class Ws2sEndpoint
             return;
         }
         using var lease = verdict.Lease;
+        using var unproven = verdict.Unproven; // released at the end at the latest (once the token is presented, at once)
         var settings = verdict.Settings!; // an admitted verdict carries the settings of the configuration that admitted it
         // A signed token narrows the session: its allow rules are one more scope, and it may forbid SSH.
         if (verdict.Grant is { } granted)
@@ -140,7 +141,7 @@ internal static class Ws2sEndpoint
         var runner = new SessionRunner(upgrade.Socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time, speaks.ToString().ToLowerInvariant()),
             new SessionClient(clientAddress,
                 new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
-                verdict.Grant?.Expires));
+                verdict.Grant?.Expires, verdict.Unproven));
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
         // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
         await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);

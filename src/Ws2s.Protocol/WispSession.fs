@@ -36,6 +36,9 @@ let start (settings: Settings) (wisp: WispSettings) (now: Instant) =
           MessageStallsAt = None
           CredentialsBy = if credentials then Some(now.PlusSeconds settings.ConnectTimeoutSeconds) else None
           Ended = false }
+    // Credentials can only come in a v2 INFO: a v1 connection that needs them is a driver's mistake, closed, never served.
+    if wisp.Credentials && not wisp.Version2 then endAll session 1008 "authentication required: a token (this connection cannot present one later)"
+    else
     let hello = if wisp.Version2 then [ send (info 2uy 0uy extensions) ] else []
     // With credentials required, the first CONTINUE waits for them (spec: "if the connection is accepted").
     session, hello @ (if credentials then [] else [ send (continueWith 0u (uint32 wisp.BufferPackets)) ])
@@ -141,7 +144,8 @@ let private expire (session: WispSession) (now: Instant) =
     let settings = session.Template.Settings
     match session.MessageStallsAt, session.CredentialsBy with
     | _, Some by when by <= now ->
-        refuseCredentials session AuthRequired $"authentication required: no credentials within {settings.ConnectTimeoutSeconds} s"
+        let what = match session.Handshake with CheckingCredentials _ -> "could not be checked" | _ -> "did not come"
+        refuseCredentials session AuthRequired $"authentication required: the credentials {what} within {settings.ConnectTimeoutSeconds} s"
     | Some at, _ when at <= now -> endAll session 1008 $"message stalled: no bytes of it for {settings.MessageTimeoutSeconds} s"
     | _ when settings.IdleTimeoutSeconds > 0 && session.Streams.IsEmpty && session.LastActivity.PlusSeconds settings.IdleTimeoutSeconds <= now ->
         endAll session 1000 $"idle timeout: no traffic for {settings.IdleTimeoutSeconds} s"

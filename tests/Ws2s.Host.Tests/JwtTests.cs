@@ -434,6 +434,71 @@ public sealed class JwtTests : IDisposable
         Assert.Equal("alice", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
     }
 
+    /// <summary>
+    /// Attack (review): a token's <c>maxSessions</c> counts connections that present it as the Wisp password, and a connection
+    /// that ends before its token is judged does not keep the subject's slot (it did: the subject was locked out until a restart).
+    /// </summary>
+    [Fact]
+    public async Task A_Wisp_password_token_counts_against_its_subjects_sessions_and_gives_the_slot_back()
+    {
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
+        var token = Mint(Hs256, new { maxSessions = 1 });
+        var wisp = new Uri(host.Url, "/wisp/");
+        async Task<WsClient> PresentAsync()
+        {
+            var client = await WsClient.ConnectAsync(wisp, "http://localhost:8080", "wisp-v2");
+            Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
+            await client.SendBinaryAsync(WispClient.PasswordInfo("alice", token));
+            return client;
+        }
+        // Many that go away at once, before or while their token is judged (rounds of them: the race is the attack).
+        for (var round = 0; round < 5; round++)
+            await Task.WhenAll(Enumerable.Range(0, 30).Select(async _ =>
+            {
+                var client = await PresentAsync();
+                client.Socket.Abort();
+                client.Socket.Dispose();
+            }));
+        // The slot is free once they are gone (the server may still be ending them: wait for that, not a time).
+        WsClient first = null!;
+        for (var attempt = 0; ; attempt++)
+        {
+            first = await PresentAsync();
+            var verdict = await first.ReceivePacketAsync();
+            if (verdict.Type == 3) break;
+            await first.DisposeAsync();
+            Assert.True(attempt < 200, "the subject's slot was never given back");
+        }
+        await using (first)
+        {
+            await using var second = await PresentAsync();
+            var refused = await second.ReceivePacketAsync();
+            Assert.Equal((4, 0u, 0xc0), (refused.Type, refused.Stream, (int)refused.Reason));
+            await second.ExpectCloseAsync(1008, "authentication failed: the token's subject has 1 session open already (its maxSessions)");
+        }
+    }
+
+    /// <summary>A token presented as the Wisp password expires as one at the upgrade does: no new stream after <c>exp</c>. The clock is faked.</summary>
+    [Fact]
+    public async Task After_a_Wisp_password_token_expires_new_streams_are_refused()
+    {
+        using var echo = Peer.Echo();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var host = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
+            services => services.AddSingleton<TimeProvider>(clock));
+        await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "wisp-v2");
+        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(WispClient.PasswordInfo("alice", Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10))));
+        Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Data(1, "before"u8));
+        Assert.Equal("before", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+        clock.Advance(TimeSpan.FromMinutes(11));
+        await client.SendBinaryAsync(WispClient.Connect(2, echo.Port, "127.0.0.1"));
+        Assert.Equal(0x48, (await client.ReceiveOnAsync(2, 4)).Reason);
+    }
+
     /// <summary>After the token expires a Wisp connection opens no new stream (0x48); the open ones go on. The clock is faked.</summary>
     [Fact]
     public async Task After_the_token_expires_new_Wisp_streams_are_refused_and_the_open_ones_go_on()

@@ -85,7 +85,7 @@ public sealed class WispCredentialsTests
         clock.Advance(TimeSpan.FromSeconds(7));
         var closed = await client.ReceivePacketAsync();
         Assert.Equal((4, 0u, 0xc2), (closed.Type, closed.Stream, (int)closed.Reason));
-        await client.ExpectCloseAsync(1008, "authentication required: no credentials within 7 s");
+        await client.ExpectCloseAsync(1008, "authentication required: the credentials did not come within 7 s");
     }
 
     [SkippableFact]
@@ -100,5 +100,29 @@ public sealed class WispCredentialsTests
         var refused = await WispClient.RunAsync("--url", url, "--version", "2", "--host", "127.0.0.1", "--port", $"{echo.Port}",
             "--streams", "1", "--bytes", "10", "--username", "wisp-js", "--password", "not-the-token", "--timeout-ms", "10000");
         Assert.False(refused["ok"]?.GetValue<bool>() == true, refused.ToJsonString());
+    }
+
+    /// <summary>
+    /// Attack (review): clients that never present a token could hold every session slot while they wait. Those that owe one
+    /// have a small share of their own (an eighth of a client's sessions here); a client with its token still gets in.
+    /// </summary>
+    [Fact]
+    public async Task Connections_that_owe_their_token_cannot_crowd_out_those_that_present_one()
+    {
+        await using var host = await Ws2sHost.StartAsync(TokensRequired.With(o => o.Limits.MaxSessionsPerClient = 16));
+        await using var first = await OpenV2Async(host);
+        await using var second = await OpenV2Async(host);
+        using var third = new ClientWebSocket();
+        third.Options.CollectHttpResponseDetails = true;
+        third.Options.SetRequestHeader("Origin", "http://localhost:8080");
+        third.Options.AddSubProtocol("wisp-v2");
+        await Assert.ThrowsAsync<WebSocketException>(() => third.ConnectAsync(new Uri(host.Url, "/wisp/"), CancellationToken.None));
+        Assert.Equal(503, (int)third.HttpStatusCode);
+        var (withToken, _) = await WispClient.OpenAsync(new Uri(host.Url, $"/wisp/?token={Token}"));
+        await withToken.DisposeAsync();
+        // One that presents its token leaves the share at once: room for another.
+        await first.SendBinaryAsync(WispClient.PasswordInfo("", Token));
+        Assert.Equal(3, (await first.ReceivePacketAsync()).Type);
+        await using var fourth = await OpenV2Async(host);
     }
 }

@@ -18,6 +18,8 @@ internal sealed class AdmissionPolicy : IDisposable
     private readonly IServer _server;
     private readonly ClientQuotas _limits = new();
     private readonly SubjectQuotas _subjects = new();
+    /// <summary>Sessions admitted without the token they owe (Wisp v2 clients that will present it in the connection).</summary>
+    private readonly ClientQuotas _unproven = new("connections waiting to present their token");
 
     /// <summary>Counts changes of this machine's addresses: settings completed before the last one are made again.</summary>
     private int _addressChanges;
@@ -73,8 +75,9 @@ internal sealed class AdmissionPolicy : IDisposable
     /// <summary>An upgrade's verdict: 101 with the session's lease (and what a signed token granted: null for none or a static token), or a refusal in words.</summary>
     /// <remarks><c>Settings</c>: the core's settings of the same configuration that admitted the session (a reload in between cannot mix two).</remarks>
     /// <remarks><c>CredentialsPending</c>: admitted without the token it needs, to present it in the connection (Wisp's password extension) before anything else.</remarks>
+    /// <remarks><c>Unproven</c>: with <c>CredentialsPending</c>, the slot among the sessions that owe a token, to release once it is presented.</remarks>
     public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null, Session.Settings? Settings = null,
-        bool CredentialsPending = false);
+        bool CredentialsPending = false, IDisposable? Unproven = null);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
@@ -91,8 +94,20 @@ internal sealed class AdmissionPolicy : IDisposable
         var pending = credentialsLater && presented is null && rules.TokenRequired;
         var (status, refusalWords, grant) = await CheckAsync(rules, request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented, pending);
         if (status != StatusCodes.Status200OK) return new(status, refusalWords, null, null);
+        // Sessions that owe their token get a small share of their own (a tenth of the sessions, an eighth per client): clients
+        // that present none cannot crowd out those that do.
+        IDisposable? unproven = null;
+        if (pending)
+        {
+            unproven = _unproven.TryEnter(ClientAddress.Of(context), Math.Max(16, rules.Limits.MaxSessions / 10), Math.Max(2, rules.Limits.MaxSessionsPerClient / 8), out var crowded);
+            if (unproven is null) return new(StatusCodes.Status503ServiceUnavailable, crowded, null, null);
+        }
         var lease = _limits.TryEnter(ClientAddress.Of(context), rules.Limits.MaxSessions, rules.Limits.MaxSessionsPerClient, out var refusal);
-        if (lease is null) return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
+        if (lease is null)
+        {
+            unproven?.Dispose();
+            return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
+        }
         if (grant is { Subject: { } subject, MaxSessions: { } most })
         {
             var held = _subjects.TryEnter(subject, most);
@@ -104,7 +119,7 @@ internal sealed class AdmissionPolicy : IDisposable
             lease = new Both(lease, held);
         }
         return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant,
-            SettingsOf(rules), pending);
+            SettingsOf(rules), pending, unproven);
     }
 
     /// <summary>

@@ -38,4 +38,5 @@ internal sealed class ClientTcp(Socket? socket)
 /// Who a session's client is, beyond its WebSocket: its address (for SSH logins and quotas), its TCP connection (to see it
 /// go while its reader is held back), and when the token that admitted it expires (then it may start no more connects), if it does.
 /// </summary>
-internal sealed record SessionClient(System.Net.IPAddress Address, ClientTcp Tcp, DateTimeOffset? TokenExpires = null);
+/// <remarks><c>Unproven</c>: the slot a client admitted without its token holds until it presents one (see <see cref="Admission.AdmissionPolicy"/>).</remarks>
+internal sealed record SessionClient(System.Net.IPAddress Address, ClientTcp Tcp, DateTimeOffset? TokenExpires = null, IDisposable? Unproven = null);

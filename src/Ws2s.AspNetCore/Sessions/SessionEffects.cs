@@ -15,8 +15,9 @@ namespace Ws2s.AspNetCore.Sessions;
 /// generation, the close the core decided, and what it asks to be counted. One method per effect case
 /// (<see cref="IEffectHandler{T}"/>): a case the core adds does not compile here until it is carried out.
 /// </summary>
+/// <remarks><paramref name="unproven"/>: the slot of a session that owes its token, released once the token is accepted.</remarks>
 internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
-    SessionObserver observer, ILogger log) : IEffectHandler<ValueTask>, IDisposable
+    SessionObserver observer, ILogger log, IDisposable? unproven = null) : IEffectHandler<ValueTask>, IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly PooledBufferWriter _responseBuffer = new();
@@ -28,11 +29,27 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     /// <summary>The close the core decided (status and reason), once it has.</summary>
     public (int Status, string Reason)? CloseWith { get; private set; }
 
+    /// <summary>Guards what the credentials' verdict (on the pool) hands to the session, against the session's end.</summary>
+    private readonly Lock _credentialsGate = new();
+
     /// <summary>What credentials presented in the connection hold while the session lasts (their subject's session slot).</summary>
     private IDisposable? _credentialsHold;
 
-    /// <summary>When credentials presented in the connection expire (a signed token's <c>exp</c>), once accepted: the runner takes it.</summary>
-    public DateTimeOffset? CredentialsExpire { get; private set; }
+    /// <summary>When accepted credentials expire (a signed token's <c>exp</c>), until the runner takes it.</summary>
+    private DateTimeOffset? _credentialsExpire;
+
+    private bool _disposed;
+
+    /// <summary>When credentials presented in the connection expire (a signed token's <c>exp</c>), once, after they were accepted.</summary>
+    public DateTimeOffset? TakeCredentialsExpiry()
+    {
+        lock (_credentialsGate)
+        {
+            var expires = _credentialsExpire;
+            _credentialsExpire = null;
+            return expires;
+        }
+    }
 
     /// <summary>A close the runner decides (shutting down, a fault), unless the core decided one already.</summary>
     public void CloseUnlessDecided(int status, string reason) => CloseWith ??= (status, reason);
@@ -153,19 +170,41 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         await Task.Yield();
         Input verdict;
-        if (services.Admission is not { } admission)
-            verdict = Input.NewCredentialsRefused("this server cannot check credentials here");
-        else
+        IDisposable? held = null;
+        try
         {
-            var (grant, held, refusal) = await admission.AdmitTokenAsync(token);
-            if (refusal is not null) verdict = Input.NewCredentialsRefused(refusal);
+            if (services.Admission is not { } admission)
+                verdict = Input.NewCredentialsRefused("this server cannot check credentials here");
             else
             {
-                _credentialsHold = held;
-                CredentialsExpire = grant?.Expires;
-                var scope = grant?.Allow is { } allowed ? FSharpOption<FSharpList<string>>.Some(ListModule.OfSeq(allowed.Select(r => r.Text))) : null;
-                verdict = Input.NewCredentialsAccepted(scope);
+                (var grant, held, var refusal) = await admission.AdmitTokenAsync(token);
+                if (refusal is not null) verdict = Input.NewCredentialsRefused(refusal);
+                else
+                {
+                    // Handed over under the gate: a session that ended meanwhile releases the hold at once (its subject's slot).
+                    lock (_credentialsGate)
+                    {
+                        if (!_disposed)
+                        {
+                            _credentialsHold = held;
+                            _credentialsExpire = grant?.Expires;
+                            held = null;
+                        }
+                    }
+                    unproven?.Dispose(); // it has proven itself: no longer among those that owe a token
+                    var scope = grant?.Allow is { } allowed ? FSharpOption<FSharpList<string>>.Some(ListModule.OfSeq(allowed.Select(r => r.Text))) : null;
+                    verdict = Input.NewCredentialsAccepted(scope);
+                }
             }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.LogError(e, "checking the credentials of a session from {Client} failed", clientAddress);
+            verdict = Input.NewCredentialsRefused("the server could not check the token (it is in the server's log)");
+        }
+        finally
+        {
+            held?.Dispose();
         }
         await PostLaterAsync(verdict);
     }
@@ -185,7 +224,12 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         foreach (var connection in _connections.Values) connection.Dispose();
         _connections.Clear();
-        _credentialsHold?.Dispose();
+        lock (_credentialsGate)
+        {
+            _disposed = true;
+            _credentialsHold?.Dispose();
+            _credentialsHold = null;
+        }
         _responseWriter?.Dispose();
         _responseBuffer.Clear();
     }

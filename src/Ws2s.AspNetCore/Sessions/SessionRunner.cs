@@ -72,7 +72,7 @@ internal sealed class SessionRunner
         _services = services;
         _serverSettings = services.Settings?.Current;
         _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log);
+        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven);
     }
 
     public async Task RunAsync(CancellationToken stopping)
@@ -220,7 +220,7 @@ internal sealed class SessionRunner
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
         // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.
-        if (_effects.CredentialsExpire is { } expires && _connectsUntil is null) _connectsUntil = expires;
+        if (_effects.TakeCredentialsExpiry() is { } expires) _connectsUntil = expires;
         // A client message used the reader's grant; any step (a wake-up too) may make room for the next one.
         _grantOwed |= input.IsClientText || input.IsClientBinary;
         if (_grantOwed && _protocol.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
