@@ -11,7 +11,8 @@ namespace Ws2s.AspNetCore.Connectors;
 /// inputs of <paramref name="generation"/>.
 /// </summary>
 /// <remarks><paramref name="room"/> waits until the session can take an input, so a peer whose client is slow holds no buffer.</remarks>
-internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, ValueTask<bool>> post, Func<ValueTask<bool>> room)
+/// <remarks><paramref name="giveBack"/> returns a read ticket that <paramref name="room"/> took when no bytes came of it.</remarks>
+internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, ValueTask<bool>> post, Func<ValueTask<bool>> room, Action giveBack)
 {
     /// <summary>The most a single read takes from the peer: one <c>recv data</c> message.</summary>
     public const int ReadChunkBytes = 64 * 1024;
@@ -47,17 +48,21 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
                 catch
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
+                    giveBack();
                     throw;
                 }
                 if (read == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
+                    giveBack();
                     await post(Input.NewPeerFinished(generation));
                     return;
                 }
                 if (!await post(Input.NewReceived(generation, new ReadOnlyMemory<byte>(buffer, 0, read))))
                 {
+                    // This generation is closed (a session goes on after a connection it replaced): its ticket goes back.
                     ArrayPool<byte>.Shared.Return(buffer);
+                    giveBack();
                     return;
                 }
             }

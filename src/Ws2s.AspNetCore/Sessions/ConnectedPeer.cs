@@ -16,7 +16,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     private PeerStream _stream = stream;
     /// <summary>The connector's stream is the socket's own (<see cref="PeerStream.Of"/>), not an application's wrapper.</summary>
     private readonly bool _overOwnStream = stream.Stream.GetType() == typeof(NetworkStream);
-    private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync, inputs.RoomAsync);
+    private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync, inputs.RoomAsync, inputs.GiveBack);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
     /// <summary>
@@ -116,7 +116,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             if (!_disposed)
             {
                 _stream = secured;
-                _pump = new PeerPump(generation, secured, inputs.PostAsync, inputs.RoomAsync);
+                _pump = new PeerPump(generation, secured, inputs.PostAsync, inputs.RoomAsync, inputs.GiveBack);
                 installed = true;
             }
         }
@@ -153,8 +153,12 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             ArrayPool<byte>.Shared.Return(buffer);
             return true;
         }
-        // The session returns the pooled buffer once the core has relayed it.
-        if (read > 0 && await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, 0, read)))) return true;
+        // The session returns the pooled buffer (and the read ticket) once the core has relayed it.
+        if (read > 0 && await inputs.RoomAsync())
+        {
+            if (await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, 0, read)))) return true;
+            inputs.GiveBack();
+        }
         ArrayPool<byte>.Shared.Return(buffer);
         return read == 0;
     }

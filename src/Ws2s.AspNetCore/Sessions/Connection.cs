@@ -36,9 +36,10 @@ internal sealed class Connection : IDisposable
     /// <summary>Holds <paramref name="slot"/> until the connection is disposed.</summary>
     public void Hold(IDisposable slot) => _slot = slot;
 
-    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client)
+    /// <remarks><paramref name="reads"/>: the session's read tickets (see <see cref="GenerationInputs"/>).</remarks>
+    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client, SemaphoreSlim? reads = null)
     {
-        _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token);
+        _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token, reads);
         _connectors = connectors;
         _context = new PeerContext(client, reason => _ = _inputs.PostAsync(Input.NewSocketFailed(generation, reason)));
     }

@@ -7,7 +7,11 @@ namespace Ws2s.AspNetCore.Sessions;
 /// Hands one generation's inputs to its session until the generation is closed, and runs its tasks so
 /// that a failure nobody expected is logged once and reaches the session as <c>RunnerFault</c>.
 /// </summary>
-internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed)
+/// <remarks>
+/// <paramref name="reads"/>: the session's read tickets, one per peer read it may hold unprocessed (a Wisp connection's streams
+/// share them); null: reads wait only for room in the channel.
+/// </remarks>
+internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed, SemaphoreSlim? reads = null)
 {
     public long Generation => generation;
 
@@ -25,18 +29,27 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
         }
     }
 
-    /// <summary>Waits until the session has room for an input (false once the generation or the session is finished).</summary>
+    /// <summary>
+    /// Waits until the session may take one more peer read: a read ticket (given back by the session once it has relayed
+    /// the read, or by <see cref="GiveBack"/> when nothing was read), else room in the channel. False once the generation
+    /// or the session is finished.
+    /// </summary>
     public async ValueTask<bool> RoomAsync()
     {
         try
         {
-            return await inputs.WaitToWriteAsync(closed);
+            if (reads is null) return await inputs.WaitToWriteAsync(closed);
+            await reads.WaitAsync(closed);
+            return true;
         }
         catch (OperationCanceledException)
         {
             return false;
         }
     }
+
+    /// <summary>A read ticket taken by <see cref="RoomAsync"/> that no <c>Received</c> will carry to the session (the peer ended, or failed).</summary>
+    public void GiveBack() => reads?.Release();
 
     /// <summary>
     /// Runs one of the generation's tasks. Each handles the failures it expects and reports them as

@@ -15,9 +15,12 @@ namespace Ws2s.AspNetCore.Sessions;
 /// generation, the close the core decided, and what it asks to be counted. One method per effect case
 /// (<see cref="IEffectHandler{T}"/>): a case the core adds does not compile here until it is carried out.
 /// </summary>
-/// <remarks><paramref name="unproven"/>: the slot of a session that owes its token, released once the token is accepted.</remarks>
+/// <remarks>
+/// <paramref name="unproven"/>: the slot of a session that owes its token, released once the token is accepted.
+/// <paramref name="reads"/>: the session's read tickets, shared by its connections (see <see cref="GenerationInputs"/>).
+/// </remarks>
 internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
-    SessionObserver observer, ILogger log, IDisposable? unproven = null) : IEffectHandler<ValueTask>, IDisposable
+    SessionObserver observer, ILogger log, IDisposable? unproven = null, SemaphoreSlim? reads = null) : IEffectHandler<ValueTask>, IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly PooledBufferWriter _responseBuffer = new();
@@ -213,7 +216,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, log, services.Connectors, clientAddress);
+            connection = new Connection(generation, inputs, log, services.Connectors, clientAddress, reads);
             _connections.Add(generation, connection);
         }
         return connection;

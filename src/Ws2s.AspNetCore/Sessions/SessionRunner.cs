@@ -44,6 +44,13 @@ internal sealed class SessionRunner
     private readonly ClientReader _reader;
     private readonly SessionEffects _effects;
 
+    /// <summary>
+    /// Peer reads the session may hold unprocessed, over all its connections (a Wisp connection's streams): a peer takes one
+    /// before it rents a read buffer, and the loop gives it back once it has relayed the read. So however many peers a slow
+    /// client has, at most this many read buffers wait for it.
+    /// </summary>
+    private readonly SemaphoreSlim _reads = new(InputCapacity);
+
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
 
@@ -72,7 +79,7 @@ internal sealed class SessionRunner
         _services = services;
         _serverSettings = services.Settings?.Current;
         _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven);
+        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven, _reads);
     }
 
     public async Task RunAsync(CancellationToken stopping)
@@ -217,6 +224,7 @@ internal sealed class SessionRunner
             };
             if (!lent.IsEmpty && MemoryMarshal.TryGetArray(lent, out var segment))
                 ArrayPool<byte>.Shared.Return(segment.Array!);
+            if (input.IsReceived) _reads.Release(); // the read is relayed: its ticket goes back
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
         // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.

@@ -1,0 +1,68 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging.Abstractions;
+using Ws2s.AspNetCore.Connectors;
+using Ws2s.AspNetCore.Sessions;
+using Ws2s.Protocol;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// Attack (review): a Wisp client with many streams that stops reading. Each stream's peer used to rent a 64 KiB read and
+/// wait with it; now a peer reads only with one of its session's read tickets, so at most that many reads wait.
+/// </summary>
+public sealed class ReadTicketsTests
+{
+    [Fact]
+    public async Task Peers_of_a_session_that_is_not_reading_hold_no_more_reads_than_it_has_tickets()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var inputs = Channel.CreateBounded<Input>(1); // a session loop that takes nothing
+        using var reads = new SemaphoreSlim(2);
+        var peers = new List<(Socket Far, Socket Near)>();
+        for (var i = 0; i < 5; i++)
+        {
+            var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await far.ConnectAsync(IPAddress.Loopback, port);
+            var near = await listener.AcceptSocketAsync();
+            peers.Add((far, near));
+            var generation = new GenerationInputs(i, inputs.Writer, NullLogger.Instance, CancellationToken.None, reads);
+            _ = new PeerPump(i, PeerStream.Of(near), generation.PostAsync, generation.RoomAsync, generation.GiveBack).ReadAsync(CancellationToken.None);
+            await far.SendAsync(new byte[100]);
+        }
+        try
+        {
+            int Read() => peers.Count(p => p.Near.Available == 0);
+            await Until(() => Read() == 2, "two peers read");
+            // The others wait for a ticket without a buffer: their bytes are still in the kernel.
+            Assert.Equal(3, peers.Count(p => p.Near.Available == 100));
+            Assert.Equal(0, reads.CurrentCount);
+            // The loop relays one read and gives its ticket back: one more peer reads.
+            Assert.True(inputs.Reader.TryRead(out var relayed) && relayed.IsReceived);
+            reads.Release();
+            await Until(() => Read() == 3, "a third peer read once a ticket came back");
+        }
+        finally
+        {
+            foreach (var (far, near) in peers)
+            {
+                far.Dispose();
+                near.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Waits for a condition of sockets the test cannot be told about (their kernel buffers), polling, with a limit.</summary>
+    private static async Task Until(Func<bool> condition, string what)
+    {
+        using var limit = new CancellationTokenSource(WsClient.Patience);
+        while (!condition())
+        {
+            Assert.False(limit.IsCancellationRequested, $"not within {WsClient.Patience.TotalSeconds} s: {what}");
+            await Task.Yield();
+        }
+    }
+}
