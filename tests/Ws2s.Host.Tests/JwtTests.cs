@@ -50,6 +50,20 @@ public sealed class JwtTests : IDisposable
             o.Auth.Jwt = jwt;
         }));
 
+    /// <summary>ws2sd with signed tokens (HS256) judged by <paramref name="clock"/>, with no clock skew, loopback allowed.</summary>
+    private Task<Ws2sHost> StartOnAsync(TimeProvider clock) => Ws2sHost.StartAsync(
+        TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
+        services => services.AddSingleton<TimeProvider>(clock));
+
+    /// <summary>A Wisp v2 connection that presents <paramref name="token"/> as its password (the verdict is the next packet).</summary>
+    private static async Task<WsClient> PresentToWispAsync(Ws2sHost host, string token)
+    {
+        var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "wisp-v2");
+        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
+        await client.SendBinaryAsync(WispClient.PasswordInfo("alice", token));
+        return client;
+    }
+
     /// <summary>A token: <c>sub</c> alice, valid for an hour, the <c>ws2s</c> claim as given.</summary>
     private string Mint(SigningCredentials credentials, object? ws2s = null, DateTime? expires = null, DateTime? notBefore = null,
         string? audience = null, string? issuer = null, IDictionary<string, object>? claims = null)
@@ -358,9 +372,7 @@ public sealed class JwtTests : IDisposable
     public async Task A_tokens_lifetime_is_judged_by_the_servers_clock()
     {
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var host = await Ws2sHost.StartAsync(
-            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
-            services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await StartOnAsync(clock);
         var token = Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10));
         Assert.Equal(101, (await UpgradeAsync(host.Url, token)).Status);
         clock.Advance(TimeSpan.FromMinutes(11));
@@ -378,9 +390,7 @@ public sealed class JwtTests : IDisposable
     {
         using var echo = Peer.Echo();
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var host = await Ws2sHost.StartAsync(
-            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
-            services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await StartOnAsync(clock);
         var expires = DateTime.UtcNow.AddMinutes(10);
         await using var client = await OpenAsync(host.Url, Mint(Hs256, expires: expires));
         await client.EchoThroughAsync(echo.Port, "before expiry");
@@ -423,9 +433,7 @@ public sealed class JwtTests : IDisposable
         using var allowed = Peer.Echo();
         using var other = Peer.Echo();
         await using var host = await StartAsync(new() { SecretFile = SecretFile() });
-        await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "wisp-v2");
-        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
-        await client.SendBinaryAsync(WispClient.PasswordInfo("alice", Mint(Hs256, new { allow = new[] { $"127.0.0.1:{allowed.Port}" } })));
+        await using var client = await PresentToWispAsync(host, Mint(Hs256, new { allow = new[] { $"127.0.0.1:{allowed.Port}" } }));
         Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
         await client.SendBinaryAsync(WispClient.Connect(1, allowed.Port, "127.0.0.1"));
         await client.SendBinaryAsync(WispClient.Connect(2, other.Port, "127.0.0.1"));
@@ -443,14 +451,7 @@ public sealed class JwtTests : IDisposable
     {
         await using var host = await StartAsync(new() { SecretFile = SecretFile() });
         var token = Mint(Hs256, new { maxSessions = 1 });
-        var wisp = new Uri(host.Url, "/wisp/");
-        async Task<WsClient> PresentAsync()
-        {
-            var client = await WsClient.ConnectAsync(wisp, "http://localhost:8080", "wisp-v2");
-            Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
-            await client.SendBinaryAsync(WispClient.PasswordInfo("alice", token));
-            return client;
-        }
+        Task<WsClient> PresentAsync() => PresentToWispAsync(host, token);
         // Many that go away at once, before or while their token is judged (rounds of them: the race is the attack).
         for (var round = 0; round < 5; round++)
             await Task.WhenAll(Enumerable.Range(0, 30).Select(async _ =>
@@ -484,12 +485,8 @@ public sealed class JwtTests : IDisposable
     {
         using var echo = Peer.Echo();
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var host = await Ws2sHost.StartAsync(
-            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
-            services => services.AddSingleton<TimeProvider>(clock));
-        await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "wisp-v2");
-        Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
-        await client.SendBinaryAsync(WispClient.PasswordInfo("alice", Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10))));
+        await using var host = await StartOnAsync(clock);
+        await using var client = await PresentToWispAsync(host, Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10)));
         Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
         await client.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
         await client.SendBinaryAsync(WispClient.Data(1, "before"u8));
@@ -505,9 +502,7 @@ public sealed class JwtTests : IDisposable
     {
         using var echo = Peer.Echo();
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var host = await Ws2sHost.StartAsync(
-            TestConfig.Loopback.With(o => o.Auth.Jwt = new() { SecretFile = SecretFile(), ClockSkewSeconds = 0 }),
-            services => services.AddSingleton<TimeProvider>(clock));
+        await using var host = await StartOnAsync(clock);
         await using var client = await WsClient.ConnectAsync(new Uri(host.Url, "/wisp/"), "http://localhost:8080", "token." + Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10)), "wisp-v2");
         Assert.Equal("wisp-v2", client.Socket.SubProtocol); // v2 asked for beside the token
         Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
