@@ -21,7 +21,7 @@ public sealed class ReadTicketsTests
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         var inputs = Channel.CreateBounded<Input>(1); // a session loop that takes nothing
-        using var reads = new SemaphoreSlim(2);
+        var reads = new SessionReads(2);
         var peers = new List<(Socket Far, Socket Near)>();
         for (var i = 0; i < 5; i++)
         {
@@ -39,10 +39,10 @@ public sealed class ReadTicketsTests
             await Until(() => Read() == 2, "two peers read");
             // The others wait for a ticket without a buffer: their bytes are still in the kernel.
             Assert.Equal(3, peers.Count(p => p.Near.Available == 100));
-            Assert.Equal(0, reads.CurrentCount);
+            Assert.Equal(0, reads.Available);
             // The loop relays one read and gives its ticket back: one more peer reads.
             Assert.True(inputs.Reader.TryRead(out var relayed) && relayed.IsReceived);
-            reads.Release();
+            reads.GiveBack();
             await Until(() => Read() == 3, "a third peer read once a ticket came back");
         }
         finally

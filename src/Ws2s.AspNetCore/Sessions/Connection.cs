@@ -37,7 +37,7 @@ internal sealed class Connection : IDisposable
     public void Hold(IDisposable slot) => _slot = slot;
 
     /// <remarks><paramref name="reads"/>: the session's read tickets (see <see cref="GenerationInputs"/>).</remarks>
-    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client, SemaphoreSlim? reads = null)
+    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client, SessionReads? reads = null)
     {
         _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token, reads);
         _connectors = connectors;

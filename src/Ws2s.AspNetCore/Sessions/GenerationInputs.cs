@@ -11,7 +11,7 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <paramref name="reads"/>: the session's read tickets, one per peer read it may hold unprocessed (a Wisp connection's streams
 /// share them); null: reads wait only for room in the channel.
 /// </remarks>
-internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed, SemaphoreSlim? reads = null)
+internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed, SessionReads? reads = null)
 {
     public long Generation => generation;
 
@@ -39,7 +39,7 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
         try
         {
             if (reads is null) return await inputs.WaitToWriteAsync(closed);
-            await reads.WaitAsync(closed);
+            await reads.TakeAsync(closed);
             return true;
         }
         catch (OperationCanceledException)
@@ -49,7 +49,7 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
     }
 
     /// <summary>A read ticket taken by <see cref="RoomAsync"/> that no <c>Received</c> will carry to the session (the peer ended, or failed).</summary>
-    public void GiveBack() => reads?.Release();
+    public void GiveBack() => reads?.GiveBack();
 
     /// <summary>
     /// Runs one of the generation's tasks. Each handles the failures it expects and reports them as

@@ -20,7 +20,7 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <paramref name="reads"/>: the session's read tickets, shared by its connections (see <see cref="GenerationInputs"/>).
 /// </remarks>
 internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
-    SessionObserver observer, ILogger log, IDisposable? unproven = null, SemaphoreSlim? reads = null) : IEffectHandler<ValueTask>, IDisposable
+    SessionObserver observer, ILogger log, IDisposable? unproven = null, SessionReads? reads = null) : IEffectHandler<ValueTask>, IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly PooledBufferWriter _responseBuffer = new();

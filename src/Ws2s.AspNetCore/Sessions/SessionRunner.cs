@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Net.WebSockets;
-using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Ws2s.AspNetCore.Telemetry;
 using Ws2s.Protocol;
@@ -44,12 +42,8 @@ internal sealed class SessionRunner
     private readonly ClientReader _reader;
     private readonly SessionEffects _effects;
 
-    /// <summary>
-    /// Peer reads the session may hold unprocessed, over all its connections (a Wisp connection's streams): a peer takes one
-    /// before it rents a read buffer, and the loop gives it back once it has relayed the read. So however many peers a slow
-    /// client has, at most this many read buffers wait for it.
-    /// </summary>
-    private readonly SemaphoreSlim _reads = new(InputCapacity);
+    /// <summary>The session's reads on their way to the loop: peer reads' tickets, and the buffers inputs lend.</summary>
+    private readonly SessionReads _reads = new();
 
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
@@ -215,16 +209,7 @@ internal sealed class SessionRunner
         }
         finally
         {
-            // Pooled buffers the core is done with: peer reads and client text frames.
-            var lent = input switch
-            {
-                Input.Received received => received.Bytes,
-                Input.ClientText text => text.Frame,
-                _ => ReadOnlyMemory<byte>.Empty,
-            };
-            if (!lent.IsEmpty && MemoryMarshal.TryGetArray(lent, out var segment))
-                ArrayPool<byte>.Shared.Return(segment.Array!);
-            if (input.IsReceived) _reads.Release(); // the read is relayed: its ticket goes back
+            _reads.Done(input); // the core is done with it: its pooled buffer goes back, and a peer read's ticket
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
         // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.
