@@ -93,13 +93,15 @@ internal static class Ws2sEndpoint
                 return;
             }
         }
+        // Wisp speaks v2 with a client that offers a subprotocol; only such a client can present its token later.
+        var wispVersion2 = speaks == Speaks.Wisp ? WispVersion2Protocol(context) : null;
         var verdict = await admission.JudgeAsync(context, queryTokenIsAccessToken, preferredSubProtocol: speaks switch
         {
             Speaks.Websockify => "binary",
-            Speaks.Wisp => WispVersion2Protocol(context),
+            Speaks.Wisp => wispVersion2,
             Speaks.Wsproxy => null,
             _ => "ws2s",
-        }, credentialsLater: speaks == Speaks.Wisp && WispVersion2Protocol(context) is not null);
+        }, credentialsLater: wispVersion2 is not null);
         if (verdict.Lease is null)
         {
             await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
@@ -130,7 +132,7 @@ internal static class Ws2sEndpoint
         ISessionProtocol protocol = speaks switch
         {
             Speaks.Websockify or Speaks.Wsproxy => new WebsockifyProtocol(settings, target!.Value.Destination),
-            Speaks.Wisp => new WispProtocol(settings, WispSettings(context, verdict.SubProtocol, verdict.CredentialsPending)),
+            Speaks.Wisp => new WispProtocol(settings, WispSettings(context, wispVersion2 is not null && verdict.SubProtocol == wispVersion2, verdict.CredentialsPending)),
             _ => new Ws2sProtocol(settings),
         };
         await using var upgrade = await WebSocketUpgrade.AcceptAsync(context, verdict.SubProtocol, sessions.KeepAlive);
@@ -156,10 +158,9 @@ internal static class Ws2sEndpoint
 
     /// <summary>The Wisp settings in force, speaking v2 when the handshake answered with the client's v2 subprotocol.</summary>
     /// <remarks><paramref name="credentials"/>: admitted without its token, it presents it in its INFO (the password extension).</remarks>
-    private static WispStreams.WispSettings WispSettings(HttpContext context, string? subProtocol, bool credentials)
+    private static WispStreams.WispSettings WispSettings(HttpContext context, bool version2, bool credentials)
     {
         var configured = context.RequestServices.GetRequiredService<Configuration.LiveConfiguration>().Current.Wisp;
-        var version2 = subProtocol is not null && subProtocol == WispVersion2Protocol(context);
         return new WispStreams.WispSettings(configured.BufferPackets, configured.MaxStreams, configured.MaxOpensPerSecond, configured.Motd, version2, credentials);
     }
 
