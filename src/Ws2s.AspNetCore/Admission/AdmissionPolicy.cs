@@ -108,16 +108,12 @@ internal sealed class AdmissionPolicy : IDisposable
             unproven?.Dispose();
             return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
         }
-        if (grant is { Subject: { } subject, MaxSessions: { } most })
+        if (!HoldSubject(grant, out var held, out var crowdedSubject))
         {
-            var held = _subjects.TryEnter(subject, most);
-            if (held is null)
-            {
-                lease.Dispose();
-                return new(StatusCodes.Status503ServiceUnavailable, $"the token's subject has {most} session{(most == 1 ? "" : "s")} open already (its maxSessions)", null, null);
-            }
-            lease = new Both(lease, held);
+            lease.Dispose();
+            return new(StatusCodes.Status503ServiceUnavailable, crowdedSubject, null, null);
         }
+        if (held is not null) lease = new Both(lease, held);
         return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant,
             SettingsOf(rules), pending, unproven);
     }
@@ -172,9 +168,22 @@ internal sealed class AdmissionPolicy : IDisposable
     {
         var (valid, grant, why) = await TokenAsync(_live.Current, token);
         if (!valid) return (null, null, why ?? "the token is not valid");
-        if (grant is not { Subject: { } subject, MaxSessions: { } most }) return (grant, null, null);
-        var held = _subjects.TryEnter(subject, most);
-        return held is null ? (null, null, $"the token's subject has {most} session{(most == 1 ? "" : "s")} open already (its maxSessions)") : (grant, held, null);
+        return HoldSubject(grant, out var held, out var refusal) ? (grant, held, null) : (null, null, refusal);
+    }
+
+    /// <summary>
+    /// One of the session slots of a signed token's subject, when the token limits them (<c>maxSessions</c>): true with the
+    /// hold (null when there is no limit), or false with the words of the refusal.
+    /// </summary>
+    private bool HoldSubject(JwtGrant? grant, out IDisposable? held, out string? refusal)
+    {
+        held = null;
+        refusal = null;
+        if (grant is not { Subject: { } subject, MaxSessions: { } most }) return true;
+        held = _subjects.TryEnter(subject, most);
+        if (held is not null) return true;
+        refusal = $"the token's subject has {most} session{(most == 1 ? "" : "s")} open already (its maxSessions)";
+        return false;
     }
 
     /// <summary>
