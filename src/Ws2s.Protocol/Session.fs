@@ -342,9 +342,13 @@ let private tunnelRefusal settings (route: Route) =
     | Allowed when route.Tls.IsSome -> None
     | Allowed -> tunnelTlsRequirement settings.Policy host (knownAddresses host) port.Value |> Option.map tlsNeeded
 
-/// The connects of the last second before `now` (the rate limit's window).
-let private connectsWithinASecond (now: Instant) (session: Session) =
-    session.RecentConnects |> List.filter (fun began -> now.Since began < 1000L)
+/// A sliding one-second rate: are `recent` (moments, newest first) at `limit` within the second before `now`? (0: no limit.)
+let internal overRate limit (now: Instant) (recent: Instant list) =
+    limit > 0 && (recent |> List.filter (fun at -> now.Since at < 1000L) |> List.length) >= limit
+
+/// `recent` with `now` recorded, and nothing older than a second kept (nothing at all without a limit).
+let internal recordRate limit (now: Instant) (recent: Instant list) =
+    if limit > 0 then now :: (recent |> List.filter (fun at -> now.Since at < 1000L)) else []
 
 /// Carry out one request, at `now`, in a phase that is not busy.
 let private execute session (now: Instant) request : Session * Effect list =
@@ -354,9 +358,7 @@ let private execute session (now: Instant) request : Session * Effect list =
     | Rejected response, _ -> reply response
     | Valid(Connect route), _ when session.ConnectsEnded.IsSome ->
         session, answerConnect None (Forbidden(route.Destination.Quoted, session.ConnectsEnded.Value))
-    | Valid(Connect _), _ when
-        session.Settings.MaxConnectsPerSecond > 0
-        && List.length (connectsWithinASecond now session) >= session.Settings.MaxConnectsPerSecond ->
+    | Valid(Connect _), _ when overRate session.Settings.MaxConnectsPerSecond now session.RecentConnects ->
         session, answerConnect None (ConnectFailed $"too many connects: at most {session.Settings.MaxConnectsPerSecond} per second")
     | Valid(Connect({ Ssh = Some _ } as route)), _ when not session.Settings.SshAllowed ->
         session, answerConnect None (Forbidden(route.Destination.Quoted, "SSH tunnels are not in this session's scope"))
@@ -370,8 +372,7 @@ let private execute session (now: Instant) request : Session * Effect list =
             { session with
                 NextGeneration = generation + 1L
                 Phase = Idle
-                RecentConnects =
-                    if session.Settings.MaxConnectsPerSecond > 0 then now :: connectsWithinASecond now session else [] }
+                RecentConnects = recordRate session.Settings.MaxConnectsPerSecond now session.RecentConnects }
         match resolvedHop route |> Option.map (fun (host, _) -> host, knownAddresses host) with
         | Some(host, None) ->
             { session with Phase = Busy(Resolution connection, []) }, closeOld @ [ Resolve(generation, host.Canonical) ]

@@ -42,9 +42,6 @@ let start (settings: Settings) (wisp: WispSettings) (now: Instant) =
     let hello = if wisp.Version2 then [ send (info 2uy 0uy extensions) ] else []
     // With credentials required, the first CONTINUE waits for them (spec: "if the connection is accepted").
     session, hello @ (if credentials then [] else [ send (continueWith 0u (uint32 wisp.BufferPackets)) ])
-let private opensWithinASecond (now: Instant) (session: WispSession) =
-    session.RecentOpens |> List.filter (fun at -> now.Since at < 1000L)
-
 /// A CONNECT on stream `id` (not 0): judged like a ws2s `connect` by the stream's own session, or refused here.
 let private openStream (session: WispSession) now id kind port host =
     let refuse reason = session, [ send (close id reason) ]
@@ -54,8 +51,7 @@ let private openStream (session: WispSession) now id kind port host =
         let session, stillOpen = drop session now live
         session, stillOpen @ [ send (close id Invalid) ]
     | None when session.StreamCount >= session.Wisp.MaxStreams -> refuse Throttled
-    | None when session.Wisp.MaxOpensPerSecond > 0 && List.length (opensWithinASecond now session) >= session.Wisp.MaxOpensPerSecond ->
-        refuse Throttled
+    | None when overRate session.Wisp.MaxOpensPerSecond now session.RecentOpens -> refuse Throttled
     // UDP only when the server offers it (its INFO lists the UDP extension); other stream types do not exist.
     | None when port = 0us || not (kind = 1uy || (kind = 2uy && session.Template.Settings.Udp.IsSome)) -> refuse Invalid
     | None ->
@@ -71,8 +67,7 @@ let private openStream (session: WispSession) now id kind port host =
             let stream =
                 { Id = id; Udp = udp; Generation = generation; Inner = inner; Began = now; Grant = session.Wisp.BufferPackets
                   ReceivedSinceGrant = 0; Queued = 0; Due = None }
-            let recent = if session.Wisp.MaxOpensPerSecond > 0 then now :: opensWithinASecond now session else []
-            let session = { session with Opened = opened; RecentOpens = recent }
+            let session = { session with Opened = opened; RecentOpens = recordRate session.Wisp.MaxOpensPerSecond now session.RecentOpens }
             let destination = if udp then UdpPeer(host, port) else TcpPeer(host, port)
             let route = { Destination = destination; Binary = true; Ssh = None; Tls = None }
             let session, effects = advance session stream now None (Session.request inner now (Valid(Command.Connect route)))
