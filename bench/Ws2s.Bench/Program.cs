@@ -8,7 +8,7 @@ using Ws2s.Bench;
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --soak-mib 1024 [--read-mib-per-second 1] [--soak-seconds N]
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --burst 150 [--burst-watch 60] [--burst-json]   (RSS after a burst of full queues)
 //   dotnet run -c Release --project bench/Ws2s.Bench -- --micro     (BenchmarkDotNet: codec and core step)
-//   dotnet run -c Release --project bench/Ws2s.Bench -- --wisp [--wisp-js NODE_MODULES] [--wisp-python CHECKOUT] [--wisp-connections 4] [--wisp-streams 16] [--seconds 5] [--wisp-idle-streams 20000] [--wisp-opens 2000]
+//   dotnet run -c Release --project bench/Ws2s.Bench -- --wisp [--wisp-js NODE_MODULES] [--wisp-python CHECKOUT] [--wisp-connections 4] [--wisp-streams 16] [--seconds 5] [--wisp-idle-streams 20000] [--wisp-opens 2000] [--wisp-rounds 3] [--wisp-variant NAME=VALUE]... [--wisp-idle-by-wisp-js]
 // Without --server it starts ws2s for .NET (ws2sd, built beside this tool) as its own process on a
 // loopback port. With --server it measures any server speaking the protocol (e.g. the original
 // Python ws2s) that may dial loopback; binary mode and the idle-RSS figure need ws2s for .NET.
@@ -49,7 +49,8 @@ if (args.Contains("--wisp"))
 {
     await WispBench.RunAsync(new(int.Parse(Option("--wisp-connections") ?? "4", CultureInfo.InvariantCulture), int.Parse(Option("--wisp-streams") ?? "16", CultureInfo.InvariantCulture),
         TimeSpan.FromSeconds(double.Parse(Option("--seconds") ?? "5", CultureInfo.InvariantCulture)), int.Parse(Option("--wisp-idle-streams") ?? "20000", CultureInfo.InvariantCulture),
-        Option("--wisp-js"), Option("--wisp-python"), int.Parse(Option("--wisp-opens") ?? "2000", CultureInfo.InvariantCulture)));
+        Option("--wisp-js"), Option("--wisp-python"), int.Parse(Option("--wisp-opens") ?? "2000", CultureInfo.InvariantCulture),
+        int.Parse(Option("--wisp-rounds") ?? "3", CultureInfo.InvariantCulture), Options("--wisp-variant"), args.Contains("--wisp-idle-by-wisp-js")));
     return 0;
 }
 if (Option("--soak-mib") is { } soakMib)
@@ -241,5 +242,7 @@ string? Option(string name)
     var at = Array.IndexOf(args, name);
     return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
 }
+
+string[] Options(string name) => [.. args.Select((arg, at) => (arg, at)).Where(a => a.arg == name && a.at + 1 < args.Length).Select(a => args[a.at + 1])];
 
 internal sealed record Row(string Name, double One, double Sixteen, double P50, double P99, double Connects);

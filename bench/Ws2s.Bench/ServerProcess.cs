@@ -30,7 +30,7 @@ internal sealed class ServerProcess : IAsyncDisposable
          "Logging":{"LogLevel":{"Default":"Warning"}}}
         """;
 
-    public static async Task<ServerProcess> StartAsync(string configJson)
+    public static async Task<ServerProcess> StartAsync(string configJson, IReadOnlyDictionary<string, string>? environment = null)
     {
         var config = Path.Combine(Directory.CreateTempSubdirectory("ws2s-bench-").FullName, "config.json");
         await File.WriteAllTextAsync(config, configJson);
@@ -39,6 +39,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         info.ArgumentList.Add("--config");
         if (Environment.GetEnvironmentVariable("BENCH_SERVER_INLINE_COMPLETIONS") != "1") info.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"); // measured as shipped, whatever the bench itself uses
         info.ArgumentList.Add(config);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         var process = Process.Start(info)!;
         while (await process.StandardOutput.ReadLineAsync() is { } line)
             if (line.StartsWith("ws2s listening on ", StringComparison.Ordinal))

@@ -15,7 +15,14 @@ namespace Ws2s.Bench;
 /// </summary>
 internal static class WispBench
 {
-    public sealed record Options(int Connections, int Streams, TimeSpan Duration, int IdleStreams, string? WispJsModules, string? PythonServer, int Opens);
+    /// <param name="Rounds">Throughput is measured in this many rounds, the servers taking turns in each, and the medians reported: on a
+    /// noisy machine a burst of other work then falls on one round of one server, not on all of a server's measurement.</param>
+    /// <param name="IdleByWispJs">Whether the wisp-js client holds the idle streams (else the bench's own client does): one of
+    /// the two per run, as a server's heap is not the same after it held the first set.</param>
+    /// <param name="Variants">Extra ws2sd processes, each with one environment variable set (<c>NAME=VALUE</c>), measured beside the
+    /// shipped one in the same rounds: an A/B of a runtime or GC setting.</param>
+    public sealed record Options(int Connections, int Streams, TimeSpan Duration, int IdleStreams, string? WispJsModules, string? PythonServer, int Opens,
+        int Rounds = 3, IReadOnlyList<string>? Variants = null, bool IdleByWispJs = false);
 
     private sealed record Server(string Name, Uri Url, int Pid, IAsyncDisposable Process);
 
@@ -30,24 +37,38 @@ internal static class WispBench
         {
             var ws2s = await ServerProcess.StartAsync(config);
             servers.Add(new("ws2s (.NET)", new Uri(ws2s.Url, "/wisp/"), ws2s.Pid, ws2s));
+            foreach (var variant in options.Variants ?? [])
+            {
+                var (name, value) = (variant[..variant.IndexOf('=', StringComparison.Ordinal)], variant[(variant.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+                var other = await ServerProcess.StartAsync(config, new Dictionary<string, string> { [name] = value });
+                servers.Add(new($"ws2s ({variant})", new Uri(other.Url, "/wisp/"), other.Pid, other));
+            }
             if (options.WispJsModules is { } modules && await PeerRelay.WispJsAsync(modules) is { } wispJs)
                 servers.Add(new("wisp-js 0.5.0 server (Node)", new Uri($"ws://127.0.0.1:{wispJs.Port}/"), wispJs.Pid, wispJs));
             if (options.PythonServer is { } python && await PeerRelay.WispPythonAsync(python) is { } wispPython)
                 servers.Add(new("wisp-server-python", new Uri($"ws://127.0.0.1:{wispPython.Port}/"), wispPython.Pid, wispPython));
             Console.WriteLine($"Wisp bench: {Environment.ProcessorCount} cores, echo at {echo.Endpoint}; {options.Connections} WebSockets x {options.Streams} streams, "
-                + $"16 KiB echo per stream, {options.Duration.TotalSeconds} s; {options.Opens} open-echo-close; {options.IdleStreams} idle streams");
+                + $"16 KiB echo per stream, {options.Rounds} rounds of {options.Duration.TotalSeconds} s each; {options.Opens} open-echo-close; {options.IdleStreams} idle streams");
+            var rounds = servers.ToDictionary(s => s, _ => new List<(double MbPerSecond, double CpuMsPerMb)>());
+            for (var round = 0; round < options.Rounds; round++)
+                foreach (var server in servers)
+                    rounds[server].Add(await ThroughputAsync(server, echo.Endpoint, options));
             var tcp = await OpenEchoCloseAsync(() => TcpOnceAsync(echo.Endpoint), options.Opens);
             Console.WriteLine($"plain TCP connect-echo-close: p50 {tcp.P50:F0} us, {tcp.PerSecond:F0}/s");
             Console.WriteLine("| server | MB/s | server CPU ms/MB | open-echo-close p50 (us) | over TCP (us) | opens/s | RSS per idle stream (KiB) |");
             Console.WriteLine("|---|---|---|---|---|---|---|");
             foreach (var server in servers)
             {
-                var (mbPerSecond, cpuPerMb) = await ThroughputAsync(server, echo.Endpoint, options);
+                var (mbPerSecond, cpuPerMb) = (Median(rounds[server].Select(r => r.MbPerSecond)), Median(rounds[server].Select(r => r.CpuMsPerMb)));
                 await using var opener = await WispConnection.OpenAsync(server.Url);
                 var opens = await OpenEchoCloseAsync(() => opener.OnceAsync(echo.Endpoint), options.Opens);
-                var idle = options.IdleStreams > 0 ? await IdleRssAsync(server, echo.Endpoint, options.IdleStreams) : double.NaN;
+                var idle = options.IdleStreams > 0 && !options.IdleByWispJs ? await IdleRssAsync(server, echo.Endpoint, options.IdleStreams) : double.NaN;
                 Console.WriteLine($"| {server.Name} | {mbPerSecond:F1} | {cpuPerMb:F2} | {opens.P50:F0} | {opens.P50 - tcp.P50:+0;-0} | {opens.PerSecond:F0} | {idle:F1} |");
             }
+            Console.WriteLine();
+            Console.WriteLine("Each round (MB/s, server CPU ms/MB):");
+            foreach (var server in servers)
+                Console.WriteLine($"  {server.Name}: " + string.Join("; ", rounds[server].Select(r => $"{r.MbPerSecond:F0}, {r.CpuMsPerMb:F2}")));
             if (options.WispJsModules is { } jsModules)
             {
                 Console.WriteLine();
@@ -61,6 +82,19 @@ internal static class WispBench
                     var mb = 100.0 * 2; // 1 MiB up and 1 MiB back per stream
                     var cpuMs = (ProcessCpu.TreeSeconds(server.Pid) - cpu) * 1000;
                     Console.WriteLine(ok ? $"| {server.Name} | {ms:F0} | {mb / (ms / 1000):F1} | {cpuMs / mb:F2} |" : $"| {server.Name} | failed: {ms} | | |");
+                }
+                Console.WriteLine();
+                Console.WriteLine($"The wisp-js client again: {options.Opens} open-echo-close (CONNECT and one byte sent at once, the byte back, CLOSE) against as many "
+                    + "plain TCP connect-echo-close from the same Node process (net), interleaved; then RSS per idle stream, the streams held by wisp-js over one WebSocket");
+                Console.WriteLine("| server | open-echo-close p50 (us) | Node TCP p50 (us) | over TCP (us) | RSS per idle stream (KiB) |");
+                Console.WriteLine("|---|---|---|---|---|");
+                foreach (var server in servers)
+                {
+                    var opens = await WispJsAsync(jsModules, server.Url, echo.Endpoint, "opens", options.Opens);
+                    var idle = options.IdleStreams > 0 && options.IdleByWispJs ? await WispJsIdleRssAsync(jsModules, server, echo.Endpoint, options.IdleStreams) : double.NaN;
+                    Console.WriteLine(opens?["ok"]?.GetValue<bool>() == true
+                        ? $"| {server.Name} | {opens["wispP50Us"]!.GetValue<double>():F0} | {opens["tcpP50Us"]!.GetValue<double>():F0} | {opens["wispP50Us"]!.GetValue<double>() - opens["tcpP50Us"]!.GetValue<double>():+0;-0} | {idle:F1} |"
+                        : $"| {server.Name} | failed: {opens?["error"]} | | | {idle:F1} |");
                 }
             }
         }
@@ -97,6 +131,12 @@ internal static class WispBench
         foreach (var connection in connections) await connection.DisposeAsync();
         var mb = bytes / 1e6;
         return (mb / seconds, cpuMs / mb);
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private sealed record Latency(double P50, double PerSecond);
@@ -148,6 +188,42 @@ internal static class WispBench
         }
         foreach (var connection in connections) await connection.DisposeAsync();
         return (after - before) / 1024.0 / count;
+    }
+
+    private static ProcessStartInfo WispJsClient(string modules, Uri url, IPEndPoint echo, string mode, int streams)
+    {
+        var info = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "node", "wisp-js-client.mjs"), "--modules", modules, "--url", url.ToString(), "--version", "1",
+                     "--host", "127.0.0.1", "--port", echo.Port.ToString(CultureInfo.InvariantCulture), "--mode", mode, "--streams", $"{streams}", "--timeout-ms", "300000" })
+            info.ArgumentList.Add(arg);
+        return info;
+    }
+
+    /// <summary>Runs the wisp-js client in <paramref name="mode"/> to its end; its one line of JSON.</summary>
+    private static async Task<System.Text.Json.Nodes.JsonNode?> WispJsAsync(string modules, Uri url, IPEndPoint echo, string mode, int streams)
+    {
+        using var process = Process.Start(WispJsClient(modules, url, echo, mode, streams))!;
+        process.StandardInput.Close();
+        var errors = process.StandardError.ReadToEndAsync();
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        await errors;
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries) is [.., var last] ? System.Text.Json.Nodes.JsonNode.Parse(last) : null;
+    }
+
+    /// <summary>RSS the server adds per stream that the wisp-js client holds open (each echoed once), all over one WebSocket.</summary>
+    private static async Task<double> WispJsIdleRssAsync(string modules, Server server, IPEndPoint echo, int count)
+    {
+        var before = ProcessMemory.Rss(server.Pid);
+        using var process = Process.Start(WispJsClient(modules, server.Url, echo, "idle", count))!;
+        var errors = process.StandardError.ReadToEndAsync();
+        var line = await process.StandardOutput.ReadLineAsync();
+        var held = line is null ? null : System.Text.Json.Nodes.JsonNode.Parse(line);
+        var after = ProcessMemory.Rss(server.Pid);
+        process.StandardInput.Close(); // the client lets go of its streams and ends
+        await process.WaitForExitAsync();
+        await errors;
+        return held?["held"]?.GetValue<int>() == count ? (after - before) / 1024.0 / count : double.NaN;
     }
 
     private static async Task<(double Ms, bool Ok)> WispJsEchoAsync(string modules, Uri url, IPEndPoint echo, int streams, int bytes)

@@ -3,7 +3,7 @@
 //
 // Usage:
 //   node wisp-js-client.mjs --url ws://127.0.0.1:PORT/wisp/ --version 1|2 \
-//        --host 127.0.0.1 --port ECHOPORT [--mode echo|close-reason] \
+//        --host 127.0.0.1 --port ECHOPORT [--mode echo|close-reason|udp-echo|opens|idle] \
 //        [--streams 100] [--bytes 262144] [--timeout-ms 60000] [--max-chunk 16384] \
 //        [--seed 1] [--allow-fallback] [--modules /path/to/node_modules]
 //
@@ -14,6 +14,11 @@
 // stdout: exactly ONE line of JSON. Library warnings go to stderr.
 //   echo:         {"ok":true,"streams":N,"bytes":N*B,"sha256Mismatches":0,"ms":..., ...}
 //   close-reason: {"ok":true,"closeReason":<number>, ...}
+//   opens:        --streams N times, one after another: open a stream, echo one byte, close it; then as many plain TCP
+//                 connect-echo-close with Node's net to the same echo server (the baseline, same process and runtime):
+//                 {"ok":true,"wispP50Us":..,"tcpP50Us":..,"wispP90Us":..,"tcpP90Us":..,"opens":N}
+//   idle:         opens --streams N streams and echoes one byte on each, prints {"ok":true,"held":N}, and holds them
+//                 open until its stdin ends (the bench reads the server's RSS meanwhile)
 //   failure:      {"ok":false,"error":"...", ...}
 // Exit code: 0 on success, 1 on failure/timeout, 2 on usage error.
 //
@@ -84,7 +89,7 @@ function parseArgs(argv) {
   if (!opts.url) throw new Error("--url is required");
   if (opts.version !== 1 && opts.version !== 2) throw new Error("--version must be 1 or 2");
   if (opts.port == null || opts.port < 1 || opts.port > 65535) throw new Error("--port (destination port) is required, 1..65535");
-  if (!["echo", "close-reason", "udp-echo"].includes(opts.mode)) throw new Error("--mode must be echo, close-reason or udp-echo");
+  if (!["echo", "close-reason", "udp-echo", "opens", "idle"].includes(opts.mode)) throw new Error("--mode must be echo, close-reason, udp-echo, opens or idle");
   if (opts.mode === "echo" && opts.streams < 1) throw new Error("--streams must be >= 1");
   if (opts.maxChunk < 1) throw new Error("--max-chunk must be >= 1");
   let u;
@@ -262,6 +267,25 @@ async function main() {
     return;
   }
 
+  if (opts.mode === "opens") {
+    const result = await Promise.race([opensMode(conn), timeoutPromise]).catch((e) => ({ error: e.message }));
+    try { conn.close(); } catch { /* ignore */ }
+    if (result.error) fail(result.error, { ms: Date.now() - startedAt });
+    else emit({ ok: true, ...result, ms: Date.now() - startedAt }, 0);
+    return;
+  }
+
+  if (opts.mode === "idle") {
+    const result = await Promise.race([idleMode(conn), timeoutPromise]).catch((e) => ({ error: e.message }));
+    if (result.error) { fail(result.error, { ms: Date.now() - startedAt }); return; }
+    // One line now, then hold every stream open until stdin ends (not emit(): that exits).
+    finished = true;
+    process.stdout.write(JSON.stringify({ ok: true, ...result, ms: Date.now() - startedAt }) + "\n");
+    process.stdin.resume();
+    process.stdin.on("end", () => { try { conn.close(); } catch { /* ignore */ } process.exit(0); });
+    return;
+  }
+
   const state = { streams: [], done: 0 };
   try {
     await Promise.race([echoMode(conn, state, () => wsClosed), timeoutPromise]);
@@ -339,6 +363,66 @@ function udpEchoMode(conn) {
       next();
     }
   });
+}
+
+// opens: the latency of opening a stream, the way a page opens one: CONNECT and the first DATA at once (wisp-js sends
+// both without waiting), the echo back, CLOSE. The baseline is the same exchange over a plain TCP connection from this
+// same process (Node's net), so both sides of the comparison pay the same runtime's costs.
+async function opensMode(conn) {
+  const N = opts.streams, warm = Math.min(100, N);
+  const one = new Uint8Array([42]);
+  const wispOnce = () => new Promise((resolve, reject) => {
+    const stream = conn.create_stream(opts.host, opts.port, "tcp");
+    stream.onmessage = () => { stream.onclose = null; stream.close(0x02); resolve(); };
+    stream.onclose = (reason) => reject(new Error(`stream closed with reason ${reason} before its echo`));
+    stream.send(one);
+  });
+  const net = await import("node:net");
+  const tcpOnce = () => new Promise((resolve, reject) => {
+    const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true }, () => socket.write(one));
+    socket.once("data", () => { socket.destroy(); resolve(); });
+    socket.once("error", reject);
+  });
+  const half = Math.max(1, Math.ceil(N / 2));
+  const measure = async (once) => {
+    for (let i = 0; i < warm; i++) await once();
+    const samples = new Float64Array(half);
+    for (let i = 0; i < half; i++) {
+      const start = process.hrtime.bigint();
+      await once();
+      samples[i] = Number(process.hrtime.bigint() - start) / 1000;
+    }
+    samples.sort();
+    return { p50: samples[Math.floor(half / 2)], p90: samples[Math.floor(half * 0.9)] };
+  };
+  // In halves, interleaved (TCP, Wisp, TCP, Wisp), so a burst of other work on the machine falls on both.
+  const runs = { wisp: [], tcp: [] };
+  for (let r = 0; r < 2; r++) {
+    runs.tcp.push(await measure(tcpOnce));
+    runs.wisp.push(await measure(wispOnce));
+  }
+  const mid = (xs, k) => (xs[0][k] + xs[1][k]) / 2;
+  return { opens: half * 2, wispP50Us: mid(runs.wisp, "p50"), tcpP50Us: mid(runs.tcp, "p50"), wispP90Us: mid(runs.wisp, "p90"), tcpP90Us: mid(runs.tcp, "p90") };
+}
+
+// idle: N streams held open, each echoed once (so each is connected at the server), in batches of 500.
+async function idleMode(conn) {
+  const N = opts.streams;
+  const streams = [];
+  for (let at = 0; at < N; at += 500) {
+    const batch = [];
+    for (let i = at; i < Math.min(N, at + 500); i++) {
+      batch.push(new Promise((resolve, reject) => {
+        const stream = conn.create_stream(opts.host, opts.port, "tcp");
+        stream.onmessage = () => resolve();
+        stream.onclose = (reason) => reject(new Error(`stream ${i} closed with reason ${reason} while held`));
+        stream.send(new Uint8Array([7]));
+        streams.push(stream);
+      }));
+    }
+    await Promise.all(batch);
+  }
+  return { held: streams.length };
 }
 
 function echoMode(conn, state, isWsClosed) {
