@@ -18,10 +18,19 @@ public interface IConnector
     /// Connects. A peer that cannot be reached throws <see cref="DialFailedException"/> (or a
     /// <see cref="System.Net.Sockets.SocketException"/>, worded by the connection); when
     /// <paramref name="cancel"/> fires (the connection closed, or another attempt won) it releases
-    /// what it holds and throws <see cref="OperationCanceledException"/>.
+    /// what it holds and throws <see cref="OperationCanceledException"/>. The token is for the connect only: it is
+    /// cancelled once an attempt has won, this one included, so the stream returned must not depend on it.
     /// </summary>
     Task<PeerStream> ConnectAsync(Hop hop, PeerContext context, CancellationToken cancel);
 }
+
+/// <summary>
+/// A connector of ws2s's own whose <see cref="IConnector.ConnectAsync"/> never blocks (no name to resolve, no file to look at,
+/// no handshake): a dial starts it on the session's thread, which may be a socket's event thread, without first hopping to
+/// the thread pool, and its socket completes the connect on the event thread too (<see cref="InlineCompletions"/>). On
+/// loopback those two hops were most of what opening a stream cost beyond the connect itself.
+/// </summary>
+internal interface INonBlockingConnector : IConnector;
 
 /// <summary>What a connector may need of its session: who the client is (SSH logins are shared per client), and how to say the peer failed after it connected.</summary>
 public sealed record PeerContext(IPAddress Client, Action<string> Failed);

@@ -4,7 +4,7 @@ using Ws2s.Protocol;
 namespace Ws2s.AspNetCore.Connectors;
 
 /// <summary>Connects a TCP hop: one attempt at one address the policy checked (the core runs several at once, RFC 8305).</summary>
-internal sealed class TcpConnector : IConnector
+internal sealed class TcpConnector : INonBlockingConnector
 {
     public string Scheme => "tcp";
 
@@ -13,6 +13,7 @@ internal sealed class TcpConnector : IConnector
         var endpoint = ((Hop.TcpHop)hop).Endpoint;
         // Out of file descriptors, say: the constructor throws, and the connect fails in words ("too many open files").
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        InlineCompletions.Prefer(socket, inline: true); // the dial's rest, and the relay, run on the event thread (see INonBlockingConnector)
         try
         {
             await socket.ConnectAsync(endpoint, cancel);

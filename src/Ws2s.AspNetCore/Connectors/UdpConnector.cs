@@ -12,7 +12,7 @@ namespace Ws2s.AspNetCore.Connectors;
 /// anyone else), as a stream whose every write is one datagram and every read one datagram (see <see cref="DatagramStream"/>).
 /// What a client sends is held to <c>udp.maxPacketsPerSecond</c> and <c>udp.maxBytesPerSecond</c> per client address.
 /// </summary>
-internal sealed class UdpConnector(LiveConfiguration live, Ws2sMetrics metrics, TimeProvider time) : IConnector
+internal sealed class UdpConnector(LiveConfiguration live, Ws2sMetrics metrics, TimeProvider time) : INonBlockingConnector
 {
     private readonly UdpRates _rates = new(time);
 
