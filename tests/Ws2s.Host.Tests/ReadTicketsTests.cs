@@ -30,7 +30,7 @@ public sealed class ReadTicketsTests
             var near = await listener.AcceptSocketAsync();
             peers.Add((far, near));
             var generation = new GenerationInputs(i, inputs.Writer, NullLogger.Instance, CancellationToken.None, reads);
-            _ = new PeerPump(i, PeerStream.Of(near), generation.PostAsync, generation.RoomAsync, generation.GiveBack).ReadAsync(CancellationToken.None);
+            _ = new PeerPump(generation, PeerStream.Of(near)).ReadAsync(CancellationToken.None);
             await far.SendAsync(new byte[100]);
         }
         try

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using Ws2s.AspNetCore.Sessions;
 using Ws2s.Protocol;
 
 namespace Ws2s.AspNetCore.Connectors;
@@ -7,13 +8,12 @@ namespace Ws2s.AspNetCore.Connectors;
 /// <summary>
 /// Moves bytes between one connected peer and its session, for every kind of connection (the
 /// connector's <see cref="PeerStream"/>): reads into pooled buffers (handed to the core, returned by
-/// the session), writes, half-close. What happens is reported through <paramref name="post"/> as
-/// inputs of <paramref name="generation"/>.
+/// the session), writes, half-close. What happens is reported to the session as inputs of the generation (<paramref name="inputs"/>):
+/// a read waits for room first (<see cref="GenerationInputs.RoomAsync"/>), so a peer whose client is slow holds no buffer.
 /// </summary>
-/// <remarks><paramref name="room"/> waits until the session can take an input, so a peer whose client is slow holds no buffer.</remarks>
-/// <remarks><paramref name="giveBack"/> returns a read ticket that <paramref name="room"/> took when no bytes came of it.</remarks>
-internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, ValueTask<bool>> post, Func<ValueTask<bool>> room, Action giveBack)
+internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
 {
+
     /// <summary>The most a single read takes from the peer: one <c>recv data</c> message.</summary>
     public const int ReadChunkBytes = 64 * 1024;
 
@@ -24,21 +24,29 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
     /// the extra call costs at most one syscall per 64 KiB). The bounded input channel makes this
     /// wait while the client is slow: TCP flow control does the rest.
     /// </summary>
-    /// <remarks>It begins on the thread pool (its caller holds a lock; and a session with many peers keeps one state machine per pump, not two).</remarks>
+    /// <remarks>
+    /// Its caller holds a lock: when the peer has sent something already (the first wait is over at once), the pump goes
+    /// on from the thread pool, so that the session never runs under that lock. Otherwise it goes on where the data's
+    /// arrival is seen, as every later read does: opening a stream then wakes no pool thread (on a machine of few cores,
+    /// the pool's threads spinning for work after each wake took the CPU the client and the peer needed).
+    /// </remarks>
     public async Task ReadAsync(CancellationToken cancel)
     {
-        await Task.Yield();
+        var first = true;
         try
         {
             while (true)
             {
                 // A zero-byte read: waits for data without holding a buffer (its count means nothing).
 #pragma warning disable CA2022
-                await peer.Stream.ReadAsync(Memory<byte>.Empty, cancel);
+                var data = peer.Stream.ReadAsync(Memory<byte>.Empty, cancel);
 #pragma warning restore CA2022
+                if (first && data.IsCompleted) await Task.Yield();
+                first = false;
+                await data;
                 // While the session cannot take the read (its client is slow), wait without a buffer: a session with many
                 // peers (Wisp's streams) would otherwise pin a full buffer for each of them.
-                if (!await room()) return;
+                if (!await inputs.RoomAsync()) return;
                 var buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBytes);
                 int read;
                 try
@@ -48,31 +56,36 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
                 catch
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
-                    giveBack();
+                    inputs.GiveBack();
                     throw;
                 }
                 if (read == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
-                    giveBack();
-                    await post(Input.NewPeerFinished(generation));
+                    inputs.GiveBack();
+                    await inputs.PostAsync(Input.NewPeerFinished(inputs.Generation));
                     return;
                 }
-                if (!await post(Input.NewReceived(generation, new ReadOnlyMemory<byte>(buffer, 0, read))))
+                if (!await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, 0, read))))
                 {
                     // This generation is closed (a session goes on after a connection it replaced): its ticket goes back.
                     ArrayPool<byte>.Shared.Return(buffer);
-                    giveBack();
+                    inputs.GiveBack();
                     return;
                 }
             }
         }
         catch (IOException e) when (!cancel.IsCancellationRequested)
         {
-            await post(Input.NewSocketFailed(generation, SocketWords.Of(e)));
+            await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
         {
+        }
+        catch (Exception e)
+        {
+            // Reported here, not by a task watching this one: an idle stream keeps one state machine, not two.
+            await inputs.FaultAsync(e);
         }
     }
 
@@ -95,14 +108,14 @@ internal sealed class PeerPump(long generation, PeerStream peer, Func<Input, Val
         }
         catch (IOException e) when (!cancel.IsCancellationRequested)
         {
-            await post(Input.NewSocketFailed(generation, SocketWords.Of(e)));
+            await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
             return;
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
         {
             return;
         }
-        await post(Input.NewWriteCompleted(generation));
+        await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
     }
 
     /// <summary>Sends FIN; reading goes on until the peer closes.</summary>

@@ -16,7 +16,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     private PeerStream _stream = stream;
     /// <summary>The connector's stream is the socket's own (<see cref="PeerStream.Of"/>), not an application's wrapper.</summary>
     private readonly bool _overOwnStream = stream.Stream.GetType() == typeof(NetworkStream);
-    private PeerPump? _pump = new(inputs.Generation, stream, inputs.PostAsync, inputs.RoomAsync, inputs.GiveBack);
+    private PeerPump? _pump = new(inputs, stream);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
     /// <summary>
@@ -33,8 +33,9 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     /// <summary>Starts the reader of the stream in place: one at a time, and a plain one never after the TLS step began.</summary>
     private void Start(bool plain)
     {
-        var stop = CancellationTokenSource.CreateLinkedTokenSource(closed);
-        Task reading;
+        // Over ws2s's own socket, closing ends the read by shutting the socket down (see Dispose): the read's token only
+        // stops it for a TLS handshake. Under another stream, closing cancels the read.
+        var stop = _overOwnStream ? new CancellationTokenSource() : CancellationTokenSource.CreateLinkedTokenSource(closed);
         lock (_gate)
         {
             if ((plain && _tlsBegun) || _disposed || _pump is not { } pump || _reading is { IsCompleted: false })
@@ -48,9 +49,8 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             // completions run inline (the session's work on them never blocks). Not under an application connector's
             // stream: its code would run there too.
             if (_overOwnStream) InlineCompletions.Prefer(_stream.Socket, inline: true);
-            _reading = reading = pump.ReadAsync(stop.Token);
+            _reading = pump.ReadAsync(stop.Token); // it reports its own failures (a watching task would be one more object per stream)
         }
-        inputs.Run(reading);
     }
 
     public Task WriteAsync(ReadOnlyMemory<byte> bytes)
@@ -116,7 +116,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             if (!_disposed)
             {
                 _stream = secured;
-                _pump = new PeerPump(generation, secured, inputs.PostAsync, inputs.RoomAsync, inputs.GiveBack);
+                _pump = new PeerPump(inputs, secured);
                 installed = true;
             }
         }
@@ -163,16 +163,40 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         return read == 0;
     }
 
+    /// <summary>
+    /// Closes the peer. A read still waiting on ws2s's own socket is ended by shutting the socket down: the read then sees
+    /// the end on the socket's event thread, as any end, and the socket is closed once it has. Cancelling or closing under
+    /// a waiting read would end it through the thread pool (the runtime queues every aborted socket operation there), and
+    /// on a Wisp connection that opens and closes streams fast, that pool work and the pool's threads spinning after it
+    /// took about half of the server's CPU.
+    /// </summary>
     public void Dispose()
     {
         PeerStream stream;
+        Task? reading;
         lock (_gate)
         {
             if (_disposed) return;
             _disposed = true;
             _pump = null;
-            stream = _stream;
+            (stream, reading) = (_stream, _reading);
         }
-        stream.Dispose();
+        if (_overOwnStream && reading is { IsCompleted: false } && stream.Socket is { } socket && TryShutdown(socket))
+            reading.ContinueWith(static (_, peer) => ((PeerStream)peer!).Dispose(), stream, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        else
+            stream.Dispose();
+    }
+
+    private static bool TryShutdown(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false; // already broken: closing it now ends the read
+        }
     }
 }

@@ -17,11 +17,11 @@ namespace Ws2s.AspNetCore.Sessions;
 internal sealed class Connection : IDisposable
 {
     private readonly CancellationTokenSource _cancel = new();
-    /// <summary>Stops the other attempts once an attempt has won.</summary>
-    private readonly CancellationTokenSource _connected = new();
+    /// <summary>Ends the attempts in flight: once one has won, or when the connection is closed (one token for them all, not one linked per attempt).</summary>
+    private readonly CancellationTokenSource _attempts = new();
     private readonly GenerationInputs _inputs;
     private readonly ConnectorSet _connectors;
-    private readonly PeerContext _context;
+    private readonly IPAddress _client;
 
     private readonly Lock _gate = new();
     private bool _disposed;
@@ -41,8 +41,11 @@ internal sealed class Connection : IDisposable
     {
         _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token, reads);
         _connectors = connectors;
-        _context = new PeerContext(client, reason => _ = _inputs.PostAsync(Input.NewSocketFailed(generation, reason)));
+        _client = client;
     }
+
+    /// <summary>What a connector may need of the session; made for each dial (most connectors keep none of it).</summary>
+    private PeerContext Context() => new(_client, reason => _ = _inputs.PostAsync(Input.NewSocketFailed(Generation, reason)));
 
     private long Generation => _inputs.Generation;
 
@@ -98,10 +101,11 @@ internal sealed class Connection : IDisposable
     /// </summary>
     private async Task DialAsync(Hop hop)
     {
+        var connector = _connectors.Find(hop.Scheme);
         // A connector's code (an application's too) runs off the session's thread, which may be a socket's event thread
-        // (InlineCompletions): a connector that blocks must not hold up other sockets.
-        await Task.Yield();
-        if (_connectors.Find(hop.Scheme) is not { } connector)
+        // (InlineCompletions): a connector that blocks must not hold up other sockets. ws2s's own TCP and UDP never block.
+        if (connector is not INonBlockingConnector) await Task.Yield();
+        if (connector is null)
         {
             await Failed(DialError.NewDialFailed($"this server has no connector for {hop.Scheme}: destinations"));
             return;
@@ -109,8 +113,7 @@ internal sealed class Connection : IDisposable
         PeerStream stream;
         try
         {
-            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token, _connected.Token);
-            stream = await connector.ConnectAsync(hop, _context, attempt.Token);
+            stream = await connector.ConnectAsync(hop, Context(), _attempts.Token);
         }
         catch (DialFailedException e)
         {
@@ -136,7 +139,7 @@ internal sealed class Connection : IDisposable
             stream.Dispose(); // another attempt won, or the connection was closed meanwhile
             return;
         }
-        _connected.Cancel();
+        _attempts.Cancel();
         await _inputs.PostAsync(Input.NewDialled(Generation));
         won.StartReading();
     }
@@ -144,7 +147,7 @@ internal sealed class Connection : IDisposable
     /// <summary>An attempt failed: reported unless another has won already.</summary>
     private async Task Failed(DialError error)
     {
-        if (!_connected.IsCancellationRequested) await _inputs.PostAsync(Input.NewDialFailedWith(Generation, error));
+        if (!_attempts.IsCancellationRequested) await _inputs.PostAsync(Input.NewDialFailedWith(Generation, error));
     }
 
     public void Dispose()
@@ -159,6 +162,7 @@ internal sealed class Connection : IDisposable
         // Attempts in flight are cancelled: each connector releases what it holds, and a stream that
         // arrives after this is disposed by its attempt (above).
         _cancel.Cancel();
+        _attempts.Cancel();
         peer?.Dispose();
         _slot?.Dispose();
     }

@@ -18,6 +18,7 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
     /// <summary>Hands an input to the session; false once this generation or the session is finished.</summary>
     public async ValueTask<bool> PostAsync(Input input)
     {
+        if (closed.IsCancellationRequested) return false;
         try
         {
             await inputs.WriteAsync(input, closed);
@@ -36,6 +37,7 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
     /// </summary>
     public async ValueTask<bool> RoomAsync()
     {
+        if (closed.IsCancellationRequested) return false; // closed: no exception to throw and catch
         try
         {
             if (reads is null) return await inputs.WaitToWriteAsync(closed);
@@ -63,8 +65,14 @@ internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inp
         }
         catch (Exception e)
         {
-            log.LogError(e, "connection {Generation} failed unexpectedly", generation);
-            await PostAsync(Input.NewRunnerFault("the server hit an internal error (it is in the server's log)"));
+            await FaultAsync(e);
         }
+    }
+
+    /// <summary>A failure nobody expected in one of the generation's tasks (a bug of ours): logged once; the session ends with code 1.</summary>
+    public async Task FaultAsync(Exception e)
+    {
+        log.LogError(e, "connection {Generation} failed unexpectedly", generation);
+        await PostAsync(Input.NewRunnerFault("the server hit an internal error (it is in the server's log)"));
     }
 }

@@ -1,0 +1,70 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging.Abstractions;
+using Ws2s.AspNetCore.Connectors;
+using Ws2s.AspNetCore.Sessions;
+using Ws2s.Protocol;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// Closing a peer whose read is waiting: ws2s shuts its socket down so the read ends on the socket's event thread (not
+/// through the thread pool, as a cancelled or aborted socket read does), and closes the socket once the read has ended.
+/// These tests hold it to what a close must still do: the peer hears the end, the socket is released, nothing is reported.
+/// </summary>
+public sealed class ConnectedPeerTests
+{
+    [Fact]
+    public async Task Closing_a_peer_whose_read_waits_releases_its_socket_and_the_peer_sees_the_end()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var near = await listener.AcceptSocketAsync();
+        var inputs = Channel.CreateUnbounded<Input>();
+        using var closed = new CancellationTokenSource();
+        var generation = new GenerationInputs(7, inputs.Writer, NullLogger.Instance, closed.Token);
+        var peer = new ConnectedPeer(PeerStream.Of(near), generation, closed.Token);
+        peer.StartReading();
+        // The read is waiting (nothing was sent); then the connection closes, as Connection.Dispose does it.
+        closed.Cancel();
+        peer.Dispose();
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        Assert.Equal(0, await far.ReceiveAsync(new byte[1], patience.Token)); // FIN
+        while (!near.SafeHandle.IsClosed)
+        {
+            Assert.False(patience.IsCancellationRequested, "the socket was not released");
+            await Task.Yield();
+        }
+        Assert.False(inputs.Reader.TryRead(out var heard), $"a closed connection reported {heard}");
+    }
+
+    [Fact]
+    public async Task Closing_a_peer_whose_read_has_data_waiting_releases_its_socket_too()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var near = await listener.AcceptSocketAsync();
+        var inputs = Channel.CreateBounded<Input>(1);
+        using var closed = new CancellationTokenSource();
+        var generation = new GenerationInputs(7, inputs.Writer, NullLogger.Instance, closed.Token);
+        var peer = new ConnectedPeer(PeerStream.Of(near), generation, closed.Token);
+        peer.StartReading();
+        // The session takes nothing: the first read fills the channel, the next waits to post.
+        await far.SendAsync(new byte[100]);
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        Assert.True(await inputs.Reader.WaitToReadAsync(patience.Token));
+        await far.SendAsync(new byte[100]);
+        closed.Cancel();
+        peer.Dispose();
+        while (!near.SafeHandle.IsClosed)
+        {
+            Assert.False(patience.IsCancellationRequested, "the socket was not released");
+            await Task.Yield();
+        }
+    }
+}
