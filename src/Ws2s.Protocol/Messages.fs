@@ -189,6 +189,10 @@ type Effect =
     | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).
     | ReplyBinary of Bytes: ReadOnlyMemory<byte>
+    /// Send a Wisp DATA packet for `Stream` carrying `Payload` (a peer's bytes) as one binary frame. The driver frames it
+    /// (`WispPacket.writeDataHeader`), in the payload's own buffer when it has kept room before the payload for the header:
+    /// no copy of the bytes.
+    | ReplyWispData of Stream: uint32 * Payload: ReadOnlyMemory<byte>
     /// Close the client's connection with this status code (RFC 6455) and reason (at most 123 UTF-8 bytes,
     /// as a close frame holds: the core cuts longer ones, see `Effect.closeClient`).
     | CloseClient of Status: int * Reason: string
@@ -209,6 +213,7 @@ type IEffectHandler<'T> =
     abstract ShutdownConnection: generation: Generation -> 'T
     abstract Reply: response: Response -> 'T
     abstract ReplyBinary: bytes: ReadOnlyMemory<byte> -> 'T
+    abstract ReplyWispData: stream: uint32 * payload: ReadOnlyMemory<byte> -> 'T
     abstract CloseClient: status: int * reason: string -> 'T
     abstract Observe: observation: Observation -> 'T
     abstract CheckCredentials: credentials: Credentials -> 'T
@@ -241,6 +246,7 @@ module Effect =
         | ShutdownConnection generation -> handler.ShutdownConnection generation
         | Reply response -> handler.Reply response
         | ReplyBinary bytes -> handler.ReplyBinary bytes
+        | ReplyWispData(stream, payload) -> handler.ReplyWispData(stream, payload)
         | CloseClient(status, reason) -> handler.CloseClient(status, reason)
         | Observe observation -> handler.Observe observation
         | CheckCredentials credentials -> handler.CheckCredentials credentials

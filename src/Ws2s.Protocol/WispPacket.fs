@@ -150,9 +150,15 @@ let credentials (payload: ReadOnlyMemory<byte>) =
             | Some username, Some password -> Some { Username = username; Password = password }
             | _ -> None
 
+/// Writes a DATA packet's header for `stream` into the first `HeaderBytes` of `header` (its payload follows them).
+let writeDataHeader (header: Span<byte>) (stream: uint32) =
+    header[0] <- 0x02uy
+    BinaryPrimitives.WriteUInt32LittleEndian(header.Slice(1, 4), stream)
+
 /// A DATA packet carrying `payload` (copied).
 let data (stream: uint32) (payload: ReadOnlySpan<byte>) =
-    let bytes = packet 0x02uy stream payload.Length
+    let bytes = GC.AllocateUninitializedArray<byte>(HeaderBytes + payload.Length)
+    writeDataHeader (Span bytes) stream
     payload.CopyTo(Span(bytes, HeaderBytes, payload.Length))
     ReadOnlyMemory bytes
 

@@ -174,7 +174,7 @@ let internal advance (session: WispSession) (stream: Stream) now (cause: Input o
         |> List.collect (fun effect ->
             match effect with
             | ReplyBinary bytes
-            | Reply(RecvData bytes) -> [ send (data id bytes.Span) ]
+            | Reply(RecvData bytes) -> [ ReplyWispData(id, bytes) ]
             // The confirmation tells the client what it still has of its grant (it sets its credits to it).
             | Reply(Done "connect") when confirm && not stream.Udp ->
                 [ send (continueWith id (uint32 (max 0 (stream.Grant - stream.ReceivedSinceGrant)))) ]

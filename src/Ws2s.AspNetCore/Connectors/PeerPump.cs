@@ -14,8 +14,14 @@ namespace Ws2s.AspNetCore.Connectors;
 internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
 {
 
-    /// <summary>The most a single read takes from the peer: one <c>recv data</c> message.</summary>
+    /// <summary>The buffer of a single read from the peer: its bytes are one <c>recv data</c> message (or one Wisp DATA packet).</summary>
     public const int ReadChunkBytes = 64 * 1024;
+
+    /// <summary>
+    /// Bytes kept free at the start of every read buffer, before what the peer sent: room for a Wisp DATA header, so a Wisp
+    /// connection sends a peer's bytes without copying them (<see cref="SessionEffects.ReplyWispData"/>).
+    /// </summary>
+    public const int HeaderRoom = WispPacket.HeaderBytes;
 
     /// <summary>
     /// Reads until the peer finishes. Each read first waits with a zero-byte read, so a connection
@@ -51,7 +57,7 @@ internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
                 int read;
                 try
                 {
-                    read = await peer.Stream.ReadAsync(buffer.AsMemory(0, ReadChunkBytes), cancel);
+                    read = await peer.Stream.ReadAsync(buffer.AsMemory(HeaderRoom, ReadChunkBytes - HeaderRoom), cancel);
                 }
                 catch
                 {
@@ -66,7 +72,7 @@ internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
                     await inputs.PostAsync(Input.NewPeerFinished(inputs.Generation));
                     return;
                 }
-                if (!await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, 0, read))))
+                if (!await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, HeaderRoom, read))))
                 {
                     // This generation is closed (a session goes on after a connection it replaced): its ticket goes back.
                     ArrayPool<byte>.Shared.Return(buffer);

@@ -1,3 +1,5 @@
+using Ws2s.AspNetCore.Connectors;
+using System.Runtime.InteropServices;
 using System.Buffers;
 using System.Net;
 using System.Net.WebSockets;
@@ -83,6 +85,24 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         observer.ToClient(bytes.Length);
         return client.SendAsync(bytes, WebSocketMessageType.Binary, true, _cancel);
+    }
+
+    /// <summary>
+    /// A peer's bytes as a Wisp DATA packet. A peer's read leaves <see cref="PeerPump.HeaderRoom"/> bytes free before what it
+    /// read (the buffer is ws2s's, lent to the session until the step is done): the header goes there, and the packet is sent
+    /// from the read buffer itself. Bytes from anywhere else are copied behind a header.
+    /// </summary>
+    public ValueTask ReplyWispData(uint stream, ReadOnlyMemory<byte> payload)
+    {
+        ReadOnlyMemory<byte> packet;
+        if (MemoryMarshal.TryGetArray(payload, out var read) && read.Offset == PeerPump.HeaderRoom && read.Array is { } buffer)
+        {
+            WispPacket.writeDataHeader(buffer.AsSpan(0, WispPacket.HeaderBytes), stream);
+            packet = buffer.AsMemory(0, WispPacket.HeaderBytes + read.Count);
+        }
+        else packet = WispPacket.data(stream, payload.Span);
+        observer.ToClient(packet.Length);
+        return client.SendAsync(packet, WebSocketMessageType.Binary, true, _cancel);
     }
 
     // The effects below start work whose outcome comes back as an input: carried out at once.
