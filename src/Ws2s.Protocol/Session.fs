@@ -546,6 +546,9 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
         match phase with
         | Busy _ -> { session with Phase = phase }, effects
         | _ -> settle session now phase effects waiting
+    // The driver would not look the name up (a rate of lookups per client): the connect fails in its words.
+    | DialFailedWith(g, error), Busy(Resolution connection, pending) when sameGeneration connection g ->
+        settle session now Idle (endConnect now connection (connectFailure connection error.Message)) pending
     | ResolveFailed g, Busy(Resolution connection, pending) when sameGeneration connection g ->
         let host = resolvedHop connection.Route |> Option.map (fun (h, _) -> h.Written) |> Option.defaultValue connection.Route.Destination.Text
         settle session now Idle (endConnect now connection (connectFailure connection $"host not found: {host}")) pending

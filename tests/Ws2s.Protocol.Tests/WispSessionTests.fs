@@ -186,6 +186,20 @@ let ``limits: streams per connection and opens per second are refused 0x49, each
     Assert.Contains(effects, fun e -> e.IsDial)
 
 [<Fact>]
+let ``a name the driver would not look up (the client's lookups per second) closes the stream 0x49; a ws2s connect gets code 2 in words`` () =
+    let session, effects = step (start ()) (message (connect 3u 1uy 7001us "printer.example"))
+    Assert.Contains(Resolve(generation 1 3u, "printer.example"), effects)
+    let refusal = DialError.Throttled "too many name lookups from this client"
+    let _, effects = step session (DialFailedWith(generation 1 3u, refusal))
+    Assert.Equal((3u, Throttled), closeReasonOf effects)
+    // The same input in a ws2s session: the connect is answered code 2 with the driver's words.
+    let connect = Text.Encoding.UTF8.GetBytes """{"command":"connect","host":"printer.example","port":7001}"""
+    let ws2s, effects = Session.step (Session.start standardSettings t0) t0 (ClientText(ReadOnlyMemory connect))
+    let g = effects |> List.pick (function Resolve(g, _) -> Some g | _ -> None)
+    let _, effects = Session.step ws2s t0 (DialFailedWith(g, refusal))
+    Assert.Contains(Reply(ConnectFailed "too many name lookups from this client"), effects)
+
+[<Fact>]
 let ``credits: a stream's queue past twice the grant is closed 0x49; the other streams go on`` () =
     let session = opened 1u
     let session, _ = step session (connectTo 2u 7001us)

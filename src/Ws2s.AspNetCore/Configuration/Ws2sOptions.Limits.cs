@@ -63,5 +63,13 @@ public sealed partial class Ws2sOptions
 
         /// <summary>Connects one session may start per second; more get code 2. 0: no limit.</summary>
         public int MaxConnectsPerSecond { get; set; } = 10;
+
+        /// <summary>
+        /// Host names one client address may have this server look up per second, over all its sessions and Wisp streams (a
+        /// Wisp connection opens up to <c>wisp.maxStreamOpensPerSecond</c> streams a second, each to a name of its choosing);
+        /// past it a connect to a name fails without a lookup (code 2; Wisp CLOSE 0x49). Addresses and <c>localhost</c> need
+        /// none. 0: no limit.
+        /// </summary>
+        public int MaxLookupsPerClientPerSecond { get; set; } = 50;
     }
 }

@@ -27,6 +27,7 @@ public sealed partial class Ws2sOptions
         ["limits.handshakeTimeoutSeconds"] = (o => o.Limits.HandshakeTimeoutSeconds, 1, 3600),
         ["limits.maxPeerConnectionsPerClient"] = (o => o.Limits.MaxPeerConnectionsPerClient, 1, 1_000_000),
         ["limits.maxConnectsPerSecond"] = (o => o.Limits.MaxConnectsPerSecond, 0, 1_000_000),
+        ["limits.maxLookupsPerClientPerSecond"] = (o => o.Limits.MaxLookupsPerClientPerSecond, 0, 1_000_000),
         ["ssh.timeoutSeconds"] = (o => o.Ssh.TimeoutSeconds, 1, 3600),
         ["ssh.maxSessionsPerClient"] = (o => o.Ssh.MaxSessionsPerClient, 1, 10_000),
         ["ssh.maxKdfRounds"] = (o => o.Ssh.MaxKdfRounds, 1, 10_000),

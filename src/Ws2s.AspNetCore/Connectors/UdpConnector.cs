@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Ws2s.AspNetCore.Admission;
 using Ws2s.AspNetCore.Configuration;
 using Ws2s.AspNetCore.Telemetry;
 using Ws2s.Protocol;
@@ -14,7 +15,7 @@ namespace Ws2s.AspNetCore.Connectors;
 /// </summary>
 internal sealed class UdpConnector(LiveConfiguration live, Ws2sMetrics metrics, TimeProvider time) : INonBlockingConnector
 {
-    private readonly UdpRates _rates = new(time);
+    private readonly ClientRates _rates = new(time);
 
     public string Scheme => "udp";
 
@@ -25,7 +26,7 @@ internal sealed class UdpConnector(LiveConfiguration live, Ws2sMetrics metrics, 
         try
         {
             socket.Connect(endpoint); // no packet is sent: it fixes the peer, and ICMP errors come back as this socket's
-            var stream = new DatagramStream(socket, bytes => _rates.Take(context.Client, bytes, live.Current.Udp) || Dropped());
+            var stream = new DatagramStream(socket, bytes => _rates.Take(context.Client, (1, live.Current.Udp.MaxPacketsPerSecond), (bytes, live.Current.Udp.MaxBytesPerSecond)) || Dropped());
             return Task.FromResult(new PeerStream(stream, shutdownSend: () => { }, holds: socket));
         }
         catch
@@ -98,45 +99,4 @@ internal sealed class DatagramStream(Socket socket, Func<int, bool> admit) : Str
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
-}
-
-/// <summary>Per client address, the datagrams and bytes it may still send this second (a one-second token bucket of each).</summary>
-internal sealed class UdpRates(TimeProvider time)
-{
-    private sealed class Bucket
-    {
-        public long Refilled;
-        public double Packets, Bytes;
-    }
-
-    private readonly ConcurrentDictionary<IPAddress, Bucket> _buckets = new();
-    private long _swept;
-
-    /// <summary>Takes one datagram of <paramref name="bytes"/> from <paramref name="client"/>'s allowance; false: over the rate.</summary>
-    public bool Take(IPAddress client, int bytes, Ws2sOptions.UdpOptions limits)
-    {
-        var now = time.GetTimestamp();
-        Sweep(now);
-        var bucket = _buckets.GetOrAdd(client, _ => new Bucket { Refilled = now, Packets = limits.MaxPacketsPerSecond, Bytes = limits.MaxBytesPerSecond });
-        lock (bucket)
-        {
-            var seconds = time.GetElapsedTime(bucket.Refilled, now).TotalSeconds;
-            bucket.Refilled = now;
-            bucket.Packets = Math.Min(limits.MaxPacketsPerSecond, bucket.Packets + seconds * limits.MaxPacketsPerSecond);
-            bucket.Bytes = Math.Min(limits.MaxBytesPerSecond, bucket.Bytes + seconds * limits.MaxBytesPerSecond);
-            if (bucket.Packets < 1 || bucket.Bytes < bytes) return false;
-            bucket.Packets -= 1;
-            bucket.Bytes -= bytes;
-            return true;
-        }
-    }
-
-    /// <summary>Once a minute, forgets clients whose buckets are full again (nothing to remember).</summary>
-    private void Sweep(long now)
-    {
-        var last = Interlocked.Read(ref _swept);
-        if (time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1) || Interlocked.CompareExchange(ref _swept, now, last) != last) return;
-        foreach (var (client, bucket) in _buckets)
-            if (time.GetElapsedTime(bucket.Refilled, now) > TimeSpan.FromMinutes(1)) _buckets.TryRemove(client, out _);
-    }
 }

@@ -27,6 +27,11 @@ internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, Time
 
     public int MaxPeerConnectionsPerClient => limits().MaxPeerConnectionsPerClient;
 
+    /// <summary>The host names each client address has had looked up this second, over all its sessions and Wisp streams.</summary>
+    public Admission.ClientRates Lookups { get; } = new(time);
+
+    public int MaxLookupsPerClientPerSecond => limits().MaxLookupsPerClientPerSecond;
+
     /// <summary>Between the keep-alive frames sent to each client.</summary>
     public TimeSpan KeepAlive => TimeSpan.FromSeconds(limits().KeepAliveSeconds);
 

@@ -109,6 +109,14 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
 
     public ValueTask Resolve(long generation, string name)
     {
+        // Names are looked up at a rate per client address: a Wisp client could otherwise have this server ask its resolver
+        // about a hundred names a second per WebSocket.
+        if (!services.Lookups.Take(clientAddress, (1, services.MaxLookupsPerClientPerSecond)))
+        {
+            _ = PostLaterAsync(Input.NewDialFailedWith(generation, DialError.NewThrottled(
+                $"too many name lookups from this client (limits.maxLookupsPerClientPerSecond: {services.MaxLookupsPerClientPerSecond} a second)")));
+            return ValueTask.CompletedTask;
+        }
         ConnectionOf(generation).StartResolve(name);
         return ValueTask.CompletedTask;
     }
