@@ -15,19 +15,26 @@ namespace Ws2s.Host.Tests;
 /// </summary>
 public sealed class ConnectedPeerTests
 {
-    [Fact]
-    public async Task Closing_a_peer_whose_read_waits_releases_its_socket_and_the_peer_sees_the_end()
+    /// <summary>A loopback connection whose near end is a connected peer of generation 7, reading into <paramref name="inputs"/>.</summary>
+    private static async Task<(Socket Far, Socket Near, ConnectedPeer Peer)> ReadingPeerAsync(Channel<Input> inputs, CancellationToken closed)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
-        using var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
         var near = await listener.AcceptSocketAsync();
+        var peer = new ConnectedPeer(PeerStream.Of(near), new GenerationInputs(7, inputs.Writer, NullLogger.Instance, closed), closed);
+        peer.StartReading();
+        return (far, near, peer);
+    }
+
+    [Fact]
+    public async Task Closing_a_peer_whose_read_waits_releases_its_socket_and_the_peer_sees_the_end()
+    {
         var inputs = Channel.CreateUnbounded<Input>();
         using var closed = new CancellationTokenSource();
-        var generation = new GenerationInputs(7, inputs.Writer, NullLogger.Instance, closed.Token);
-        var peer = new ConnectedPeer(PeerStream.Of(near), generation, closed.Token);
-        peer.StartReading();
+        var (far, near, peer) = await ReadingPeerAsync(inputs, closed.Token);
+        using var _ = far;
         // The read is waiting (nothing was sent); then the connection closes, as Connection.Dispose does it.
         closed.Cancel();
         peer.Dispose();
@@ -44,16 +51,10 @@ public sealed class ConnectedPeerTests
     [Fact]
     public async Task Closing_a_peer_whose_read_has_data_waiting_releases_its_socket_too()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-        var near = await listener.AcceptSocketAsync();
         var inputs = Channel.CreateBounded<Input>(1);
         using var closed = new CancellationTokenSource();
-        var generation = new GenerationInputs(7, inputs.Writer, NullLogger.Instance, closed.Token);
-        var peer = new ConnectedPeer(PeerStream.Of(near), generation, closed.Token);
-        peer.StartReading();
+        var (far, near, peer) = await ReadingPeerAsync(inputs, closed.Token);
+        using var _ = far;
         // The session takes nothing: the first read fills the channel, the next waits to post.
         await far.SendAsync(new byte[100]);
         using var patience = new CancellationTokenSource(WsClient.Patience);

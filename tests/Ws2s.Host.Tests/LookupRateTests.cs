@@ -59,27 +59,9 @@ public sealed class LookupRateTests : IDisposable
 
     private async Task<List<string>> CloseReasonsAsync(int lookupsPerSecond)
     {
-        if (Environment.UserName != "root" || !File.Exists("/usr/bin/unshare"))
-        {
-            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", "network namespaces need root and unshare");
-            Skip.If(true, "network namespaces need root and unshare (util-linux)");
-        }
-        var client = Path.Combine(_home, "client.mjs");
-        await File.WriteAllTextAsync(client, Client);
-        var config = Path.Combine(_home, "config.json");
-        await File.WriteAllTextAsync(config,
-            TestConfig.Defaults
-                .Serving(s => s.Listen.Port = 3614) // the client in the namespace dials it there
-                .With(o =>
-                {
-                    o.Origins = ["*"];
-                    o.Limits.MaxLookupsPerClientPerSecond = lookupsPerSecond;
-                }));
-        await using var server = ServerProcess.Start(["--config", config], home: _home, launcher:
-            ["unshare", "-n", "--", "bash", "-c", $"ip link set lo up && (node --experimental-websocket --no-warnings {client} 3614 20 &) && exec \"$@\"", "ns"]);
-        var done = await server.WaitForLineAsync(line => line.StartsWith("CLIENT DONE", StringComparison.Ordinal));
+        var (done, output) = await NetworkNamespace.RunAsync(_home, Client, 3614, o => o.Limits.MaxLookupsPerClientPerSecond = lookupsPerSecond, "3614 20");
         Assert.Equal("CLIENT DONE", done);
-        return [.. server.Output.Where(line => line.StartsWith("CLOSE ", StringComparison.Ordinal)).Select(line => line.Split(' ')[2])];
+        return [.. output.Where(line => line.StartsWith("CLOSE ", StringComparison.Ordinal)).Select(line => line.Split(' ')[2])];
     }
 
     [SkippableFact]

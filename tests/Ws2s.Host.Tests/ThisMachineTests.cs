@@ -55,27 +55,9 @@ public sealed class ThisMachineTests : IDisposable
 
     private async Task<List<string>> RunAsync(string mode, bool allowServerLocal)
     {
-        if (Environment.UserName != "root" || !File.Exists("/usr/bin/unshare"))
-        {
-            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", "network namespaces need root and unshare");
-            Skip.If(true, "network namespaces need root and unshare (util-linux)");
-        }
-        var client = Path.Combine(_home, "client.mjs");
-        await File.WriteAllTextAsync(client, Client);
-        var config = Path.Combine(_home, "config.json");
-        await File.WriteAllTextAsync(config,
-            TestConfig.Defaults
-                .Serving(s => s.Listen.Port = 3613) // the client in the namespace dials it there
-                .With(o =>
-                {
-                    o.Origins = ["*"];
-                    o.AllowConnectToServerLocal = allowServerLocal;
-                }));
         var setup = mode == "late" ? "ip link set lo up" : "ip link set lo up && ip addr add 1.2.3.4/32 dev lo";
-        await using var server = ServerProcess.Start(["--config", config], home: _home, launcher:
-            ["unshare", "-n", "--", "bash", "-c", $"{setup} && (node --experimental-websocket --no-warnings {client} {mode} 3613 &) && exec \"$@\"", "ns"]);
-        await server.WaitForLineAsync(line => line.StartsWith("CLIENT DONE", StringComparison.Ordinal));
-        return [.. server.Output.Where(line => line.StartsWith("ANSWER ", StringComparison.Ordinal))];
+        var (_, output) = await NetworkNamespace.RunAsync(_home, Client, 3613, o => o.AllowConnectToServerLocal = allowServerLocal, $"{mode} 3613", setup);
+        return [.. output.Where(line => line.StartsWith("ANSWER ", StringComparison.Ordinal))];
     }
 
     [SkippableFact]
