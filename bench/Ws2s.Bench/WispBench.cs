@@ -39,7 +39,8 @@ internal static class WispBench
             servers.Add(new("ws2s (.NET)", new Uri(ws2s.Url, "/wisp/"), ws2s.Pid, ws2s));
             foreach (var variant in options.Variants ?? [])
             {
-                var (name, value) = (variant[..variant.IndexOf('=', StringComparison.Ordinal)], variant[(variant.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+                if (variant.Split('=', 2) is not [var name, var value] || name.Length == 0)
+                    throw new ArgumentException($"--wisp-variant takes NAME=VALUE (an environment variable for one more ws2sd), not {variant}");
                 var other = await ServerProcess.StartAsync(config, new Dictionary<string, string> { [name] = value });
                 servers.Add(new($"ws2s ({variant})", new Uri(other.Url, "/wisp/"), other.Pid, other));
             }
@@ -221,11 +222,12 @@ internal static class WispBench
         using var process = Process.Start(WispJsClient(modules, server.Url, echo, "idle", count))!;
         var errors = process.StandardError.ReadToEndAsync();
         var line = await process.StandardOutput.ReadLineAsync();
+        var rest = process.StandardOutput.ReadToEndAsync(); // drained, so a client that says more never blocks on a full pipe
         var held = line is null ? null : System.Text.Json.Nodes.JsonNode.Parse(line);
         var after = ProcessMemory.Rss(server.Pid);
         process.StandardInput.Close(); // the client lets go of its streams and ends
         await process.WaitForExitAsync();
-        await errors;
+        await Task.WhenAll(rest, errors);
         return held?["held"]?.GetValue<int>() == count ? (after - before) / 1024.0 / count : double.NaN;
     }
 

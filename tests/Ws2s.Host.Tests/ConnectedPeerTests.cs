@@ -49,7 +49,7 @@ public sealed class ConnectedPeerTests
     }
 
     [Fact]
-    public async Task Closing_a_peer_whose_read_has_data_waiting_releases_its_socket_too()
+    public async Task Closing_a_peer_whose_bytes_are_left_unread_releases_its_socket_and_resets_the_connection()
     {
         var inputs = Channel.CreateBounded<Input>(1);
         using var closed = new CancellationTokenSource();
@@ -67,5 +67,8 @@ public sealed class ConnectedPeerTests
             Assert.False(patience.IsCancellationRequested, "the socket was not released");
             await Task.Yield();
         }
+        // Review: a FIN would tell the peer its bytes arrived; they were thrown away, and a reset says so (as a plain close does).
+        var reset = await Assert.ThrowsAsync<SocketException>(async () => await far.ReceiveAsync(new byte[1], patience.Token));
+        Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
     }
 }

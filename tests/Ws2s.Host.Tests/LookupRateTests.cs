@@ -78,8 +78,9 @@ public sealed class LookupRateTests : IDisposable
     {
         var reasons = await CloseReasonsAsync(lookupsPerSecond: 5);
         Assert.Equal(20, reasons.Count);
-        // Five lookups (one more if the bucket refilled meanwhile); the rest refused before any lookup.
-        Assert.InRange(reasons.Count(reason => reason == "0x42"), 5, 6);
+        // Five lookups, and a few more if the bucket refilled while the 20 were handled (a fresh server on a busy machine can
+        // take most of a second); the rest refused before any lookup.
+        Assert.InRange(reasons.Count(reason => reason == "0x42"), 5, 9);
         Assert.Equal(20 - reasons.Count(reason => reason == "0x42"), reasons.Count(reason => reason == "0x49"));
     }
 }

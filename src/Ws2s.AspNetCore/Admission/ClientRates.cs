@@ -34,8 +34,9 @@ internal sealed class ClientRates(TimeProvider time)
             bucket.First = Math.Min(first.PerSecond, bucket.First + seconds * first.PerSecond);
             bucket.Second = Math.Min(second.PerSecond, bucket.Second + seconds * second.PerSecond);
             if ((first.PerSecond > 0 && bucket.First < first.Amount) || (second.PerSecond > 0 && bucket.Second < second.Amount)) return false;
-            bucket.First -= first.Amount;
-            bucket.Second -= second.Amount;
+            // An unlimited measure takes nothing: its balance must not run into debt that a later limit (a reload) would collect.
+            if (first.PerSecond > 0) bucket.First -= first.Amount;
+            if (second.PerSecond > 0) bucket.Second -= second.Amount;
             return true;
         }
     }

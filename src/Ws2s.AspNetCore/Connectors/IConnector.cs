@@ -18,8 +18,7 @@ public interface IConnector
     /// Connects. A peer that cannot be reached throws <see cref="DialFailedException"/> (or a
     /// <see cref="System.Net.Sockets.SocketException"/>, worded by the connection); when
     /// <paramref name="cancel"/> fires (the connection closed, or another attempt won) it releases
-    /// what it holds and throws <see cref="OperationCanceledException"/>. The token is for the connect only: it is
-    /// cancelled once an attempt has won, this one included, so the stream returned must not depend on it.
+    /// what it holds and throws <see cref="OperationCanceledException"/>.
     /// </summary>
     Task<PeerStream> ConnectAsync(Hop hop, PeerContext context, CancellationToken cancel);
 }
@@ -28,7 +27,8 @@ public interface IConnector
 /// A connector of ws2s's own whose <see cref="IConnector.ConnectAsync"/> never blocks (no name to resolve, no file to look at,
 /// no handshake): a dial starts it on the session's thread, which may be a socket's event thread, without first hopping to
 /// the thread pool, and its socket completes the connect on the event thread too (<see cref="InlineCompletions"/>). On
-/// loopback those two hops were most of what opening a stream cost beyond the connect itself.
+/// loopback those two hops were most of what opening a stream cost beyond the connect itself. Its token is the one all of
+/// a connection's attempts share, cancelled once one wins (the winner's too): it uses it for the connect only.
 /// </summary>
 internal interface INonBlockingConnector : IConnector;
 

@@ -164,8 +164,9 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     }
 
     /// <summary>
-    /// Closes the peer. A read still waiting on ws2s's own socket is ended by shutting the socket down: the read then sees
-    /// the end on the socket's event thread, as any end, and the socket is closed once it has. Cancelling or closing under
+    /// Closes the peer. A read still waiting on ws2s's own socket is ended by shutting the socket's receiving side down: the
+    /// read then sees the end on the socket's event thread, as any end, and the socket is closed once it has (a FIN, or a
+    /// reset when the peer's bytes were left unread, as a plain close sends: the peer learns they were thrown away). Cancelling or closing under
     /// a waiting read would end it through the thread pool (the runtime queues every aborted socket operation there), and
     /// on a Wisp connection that opens and closes streams fast, that pool work and the pool's threads spinning after it
     /// took about half of the server's CPU.
@@ -191,7 +192,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     {
         try
         {
-            socket.Shutdown(SocketShutdown.Both);
+            socket.Shutdown(SocketShutdown.Receive);
             return true;
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)

@@ -113,7 +113,15 @@ internal sealed class Connection : IDisposable
         PeerStream stream;
         try
         {
-            stream = await connector.ConnectAsync(hop, Context(), _attempts.Token);
+            if (connector is INonBlockingConnector)
+                stream = await connector.ConnectAsync(hop, Context(), _attempts.Token);
+            else
+            {
+                // An application's connector gets a token of its own attempt, which never fires once its connect is over
+                // (it may keep a registration past it): the shared one is cancelled when an attempt wins, the winner's too.
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_attempts.Token);
+                stream = await connector.ConnectAsync(hop, Context(), attempt.Token);
+            }
         }
         catch (DialFailedException e)
         {
