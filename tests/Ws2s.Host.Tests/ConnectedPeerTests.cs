@@ -49,6 +49,33 @@ public sealed class ConnectedPeerTests
     }
 
     [Fact]
+    public async Task Closing_a_unix_socket_peer_whose_read_waits_releases_its_socket_too()
+    {
+        // Review: the close shuts the receiving side down to end the read; a Unix-domain socket must end it as TCP does.
+        var path = Path.Combine(Directory.CreateTempSubdirectory("ws2s-unix-").FullName, "peer.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen();
+        using var far = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await far.ConnectAsync(new UnixDomainSocketEndPoint(path));
+        var near = await listener.AcceptAsync();
+        var inputs = Channel.CreateUnbounded<Input>();
+        using var closed = new CancellationTokenSource();
+        var peer = new ConnectedPeer(PeerStream.Of(near), new GenerationInputs(7, inputs.Writer, NullLogger.Instance, closed.Token), closed.Token);
+        peer.StartReading();
+        closed.Cancel();
+        peer.Dispose();
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        while (!near.SafeHandle.IsClosed)
+        {
+            Assert.False(patience.IsCancellationRequested, "the socket was not released");
+            await Task.Yield();
+        }
+        Assert.Equal(0, await far.ReceiveAsync(new byte[1], patience.Token));
+        Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+    }
+
+    [Fact]
     public async Task Closing_a_peer_whose_bytes_are_left_unread_releases_its_socket_and_resets_the_connection()
     {
         var inputs = Channel.CreateBounded<Input>(1);
