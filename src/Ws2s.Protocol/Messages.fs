@@ -189,9 +189,8 @@ type Effect =
     | Reply of Response: Response
     /// Send the bytes as one binary frame (binary-mode connections).
     | ReplyBinary of Bytes: ReadOnlyMemory<byte>
-    /// Send a Wisp DATA packet for `Stream` carrying `Payload` (a peer's bytes) as one binary frame. The driver frames it
-    /// (`WispPacket.writeDataHeader`), in the payload's own buffer when it has kept room before the payload for the header:
-    /// no copy of the bytes.
+    /// Send a Wisp DATA packet for `Stream` carrying `Payload` (a peer's bytes) as one binary frame, framed by the driver
+    /// (`WispPacket.writeDataHeader`): in the payload's own buffer when it kept room for the header, the bytes uncopied.
     | ReplyWispData of Stream: uint32 * Payload: ReadOnlyMemory<byte>
     /// Close the client's connection with this status code (RFC 6455) and reason (at most 123 UTF-8 bytes,
     /// as a close frame holds: the core cuts longer ones, see `Effect.closeClient`).
@@ -201,9 +200,8 @@ type Effect =
     /// Check these credentials as an access token would be at the upgrade; report `CredentialsAccepted` or `CredentialsRefused`.
     | CheckCredentials of Credentials: Credentials
 
-/// What carries out the core's effects: one method per case of `Effect`. A driver implements it and hands
-/// each effect to `Effect.dispatch`; a new effect is a new method here, so a driver that does not carry
-/// it out does not compile (and `dispatch`'s match is checked complete, warnings being errors).
+/// What carries out the core's effects: one method per case of `Effect`, each effect handed over by `Effect.dispatch`. A
+/// driver that does not carry out a new effect does not compile (`dispatch`'s match is checked complete, warnings errors).
 type IEffectHandler<'T> =
     abstract Resolve: generation: Generation * name: string -> 'T
     abstract Dial: generation: Generation * hop: Hop -> 'T

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Ws2s.AspNetCore.Sessions;
 using Ws2s.Protocol;
 
@@ -19,9 +20,22 @@ internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
 
     /// <summary>
     /// Bytes kept free at the start of every read buffer, before what the peer sent: room for a Wisp DATA header, so a Wisp
-    /// connection sends a peer's bytes without copying them (<see cref="SessionEffects.ReplyWispData"/>).
+    /// connection sends a peer's bytes without copying them (<see cref="WispData"/>).
     /// </summary>
     public const int HeaderRoom = WispPacket.HeaderBytes;
+
+    /// <summary>
+    /// A peer's bytes as a Wisp DATA packet. A read of this pump (the buffer is ws2s's, lent to the session until its step is
+    /// done) has <see cref="HeaderRoom"/> free bytes before what it read: the header goes there and the packet is the read
+    /// buffer itself. Bytes from anywhere else are copied behind a header.
+    /// </summary>
+    public static ReadOnlyMemory<byte> WispData(uint stream, ReadOnlyMemory<byte> payload)
+    {
+        if (!MemoryMarshal.TryGetArray(payload, out var read) || read.Offset != HeaderRoom || read.Array is not { } buffer)
+            return WispPacket.data(stream, payload.Span);
+        WispPacket.writeDataHeader(buffer.AsSpan(0, HeaderRoom), stream);
+        return buffer.AsMemory(0, HeaderRoom + read.Count);
+    }
 
     /// <summary>
     /// Reads until the peer finishes. Each read first waits with a zero-byte read, so a connection

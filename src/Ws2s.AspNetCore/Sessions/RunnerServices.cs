@@ -28,9 +28,17 @@ internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, Time
     public int MaxPeerConnectionsPerClient => limits().MaxPeerConnectionsPerClient;
 
     /// <summary>The host names each client address has had looked up this second, over all its sessions and Wisp streams.</summary>
-    public Admission.ClientRates Lookups { get; } = new(time);
+    private readonly Admission.ClientRates _lookups = new(time);
 
-    public int MaxLookupsPerClientPerSecond => limits().MaxLookupsPerClientPerSecond;
+    /// <summary>
+    /// Takes a name lookup of <paramref name="client"/>'s rate; null, or the words of a refusal once it is over it (a Wisp
+    /// client could otherwise have this server ask its resolver about a hundred names a second per WebSocket).
+    /// </summary>
+    public string? LookupRefusal(System.Net.IPAddress client)
+    {
+        var perSecond = limits().MaxLookupsPerClientPerSecond;
+        return _lookups.Take(client, (1, perSecond)) ? null : $"too many name lookups from this client (limits.maxLookupsPerClientPerSecond: {perSecond} a second)";
+    }
 
     /// <summary>Between the keep-alive frames sent to each client.</summary>
     public TimeSpan KeepAlive => TimeSpan.FromSeconds(limits().KeepAliveSeconds);

@@ -1,5 +1,3 @@
-using Ws2s.AspNetCore.Connectors;
-using System.Runtime.InteropServices;
 using System.Buffers;
 using System.Net;
 using System.Net.WebSockets;
@@ -87,20 +85,10 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         return client.SendAsync(bytes, WebSocketMessageType.Binary, true, _cancel);
     }
 
-    /// <summary>
-    /// A peer's bytes as a Wisp DATA packet. A peer's read leaves <see cref="PeerPump.HeaderRoom"/> bytes free before what it
-    /// read (the buffer is ws2s's, lent to the session until the step is done): the header goes there, and the packet is sent
-    /// from the read buffer itself. Bytes from anywhere else are copied behind a header.
-    /// </summary>
+    /// <summary>A peer's bytes as a Wisp DATA packet (framed in the read's own buffer: <see cref="Connectors.PeerPump.WispData"/>).</summary>
     public ValueTask ReplyWispData(uint stream, ReadOnlyMemory<byte> payload)
     {
-        ReadOnlyMemory<byte> packet;
-        if (MemoryMarshal.TryGetArray(payload, out var read) && read.Offset == PeerPump.HeaderRoom && read.Array is { } buffer)
-        {
-            WispPacket.writeDataHeader(buffer.AsSpan(0, WispPacket.HeaderBytes), stream);
-            packet = buffer.AsMemory(0, WispPacket.HeaderBytes + read.Count);
-        }
-        else packet = WispPacket.data(stream, payload.Span);
+        var packet = Connectors.PeerPump.WispData(stream, payload);
         observer.ToClient(packet.Length);
         return client.SendAsync(packet, WebSocketMessageType.Binary, true, _cancel);
     }
@@ -109,15 +97,10 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
 
     public ValueTask Resolve(long generation, string name)
     {
-        // Names are looked up at a rate per client address: a Wisp client could otherwise have this server ask its resolver
-        // about a hundred names a second per WebSocket.
-        if (!services.Lookups.Take(clientAddress, (1, services.MaxLookupsPerClientPerSecond)))
-        {
-            _ = PostLaterAsync(Input.NewDialFailedWith(generation, DialError.NewThrottled(
-                $"too many name lookups from this client (limits.maxLookupsPerClientPerSecond: {services.MaxLookupsPerClientPerSecond} a second)")));
-            return ValueTask.CompletedTask;
-        }
-        ConnectionOf(generation).StartResolve(name);
+        if (services.LookupRefusal(clientAddress) is { } refusal)
+            _ = PostLaterAsync(Input.NewDialFailedWith(generation, DialError.NewThrottled(refusal)));
+        else
+            ConnectionOf(generation).StartResolve(name);
         return ValueTask.CompletedTask;
     }
 
