@@ -55,6 +55,58 @@ public sealed class ReadTicketsTests
         }
     }
 
+    /// <summary>
+    /// A stream whose zero-byte wait ends with no data behind it (a stream may end that wait early; a socket's did so now and
+    /// then under a burst of Wisp opens, found by the bench: its session stalled with every ticket held by such reads).
+    /// </summary>
+    private sealed class EarlyWakingStream : Stream
+    {
+        public readonly TaskCompletionSource<int> Data = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            buffer.IsEmpty ? ValueTask.FromResult(0) : new ValueTask<int>(Data.Task.WaitAsync(cancellationToken));
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public async Task A_peer_woken_with_nothing_to_read_holds_no_ticket_while_it_waits()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var inputs = Channel.CreateUnbounded<Input>();
+        var reads = new SessionReads(1);
+        using var stop = new CancellationTokenSource();
+        // The quiet peer takes the one ticket's turn first: its wait ends, but no byte follows.
+        var quiet = new EarlyWakingStream();
+        var quietPump = new PeerPump(new GenerationInputs(1, inputs.Writer, NullLogger.Instance, CancellationToken.None, reads), new PeerStream(quiet, () => { }))
+            .ReadAsync(stop.Token);
+        using var far = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await far.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        using var near = await listener.AcceptSocketAsync();
+        _ = new PeerPump(new GenerationInputs(2, inputs.Writer, NullLogger.Instance, CancellationToken.None, reads), PeerStream.Of(near)).ReadAsync(stop.Token);
+        await far.SendAsync(new byte[] { 42 });
+        // The other peer's byte reaches the session: the quiet one's wait does not hold the ticket.
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        var received = await inputs.Reader.ReadAsync(patience.Token);
+        Assert.True(received is Input.Received { Generation: 2 }, $"expected generation 2's byte, got {received}");
+        // And the quiet peer's byte, when it comes, is relayed too once the ticket is back.
+        reads.Done(received);
+        quiet.Data.SetResult(0); // (ends its read: its stream's end)
+        Assert.True((await inputs.Reader.ReadAsync(patience.Token)).IsPeerFinished);
+        stop.Cancel();
+        await quietPump;
+    }
+
     /// <summary>Waits for a condition of sockets the test cannot be told about (their kernel buffers), polling, with a limit.</summary>
     private static async Task Until(Func<bool> condition, string what)
     {

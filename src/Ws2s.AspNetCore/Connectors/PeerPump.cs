@@ -68,22 +68,36 @@ internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
                 // peers (Wisp's streams) would otherwise pin a full buffer for each of them.
                 if (!await inputs.RoomAsync()) return;
                 var buffer = ArrayPool<byte>.Shared.Rent(ReadChunkBytes);
+                var ticket = true;
                 int read;
                 try
                 {
-                    read = await peer.Stream.ReadAsync(buffer.AsMemory(HeaderRoom, ReadChunkBytes - HeaderRoom), cancel);
+                    var reading = peer.Stream.ReadAsync(buffer.AsMemory(HeaderRoom, ReadChunkBytes - HeaderRoom), cancel);
+                    if (!reading.IsCompleted)
+                    {
+                        // The wait ended with nothing to read yet (a wait may end early: a socket's did under a burst of Wisp
+                        // opens, and its session stalled with every ticket held by such reads). Wait without the ticket.
+                        inputs.GiveBack();
+                        ticket = false;
+                    }
+                    read = await reading;
                 }
                 catch
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
-                    inputs.GiveBack();
+                    if (ticket) inputs.GiveBack();
                     throw;
                 }
                 if (read == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
-                    inputs.GiveBack();
+                    if (ticket) inputs.GiveBack();
                     await inputs.PostAsync(Input.NewPeerFinished(inputs.Generation));
+                    return;
+                }
+                if (!ticket && !await inputs.RoomAsync())
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
                     return;
                 }
                 if (!await inputs.PostAsync(Input.NewReceived(inputs.Generation, new ReadOnlyMemory<byte>(buffer, HeaderRoom, read))))
