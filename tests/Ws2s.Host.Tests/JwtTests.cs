@@ -479,6 +479,20 @@ public sealed class JwtTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens Wisp stream 1 and echoes through it, lets the 10-minute token expire (11 minutes on the fake clock), and checks
+    /// that stream 2 is refused 0x48.
+    /// </summary>
+    private static async Task OpenThenExpireAsync(WsClient client, int echoPort, Microsoft.Extensions.Time.Testing.FakeTimeProvider clock)
+    {
+        await client.SendBinaryAsync(WispClient.Connect(1, echoPort, "127.0.0.1"));
+        await client.SendBinaryAsync(WispClient.Data(1, "before"u8));
+        Assert.Equal("before", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
+        clock.Advance(TimeSpan.FromMinutes(11));
+        await client.SendBinaryAsync(WispClient.Connect(2, echoPort, "127.0.0.1"));
+        Assert.Equal(0x48, (await client.ReceiveOnAsync(2, 4)).Reason);
+    }
+
     /// <summary>A token presented as the Wisp password expires as one at the upgrade does: no new stream after <c>exp</c>. The clock is faked.</summary>
     [Fact]
     public async Task After_a_Wisp_password_token_expires_new_streams_are_refused()
@@ -488,12 +502,7 @@ public sealed class JwtTests : IDisposable
         await using var host = await StartOnAsync(clock);
         await using var client = await PresentToWispAsync(host, Mint(Hs256, expires: DateTime.UtcNow.AddMinutes(10)));
         Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
-        await client.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
-        await client.SendBinaryAsync(WispClient.Data(1, "before"u8));
-        Assert.Equal("before", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
-        clock.Advance(TimeSpan.FromMinutes(11));
-        await client.SendBinaryAsync(WispClient.Connect(2, echo.Port, "127.0.0.1"));
-        Assert.Equal(0x48, (await client.ReceiveOnAsync(2, 4)).Reason);
+        await OpenThenExpireAsync(client, echo.Port, clock);
     }
 
     /// <summary>After the token expires a Wisp connection opens no new stream (0x48); the open ones go on. The clock is faked.</summary>
@@ -507,12 +516,7 @@ public sealed class JwtTests : IDisposable
         Assert.Equal("wisp-v2", client.Socket.SubProtocol); // v2 asked for beside the token
         Assert.Equal(5, (await client.ReceivePacketAsync()).Type);
         Assert.Equal(3, (await client.ReceivePacketAsync()).Type);
-        await client.SendBinaryAsync(WispClient.Connect(1, echo.Port, "127.0.0.1"));
-        await client.SendBinaryAsync(WispClient.Data(1, "before"u8));
-        Assert.Equal("before", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
-        clock.Advance(TimeSpan.FromMinutes(11));
-        await client.SendBinaryAsync(WispClient.Connect(2, echo.Port, "127.0.0.1"));
-        Assert.Equal(0x48, (await client.ReceiveOnAsync(2, 4)).Reason);
+        await OpenThenExpireAsync(client, echo.Port, clock);
         await client.SendBinaryAsync(WispClient.Data(1, "after"u8));
         Assert.Equal("after", Encoding.UTF8.GetString((await client.ReceiveOnAsync(1, 2)).Payload));
     }
