@@ -317,23 +317,23 @@ public sealed partial class FirstContactTests : IDisposable
         var port = Loopback.FreePort();
         await home.WriteConfigAsync(port, "127.0.0.1:1");
         var (exit, output) = await home.Ws2sdAsync("start");
-        Assert.True(exit == 0, output);
+        Assert.True(exit == 0, home.Explain(output));
 
         await File.WriteAllTextAsync(home.Config, $"{{\"listen\":{{\"host\":\"127.0.0.1\",\"port\":{port}}},\n  \"origins\":[\"*\"]\n  \"tokens\":[]}}");
         (exit, output) = await home.Ws2sdAsync("reload");
-        Assert.True(exit == 2, output);
+        Assert.True(exit == 2, home.Explain(output));
         Assert.Contains("refused the new configuration", output);
         Assert.Contains("line 3, column 3", output);
         Assert.Contains("the previous configuration stays in force", output);
 
         await home.WriteConfigAsync(Ws2sdHome.ConfigFor(port, "127.0.0.1:1").Json[..^1] + ""","destinatons":{}}""");
         (exit, output) = await home.Ws2sdAsync("reload");
-        Assert.True(exit == 2, output);
+        Assert.True(exit == 2, home.Explain(output));
         Assert.Contains("did you mean 'destinations'?", output);
 
         await home.WriteConfigAsync(port, "127.0.0.1:2");
         (exit, output) = await home.Ws2sdAsync("reload");
-        Assert.True(exit == 0, output);
+        Assert.True(exit == 0, home.Explain(output));
         Assert.Contains("reloaded its configuration", output);
     }
 

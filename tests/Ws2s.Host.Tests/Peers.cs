@@ -59,13 +59,6 @@ public sealed class Peer : IDisposable
         socket.Shutdown(SocketShutdown.Send);
     });
 
-    /// <summary>Accepts, reads whatever comes and never says a word (a TLS server that never answers the ClientHello).</summary>
-    public static Peer Silent() => new(async (socket, stop) =>
-    {
-        var buffer = new byte[4096];
-        while (await socket.ReceiveAsync(buffer, SocketFlags.None, stop) > 0) { }
-    });
-
     /// <summary>Says <c>hello from peer\n</c> and closes.</summary>
     public static Peer Greeter() => new(async (socket, stop) =>
     {
@@ -130,7 +123,6 @@ public sealed class Peer : IDisposable
     }
 }
 
-/// <summary>A loopback port where nothing listens: bound but not listening, so connects are refused.</summary>
 /// <summary>A peer that accepts every connection and holds it (reads nothing), counting them: how a test shows what was never dialled.</summary>
 public sealed class CountingPeer : IDisposable
 {
@@ -151,6 +143,7 @@ public sealed class CountingPeer : IDisposable
     public void Dispose() => _peer.Dispose();
 }
 
+/// <summary>A loopback port where nothing listens: bound but not listening, so connects are refused.</summary>
 public sealed class RefusedPort : IDisposable
 {
     private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

@@ -150,7 +150,7 @@ public sealed class WispTests
     [Fact]
     public async Task DATA_past_the_credits_to_a_peer_that_reads_nothing_closes_that_stream_0x49_and_the_others_go_on()
     {
-        using var silent = Peer.Silent();
+        using var silent = new CountingPeer(); // holds the connection and reads nothing: its buffers fill, writes to it stall
         using var echo = Peer.Echo();
         await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Wisp.BufferPackets = 4));
         var (client, credits) = await WispClient.OpenAsync(WispUrl(host));
@@ -214,8 +214,11 @@ public sealed class WispTests
         var answer = await ws2s.ReceiveJsonAsync();
         Assert.Equal(2, answer["code"]!.GetValue<int>());
         Assert.Contains("has its maximum of 3 peer connections", answer["message"]!.GetValue<string>());
-        // Closing a stream gives its slot back.
+        // Closing a stream gives its slot back. The answer to a later packet on the same WebSocket (a CONNECT refused
+        // before any dial) says the CLOSE was handled; without it the ws2s connect below could be judged first.
         await first.SendBinaryAsync(WispClient.Close(1));
+        var invalid = await first.ConnectAsync(9, 0);
+        Assert.Equal((4, 0x41), (invalid.Type, invalid.Reason));
         await ws2s.SendAsync(new { command = "connect", host = "127.0.0.1", port = counting.Port });
         Assert.Equal(0, (await ws2s.ReceiveJsonAsync())["code"]!.GetValue<int>());
         Assert.True(counting.Accepted <= 4, $"{counting.Accepted} connections accepted");

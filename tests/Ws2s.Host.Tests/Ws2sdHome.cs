@@ -27,6 +27,10 @@ public sealed class Ws2sdHome : IAsyncDisposable
         return (run.Exit, run.Printed);
     }
 
+    /// <summary>What ws2sd printed, then its log: a failed assertion's message, so a failure on a CI machine says what the server did.</summary>
+    public string Explain(string output) =>
+        $"{output}\n--- {Log} ---\n{(File.Exists(Log) ? File.ReadAllText(Log) : "(no log)")}";
+
     /// <summary>
     /// <c>~/.ws2s/config.json</c>'s configuration: listening on 127.0.0.1:<paramref name="port"/>, the destinations
     /// <paramref name="allow"/> allowed, any page, no connect rate limit.
