@@ -82,9 +82,10 @@ public sealed class Peer : IDisposable
         socket.Close();
     });
 
-    /// <summary>Reads everything and reports its length and SHA-256 once the client finishes or goes.</summary>
-    public static Peer Sink(TaskCompletionSource<(long Length, string Sha256)> received) => new(async (socket, stop) =>
+    /// <summary>Reads everything and reports its length and SHA-256 once the client finishes or goes (and its arrival, to <paramref name="accepted"/>).</summary>
+    public static Peer Sink(TaskCompletionSource<(long Length, string Sha256)> received, TaskCompletionSource? accepted = null) => new(async (socket, stop) =>
     {
+        accepted?.TrySetResult();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[64 * 1024];
         long total = 0;

@@ -237,7 +237,7 @@ public sealed class RunnerFaultTests
                 }
             }
             Assert.Equal("ping", await ReceivedAsync());
-            await peer.WriteAsync("go"u8.ToArray());
+            peer.Write("go"u8.ToArray());
             Assert.Equal("pong", await ReceivedAsync());
             Assert.Contains(seen, i => i.IsSecured);
         }

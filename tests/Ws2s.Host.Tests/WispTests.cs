@@ -173,6 +173,36 @@ public sealed class WispTests
         Assert.Equal("after", Encoding.UTF8.GetString((await client.ReceiveOnAsync(2, 2)).Payload));
     }
 
+    /// <summary>
+    /// A stream's DATA packets and its CLOSE sent back to back (the server takes them in one turn): the packets are sent to
+    /// the peer when the turn ends, and the CLOSE in the same turn must not throw away what the core already saw written.
+    /// </summary>
+    [Fact]
+    public async Task DATA_then_CLOSE_back_to_back_leaves_every_byte_with_the_peer()
+    {
+        var accepted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var received = new TaskCompletionSource<(long Length, string Sha256)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sink = Peer.Sink(received, accepted);
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback);
+        using var raw = await RawWebSocket.OpenAsync(WispUrl(host));
+        var hello = new byte[11]; // the first CONTINUE (v1): a 9-byte binary frame
+        await new NetworkStream(raw.Tcp).ReadExactlyAsync(hello).AsTask().WaitAsync(WsClient.Patience);
+        Assert.Equal(((byte)0x82, (byte)9, (byte)3), (hello[0], hello[1], hello[2]));
+        await raw.Tcp.SendAsync(ClientFrame(WispClient.Connect(1, sink.Port, "127.0.0.1")).AsMemory());
+        await accepted.Task.WaitAsync(WsClient.Patience);
+        // In one send, so the server reads them together: 200 packets of 1,000 bytes, then the CLOSE.
+        var bytes = Enumerable.Range(0, 200 * 1000).Select(i => (byte)(i * 7)).ToArray();
+        byte[] wire = [.. bytes.Chunk(1000).SelectMany(chunk => ClientFrame(WispClient.Data(1, chunk))), .. ClientFrame(WispClient.Close(1))];
+        await raw.Tcp.SendAsync(wire.AsMemory());
+        var (length, sha) = await received.Task.WaitAsync(WsClient.Patience);
+        Assert.Equal((bytes.LongLength, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes))), (length, sha));
+    }
+
+    /// <summary>A client's binary frame, masked with a zero key (the payload as it is).</summary>
+    private static byte[] ClientFrame(byte[] payload) => payload.Length < 126
+        ? [0x82, (byte)(0x80 | payload.Length), 0, 0, 0, 0, .. payload]
+        : [0x82, 0x80 | 126, (byte)(payload.Length >> 8), (byte)payload.Length, 0, 0, 0, 0, .. payload];
+
     [Fact]
     public async Task Wisp_is_admitted_like_the_other_endpoints_origin_and_token_and_speaks_Wisp_once_admitted()
     {

@@ -9,7 +9,7 @@ namespace Ws2s.AspNetCore.Connectors;
 /// <summary>
 /// Moves bytes between one connected peer and its session, for every kind of connection (the
 /// connector's <see cref="PeerStream"/>): reads into pooled buffers (handed to the core, returned by
-/// the session), writes, half-close. What happens is reported to the session as inputs of the generation (<paramref name="inputs"/>):
+/// the session); writes and half-close are the <see cref="PeerWriter"/>'s. What happens is reported to the session as inputs of the generation (<paramref name="inputs"/>):
 /// a read waits for room first (<see cref="GenerationInputs.RoomAsync"/>), so a peer whose client is slow holds no buffer.
 /// </summary>
 internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
@@ -120,48 +120,6 @@ internal sealed class PeerPump(GenerationInputs inputs, PeerStream peer)
         {
             // Reported here, not by a task watching this one: an idle stream keeps one state machine, not two.
             await inputs.FaultAsync(e);
-        }
-    }
-
-    /// <summary>
-    /// Writes of at least this many bytes are followed by an empty write (see <see cref="WriteAsync"/>): smaller
-    /// payloads cost a quiet session less than an extra syscall per write costs a busy one (measured: an
-    /// empty write after every 16 KiB write added 18 % to binary mode's CPU per MB).
-    /// </summary>
-    private const int ReleaseAfterBytes = 32 * 1024;
-
-    public async Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancel)
-    {
-        try
-        {
-            await peer.Stream.WriteAsync(bytes, cancel);
-            // The socket's cached send operation keeps a reference to the last buffer it sent: after a
-            // large write, an empty one replaces it, so a session gone quiet does not keep (say) its
-            // last 64 KiB sendb payload alive. An empty send is one cheap syscall.
-            if (bytes.Length >= ReleaseAfterBytes) await peer.Stream.WriteAsync(ReadOnlyMemory<byte>.Empty, cancel);
-        }
-        catch (IOException e) when (!cancel.IsCancellationRequested)
-        {
-            await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
-            return;
-        }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
-        {
-            return;
-        }
-        await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
-    }
-
-    /// <summary>Sends FIN; reading goes on until the peer closes.</summary>
-    public void ShutdownSend()
-    {
-        try
-        {
-            peer.ShutdownSend();
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already broken (the reader reports it) or closed.
         }
     }
 }

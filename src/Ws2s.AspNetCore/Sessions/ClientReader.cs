@@ -12,10 +12,28 @@ namespace Ws2s.AspNetCore.Sessions;
 /// discards until the client's close frame: closing TCP with unread input would make the kernel reset
 /// the connection, and the client could lose our close frame.
 /// </summary>
-internal sealed class ClientReader(WebSocket client, int maxMessageBytes, ChannelWriter<Input> inputs, ILogger log)
+/// <remarks>
+/// <paramref name="idle"/> is called whenever the reader is about to wait (for the client, or for a grant): the session's
+/// turn may end then (see <see cref="Busy"/>).
+/// </remarks>
+internal sealed class ClientReader(WebSocket client, int maxMessageBytes, ChannelWriter<Input> inputs, ILogger log, Action? idle = null)
 {
     /// <summary>One credit: the next message may be read.</summary>
     private readonly SemaphoreSlim _granted = new(1, 1);
+
+    private volatile bool _busy;
+
+    /// <summary>
+    /// Granted and not waiting yet: the next message may already be here and on its way to the session, whose turn goes on
+    /// with it (its peer writes are held for it). Once the reader waits, it says so (<c>idle</c>) and this is false.
+    /// </summary>
+    public bool Busy => _busy;
+
+    private void Idle()
+    {
+        _busy = false;
+        idle?.Invoke();
+    }
 
     /// <summary>The session is over: only the client's close frame is awaited now.</summary>
     private volatile bool _draining;
@@ -27,7 +45,11 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
     private int _lastLength;
 
     /// <summary>Lets the reader take one more message.</summary>
-    public void Grant() => _granted.Release();
+    public void Grant()
+    {
+        _busy = true;
+        _granted.Release();
+    }
 
     /// <summary>From now on, read only to reach the client's close frame, without waiting for grants.</summary>
     public void Drain()
@@ -42,9 +64,15 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
         {
             while (true)
             {
-                if (!_draining) await _granted.WaitAsync(cancel);
+                if (!_draining && !_granted.Wait(0))
+                {
+                    Idle();
+                    await _granted.WaitAsync(cancel);
+                }
                 // Wait for the next frame without a buffer (a zero-byte read), so an idle session pins none.
-                if ((await client.ReceiveAsync(Memory<byte>.Empty, cancel)).MessageType == WebSocketMessageType.Close)
+                var next = client.ReceiveAsync(Memory<byte>.Empty, cancel);
+                if (!next.IsCompleted) Idle();
+                if ((await next).MessageType == WebSocketMessageType.Close)
                 {
                     await PostAsync(Input.ClientGone, cancel);
                     return;
@@ -134,7 +162,11 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
             var receiving = client.ReceiveAsync(_frame.AsMemory(length, Math.Min(_frame.Length, limit) - length), cancel);
             // Waiting for (more of) a message begun: it must keep coming, and the core closes one that stalls. Said only
             // when the wait is real: a message that has arrived whole, the common case, costs no input.
-            if (!receiving.IsCompleted) await PostAsync(Input.ClientMessageProgress, cancel);
+            if (!receiving.IsCompleted)
+            {
+                Idle();
+                await PostAsync(Input.ClientMessageProgress, cancel);
+            }
             var result = await receiving;
             length += result.Count;
             if (result.MessageType == WebSocketMessageType.Close) return (WebSocketMessageType.Close, 0);

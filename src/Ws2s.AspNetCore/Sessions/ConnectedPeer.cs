@@ -17,6 +17,8 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     /// <summary>The connector's stream is the socket's own (<see cref="PeerStream.Of"/>), not an application's wrapper.</summary>
     private readonly bool _overOwnStream = stream.Stream.GetType() == typeof(NetworkStream);
     private PeerPump? _pump = new(inputs, stream);
+    /// <summary>Sends what the core writes; none while the TLS step has the stream.</summary>
+    private PeerWriter? _writer = new(inputs, stream, closed);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
     /// <summary>
@@ -53,20 +55,21 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         }
     }
 
-    public Task WriteAsync(ReadOnlyMemory<byte> bytes)
+    public void Write(ReadOnlyMemory<byte> bytes)
     {
-        PeerPump? pump;
-        lock (_gate) pump = _pump;
-        // Only a closed connection has no pump to write with; say so (the core ignores it if stale).
-        return pump is null ? inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, "the connection is closed")).AsTask() : pump.WriteAsync(bytes, closed);
+        PeerWriter? writer;
+        lock (_gate) writer = _writer;
+        // Only a closed connection has nothing to write with; say so (the core ignores it if stale).
+        if (writer is null) inputs.Run(inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, "the connection is closed")).AsTask());
+        else writer.Write(bytes);
     }
 
-    /// <summary>Sends FIN; reading goes on until the peer closes.</summary>
+    /// <summary>Sends FIN once what was written has gone; reading goes on until the peer closes.</summary>
     public void ShutdownSend()
     {
-        PeerPump? pump;
-        lock (_gate) pump = _pump;
-        pump?.ShutdownSend();
+        PeerWriter? writer;
+        lock (_gate) writer = _writer;
+        writer?.ShutdownSend();
     }
 
     /// <summary>
@@ -82,12 +85,16 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         PeerStream plain;
         CancellationTokenSource? readStop;
         Task? reading;
+        PeerWriter? writer;
         lock (_gate)
         {
             _tlsBegun = true;
-            (plain, readStop, reading) = (_stream, _readStop, _reading);
-            _pump = null; // nothing is written during the handshake (the core queues requests behind it)
+            (plain, readStop, reading, writer) = (_stream, _readStop, _reading, _writer);
+            _pump = null;
+            _writer = null; // nothing is written during the handshake (the core queues requests behind it)
         }
+        // What was written before (a STARTTLS command) goes first.
+        if (writer is not null) await writer.DrainedAsync();
         // Stop the plain reader without losing a byte: a cancelled receive takes nothing, and what it
         // read before has gone to the session already, ahead of the outcome posted below.
         readStop?.Cancel();
@@ -117,6 +124,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             {
                 _stream = secured;
                 _pump = new PeerPump(inputs, secured);
+                _writer = new PeerWriter(inputs, secured, closed);
                 installed = true;
             }
         }
@@ -175,13 +183,15 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     {
         PeerStream stream;
         Task? reading;
+        PeerWriter? writer;
         lock (_gate)
         {
             if (_disposed) return;
             _disposed = true;
             _pump = null;
-            (stream, reading) = (_stream, _reading);
+            (stream, reading, writer, _writer) = (_stream, _reading, _writer, null);
         }
+        writer?.Close(); // what the core saw written goes to the kernel first, if it has room
         if (_overOwnStream && reading is { IsCompleted: false } && stream.Socket is { } socket && TryShutdown(socket))
             reading.ContinueWith(static (_, peer) => ((PeerStream)peer!).Dispose(), stream, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         else

@@ -36,10 +36,11 @@ internal sealed class Connection : IDisposable
     /// <summary>Holds <paramref name="slot"/> until the connection is disposed.</summary>
     public void Hold(IDisposable slot) => _slot = slot;
 
-    /// <remarks><paramref name="reads"/>: the session's read tickets (see <see cref="GenerationInputs"/>).</remarks>
-    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client, SessionReads? reads = null)
+    /// <remarks><paramref name="reads"/>, <paramref name="writes"/>: the session's read tickets and held writes (see <see cref="GenerationInputs"/>).</remarks>
+    public Connection(long generation, ChannelWriter<Input> inputs, ILogger log, ConnectorSet connectors, IPAddress client, SessionReads? reads = null,
+        WriteBehind? writes = null)
     {
-        _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token, reads);
+        _inputs = new GenerationInputs(generation, inputs, log, _cancel.Token, reads, writes);
         _connectors = connectors;
         _client = client;
     }
@@ -62,10 +63,11 @@ internal sealed class Connection : IDisposable
             ? peer.SecureAsync(serverName, tls)
             : _inputs.PostAsync(Input.NewSecureFailed(Generation, "the connection is closed")).AsTask());
 
-    public void StartWrite(ReadOnlyMemory<byte> bytes) =>
-        _inputs.Run(Peer() is { } peer
-            ? peer.WriteAsync(bytes)
-            : _inputs.PostAsync(Input.NewSocketFailed(Generation, "the connection is closed")).AsTask());
+    public void StartWrite(ReadOnlyMemory<byte> bytes)
+    {
+        if (Peer() is { } peer) peer.Write(bytes);
+        else _inputs.Run(_inputs.PostAsync(Input.NewSocketFailed(Generation, "the connection is closed")).AsTask());
+    }
 
     /// <summary>Sends FIN; reading goes on until the peer closes.</summary>
     public void ShutdownSend() => Peer()?.ShutdownSend();

@@ -9,11 +9,15 @@ namespace Ws2s.AspNetCore.Sessions;
 /// </summary>
 /// <remarks>
 /// <paramref name="reads"/>: the session's read tickets, one per peer read it may hold unprocessed (a Wisp connection's streams
-/// share them); null: reads wait only for room in the channel.
+/// share them); null: reads wait only for room in the channel. <paramref name="writes"/>: where peer writes wait for the end of the
+/// session's turn (see <see cref="Connectors.PeerWriter"/>); null: each is sent at once.
 /// </remarks>
-internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed, SessionReads? reads = null)
+internal sealed class GenerationInputs(long generation, ChannelWriter<Input> inputs, ILogger log, CancellationToken closed, SessionReads? reads = null,
+    WriteBehind? writes = null)
 {
     public long Generation => generation;
+
+    public WriteBehind? Writes => writes;
 
     /// <summary>Hands an input to the session; false once this generation or the session is finished.</summary>
     public async ValueTask<bool> PostAsync(Input input)

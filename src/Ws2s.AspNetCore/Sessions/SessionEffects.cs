@@ -17,10 +17,10 @@ namespace Ws2s.AspNetCore.Sessions;
 /// </summary>
 /// <remarks>
 /// <paramref name="unproven"/>: the slot of a session that owes its token, released once the token is accepted.
-/// <paramref name="reads"/>: the session's read tickets, shared by its connections (see <see cref="GenerationInputs"/>).
+/// <paramref name="reads"/>, <paramref name="writes"/>: the session's read tickets and held writes, shared by its connections (see <see cref="GenerationInputs"/>).
 /// </remarks>
 internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
-    SessionObserver observer, ILogger log, IDisposable? unproven = null, SessionReads? reads = null) : IEffectHandler<ValueTask>, IDisposable
+    SessionObserver observer, ILogger log, IDisposable? unproven = null, SessionReads? reads = null, WriteBehind? writes = null) : IEffectHandler<ValueTask>, IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
     private readonly PooledBufferWriter _responseBuffer = new();
@@ -227,7 +227,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         if (!_connections.TryGetValue(generation, out var connection))
         {
-            connection = new Connection(generation, inputs, log, services.Connectors, clientAddress, reads);
+            connection = new Connection(generation, inputs, log, services.Connectors, clientAddress, reads, writes);
             _connections.Add(generation, connection);
         }
         return connection;

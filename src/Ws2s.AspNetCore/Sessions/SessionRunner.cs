@@ -45,6 +45,9 @@ internal sealed class SessionRunner
     /// <summary>The session's reads on their way to the loop: peer reads' tickets, and the buffers inputs lend.</summary>
     private readonly SessionReads _reads = new();
 
+    /// <summary>The session's peer writes, sent when its turn ends: when no input waits for the loop.</summary>
+    private readonly WriteBehind _writes = new();
+
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
 
@@ -72,8 +75,8 @@ internal sealed class SessionRunner
         _log = services.Log;
         _services = services;
         _serverSettings = services.Settings?.Current;
-        _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log);
-        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven, _reads);
+        _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log, _writes.TurnEnded);
+        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven, _reads, _writes);
     }
 
     public async Task RunAsync(CancellationToken stopping)
@@ -124,7 +127,13 @@ internal sealed class SessionRunner
                 Arm(start);
                 while (!_protocol.IsEnded)
                 {
-                    var input = await _inputs.Reader.ReadAsync(stopping);
+                    if (!_inputs.Reader.TryRead(out var input))
+                    {
+                        // Nothing more to do at once, unless the client's next message is on its way (the reader says when it
+                        // waits): what the turn wrote goes to the peers.
+                        if (!_reader.Busy) _writes.TurnEnded();
+                        input = await _inputs.Reader.ReadAsync(stopping);
+                    }
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
                     if (_connectsUntil is { } until && _time.GetUtcNow() >= until)
                     {

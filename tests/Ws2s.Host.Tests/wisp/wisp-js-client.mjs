@@ -4,8 +4,11 @@
 // Usage:
 //   node wisp-js-client.mjs --url ws://127.0.0.1:PORT/wisp/ --version 1|2 \
 //        --host 127.0.0.1 --port ECHOPORT [--mode echo|close-reason|udp-echo|opens|idle] \
-//        [--streams 100] [--bytes 262144] [--timeout-ms 60000] [--max-chunk 16384] \
+//        [--streams 100] [--bytes 262144] [--timeout-ms 60000] [--max-chunk 16384 | --chunk N] \
 //        [--seed 1] [--allow-fallback] [--modules /path/to/node_modules]
+//
+// Echo writes are log-uniform in [1, --max-chunk] bytes (a mix that finds framing bugs), or all --chunk bytes (the
+// shape of bulk traffic: libcurl.js and epoxy-tls write TLS records of up to 16 KiB).
 //
 // The wisp-js package is located through --modules or the WISP_JS_MODULES env var
 // (the node_modules folder that contains @mercuryworkshop/wisp-js); without either,
@@ -53,7 +56,7 @@ process.on("unhandledRejection", (e) => fail(`unhandled rejection: ${e && e.stac
 function parseArgs(argv) {
   const opts = {
     url: null, version: 2, host: "127.0.0.1", port: null, mode: "echo",
-    streams: 100, bytes: 256 * 1024, timeoutMs: 60000, maxChunk: 16384,
+    streams: 100, bytes: 256 * 1024, timeoutMs: 60000, maxChunk: 16384, chunk: 0,
     seed: 1, allowFallback: false, modules: process.env.WISP_JS_MODULES || null, datagrams: 20,
   };
   const num = (name, v) => {
@@ -77,6 +80,7 @@ function parseArgs(argv) {
       case "--bytes": opts.bytes = num("bytes", next()); break;
       case "--timeout-ms": opts.timeoutMs = num("timeout-ms", next()); break;
       case "--max-chunk": opts.maxChunk = num("max-chunk", next()); break;
+      case "--chunk": opts.chunk = num("chunk", next()); break;
       case "--seed": opts.seed = num("seed", next()); break;
       case "--modules": opts.modules = next(); break;
       case "--allow-fallback": opts.allowFallback = true; break;
@@ -501,7 +505,7 @@ function echoMode(conn, state, isWsClosed) {
             await sleep(1);
             continue;
           }
-          const n = Math.min(chunkSize(rand, opts.maxChunk), B - s.sent);
+          const n = Math.min(opts.chunk || chunkSize(rand, opts.maxChunk), B - s.sent);
           stream.send(payload.subarray(s.sent, s.sent + n));
           s.sent += n;
           if ((s.sent & 0xffff) < n) await new Promise((r) => setImmediate(r)); // yield now and then

@@ -1,0 +1,32 @@
+using Ws2s.AspNetCore.Connectors;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>
+/// A session's peer writes held until the end of its turn: when no input waits for its loop, each peer that was written to
+/// sends what it took in one send (<see cref="PeerWriter"/>). A turn goes on while the client's next message is on its way:
+/// the loop ends it when it would wait and the client reader is not busy, and the reader when it is about to wait.
+/// </summary>
+internal sealed class WriteBehind
+{
+    private readonly Lock _gate = new();
+    private List<PeerWriter> _waiting = [];
+
+    /// <summary>A peer with bytes held for the end of this turn (once per turn).</summary>
+    public void Hold(PeerWriter writer)
+    {
+        lock (_gate) _waiting.Add(writer);
+    }
+
+    /// <summary>The turn has ended: every peer written to sends what it holds.</summary>
+    public void TurnEnded()
+    {
+        List<PeerWriter> due;
+        lock (_gate)
+        {
+            if (_waiting.Count == 0) return;
+            (due, _waiting) = (_waiting, []); // the loop and the reader may end a turn at once: each its own list
+        }
+        foreach (var writer in due) writer.TurnEnded();
+    }
+}

@@ -1,0 +1,160 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging.Abstractions;
+using Ws2s.AspNetCore.Connectors;
+using Ws2s.AspNetCore.Sessions;
+using Ws2s.Protocol;
+
+namespace Ws2s.Host.Tests;
+
+/// <summary>
+/// The peer's sending side (<see cref="PeerWriter"/>): what a session's turn writes goes to the peer in one send when the
+/// turn ends; the core hears each write done at once, except while a send is in flight; FIN and a close come after the
+/// bytes the core saw written.
+/// </summary>
+public sealed class PeerWriterTests
+{
+    /// <summary>A peer's stream that records every write; while <see cref="Stall"/> is set, a write waits for it.</summary>
+    private sealed class RecordingStream : Stream
+    {
+        public List<byte[]> Writes { get; } = [];
+        public TaskCompletionSource? Stall { get; set; }
+        public bool ShutDown { get; set; }
+        /// <summary>Bytes written, in the order they reached the stream.</summary>
+        public byte[] All => [.. Writes.SelectMany(w => w)];
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (ShutDown) throw new IOException("written after FIN");
+            lock (Writes) Writes.Add(buffer.ToArray());
+            if (Stall is { } stall) await stall.Task;
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private readonly Channel<Input> _inputs = Channel.CreateUnbounded<Input>();
+    private readonly WriteBehind _turn = new();
+    private readonly RecordingStream _stream = new();
+    private readonly PeerWriter _writer;
+
+    public PeerWriterTests()
+    {
+        var peer = new PeerStream(_stream, () => _stream.ShutDown = true);
+        _writer = new PeerWriter(new GenerationInputs(3, _inputs.Writer, NullLogger.Instance, CancellationToken.None, writes: _turn), peer, CancellationToken.None);
+    }
+
+    private int Completions()
+    {
+        var count = 0;
+        while (_inputs.Reader.TryRead(out var input))
+        {
+            Assert.True(input is Input.WriteCompleted { Generation: 3 }, $"unexpected {input}");
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>Waits (with a deadline) for the stream to have <paramref name="count"/> writes.</summary>
+    private async Task WritesAsync(int count)
+    {
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        while (_stream.Writes.Count < count)
+        {
+            Assert.False(patience.IsCancellationRequested, $"{_stream.Writes.Count} writes, not {count}");
+            await Task.Yield();
+        }
+    }
+
+    [Fact]
+    public void The_writes_of_one_turn_go_to_the_peer_in_one_send_when_it_ends_and_each_is_done_at_once()
+    {
+        for (var i = 0; i < 10; i++) _writer.Write(new[] { (byte)i });
+        Assert.Equal(10, Completions());
+        Assert.Empty(_stream.Writes);
+        _turn.TurnEnded();
+        Assert.Equal([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], _stream.Writes);
+        _turn.TurnEnded(); // nothing more held: nothing sent
+        Assert.Single(_stream.Writes);
+    }
+
+    [Fact]
+    public async Task While_a_send_is_in_flight_a_write_is_done_only_once_that_send_is_over_and_goes_in_the_next()
+    {
+        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.Write("first"u8.ToArray());
+        _turn.TurnEnded();
+        Assert.Equal(1, Completions());
+        _writer.Write("second"u8.ToArray());
+        _writer.Write("third"u8.ToArray()); // the core holds back after one; a second in a row waits all the same
+        Assert.Equal(0, Completions());
+        var stall = _stream.Stall;
+        _stream.Stall = null;
+        stall.SetResult();
+        await WritesAsync(2);
+        Assert.Equal("firstsecondthird", System.Text.Encoding.ASCII.GetString(_stream.All));
+        Assert.Equal("secondthird", System.Text.Encoding.ASCII.GetString(_stream.Writes[1]));
+        Assert.Equal(1, Completions()); // the owed one, once
+    }
+
+    [Fact]
+    public void A_turn_that_writes_more_than_64_KiB_sends_without_waiting_for_its_end()
+    {
+        for (var i = 0; i < 5; i++) _writer.Write(new byte[11_000]);
+        Assert.Empty(_stream.Writes);
+        _writer.Write(new byte[11_000]);
+        Assert.Equal(66_000, Assert.Single(_stream.Writes).Length);
+    }
+
+    [Fact]
+    public async Task A_large_write_with_nothing_held_goes_as_it_is_and_is_done_once_sent()
+    {
+        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.Write(new byte[40_000]);
+        Assert.Equal(40_000, Assert.Single(_stream.Writes).Length);
+        Assert.Equal(0, Completions());
+        _stream.Stall.SetResult();
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        Assert.True(await _inputs.Reader.WaitToReadAsync(patience.Token));
+        Assert.Equal(1, Completions());
+    }
+
+    [Fact]
+    public void FIN_goes_after_the_bytes_held_for_the_turn()
+    {
+        _writer.Write("last words"u8.ToArray());
+        _writer.ShutdownSend();
+        Assert.Equal("last words", System.Text.Encoding.ASCII.GetString(_stream.All));
+        Assert.True(_stream.ShutDown);
+    }
+
+    [Fact]
+    public void Closing_offers_the_bytes_held_for_the_turn_to_the_peer_first()
+    {
+        _writer.Write("written, then closed"u8.ToArray());
+        _writer.Close();
+        Assert.Equal("written, then closed", System.Text.Encoding.ASCII.GetString(_stream.All));
+        _turn.TurnEnded(); // the turn's end after the close sends nothing more
+        Assert.Single(_stream.Writes);
+    }
+
+    [Fact]
+    public async Task Draining_before_a_handshake_sends_what_is_held_and_waits_for_it()
+    {
+        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.Write("STARTTLS\r\n"u8.ToArray());
+        var drained = _writer.DrainedAsync();
+        Assert.Single(_stream.Writes);
+        Assert.False(drained.IsCompleted);
+        _stream.Stall.SetResult();
+        await drained.WaitAsync(WsClient.Patience);
+    }
+}
