@@ -309,6 +309,26 @@ public sealed partial class FirstContactTests : IDisposable
         Assert.DoesNotContain("Could not parse the JSON file", error.Message);
     }
 
+    /// <summary>
+    /// Started with SIGHUP ignored (<c>nohup ws2sd start</c>, or any parent that ignores it: the ignore is inherited), ws2sd
+    /// still takes SIGHUP as a reload. It used to keep the ignore, and <c>ws2sd reload</c> waited 30 s for an answer that
+    /// never came (CI caught it when its runner ran under nohup).
+    /// </summary>
+    [SkippableFact]
+    public async Task Ws2sd_started_with_SIGHUP_ignored_still_reloads_on_it()
+    {
+        Requirements.Need("/usr/bin/nohup", "coreutils");
+        await using var home = new Ws2sdHome();
+        var port = Loopback.FreePort();
+        await home.WriteConfigAsync(port, "127.0.0.1:1");
+        var (exit, output) = await home.Ws2sdUnderAsync(["/usr/bin/nohup"], "start");
+        Assert.True(exit == 0, home.Explain(output));
+        await home.WriteConfigAsync(port, "127.0.0.1:2");
+        (exit, output) = await home.Ws2sdAsync("reload");
+        Assert.True(exit == 0, home.Explain(output));
+        Assert.Contains("reloaded its configuration", output);
+    }
+
     /// <summary>Issue 21, 7: `ws2sd reload` says whether the new configuration took, and exits non-zero when it did not.</summary>
     [SkippableFact]
     public async Task Ws2sd_reload_waits_for_the_outcome_and_fails_when_the_new_configuration_is_refused()

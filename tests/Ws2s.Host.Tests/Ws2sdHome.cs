@@ -20,9 +20,13 @@ public sealed class Ws2sdHome : IAsyncDisposable
     public string PidFile => System.IO.Path.Combine(Dot, "ws2sd.pid");
 
     /// <summary>Runs <c>ws2sd ARGS</c> with HOME here to its end: its exit code and what it printed.</summary>
-    public async Task<(int Exit, string Output)> Ws2sdAsync(params string[] args)
+    public Task<(int Exit, string Output)> Ws2sdAsync(params string[] args) => Ws2sdUnderAsync([], args);
+
+    /// <summary>Runs <c>LAUNCHER… ws2sd ARGS</c> (e.g. <c>nohup</c>) with HOME here to its end.</summary>
+    public async Task<(int Exit, string Output)> Ws2sdUnderAsync(string[] launcher, params string[] args)
     {
-        var run = await Command.RunAsync("dotnet", [System.IO.Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), .. args],
+        string[] command = [.. launcher, "dotnet", System.IO.Path.Combine(AppContext.BaseDirectory, "ws2sd.dll"), .. args];
+        var run = await Command.RunAsync(command[0], command[1..],
             environment: new Dictionary<string, string?> { ["HOME"] = Path, ["WS2S_CONFIG"] = null });
         return (run.Exit, run.Printed);
     }

@@ -37,6 +37,7 @@ internal sealed class ConfigReloader(AcceptedConfiguration accepted, LiveConfigu
     {
         _loaded = Digest(_path);
         _settle = new Timer(_ => ReloadIfChanged(), null, Timeout.Infinite, Timeout.Infinite);
+        if (HangupSignal.Unignore()) log.LogInformation("SIGHUP was ignored when ws2sd started (nohup?): it reloads the configuration now");
         if (!OperatingSystem.IsWindows())
             _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
