@@ -54,4 +54,76 @@ public sealed class ConnectorSeamTests
         await client.SendAsync(new { command = "connect", host = "nowhere:x" });
         await client.ExpectAsync("""{"success":false,"code":2,"message":"this server has no connector for nowhere: destinations"}""");
     }
+
+    /// <summary>
+    /// Review of the write-behind: "send done" comes before the bytes have left ws2s, so a close right after it must not
+    /// throw them away. Here the peer's stream finishes every write later (as a pipe under backpressure or a QUIC stream
+    /// would), and the client sends `close` at once, pipelined and after the answer.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Send_then_close_reaches_a_peer_whose_writes_finish_later(bool pipelined)
+    {
+        var slow = new SlowSinkConnector();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o => o.Destinations.Allow = ["slow:sink"]),
+            services => services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnector>(slow)));
+        await using var client = await host.ConnectAsync();
+        await client.SendAsync(new { command = "connect", host = "slow:sink" });
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"connect done"}""");
+        await client.SendAsync(new { command = "send", data = "hello" });
+        if (!pipelined) await client.ExpectAsync("""{"success":true,"code":0,"message":"send done"}""");
+        await client.SendAsync(new { command = "close" });
+        if (pipelined) await client.ExpectAsync("""{"success":true,"code":0,"message":"send done"}""");
+        await client.ExpectAsync("""{"success":true,"code":0,"message":"close done"}""");
+        slow.Writes.SetResult(); // the peer's writes finish only now, after the close
+        Assert.Equal("hello", await slow.ClosedWith.Task.WaitAsync(WsClient.Patience));
+    }
+
+    /// <summary>Peers (scheme <c>slow:</c>) whose writes finish once <see cref="Writes"/> is set; what one was sent when it is disposed.</summary>
+    private sealed class SlowSinkConnector : IConnector
+    {
+        public TaskCompletionSource<string> ClosedWith { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Writes { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string Scheme => "slow";
+
+        public Task<PeerStream> ConnectAsync(Hop hop, PeerContext context, CancellationToken cancel) =>
+            Task.FromResult(new PeerStream(new SlowSink(Writes.Task, ClosedWith), () => { }));
+
+        private sealed class SlowSink(Task writes, TaskCompletionSource<string> closedWith) : Stream
+        {
+            private readonly MemoryStream _received = new();
+
+            public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancel = default)
+            {
+                await writes.WaitAsync(cancel);
+                lock (_received) _received.Write(buffer.Span);
+            }
+
+            public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancel = default)
+            {
+                await Task.Delay(Timeout.Infinite, cancel); // says nothing
+                return 0;
+            }
+
+            protected override void Dispose(bool disposing)
+            {
+                lock (_received) closedWith.TrySetResult(Encoding.ASCII.GetString(_received.ToArray()));
+                base.Dispose(disposing);
+            }
+
+            public override bool CanRead => true;
+            public override bool CanWrite => true;
+            public override bool CanSeek => false;
+            public override long Length => throw new NotSupportedException();
+            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+            public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+            public override void Flush() { }
+            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+            public override void SetLength(long value) => throw new NotSupportedException();
+        }
+    }
 }

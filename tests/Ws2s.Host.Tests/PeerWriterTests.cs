@@ -49,7 +49,7 @@ public sealed class PeerWriterTests
     public PeerWriterTests()
     {
         var peer = new PeerStream(_stream, () => _stream.ShutDown = true);
-        _writer = new PeerWriter(new GenerationInputs(3, _inputs.Writer, NullLogger.Instance, CancellationToken.None, writes: _turn), peer, CancellationToken.None);
+        _writer = new PeerWriter(new GenerationInputs(3, _inputs.Writer, NullLogger.Instance, CancellationToken.None, writes: _turn), peer);
     }
 
     private int Completions()
@@ -137,13 +137,44 @@ public sealed class PeerWriterTests
     }
 
     [Fact]
-    public void Closing_offers_the_bytes_held_for_the_turn_to_the_peer_first()
+    public async Task Closing_sends_the_bytes_held_for_the_turn_first()
     {
         _writer.Write("written, then closed"u8.ToArray());
-        _writer.Close();
+        await _writer.CloseAsync().WaitAsync(WsClient.Patience);
         Assert.Equal("written, then closed", System.Text.Encoding.ASCII.GetString(_stream.All));
         _turn.TurnEnded(); // the turn's end after the close sends nothing more
         Assert.Single(_stream.Writes);
+    }
+
+    /// <summary>Review: a close used to end a send in flight, and drop what waited behind it, though the core had heard both done.</summary>
+    [Fact]
+    public async Task Closing_while_a_send_is_in_flight_waits_for_it_and_sends_what_waited_behind_it()
+    {
+        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.Write("first "u8.ToArray());
+        _turn.TurnEnded();
+        _writer.Write("second"u8.ToArray());
+        var closed = _writer.CloseAsync();
+        Assert.False(closed.IsCompleted);
+        var stall = _stream.Stall;
+        _stream.Stall = null;
+        stall.SetResult();
+        await closed.WaitAsync(WsClient.Patience);
+        Assert.Equal("first second", System.Text.Encoding.ASCII.GetString(_stream.All));
+    }
+
+    /// <summary>Review: after a failed send, a wait for the writer to drain (a TLS step's) never ended.</summary>
+    [Fact]
+    public async Task After_a_failed_send_draining_and_closing_end_at_once_and_the_session_hears_why()
+    {
+        _stream.ShutDown = true; // every write fails
+        _writer.Write("STARTTLS\r\n"u8.ToArray());
+        _turn.TurnEnded();
+        await _writer.DrainedAsync().WaitAsync(WsClient.Patience);
+        await _writer.CloseAsync().WaitAsync(WsClient.Patience);
+        var heard = new List<Input>();
+        while (_inputs.Reader.TryRead(out var input)) heard.Add(input);
+        Assert.Contains(heard, i => i is Input.SocketFailed);
     }
 
     [Fact]

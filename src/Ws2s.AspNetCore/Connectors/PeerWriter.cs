@@ -8,10 +8,11 @@ namespace Ws2s.AspNetCore.Connectors;
 /// once (<c>WriteCompleted</c>), and what a turn of the session wrote goes to the peer in one send when the turn ends
 /// (<see cref="WriteBehind"/>): a client read of many small Wisp DATA packets costs each peer one send, not one per packet (a
 /// send each was half of ws2s's syscalls under the wisp-js client). While a send is in flight, a write's completion waits
-/// for it, so the core queues behind a slow peer as before; what this holds is the send in flight and one write more.
-/// A datagram peer (UDP) sends each write as it comes: datagrams are never merged.
+/// for it, so the core queues behind a slow peer as before; what this holds is the send in flight and one write more,
+/// counted in the server-wide queue budget. Done means taken: a close or FIN comes after every byte taken
+/// (<see cref="CloseAsync"/>). A datagram peer (UDP) sends each write as it comes: datagrams are never merged.
 /// </summary>
-internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, CancellationToken closed)
+internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
 {
     /// <summary>Held bytes past this go at once, without waiting for the turn to end.</summary>
     private const int SendAtBytes = 64 * 1024;
@@ -19,20 +20,28 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
     /// <summary>A write this large, with nothing held or in flight, is sent as it is, without a copy.</summary>
     private const int DirectBytes = 32 * 1024;
 
+    /// <summary>How long a closed connection may take to send what it was given before the rest is thrown away.</summary>
+    public static readonly TimeSpan Linger = TimeSpan.FromSeconds(10);
+
     private readonly bool _datagrams = peer.Stream is DatagramStream;
     private readonly Lock _gate = new();
+    /// <summary>Ends the sends: only when a closed connection's linger has passed (a close does not throw taken bytes away).</summary>
+    private readonly CancellationTokenSource _abandon = new();
     /// <summary>Bytes taken and not yet sent.</summary>
     private PooledBufferWriter _held = new();
     private PooledBufferWriter _spare = new();
     private int _heldBytes;
     /// <summary>A send is in flight (<see cref="SendAsync"/> runs): it takes what is held when it is done.</summary>
     private bool _sending;
+    /// <summary>A send failed: nothing more goes to this peer (the session has heard why).</summary>
+    private bool _broken;
     /// <summary>A write taken while a send was in flight: its <c>WriteCompleted</c> waits for that send.</summary>
     private bool _owed;
     /// <summary>Waiting for the end of the turn (in the session's <see cref="WriteBehind"/>).</summary>
     private bool _waitingForTurn;
     /// <summary>The sending side shuts down (FIN) once everything held has gone.</summary>
     private bool _finAfter;
+    /// <summary>Completed once nothing is held or in flight (or the peer broke): a TLS step or a close waits for it.</summary>
     private TaskCompletionSource? _drained;
 
     /// <summary>Takes bytes for the peer (the core lends them only for its step: they are copied).</summary>
@@ -40,26 +49,23 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
     {
         if (_datagrams)
         {
-            inputs.Run(WriteDatagramAsync(bytes.ToArray()));
+            inputs.Run(WriteDatagramAsync(bytes)); // the core keeps the datagram until it hears WriteCompleted
             return;
         }
-        bool done, sendNow;
+        bool direct;
         lock (_gate)
         {
-            if (!_sending && _heldBytes == 0 && bytes.Length >= DirectBytes)
-            {
-                // A large write with nothing before it goes as it is (a copy would cost more than the send it saves), and is
-                // done when sent; what comes meanwhile waits for it, as behind any send in flight.
-                _sending = true;
-                sendNow = true;
-            }
-            else sendNow = false;
+            // A large write with nothing before it goes as it is (a copy would cost more than the send it saves), and is done
+            // when sent; what comes meanwhile waits for it, as behind any send in flight.
+            direct = !_sending && _heldBytes == 0 && bytes.Length >= DirectBytes;
+            _sending |= direct;
         }
-        if (sendNow)
+        if (direct)
         {
             inputs.Run(SendAsync(bytes));
             return;
         }
+        bool done, sendNow;
         lock (_gate)
         {
             bytes.Span.CopyTo(_held.GetSpan(bytes.Length));
@@ -73,6 +79,7 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
             _waitingForTurn |= waitForTurn;
             if (waitForTurn) inputs.Writes!.Hold(this);
         }
+        inputs.Writes?.Account(bytes.Length);
         if (sendNow) inputs.Run(SendAsync());
         if (done && inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation)) is { IsCompleted: false } posting) inputs.Run(posting.AsTask());
     }
@@ -89,69 +96,49 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
         inputs.Run(SendAsync());
     }
 
-    /// <summary>Sends FIN once everything held has gone to the peer; reading goes on until the peer closes.</summary>
+    /// <summary>Sends FIN once what was taken has gone; reading goes on until the peer closes.</summary>
     public void ShutdownSend()
     {
+        bool now, send = false;
         lock (_gate)
         {
-            if (_sending || _heldBytes > 0)
+            now = !_sending && _heldBytes == 0;
+            if (!now)
             {
                 _finAfter = true;
-                if (_sending) return;
+                send = !_sending;
                 _sending = true;
             }
         }
-        if (_finAfter) inputs.Run(SendAsync());
-        else Shutdown();
+        if (now) Shutdown();
+        else if (send) inputs.Run(SendAsync());
     }
 
-    /// <summary>Completes once nothing is held or in flight (before a TLS handshake takes the stream over).</summary>
+    /// <summary>Completes once nothing is held or in flight (before a TLS handshake takes the stream over), or the peer broke.</summary>
     public Task DrainedAsync()
     {
+        bool send;
+        Task drained;
         lock (_gate)
         {
-            if (!_sending && _heldBytes == 0) return Task.CompletedTask;
-            _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_sending)
-            {
-                _sending = true;
-                inputs.Run(SendAsync());
-            }
-            return _drained.Task;
+            if (_broken || (!_sending && _heldBytes == 0)) return Task.CompletedTask;
+            drained = (_drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            send = !_sending;
+            _sending = true;
         }
+        if (send) inputs.Run(SendAsync());
+        return drained;
     }
 
     /// <summary>
-    /// The connection closes: what is held is offered to the kernel once, without waiting (a send in flight is ended by the
-    /// close, as it always was). Bytes the core saw written are not dropped while the socket has room for them.
+    /// The connection closes: what was taken is still sent (the core heard it done), for at most <see cref="Linger"/>; the
+    /// task completes when it has gone, the peer broke, or the linger ended it. Then the stream may be disposed.
     /// </summary>
-    public void Close()
+    public Task CloseAsync()
     {
-        PooledBufferWriter held;
-        lock (_gate)
-        {
-            if (_sending || _heldBytes == 0) return;
-            (_sending, held, _heldBytes) = (true, _held, 0);
-        }
-        try
-        {
-            var sending = peer.Stream.WriteAsync(held.WrittenMemory, CancellationToken.None);
-            if (sending.IsCompleted)
-            {
-                sending.GetAwaiter().GetResult();
-                held.Clear();
-            }
-            else
-            {
-                // The stream's disposal ends it; its array is left to the GC, not given back to the pool while in use.
-                _ = sending.AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None,
-                    TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException or OperationCanceledException)
-        {
-            // Broken already: nothing more to offer.
-        }
+        var drained = DrainedAsync();
+        if (!drained.IsCompleted) _abandon.CancelAfter(Linger);
+        return drained;
     }
 
     /// <param name="first">A write sent as it is before what is held (<see cref="DirectBytes"/>), and done once sent.</param>
@@ -162,17 +149,9 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
         {
             if (!first.IsEmpty)
             {
-                try
+                if (!await SentAsync(first, owed: false))
                 {
-                    await peer.Stream.WriteAsync(first, closed);
-                }
-                catch (IOException e) when (!closed.IsCancellationRequested)
-                {
-                    await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
-                    return;
-                }
-                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
-                {
+                    Abandon();
                     return;
                 }
                 await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
@@ -191,23 +170,15 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
                     (batch, _held, _spare, _heldBytes) = (_held, _spare, _held, 0);
                     (owed, _owed) = (_owed, false);
                 }
-                try
+                var length = batch.WrittenMemory.Length;
+                var sent = await SentAsync(batch.WrittenMemory, owed);
+                batch.Clear(); // the send is over (done, failed or ended): its array goes back to the pool
+                inputs.Writes?.Account(-length);
+                if (!sent)
                 {
-                    var sending = peer.Stream.WriteAsync(batch.WrittenMemory, closed);
-                    // The write that waited is in this batch, on its way: the core may hand over the next.
-                    if (owed) await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
-                    await sending;
-                }
-                catch (IOException e) when (!closed.IsCancellationRequested)
-                {
-                    await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
-                    return; // still "sending": nothing more goes to a broken peer
-                }
-                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
-                {
+                    Abandon();
                     return;
                 }
-                batch.Clear();
             }
             if (fin) Shutdown();
         }
@@ -217,6 +188,40 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
             lock (_gate) (drained, _drained) = (_drained, null);
             drained?.TrySetResult();
         }
+    }
+
+    /// <summary>One send to the peer; <paramref name="owed"/>: a write in it waits for its completion, said once it is on its way. False: it failed or was abandoned.</summary>
+    private async Task<bool> SentAsync(ReadOnlyMemory<byte> bytes, bool owed)
+    {
+        try
+        {
+            var sending = peer.Stream.WriteAsync(bytes, _abandon.Token);
+            if (owed) await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
+            await sending;
+            return true;
+        }
+        catch (IOException e) when (!_abandon.IsCancellationRequested)
+        {
+            await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
+        {
+        }
+        lock (_gate) _broken = true;
+        return false;
+    }
+
+    /// <summary>After a failed send: nothing more goes, and what is held is forgotten (its bytes leave the queue budget).</summary>
+    private void Abandon()
+    {
+        int forgotten;
+        lock (_gate)
+        {
+            forgotten = _heldBytes;
+            _heldBytes = 0;
+            _held.Clear();
+        }
+        inputs.Writes?.Account(-forgotten);
     }
 
     private void Shutdown()
@@ -236,9 +241,9 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer, Cance
     {
         try
         {
-            await peer.Stream.WriteAsync(datagram, closed);
+            await peer.Stream.WriteAsync(datagram, _abandon.Token);
         }
-        catch (IOException e) when (!closed.IsCancellationRequested)
+        catch (IOException e) when (!_abandon.IsCancellationRequested)
         {
             await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
             return;

@@ -178,7 +178,9 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
     {
         try
         {
-            await inputs.WriteAsync(input, cancel);
+            var posting = inputs.WriteAsync(input, cancel);
+            if (!posting.IsCompleted) Idle(); // the session is behind: its turn's writes go meanwhile
+            await posting;
         }
         catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
         {

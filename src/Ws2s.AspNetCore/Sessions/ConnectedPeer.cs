@@ -18,7 +18,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     private readonly bool _overOwnStream = stream.Stream.GetType() == typeof(NetworkStream);
     private PeerPump? _pump = new(inputs, stream);
     /// <summary>Sends what the core writes; none while the TLS step has the stream.</summary>
-    private PeerWriter? _writer = new(inputs, stream, closed);
+    private PeerWriter? _writer = new(inputs, stream);
     private Task? _reading;
     private CancellationTokenSource? _readStop;
     /// <summary>
@@ -94,7 +94,14 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             _writer = null; // nothing is written during the handshake (the core queues requests behind it)
         }
         // What was written before (a STARTTLS command) goes first.
-        if (writer is not null) await writer.DrainedAsync();
+        try
+        {
+            if (writer is not null) await writer.DrainedAsync().WaitAsync(closed);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // closed meanwhile
+        }
         // Stop the plain reader without losing a byte: a cancelled receive takes nothing, and what it
         // read before has gone to the session already, ahead of the outcome posted below.
         readStop?.Cancel();
@@ -124,7 +131,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             {
                 _stream = secured;
                 _pump = new PeerPump(inputs, secured);
-                _writer = new PeerWriter(inputs, secured, closed);
+                _writer = new PeerWriter(inputs, secured);
                 installed = true;
             }
         }
@@ -191,12 +198,18 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
             _pump = null;
             (stream, reading, writer, _writer) = (_stream, _reading, _writer, null);
         }
-        writer?.Close(); // what the core saw written goes to the kernel first, if it has room
+        // What the core heard written still goes to the peer (for a while at most), and FIN after it.
+        var sent = writer?.CloseAsync() ?? Task.CompletedTask;
         if (_overOwnStream && reading is { IsCompleted: false } && stream.Socket is { } socket && TryShutdown(socket))
-            reading.ContinueWith(static (_, peer) => ((PeerStream)peer!).Dispose(), stream, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            DisposeAfter(sent.IsCompleted ? reading : Task.WhenAll(reading, sent), stream);
+        else if (!sent.IsCompleted)
+            DisposeAfter(sent, stream);
         else
             stream.Dispose();
     }
+
+    private static void DisposeAfter(Task task, PeerStream stream) =>
+        task.ContinueWith(static (_, peer) => ((PeerStream)peer!).Dispose(), stream, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     private static bool TryShutdown(Socket socket)
     {

@@ -18,6 +18,9 @@ internal sealed class QueueBudget(long limit)
 
     public bool HasRoom => Used < limit;
 
+    /// <summary>Records bytes taken (positive) or let go (negative) outside a session's core: a peer writer's.</summary>
+    public void Add(int bytes) => Interlocked.Add(ref _used, bytes);
+
     /// <summary>Records that a session's queue went from <paramref name="held"/> to <paramref name="now"/> bytes, and returns <paramref name="now"/>.</summary>
     public int Update(int held, int now)
     {

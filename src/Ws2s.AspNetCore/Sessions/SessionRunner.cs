@@ -46,7 +46,13 @@ internal sealed class SessionRunner
     private readonly SessionReads _reads = new();
 
     /// <summary>The session's peer writes, sent when its turn ends: when no input waits for the loop.</summary>
-    private readonly WriteBehind _writes = new();
+    private readonly WriteBehind _writes;
+
+    /// <summary>Client messages taken since the turn's writes last went out: a turn that goes on and on still sends.</summary>
+    private int _turnMessages;
+
+    /// <summary>A turn sends its writes after this many client messages, even while more are at hand.</summary>
+    private const int MaxMessagesPerTurn = 32;
 
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
@@ -70,6 +76,7 @@ internal sealed class SessionRunner
         _time = services.Time;
         _timer = new SessionTimer(_time, _inputs.Writer);
         _budget = services.Budget;
+        _writes = new WriteBehind(_budget);
         _clientTcp = who.Tcp;
         _observer = observer;
         _log = services.Log;
@@ -131,7 +138,7 @@ internal sealed class SessionRunner
                     {
                         // Nothing more to do at once, unless the client's next message is on its way (the reader says when it
                         // waits): what the turn wrote goes to the peers.
-                        if (!_reader.Busy) _writes.TurnEnded();
+                        if (!_reader.Busy) EndTurn();
                         input = await _inputs.Reader.ReadAsync(stopping);
                     }
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
@@ -153,6 +160,7 @@ internal sealed class SessionRunner
                         _log.LogDebug("client {Client} reset or closed its connection", _observer.Client);
                         input = Input.ClientGone;
                     }
+                    if ((input.IsClientText || input.IsClientBinary) && ++_turnMessages >= MaxMessagesPerTurn) EndTurn();
                     await StepAsync(input, ended.Token);
                 }
             }
@@ -201,6 +209,12 @@ internal sealed class SessionRunner
             ended.Cancel();
             await reader;
         }
+    }
+
+    private void EndTurn()
+    {
+        _turnMessages = 0;
+        _writes.TurnEnded();
     }
 
     private async Task StepAsync(Input input, CancellationToken cancel)

@@ -7,7 +7,8 @@ namespace Ws2s.AspNetCore.Sessions;
 /// sends what it took in one send (<see cref="PeerWriter"/>). A turn goes on while the client's next message is on its way:
 /// the loop ends it when it would wait and the client reader is not busy, and the reader when it is about to wait.
 /// </summary>
-internal sealed class WriteBehind
+/// <remarks><paramref name="budget"/>: the server-wide queue bound, which counts the bytes the writers hold.</remarks>
+internal sealed class WriteBehind(QueueBudget? budget = null)
 {
     private readonly Lock _gate = new();
     private List<PeerWriter> _waiting = [];
@@ -17,6 +18,9 @@ internal sealed class WriteBehind
     {
         lock (_gate) _waiting.Add(writer);
     }
+
+    /// <summary>A writer took (positive) or let go of (negative) bytes: they count in the server-wide queue budget.</summary>
+    public void Account(int bytes) => budget?.Add(bytes);
 
     /// <summary>The turn has ended: every peer written to sends what it holds.</summary>
     public void TurnEnded()
