@@ -20,16 +20,14 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
     /// <summary>A write this large, with nothing held or in flight, is sent as it is, without a copy.</summary>
     private const int DirectBytes = 32 * 1024;
 
-    /// <summary>How long a closed connection may take to send what it was given before the rest is thrown away.</summary>
+    /// <summary>How long a closed connection may take to send what it was given before its stream is disposed under the send.</summary>
     public static readonly TimeSpan Linger = TimeSpan.FromSeconds(10);
 
     private readonly bool _datagrams = peer.Stream is DatagramStream;
     private readonly Lock _gate = new();
-    /// <summary>Ends the sends: only when a closed connection's linger has passed (a close does not throw taken bytes away).</summary>
-    private readonly CancellationTokenSource _abandon = new();
     /// <summary>Bytes taken and not yet sent.</summary>
-    private PooledBufferWriter _held = new();
-    private PooledBufferWriter _spare = new();
+    private PooledBufferWriter? _held;
+    private PooledBufferWriter? _spare;
     private int _heldBytes;
     /// <summary>A send is in flight (<see cref="SendAsync"/> runs): it takes what is held when it is done.</summary>
     private bool _sending;
@@ -68,6 +66,7 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
         bool done, sendNow;
         lock (_gate)
         {
+            _held ??= new PooledBufferWriter();
             bytes.Span.CopyTo(_held.GetSpan(bytes.Length));
             _held.Advance(bytes.Length);
             _heldBytes += bytes.Length;
@@ -131,15 +130,10 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
     }
 
     /// <summary>
-    /// The connection closes: what was taken is still sent (the core heard it done), for at most <see cref="Linger"/>; the
-    /// task completes when it has gone, the peer broke, or the linger ended it. Then the stream may be disposed.
+    /// The connection closes: what was taken is still sent (the core heard it done). The task completes once it has gone or
+    /// the peer broke; the stream is disposed then, or after <see cref="Linger"/>, which ends a send still waiting.
     /// </summary>
-    public Task CloseAsync()
-    {
-        var drained = DrainedAsync();
-        if (!drained.IsCompleted) _abandon.CancelAfter(Linger);
-        return drained;
-    }
+    public Task CloseAsync() => DrainedAsync();
 
     /// <param name="first">A write sent as it is before what is held (<see cref="DirectBytes"/>), and done once sent.</param>
     private async Task SendAsync(ReadOnlyMemory<byte> first = default)
@@ -167,7 +161,7 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
                         (_sending, fin, _finAfter) = (false, _finAfter, false);
                         break;
                     }
-                    (batch, _held, _spare, _heldBytes) = (_held, _spare, _held, 0);
+                    (batch, _held, _spare, _heldBytes) = (_held!, _spare ?? new PooledBufferWriter(), _held, 0);
                     (owed, _owed) = (_owed, false);
                 }
                 var length = batch.WrittenMemory.Length;
@@ -195,16 +189,16 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
     {
         try
         {
-            var sending = peer.Stream.WriteAsync(bytes, _abandon.Token);
+            var sending = peer.Stream.WriteAsync(bytes, CancellationToken.None);
             if (owed) await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
             await sending;
             return true;
         }
-        catch (IOException e) when (!_abandon.IsCancellationRequested)
+        catch (IOException e)
         {
             await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
         lock (_gate) _broken = true;
@@ -219,7 +213,7 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
         {
             forgotten = _heldBytes;
             _heldBytes = 0;
-            _held.Clear();
+            _held?.Clear();
         }
         inputs.Writes?.Account(-forgotten);
     }
@@ -241,14 +235,14 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
     {
         try
         {
-            await peer.Stream.WriteAsync(datagram, _abandon.Token);
+            await peer.Stream.WriteAsync(datagram, CancellationToken.None);
         }
-        catch (IOException e) when (!_abandon.IsCancellationRequested)
+        catch (IOException e)
         {
             await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
             return;
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
             return;
         }

@@ -200,6 +200,7 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         }
         // What the core heard written still goes to the peer (for a while at most), and FIN after it.
         var sent = writer?.CloseAsync() ?? Task.CompletedTask;
+        if (!sent.IsCompleted) sent = sent.WaitAsync(PeerWriter.Linger); // then disposed under a send that still waits
         if (_overOwnStream && reading is { IsCompleted: false } && stream.Socket is { } socket && TryShutdown(socket))
             DisposeAfter(sent.IsCompleted ? reading : Task.WhenAll(reading, sent), stream);
         else if (!sent.IsCompleted)
@@ -209,7 +210,11 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
     }
 
     private static void DisposeAfter(Task task, PeerStream stream) =>
-        task.ContinueWith(static (_, peer) => ((PeerStream)peer!).Dispose(), stream, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        task.ContinueWith(static (done, peer) =>
+        {
+            _ = done.Exception; // a linger that ran out (TimeoutException): seen, and nothing more to do about it
+            ((PeerStream)peer!).Dispose();
+        }, stream, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     private static bool TryShutdown(Socket socket)
     {
