@@ -92,7 +92,7 @@ public sealed class ConnectorSeamTests
         public Task<PeerStream> ConnectAsync(Hop hop, PeerContext context, CancellationToken cancel) =>
             Task.FromResult(new PeerStream(new SlowSink(Writes.Task, ClosedWith), () => { }));
 
-        private sealed class SlowSink(Task writes, TaskCompletionSource<string> closedWith) : Stream
+        private sealed class SlowSink(Task writes, TaskCompletionSource<string> closedWith) : TestStream
         {
             private readonly MemoryStream _received = new();
 
@@ -116,14 +116,6 @@ public sealed class ConnectorSeamTests
 
             public override bool CanRead => true;
             public override bool CanWrite => true;
-            public override bool CanSeek => false;
-            public override long Length => throw new NotSupportedException();
-            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-            public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-            public override void Flush() { }
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-            public override void SetLength(long value) => throw new NotSupportedException();
         }
     }
 }

@@ -14,7 +14,7 @@ namespace Ws2s.Host.Tests;
 public sealed class PeerWriterTests
 {
     /// <summary>A peer's stream that records every write; while <see cref="Stall"/> is set, a write waits for it.</summary>
-    private sealed class RecordingStream : Stream
+    private sealed class RecordingStream : TestStream
     {
         public List<byte[]> Writes { get; } = [];
         public TaskCompletionSource? Stall { get; set; }
@@ -29,16 +29,7 @@ public sealed class PeerWriterTests
             if (Stall is { } stall) await stall.Task;
         }
 
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
         public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private readonly Channel<Input> _inputs = Channel.CreateUnbounded<Input>();

@@ -59,7 +59,7 @@ public sealed class ReadTicketsTests
     /// A stream whose zero-byte wait ends with no data behind it (a stream may end that wait early; a socket's did so now and
     /// then under a burst of Wisp opens, found by the bench: its session stalled with every ticket held by such reads).
     /// </summary>
-    private sealed class EarlyWakingStream : Stream
+    private sealed class EarlyWakingStream : TestStream
     {
         public readonly TaskCompletionSource<int> Data = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -67,15 +67,6 @@ public sealed class ReadTicketsTests
             buffer.IsEmpty ? ValueTask.FromResult(0) : new ValueTask<int>(Data.Task.WaitAsync(cancellationToken));
 
         public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     [Fact]
