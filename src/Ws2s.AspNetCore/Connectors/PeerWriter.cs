@@ -22,7 +22,6 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
 
     /// <summary>How long a closed connection may take to send what it was given before its stream is disposed under the send.</summary>
     public static readonly TimeSpan Linger = TimeSpan.FromSeconds(10);
-
     private readonly bool _datagrams = peer.Stream is DatagramStream;
     private readonly Lock _gate = new();
     /// <summary>Bytes taken and not yet sent.</summary>

@@ -41,26 +41,17 @@ internal sealed class SessionRunner
     private readonly ILogger _log;
     private readonly ClientReader _reader;
     private readonly SessionEffects _effects;
+    private readonly RunnerServices _services;
 
-    /// <summary>The session's reads on their way to the loop: peer reads' tickets, and the buffers inputs lend.</summary>
+    /// <summary>The session's reads on their way to the loop (peer reads' tickets, the buffers inputs lend), and its peer writes, sent when its turn ends.</summary>
     private readonly SessionReads _reads = new();
-
-    /// <summary>The session's peer writes, sent when its turn ends: when no input waits for the loop.</summary>
     private readonly WriteBehind _writes;
-
-    /// <summary>Client messages taken since the turn's writes last went out: a turn that goes on and on still sends.</summary>
-    private int _turnMessages;
-
-    /// <summary>A turn sends its writes after this many client messages, even while more are at hand.</summary>
-    private const int MaxMessagesPerTurn = 32;
 
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
 
     /// <summary>A client message used the reader's grant, and the next is not granted yet.</summary>
     private bool _grantOwed;
-
-    private readonly RunnerServices _services;
 
     /// <summary>The server settings this session last took up (checked before every input, so a reload reaches open sessions at once).</summary>
     private Session.Settings? _serverSettings;
@@ -136,9 +127,7 @@ internal sealed class SessionRunner
                 {
                     if (!_inputs.Reader.TryRead(out var input))
                     {
-                        // Nothing more to do at once, unless the client's next message is on its way (the reader says when it
-                        // waits): what the turn wrote goes to the peers.
-                        if (!_reader.Busy) EndTurn();
+                        if (!_reader.Busy) _writes.TurnEnded(); // nothing more at once, and no client message on its way
                         input = await _inputs.Reader.ReadAsync(stopping);
                     }
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
@@ -160,7 +149,7 @@ internal sealed class SessionRunner
                         _log.LogDebug("client {Client} reset or closed its connection", _observer.Client);
                         input = Input.ClientGone;
                     }
-                    if ((input.IsClientText || input.IsClientBinary) && ++_turnMessages >= MaxMessagesPerTurn) EndTurn();
+                    if (input.IsClientText || input.IsClientBinary) _writes.ClientMessage();
                     await StepAsync(input, ended.Token);
                 }
             }
@@ -209,12 +198,6 @@ internal sealed class SessionRunner
             ended.Cancel();
             await reader;
         }
-    }
-
-    private void EndTurn()
-    {
-        _turnMessages = 0;
-        _writes.TurnEnded();
     }
 
     private async Task StepAsync(Input input, CancellationToken cancel)

@@ -13,6 +13,18 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
     private readonly Lock _gate = new();
     private List<PeerWriter> _waiting = [];
 
+    /// <summary>Client messages taken since the writes last went out: a turn that goes on and on still sends.</summary>
+    private int _messages;
+
+    /// <summary>A turn sends its writes after this many client messages, even while more are at hand.</summary>
+    private const int MaxMessagesPerTurn = 32;
+
+    /// <summary>The loop takes a client message: the 32nd of a turn ends it first.</summary>
+    public void ClientMessage()
+    {
+        if (Interlocked.Increment(ref _messages) >= MaxMessagesPerTurn) TurnEnded();
+    }
+
     /// <summary>A peer with bytes held for the end of this turn (once per turn).</summary>
     public void Hold(PeerWriter writer)
     {
@@ -28,6 +40,7 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
         List<PeerWriter> due;
         lock (_gate)
         {
+            _messages = 0;
             if (_waiting.Count == 0) return;
             (due, _waiting) = (_waiting, []); // the loop and the reader may end a turn at once: each its own list
         }
