@@ -33,12 +33,14 @@ public sealed class PeerWriterTests
     }
 
     private readonly Channel<Input> _inputs = Channel.CreateUnbounded<Input>();
-    private readonly WriteBehind _turn = new();
+    private readonly QueueBudget _budget = new(1 << 30);
+    private readonly WriteBehind _turn;
     private readonly RecordingStream _stream = new();
     private readonly PeerWriter _writer;
 
     public PeerWriterTests()
     {
+        _turn = new WriteBehind(_budget);
         var peer = new PeerStream(_stream, () => _stream.ShutDown = true);
         _writer = new PeerWriter(new GenerationInputs(3, _inputs.Writer, NullLogger.Instance, CancellationToken.None, writes: _turn), peer);
     }
@@ -70,9 +72,11 @@ public sealed class PeerWriterTests
     {
         for (var i = 0; i < 10; i++) _writer.Write(new[] { (byte)i });
         Assert.Equal(10, Completions());
+        Assert.Equal(10, _budget.Used);
         Assert.Empty(_stream.Writes);
         _turn.TurnEnded();
         Assert.Equal([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], _stream.Writes);
+        Assert.Equal(0, _budget.Used); // held, they counted; sent, they do not
         _turn.TurnEnded(); // nothing more held: nothing sent
         Assert.Single(_stream.Writes);
     }
@@ -178,5 +182,56 @@ public sealed class PeerWriterTests
         Assert.False(drained.IsCompleted);
         _stream.Stall.SetResult();
         await drained.WaitAsync(WsClient.Patience);
+    }
+
+    /// <summary>Re-review: an empty write behind a send in flight waited for a completion that never came.</summary>
+    [Fact]
+    public async Task An_empty_write_behind_a_send_in_flight_is_done_once_that_send_is_over()
+    {
+        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.Write("x"u8.ToArray());
+        _turn.TurnEnded();
+        Assert.Equal(1, Completions());
+        _writer.Write(ReadOnlyMemory<byte>.Empty);
+        Assert.Equal(0, Completions());
+        _stream.Stall.SetResult();
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        Assert.True(await _inputs.Reader.WaitToReadAsync(patience.Token));
+        Assert.Equal(1, Completions());
+    }
+
+    /// <summary>Re-review: bytes written after a failed send were counted in the server-wide budget and never let go.</summary>
+    [Fact]
+    public async Task Writes_after_a_failed_send_are_dropped_and_the_budget_is_left_as_it_was()
+    {
+        _stream.ShutDown = true;
+        _writer.Write("lost"u8.ToArray());
+        _turn.TurnEnded();
+        await _writer.DrainedAsync().WaitAsync(WsClient.Patience);
+        _writer.Write("after"u8.ToArray());
+        _turn.TurnEnded();
+        Assert.Equal(0, _budget.Used);
+    }
+
+    [Fact]
+    public void The_32nd_input_of_a_turn_sends_what_it_holds_even_with_more_at_hand()
+    {
+        _writer.Write("held"u8.ToArray());
+        for (var i = 1; i < WriteBehind.MaxInputsPerTurn; i++) _turn.InputTaken();
+        Assert.Empty(_stream.Writes);
+        _turn.InputTaken();
+        Assert.Equal("held", System.Text.Encoding.ASCII.GetString(Assert.Single(_stream.Writes)));
+    }
+
+    [Fact]
+    public async Task Closing_during_a_large_write_sent_as_it_is_waits_for_it()
+    {
+        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.Write(new byte[40_000]);
+        var closed = _writer.CloseAsync();
+        Assert.False(closed.IsCompleted);
+        _stream.Stall.SetResult();
+        await closed.WaitAsync(WsClient.Patience);
+        Assert.Equal(1, Completions());
     }
 }

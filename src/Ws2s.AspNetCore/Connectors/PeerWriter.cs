@@ -19,15 +19,14 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
 
     /// <summary>A write this large, with nothing held or in flight, is sent as it is, without a copy.</summary>
     private const int DirectBytes = 32 * 1024;
-
-    /// <summary>How long a closed connection may take to send what it was given before its stream is disposed under the send.</summary>
-    public static readonly TimeSpan Linger = TimeSpan.FromSeconds(10);
     private readonly bool _datagrams = peer.Stream is DatagramStream;
     private readonly Lock _gate = new();
     /// <summary>Bytes taken and not yet sent.</summary>
     private PooledBufferWriter? _held;
     private PooledBufferWriter? _spare;
     private int _heldBytes;
+    /// <summary>Bytes this writer counts in the server-wide queue budget (taken, not yet sent), until sent, dropped or forgotten.</summary>
+    private int _accounted;
     /// <summary>A send is in flight (<see cref="SendAsync"/> runs): it takes what is held when it is done.</summary>
     private bool _sending;
     /// <summary>A send failed: nothing more goes to this peer (the session has heard why).</summary>
@@ -65,6 +64,8 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
         bool done, sendNow;
         lock (_gate)
         {
+            if (_broken) return; // the session has heard why: nothing more goes, and nothing is kept
+            _accounted += bytes.Length;
             _held ??= new PooledBufferWriter();
             bytes.Span.CopyTo(_held.GetSpan(bytes.Length));
             _held.Advance(bytes.Length);
@@ -130,60 +131,53 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
 
     /// <summary>
     /// The connection closes: what was taken is still sent (the core heard it done). The task completes once it has gone or
-    /// the peer broke; the stream is disposed then, or after <see cref="Linger"/>, which ends a send still waiting.
+    /// the peer broke; the stream is disposed then, or after <see cref="Sessions.ConnectedPeer.Linger"/>, which ends a send still waiting.
     /// </summary>
     public Task CloseAsync() => DrainedAsync();
 
     /// <param name="first">A write sent as it is before what is held (<see cref="DirectBytes"/>), and done once sent.</param>
     private async Task SendAsync(ReadOnlyMemory<byte> first = default)
     {
-        var fin = false;
         try
         {
             if (!first.IsEmpty)
             {
-                if (!await SentAsync(first, owed: false))
-                {
-                    Abandon();
-                    return;
-                }
+                if (!await SentAsync(first, owed: false)) return;
                 await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
             }
             while (true)
             {
-                PooledBufferWriter batch;
-                bool owed;
+                PooledBufferWriter? batch = null;
+                TaskCompletionSource? drained = null;
+                bool owed, fin = false;
                 lock (_gate)
                 {
-                    if (_heldBytes == 0)
-                    {
-                        (_sending, fin, _finAfter) = (false, _finAfter, false);
-                        break;
-                    }
-                    (batch, _held, _spare, _heldBytes) = (_held!, _spare ?? new PooledBufferWriter(), _held, 0);
                     (owed, _owed) = (_owed, false);
+                    if (_heldBytes == 0) (_sending, fin, _finAfter, drained, _drained) = (false, _finAfter, false, _drained, null);
+                    else (batch, _held, _spare, _heldBytes) = (_held!, _spare ?? new PooledBufferWriter(), _held, 0);
+                }
+                if (batch is null)
+                {
+                    if (owed) await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation)); // an empty write waited
+                    if (fin) Shutdown();
+                    drained?.TrySetResult();
+                    return;
                 }
                 var length = batch.WrittenMemory.Length;
                 var sent = await SentAsync(batch.WrittenMemory, owed);
                 batch.Clear(); // the send is over (done, failed or ended): its array goes back to the pool
-                inputs.Writes?.Account(-length);
-                if (!sent)
-                {
-                    Abandon();
-                    return;
-                }
+                Release(length);
+                if (!sent) return;
             }
-            if (fin) Shutdown();
         }
-        finally
+        catch
         {
-            TaskCompletionSource? drained;
-            lock (_gate) (drained, _drained) = (_drained, null);
-            drained?.TrySetResult();
+            Break(); // a bug of ours or of an application's stream: the session hears it as a fault (GenerationInputs.Run)
+            throw;
         }
     }
 
-    /// <summary>One send to the peer; <paramref name="owed"/>: a write in it waits for its completion, said once it is on its way. False: it failed or was abandoned.</summary>
+    /// <summary>One send to the peer; <paramref name="owed"/>: a write in it waits for its completion, said once it is on its way. False: it failed.</summary>
     private async Task<bool> SentAsync(ReadOnlyMemory<byte> bytes, bool owed)
     {
         try
@@ -200,22 +194,38 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
-        lock (_gate) _broken = true;
+        Break();
         return false;
     }
 
-    /// <summary>After a failed send: nothing more goes, and what is held is forgotten (its bytes leave the queue budget).</summary>
-    private void Abandon()
+    /// <summary>A send failed: nothing more goes, what is held is dropped (and leaves the budget), and a wait for the drain ends.</summary>
+    private void Break()
     {
-        int forgotten;
+        int dropped;
+        TaskCompletionSource? drained;
         lock (_gate)
         {
-            forgotten = _heldBytes;
-            _heldBytes = 0;
+            (_broken, dropped, _heldBytes, drained, _drained) = (true, _heldBytes, 0, _drained, null);
             _held?.Clear();
         }
-        inputs.Writes?.Account(-forgotten);
+        Release(dropped);
+        drained?.TrySetResult();
     }
+
+    /// <summary>Bytes sent or dropped leave the queue budget (never more than this writer put in).</summary>
+    private void Release(int bytes)
+    {
+        int released;
+        lock (_gate)
+        {
+            released = Math.Min(bytes, _accounted);
+            _accounted -= released;
+        }
+        if (released > 0) inputs.Writes?.Account(-released);
+    }
+
+    /// <summary>A closed connection's linger has run out: its bytes leave the budget now, whatever becomes of the send.</summary>
+    public void Forget() => Release(int.MaxValue);
 
     private void Shutdown()
     {
@@ -232,19 +242,6 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
     /// <summary>One datagram, as it came.</summary>
     private async Task WriteDatagramAsync(ReadOnlyMemory<byte> datagram)
     {
-        try
-        {
-            await peer.Stream.WriteAsync(datagram, CancellationToken.None);
-        }
-        catch (IOException e)
-        {
-            await inputs.PostAsync(Input.NewSocketFailed(inputs.Generation, SocketWords.Of(e)));
-            return;
-        }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-        {
-            return;
-        }
-        await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
+        if (await SentAsync(datagram, owed: false)) await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
     }
 }

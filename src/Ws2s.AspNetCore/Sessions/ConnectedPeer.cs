@@ -200,13 +200,28 @@ internal sealed class ConnectedPeer(PeerStream stream, GenerationInputs inputs, 
         }
         // What the core heard written still goes to the peer (for a while at most), and FIN after it.
         var sent = writer?.CloseAsync() ?? Task.CompletedTask;
-        if (!sent.IsCompleted) sent = sent.WaitAsync(PeerWriter.Linger); // then disposed under a send that still waits
+        if (!sent.IsCompleted) sent = LingerAsync(writer!, sent); // then disposed under a send that still waits
         if (_overOwnStream && reading is { IsCompleted: false } && stream.Socket is { } socket && TryShutdown(socket))
             DisposeAfter(sent.IsCompleted ? reading : Task.WhenAll(reading, sent), stream);
         else if (!sent.IsCompleted)
             DisposeAfter(sent, stream);
         else
             stream.Dispose();
+    }
+
+    /// <summary>How long a closed connection may take to send what it was given before its stream is disposed under the send.</summary>
+    internal static readonly TimeSpan Linger = TimeSpan.FromSeconds(10);
+
+    private static async Task LingerAsync(PeerWriter writer, Task sent)
+    {
+        try
+        {
+            await sent.WaitAsync(Linger);
+        }
+        catch (TimeoutException)
+        {
+            writer.Forget();
+        }
     }
 
     private static void DisposeAfter(Task task, PeerStream stream) =>

@@ -149,7 +149,7 @@ internal sealed class SessionRunner
                         _log.LogDebug("client {Client} reset or closed its connection", _observer.Client);
                         input = Input.ClientGone;
                     }
-                    if (input.IsClientText || input.IsClientBinary) _writes.ClientMessage();
+                    _writes.InputTaken();
                     await StepAsync(input, ended.Token);
                 }
             }

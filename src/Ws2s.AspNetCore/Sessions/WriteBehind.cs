@@ -13,16 +13,16 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
     private readonly Lock _gate = new();
     private List<PeerWriter> _waiting = [];
 
-    /// <summary>Client messages taken since the writes last went out: a turn that goes on and on still sends.</summary>
-    private int _messages;
+    /// <summary>Inputs taken since the writes last went out: a turn that goes on and on still sends.</summary>
+    private int _inputs;
 
-    /// <summary>A turn sends its writes after this many client messages, even while more are at hand.</summary>
-    private const int MaxMessagesPerTurn = 32;
+    /// <summary>A turn sends its writes after this many inputs, even while more are at hand.</summary>
+    public const int MaxInputsPerTurn = 32;
 
-    /// <summary>The loop takes a client message: the 32nd of a turn ends it first.</summary>
-    public void ClientMessage()
+    /// <summary>The loop takes an input: the 32nd of a turn ends it first.</summary>
+    public void InputTaken()
     {
-        if (Interlocked.Increment(ref _messages) >= MaxMessagesPerTurn) TurnEnded();
+        if (Interlocked.Increment(ref _inputs) >= MaxInputsPerTurn) TurnEnded();
     }
 
     /// <summary>A peer with bytes held for the end of this turn (once per turn).</summary>
@@ -40,7 +40,7 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
         List<PeerWriter> due;
         lock (_gate)
         {
-            _messages = 0;
+            _inputs = 0;
             if (_waiting.Count == 0) return;
             (due, _waiting) = (_waiting, []); // the loop and the reader may end a turn at once: each its own list
         }
