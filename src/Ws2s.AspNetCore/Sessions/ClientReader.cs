@@ -23,6 +23,9 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
 
     private volatile bool _busy;
 
+    /// <summary>Waiting for a grant: a grant now wakes the reader on the thread pool, not at once, so it is not busy yet.</summary>
+    private volatile bool _waitingForGrant;
+
     /// <summary>
     /// Granted and not waiting yet: the next message may already be here and on its way to the session, whose turn goes on
     /// with it (its peer writes are held for it). Once the reader waits, it says so (<c>idle</c>) and this is false.
@@ -47,7 +50,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
     /// <summary>Lets the reader take one more message.</summary>
     public void Grant()
     {
-        _busy = true;
+        if (!_waitingForGrant) _busy = true; // the reader goes on as soon as the session's step returns
         _granted.Release();
     }
 
@@ -66,8 +69,10 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
             {
                 if (!_draining && !_granted.Wait(0))
                 {
+                    _waitingForGrant = true;
                     Idle();
                     await _granted.WaitAsync(cancel);
+                    _waitingForGrant = false;
                 }
                 // Wait for the next frame without a buffer (a zero-byte read), so an idle session pins none.
                 var next = client.ReceiveAsync(Memory<byte>.Empty, cancel);

@@ -13,7 +13,10 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
     private readonly Lock _gate = new();
     private List<PeerWriter> _waiting = [];
 
-    /// <summary>Inputs taken since the writes last went out: a turn that goes on and on still sends.</summary>
+    /// <summary>
+    /// Inputs taken since the writes last went out, but the writers' own completions (each write's, whose chain the core's
+    /// queue bounds): a turn that goes on and on still sends.
+    /// </summary>
     private int _inputs;
 
     /// <summary>A turn sends its writes after this many inputs, even while more are at hand.</summary>
