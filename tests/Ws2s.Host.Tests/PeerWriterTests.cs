@@ -56,6 +56,16 @@ public sealed class PeerWriterTests
         return count;
     }
 
+    /// <summary>From now on the peer's writes wait, until <see cref="Unstall"/> (a send in flight, as to a peer that reads slowly).</summary>
+    private void StallWrites() => _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private void Unstall()
+    {
+        var stall = _stream.Stall!;
+        _stream.Stall = null;
+        stall.SetResult();
+    }
+
     /// <summary>Waits (with a deadline) for the stream to have <paramref name="count"/> writes.</summary>
     private async Task WritesAsync(int count)
     {
@@ -84,16 +94,14 @@ public sealed class PeerWriterTests
     [Fact]
     public async Task While_a_send_is_in_flight_a_write_is_done_only_once_that_send_is_over_and_goes_in_the_next()
     {
-        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        StallWrites();
         _writer.Write("first"u8.ToArray());
         _turn.TurnEnded();
         Assert.Equal(1, Completions());
         _writer.Write("second"u8.ToArray());
         _writer.Write("third"u8.ToArray()); // the core holds back after one; a second in a row waits all the same
         Assert.Equal(0, Completions());
-        var stall = _stream.Stall;
-        _stream.Stall = null;
-        stall.SetResult();
+        Unstall();
         await WritesAsync(2);
         Assert.Equal("firstsecondthird", System.Text.Encoding.ASCII.GetString(_stream.All));
         Assert.Equal("secondthird", System.Text.Encoding.ASCII.GetString(_stream.Writes[1]));
@@ -112,11 +120,11 @@ public sealed class PeerWriterTests
     [Fact]
     public async Task A_large_write_with_nothing_held_goes_as_it_is_and_is_done_once_sent()
     {
-        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        StallWrites();
         _writer.Write(new byte[40_000]);
         Assert.Equal(40_000, Assert.Single(_stream.Writes).Length);
         Assert.Equal(0, Completions());
-        _stream.Stall.SetResult();
+        Unstall();
         using var patience = new CancellationTokenSource(WsClient.Patience);
         Assert.True(await _inputs.Reader.WaitToReadAsync(patience.Token));
         Assert.Equal(1, Completions());
@@ -145,15 +153,13 @@ public sealed class PeerWriterTests
     [Fact]
     public async Task Closing_while_a_send_is_in_flight_waits_for_it_and_sends_what_waited_behind_it()
     {
-        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        StallWrites();
         _writer.Write("first "u8.ToArray());
         _turn.TurnEnded();
         _writer.Write("second"u8.ToArray());
         var closed = _writer.CloseAsync();
         Assert.False(closed.IsCompleted);
-        var stall = _stream.Stall;
-        _stream.Stall = null;
-        stall.SetResult();
+        Unstall();
         await closed.WaitAsync(WsClient.Patience);
         Assert.Equal("first second", System.Text.Encoding.ASCII.GetString(_stream.All));
     }
@@ -175,12 +181,12 @@ public sealed class PeerWriterTests
     [Fact]
     public async Task Draining_before_a_handshake_sends_what_is_held_and_waits_for_it()
     {
-        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        StallWrites();
         _writer.Write("STARTTLS\r\n"u8.ToArray());
         var drained = _writer.DrainedAsync();
         Assert.Single(_stream.Writes);
         Assert.False(drained.IsCompleted);
-        _stream.Stall.SetResult();
+        Unstall();
         await drained.WaitAsync(WsClient.Patience);
     }
 
@@ -188,13 +194,13 @@ public sealed class PeerWriterTests
     [Fact]
     public async Task An_empty_write_behind_a_send_in_flight_is_done_once_that_send_is_over()
     {
-        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        StallWrites();
         _writer.Write("x"u8.ToArray());
         _turn.TurnEnded();
         Assert.Equal(1, Completions());
         _writer.Write(ReadOnlyMemory<byte>.Empty);
         Assert.Equal(0, Completions());
-        _stream.Stall.SetResult();
+        Unstall();
         using var patience = new CancellationTokenSource(WsClient.Patience);
         Assert.True(await _inputs.Reader.WaitToReadAsync(patience.Token));
         Assert.Equal(1, Completions());
@@ -226,11 +232,11 @@ public sealed class PeerWriterTests
     [Fact]
     public async Task Closing_during_a_large_write_sent_as_it_is_waits_for_it()
     {
-        _stream.Stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        StallWrites();
         _writer.Write(new byte[40_000]);
         var closed = _writer.CloseAsync();
         Assert.False(closed.IsCompleted);
-        _stream.Stall.SetResult();
+        Unstall();
         await closed.WaitAsync(WsClient.Patience);
         Assert.Equal(1, Completions());
     }
