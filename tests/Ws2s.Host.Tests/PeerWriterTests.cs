@@ -240,4 +240,15 @@ public sealed class PeerWriterTests
         await closed.WaitAsync(WsClient.Patience);
         Assert.Equal(1, Completions());
     }
+
+    /// <summary>Review: with completions outside the 32, a client queueing thousands of tiny packets held a turn's bytes for as long.</summary>
+    [Fact]
+    public void The_512th_write_completion_of_a_turn_sends_what_it_holds_too()
+    {
+        _writer.Write("held"u8.ToArray());
+        for (var i = 1; i < WriteBehind.MaxCompletionsPerTurn; i++) _turn.InputTaken(completion: true);
+        Assert.Empty(_stream.Writes);
+        _turn.InputTaken(completion: true);
+        Assert.Equal("held", System.Text.Encoding.ASCII.GetString(Assert.Single(_stream.Writes)));
+    }
 }

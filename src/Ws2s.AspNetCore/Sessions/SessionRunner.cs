@@ -149,7 +149,7 @@ internal sealed class SessionRunner
                         _log.LogDebug("client {Client} reset or closed its connection", _observer.Client);
                         input = Input.ClientGone;
                     }
-                    if (!input.IsWriteCompleted) _writes.InputTaken(); // a chain of completions is bounded by the core's queue
+                    _writes.InputTaken(completion: input.IsWriteCompleted);
                     await StepAsync(input, ended.Token);
                 }
             }

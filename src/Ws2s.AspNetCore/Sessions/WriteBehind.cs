@@ -13,19 +13,23 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
     private readonly Lock _gate = new();
     private List<PeerWriter> _waiting = [];
 
-    /// <summary>
-    /// Inputs taken since the writes last went out, but the writers' own completions (each write's, whose chain the core's
-    /// queue bounds): a turn that goes on and on still sends.
-    /// </summary>
+    /// <summary>Inputs taken since the writes last went out: a turn that goes on and on still sends.</summary>
     private int _inputs;
 
-    /// <summary>A turn sends its writes after this many inputs, even while more are at hand.</summary>
+    /// <summary>The writers' own completions among them (one per write taken; their chain is fed by the core's queues).</summary>
+    private int _completions;
+
+    /// <summary>A turn sends its writes after this many inputs, the writers' completions aside, even while more are at hand.</summary>
     public const int MaxInputsPerTurn = 32;
 
-    /// <summary>The loop takes an input: the 32nd of a turn ends it first.</summary>
-    public void InputTaken()
+    /// <summary>… and after this many of those completions (Wisp's queues may hold 256 streams × 256 packets).</summary>
+    public const int MaxCompletionsPerTurn = 512;
+
+    /// <summary>The loop takes an input (<paramref name="completion"/>: a writer's own <c>WriteCompleted</c>); a turn's cap ends it first.</summary>
+    public void InputTaken(bool completion = false)
     {
-        if (Interlocked.Increment(ref _inputs) >= MaxInputsPerTurn) TurnEnded();
+        if (completion ? Interlocked.Increment(ref _completions) >= MaxCompletionsPerTurn : Interlocked.Increment(ref _inputs) >= MaxInputsPerTurn)
+            TurnEnded();
     }
 
     /// <summary>A peer with bytes held for the end of this turn (once per turn).</summary>
@@ -43,7 +47,7 @@ internal sealed class WriteBehind(QueueBudget? budget = null)
         List<PeerWriter> due;
         lock (_gate)
         {
-            _inputs = 0;
+            (_inputs, _completions) = (0, 0);
             if (_waiting.Count == 0) return;
             (due, _waiting) = (_waiting, []); // the loop and the reader may end a turn at once: each its own list
         }
