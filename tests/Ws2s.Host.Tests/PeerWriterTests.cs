@@ -118,7 +118,7 @@ public sealed class PeerWriterTests
     }
 
     [Fact]
-    public async Task A_large_write_with_nothing_held_goes_as_it_is_and_is_done_once_sent()
+    public async Task A_large_write_with_nothing_held_goes_as_it_is_then_an_empty_send_and_is_done_once_sent()
     {
         StallWrites();
         _writer.Write(new byte[40_000]);
@@ -128,6 +128,8 @@ public sealed class PeerWriterTests
         using var patience = new CancellationTokenSource(WsClient.Patience);
         Assert.True(await _inputs.Reader.WaitToReadAsync(patience.Token));
         Assert.Equal(1, Completions());
+        // Then an empty send, so the socket no longer holds the core's buffer (a quiet session keeps no payload alive).
+        Assert.Equal([40_000, 0], _stream.Writes.Select(w => w.Length));
     }
 
     [Fact]

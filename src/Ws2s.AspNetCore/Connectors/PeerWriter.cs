@@ -142,7 +142,9 @@ internal sealed class PeerWriter(GenerationInputs inputs, PeerStream peer)
         {
             if (!first.IsEmpty)
             {
-                if (!await SentAsync(first, owed: false)) return;
+                // Then an empty send: the socket's cached send operation keeps a reference to the last buffer it sent, and
+                // this one is the core's, so a session gone quiet would keep (say) its last 64 KiB sendb payload alive.
+                if (!await SentAsync(first, owed: false) || !await SentAsync(ReadOnlyMemory<byte>.Empty, owed: false)) return;
                 await inputs.PostAsync(Input.NewWriteCompleted(inputs.Generation));
             }
             while (true)
