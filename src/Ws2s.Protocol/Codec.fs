@@ -29,7 +29,10 @@ type private Fields =
       mutable SshPrivateKey: string option
       mutable SshPrivateKeyPassword: string option
       mutable Tls: bool option
-      mutable TlsServerName: string option; mutable Udp: bool option }
+      mutable TlsServerName: string option; mutable Udp: bool option
+      mutable Resumable: bool option
+      mutable Token: string option
+      mutable Received: int64 option }
 
 exception private Bad of string
 
@@ -62,7 +65,7 @@ let private readFields (frame: ReadOnlySpan<byte>) =
     let fields =
         { Command = None; Host = None; Port = None; Data = None; Binary = None; SshHost = None; SshPort = None
           SshUsername = None; SshPassword = None; SshPrivateKey = None; SshPrivateKeyPassword = None; Tls = None
-          TlsServerName = None; Udp = None }
+          TlsServerName = None; Udp = None; Resumable = None; Token = None; Received = None }
 
     let mutable reader = Utf8JsonReader(frame, JsonReaderOptions(MaxDepth = 16))
     if not (reader.Read()) then raise (Bad "empty frame")
@@ -107,6 +110,14 @@ let private readFields (frame: ReadOnlySpan<byte>) =
             | "tls" -> once 2048 name; fields.Tls <- Some(readFlag &reader name)
             | "tlsServerName" -> once 4096 name; fields.TlsServerName <- optionalString &reader name
             | "udp" -> once 8192 name; fields.Udp <- Some(readFlag &reader name)
+            | "resumable" -> once 16384 name; fields.Resumable <- Some(readFlag &reader name)
+            | "token" -> once 32768 name; fields.Token <- Some(readString &reader name)
+            | "received" ->
+                once 65536 name
+                let mutable received = 0L
+                match reader.TokenType with
+                | JsonTokenType.Number when reader.TryGetInt64(&received) && received >= 0L -> fields.Received <- Some received
+                | _ -> raise (Bad "received must be a whole number of bytes, 0 or more")
             | _ -> reader.Skip()
     let trailing = try reader.Read() with :? JsonException -> true
     if trailing then raise (Bad "unexpected content after the JSON object")
@@ -203,13 +214,15 @@ let private toRequest (frame: ReadOnlySpan<byte>, fields: Fields) =
                           | Some true, TcpPeer(host, port) -> UdpPeer(host, port)
                           | Some true, _ -> raise (Bad "udp leads to a host and port, not to a unix: or named peer")
                           | _ -> destination
-        Valid(Connect { Destination = destination; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls })
+        Valid(Connect { Destination = destination; Binary = defaultArg fields.Binary false; Ssh = ssh; Tls = tls; Resumable = defaultArg fields.Resumable false })
     | "send" -> Valid(Send(ReadOnlyMemory(textBytes frame (require fields.Data "data"))))
     | "sendb" -> Valid(SendBytes(base64Bytes frame (require fields.Data "data")))
     | "close" -> Valid Close
     | "shutdown" -> Valid Shutdown
     | "ping" -> Valid Ping
     | "starttls" -> Valid(StartTls(fields.TlsServerName |> Option.map (parseHost "tlsServerName")))
+    | "ack" -> Valid(Ack(require fields.Received "received"))
+    | "resume" -> Valid(Resume(ResumeToken.Of(require fields.Token "token"), require fields.Received "received"))
     | other -> raise (Bad $"unknown command {quote other}")
 
 /// Turns one client text frame into a request. Total: every input yields a `Request`.
@@ -225,22 +238,36 @@ let private success = JsonEncodedText.Encode "success"
 let private code = JsonEncodedText.Encode "code"
 let private message = JsonEncodedText.Encode "message"
 let private data = JsonEncodedText.Encode "data"
+let private taken = JsonEncodedText.Encode "taken"
+let private resume = JsonEncodedText.Encode "resume"
+
+/// Does the answer carry the session's resume token (which the driver holds, never the core)?
+let carriesToken (response: Response) =
+    match response with
+    | ConnectedResumable | ResumeDone _ -> true
+    | _ -> false
 
 /// Writer options for responses: no indentation, and only the escaping JSON requires
 /// (messages keep their apostrophes, as the original's did).
 let writerOptions = JsonWriterOptions(Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true)
 
-/// Writes one response as `{"success":…,"code":…,"message":…[,"data":…]}`, fields in that order.
-let writeResponse (writer: Utf8JsonWriter) (response: Response) =
+/// Writes one response as `{"success":…,"code":…,"message":…[,"data":…][,"taken":…][,"resume":…]}`, fields in that order;
+/// `token`: the session's resume token, for the answers that carry it (`carriesToken`).
+let writeAnswer (writer: Utf8JsonWriter) (response: Response) (token: string) =
     writer.WriteStartObject()
     writer.WriteBoolean(success, response.Success)
     writer.WriteNumber(code, response.Code)
     writer.WriteString(message, response.Message)
     match response with
     | RecvData bytes -> writer.WriteBase64String(data, bytes.Span)
+    | AckDone count | ResumeDone count -> writer.WriteNumber(taken, count)
     | _ -> ()
+    if carriesToken response then writer.WriteString(resume, token)
     writer.WriteEndObject()
     writer.Flush()
+
+/// Writes one response that carries no resume token (see `writeAnswer`).
+let writeResponse (writer: Utf8JsonWriter) (response: Response) = writeAnswer writer response ""
 
 /// One response as UTF-8 JSON bytes (for tests and the occasional control message).
 let responseBytes (response: Response) : byte[] =

@@ -112,8 +112,25 @@ type Destination =
 
 /// Where a connect leads and how it gets there: the destination, directly or from an SSH server (`Ssh`,
 /// to a TCP destination: the tunnel's target); over TLS from the first byte (`Tls`), or not; relaying
-/// the peer's bytes as binary frames (`Binary`) or base64 in JSON.
-type Route = { Destination: Destination; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option }
+/// the peer's bytes as binary frames (`Binary`) or base64 in JSON; and whether the connection may outlive the
+/// client's WebSocket (`Resumable`: the client asked, see spec/protocol.md, Resumable sessions).
+type Route = { Destination: Destination; Binary: bool; Ssh: SshLogin option; Tls: TlsRequest option; Resumable: bool }
+
+/// A resume token as a client presented it: a secret, never in `ToString` (nor anywhere it could be logged).
+[<CustomEquality; NoComparison; StructuredFormatDisplay("{Shown}")>]
+type ResumeToken =
+    private | ResumeToken of string
+    static member Of(text: string) = ResumeToken text
+    /// The token's text, for the driver that looks it up (and nothing else).
+    member this.Text = let (ResumeToken t) = this in t
+    override this.ToString() = "(resume token hidden)"
+    /// What `%A` prints.
+    member this.Shown = this.ToString()
+    override this.Equals other =
+        match other with
+        | :? ResumeToken as o -> o.Text = this.Text
+        | _ -> false
+    override this.GetHashCode() = this.Text.GetHashCode()
 
 /// One dial step, judged already: what a connector turns into a peer stream.
 type Hop =

@@ -19,6 +19,10 @@ type Command =
     /// Upgrade the open connection to TLS in place (SMTP/IMAP/POP3 STARTTLS, LDAP StartTLS); the
     /// server name defaults to the destination's host.
     | StartTls of serverName: HostName option
+    /// The client has had `received` bytes of the peer's since the connect: what was kept before them may go (resumable connections).
+    | Ack of received: int64
+    /// Take over the suspended (or open) session that holds this token, having had `received` bytes of its peer's.
+    | Resume of token: ResumeToken * received: int64
     /// The name the original protocol echoes in `"<name> done"`.
     member this.Name =
         match this with
@@ -30,6 +34,8 @@ type Command =
         | Ping -> "ping"
         | Forward _ -> "binary frame"
         | StartTls _ -> "starttls"
+        | Ack _ -> "ack"
+        | Resume _ -> "resume"
 
 /// Why a TCP connection could not be opened, in words for a person.
 type DialError =
@@ -72,13 +78,22 @@ type Response =
     | BadRequest of reason: string
     /// code 8 (new in ws2s for .NET): the TLS handshake with the peer failed, in words.
     | TlsFailed of reason: string
+    /// code 0, `connect done`, for a resumable connection: the driver adds the session's resume token (`"resume"`).
+    | ConnectedResumable
+    /// code 0, `ack done`: the client's data the session has taken since the connect (`"taken"`).
+    | AckDone of taken: int64
+    /// code 0, `resume done`, on the WebSocket that took the session over: what it has taken (`"taken"`); the
+    /// driver adds the session's new resume token.
+    | ResumeDone of taken: int64
+    /// code 9 (new in ws2s for .NET): a resume that cannot be honoured, in words.
+    | ResumeFailed of reason: string
     member this.Success =
         match this with
-        | Done _ | RecvData _ -> true
+        | Done _ | RecvData _ | ConnectedResumable | AckDone _ | ResumeDone _ -> true
         | _ -> false
     member this.Code =
         match this with
-        | Done _ -> 0
+        | Done _ | ConnectedResumable | AckDone _ | ResumeDone _ -> 0
         | RecvData _ -> -1
         | Unexpected _ -> 1
         | ConnectFailed _ -> 2
@@ -88,6 +103,7 @@ type Response =
         | SshFailed _ -> 6
         | BadRequest _ -> 7
         | TlsFailed _ -> 8
+        | ResumeFailed _ -> 9
     member this.Message =
         match this with
         | Done command -> command + " done"
@@ -101,6 +117,10 @@ type Response =
         | SshFailed reason -> "failed to open ssh tunnel: " + reason
         | BadRequest reason -> "bad request: " + reason
         | TlsFailed reason -> "tls failed: " + reason
+        | ConnectedResumable -> "connect done"
+        | AckDone _ -> "ack done"
+        | ResumeDone _ -> "resume done"
+        | ResumeFailed reason -> "resume failed: " + reason
 
 /// What the peer's certificate presents, reported by the driver once the certificate passed the checks
 /// that need no policy (chain, name, validity, usage): facts for the core's pin check.
@@ -122,8 +142,11 @@ type Input =
     | ClientText of Frame: ReadOnlyMemory<byte>
     /// A binary frame from the client: raw bytes for the peer. The core may keep the memory.
     | ClientBinary of Bytes: ReadOnlyMemory<byte>
-    /// The client is gone (its connection closed by either side, or broken).
+    /// The client closed its WebSocket (a close frame either way), or the session let it go: the session ends.
     | ClientGone
+    /// The client's WebSocket ended without a close frame (a reset, a silent end, an unanswered keep-alive): a session
+    /// with a resumable connection is suspended, any other ends as with `ClientGone`.
+    | ClientLost
     /// The client's message grew past the size limit (more than `Limit` bytes arrived).
     | ClientMessageTooLarge of Limit: int
     /// Part of a client message arrived and the rest has not yet: the message must keep coming (no byte
@@ -155,6 +178,14 @@ type Input =
     | CredentialsAccepted of Scope: string list option
     /// The credentials do not admit it: why, in words (never the secret).
     | CredentialsRefused of Reason: string
+    /// Another client asks to take this session over (it presented the session's token), having had `Received` bytes of
+    /// the peer's; the driver holds that client until the core says `TakeClient` or `RefuseResume`.
+    | ResumeAsked of Received: int64
+    /// The `HandOver` this session asked for cannot be honoured, in words (code 9).
+    | ResumeRefused of Reason: string
+    /// The `HandOver` this session asked for was honoured: its client now belongs to the session it resumed; this one ends
+    /// without a word to it.
+    | ResumedElsewhere
     /// The moment the core asked to be woken at (`Session.nextDeadline`) has come; the driver may also wake
     /// it early or late: the core acts on every deadline due by the `now` it is given, with any input.
     | Wake
@@ -167,6 +198,12 @@ type Observation =
     | ConnectAnswered of Took: int64 option * Code: int
     /// A Wisp stream of `Kind` (`tcp` or `udp`) was accepted for its connect.
     | StreamOpened of Kind: string
+    /// The client was lost and the session suspended (its connection kept for a resume).
+    | Suspended
+    /// A client took the session over (`TakeClient`), `Replayed` kept bytes sent to it again.
+    | Resumed of Replayed: int64
+    /// A suspended session's grace ended with no resume: it ended.
+    | Expired
 
 type Effect =
     /// Resolve a DNS name (validated ASCII, see `HostName`); report `Resolved` or `ResolveFailed`.
@@ -199,6 +236,14 @@ type Effect =
     | Observe of Observation
     /// Check these credentials as an access token would be at the upgrade; report `CredentialsAccepted` or `CredentialsRefused`.
     | CheckCredentials of Credentials: Credentials
+    /// Find the session that holds `Token` (if this client may have it) and ask it to be taken over (`ResumeAsked`);
+    /// report `ResumedElsewhere`, or `ResumeRefused` in words. (The effect of a `resume` request.)
+    | HandOver of Token: ResumeToken * Received: int64
+    /// The client that asked to take this session over (`ResumeAsked`) is now its client, before any effect that follows; the
+    /// one it had, if the driver still has it, is let go.
+    | TakeClient
+    /// Tell the client that asked to take this session over why it cannot (it hears code 9); this session goes on as it was.
+    | RefuseResume of Reason: string
 
 /// What carries out the core's effects: one method per case of `Effect`, each effect handed over by `Effect.dispatch`. A
 /// driver that does not carry out a new effect does not compile (`dispatch`'s match is checked complete, warnings errors).
@@ -215,6 +260,9 @@ type IEffectHandler<'T> =
     abstract CloseClient: status: int * reason: string -> 'T
     abstract Observe: observation: Observation -> 'T
     abstract CheckCredentials: credentials: Credentials -> 'T
+    abstract HandOver: token: ResumeToken * received: int64 -> 'T
+    abstract TakeClient: unit -> 'T
+    abstract RefuseResume: reason: string -> 'T
 
 module Effect =
     /// The most a close frame's reason may hold (RFC 6455 §5.5: 125 bytes of payload, 2 of them the status).
@@ -248,3 +296,6 @@ module Effect =
         | CloseClient(status, reason) -> handler.CloseClient(status, reason)
         | Observe observation -> handler.Observe observation
         | CheckCredentials credentials -> handler.CheckCredentials credentials
+        | HandOver(token, received) -> handler.HandOver(token, received)
+        | TakeClient -> handler.TakeClient()
+        | RefuseResume reason -> handler.RefuseResume reason

@@ -14,6 +14,7 @@ open System.Net
 open Ws2s.Protocol.Addresses
 open Ws2s.Protocol.Policy
 open Ws2s.Protocol.TlsPolicy
+open Ws2s.Protocol.Resumption
 
 type Settings =
     { Policy: DestinationPolicy
@@ -37,7 +38,9 @@ type Settings =
       AttemptDelayMilliseconds: int
       /// UDP destinations: None, refused (`udp.enabled` false, the default); Some rules, allowed where the policy allows the
       /// address and, when there are rules (`udp.allow`), one of them lists it.
-      Udp: Rule list option }
+      Udp: Rule list option
+      /// How connections that ask to be resumable outlive their client's WebSocket (grace 0: they are not offered it).
+      Resume: ResumeSettings }
 
 let defaultSettings =
     { Policy = serverLocalOnly false
@@ -50,7 +53,8 @@ let defaultSettings =
       SshAllowTargets = []
       SshAllowed = true
       AttemptDelayMilliseconds = 250
-      Udp = None }
+      Udp = None
+      Resume = Resumption.defaultSettings }
 
 /// The connection to the peer a session owns, or is opening: one generation (the runner's `Connection`
 /// carries out its effects). `Pins`: the certificate pins its destination
@@ -76,6 +80,8 @@ type Awaiting =
     | Writing of Connection * answer: Response option * peerFinished: bool
     /// The TLS handshake on the connection (its `Route.Tls` says with which server name).
     | Securing of Connection * Handshake
+    /// A `resume`: the driver is asking the session that holds the token to be taken over.
+    | Resuming
 
 type Phase =
     /// No connection: sends get code 3.
@@ -101,7 +107,11 @@ type Session =
       /// A client message is under way: when it stalls if no more of it arrives.
       MessageStallsAt: Instant option
       /// Why this session may start no more connects (its signed token expired), if so; the open connection goes on.
-      ConnectsEnded: string option }
+      ConnectsEnded: string option
+      /// What a resumable connection keeps for its client (from its `connect done` until a new `connect` or a `close`).
+      Resumable: Resumption option
+      /// The client was lost at this moment and the session is suspended, waiting for a resume; None: it has its client.
+      SuspendedAt: Instant option }
 
 /// The settings narrowed to the destinations `rules` allow (a per-session scope; never wider).
 let narrowTo (rules: Rule list) (settings: Settings) = { settings with Policy = narrow rules settings.Policy }
@@ -138,7 +148,9 @@ let start settings (now: Instant) =
       LastActivity = now
       RecentConnects = []
       MessageStallsAt = None
-      ConnectsEnded = None }
+      ConnectsEnded = None
+      Resumable = None
+      SuspendedAt = None }
 
 /// The session's token expired at `expiredAt` (UTC): it may start no more connects, each later one refused
 /// with code 4 in words that say when and what to do; the open connection, if any, is not touched. No
@@ -159,6 +171,7 @@ let liveConnection phase =
     | Busy(Dialling(connection, _, _, _), _)
     | Busy(Writing(connection, _, _), _)
     | Busy(Securing(connection, _), _) -> Some connection
+    | Busy(Resuming, _)
     | Idle
     | Ended -> None
 
@@ -167,7 +180,7 @@ let private weight request =
     match request with
     | Valid(Send b | SendBytes b | Forward b) -> b.Length
     | Valid(Connect t) -> t.Destination.Text.Length
-    | Valid(Close | Shutdown | Ping | StartTls _) | Rejected _ -> 0
+    | Valid(Close | Shutdown | Ping | StartTls _ | Ack _ | Resume _) | Rejected _ -> 0
 
 let private queueIsFull settings (pending: Request list) =
     List.length pending >= settings.MaxPending || List.sumBy weight pending >= settings.MaxPendingBytes
@@ -182,9 +195,22 @@ let queuedBytes session =
     | HalfClosed _
     | Ended -> 0
 
+/// May the driver read the peer now? Not while the session is suspended and keeps as much as it may.
+let acceptsPeerData session =
+    match session.SuspendedAt, session.Resumable with
+    | Some _, Some resumption -> resumption.Kept.Length < int64 session.Settings.Resume.MaxBufferedBytes
+    | _ -> true
+
+/// The peer's bytes the session keeps for a resume (the runner adds them to the server-wide budget).
+let keptBytes session =
+    match session.Resumable with
+    | Some resumption -> resumption.Kept.Length
+    | None -> 0L
+
 /// May the driver feed another client frame now? (False when the queue is full, or after the end.)
 let acceptsRequest session =
     match session.Phase with
+    | Busy(Resuming, _) -> false // what comes next is for the session it resumes, if it does
     | Busy(_, pending) -> not (queueIsFull session.Settings pending)
     | Ended -> false
     | Idle
@@ -350,6 +376,12 @@ let internal overRate limit (now: Instant) (recent: Instant list) =
 let internal recordRate limit (now: Instant) (recent: Instant list) =
     if limit > 0 then now :: (recent |> List.filter (fun at -> now.Since at < 1000L)) else []
 
+/// The session took `bytes` of its client's data for the peer (counted for a resume).
+let private took session (bytes: ReadOnlyMemory<byte>) =
+    match session.Resumable with
+    | Some resumption -> { session with Resumable = Some { resumption with Taken = resumption.Taken + int64 bytes.Length } }
+    | None -> session
+
 /// Carry out one request, at `now`, in a phase that is not busy.
 let private execute session (now: Instant) request : Session * Effect list =
     let reply response = session, [ Reply response ]
@@ -372,6 +404,7 @@ let private execute session (now: Instant) request : Session * Effect list =
             { session with
                 NextGeneration = generation + 1L
                 Phase = Idle
+                Resumable = None
                 RecentConnects = recordRate session.Settings.MaxConnectsPerSecond now session.RecentConnects }
         match resolvedHop route |> Option.map (fun (host, _) -> host, knownAddresses host) with
         | Some(host, None) ->
@@ -383,17 +416,18 @@ let private execute session (now: Instant) request : Session * Effect list =
             let phase, effects = dialListed session now connection
             { session with Phase = phase }, closeOld @ effects
     | Valid(Send bytes | SendBytes bytes as command), Open connection ->
-        { session with Phase = Busy(Writing(connection, Some(Done command.Name), false), []) }, [ Write(connection.Generation, bytes) ]
+        { took session bytes with Phase = Busy(Writing(connection, Some(Done command.Name), false), []) }, [ Write(connection.Generation, bytes) ]
     | Valid(Forward bytes), Open connection ->
-        { session with Phase = Busy(Writing(connection, None, false), []) }, [ Write(connection.Generation, bytes) ]
+        { took session bytes with Phase = Busy(Writing(connection, None, false), []) }, [ Write(connection.Generation, bytes) ]
     | Valid(Send _ | SendBytes _ | Forward _), _ -> reply IllegalSocketState
-    | Valid Close, phase -> { session with Phase = Idle }, closeConnectionOf phase @ [ Reply(Done "close") ]
+    | Valid Close, phase -> { session with Phase = Idle; Resumable = None }, closeConnectionOf phase @ [ Reply(Done "close") ]
     | Valid Shutdown, Open connection ->
         { session with Phase = HalfClosed connection }, [ ShutdownConnection connection.Generation; Reply(Done "shutdown") ]
     | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
     | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
     | Valid(StartTls _), Open { Route = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
+    | Valid(StartTls _), Open _ when session.Resumable.IsSome -> reply (BadRequest "starttls: not on a resumable connection")
     | Valid(StartTls serverName), Open connection ->
         match serverName |> Option.orElse connection.Route.Destination.Host with
         | None -> reply (BadRequest "starttls on a connection to a unix: socket needs tlsServerName (the name its certificate is checked against)")
@@ -403,6 +437,13 @@ let private execute session (now: Instant) request : Session * Effect list =
             let connection = { connection with Route = { connection.Route with Tls = Some { ServerName = name } }; Pins = pins }
             { session with Phase = Busy(Securing(connection, InPlace now), []) }, [ SecureConnection(connection.Generation, name.Canonical) ]
     | Valid(StartTls _), _ -> reply IllegalSocketState
+    // The acknowledgement itself was taken as it arrived (`request`); its answer comes in turn.
+    | Valid(Ack _), _ ->
+        match session.Resumable with
+        | Some resumption -> reply (AckDone resumption.Taken)
+        | None -> reply (BadRequest "ack: the connection is not resumable")
+    | Valid(Resume(token, received)), Idle -> { session with Phase = Busy(Resuming, []); Resumable = None }, [ HandOver(token, received) ]
+    | Valid(Resume _), _ -> reply (BadRequest "resume needs a session without a connection")
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
 let rec private drain session now (pending: Request list) effects =
@@ -422,8 +463,20 @@ let private settle session now phase effects pending =
 let private endSession session status reason =
     { session with Phase = Ended }, closeConnectionOf session.Phase @ [ Effect.closeClient status reason ]
 
+/// An `ack` counts when it arrives, busy or not (a client waiting for room to send would otherwise hold what it had
+/// acknowledged): what was kept before its `received` goes; one that does not fit what was sent becomes code 7.
+let private acknowledged session (request: Request) =
+    match request, session.Resumable with
+    | Valid(Ack _), None -> session, Rejected(BadRequest "ack: the connection is not resumable")
+    | Valid(Ack received), Some resumption ->
+        match ackRefusal received resumption with
+        | Some why -> session, Rejected(BadRequest why)
+        | None -> { session with Resumable = Some(acknowledge received resumption) }, request
+    | _ -> session, request
+
 /// A client request at `now`: run it now, or queue it behind the pending operation.
 let request session now (request: Request) =
+    let session, request = if session.Phase.IsEnded then session, request else acknowledged session request
     match session.Phase with
     | Ended -> session, []
     | Busy(_, pending) when queueIsFull session.Settings pending ->
@@ -439,6 +492,14 @@ let private deliver (connection: Connection) (bytes: ReadOnlyMemory<byte>) =
     else [ Reply(RecvData bytes) ]
 
 let private sameGeneration (connection: Connection) generation = connection.Generation = generation
+
+/// The connect is done at `now`: the connection is open (resumable if it asked and the server offers it), and what
+/// waited behind the connect runs.
+let private connected session now (connection: Connection) pending =
+    let resumable = connection.Route.Resumable && session.Settings.Resume.GraceSeconds > 0
+    let session = { session with Resumable = if resumable then Some(opened connection.Route.Binary) else None }
+    let answer = if resumable then ConnectedResumable else Done "connect"
+    settle session now (Open connection) (answerConnect (Some(now.Since connection.Began)) answer) pending
 
 /// A TLS handshake failed (code 8): a connect ends as a failed connect; an upgraded connection is closed.
 let private tlsFailure now (connection: Connection) handshake reason =
@@ -459,10 +520,14 @@ let private busyDeadline settings awaiting =
         Some(min (connectDeadline settings connection) (lastAttempt.PlusMilliseconds(int64 settings.AttemptDelayMilliseconds)))
     | Dialling(connection, _, _, _) -> Some(connectDeadline settings connection)
     | Securing(_, InPlace began) -> Some(began.PlusSeconds settings.ConnectTimeoutSeconds)
-    | Writing _ -> None
+    | Writing _ | Resuming -> None
+
+/// When a suspended session's grace ends, if it is suspended.
+let private graceEnds session =
+    session.SuspendedAt |> Option.map (fun lost -> lost.PlusSeconds session.Settings.Resume.GraceSeconds)
 
 /// When the session must be woken (`Wake`) if nothing else happens first: the earliest of its busy
-/// phase's deadline, a stalled client message, and the idle timeout. None: never (it has ended).
+/// phase's deadline, a stalled client message, the idle timeout and a suspended session's grace. None: never (it has ended).
 let nextDeadline (session: Session) : Instant option =
     let settings = session.Settings
     let busy =
@@ -478,7 +543,7 @@ let nextDeadline (session: Session) : Instant option =
         | _ -> a
     match session.Phase with
     | Ended -> None
-    | _ -> earlier (earlier busy session.MessageStallsAt) idle
+    | _ -> earlier (earlier (earlier busy session.MessageStallsAt) idle) (graceEnds session)
 
 /// The busy phase's deadline has come at `now`: start the next attempt (happy eyeballs), or end the
 /// connect (code 2, 6 through an SSH server) or the `starttls` (closing the connection) that ran out of time.
@@ -496,7 +561,7 @@ let private busyExpired session now awaiting pending =
     | Securing(connection, InPlace _) ->
         let words = $"tls handshake did not finish within {settings.ConnectTimeoutSeconds} s"
         settle session now Idle [ CloseConnection connection.Generation; Reply(ConnectFailed words) ] pending
-    | Resolution _ | Dialling _ | Securing _ | Writing _ -> session, []
+    | Resolution _ | Dialling _ | Securing _ | Writing _ | Resuming -> session, []
 
 /// Act on every deadline due by `now`, earliest first, until none is (or the session ends).
 let rec private expire session (now: Instant) effects =
@@ -506,6 +571,9 @@ let rec private expire session (now: Instant) effects =
         let session, more =
             match session.Phase with
             | Busy(awaiting, pending) when busyDeadline settings awaiting = Some due -> busyExpired session now awaiting pending
+            | _ when graceEnds session = Some due ->
+                let ended, effects = endSession session 1001 $"the client did not resume within {settings.Resume.GraceSeconds} s"
+                ended, effects @ [ Observe Expired ]
             | _ when session.MessageStallsAt = Some due ->
                 endSession session 1008 $"message stalled: no bytes of it for {settings.MessageTimeoutSeconds} s"
             | _ -> endSession session 1000 $"idle timeout: no traffic for {settings.IdleTimeoutSeconds} s"
@@ -530,7 +598,15 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     match input, session.Phase with
     | _, Ended -> session, []
     | Wake, _ -> session, []
-    | ClientGone, phase -> { session with Phase = Ended }, closeConnectionOf phase @ [ CloseClient(1000, "") ]
+    // Suspended, the session has no client: what a client reader of the past still says is stale.
+    | (ClientText _ | ClientBinary _ | ClientGone | ClientLost | ClientMessageTooLarge _ | ClientMessageProgress), _ when session.SuspendedAt.IsSome ->
+        session, []
+    | ClientLost, _ when session.Resumable.IsSome && session.Settings.Resume.GraceSeconds > 0 ->
+        { session with SuspendedAt = Some now; MessageStallsAt = None }, [ Observe Suspended ]
+    | (ClientGone | ClientLost), phase -> { session with Phase = Ended }, closeConnectionOf phase @ [ CloseClient(1000, "") ]
+    | ResumeRefused reason, Busy(Resuming, pending) -> settle session now Idle [ Reply(ResumeFailed reason) ] pending
+    | ResumedElsewhere, Busy(Resuming, _) -> { session with Phase = Ended }, [] // its client is the resumed session's now
+    | ResumeAsked _, _ -> session, [] // answered before `handle` (see `resumeAsked`)
     | ServerStopping, _ -> endSession session 1001 "server shutting down"
     | ClientMessageTooLarge limit, _ -> endSession session 1009 $"message exceeds {limit} bytes"
     | ClientMessageProgress, _ when session.Settings.MessageTimeoutSeconds > 0 ->
@@ -555,13 +631,12 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
 
     | Dialled g, Busy(Dialling({ Route = { Tls = Some tls } } as connection, _, _, _), pending) when sameGeneration connection g ->
         { session with Phase = Busy(Securing(connection, AtConnect), pending) }, [ SecureConnection(g, tls.ServerName.Canonical) ]
-    | Dialled g, Busy(Dialling(connection, _, _, _), pending) when sameGeneration connection g ->
-        settle session now (Open connection) (answerConnect (Some(now.Since connection.Began)) (Done "connect")) pending
+    | Dialled g, Busy(Dialling(connection, _, _, _), pending) when sameGeneration connection g -> connected session now connection pending
 
     | Secured(g, certificate), Busy(Securing(connection, handshake), pending) when sameGeneration connection g ->
         match pinRefusal session.Settings.Policy connection certificate, handshake with
         | Some why, _ -> settle session now Idle (tlsFailure now connection handshake why) pending
-        | None, AtConnect -> settle session now (Open connection) (answerConnect (Some(now.Since connection.Began)) (Done "connect")) pending
+        | None, AtConnect -> connected session now connection pending
         | None, InPlace _ -> settle session now (Open connection) [ Reply(Done "starttls") ] pending
     | SecureFailed(g, reason), Busy(Securing(connection, handshake), pending) when sameGeneration connection g ->
         settle session now Idle (tlsFailure now connection handshake reason) pending
@@ -617,8 +692,62 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | PeerFinished _, _
     | SocketFailed _, _
     | WriteCompleted _, _
+    | ResumeRefused _, _
+    | ResumedElsewhere, _ -> session, []
     | CredentialsAccepted _, _
     | CredentialsRefused _, _ -> session, [] // a ws2s session authenticates at the upgrade only
+
+/// A resumable connection keeps what the session says to its client of the peer's (its bytes, copied; its end, code 5),
+/// at most `MaxBufferedBytes` of bytes while the client is there (the oldest go). Suspended, the session says nothing to
+/// its client (it has none); one that no longer has a resumable connection (a queued `connect` or `close` ran) ends.
+let private recorded (session: Session) (effects: Effect list) =
+    match session.Resumable, session.SuspendedAt with
+    | _, _ when session.Phase.IsEnded -> session, effects
+    | None, Some _ -> endSession session 1001 "the session's connection is no longer resumable"
+    | None, None -> session, effects
+    | Some resumption, suspended ->
+        let keepFrom resumption effect =
+            match effect with
+            | Reply(RecvData bytes)
+            | ReplyBinary bytes -> { resumption with Kept = keep bytes.Span resumption.Kept }
+            | Reply(ClosedByPeer _ as peerEnd) -> { resumption with PeerEnd = Some peerEnd }
+            | _ -> resumption
+        let resumption = List.fold keepFrom resumption effects
+        match suspended with
+        | None ->
+            let resumption = { resumption with Kept = trimTo session.Settings.Resume.MaxBufferedBytes resumption.Kept }
+            { session with Resumable = Some resumption }, effects
+        | Some _ ->
+            let toClient effect =
+                match effect with
+                | Reply _ | ReplyBinary _ -> true
+                | _ -> false
+            { session with Resumable = Some resumption }, effects |> List.filter (toClient >> not)
+
+/// A client that has had `received` bytes of the peer's asks to take this session over, at `now`: it does when the
+/// session has a resumable connection and keeps what follows `received`. It hears what the session took, the kept bytes
+/// from `received` on and the peer's end if it came; the session goes on with it. Otherwise it is told why, and nothing changes.
+let private resumeAsked (session: Session) (now: Instant) (received: int64) =
+    match session.Resumable with
+    | None -> session, [ RefuseResume "no session holds this token" ]
+    | Some resumption ->
+    match resumeRefusal received resumption with
+    | Some why -> session, [ RefuseResume why ]
+    | None ->
+        let queued =
+            match session.Phase with
+            | Busy(_, pending) -> pending |> List.sumBy (function Valid(Send b | SendBytes b | Forward b) -> int64 b.Length | _ -> 0L)
+            | _ -> 0L
+        let replay = Resumption.from received resumption.Kept
+        let bytes = replay |> List.map (fun b -> if resumption.Binary then ReplyBinary b else Reply(RecvData b))
+        let replayed = replay |> List.sumBy (fun b -> int64 b.Length)
+        { session with
+            SuspendedAt = None
+            MessageStallsAt = None
+            LastActivity = now
+            Resumable = Some { resumption with Acknowledged = max received resumption.Acknowledged } },
+        [ TakeClient; Reply(ResumeDone(resumption.Taken + queued)) ] @ bytes @ (resumption.PeerEnd |> Option.map Reply |> Option.toList)
+        @ [ Observe(Resumed replayed) ]
 
 /// The transition function: `input` happened at `now` (the driver's monotonic clock, never earlier than the
 /// last `now`). Every deadline due by `now` is acted on first (whatever woke the session), then the input.
@@ -630,10 +759,14 @@ let step (session: Session) (now: Instant) (input: Input) : Session * Effect lis
         match input, session.MessageStallsAt with
         | (ClientText _ | ClientBinary _ | ClientMessageTooLarge _), Some _ -> { session with MessageStallsAt = None }
         | _ -> session
+    let handleRecorded session =
+        match input with
+        | ResumeAsked received -> resumeAsked session now received
+        | _ -> handle session now input ||> recorded
     match session.Phase, nextDeadline session with
     | Ended, _ -> session, []
     | _, Some due when due <= now ->
-        let session, expired = expire session now []
-        let session, effects = handle session now input
+        let session, expired = expire session now [] ||> recorded
+        let session, effects = handleRecorded session
         session, expired @ effects
-    | _ -> handle session now input
+    | _ -> handleRecorded session

@@ -13,7 +13,11 @@ let private closeFor (response: Response) =
     | Done _
     | RecvData _
     | IllegalSocketState
-    | BadRequest _ -> None
+    | BadRequest _
+    | ConnectedResumable // (a websockify connect is never resumable)
+    | AckDone _
+    | ResumeDone _
+    | ResumeFailed _ -> None
     | ConnectFailed reason -> Some(1011, "cannot reach the target: " + reason)
     | Forbidden(_, rule) -> Some(1008, $"the target is refused by policy ({rule})")
     | ClosedByPeer None -> Some(1000, "the target closed the connection")
@@ -34,7 +38,7 @@ let private translate (session: Session) (effects: Effect list) =
 
 /// A websockify session relaying to `destination` (in binary mode), begun at `now`, and the effects that start the connection.
 let start (settings: Settings) (now: Instant) (destination: Destination) =
-    let connect = Valid(Connect { Destination = destination; Binary = true; Ssh = None; Tls = None })
+    let connect = Valid(Connect { Destination = destination; Binary = true; Ssh = None; Tls = None; Resumable = false })
     let session, effects = request (Session.start settings now) now connect
     translate session effects
 

@@ -69,7 +69,7 @@ let private openStream (session: WispSession) now id kind port host =
                   ReceivedSinceGrant = 0; Queued = 0; Due = None }
             let session = { session with Opened = opened; RecentOpens = recordRate session.Wisp.MaxOpensPerSecond now session.RecentOpens }
             let destination = if udp then UdpPeer(host, port) else TcpPeer(host, port)
-            let route = { Destination = destination; Binary = true; Ssh = None; Tls = None }
+            let route = { Destination = destination; Binary = true; Ssh = None; Tls = None; Resumable = false }
             let session, effects = advance session stream now None (Session.request inner now (Valid(Command.Connect route)))
             session, Observe(StreamOpened(if udp then "udp" else "tcp")) :: effects
         | _ -> refuse Invalid
@@ -161,7 +161,8 @@ let private active now (session: WispSession) = if session.LastActivity = now th
 let private handle (session: WispSession) (now: Instant) (input: Input) =
     match input with
     | Wake -> session, []
-    | ClientGone -> endAll session 1000 ""
+    | ClientGone | ClientLost -> endAll session 1000 "" // a Wisp session ends with its WebSocket
+    | ResumeAsked _ | ResumeRefused _ | ResumedElsewhere -> session, [] // (Wisp sessions are not resumable)
     | ServerStopping -> endAll session 1001 "server shutting down"
     | ClientMessageTooLarge limit -> endAll session 1009 $"message exceeds {limit} bytes"
     | ClientMessageProgress when session.Template.Settings.MessageTimeoutSeconds > 0 ->

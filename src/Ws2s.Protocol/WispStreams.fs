@@ -154,6 +154,7 @@ let internal reasonFor (session: WispSession) (stream: Stream) now (cause: Input
         | Some(SocketFailed _) -> Some NetworkError
         | _ -> Some Unreachable
     | ClosedByPeer(Some _) | IllegalSocketState | Unexpected _ | SshFailed _ | TlsFailed _ -> Some NetworkError
+    | ConnectedResumable | AckDone _ | ResumeDone _ | ResumeFailed _ -> None // (a stream's connect is never resumable)
 
 /// Why a stream closes when its session ends itself: its queue overflowed (1008), or it was idle (1000).
 let internal reasonForEnd status =

@@ -23,6 +23,8 @@ let describe (request: Request) =
     | Valid Close -> "close"
     | Valid Shutdown -> "shutdown"
     | Valid Ping -> "ping"
+    | Valid(Ack received) -> sprintf "ack %d" received
+    | Valid(Resume(_, received)) -> sprintf "resume %d" received
     | Rejected r -> sprintf "rejected %d %s" r.Code r.Message
 
 let expected (spec: RequestSpec) =

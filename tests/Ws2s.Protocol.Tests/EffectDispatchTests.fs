@@ -22,10 +22,14 @@ type private Recorder() =
         member _.CloseClient(status, reason) = "CloseClient", [ box status; box reason ]
         member _.Observe observation = "Observe", [ box observation ]
         member _.CheckCredentials credentials = "CheckCredentials", [ box credentials ]
+        member _.HandOver(token, received) = "HandOver", [ box token; box received ]
+        member _.TakeClient() = "TakeClient", []
+        member _.RefuseResume reason = "RefuseResume", [ box reason ]
 
 /// A value of any field type the effects carry, distinct per position so a swapped argument shows.
 let rec private sample (position: int) (t: Type) : obj =
     if t = typeof<string> then box $"text{position}"
+    elif t = typeof<ResumeToken> then box (ResumeToken.Of $"token{position}")
     elif t = typeof<int> then box (position + 1)
     elif t = typeof<int64> then box (int64 position + 100L)
     elif t = typeof<uint32> then box (uint32 position + 200u)

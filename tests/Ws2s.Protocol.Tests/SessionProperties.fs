@@ -16,6 +16,10 @@ let genInput =
     Gen.oneof
         [ genScript genDestination |> Gen.map (List.truncate 1) |> Gen.filter (not << List.isEmpty) |> Gen.map List.head
           Gen.constant ClientGone
+          Gen.constant ClientLost
+          Gen.choose (0, 100) |> Gen.map (int64 >> ResumeAsked)
+          Gen.constant (ResumeRefused "no session holds this token")
+          Gen.constant ResumedElsewhere
           Gen.constant (ClientMessageTooLarge 1024)
           Gen.constant ClientMessageProgress
           Gen.constant ServerStopping

@@ -167,6 +167,7 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
         | CloseClient(status, _) -> outputs.Add(ClientClosed status)
         | Observe _ -> () // for the driver's metrics; checked by a property over the transitions
         | CheckCredentials _ -> () // a ws2s session never asks (Wisp does: see WispSessionTests)
+        | HandOver _ | TakeClient | RefuseResume _ -> () // one session alone: resumes are ResumeTests' (the generated clients never ask)
         | ReplyWispData _ -> failwith "a ws2s session never sends Wisp DATA (its Wisp connection does: see WispSessionTests)"
 
     let deliver input =

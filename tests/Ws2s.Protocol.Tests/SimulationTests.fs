@@ -25,8 +25,8 @@ let check seed (requests: RequestSpec list) =
         match input with
         | Resolved(g, _) | ResolveFailed g | Dialled g | DialFailedWith(g, _) | Received(g, _) | Secured(g, _) | SecureFailed(g, _)
         | PeerFinished g | SocketFailed(g, _) | WriteCompleted g -> Some g
-        | ClientText _ | ClientBinary _ | ClientGone | ClientMessageTooLarge _ | ClientMessageProgress | ServerStopping | RunnerFault _ | Wake
-        | CredentialsAccepted _ | CredentialsRefused _ -> None
+        | ClientText _ | ClientBinary _ | ClientGone | ClientLost | ClientMessageTooLarge _ | ClientMessageProgress | ServerStopping | RunnerFault _ | Wake
+        | CredentialsAccepted _ | CredentialsRefused _ | ResumeAsked _ | ResumeRefused _ | ResumedElsewhere -> None
     [ if List.length answers <> List.length requests then
           yield sprintf "%d answers for %d requests" answers.Length requests.Length
       elif not (List.forall2 answersRequest requests answers) then
