@@ -107,8 +107,8 @@ internal static class Ws2sEndpoint
             await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
             return;
         }
-        using var lease = verdict.Lease;
-        using var unproven = verdict.Unproven; // released at the end at the latest (once the token is presented, at once)
+        // The session holds its lease (and the slot of a session that owes its token) from here: past this request, if it is suspended.
+        var lease = verdict.Lease;
         var settings = verdict.Settings!; // an admitted verdict carries the settings of the configuration that admitted it
         // A signed token narrows the session: its allow rules are one more scope, and it may forbid SSH.
         if (verdict.Grant is { } granted)
@@ -140,13 +140,26 @@ internal static class Ws2sEndpoint
         var clientAddress = Admission.ClientAddress.Of(context);
         var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
-        var runner = new SessionRunner(upgrade.Socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time, speaks.ToString().ToLowerInvariant()),
-            new SessionClient(clientAddress,
-                new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket),
-                verdict.Grant?.Expires, verdict.Unproven));
+        var socket = new ClientSocket(upgrade.Socket,
+            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket), client);
+        var runner = new SessionRunner(socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time, speaks.ToString().ToLowerInvariant()),
+            new SessionClient(clientAddress, verdict.Grant?.Expires, verdict.Unproven,
+                new Both(lease, verdict.Unproven), speaks == Speaks.Ws2s ? verdict.Identity : null));
         // ApplicationStopping fires before Kestrel stops, so every client still gets its close frame (1001);
-        // Kestrel then waits for the sessions to finish, up to the shutdown timeout.
-        await runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+        // Kestrel then waits for the sessions to finish, up to the shutdown timeout. The request lasts as long as a session
+        // speaks through its WebSocket: the session may outlive it (suspended), or another session may take it over (a resume).
+        _ = runner.RunAsync(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+        await socket.Released;
+    }
+
+    /// <summary>Two holds released together (the session's lease, and its slot among those that owe a token).</summary>
+    private sealed class Both(IDisposable? first, IDisposable? second) : IDisposable
+    {
+        public void Dispose()
+        {
+            first?.Dispose();
+            second?.Dispose();
+        }
     }
 
     /// <summary>

@@ -95,7 +95,14 @@ public static class Ws2sServiceCollectionExtensions
             var live = sp.GetRequiredService<LiveConfiguration>();
             return new RunnerServices(() => live.Current.Limits, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<ConnectorSet>(),
-                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<SettingsInForce>(), sp.GetRequiredService<AdmissionPolicy>());
+                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<SettingsInForce>(), sp.GetRequiredService<AdmissionPolicy>(),
+                sp.GetRequiredService<ResumeRegistry>());
+        });
+        services.TryAddSingleton(sp =>
+        {
+            var live = sp.GetRequiredService<LiveConfiguration>();
+            return new ResumeRegistry(live.Start.Resume.Instance ?? ResumeRegistry.RandomInstance(), sp.GetRequiredService<TimeProvider>(),
+                () => live.Current.Resume.MaxAttemptsPerMinute);
         });
         services.AddHostedService(sp => new MemoryRelief(sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<TimeProvider>()));
     }

@@ -111,8 +111,8 @@ public sealed class RunnerFaultTests
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
         var sessions = Sessions();
         var log = new Lines();
-        var runner = new SessionRunner(new GoneWhenAnswered(server), new AnswerThenClose(), sessions,
-            new SessionObserver(metrics, log, "test", TimeProvider.System), new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
+        var runner = new SessionRunner(new ClientSocket(new GoneWhenAnswered(server), new ClientTcp(null), "test"), new AnswerThenClose(), sessions,
+            new SessionObserver(metrics, log, "test", TimeProvider.System), new SessionClient(IPAddress.Loopback));
         var running = runner.RunAsync(CancellationToken.None);
         using var patience = new CancellationTokenSource(WsClient.Patience);
         await client.SendAsync("""{"command":"ping"}"""u8.ToArray(), WebSocketMessageType.Text, true, patience.Token);
@@ -147,8 +147,8 @@ public sealed class RunnerFaultTests
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new Ws2sMetrics(services.GetRequiredService<IMeterFactory>());
         var sessions = Sessions();
-        var runner = new SessionRunner(server, new BrokenProtocol(), sessions, new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System),
-            new SessionClient(IPAddress.Loopback, new ClientTcp(null)));
+        var runner = new SessionRunner(new ClientSocket(server, new ClientTcp(null), "test"), new BrokenProtocol(), sessions,
+            new SessionObserver(metrics, NullLogger.Instance, "test", TimeProvider.System), new SessionClient(IPAddress.Loopback));
         var running = runner.RunAsync(CancellationToken.None);
 
         await client.SendAsync("""{"command":"ping"}"""u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);

@@ -77,7 +77,7 @@ internal sealed class AdmissionPolicy : IDisposable
     /// <remarks><c>CredentialsPending</c>: admitted without the token it needs, to present it in the connection (Wisp's password extension) before anything else.</remarks>
     /// <remarks><c>Unproven</c>: with <c>CredentialsPending</c>, the slot among the sessions that owe a token, to release once it is presented.</remarks>
     public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null, Session.Settings? Settings = null,
-        bool CredentialsPending = false, IDisposable? Unproven = null);
+        bool CredentialsPending = false, IDisposable? Unproven = null, Sessions.ResumeIdentity? Identity = null);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
@@ -92,7 +92,8 @@ internal sealed class AdmissionPolicy : IDisposable
             : offered.FirstOrDefault(p => p.StartsWith(TokenCheck.ProtocolPrefix, StringComparison.Ordinal))?[TokenCheck.ProtocolPrefix.Length..];
         var rules = _live.Current;
         var pending = credentialsLater && presented is null && rules.TokenRequired;
-        var (status, refusalWords, grant) = await CheckAsync(rules, request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null, presented, pending);
+        var originText = request.Headers.Origin is { Count: > 0 } origin ? origin.ToString() : null;
+        var (status, refusalWords, grant) = await CheckAsync(rules, originText, presented, pending);
         if (status != StatusCodes.Status200OK) return new(status, refusalWords, null, null);
         // Sessions that owe their token get a small share of their own (a tenth of the sessions, an eighth per client): clients
         // that present none cannot crowd out those that do.
@@ -114,8 +115,10 @@ internal sealed class AdmissionPolicy : IDisposable
             return new(StatusCodes.Status503ServiceUnavailable, crowdedSubject, null, null);
         }
         if (held is not null) lease = new Both(lease, held);
+        // Who a resume must be: the token that admitted the session (a fixed one only when tokens are checked) or its subject, and the Origin.
+        var identity = Sessions.ResumeIdentity.Of(rules.TokenRequired && !pending ? presented : null, grant?.Subject, originText);
         return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant,
-            SettingsOf(rules), pending, unproven);
+            SettingsOf(rules), pending, unproven, identity);
     }
 
     /// <summary>

@@ -104,6 +104,7 @@ internal sealed partial class LiveConfiguration : IDisposable
         if (start.Limits.MaxConnections != next.Limits.MaxConnections) yield return "limits.maxConnections";
         if (start.Limits.MaxPendingBytesTotal != next.Limits.MaxPendingBytesTotal) yield return "limits.maxPendingBytesTotal";
         if (start.Limits.HandshakeTimeoutSeconds != next.Limits.HandshakeTimeoutSeconds) yield return "limits.handshakeTimeoutSeconds";
+        if (start.Resume.Instance != next.Resume.Instance) yield return "resume.instance";
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "ws2s options reloaded: new sessions and connects follow them; changed keys that need a restart: {NeedRestart}")]

@@ -31,6 +31,9 @@ public sealed partial class Ws2sOptions
         ["ssh.timeoutSeconds"] = (o => o.Ssh.TimeoutSeconds, 1, 3600),
         ["ssh.maxSessionsPerClient"] = (o => o.Ssh.MaxSessionsPerClient, 1, 10_000),
         ["ssh.maxKdfRounds"] = (o => o.Ssh.MaxKdfRounds, 1, 10_000),
+        ["resume.graceSeconds"] = (o => o.Resume.GraceSeconds, 0, 86_400),
+        ["resume.maxBufferedBytes"] = (o => o.Resume.MaxBufferedBytes, 1024, 1 << 30),
+        ["resume.maxAttemptsPerMinute"] = (o => o.Resume.MaxAttemptsPerMinute, 1, 1_000_000),
         ["udp.maxPacketsPerSecond"] = (o => o.Udp.MaxPacketsPerSecond, 1, 1_000_000),
         ["udp.maxBytesPerSecond"] = (o => o.Udp.MaxBytesPerSecond, 1024, int.MaxValue),
         ["wisp.bufferPackets"] = (o => o.Wisp.BufferPackets, 1, 65_536),
@@ -85,6 +88,8 @@ public sealed partial class Ws2sOptions
         foreach (var (name, target) in RawTargets)
             if (Websockify.WebsockifyTargets.Parse(target) is null)
                 yield return $"rawTargets.{name}: '{target}' is not HOST:PORT";
+        if (Resume.Instance is { } instance && !Sessions.ResumeRegistry.InstanceName().IsMatch(instance))
+            yield return $"resume.instance '{instance}' must be 1-32 letters, digits or '-' (it appears in resume tokens and URLs)";
         if (Ssh.KnownHosts is not null && !File.Exists(Ssh.KnownHosts))
             yield return $"ssh.knownHosts '{Ssh.KnownHosts}' does not exist";
         for (var i = 0; i < Tokens.Count; i++)

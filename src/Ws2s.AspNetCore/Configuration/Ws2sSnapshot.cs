@@ -32,6 +32,7 @@ internal sealed class Ws2sSnapshot
         TlsTrust = new TlsTrust(options.Tls.TrustedCertificates);
         Limits = options.Limits;
         Udp = options.Udp;
+        Resume = options.Resume;
         Wisp = new WispStreams.WispSettings(options.Wisp.BufferPackets, options.Wisp.MaxStreams, options.Wisp.MaxStreamOpensPerSecond,
             options.Wisp.Motd is { Length: > 0 } motd ? FSharpOption<string>.Some(motd) : FSharpOption<string>.None, false, false);
         _template = SessionSettings(options);
@@ -59,6 +60,9 @@ internal sealed class Ws2sSnapshot
 
     /// <summary>UDP's switch and per-client rates for datagrams sent from now on.</summary>
     public Ws2sOptions.UdpOptions Udp { get; }
+
+    /// <summary>How sessions opening from now on resume (their grace and buffer are also in the core's settings), and the attempts allowed.</summary>
+    public Ws2sOptions.ResumeOptions Resume { get; }
 
     /// <summary>What a Wisp connection opening from now on may hold (its version is the upgrade's to say).</summary>
     public WispStreams.WispSettings Wisp { get; }
@@ -109,6 +113,7 @@ internal sealed class Ws2sSnapshot
             Rules(options.Ssh.AllowTargets),
             true,
             Session.defaultSettings.AttemptDelayMilliseconds,
-            options.Udp.Enabled ? FSharpOption<FSharpList<Policy.Rule>>.Some(Rules(options.Udp.Allow)) : FSharpOption<FSharpList<Policy.Rule>>.None);
+            options.Udp.Enabled ? FSharpOption<FSharpList<Policy.Rule>>.Some(Rules(options.Udp.Allow)) : FSharpOption<FSharpList<Policy.Rule>>.None,
+            new Resumption.ResumeSettings(options.Resume.GraceSeconds, options.Resume.MaxBufferedBytes));
     }
 }

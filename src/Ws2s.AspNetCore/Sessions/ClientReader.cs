@@ -41,6 +41,12 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
     /// <summary>The session is over: only the client's close frame is awaited now.</summary>
     private volatile bool _draining;
 
+    /// <summary>The session let this reader go (its client was lost, taken over, or handed to another session): it says nothing more.</summary>
+    private volatile bool _detached;
+
+    /// <summary>Ends a wait for a grant when the reader is let go (<see cref="Detach"/>).</summary>
+    private readonly CancellationTokenSource _detach = new();
+
     /// <summary>The client message being received (pooled while a message arrives; lent to the core for text frames).</summary>
     private byte[] _frame = [];
 
@@ -54,6 +60,16 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
         _granted.Release();
     }
 
+    /// <summary>
+    /// Lets the reader go: it posts nothing more, and stops at once if it waits for a grant (where it touches no frame: a
+    /// session that handed its WebSocket on, or that asked to resume another, waits there), else before its next message.
+    /// </summary>
+    public void Detach()
+    {
+        _detached = true;
+        _detach.Cancel();
+    }
+
     /// <summary>From now on, read only to reach the client's close frame, without waiting for grants.</summary>
     public void Drain()
     {
@@ -63,16 +79,18 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
 
     public async Task RunAsync(CancellationToken cancel)
     {
+        using var waits = CancellationTokenSource.CreateLinkedTokenSource(cancel, _detach.Token);
         try
         {
-            while (true)
+            while (!_detached)
             {
                 if (!_draining && !_granted.Wait(0))
                 {
                     _waitingForGrant = true;
                     Idle();
-                    await _granted.WaitAsync(cancel);
+                    await _granted.WaitAsync(waits.Token);
                     _waitingForGrant = false;
+                    if (_detached) return;
                 }
                 // Wait for the next frame without a buffer (a zero-byte read), so an idle session pins none.
                 var next = client.ReceiveAsync(Memory<byte>.Empty, cancel);
@@ -124,8 +142,10 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {
+            if (_detached) return;
+            // Without a close frame: a session with a resumable connection waits for its client to come back.
             log.LogDebug("client stream ended: {Reason} (state {State})", e.Message, client.State);
-            await PostAsync(Input.ClientGone, CancellationToken.None);
+            await PostAsync(Input.ClientLost, CancellationToken.None);
         }
         catch (Exception e)
         {
@@ -181,6 +201,7 @@ internal sealed class ClientReader(WebSocket client, int maxMessageBytes, Channe
 
     private async ValueTask PostAsync(Input input, CancellationToken cancel)
     {
+        if (_detached) return;
         try
         {
             var posting = inputs.WriteAsync(input, cancel);

@@ -35,8 +35,15 @@ internal sealed class ClientTcp(Socket? socket)
 }
 
 /// <summary>
-/// Who a session's client is, beyond its WebSocket: its address (for SSH logins and quotas), its TCP connection (to see it
-/// go while its reader is held back), and when the token that admitted it expires (then it may start no more connects), if it does.
+/// Who a session's client is, beyond its WebSocket: its address (for SSH logins and quotas), when the token that admitted it
+/// expires (then it may start no more connects), if it does, and who admitted it, as a resume must match it.
 /// </summary>
-/// <remarks><c>Unproven</c>: the slot a client admitted without its token holds until it presents one (see <see cref="Admission.AdmissionPolicy"/>).</remarks>
-internal sealed record SessionClient(System.Net.IPAddress Address, ClientTcp Tcp, DateTimeOffset? TokenExpires = null, IDisposable? Unproven = null);
+/// <remarks>
+/// <c>Unproven</c>: the slot a client admitted without its token holds until it presents one (see <see cref="Admission.AdmissionPolicy"/>).
+/// <c>Lease</c>: the session's slots (its client's sessions, its subject's), held while the session lasts: past its WebSocket, if it is suspended.
+/// </remarks>
+internal sealed record SessionClient(System.Net.IPAddress Address, DateTimeOffset? TokenExpires = null, IDisposable? Unproven = null,
+    IDisposable? Lease = null, ResumeIdentity? Identity = null)
+{
+    public ResumeIdentity Identity { get; } = Identity ?? ResumeIdentity.None;
+}

@@ -6,8 +6,11 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <summary>What every session runner of this server shares: its limits, its clock, queue budget, connectors and log.</summary>
 /// <remarks><paramref name="limits"/>: the limits in force (the configuration's current snapshot; a reload replaces them).</remarks>
 internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, TimeProvider time, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
-    SettingsInForce? settings = null, Admission.AdmissionPolicy? admission = null)
+    SettingsInForce? settings = null, Admission.AdmissionPolicy? admission = null, ResumeRegistry? resumes = null)
 {
+    /// <summary>This server's resumable sessions by their tokens (null: sessions cannot be resumed here).</summary>
+    public ResumeRegistry? Resumes => resumes;
+
     /// <summary>Judges a token presented in the connection (Wisp's password extension), as at the upgrade.</summary>
     public Admission.AdmissionPolicy? Admission => admission;
 

@@ -19,7 +19,7 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <paramref name="unproven"/>: the slot of a session that owes its token, released once the token is accepted.
 /// <paramref name="reads"/>, <paramref name="writes"/>: the session's read tickets and held writes, shared by its connections (see <see cref="GenerationInputs"/>).
 /// </remarks>
-internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
+internal sealed class SessionEffects(IClientSide client, ChannelWriter<Input> inputs, RunnerServices services, IPAddress clientAddress,
     SessionObserver observer, ILogger log, IDisposable? unproven = null, SessionReads? reads = null, WriteBehind? writes = null) : IEffectHandler<ValueTask>, IDisposable
 {
     private readonly Dictionary<long, Connection> _connections = [];
@@ -68,10 +68,10 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         if (response is Response.RecvData data) observer.ToClient(data.Item.Length);
         _responseWriter ??= new Utf8JsonWriter(_responseBuffer, Codec.writerOptions);
         _responseWriter.Reset();
-        Codec.writeResponse(_responseWriter, response);
+        Codec.writeAnswer(_responseWriter, response, Codec.carriesToken(response) ? client.TokenFor(response) : "");
         try
         {
-            await client.SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text, true, _cancel);
+            await SendAsync(_responseBuffer.WrittenMemory, WebSocketMessageType.Text);
         }
         finally
         {
@@ -82,7 +82,24 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     public ValueTask ReplyBinary(ReadOnlyMemory<byte> bytes)
     {
         observer.ToClient(bytes.Length);
-        return client.SendAsync(bytes, WebSocketMessageType.Binary, true, _cancel);
+        return SendAsync(bytes, WebSocketMessageType.Binary);
+    }
+
+    /// <summary>
+    /// Sends a message to the client, if it has one. A send that fails means the client is gone (without a close frame):
+    /// the runner hears of it after the step, whose other effects (writes to peers, closes) are carried out all the same.
+    /// </summary>
+    private async ValueTask SendAsync(ReadOnlyMemory<byte> message, WebSocketMessageType type)
+    {
+        if (client.Socket is not { } socket) return;
+        try
+        {
+            await socket.SendAsync(message, type, true, _cancel);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException || (e is OperationCanceledException && !_cancel.IsCancellationRequested))
+        {
+            client.Lost();
+        }
     }
 
     /// <summary>A peer's bytes as a Wisp DATA packet (framed in the read's own buffer: <see cref="Connectors.PeerPump.WispData"/>).</summary>
@@ -90,7 +107,7 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
     {
         var packet = Connectors.PeerPump.WispData(stream, payload);
         observer.ToClient(packet.Length);
-        return client.SendAsync(packet, WebSocketMessageType.Binary, true, _cancel);
+        return SendAsync(packet, WebSocketMessageType.Binary);
     }
 
     // The effects below start work whose outcome comes back as an input: carried out at once.
@@ -173,6 +190,12 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask HandOver(ResumeToken token, long received) => client.HandOver(token, received);
+
+    public ValueTask TakeClient() => client.TakeClient();
+
+    public ValueTask RefuseResume(string reason) => client.RefuseResume(reason);
+
     /// <summary>Judges the credentials off the session's thread (a signed token's keys may be read) and tells the core.</summary>
     public ValueTask CheckCredentials(Credentials credentials)
     {
@@ -247,4 +270,26 @@ internal sealed class SessionEffects(WebSocket client, ChannelWriter<Input> inpu
         _responseWriter?.Dispose();
         _responseBuffer.Clear();
     }
+}
+
+/// <summary>
+/// The client side of a session, as its effects reach it: the WebSocket it speaks through (none while suspended), the resume
+/// token its answers carry, and the resume effects (see <see cref="SessionRunner"/>).
+/// </summary>
+internal interface IClientSide
+{
+    /// <summary>The client's WebSocket; null while the session has none (suspended, or handing it on).</summary>
+    WebSocket? Socket { get; }
+
+    /// <summary>A send to the client failed: it is gone.</summary>
+    void Lost();
+
+    /// <summary>The session's resume token for an answer that carries one (a new one for <c>connect done</c>).</summary>
+    string TokenFor(Response response);
+
+    ValueTask HandOver(ResumeToken token, long received);
+
+    ValueTask TakeClient();
+
+    ValueTask RefuseResume(string reason);
 }

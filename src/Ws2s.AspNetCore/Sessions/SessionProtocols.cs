@@ -28,6 +28,18 @@ internal interface ISessionProtocol
 
     /// <summary>The session's token expired at <paramref name="expiredAt"/>: no more connects; the open connection goes on.</summary>
     void EndConnects(DateTimeOffset expiredAt);
+
+    /// <summary>Has a resumable connection (it holds a resume token).</summary>
+    bool IsResumable => false;
+
+    /// <summary>Lost its client and waits for a resume.</summary>
+    bool IsSuspended => false;
+
+    /// <summary>May its peers be read now?</summary>
+    bool AcceptsPeerData => true;
+
+    /// <summary>Peer bytes it keeps for a resume.</summary>
+    long KeptBytes => 0;
 }
 
 /// <summary>The ws2s JSON protocol (with its binary data mode).</summary>
@@ -59,6 +71,14 @@ internal sealed class Ws2sProtocol(Session.Settings settings) : ISessionProtocol
     public void Reconfigure(Session.Settings server) => _state = Session.reconfigure(server, _state!);
 
     public void EndConnects(DateTimeOffset expiredAt) => _state = Session.endConnects(expiredAt, _state!);
+
+    public bool IsResumable => _state!.Resumable is not null;
+
+    public bool IsSuspended => _state!.SuspendedAt is not null;
+
+    public bool AcceptsPeerData => Session.acceptsPeerData(_state!);
+
+    public long KeptBytes => Session.keptBytes(_state!);
 }
 
 /// <summary>The websockify protocol: binary frames to and from one fixed target.</summary>

@@ -19,7 +19,33 @@ internal sealed class SessionReads(int tickets = SessionReads.DefaultTickets)
     /// <summary>Tickets not taken.</summary>
     public int Available => _tickets.CurrentCount;
 
-    public Task TakeAsync(CancellationToken cancel) => _tickets.WaitAsync(cancel);
+    /// <summary>Completed while peers may be read; a suspended session that keeps all it may holds its peers' reads here.</summary>
+    private volatile TaskCompletionSource _open = Opened();
+
+    private static TaskCompletionSource Opened()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.SetResult();
+        return open;
+    }
+
+    /// <summary>May the session's peers be read? (Set by the session after each step: false while it may keep no more.)</summary>
+    public bool Open
+    {
+        get => _open.Task.IsCompleted;
+        set
+        {
+            if (value == Open) return;
+            if (value) _open.TrySetResult();
+            else _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    public async Task TakeAsync(CancellationToken cancel)
+    {
+        if (!_open.Task.IsCompleted) await _open.Task.WaitAsync(cancel);
+        await _tickets.WaitAsync(cancel);
+    }
 
     /// <summary>A ticket that no <c>Received</c> will bring back (the peer ended or failed, or its generation closed).</summary>
     public void GiveBack() => _tickets.Release();

@@ -18,9 +18,6 @@ internal sealed class SessionRunner
     /// <summary>Socket events that may wait for the session loop; a full channel stops the TCP readers.</summary>
     private const int InputCapacity = 8;
 
-    /// <summary>How long a closing session waits for the client's close frame.</summary>
-    private static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
-
     private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(
         new BoundedChannelOptions(InputCapacity)
         {
@@ -30,25 +27,32 @@ internal sealed class SessionRunner
             // thread-pool thread woken for it: with InlineCompletions, a round trip crosses no thread at all.
             AllowSynchronousContinuations = true,
         });
-    private readonly WebSocket _client;
     private readonly ISessionProtocol _protocol;
     private readonly TimeProvider _time;
     /// <summary>The session's time for the core, and its one timer (armed for the core's next deadline).</summary>
     private readonly SessionTimer _timer;
     private readonly QueueBudget _budget;
-    private readonly ClientTcp _clientTcp;
     private readonly SessionObserver _observer;
     private readonly ILogger _log;
-    private readonly ClientReader _reader;
     private readonly SessionEffects _effects;
     private readonly RunnerServices _services;
+    private readonly SessionClient _who;
 
     /// <summary>The session's reads on their way to the loop (peer reads' tickets, the buffers inputs lend), and its peer writes, sent when its turn ends.</summary>
     private readonly SessionReads _reads = new();
     private readonly WriteBehind _writes;
 
+    /// <summary>The client the session speaks through now; null while it has none (suspended, or handing it to a session it resumes).</summary>
+    private AttachedClient? _client;
+
+    /// <summary>How the session's clients come and go: resumes, and its resume token.</summary>
+    private readonly SessionResumes _resumes;
+
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
+
+    /// <summary>This session's other share of <see cref="_budget"/>: the peer bytes it keeps for a resume.</summary>
+    private int _kept;
 
     /// <summary>A client message used the reader's grant, and the next is not granted yet.</summary>
     private bool _grantOwed;
@@ -59,22 +63,60 @@ internal sealed class SessionRunner
     /// <summary>When the token that admitted this session expires (then new connects end), if it does.</summary>
     private DateTimeOffset? _connectsUntil;
 
-    public SessionRunner(WebSocket client, ISessionProtocol protocol, RunnerServices services, SessionObserver observer, SessionClient who)
+    public SessionRunner(ClientSocket client, ISessionProtocol protocol, RunnerServices services, SessionObserver observer, SessionClient who)
     {
         _connectsUntil = who.TokenExpires;
-        _client = client;
+        _who = who;
         _protocol = protocol;
         _time = services.Time;
         _timer = new SessionTimer(_time, _inputs.Writer);
         _budget = services.Budget;
         _writes = new WriteBehind(_budget);
-        _clientTcp = who.Tcp;
         _observer = observer;
         _log = services.Log;
         _services = services;
         _serverSettings = services.Settings?.Current;
-        _reader = new ClientReader(client, services.MaxMessageBytes, _inputs.Writer, services.Log, _writes.TurnEnded);
-        _effects = new SessionEffects(client, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven, _reads, _writes);
+        _resumes = new SessionResumes(this, services.Resumes, observer, who.Address);
+        _client = Attach(client);
+        _effects = new SessionEffects(_resumes, _inputs.Writer, services, who.Address, observer, services.Log, who.Unproven, _reads, _writes);
+    }
+
+    /// <summary>Who admitted this session, as a resume must match it.</summary>
+    public ResumeIdentity Identity => _who.Identity;
+
+    /// <summary>How this session's clients come and go (resumes offered to it arrive there).</summary>
+    internal SessionResumes Resumes => _resumes;
+
+    /// <summary>The session's client now (null: none).</summary>
+    internal AttachedClient? Client => _client;
+
+    /// <summary>Speaks through <paramref name="client"/> from now on: its reader takes the session's next message.</summary>
+    internal AttachedClient Attach(ClientSocket client)
+    {
+        _grantOwed = false;
+        return _client = new AttachedClient(client, _services, _inputs.Writer, _writes.TurnEnded);
+    }
+
+    /// <summary>Lets go of the client without a word (lost, or handed on): returns it, if there was one.</summary>
+    internal AttachedClient? Detach()
+    {
+        var client = _client;
+        _client = null;
+        return client;
+    }
+
+    /// <summary>Hands the session an input from outside its loop; false once it has ended.</summary>
+    internal async ValueTask<bool> PostAsync(Input input)
+    {
+        try
+        {
+            await _inputs.Writer.WriteAsync(input);
+            return true;
+        }
+        catch (ChannelClosedException)
+        {
+            return false;
+        }
     }
 
     public async Task RunAsync(CancellationToken stopping)
@@ -88,6 +130,7 @@ internal sealed class SessionRunner
         {
             var (status, reason) = _effects.CloseWith ?? NoDecision;
             _observer.Ended(status, reason);
+            _who.Lease?.Dispose();
         }
     }
 
@@ -101,7 +144,7 @@ internal sealed class SessionRunner
     private void Arm(Instant now)
     {
         var due = _protocol.NextDeadline?.Milliseconds;
-        if (_grantOwed) due = Math.Min(due ?? long.MaxValue, now.Milliseconds + HeldBackCheckMilliseconds);
+        if (_grantOwed && _client is not null) due = Math.Min(due ?? long.MaxValue, now.Milliseconds + HeldBackCheckMilliseconds);
         _timer.Arm(now, due);
     }
 
@@ -110,10 +153,8 @@ internal sealed class SessionRunner
 
     private async Task RunSessionAsync(CancellationToken stopping)
     {
-        // Not linked to `stopping`: cancelling a pending receive aborts the WebSocket, and a stopping
-        // server still owes its clients a close frame (1001).
+        // Not linked to `stopping`: a stopping server still owes its clients a close frame (1001).
         using var ended = new CancellationTokenSource();
-        var reader = _reader.RunAsync(ended.Token);
         using (_timer)
         using (_services.Settings?.Watch(_inputs.Writer))
         using (_effects)
@@ -127,7 +168,7 @@ internal sealed class SessionRunner
                 {
                     if (!_inputs.Reader.TryRead(out var input))
                     {
-                        if (!_reader.Busy) _writes.TurnEnded(); // nothing more at once, and no client message on its way
+                        if (_client?.Reader.Busy != true) _writes.TurnEnded(); // nothing more at once, and no client message on its way
                         input = await _inputs.Reader.ReadAsync(stopping);
                     }
                     // Before every input, so a connect that arrives after the expiry is judged by it, tick or no tick.
@@ -143,12 +184,18 @@ internal sealed class SessionRunner
                         _serverSettings = latest;
                         _protocol.Reconfigure(latest);
                     }
-                    if (input.IsWake && _grantOwed && _clientTcp.HasEnded())
+                    if (input.IsWake && _grantOwed && _client is { } heldBack && heldBack.Client.Tcp.HasEnded())
                     {
                         // Gone while the reader waits for a grant (or between messages): the kernel knows before any frame says so.
                         _log.LogDebug("client {Client} reset or closed its connection", _observer.Client);
-                        input = Input.ClientGone;
+                        input = Input.ClientLost;
                     }
+                    if (input.IsResumeAsked && Detach() is { } old)
+                    {
+                        _ = _resumes.TakeOverAsync(old, input);
+                        continue;
+                    }
+                    if (input.IsResumeRefused && _resumes.TakeReturned() is { } back) Attach(back);
                     _writes.InputTaken(completion: input.IsWriteCompleted);
                     await StepAsync(input, ended.Token);
                 }
@@ -156,11 +203,6 @@ internal sealed class SessionRunner
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
                 await StepAsync(Input.ServerStopping, CancellationToken.None);
-            }
-            catch (WebSocketException)
-            {
-                // The client went away mid-send: end the session quietly.
-                await StepAsync(Input.ClientGone, CancellationToken.None);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -182,21 +224,15 @@ internal sealed class SessionRunner
                 // a logger that waits for room in its queue would hold up every other socket.
                 await Task.Yield();
                 _queued = _budget.Update(_queued, 0);
+                _kept = _budget.Update(_kept, 0);
                 _inputs.Writer.TryComplete();
+                _resumes.Ended();
             }
         }
-        // Close first, then let the reader take the client's close frame: cancelling a pending receive
-        // aborts the WebSocket, which could cut off our close frame.
-        _reader.Drain();
-        await CloseClientAsync();
-        try
+        if (Detach() is { } client)
         {
-            await reader.WaitAsync(CloseHandshakeTimeout, _time);
-        }
-        catch (TimeoutException)
-        {
-            ended.Cancel();
-            await reader;
+            var (status, reason) = _effects.CloseWith ?? NoDecision;
+            await client.CloseAsync(status, reason);
         }
     }
 
@@ -218,32 +254,26 @@ internal sealed class SessionRunner
             _reads.Done(input); // the core is done with it: its pooled buffer goes back, and a peer read's ticket
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
+        _kept = _budget.Update(_kept, (int)Math.Min(int.MaxValue, _protocol.KeptBytes));
+        _reads.Open = _protocol.AcceptsPeerData;
+        _resumes.Settle(_protocol.IsResumable);
         // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.
         if (_effects.TakeCredentialsExpiry() is { } expires) _connectsUntil = expires;
         // A client message used the reader's grant; any step (a wake-up too) may make room for the next one.
         _grantOwed |= input.IsClientText || input.IsClientBinary;
-        if (_grantOwed && _protocol.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
+        if (_grantOwed && _client is { } client && _protocol.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
         {
             _grantOwed = false;
-            _reader.Grant();
+            client.Reader.Grant();
         }
         Arm(now);
-    }
-
-    private async Task CloseClientAsync()
-    {
-        try
+        if (_protocol.IsEnded) return;
+        // The client is gone without a close: a send to it failed, or (suspended) its reader said so. A suspended session lets it go.
+        if (_resumes.TakeLost())
         {
-            var (status, reason) = _effects.CloseWith ?? NoDecision;
-            if (_client.State is WebSocketState.Open or WebSocketState.CloseReceived)
-            {
-                using var timeout = new CancellationTokenSource(CloseHandshakeTimeout, _time);
-                await _client.CloseOutputAsync((WebSocketCloseStatus)status, reason, timeout.Token);
-            }
+            if (Detach() is { } lost) _ = lost.AbortAsync();
+            await StepAsync(Input.ClientLost, cancel);
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
-        {
-            _log.LogDebug("client went away before the close handshake");
-        }
+        else if (_protocol.IsSuspended && Detach() is { } gone) _ = gone.AbortAsync();
     }
 }

@@ -11,6 +11,9 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
 {
     private long _started, _bytesToPeer, _bytesToClient;
 
+    /// <summary>Suspended now (counted in <c>ws2s.resume.suspended</c>).</summary>
+    private bool _suspended;
+
     /// <summary>Where the session last dialled (for the log line): an address and port, <c>unix:/path</c>, a named peer, or a tunnel's target and SSH server.</summary>
     public string? LastDialled { get; set; }
 
@@ -27,10 +30,14 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
     public void Ended(int status, string reason)
     {
         metrics.SessionClosed();
+        if (_suspended) metrics.NoLongerSuspended(); // ended suspended some other way than its grace (the server stopping)
         log.LogInformation(
             "session from {Client} ended after {Seconds:F1} s: {BytesToPeer} bytes to peers, {BytesToClient} bytes to the client, last target {Target}, close {Status} {Reason}",
             client, time.GetElapsedTime(_started).TotalSeconds, _bytesToPeer, _bytesToClient, LastDialled ?? "none", status, reason);
     }
+
+    /// <summary>A resume this session asked for, or was asked, was refused (code 9).</summary>
+    public void ResumeRefused() => metrics.ResumeRefused();
 
     public void ToPeer(int bytes)
     {
@@ -54,6 +61,20 @@ internal sealed class SessionObserver(Ws2sMetrics metrics, ILogger log, string c
                 break;
             case Observation.StreamOpened stream:
                 metrics.WispStreamOpened(stream.Kind);
+                break;
+            case { IsSuspended: true }:
+                _suspended = true;
+                metrics.Suspended();
+                log.LogInformation("session from {Client} suspended: its client was lost; its connection waits for a resume", client);
+                break;
+            case Observation.Resumed resumed:
+                metrics.Resumed(_suspended, resumed.Replayed);
+                _suspended = false;
+                log.LogInformation("session from {Client} resumed, {Replayed} bytes sent again", client, resumed.Replayed);
+                break;
+            case { IsExpired: true }:
+                _suspended = false;
+                metrics.Expired();
                 break;
         }
     }

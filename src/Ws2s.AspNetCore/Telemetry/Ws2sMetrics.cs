@@ -19,6 +19,8 @@ internal sealed class Ws2sMetrics : IDisposable
     private readonly Tally _bytes = new("direction", "to_peer", "to_client");
     private readonly Tally _sessionsByEndpoint = new("endpoint", "ws2s", "websockify", "wisp", "wsproxy");
     private readonly Tally _wispStreams = new("type", "tcp", "udp");
+    private readonly Tally _resumes = new("outcome", "suspended", "resumed", "expired", "refused");
+    private long _suspended, _replayed;
 
     /// <summary>The meter comes from the application's meter factory, so each server instance has its own.</summary>
     public Ws2sMetrics(IMeterFactory meters)
@@ -37,6 +39,10 @@ internal sealed class Ws2sMetrics : IDisposable
         _meter.CreateObservableCounter("ws2s.udp.dropped", () => Interlocked.Read(ref _udpDropped),
             description: "Datagrams from clients dropped for going over udp.maxPacketsPerSecond or udp.maxBytesPerSecond");
         _meter.CreateObservableCounter("ws2s.bytes", _bytes.Measurements, unit: "By", description: "Bytes relayed, by direction");
+        _meter.CreateObservableCounter("ws2s.resume.sessions", _resumes.Measurements,
+            description: "Resumable sessions suspended (their client lost), resumed, expired (no resume within the grace), and resumes refused (code 9)");
+        _meter.CreateObservableUpDownCounter("ws2s.resume.suspended", () => Interlocked.Read(ref _suspended), description: "Sessions suspended now, waiting for their client");
+        _meter.CreateObservableCounter("ws2s.resume.replayed", () => Interlocked.Read(ref _replayed), unit: "By", description: "Peer bytes sent again to clients that resumed");
         ConnectDuration = _meter.CreateHistogram<double>("ws2s.connect.duration", unit: "s", description: "Time from connect to its answer",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     }
@@ -68,6 +74,31 @@ internal sealed class Ws2sMetrics : IDisposable
     public void WispStreamOpened(string type) => _wispStreams.Add(type, 1);
 
     public void UdpDropped() => Interlocked.Increment(ref _udpDropped);
+
+    public void Suspended()
+    {
+        _resumes.Add("suspended", 1);
+        Interlocked.Increment(ref _suspended);
+    }
+
+    /// <summary>A suspended session (or one that still had a client: <paramref name="wasSuspended"/> false) was resumed, <paramref name="replayed"/> bytes sent again.</summary>
+    public void Resumed(bool wasSuspended, long replayed)
+    {
+        _resumes.Add("resumed", 1);
+        if (wasSuspended) Interlocked.Decrement(ref _suspended);
+        Interlocked.Add(ref _replayed, replayed);
+    }
+
+    public void Expired()
+    {
+        _resumes.Add("expired", 1);
+        Interlocked.Decrement(ref _suspended);
+    }
+
+    public void ResumeRefused() => _resumes.Add("refused", 1);
+
+    /// <summary>A suspended session ended otherwise than by its grace (the server stopping).</summary>
+    public void NoLongerSuspended() => Interlocked.Decrement(ref _suspended);
 
     public void Relayed(bool toPeer, long bytes) => _bytes.Add(toPeer ? "to_peer" : "to_client", bytes);
 

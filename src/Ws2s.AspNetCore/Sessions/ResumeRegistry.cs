@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+
+namespace Ws2s.AspNetCore.Sessions;
+
+/// <summary>
+/// Who admitted a session, as a resume must match it: the access token (its SHA-256, never the token) or a signed token's
+/// subject, and the Origin. Not the address: that is what changes when a phone moves between networks.
+/// </summary>
+internal sealed record ResumeIdentity(string Admission, string? Origin)
+{
+    /// <summary>Nobody's: a session that cannot be resumed (websockify, Wisp) or a test's.</summary>
+    public static readonly ResumeIdentity None = new("", null);
+
+    /// <summary>The identity of a session admitted with <paramref name="presented"/> (null: no token), its signed token's <paramref name="subject"/>, from <paramref name="origin"/>.</summary>
+    public static ResumeIdentity Of(string? presented, string? subject, string? origin) =>
+        new(subject is not null ? "sub:" + subject
+            : presented is not null ? "token:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(presented)))
+            : "", origin);
+
+    /// <summary>Never the token's hash: log lines name a session by its client.</summary>
+    public override string ToString() => "(identity)";
+}
+
+/// <summary>
+/// This server's resumable sessions by their resume tokens (one good token per session at a time), and the claims on them:
+/// a claim takes the token away (so two resumes with one token cannot both proceed) after checking that this instance
+/// holds it, that the claimant is the session's identity, and that its address is within its resume attempts a minute.
+/// A session that refuses the resume puts its token back (it stays good). Tokens are 128 random bits after the instance's
+/// name (<c>resume.instance</c>): a balancer routes a resume by the <c>?instance=</c> its client adds to the URL.
+/// </summary>
+internal sealed partial class ResumeRegistry(string instance, TimeProvider time, Func<int> attemptsPerMinute)
+{
+    /// <summary>What a claim of a token nobody here holds hears; also a claim by another identity (a token is not confirmed to a stranger).</summary>
+    public const string NoSession = "no session holds this token";
+
+    private readonly ConcurrentDictionary<string, SessionRunner> _sessions = new(StringComparer.Ordinal);
+
+    private sealed class Attempts
+    {
+        public long WindowStart;
+        public int Count;
+    }
+
+    private readonly ConcurrentDictionary<IPAddress, Attempts> _attempts = new();
+    private long _swept;
+
+    public string Instance => instance;
+
+    /// <summary>Sessions that hold a token now (suspended, or with their client).</summary>
+    public int Count => _sessions.Count;
+
+    /// <summary>A new token for <paramref name="session"/>; its <paramref name="previous"/> one, if any, is good no more.</summary>
+    public string Issue(SessionRunner session, string? previous)
+    {
+        if (previous is not null) _sessions.TryRemove(new(previous, session));
+        while (true)
+        {
+            var token = instance + "." + Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            if (_sessions.TryAdd(token, session)) return token;
+        }
+    }
+
+    /// <summary><paramref name="token"/> is good no more (its session ended, or its connection is no longer resumable).</summary>
+    public void Revoke(string token, SessionRunner session) => _sessions.TryRemove(new(token, session));
+
+    /// <summary>
+    /// Takes the session that holds <paramref name="token"/> for <paramref name="claimant"/> (its client at <paramref name="from"/>), or says why not.
+    /// </summary>
+    public (SessionRunner? Session, string? Refusal) Claim(string token, ResumeIdentity claimant, IPAddress from)
+    {
+        if (!TakeAttempt(from)) return (null, "too many resume attempts; wait a minute");
+        var dot = token.IndexOf('.');
+        if (dot > 0 && !string.Equals(token[..dot], instance, StringComparison.Ordinal))
+        {
+            var named = InstanceName().IsMatch(token[..dot]) ? token[..dot] : "another instance";
+            return (null, $"this token is for instance {named}; the balancer must route by ?instance=");
+        }
+        if (!_sessions.TryGetValue(token, out var session) || session.Identity != claimant || !_sessions.TryRemove(new(token, session)))
+            return (null, NoSession);
+        return (session, null);
+    }
+
+    /// <summary>A claimed session refused the resume: its token is good again.</summary>
+    public void Restore(string token, SessionRunner session) => _sessions.TryAdd(token, session);
+
+    /// <summary>The instance names <c>resume.instance</c> accepts (they appear in tokens and URLs).</summary>
+    [GeneratedRegex("^[A-Za-z0-9-]{1,32}$")]
+    public static partial Regex InstanceName();
+
+    /// <summary>A name for an instance not configured by name: random, so two instances never share one.</summary>
+    public static string RandomInstance() => "i" + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
+
+    /// <summary>One resume attempt of <paramref name="from"/> within its minute's allowance; false: over it, and not counted.</summary>
+    private bool TakeAttempt(IPAddress from)
+    {
+        var now = time.GetTimestamp();
+        Sweep(now);
+        var attempts = _attempts.GetOrAdd(from, _ => new Attempts { WindowStart = now });
+        lock (attempts)
+        {
+            if (time.GetElapsedTime(attempts.WindowStart, now) >= TimeSpan.FromMinutes(1))
+            {
+                attempts.WindowStart = now;
+                attempts.Count = 0;
+            }
+            if (attempts.Count >= attemptsPerMinute()) return false;
+            attempts.Count++;
+            return true;
+        }
+    }
+
+    /// <summary>Once a minute, forgets addresses whose window has passed.</summary>
+    private void Sweep(long now)
+    {
+        var last = Interlocked.Read(ref _swept);
+        if (time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1) || Interlocked.CompareExchange(ref _swept, now, last) != last) return;
+        foreach (var (address, attempts) in _attempts)
+            if (time.GetElapsedTime(attempts.WindowStart, now) > TimeSpan.FromMinutes(1)) _attempts.TryRemove(address, out _);
+    }
+}
