@@ -44,10 +44,6 @@ let dropBefore (offset: int64) (kept: Kept) =
                 { kept with From = kept.From + excess; Length = kept.Length - excess; Older = first.Slice cut :: rest }
     go kept
 
-/// Kept with at most `limit` bytes: the oldest dropped.
-let trimTo (limit: int) (kept: Kept) =
-    if kept.Length <= int64 limit then kept else dropBefore (kept.Sent - int64 limit) kept
-
 /// The kept bytes from offset `offset` on, oldest first (`offset` within From..Sent).
 let from (offset: int64) (kept: Kept) : ReadOnlyMemory<byte> list =
     let rest = dropBefore offset kept
@@ -67,14 +63,15 @@ type Resumption =
 /// A connection's record as it opens (in binary mode or not): nothing sent, nothing taken.
 let opened binary = { Kept = empty; Acknowledged = 0L; Taken = 0L; PeerEnd = None; Binary = binary }
 
-/// Why the client's `received` cannot be taken as its acknowledgement, if it cannot: below an earlier one, or above what was sent.
+/// Why the client's `received` cannot be taken as its acknowledgement, if it cannot: it is above what was sent. (One below
+/// an earlier one acknowledges nothing new: a client's acks may cross.)
 let ackRefusal (received: int64) (resumption: Resumption) =
-    if received < resumption.Acknowledged then Some $"ack: received {received} is below the {resumption.Acknowledged} acknowledged before"
-    elif received > resumption.Kept.Sent then Some $"ack: received {received} is beyond the {resumption.Kept.Sent} bytes sent"
+    if received > resumption.Kept.Sent then Some $"ack: received {received} is beyond the {resumption.Kept.Sent} bytes sent"
     else None
 
 /// The client has had `received` bytes: what was kept before them goes.
 let acknowledge (received: int64) (resumption: Resumption) =
+    let received = max received resumption.Acknowledged
     { resumption with Acknowledged = received; Kept = dropBefore received resumption.Kept }
 
 /// Why a client that has had `received` bytes cannot take the session over, if it cannot: the session no longer keeps

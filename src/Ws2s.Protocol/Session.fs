@@ -195,11 +195,13 @@ let queuedBytes session =
     | HalfClosed _
     | Ended -> 0
 
-/// May the driver read the peer now? Not while the session is suspended and keeps as much as it may.
+/// May the driver read the peer now? Not while a resumable connection keeps as much as it may (`MaxBufferedBytes` its client
+/// has not acknowledged), with its client or without: flow control, as TCP's window (a client that drops could otherwise
+/// lose what was in flight to it, which on a real network is megabytes).
 let acceptsPeerData session =
-    match session.SuspendedAt, session.Resumable with
-    | Some _, Some resumption -> resumption.Kept.Length < int64 session.Settings.Resume.MaxBufferedBytes
-    | _ -> true
+    match session.Resumable with
+    | Some resumption -> resumption.Kept.Length < int64 session.Settings.Resume.MaxBufferedBytes
+    | None -> true
 
 /// The peer's bytes the session keeps for a resume (the runner adds them to the server-wide budget).
 let keptBytes session =
@@ -697,9 +699,9 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | CredentialsAccepted _, _
     | CredentialsRefused _, _ -> session, [] // a ws2s session authenticates at the upgrade only
 
-/// A resumable connection keeps what the session says to its client of the peer's (its bytes, copied; its end, code 5),
-/// at most `MaxBufferedBytes` of bytes while the client is there (the oldest go). Suspended, the session says nothing to
-/// its client (it has none); one that no longer has a resumable connection (a queued `connect` or `close` ran) ends.
+/// A resumable connection keeps what the session says to its client of the peer's (its bytes, copied, until the client
+/// acknowledges them; its end, code 5). Suspended, the session says nothing to its client (it has none); one that no
+/// longer has a resumable connection (a queued `connect` or `close` ran) ends.
 let private recorded (session: Session) (effects: Effect list) =
     match session.Resumable, session.SuspendedAt with
     | _, _ when session.Phase.IsEnded -> session, effects
@@ -714,9 +716,7 @@ let private recorded (session: Session) (effects: Effect list) =
             | _ -> resumption
         let resumption = List.fold keepFrom resumption effects
         match suspended with
-        | None ->
-            let resumption = { resumption with Kept = trimTo session.Settings.Resume.MaxBufferedBytes resumption.Kept }
-            { session with Resumable = Some resumption }, effects
+        | None -> { session with Resumable = Some resumption }, effects
         | Some _ ->
             let toClient effect =
                 match effect with

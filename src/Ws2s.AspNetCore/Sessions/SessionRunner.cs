@@ -51,7 +51,7 @@ internal sealed class SessionRunner
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
 
-    /// <summary>This session's other share of <see cref="_budget"/>: the peer bytes it keeps for a resume.</summary>
+    /// <summary>This session's other share of <see cref="_budget"/>: the peer bytes it keeps for a resume while suspended.</summary>
     private int _kept;
 
     /// <summary>A client message used the reader's grant, and the next is not granted yet.</summary>
@@ -254,7 +254,9 @@ internal sealed class SessionRunner
             _reads.Done(input); // the core is done with it: its pooled buffer goes back, and a peer read's ticket
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
-        _kept = _budget.Update(_kept, (int)Math.Min(int.MaxValue, _protocol.KeptBytes));
+        // A suspended session's kept bytes are memory held for nobody yet: they count with the queues. (With its client, they are
+        // its window, bounded by resume.maxBufferedBytes: counting them could hold back the reader that brings its acks.)
+        _kept = _budget.Update(_kept, _protocol.IsSuspended ? (int)Math.Min(int.MaxValue, _protocol.KeptBytes) : 0);
         _reads.Open = _protocol.AcceptsPeerData;
         _resumes.Settle(_protocol.IsResumable);
         // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.
