@@ -18,6 +18,7 @@ public sealed class ScaleOutTests
     /// One ws2s instance with a management port, allowed to reach the loopback echo peer, trusting
     /// HAProxy (on loopback) to name its clients with the PROXY protocol.
     /// </summary>
+    /// <remarks>Its resume tokens name it by <paramref name="name"/>, as deploy/haproxy.cfg's server lines do.</remarks>
     private static async Task<(ServerProcess Server, Uri Url, Uri Management)> StartInstanceAsync(string directory, string name, int maxSessionsPerClient = 256)
     {
         var config = Path.Combine(directory, name + ".json");
@@ -28,6 +29,7 @@ public sealed class ScaleOutTests
                 o.Origins = ["*"];
                 o.TrustedProxies = ["127.0.0.1"];
                 o.Limits.MaxSessionsPerClient = maxSessionsPerClient;
+                o.Resume.Instance = name;
             }));
         var server = ServerProcess.Start(["--config", config]);
         return (server, await server.ListeningUrlAsync(), await server.ManagementUrlAsync());
@@ -110,6 +112,62 @@ public sealed class ScaleOutTests
             for (var i = 0; i < closed.Count; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
             Assert.Equal(10, await ActiveSessionsAsync(second.Management));
             foreach (var client in clients) await client.DisposeAsync();
+        }
+        finally
+        {
+            haproxy.Kill();
+            await haproxy.WaitForExitAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Issue 25: a resume through HAProxy reaches the instance that holds the session, by the <c>?instance=</c> the client
+    /// adds (deploy/haproxy.cfg routes on it), whichever instance that is; sent to the other one, it is refused in words that
+    /// say so, and the session is still there to resume.
+    /// </summary>
+    [SkippableFact]
+    public async Task Behind_HAProxy_a_resume_reaches_the_instance_that_holds_the_session()
+    {
+        Requirements.Need("/usr/sbin/haproxy", "haproxy");
+        var directory = Directory.CreateTempSubdirectory("ws2s-haproxy-").FullName;
+        using var echo = Peer.Echo();
+        var first = await StartInstanceAsync(directory, "ws2s-1");
+        await using var firstServer = first.Server;
+        var second = await StartInstanceAsync(directory, "ws2s-2");
+        await using var secondServer = second.Server;
+        var (haproxy, front) = await StartHaProxyAsync(directory, (first.Url, first.Management), (second.Url, second.Management));
+        try
+        {
+            var entry = new Uri($"ws://127.0.0.1:{front}/");
+            var held = new List<(WsClient Client, string Token)>();
+            for (var i = 0; i < 6; i++)
+            {
+                var client = await WsClient.ConnectAsync(entry);
+                await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port, resumable = true });
+                var answer = await client.ReceiveJsonAsync();
+                held.Add((client, (string)answer["resume"]!));
+            }
+            var instances = held.Select(h => h.Token[..h.Token.IndexOf('.')]).ToHashSet();
+            Assert.True(instances.SetEquals(["ws2s-1", "ws2s-2"]), $"sessions did not spread: {string.Join(", ", instances)}");
+            foreach (var (client, token) in held)
+            {
+                client.Socket.Abort();
+                var instance = token[..token.IndexOf('.')];
+                var other = instance == "ws2s-1" ? "ws2s-2" : "ws2s-1";
+                await using (var astray = await WsClient.ConnectAsync(new Uri(entry, $"/?instance={other}")))
+                {
+                    await astray.SendAsync(new { command = "resume", token, received = 0 });
+                    await astray.ExpectAsync($$"""{"success":false,"code":9,"message":"resume failed: this token is for instance {{instance}}; the balancer must route by ?instance="}""");
+                }
+                await using var back = await WsClient.ConnectAsync(new Uri(entry, $"/?instance={instance}"));
+                await back.SendAsync(new { command = "resume", token, received = 0 });
+                Assert.Equal("resume done", (string)(await back.ReceiveJsonAsync())["message"]!);
+                await back.SendAsync(new { command = "send", data = "hi" });
+                var echoed = new MemoryStream();
+                await back.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
+                await back.ReadDataAsync(echoed, 2);
+            }
         }
         finally
         {
