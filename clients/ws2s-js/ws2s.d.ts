@@ -1,7 +1,7 @@
 // Types for ws2s.js 3 (see ws2s.js).
 
 export class Ws2sError extends Error {
-  /** The ws2s code: 2 connect failed, 3 no connection, 4 refused by policy, 5 closed, 6 ssh, 7 bad request, 8 TLS failed. */
+  /** The ws2s code: 2 connect failed, 3 no connection, 4 refused by policy, 5 closed, 6 ssh, 7 bad request, 8 TLS failed, 9 resume failed. */
   readonly code: number;
   /** For code 4 from connect(): the config keys that would allow the destination (see refusalHint). */
   readonly hint?: string;
@@ -55,6 +55,36 @@ export interface Route {
   tlsServerName?: string;
   /** A UDP socket (when the server enables UDP): each write one datagram, each read one datagram. */
   udp?: boolean;
+  /**
+   * Outlive a lost WebSocket (needs ws2s for .NET with resume.graceSeconds above 0): the socket resumes by itself and
+   * reads, writes and their promises see one unbroken stream. `true` for the defaults.
+   */
+  resumable?: boolean | ResumeOptions;
+}
+
+/** How a resumable socket comes back after its WebSocket is lost. */
+export interface ResumeOptions {
+  /** Give up after this long away (default 30000, the server's default grace): the socket ends as a lost connection would. */
+  timeoutMs?: number;
+  /** The wait after the first failed try (default 250), doubling up to maxDelayMs (default 5000); the first try is at once. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+/** What a resume did (Ws2sSocket.onResume). */
+export interface ResumeInfo {
+  /** The tries it took (1: the first new WebSocket took the session over). */
+  attempts: number;
+  /** How long the socket was away, in milliseconds. */
+  lostMs: number;
+  /** The peer's bytes this socket had had: the server sends what follows them. */
+  received: number;
+  /** The bytes of this socket's writes the server had taken. */
+  taken: number;
+  /** The bytes this socket sent again (those it wrote from `taken` on, including the writes made while resuming). */
+  resent: number;
+  /** The requests sent again because their answers were lost ("shutdown", "ping"). */
+  requests: string[];
 }
 
 /** @deprecated The earlier name of {@link Route}. */
@@ -124,13 +154,21 @@ export interface CallbackRedisClient {
 }
 
 export class Ws2sSocket implements AsyncIterable<Uint8Array> {
-  readonly state: "open" | "closed";
+  /** "resuming": a resumable socket whose WebSocket was lost, coming back (writes wait for it). */
+  readonly state: "open" | "resuming" | "closed";
+  /** Does it resume by itself? It asked to (`resumable`), and the server gave it a token. */
+  readonly resumable: boolean;
+  /** The WebSocket of a resumable socket was lost (its close code and reason): it is resuming. */
+  onResuming: (lost: { code: number; reason: string }) => void;
+  /** A resume is done: the socket is open again, nothing lost. */
+  onResume: (resume: ResumeInfo) => void;
   /** Resolves once the session is over, with why (the peer, ws2s with its close code, the network, or you). */
   readonly closed: Promise<CloseReason>;
   request(request: object): Promise<string>;
   write(data: string | Uint8Array): Promise<string>;
   /** Upgrades the open connection to TLS in place (STARTTLS); rejects with code 8 if the handshake fails. */
   startTls(tlsServerName?: string): Promise<string>;
+  /** The next chunk, or null once the peer closed; rejects with why when a resumable socket could not resume (code 9 refused, 5 not in time). */
   read(): Promise<Uint8Array | null>;
   shutdown(): Promise<string>;
   close(): Promise<void>;
@@ -141,7 +179,8 @@ export class Ws2sSocket implements AsyncIterable<Uint8Array> {
 export type CloseReason =
   | { by: "peer"; reason: string }
   | { by: "ws2s"; code: number; reason: string }
-  | { by: "network"; code: 1006; reason: string }
+  /** `error`: a resumable socket that could not resume (code 9, the server refused; code 5, not back within timeoutMs). */
+  | { by: "network"; code: 1006; reason: string; error?: Ws2sError }
   | { by: "you" };
 
 /** A push: a pub/sub message, a MONITOR line, or another RESP3 push. */
@@ -161,11 +200,15 @@ export class RedisConnection {
   close(): Promise<void>;
   /** Pub/sub messages (SUBSCRIBE, PSUBSCRIBE) and MONITOR lines, never taken as another command's reply. */
   onPush: (push: RedisPush) => void;
-  readonly state: "open" | "reconnecting" | "closed";
+  readonly state: "open" | "resuming" | "reconnecting" | "closed";
   /** Resolves once the connection is over for good (after any reconnect attempts). */
   readonly closed: Promise<CloseReason>;
   /** Called after an automatic reconnect. */
   onReconnect: () => void;
+  /** A resumable connection lost its WebSocket and is resuming. */
+  onResuming: (lost: { code: number; reason: string }) => void;
+  /** A resumable connection resumed: the same Redis client, nothing lost. */
+  onResume: (resume: ResumeInfo) => void;
 }
 
 export class WS2S {
@@ -183,6 +226,8 @@ export class WS2S {
   wisp(options?: { path?: string }): Promise<WispSession>;
   /** A refused AUTH closes the connection and rejects with Redis's error. */
   redis(target: { host: string; port: number; username?: string; password?: string; ssh?: SshOptions; tls?: boolean; tlsServerName?: string;
+    /** Outlive a lost WebSocket: the same Redis connection, nothing lost (see Route.resumable); reconnect takes over if a resume fails. */
+    resumable?: boolean | ResumeOptions;
     /** Reopen by itself when the connection ends (not when you close it), with backoff; AUTH, SELECT and subscriptions are restored. */
     reconnect?: { retries?: number; minDelayMs?: number; maxDelayMs?: number } }): Promise<RedisConnection>;
 }

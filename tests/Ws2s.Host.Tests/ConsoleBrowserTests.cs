@@ -80,6 +80,46 @@ public sealed class ConsoleBrowserTests : ChromiumTests
     }
 
     [SkippableFact]
+    public async Task The_Socket_and_Redis_tabs_resume_when_the_connection_to_ws2s_is_reset_and_say_nothing_was_lost()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        using var echo = Peer.Echo();
+        await using var host = await StartHostAsync();
+        // The page and its WebSockets reach ws2s through a proxy the test resets (as a lost Wi-Fi or a restarted NAT would).
+        using var proxy = new ResettingProxy(host.Url.Port);
+        var page = await Browser.NewPageAsync();
+        await page.GotoAsync($"http://127.0.0.1:{proxy.Port}/");
+
+        await page.FillAsync("#socket-port", echo.Port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{echo.Port}.");
+        await page.FillAsync("#socket-input", "before");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received")).ToContainTextAsync("before");
+        proxy.Reset();
+        await Assertions.Expect(page.Locator("#socket-log li.note").Last).ToContainTextAsync("reconnected, nothing lost");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{echo.Port}.");
+        await page.FillAsync("#socket-input", "after");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("after");
+        await Assertions.Expect(page.Locator("#socket-log li.received")).ToHaveCountAsync(2); // nothing twice
+
+        await page.ClickAsync("#tab-redis");
+        await page.FillAsync("#redis-port", redis.Port.ToString());
+        await page.ClickAsync("#redis-connect");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+        await page.FillAsync("#redis-command", "SET resumed yes");
+        await page.PressAsync("#redis-command", "Enter");
+        await Assertions.Expect(page.Locator("#redis-output .reply").Last).ToContainTextAsync("OK");
+        proxy.Reset();
+        await Assertions.Expect(page.Locator("#redis-output li.note").Last).ToContainTextAsync("reconnected, nothing lost");
+        await page.FillAsync("#redis-command", "GET resumed");
+        await page.PressAsync("#redis-command", "Enter");
+        await Assertions.Expect(page.Locator("#redis-output .reply").Last).ToContainTextAsync("yes");
+        await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync($"Connected to Redis at 127.0.0.1:{redis.Port}.");
+    }
+
+    [SkippableFact]
     public async Task The_Socket_tab_carries_TCP_and_UDP_as_streams_of_one_Wisp_connection()
     {
         using var echo = Peer.Echo();

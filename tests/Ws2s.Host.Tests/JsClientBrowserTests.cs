@@ -30,7 +30,7 @@ public sealed class JsClientBrowserTests : ChromiumTests
         await page.GotoAsync($"{origin}/test/browser.html?url={Uri.EscapeDataString(host.Url.ToString())}&echo={echo.Port}&redis={redis.Port}&refused={refused.Port}&tlsredis={tlsRedis.Port}&udp={udpEcho.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 60_000 });
         var results = await page.EvaluateAsync<Result[]>("() => window.results");
-        Assert.Equal(18, results.Length);
+        Assert.Equal(19, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
     }
 

@@ -35,7 +35,32 @@ public sealed class JsClientTests
             ["TLS_REDIS_PORT"] = tlsRedis.Port.ToString(),
             ["UDP_ECHO_PORT"] = udpEcho.Port.ToString(),
         });
-        Assert.Contains("# pass 26", tap);
+        Assert.Contains("# pass 27", tap);
+    }
+
+    [SkippableFact]
+    public async Task Resumable_sockets_come_back_through_a_proxy_that_is_reset_and_say_code_9_when_the_server_refuses_under_node()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        await using var redis = await RedisServer.StartAsync();
+        using var echo = Peer.Echo();
+        // The proxy the script resets, and the peers, are on loopback; one server keeps a session for the default 30 s,
+        // the other for 1 s, so that a resume comes too late.
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Origins = ["*"]));
+        await using var shortGrace = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o =>
+            {
+                o.Origins = ["*"];
+                o.Resume.GraceSeconds = 1;
+            }));
+        var tap = await RunNodeTestsAsync(["test/resume.test.js"], new()
+        {
+            ["WS2S_URL"] = host.Url.ToString(),
+            ["SHORT_GRACE_URL"] = shortGrace.Url.ToString(),
+            ["ECHO_PORT"] = echo.Port.ToString(),
+            ["REDIS_PORT"] = redis.Port.ToString(),
+        });
+        Assert.Contains("# pass 5", tap);
     }
 
     [SkippableFact]

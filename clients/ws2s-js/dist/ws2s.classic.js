@@ -722,9 +722,10 @@ function legacyText(reply, depth) {
 }
 
 /** The connect request, with the SSH fields only when given (as ws2s.js 2.1.4 sends them). */
-function connectRequest({ host, port, binary, ssh, tls, tlsServerName, udp }) {
+function connectRequest({ host, port, binary, ssh, tls, tlsServerName, udp, resumable }) {
   const request = { command: "connect", host, port };
   if (binary) request.binary = true;
+  if (resumable) request.resumable = true;
   if (udp) request.udp = true;
   if (tls) request.tls = true;
   if (tls && tlsServerName) request.tlsServerName = tlsServerName;
@@ -743,11 +744,11 @@ class WS2S {
     this.options = options;
   }
 
-  #openWebSocket() {
+  #openWebSocket(url = this.ws2sServerAddress) {
     const Impl = this.options.WebSocket ?? globalThis.WebSocket;
     if (!Impl) throw new Error("no WebSocket: pass { WebSocket } (Node 20: run with --experimental-websocket or use the ws package)");
     const protocols = this.options.token ? ["ws2s", `token.${this.options.token}`] : undefined;
-    const ws = protocols ? new Impl(this.ws2sServerAddress, protocols) : new Impl(this.ws2sServerAddress);
+    const ws = protocols ? new Impl(url, protocols) : new Impl(url);
     ws.binaryType = "arraybuffer";
     return ws;
   }
@@ -916,8 +917,10 @@ class WS2S {
    * Opens a session and connects it: resolves to a Ws2sSocket once the server says `connect done`,
    * rejects with a Ws2sError (its code and message; for code 4, `hint` says which config keys would allow
    * it) if it cannot, or with a Ws2sOpenError (why, as the server says) if the session did not open.
-   * @param {{host: string, port: number, binary?: boolean, ssh?: object, tls?: boolean, tlsServerName?: string, udp?: boolean}} target
+   * @param {{host: string, port: number, binary?: boolean, ssh?: object, tls?: boolean, tlsServerName?: string, udp?: boolean,
+   *   resumable?: boolean | { timeoutMs?: number, minDelayMs?: number, maxDelayMs?: number }}} target
    *   (`udp`: a UDP socket, each write one datagram, each read one datagram; when the server enables UDP)
+   *   (`resumable`: the socket outlives a lost WebSocket, when the server offers it: see Ws2sSocket)
    */
   async connect(target) {
     const ws = this.#openWebSocket();
@@ -935,7 +938,10 @@ class WS2S {
       ws.onerror = fail;
       ws.onclose = fail;
     });
-    const socket = new Ws2sSocket(ws, Boolean(target.binary));
+    const resume = target.resumable
+      ? { ...resumeOptions(target.resumable), reopen: (token) => this.#openWebSocket(resumeUrl(this.ws2sServerAddress, token)) }
+      : null;
+    const socket = new Ws2sSocket(ws, Boolean(target.binary), resume);
     try {
       await socket.request(connectRequest(target));
     } catch (error) {
@@ -963,9 +969,11 @@ class WS2S {
   /**
    * Connects to a Redis server (binary mode) and authenticates if a password is given (with an ACL
    * username if one is). A refused AUTH closes the connection (its ws2s session with it) and rejects.
+   * `resumable`: the connection outlives a lost WebSocket (see Ws2sSocket): the same Redis client, nothing
+   * lost, where `reconnect` opens a new one; with both, reconnect takes over when a resume fails.
    */
-  async redis({ host, port, username, password, ssh, tls, tlsServerName, reconnect }) {
-    const open = () => this.connect({ host, port, binary: true, ssh, tls, tlsServerName });
+  async redis({ host, port, username, password, ssh, tls, tlsServerName, reconnect, resumable }) {
+    const open = () => this.connect({ host, port, binary: true, ssh, tls, tlsServerName, resumable });
     const login = password ? (username ? ["AUTH", username, password] : ["AUTH", password]) : null;
     const connection = new RedisConnection(await open(), { reopen: reconnect ? open : null, reconnect, login });
     if (login) {
@@ -980,49 +988,303 @@ class WS2S {
   }
 }
 
-/** A connected ws2s session with promises: write, read (or for await), shutdown, close. */
+/** How often a resumable socket acknowledges: every 64 KiB received, or sent (spec/protocol.md, Resumable sessions). */
+const ACK_EVERY = 64 * 1024;
+
+/** WebSocket close codes with which ws2s ends a session itself (normal, going away, policy, too big, error): no resume follows. */
+const SESSION_ENDED = new Set([1000, 1001, 1008, 1009, 1011]);
+
+/** How a resumable socket comes back: `true` for the defaults, or `{ timeoutMs, minDelayMs, maxDelayMs }`. */
+function resumeOptions(resumable) {
+  const given = typeof resumable === "object" && resumable !== null ? resumable : {};
+  return { timeoutMs: given.timeoutMs ?? 30_000, minDelayMs: given.minDelayMs ?? 250, maxDelayMs: given.maxDelayMs ?? 5000 };
+}
+
+/** The server's URL with `instance` (the token's part before its first dot) for a balancer to route by; other parameters kept. */
+function resumeUrl(url, token) {
+  const withInstance = new URL(url);
+  withInstance.searchParams.set("instance", token.split(".")[0]);
+  return withInstance.toString();
+}
+
+/**
+ * A connected ws2s session with promises: write, read (or for await), shutdown, close.
+ *
+ * Resumable (connect with `resumable`, on a server that offers it): when the WebSocket is lost without a
+ * close this side asked for, the socket is `resuming`: it opens a new WebSocket with backoff and takes the
+ * session over (`resume`), then sends again what the server had not taken, and a `shutdown` or `ping` it had
+ * no answer for. Reads, writes and their promises see one unbroken stream; `onResume` hears each resume.
+ * For that it keeps the bytes it wrote until the server says it took them (`ack` every 64 KiB, answered
+ * with `taken`), and counts the peer's bytes it had.
+ */
 class Ws2sSocket {
   #ws;
   #binary;
+  /** What the current WebSocket owes an answer to, in request order: { request, resolve, reject, sent, chunk?, done?, internal? }. */
   #answers = [];
   #chunks = [];
   #readers = [];
   #ended = false;
-  #ending = null;
+  /** The error reads end with (a resumable socket that could not resume); null: they end with null. */
+  #failure = null;
   #why = null;
+  #over = false;
+  #closing = false;
   #closed;
   #resolveClosed;
+  #ping;
+  // Resumption: the options (null: not asked), the token (null: the server gave none), the counts since the connect.
+  #resume;
+  #token = null;
+  #resuming = false;
+  #received = 0;
+  #written = 0;
+  #taken = 0;
+  /** The bytes written that the server has not said it took: { start, bytes, entry } (entry: the request's answer, or null for a binary frame). */
+  #kept = [];
+  #ackedReceived = 0;
+  #ackedWritten = 0;
+  /** Ends the resume attempt or the wait between attempts under way (close() while resuming). */
+  #interrupt = null;
 
-  constructor(ws, binary) {
-    this.#ws = ws;
+  /**
+   * Called when the WebSocket is lost and the socket starts resuming: `{ code, reason }` (the WebSocket's close code and reason).
+   */
+  onResuming = () => {};
+
+  /**
+   * Called after each resume, once the socket is open again: `{ attempts, lostMs, received, taken, resent, requests }`:
+   * the tries it took, how long the socket was away, the peer's bytes it had (the server sends again what follows),
+   * what the server had taken of this socket's bytes, how many bytes it sent again from there, and which requests it
+   * sent again (`shutdown`, `ping`).
+   */
+  onResume = () => {};
+
+  /**
+   * @param {WebSocket} ws the open WebSocket of the session
+   * @param {boolean} binary
+   * @param {{ timeoutMs: number, minDelayMs: number, maxDelayMs: number, reopen: (token: string) => WebSocket } | null} [resume]
+   *   how to resume, for a connect that asked to be resumable
+   */
+  constructor(ws, binary, resume = null) {
     this.#binary = binary;
+    this.#resume = resume;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    const ping = setInterval(() => ws.readyState === 1 && ws.send('{"command":"ping"}'), PING_INTERVAL_MS);
-    ws.onmessage = (event) => this.#message(event.data);
-    ws.onclose = (event) => {
-      clearInterval(ping);
-      // Why it ended, unless known already (the peer closed, or you did): ws2s's close code and words, or the network.
-      this.#why ??= event.code === 1006
-        ? { by: "network", code: 1006, reason: "the connection to the ws2s server broke" }
-        : { by: "ws2s", code: event.code, reason: event.reason || (event.code === 1001 ? "server shutting down" : "") };
-      this.#end(new Ws2sError(5, "the ws2s session closed"));
-      for (const answer of this.#answers.splice(0)) answer.reject(new Ws2sError(3, "the ws2s session closed"));
-      this.#resolveClosed(this.#why);
-    };
+    // The ping is answered (ping done) like any request: it takes its place among the answers.
+    this.#ping = setInterval(() => {
+      if (!this.#resuming && !this.#ended && this.#ws.readyState === 1) this.#transmit({ request: { command: "ping" }, internal: true });
+    }, PING_INTERVAL_MS);
+    this.#attach(ws);
   }
 
-  /** "open", or "closed" once the session is over. */
+  #attach(ws) {
+    this.#ws = ws;
+    ws.onmessage = (event) => this.#ws === ws && this.#message(event.data);
+    ws.onerror = null;
+    ws.onclose = (event) => this.#ws === ws && this.#lost(event);
+  }
+
+  /** "open", "resuming" (a resumable socket whose WebSocket was lost, coming back), or "closed" once the session is over. */
   get state() {
-    return this.#why || this.#ws.readyState > 1 ? "closed" : "open";
+    if (this.#resuming) return "resuming";
+    return this.#why || this.#over || this.#ws.readyState > 1 ? "closed" : "open";
+  }
+
+  /** Does this socket resume by itself (it asked to, and the server gave it a token)? */
+  get resumable() {
+    return this.#token !== null;
   }
 
   /**
    * Resolves once the session is over, with why: `{ by: "peer", reason }` (the peer closed or broke the
    * connection), `{ by: "ws2s", code, reason }` (the server closed the session: 1001 restarting, 1009
-   * a message over its limit, …), `{ by: "network", code: 1006 }`, or `{ by: "you" }`.
+   * a message over its limit, …), `{ by: "network", code: 1006, reason }` (with `error`, a Ws2sError,
+   * when a resumable socket could not resume: code 9 refused, code 5 not back in time), or `{ by: "you" }`.
    */
   get closed() {
     return this.#closed;
+  }
+
+  /** The WebSocket ended: the session is over, or (resumable, not a close this side asked for or one that ends the session) it resumes. */
+  #lost(event) {
+    if (this.#token !== null && !this.#closing && !this.#ended && !SESSION_ENDED.has(event.code)) {
+      this.#resumeWithBackoff(event);
+      return;
+    }
+    // Why it ended, unless known already (the peer closed, or you did): ws2s's close code and words, or the network.
+    this.#finish(event.code === 1006
+      ? { by: "network", code: 1006, reason: "the connection to the ws2s server broke" }
+      : { by: "ws2s", code: event.code, reason: event.reason || (event.code === 1001 ? "server shutting down" : "") });
+  }
+
+  /** The session is over: reads end (with `failure`, if any), unanswered requests reject, `closed` resolves. */
+  #finish(why, failure = null) {
+    if (this.#over) return;
+    this.#over = true;
+    this.#resuming = false;
+    clearInterval(this.#ping);
+    this.#why ??= why;
+    this.#failure = failure;
+    this.#end();
+    for (const answer of this.#answers.splice(0)) if (!answer.internal) answer.reject(failure ?? new Ws2sError(3, "the ws2s session closed"));
+    this.#kept = [];
+    this.#resolveClosed(this.#why);
+  }
+
+  async #resumeWithBackoff(event) {
+    this.#resuming = true;
+    const { timeoutMs, minDelayMs, maxDelayMs } = this.#resume;
+    const lostAt = Date.now();
+    const deadline = lostAt + timeoutMs;
+    let delay = minDelayMs;
+    let attempts = 0;
+    let last = "";
+    try { this.onResuming({ code: event.code, reason: event.reason ?? "" }); } catch { /* the app's own */ }
+    while (this.#resuming) {
+      attempts++;
+      const outcome = await this.#attempt(deadline, { attempts, lostAt });
+      if (!this.#resuming || outcome.resumed) return; // closed meanwhile, or open again
+      if (outcome.refused) {
+        this.#finish({ by: "network", code: 1006, reason: outcome.refused.message, error: outcome.refused }, outcome.refused);
+        return;
+      }
+      // A try cut short by the time limit says less than the one before it.
+      last = outcome.cut && last ? last : outcome.why;
+      const wait = Math.min(delay, deadline - Date.now());
+      if (wait <= 0) break;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#interrupt = () => { clearTimeout(timer); resolve(); };
+      });
+      this.#interrupt = null;
+      delay = Math.min(delay * 2, maxDelayMs);
+    }
+    if (!this.#resuming) return;
+    const error = new Ws2sError(5, `connection lost: the ws2s session could not be resumed within ${timeoutMs / 1000} s `
+      + `(${attempts} attempt${attempts === 1 ? "" : "s"}; the last: ${last})`);
+    this.#finish({ by: "network", code: 1006, reason: error.message, error }, error);
+  }
+
+  /**
+   * One try: a new WebSocket (with ?instance=), `resume` with the token and the count of peer bytes had. Resolves
+   * with { resumed } (the socket goes on over it), { refused } (code 9, or another error: no more tries), or { why } (try again).
+   */
+  #attempt(deadline, progress) {
+    return new Promise((resolve) => {
+      let ws;
+      try {
+        ws = this.#resume.reopen(this.#token);
+      } catch (error) {
+        resolve({ why: String(error?.message ?? error) });
+        return;
+      }
+      let settled = false;
+      const settle = (outcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#interrupt = null;
+        if (!outcome.resumed) {
+          ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+          try { ws.close(); } catch { /* never opened */ }
+        }
+        resolve(outcome);
+      };
+      const timer = setTimeout(() => settle({ why: "no answer before the time was up", cut: true }), Math.max(0, deadline - Date.now()));
+      this.#interrupt = () => settle({ why: "closed" });
+      ws.onopen = () => ws.send(JSON.stringify({ command: "resume", token: this.#token, received: this.#received }));
+      ws.onerror = () => settle({ why: ws.readyState === 3 || ws.readyState === 0 ? "the WebSocket did not open" : "the WebSocket broke" });
+      ws.onclose = (event) => settle({ why: `the WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ""})` });
+      ws.onmessage = (event) => {
+        let answer = null;
+        try { answer = typeof event.data === "string" ? JSON.parse(event.data) : null; } catch { /* below */ }
+        if (answer?.code === 0 && answer.message === "resume done") {
+          // At once, in this event: the kept bytes the server sends next may come in the same turn.
+          const unfit = this.#resumed(ws, answer, progress);
+          settle(unfit ? { refused: unfit } : { resumed: true });
+        } else {
+          settle({ refused: answer && typeof answer.code === "number"
+            ? new Ws2sError(answer.code, String(answer.message))
+            : new Ws2sError(1, "resume: the server's answer is not ws2s's") });
+        }
+      };
+    });
+  }
+
+  /**
+   * `resume done` on `ws`: the socket goes on over it. What the server had taken (M) settles the writes whose answers
+   * were lost; what it had not is sent again from M on, then a shutdown or ping whose answer was lost, then the requests
+   * made while resuming. Returns an error if the answer does not fit what this socket sent.
+   */
+  #resumed(ws, answer, { attempts, lostAt }) {
+    const taken = answer.taken;
+    if (!Number.isSafeInteger(taken) || taken < this.#taken || taken > this.#written || typeof answer.resume !== "string")
+      return new Ws2sError(1, `resume: the server says it took ${taken} bytes, but this socket wrote ${this.#written} `
+        + `and ${this.#taken} were taken before`);
+    this.#token = answer.resume;
+    this.#resuming = false;
+    const lost = this.#answers.splice(0);
+    this.#attach(ws);
+    this.#advance(taken);
+    this.#ackedReceived = this.#received; // the resume said it
+    const again = [];
+    const unsent = [];
+    for (const entry of lost) {
+      if (entry.chunk) {
+        // Data: taken (its answer was lost: it is done), or sent again below with the rest from M on.
+        if (entry.chunk.start + entry.chunk.bytes.length <= taken) entry.resolve(entry.done);
+      } else if (!entry.sent) unsent.push(entry);
+      else if (entry.request.command === "shutdown" || entry.request.command === "ping") again.push(entry);
+      else if (entry.request.command !== "ack") {
+        entry.reject(new Ws2sError(5, `the answer to ${entry.request.command} was lost with the WebSocket (the session resumed without it)`));
+      }
+    }
+    let resent = 0;
+    for (const chunk of this.#kept) {
+      const bytes = chunk.bytes.subarray(Math.max(0, taken - chunk.start));
+      resent += bytes.length;
+      if (chunk.entry) this.#transmit({ ...chunk.entry, request: { command: "sendb", data: toBase64(bytes) }, repeated: true });
+      else ws.send(bytes);
+    }
+    for (const entry of again) this.#transmit({ ...entry, repeated: true });
+    for (const entry of unsent) this.#transmit(entry);
+    try {
+      this.onResume({ attempts, lostMs: Date.now() - lostAt, received: this.#received, taken, resent,
+        requests: again.filter((e) => !e.internal).map((e) => e.request.command) });
+    } catch { /* the app's own */ }
+    this.#maybeAck();
+    return null;
+  }
+
+  /** The server took this socket's bytes up to `taken`: those before it need not be kept. */
+  #advance(taken) {
+    if (taken > this.#taken) this.#taken = taken;
+    while (this.#kept.length > 0 && this.#kept[0].start + this.#kept[0].bytes.length <= this.#taken) this.#kept.shift();
+  }
+
+  /** A write the server refused (code 3, …) was not taken: the bytes after it move back in the count. */
+  #unwrite(chunk) {
+    const at = this.#kept.indexOf(chunk);
+    if (at < 0) return;
+    this.#kept.splice(at, 1);
+    for (const later of this.#kept.slice(at)) later.start -= chunk.bytes.length;
+    this.#written -= chunk.bytes.length;
+  }
+
+  /** Sends an `ack` once 64 KiB have come or gone since the last one (a resumable socket, open). */
+  #maybeAck() {
+    if (this.#token === null || this.#resuming || this.#ended) return;
+    if (this.#received - this.#ackedReceived < ACK_EVERY && this.#written - this.#ackedWritten < ACK_EVERY) return;
+    this.#ackedReceived = this.#received;
+    this.#ackedWritten = this.#written;
+    this.#transmit({ request: { command: "ack", received: this.#received }, internal: true });
+  }
+
+  /** Queues a request's answer and sends it (while resuming it waits: the resume sends it). */
+  #transmit(entry) {
+    this.#answers.push(entry);
+    entry.sent = !this.#resuming;
+    if (entry.sent) this.#ws.send(JSON.stringify(entry.request));
   }
 
   #message(data) {
@@ -1030,42 +1292,67 @@ class Ws2sSocket {
     const response = JSON.parse(data);
     if (response.code === -1) return this.#deliver(fromBase64(response.data));
     if (response.code === 5) {
-      // The peer closed: the stream ends once its bytes are read, and (as ws2s.js 2.1.4 does) the session closes.
+      // The peer closed: the stream ends once its bytes are read, and (as ws2s.js 2.1.4 does) the session closes; a
+      // resumable one once the requests it sent again have their answers (after a resume, the peer's end may come first).
       this.#why ??= { by: "peer", reason: response.message };
-      this.#end(null);
-      this.#ws.close();
+      this.#end();
+      this.#closing = true;
+      if (this.#token === null || !this.#answers.some((answer) => answer.repeated)) this.#ws.close();
       return;
     }
     const answer = this.#answers.shift();
     if (!answer) return;
-    if (response.code === 0) answer.resolve(response.message);
-    else answer.reject(new Ws2sError(response.code, response.message));
+    if (this.#closing && this.#ended && this.#answers.length === 0 && this.#ws.readyState === 1) queueMicrotask(() => this.#ws.close());
+    if (answer.request.command === "ack") {
+      if (response.code === 0 && Number.isSafeInteger(response.taken)) this.#advance(response.taken);
+      return;
+    }
+    if (response.code === 0 && answer.request.command === "connect") this.#connected(response);
+    if (answer.internal) return;
+    if (response.code === 0) {
+      if (answer.chunk) this.#advance(answer.chunk.start + answer.chunk.bytes.length);
+      answer.resolve(answer.done ?? response.message);
+    } else if (answer.repeated && answer.request.command === "shutdown" && response.code === 3) {
+      // Sent again after a resume and the peer has ended meanwhile: the lost one may have been done, and the peer is gone either way.
+      answer.resolve("shutdown done");
+    } else {
+      if (answer.chunk) this.#unwrite(answer.chunk);
+      answer.reject(new Ws2sError(response.code, response.message));
+    }
+  }
+
+  /** A connect done: resumable if asked and the answer has a token; the counts start again. */
+  #connected(response) {
+    this.#token = this.#resume && typeof response.resume === "string" ? response.resume : null;
+    this.#received = this.#written = this.#taken = this.#ackedReceived = this.#ackedWritten = 0;
+    this.#kept = [];
   }
 
   #deliver(chunk) {
+    if (this.#token !== null) this.#received += chunk.length;
     const reader = this.#readers.shift();
     if (reader) reader.resolve(chunk);
     else this.#chunks.push(chunk);
+    this.#maybeAck();
   }
 
-  #end(error) {
+  #end() {
     if (this.#ended) return;
     this.#ended = true;
-    this.#ending = error;
-    for (const reader of this.#readers.splice(0)) reader.resolve(null);
+    for (const reader of this.#readers.splice(0)) {
+      if (this.#failure) reader.reject(this.#failure);
+      else reader.resolve(null);
+    }
   }
 
   /** Sends a request and resolves with the server's answer (its message), or rejects with a Ws2sError. */
   request(request) {
-    return new Promise((resolve, reject) => {
-      this.#answers.push({ resolve, reject });
-      this.#ws.send(JSON.stringify(request));
-    });
+    return new Promise((resolve, reject) => this.#transmit({ request, resolve, reject }));
   }
 
   /**
    * Upgrades the open connection to TLS in place (after the protocol's own STARTTLS and its go-ahead);
-   * rejects with a Ws2sError code 8 if the handshake fails.
+   * rejects with a Ws2sError code 8 if the handshake fails (code 7 on a resumable socket: its answer could be lost).
    */
   startTls(tlsServerName) {
     return this.request(tlsServerName ? { command: "starttls", tlsServerName } : { command: "starttls" });
@@ -1074,19 +1361,39 @@ class Ws2sSocket {
   /** Writes bytes or text to the peer. In binary mode, bytes go as one binary frame (no answer to wait for). */
   async write(data) {
     if (this.#ended) throw new Ws2sError(3, "illegal socket status, please connect again");
-    if (typeof data === "string") return this.request({ command: "send", data });
-    if (this.#binary) {
-      this.#ws.send(data);
-      return "sent";
+    const text = typeof data === "string";
+    if (this.#token === null) {
+      if (text) return this.request({ command: "send", data });
+      if (this.#binary) {
+        this.#ws.send(data);
+        return "sent";
+      }
+      return this.request({ command: "sendb", data: toBase64(data) });
     }
-    return this.request({ command: "sendb", data: toBase64(data) });
+    // Resumable: the bytes are kept (a copy: the caller may reuse its buffer) until the server has taken them.
+    const chunk = { start: this.#written, bytes: text ? encoder.encode(data) : new Uint8Array(data), entry: null };
+    this.#written += chunk.bytes.length;
+    this.#kept.push(chunk);
+    let sent;
+    if (!text && this.#binary) {
+      if (!this.#resuming) this.#ws.send(chunk.bytes);
+      sent = "sent";
+    } else {
+      sent = new Promise((resolve, reject) => {
+        chunk.entry = { request: text ? { command: "send", data } : { command: "sendb", data: toBase64(chunk.bytes) },
+          resolve, reject, chunk, done: text ? "send done" : "sendb done" };
+        this.#transmit(chunk.entry);
+      });
+    }
+    this.#maybeAck();
+    return sent;
   }
 
-  /** The next chunk of bytes from the peer, or null once it has closed. */
+  /** The next chunk of bytes from the peer, or null once it has closed (a resumable socket that could not resume: rejects with why). */
   read() {
     if (this.#chunks.length > 0) return Promise.resolve(this.#chunks.shift());
-    if (this.#ended) return Promise.resolve(null);
-    return new Promise((resolve) => this.#readers.push({ resolve }));
+    if (this.#ended) return this.#failure ? Promise.reject(this.#failure) : Promise.resolve(null);
+    return new Promise((resolve, reject) => this.#readers.push({ resolve, reject }));
   }
 
   async *[Symbol.asyncIterator]() {
@@ -1098,14 +1405,20 @@ class Ws2sSocket {
     return this.request({ command: "shutdown" });
   }
 
-  /** Closes the connection and the session. */
+  /** Closes the connection and the session (while resuming: gives up resuming; the server ends the session after its grace). */
   async close() {
     this.#why ??= { by: "you" };
+    this.#closing = true;
+    if (this.#resuming) {
+      this.#interrupt?.();
+      this.#finish({ by: "you" });
+      return;
+    }
     if (this.#ws.readyState === 1) {
       try { await this.request({ command: "close" }); } catch { /* already gone */ }
       this.#ws.close();
     }
-    this.#end(null);
+    this.#end();
   }
 }
 
@@ -1136,6 +1449,12 @@ class RedisConnection {
   /** Called after an automatic reconnect (with `reconnect` options): AUTH, SELECT and subscriptions are restored. */
   onReconnect = () => {};
 
+  /** Called when a resumable connection lost its WebSocket and is resuming (see Ws2sSocket.onResuming). */
+  onResuming = () => {};
+
+  /** Called after each resume of a resumable connection: the same Redis client, nothing lost (see Ws2sSocket.onResume). */
+  onResume = () => {};
+
   /**
    * @param {Ws2sSocket} socket
    * @param {{ reopen?: () => Promise<Ws2sSocket>, reconnect?: { retries?: number, minDelayMs?: number, maxDelayMs?: number }, login?: string[] }} [options]
@@ -1148,11 +1467,13 @@ class RedisConnection {
 
   #attach(socket) {
     this.#socket = socket;
+    socket.onResuming = (why) => this.onResuming(why);
+    socket.onResume = (resume) => this.onResume(resume);
     this.#parser = new RespParser();
     this.#pump().then(() => this.#ended(socket));
   }
 
-  /** "open", "reconnecting" (automatic reconnect under way), or "closed". */
+  /** "open", "resuming" (a resumable connection coming back), "reconnecting" (automatic reconnect under way), or "closed". */
   get state() {
     return this.#reconnecting ? "reconnecting" : this.#socket.state;
   }
@@ -1207,6 +1528,11 @@ class RedisConnection {
         for (const reply of this.#parser.feed(chunk)) this.#dispatch(reply);
       }
     } catch (error) {
+      if (error instanceof Ws2sError) {
+        // A resumable connection that could not resume: its words for every command waiting.
+        for (const pending of this.#pending.splice(0)) pending.reject(error);
+        return;
+      }
       // A reply this parser cannot read: refused in words, never a hang.
       const refused = new RedisError(`ERR ws2s.js cannot parse the reply: ${error.message}`);
       for (const pending of this.#pending.splice(0)) pending.reject(refused);

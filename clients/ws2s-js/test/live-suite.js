@@ -99,6 +99,35 @@ export const cases = [
     },
   },
   {
+    name: "resumable: the server gives a token, and acknowledgements every 64 KiB stay out of the answers (JSON, binary, Redis)",
+    async run(env, assert) {
+      const ws2s = new env.WS2S(env.url, env.options);
+      for (const binary of [false, true]) {
+        const socket = await ws2s.connect({ host: "127.0.0.1", port: env.echoPort, binary, resumable: true });
+        assert.equal(socket.resumable, true);
+        const payload = new Uint8Array(300 * 1024).map((_, i) => (i * 13) & 0xff);
+        const answers = [];
+        for (let at = 0; at < payload.length; at += 10 * 1024) answers.push(socket.write(payload.subarray(at, at + 10 * 1024)));
+        answers.push(socket.write("and text"));
+        assert.deepEqual(await readExactly(socket, payload.length + 8), new Uint8Array([...payload, ...new TextEncoder().encode("and text")]));
+        assert.deepEqual([...new Set(await Promise.all(answers))], binary ? ["sent", "send done"] : ["sendb done", "send done"]);
+        assert.equal(await socket.shutdown(), "shutdown done");
+        assert.equal(await socket.read(), null);
+        assert.equal(socket.state, "closed");
+      }
+      const plain = await ws2s.connect({ host: "127.0.0.1", port: env.echoPort });
+      assert.equal(plain.resumable, false);
+      await plain.close();
+      const redis = await ws2s.redis({ host: "127.0.0.1", port: env.redisPort, resumable: true });
+      const key = `ws2s-${Math.random().toString(36).slice(2)}`;
+      const big = "r".repeat(150_000);
+      assert.equal(await redis.command("SET", key, big), "OK");
+      assert.equal(await redis.command("GET", key), big);
+      assert.equal(await redis.command("DEL", key), 1);
+      await redis.close();
+    },
+  },
+  {
     name: "half-close: shutdown, then read until the peer closes",
     async run(env, assert) {
       const socket = await new env.WS2S(env.url, env.options).connect({ host: "127.0.0.1", port: env.echoPort });

@@ -71,7 +71,7 @@ for (const [button, log] of [["socket-clear", "socket-log"], ["redis-clear", "re
 function explain(error) {
   if (error instanceof Ws2sError) {
     const what = { 2: "Could not connect", 3: "Not connected", 4: "Refused by the server's policy", 5: "Connection closed",
-      6: "SSH tunnel failed", 7: "Bad request", 8: "Connection not secure" }[error.code] ?? "Error";
+      6: "SSH tunnel failed", 7: "Bad request", 8: "Connection not secure", 9: "Could not resume" }[error.code] ?? "Error";
     return `${what}: ${error.message} (code ${error.code})${error.hint ? `. ${error.hint}` : ""}`;
   }
   if (error instanceof RedisError) return error.message;
@@ -81,6 +81,21 @@ function explain(error) {
 function setStatus(element, text, kind = "") {
   element.textContent = text;
   element.className = `status ${kind}`;
+}
+
+/**
+ * A resumable connection's resumes in the tab's status and log: "resuming…" while its WebSocket is away, then
+ * "reconnected, nothing lost" (ws2s.js sent again what the server had not taken, and the server what the page had not had).
+ */
+function resumeNotes(connection, status, log, connected) {
+  connection.onResuming = ({ code }) => {
+    setStatus(status, `Lost the connection to the ws2s server (${code}): reconnecting…`, "error");
+    logLine(log, "note", `connection to the ws2s server lost (${code}): reconnecting`);
+  };
+  connection.onResume = ({ lostMs, resent }) => {
+    setStatus(status, connected, "ok");
+    logLine(log, "note", `reconnected, nothing lost (away ${(lostMs / 1000).toFixed(1)} s${resent ? `; ${resent} bytes sent again` : ""})`);
+  };
 }
 
 // ---- Socket tab -------------------------------------------------------------------------------
@@ -126,7 +141,9 @@ $("socket-form").addEventListener("submit", async (event) => {
   setStatus($("socket-status"), `Connecting to ${host}:${port}${over}…`);
   $("socket-connect").disabled = true;
   try {
-    socket = viaWisp ? await (await wispSession()).connect({ host, port, udp }) : await client().connect({ host, port, binary: true, tls, udp });
+    // A TCP socket of its own resumes when its WebSocket is lost (a server that offers it keeps the session meanwhile).
+    socket = viaWisp ? await (await wispSession()).connect({ host, port, udp })
+      : await client().connect({ host, port, binary: true, tls, udp, resumable: !udp });
   } catch (error) {
     const words = explainConnect(error);
     setStatus($("socket-status"), words, "error");
@@ -140,10 +157,13 @@ $("socket-form").addEventListener("submit", async (event) => {
   decoder = new TextDecoder();
   $("socket-input").focus();
   const current = socket;
-  for await (const chunk of current) {
-    const text = show(chunk);
-    if (text) logLine($("socket-log"), "received", text);
-  }
+  resumeNotes(current, $("socket-status"), $("socket-log"), `Connected to ${host}:${port}${over}.`);
+  try {
+    for await (const chunk of current) {
+      const text = show(chunk);
+      if (text) logLine($("socket-log"), "received", text);
+    }
+  } catch { /* it could not resume: `closed` says why */ }
   if (socket === current) {
     const why = await current.closed;
     const [words, kind] = why.by === "peer" ? ["The peer closed the connection.", ""] : ended(why);
@@ -247,6 +267,7 @@ function ended(why) {
   if (why.by === "ws2s" && why.code === 1009)
     return [`Too big for the ws2s server: ${why.reason} (its limit is limits.maxMessageBytes in the ws2s config). Connect again to go on.`, "error"];
   if (why.by === "ws2s") return [`ws2s closed the session: ${why.code} ${why.reason}`.trim(), "error"];
+  if (why.by === "network" && why.error) return [`The connection to the ws2s server broke and could not be resumed: ${explain(why.error)}`, "error"];
   if (why.by === "network") return ["The connection to the ws2s server broke.", "error"];
   return ["Disconnected.", ""];
 }
@@ -265,7 +286,7 @@ $("redis-form").addEventListener("submit", async (event) => {
   try {
     await redis?.close();
     redis = null;
-    current = await client().redis({ host, port, password: $("redis-password").value || undefined, tls });
+    current = await client().redis({ host, port, password: $("redis-password").value || undefined, tls, resumable: true });
   } catch (error) {
     setStatus($("redis-status"), explainConnect(error), "error");
     $("redis-connect").disabled = false;
@@ -286,6 +307,7 @@ $("redis-form").addEventListener("submit", async (event) => {
     setStatus($("redis-status"), ...ended(why));
   });
   setStatus($("redis-status"), `Connected to Redis at ${host}:${port}${over}.`, "ok");
+  resumeNotes(current, $("redis-status"), $("redis-output"), `Connected to Redis at ${host}:${port}${over}.`);
   redisConnected(true);
   $("redis-command").focus();
 });

@@ -1,6 +1,6 @@
 // Compiled (not run) by the types check: the declarations describe what the library does.
 import { WS2S, Ws2sError, Ws2sOpenError, RedisError, RespParser, encodeCommandBytes, refusalHint, splitCommandLine } from "ws2s-js";
-import type { CloseReason, RedisPush, RedisReply, Ws2sResponse } from "ws2s-js";
+import type { CloseReason, RedisPush, RedisReply, ResumeInfo, Ws2sResponse } from "ws2s-js";
 
 export async function use(url: string): Promise<void> {
   const ws2s = new WS2S(url, { token: "t" });
@@ -15,7 +15,7 @@ export async function use(url: string): Promise<void> {
   redis.onReconnect = () => {};
   const reply: RedisReply = await redis.command("GET", "k");
   if (reply instanceof Map) reply.size;
-  const state: "open" | "reconnecting" | "closed" = redis.state;
+  const state: "open" | "resuming" | "reconnecting" | "closed" = redis.state;
   void state;
   const words = splitCommandLine('SET k "\\xff"');
   encodeCommandBytes(words);
@@ -38,6 +38,16 @@ export async function use(url: string): Promise<void> {
   const ended: CloseReason = await many.closed;
   void ended;
   await ws2s.connect({ host: "127.0.0.1", port: 53, udp: true });
+  const lasting = await ws2s.connect({ host: "127.0.0.1", port: 7, resumable: { timeoutMs: 30_000, minDelayMs: 250, maxDelayMs: 5000 } });
+  const now: "open" | "resuming" | "closed" = lasting.state;
+  void now;
+  if (lasting.resumable) lasting.onResume = (resume: ResumeInfo) => void (resume.resent + resume.taken + resume.received + resume.attempts + resume.lostMs + resume.requests.length);
+  lasting.onResuming = (lost) => void lost.code.toFixed();
+  const over: CloseReason = await lasting.closed;
+  if (over.by === "network" && over.error) over.error.code.toFixed();
+  const resumableRedis = await ws2s.redis({ host: "127.0.0.1", port: 6379, resumable: true });
+  resumableRedis.onResume = (resume) => void resume.resent;
+  resumableRedis.onResuming = () => {};
   wisp.close();
   try { await redis.close(); } catch (e) {
     if (e instanceof Ws2sError) { e.code.toFixed(); e.hint?.length; }
