@@ -422,6 +422,14 @@ export class WS2S {
 /** How often a resumable socket acknowledges: every 64 KiB received, or sent (spec/protocol.md, Resumable sessions). */
 const ACK_EVERY = 64 * 1024;
 
+/**
+ * The most a resumable socket has written and not seen taken, in bytes and in messages: within the server's queue (its
+ * default limits are 4 MiB and 64 requests), so that the server can always read this socket's acks, which it needs to
+ * read its peer on (spec/protocol.md, Resumable sessions). A write past it waits.
+ */
+const WINDOW_BYTES = 1024 * 1024;
+const WINDOW_MESSAGES = 32;
+
 /** WebSocket close codes with which ws2s ends a session itself (normal, going away, policy, too big, error): no resume follows. */
 const SESSION_ENDED = new Set([1000, 1001, 1008, 1009, 1011]);
 
@@ -475,6 +483,10 @@ export class Ws2sSocket {
   #kept = [];
   #ackedReceived = 0;
   #ackedWritten = 0;
+  /** Writes waiting for room in the window (woken when the server takes more, or the socket ends). */
+  #roomWaiters = [];
+  /** The last write's turn: writes take their place in the window in the order they were made. */
+  #writing = Promise.resolve();
   /** Ends the resume attempt or the wait between attempts under way (close() while resuming). */
   #interrupt = null;
 
@@ -691,6 +703,23 @@ export class Ws2sSocket {
   #advance(taken) {
     if (taken > this.#taken) this.#taken = taken;
     while (this.#kept.length > 0 && this.#kept[0].start + this.#kept[0].bytes.length <= this.#taken) this.#kept.shift();
+    this.#wakeWriters();
+  }
+
+  #wakeWriters() {
+    for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+
+  /** Waits until a write fits the window (asking what was taken, with an ack, when it does not); at once if the socket ended. */
+  async #room() {
+    while (!this.#ended && (this.#kept.length >= WINDOW_MESSAGES || this.#written - this.#taken >= WINDOW_BYTES)) {
+      if (!this.#resuming && !this.#answers.some((answer) => answer.request.command === "ack")) {
+        this.#ackedReceived = this.#received;
+        this.#ackedWritten = this.#written;
+        this.#transmit({ request: { command: "ack", received: this.#received }, internal: true });
+      }
+      await new Promise((resolve) => this.#roomWaiters.push(resolve));
+    }
   }
 
   /** A write the server refused (code 3, …) was not taken: the bytes after it move back in the count. */
@@ -700,6 +729,7 @@ export class Ws2sSocket {
     this.#kept.splice(at, 1);
     for (const later of this.#kept.slice(at)) later.start -= chunk.bytes.length;
     this.#written -= chunk.bytes.length;
+    this.#wakeWriters();
   }
 
   /** Sends an `ack` once 64 KiB have come or gone since the last one (a resumable socket, open). */
@@ -770,6 +800,7 @@ export class Ws2sSocket {
   #end() {
     if (this.#ended) return;
     this.#ended = true;
+    this.#wakeWriters();
     for (const reader of this.#readers.splice(0)) {
       if (this.#failure) reader.reject(this.#failure);
       else reader.resolve(null);
@@ -801,8 +832,14 @@ export class Ws2sSocket {
       }
       return this.request({ command: "sendb", data: toBase64(data) });
     }
-    // Resumable: the bytes are kept (a copy: the caller may reuse its buffer) until the server has taken them.
-    const chunk = { start: this.#written, bytes: text ? encoder.encode(data) : new Uint8Array(data), entry: null };
+    // Resumable: the bytes are kept (a copy: the caller may reuse its buffer) until the server has taken them, and at most a
+    // window of them, in the order the writes were made.
+    const bytes = text ? encoder.encode(data) : new Uint8Array(data);
+    const turn = this.#writing.then(() => this.#room());
+    this.#writing = turn.catch(() => {});
+    await turn;
+    if (this.#ended) throw new Ws2sError(3, "illegal socket status, please connect again");
+    const chunk = { start: this.#written, bytes, entry: null };
     this.#written += chunk.bytes.length;
     this.#kept.push(chunk);
     let sent;

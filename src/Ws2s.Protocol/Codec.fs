@@ -239,6 +239,7 @@ let private code = JsonEncodedText.Encode "code"
 let private message = JsonEncodedText.Encode "message"
 let private data = JsonEncodedText.Encode "data"
 let private taken = JsonEncodedText.Encode "taken"
+let private replayed = JsonEncodedText.Encode "replayed"
 let private resume = JsonEncodedText.Encode "resume"
 
 /// Does the answer carry the session's resume token (which the driver holds, never the core)?
@@ -251,7 +252,7 @@ let carriesToken (response: Response) =
 /// (messages keep their apostrophes, as the original's did).
 let writerOptions = JsonWriterOptions(Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true)
 
-/// Writes one response as `{"success":…,"code":…,"message":…[,"data":…][,"taken":…][,"resume":…]}`, fields in that order;
+/// Writes one response as `{"success":…,"code":…,"message":…[,"data":…][,"taken":…[,"replayed":…]][,"resume":…]}`, fields in that order;
 /// `token`: the session's resume token, for the answers that carry it (`carriesToken`).
 let writeAnswer (writer: Utf8JsonWriter) (response: Response) (token: string) =
     writer.WriteStartObject()
@@ -260,7 +261,10 @@ let writeAnswer (writer: Utf8JsonWriter) (response: Response) (token: string) =
     writer.WriteString(message, response.Message)
     match response with
     | RecvData bytes -> writer.WriteBase64String(data, bytes.Span)
-    | AckDone count | ResumeDone count -> writer.WriteNumber(taken, count)
+    | AckDone count -> writer.WriteNumber(taken, count)
+    | ResumeDone(count, again) ->
+        writer.WriteNumber(taken, count)
+        writer.WriteNumber(replayed, again)
     | _ -> ()
     if carriesToken response then writer.WriteString(resume, token)
     writer.WriteEndObject()

@@ -82,9 +82,9 @@ type Response =
     | ConnectedResumable
     /// code 0, `ack done`: the client's data the session has taken since the connect (`"taken"`).
     | AckDone of taken: int64
-    /// code 0, `resume done`, on the WebSocket that took the session over: what it has taken (`"taken"`); the
-    /// driver adds the session's new resume token.
-    | ResumeDone of taken: int64
+    /// code 0, `resume done`, on the WebSocket that took the session over: what it has taken (`"taken"`) and how many
+    /// kept bytes it sends again (`"replayed"`); the driver adds the session's new resume token.
+    | ResumeDone of taken: int64 * replayed: int64
     /// code 9 (new in ws2s for .NET): a resume that cannot be honoured, in words.
     | ResumeFailed of reason: string
     member this.Success =

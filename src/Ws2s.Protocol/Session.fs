@@ -426,6 +426,9 @@ let private execute session (now: Instant) request : Session * Effect list =
     | Valid Shutdown, Open connection ->
         { session with Phase = HalfClosed connection }, [ ShutdownConnection connection.Generation; Reply(Done "shutdown") ]
     | Valid Shutdown, HalfClosed _ -> reply (Done "shutdown")
+    // The peer ended while a resumable connection's client was away: a `shutdown` sent again after the resume (its answer was
+    // lost, and it may have been done) is done, the connection being gone either way.
+    | Valid Shutdown, Idle when session.Resumable.IsSome -> reply (Done "shutdown")
     | Valid Shutdown, _ -> reply IllegalSocketState
     | Valid Ping, _ -> reply (Done "ping")
     | Valid(StartTls _), Open { Route = { Tls = Some _ } } -> reply (BadRequest "the connection is TLS already")
@@ -746,7 +749,7 @@ let private resumeAsked (session: Session) (now: Instant) (received: int64) =
             MessageStallsAt = None
             LastActivity = now
             Resumable = Some { resumption with Acknowledged = max received resumption.Acknowledged } },
-        [ TakeClient; Reply(ResumeDone(resumption.Taken + queued)) ] @ bytes @ (resumption.PeerEnd |> Option.map Reply |> Option.toList)
+        [ TakeClient; Reply(ResumeDone(resumption.Taken + queued, replayed)) ] @ bytes @ (resumption.PeerEnd |> Option.map Reply |> Option.toList)
         @ [ Observe(Resumed replayed) ]
 
 /// The transition function: `input` happened at `now` (the driver's monotonic clock, never earlier than the

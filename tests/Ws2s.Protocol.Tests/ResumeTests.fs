@@ -114,13 +114,21 @@ let ``a resume gives what was taken, the kept bytes from the client's count, the
     let session, _ = run session (at 3.0) [ Received(1L, bytes "!"); PeerFinished 1L ]
     let session, effects = Session.step session (at 4.0) (ResumeAsked 3L)
     Assert.Equal(TakeClient, List.head effects)
-    Assert.Equal(Reply(ResumeDone 3L), effects[1])
+    Assert.Equal(Reply(ResumeDone(3L, 9L)), effects[1])
     Assert.Equal("lo world!", data effects)
     Assert.Equal(Some(Reply(ClosedByPeer None)), effects |> List.tryFind (function Reply(ClosedByPeer _) -> true | _ -> false))
     Assert.Contains(Observe(Resumed 9L), effects)
     Assert.Equal(None, session.SuspendedAt)
     // The connection ended while the client was away: the session is idle and usable.
     Assert.Equal(Session.Idle, session.Phase)
+
+[<Fact>]
+let ``a shutdown sent again after a resume is done, even when the peer ended while the client was away`` () =
+    let session, _ = connected standardSettings true false
+    let session, _ = run session (at 1.0) [ ClientLost; PeerFinished 1L ]
+    let session, _ = Session.step session (at 2.0) (ResumeAsked 0L)
+    let _, effects = Session.step session (at 2.0) (frame """{"command":"shutdown"}""")
+    Assert.Equal<Response list>([ Done "shutdown" ], replies effects)
 
 [<Fact>]
 let ``a resume that asks for bytes the session never sent changes nothing`` () =
@@ -305,7 +313,7 @@ let ``no byte is lost and none repeated, either way, across drops and resumes at
                 match effects with
                 | TakeClient :: _ ->
                     client.Away <- false
-                    let taken = client.ToClient |> List.pick (function Reply(ResumeDone t) -> Some t | _ -> None)
+                    let taken = client.ToClient |> List.pick (function Reply(ResumeDone(t, _)) -> Some t | _ -> None)
                     // Everything in flight now is the resume's: delivered at once (later moves may drop it again otherwise).
                     client.ToClient |> List.iter receive
                     client.ToClient <- []
@@ -324,7 +332,7 @@ let ``no byte is lost and none repeated, either way, across drops and resumes at
             let effects = step (ResumeAsked(int64 client.Received.Count))
             Assert.Equal(TakeClient, List.head effects)
             client.Away <- false
-            let taken = client.ToClient |> List.pick (function Reply(ResumeDone t) -> Some t | _ -> None)
+            let taken = client.ToClient |> List.pick (function Reply(ResumeDone(t, _)) -> Some t | _ -> None)
             client.Sent <- int taken
             sendNext ()
         let mutable rounds = 0

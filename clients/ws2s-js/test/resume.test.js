@@ -146,6 +146,42 @@ for (const binary of [true, false]) {
   });
 }
 
+test("an app that writes as fast as it may (no pacing of its own) through a resumable socket to an echo is held to the window, "
+  + "and a reset mid-transfer loses nothing", { skip }, async () => {
+  // Without the window the app's writes outrun the server's queue, the server's acks reader is held back behind them while
+  // it waits for this socket's ack to read the echo peer on, and the transfer stalls.
+  const through = await proxy(url);
+  try {
+    const socket = await new WS2S(through.url).connect({ host: "127.0.0.1", port: echoPort, binary: true, resumable: true });
+    const resumed = signal();
+    socket.onResume = resumed.resolve;
+    const payload = randomBytes(16 << 20);
+    const hash = createHash("sha256");
+    let received = 0;
+    let killed = false;
+    const reading = (async () => {
+      for await (const chunk of socket) {
+        hash.update(chunk);
+        received += chunk.length;
+        if (!killed && received >= payload.length / 2) {
+          killed = true;
+          through.kill();
+          through.restart();
+        }
+        if (received === payload.length) break;
+      }
+    })();
+    for (let offset = 0; offset < payload.length; offset += 64 * 1024)
+      await withTimeout(socket.write(payload.subarray(offset, offset + 64 * 1024)), `the write at ${offset}`);
+    await withTimeout(reading, `the echo (${received} bytes back)`, 60000);
+    await withTimeout(resumed.promise, "the resume");
+    assert.equal(hash.digest("hex"), createHash("sha256").update(payload).digest("hex"));
+    await socket.close();
+  } finally {
+    through.close();
+  }
+});
+
 test("a resumable Redis connection reset mid-pipeline answers every command once, in order", { skip }, async () => {
   const through = await proxy(url);
   try {

@@ -27,7 +27,8 @@ internal sealed record ResumeIdentity(string Admission, string? Origin)
 /// <summary>
 /// This server's resumable sessions by their resume tokens (one good token per session at a time), and the claims on them:
 /// a claim takes the token away (so two resumes with one token cannot both proceed) after checking that this instance
-/// holds it, that the claimant is the session's identity, and that its address is within its resume attempts a minute.
+/// holds it, that the claimant is the session's identity, and that its address is within its failed attempts a minute
+/// (only failures count: a phone that resumes often, or many tabs behind one NAT, are not guessing).
 /// A session that refuses the resume puts its token back (it stays good). Tokens are 128 random bits after the instance's
 /// name (<c>resume.instance</c>): a balancer routes a resume by the <c>?instance=</c> its client adds to the URL.
 /// </summary>
@@ -71,17 +72,24 @@ internal sealed partial class ResumeRegistry(string instance, TimeProvider time,
     /// </summary>
     public (SessionRunner? Session, string? Refusal) Claim(string token, ResumeIdentity claimant, IPAddress from)
     {
-        if (!TakeAttempt(from)) return (null, "too many resume attempts; wait a minute");
+        if (!AttemptsLeft(from)) return (null, "too many resume attempts; wait a minute");
         var dot = token.IndexOf('.');
         if (dot > 0 && !string.Equals(token[..dot], instance, StringComparison.Ordinal))
         {
+            Failed(from);
             var named = InstanceName().IsMatch(token[..dot]) ? token[..dot] : "another instance";
             return (null, $"this token is for instance {named}; the balancer must route by ?instance=");
         }
         if (!_sessions.TryGetValue(token, out var session) || session.Identity != claimant || !_sessions.TryRemove(new(token, session)))
+        {
+            Failed(from);
             return (null, NoSession);
+        }
         return (session, null);
     }
+
+    /// <summary>A claimed session refused the resume (the client's count is outside what it keeps): one failed attempt of <paramref name="from"/>.</summary>
+    public void Failed(IPAddress from) => Tally(from, add: true);
 
     /// <summary>A claimed session refused the resume: its token is good again.</summary>
     public void Restore(string token, SessionRunner session) => _sessions.TryAdd(token, session);
@@ -93,8 +101,10 @@ internal sealed partial class ResumeRegistry(string instance, TimeProvider time,
     /// <summary>A name for an instance not configured by name: random, so two instances never share one.</summary>
     public static string RandomInstance() => "i" + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
 
-    /// <summary>One resume attempt of <paramref name="from"/> within its minute's allowance; false: over it, and not counted.</summary>
-    private bool TakeAttempt(IPAddress from)
+    private bool AttemptsLeft(IPAddress from) => Tally(from, add: false);
+
+    /// <summary>Whether <paramref name="from"/> has failed attempts left this minute (before counting one more, if <paramref name="add"/>).</summary>
+    private bool Tally(IPAddress from, bool add)
     {
         var now = time.GetTimestamp();
         Sweep(now);
@@ -107,7 +117,7 @@ internal sealed partial class ResumeRegistry(string instance, TimeProvider time,
                 attempts.Count = 0;
             }
             if (attempts.Count >= attemptsPerMinute()) return false;
-            attempts.Count++;
+            if (add) attempts.Count++;
             return true;
         }
     }

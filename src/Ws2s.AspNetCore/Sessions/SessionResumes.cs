@@ -8,8 +8,11 @@ namespace Ws2s.AspNetCore.Sessions;
 /// A client that asked to take a session over (<c>resume</c>): its WebSocket (its reader stopped), the peer bytes it has
 /// had, the token it claimed (good again if the session refuses), and the verdict it waits for (null: taken over).
 /// </summary>
-internal sealed class ResumeOffer(ClientSocket client, long received, string token)
+internal sealed class ResumeOffer(ClientSocket client, long received, string token, System.Net.IPAddress from)
 {
+    /// <summary>The address of the client that offers itself (a refusal counts among its failed attempts).</summary>
+    public System.Net.IPAddress From => from;
+
     public ClientSocket Client => client;
 
     public long Received => received;
@@ -28,6 +31,10 @@ internal sealed class ResumeOffer(ClientSocket client, long received, string tok
 internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? registry, SessionObserver observer, System.Net.IPAddress address) : IClientSide
 {
     private string? _token;
+
+    /// <summary>The token the last resume used: good until its WebSocket says something (its answer, with the new token, may have been lost).</summary>
+    private string? _retiring;
+
     private ResumeOffer? _offer;
     private volatile bool _lost;
     private volatile ClientSocket? _returned;
@@ -57,9 +64,19 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
     /// <summary>After each step: a connection that is no longer resumable has no token.</summary>
     public void Settle(bool resumable)
     {
-        if (resumable || _token is not { } token) return;
+        if (resumable) return;
+        Retire();
+        if (_token is not { } token) return;
         registry?.Revoke(token, session);
         _token = null;
+    }
+
+    /// <summary>The client that resumed said something: it has the new token, and the one it used is good no more.</summary>
+    public void Retire()
+    {
+        if (_retiring is not { } used) return;
+        registry?.Revoke(used, session);
+        _retiring = null;
     }
 
     /// <summary>The session ended: its token is good no more, and a client offering to resume it hears that nothing holds it.</summary>
@@ -90,7 +107,7 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
     private async Task HandOverAsync(SessionRunner target, AttachedClient client, string token, long received)
     {
         var socket = await client.HandOnAsync();
-        var refusal = await target.Resumes.OfferAsync(new ResumeOffer(socket, received, token));
+        var refusal = await target.Resumes.OfferAsync(new ResumeOffer(socket, received, token, address));
         if (refusal is null)
         {
             await session.PostAsync(Input.ResumedElsewhere);
@@ -138,7 +155,15 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
             return ValueTask.CompletedTask;
         }
         session.Attach(offer.Client);
-        _token = registry?.Issue(session, _token);
+        if (registry is not null)
+        {
+            // The claimed token stays good until the new client speaks; any other is good no more.
+            if (_retiring is { } older && older != offer.Token) registry.Revoke(older, session);
+            if (_token is { } current && current != offer.Token) registry.Revoke(current, session);
+            registry.Restore(offer.Token, session);
+            _retiring = offer.Token;
+            _token = registry.Issue(session, null);
+        }
         offer.Verdict.TrySetResult(null);
         return ValueTask.CompletedTask;
     }
@@ -148,6 +173,7 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
         if (Interlocked.Exchange(ref _offer, null) is { } offer)
         {
             registry?.Restore(offer.Token, session);
+            registry?.Failed(offer.From);
             offer.Verdict.TrySetResult(reason);
         }
         return ValueTask.CompletedTask;

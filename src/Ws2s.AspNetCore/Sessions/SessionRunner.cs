@@ -263,6 +263,7 @@ internal sealed class SessionRunner
         if (_effects.TakeCredentialsExpiry() is { } expires) _connectsUntil = expires;
         // A client message used the reader's grant; any step (a wake-up too) may make room for the next one.
         _grantOwed |= input.IsClientText || input.IsClientBinary;
+        if (input.IsClientText || input.IsClientBinary) _resumes.Retire();
         if (_grantOwed && _client is { } client && _protocol.AcceptsFrame && (_queued == 0 || _budget.HasRoom))
         {
             _grantOwed = false;
