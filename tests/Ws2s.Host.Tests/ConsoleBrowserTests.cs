@@ -79,6 +79,36 @@ public sealed class ConsoleBrowserTests : ChromiumTests
         await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync("Closed.");
     }
 
+    /// <summary>
+    /// Issue 25: a terminal-like session (a real shell behind socat, on a pty) through a proxy that drops: after the drop the
+    /// same shell is there, with what was set before it (a variable), because the connection to it never ended.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_shell_in_the_Socket_tab_keeps_its_state_across_a_dropped_connection()
+    {
+        Requirements.Need("/usr/bin/socat", "socat");
+        var port = Loopback.FreePort();
+        await using var shell = WatchedProcess.Start("/usr/bin/socat",
+            [$"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", "EXEC:/bin/sh,pty,stderr,setsid,sane"]);
+        await Loopback.WaitUntilListeningAsync(port);
+        await using var host = await StartHostAsync();
+        using var proxy = new ResettingProxy(host.Url.Port);
+        var page = await Browser.NewPageAsync();
+        await page.GotoAsync($"http://127.0.0.1:{proxy.Port}/");
+        await page.FillAsync("#socket-port", port.ToString());
+        await page.ClickAsync("#socket-connect");
+        await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{port}.");
+        await page.FillAsync("#socket-input", "X=41; echo set-$X");
+        await page.PressAsync("#socket-input", "Enter");
+        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("set-41");
+        proxy.Reset();
+        await Assertions.Expect(page.Locator("#socket-log li.note").Last).ToContainTextAsync("reconnected, nothing lost");
+        await page.FillAsync("#socket-input", "echo still-$((X+1))");
+        await page.PressAsync("#socket-input", "Enter");
+        // Only the shell that ran the first line knows X: a new connection (a new shell) would say still-1.
+        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("still-42");
+    }
+
     [SkippableFact]
     public async Task The_Socket_and_Redis_tabs_resume_when_the_connection_to_ws2s_is_reset_and_say_nothing_was_lost()
     {

@@ -41,19 +41,22 @@ public sealed class ResumeTests
                 await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, stop);
             socket.Shutdown(SocketShutdown.Send);
         });
-        await using var proxy = new CuttingProxy(host.Url.Port);
+        using var proxy = new ResettingProxy(host.Url.Port);
         const long total = 64L << 20;
         var client = new ResumingClient(new Uri($"ws://127.0.0.1:{proxy.Port}/"), echo.Port, total);
-        var cuts = new[] { 16L << 20, 32L << 20, 48L << 20 };
+        var cuts = 0;
         client.Progress = received =>
         {
-            foreach (var at in cuts)
-                if (received >= at && proxy.Cuts < Array.IndexOf(cuts, at) + 1) proxy.Cut();
+            if (cuts < 3 && received >= (cuts + 1) * (16L << 20))
+            {
+                cuts++;
+                proxy.Reset();
+            }
         };
         var (got, sha256) = await client.RunAsync().WaitAsync(TimeSpan.FromMinutes(3));
         Assert.Equal(total, got);
         Assert.Equal(PatternSha256(total), sha256);
-        Assert.Equal(3, proxy.Cuts);
+        Assert.Equal(3, cuts);
         Assert.True(client.Resumes >= 3, $"{client.Resumes} resumes");
         Assert.Equal(1, Volatile.Read(ref accepted));
     }
@@ -332,92 +335,6 @@ public sealed class ResumeTests
             public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
                 lines.All.Enqueue($"{name}: {formatter(state, exception)} {exception}");
         }
-    }
-}
-
-/// <summary>
-/// A TCP proxy on loopback in front of ws2s, as the network between a page and the server: <see cref="Cut"/> resets every
-/// connection through it (RST both ways, as a dropped Wi-Fi seen by a middlebox) and takes new ones again at once.
-/// </summary>
-public sealed class CuttingProxy : IAsyncDisposable
-{
-    private readonly int _target;
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly List<Socket> _open = [];
-    private readonly CancellationTokenSource _stop = new();
-    private int _cuts;
-
-    public CuttingProxy(int target)
-    {
-        _target = target;
-        _listener.Start();
-        _ = AcceptAsync();
-    }
-
-    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
-
-    public int Cuts => Volatile.Read(ref _cuts);
-
-    public void Cut()
-    {
-        lock (_open)
-        {
-            Interlocked.Increment(ref _cuts);
-            foreach (var socket in _open)
-            {
-                try
-                {
-                    socket.LingerState = new LingerOption(true, 0);
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
-                {
-                }
-                socket.Dispose();
-            }
-            _open.Clear();
-        }
-    }
-
-    private async Task AcceptAsync()
-    {
-        try
-        {
-            while (true)
-            {
-                var client = await _listener.AcceptSocketAsync(_stop.Token);
-                var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                await server.ConnectAsync(new IPEndPoint(IPAddress.Loopback, _target), _stop.Token);
-                lock (_open) _open.AddRange([client, server]);
-                _ = PumpAsync(client, server);
-                _ = PumpAsync(server, client);
-            }
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-    }
-
-    private static async Task PumpAsync(Socket from, Socket to)
-    {
-        var buffer = new byte[64 * 1024];
-        try
-        {
-            int read;
-            while ((read = await from.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-                await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
-            to.Shutdown(SocketShutdown.Send);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-        }
-    }
-
-    public ValueTask DisposeAsync()
-    {
-        _stop.Cancel();
-        _listener.Stop();
-        Cut();
-        return ValueTask.CompletedTask;
     }
 }
 

@@ -213,6 +213,38 @@ test("a resumable Redis connection reset mid-pipeline answers every command once
   }
 });
 
+test("a resumable Redis SUBSCRIBE through a drop hears every message published meanwhile, after the resume, in order, once", { skip }, async () => {
+  const through = await proxy(url);
+  try {
+    const subscriber = await new WS2S(through.url).redis({ host: "127.0.0.1", port: redisPort, resumable: true });
+    const publisher = await new WS2S(url).redis({ host: "127.0.0.1", port: redisPort });
+    const channel = `ws2s-resume-${Math.random().toString(36).slice(2)}`;
+    const heard = [];
+    const all = signal();
+    subscriber.onPush = (push) => {
+      if (push.channel !== channel) return;
+      heard.push(push.message);
+      if (heard.length === 200) all.resolve();
+    };
+    const resumed = signal();
+    subscriber.onResume = resumed.resolve;
+    await subscriber.command("SUBSCRIBE", channel);
+    for (let i = 1; i <= 100; i++) await publisher.command("PUBLISH", channel, `m${i}`);
+    through.kill(); // the subscriber's WebSocket is gone, and every try to come back is refused until restart
+    await through.whenRefused();
+    // Redis still counts one subscriber: the session kept its connection while its client was away.
+    for (let i = 101; i <= 200; i++) assert.equal(await publisher.command("PUBLISH", channel, `m${i}`), 1);
+    through.restart();
+    await withTimeout(resumed.promise, "the resume");
+    await withTimeout(all.promise, `200 messages (${heard.length} heard)`);
+    assert.deepEqual(heard, Array.from({ length: 200 }, (_, i) => `m${i + 1}`));
+    await subscriber.close();
+    await publisher.close();
+  } finally {
+    through.close();
+  }
+});
+
 test("a resume the server refuses, after its grace ran out, ends the socket with code 9 in the server's words", { skip }, async () => {
   const through = await proxy(shortGraceUrl);
   // The peer is here, so the test sees ws2s end the session (and close the peer's connection) when the grace runs out.
