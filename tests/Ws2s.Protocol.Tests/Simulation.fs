@@ -56,6 +56,8 @@ type Transition =
 type private Stream =
     | Socket of Generation
     | Acks of Generation
+    /// The driver's answers to `HandOver` (the registry of resumable sessions).
+    | Registry
 
 type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos) =
     let rng = Random seed
@@ -167,7 +169,9 @@ type Simulator(settings: Session.Settings, world: World, seed: int, chaos: Chaos
         | CloseClient(status, _) -> outputs.Add(ClientClosed status)
         | Observe _ -> () // for the driver's metrics; checked by a property over the transitions
         | CheckCredentials _ -> () // a ws2s session never asks (Wisp does: see WispSessionTests)
-        | HandOver _ | TakeClient | RefuseResume _ -> () // one session alone: resumes are ResumeTests' (the generated clients never ask)
+        // One session alone: no other holds any token (resumes between sessions are ResumeTests').
+        | HandOver _ -> enqueue Registry (ResumeRefused "no session holds this token")
+        | TakeClient | RefuseResume _ -> ()
         | ReplyWispData _ -> failwith "a ws2s session never sends Wisp DATA (its Wisp connection does: see WispSessionTests)"
 
     let deliver input =
