@@ -45,6 +45,13 @@ if (Option("--burst") is { } burstSessions)
         TimeSpan.FromSeconds(double.Parse(Option("--burst-watch") ?? "60", CultureInfo.InvariantCulture)), args.Contains("--burst-json"));
     return 0;
 }
+if (args.Contains("--resume"))
+{
+    await ResumeBench.RunAsync(int.Parse(Option("--resume-sessions") ?? "2000", CultureInfo.InvariantCulture),
+        int.Parse(Option("--resume-rounds") ?? "200", CultureInfo.InvariantCulture));
+    return 0;
+}
+
 if (args.Contains("--wisp"))
 {
     await WispBench.RunAsync(new(int.Parse(Option("--wisp-connections") ?? "4", CultureInfo.InvariantCulture), int.Parse(Option("--wisp-streams") ?? "16", CultureInfo.InvariantCulture),

@@ -141,7 +141,7 @@ internal static class Ws2sEndpoint
         var client = $"{clientAddress}:{context.Connection.RemotePort} {context.Request.Path}"
             + (verdict.Grant?.Subject is { } subject ? $" sub={subject}" : "");
         var socket = new ClientSocket(upgrade.Socket,
-            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket), client);
+            new ClientTcp(context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket), client, context.Abort);
         var runner = new SessionRunner(socket, protocol, sessions, new SessionObserver(metrics, sessions.Log, client, sessions.Time, speaks.ToString().ToLowerInvariant()),
             new SessionClient(clientAddress, verdict.Grant?.Expires, verdict.Unproven,
                 new Both(lease, verdict.Unproven), speaks == Speaks.Ws2s ? verdict.Identity : null));

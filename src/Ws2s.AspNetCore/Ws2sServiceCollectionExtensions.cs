@@ -96,7 +96,7 @@ public static class Ws2sServiceCollectionExtensions
             return new RunnerServices(() => live.Current.Limits, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<QueueBudget>(), sp.GetRequiredService<ConnectorSet>(),
                 sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<SettingsInForce>(), sp.GetRequiredService<AdmissionPolicy>(),
-                sp.GetRequiredService<ResumeRegistry>());
+                sp.GetRequiredService<ResumeRegistry>(), new QueueBudget(live.Start.Resume.MaxBufferedBytesTotal ?? live.Start.Limits.PendingBytesTotal()));
         });
         services.TryAddSingleton(sp =>
         {

@@ -213,6 +213,8 @@ let keptBytes session =
 let acceptsRequest session =
     match session.Phase with
     | Busy(Resuming, _) -> false // what comes next is for the session it resumes, if it does
+    // Nor behind a queued `resume`: its WebSocket may go to another session, with the reader at its wait for a grant.
+    | Busy(_, pending) when pending |> List.exists (function Valid(Resume _) -> true | _ -> false) -> false
     | Busy(_, pending) -> not (queueIsFull session.Settings pending)
     | Ended -> false
     | Idle
@@ -447,7 +449,8 @@ let private execute session (now: Instant) request : Session * Effect list =
         match session.Resumable with
         | Some resumption -> reply (AckDone resumption.Taken)
         | None -> reply (BadRequest "ack: the connection is not resumable")
-    | Valid(Resume(token, received)), Idle -> { session with Phase = Busy(Resuming, []); Resumable = None }, [ HandOver(token, received) ]
+    | Valid(Resume(token, received)), Idle when session.Resumable.IsNone -> { session with Phase = Busy(Resuming, []) }, [ HandOver(token, received) ]
+    // (Idle keeping a resumable connection's end counts as a connection: a refused resume must change nothing.)
     | Valid(Resume _), _ -> reply (BadRequest "resume needs a session without a connection")
 
 /// Run queued requests in order until one makes the session busy again; the rest stay queued.
@@ -610,7 +613,8 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
         { session with SuspendedAt = Some now; MessageStallsAt = None }, [ Observe Suspended ]
     | (ClientGone | ClientLost), phase -> { session with Phase = Ended }, closeConnectionOf phase @ [ CloseClient(1000, "") ]
     | ResumeRefused reason, Busy(Resuming, pending) -> settle session now Idle [ Reply(ResumeFailed reason) ] pending
-    | ResumedElsewhere, Busy(Resuming, _) -> { session with Phase = Ended }, [] // its client is the resumed session's now
+    // Its client is the resumed session's now: the close is for the log only (the driver has no WebSocket left to send it on).
+    | ResumedElsewhere, Busy(Resuming, _) -> { session with Phase = Ended }, [ CloseClient(1000, "its WebSocket went on in the session it resumed") ]
     | ResumeAsked _, _ -> session, [] // answered before `handle` (see `resumeAsked`)
     | ServerStopping, _ -> endSession session 1001 "server shutting down"
     | ClientMessageTooLarge limit, _ -> endSession session 1009 $"message exceeds {limit} bytes"
@@ -764,7 +768,7 @@ let step (session: Session) (now: Instant) (input: Input) : Session * Effect lis
         | _ -> session
     let handleRecorded session =
         match input with
-        | ResumeAsked received -> resumeAsked session now received
+        | ResumeAsked received when not session.Phase.IsEnded -> resumeAsked session now received // (a deadline just now may have ended it)
         | _ -> handle session now input ||> recorded
     match session.Phase, nextDeadline session with
     | Ended, _ -> session, []

@@ -294,6 +294,156 @@ public sealed class ResumeTests
             Assert.DoesNotContain(lines.All, l => l.Contains(secret, StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// Found in review: a <c>resume</c> queued behind a pending connect let the reader take the next message meanwhile, so the
+    /// hand-over waited for a frame the client (waiting for its answer) never sent. The reader now stops at a queued resume:
+    /// it is answered, and what the client sends after it goes to the session it resumed.
+    /// </summary>
+    [Fact]
+    public async Task A_resume_queued_behind_a_pending_connect_is_answered_and_what_follows_it_goes_to_the_resumed_session()
+    {
+        await using var host = await Ws2sHost.StartAsync(Config(o => o.Limits.ConnectTimeoutSeconds = 1));
+        using var echo = Peer.Echo();
+        using var unanswered = new UnansweredPort();
+        var owner = await host.ConnectAsync();
+        var token = await ConnectResumableAsync(owner, echo.Port);
+        owner.Socket.Abort();
+        await using var taker = await host.ConnectAsync();
+        await taker.SendAsync(new { command = "connect", host = "127.0.0.1", port = unanswered.Port });
+        await taker.SendAsync(new { command = "resume", token, received = 0 });
+        await taker.SendAsync(new { command = "send", data = "after" });
+        await taker.ExpectAsync("""{"success":false,"code":2,"message":"connect timed out after 1 s"}""");
+        Assert.Equal("resume done", (string)(await taker.ReceiveJsonAsync())["message"]!);
+        var echoed = new MemoryStream();
+        await taker.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
+        await taker.ReadDataAsync(echoed, 5);
+        Assert.Equal("after", Encoding.UTF8.GetString(echoed.ToArray())); // the resumed session's echo peer
+    }
+
+    /// <summary>Found in review: the session a client left by resuming another was logged as ended with 1011 "unexpected server error".</summary>
+    [Fact]
+    public async Task A_successful_resume_is_not_logged_as_a_server_error()
+    {
+        var lines = new Lines();
+        await using var host = await Ws2sHost.StartAsync(Config(), services => services.AddSingleton<ILoggerProvider>(lines));
+        using var echo = Peer.Echo();
+        var first = await host.ConnectAsync();
+        var token = await ConnectResumableAsync(first, echo.Port);
+        first.Socket.Abort();
+        await using var second = await host.ConnectAsync();
+        await second.SendAsync(new { command = "resume", token, received = 0 });
+        Assert.Equal("resume done", (string)(await second.ReceiveJsonAsync())["message"]!);
+        var ended = await lines.WaitForAsync(l => l.Contains("ended after", StringComparison.Ordinal) && l.Contains("close 1000", StringComparison.Ordinal));
+        Assert.Contains("its WebSocket went on in the session it resumed", ended);
+        Assert.DoesNotContain(lines.All, l => l.Contains("unexpected server error", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Found in review: a session whose old client went silent (a phone on another network: its TCP connection open, reading
+    /// nothing) waits in a send to it once the buffers are full, and saw a resume only when TCP gave up, minutes later. The
+    /// resume now lets the old WebSocket go at once. (A window larger than the buffers, so that the session is in that send.)
+    /// </summary>
+    [Fact]
+    public async Task A_resume_is_answered_while_the_old_WebSocket_is_stuck_in_a_send()
+    {
+        await using var host = await Ws2sHost.StartAsync(Config(o => o.Resume.MaxBufferedBytes = 64 << 20));
+        using var source = Peer.Source(1L << 30);
+        var silent = await host.ConnectAsync();
+        await silent.SendAsync(new { command = "connect", host = "127.0.0.1", port = source.Port, resumable = true, binary = true });
+        var token = (string)(await silent.ReceiveJsonAsync())["resume"]!;
+        await ToClientStallsAsync(host); // the session now waits in its send to the silent client
+        await using var taker = await host.ConnectAsync();
+        await taker.SendAsync(new { command = "resume", token, received = 0 });
+        var first = await taker.ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Text, first.Type);
+        Assert.Equal("resume done", (string)JsonNode.Parse(first.Text)!["message"]!);
+        silent.Socket.Abort();
+    }
+
+    /// <summary>Waits until the server's bytes to clients stop growing (a send that waits for a client that reads nothing).</summary>
+    private static async Task ToClientStallsAsync(Ws2sHost host)
+    {
+        using var http = new HttpClient();
+        var metrics = new UriBuilder(host.Url) { Scheme = "http", Path = "/metrics" }.Uri;
+        long last = -1;
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        while (true)
+        {
+            var text = await http.GetStringAsync(metrics, patience.Token);
+            var match = System.Text.RegularExpressions.Regex.Match(text, @"ws2s_bytes_total\{[^}]*direction=""to_client""[^}]*\} (\d+)");
+            var now = match.Success ? long.Parse(match.Groups[1].Value) : 0;
+            if (now > 1 << 20 && now == last) return;
+            last = now;
+            await Task.Delay(200, patience.Token); // between two looks at the counter (the wait is for the counter to stand still)
+        }
+    }
+
+    /// <summary>A server stopping with a suspended session stops promptly and closes the session's connection.</summary>
+    [Fact]
+    public async Task Stopping_with_a_suspended_session_is_prompt_and_closes_its_connection()
+    {
+        var ended = new TaskCompletionSource<(long, string)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sink = Peer.Sink(ended);
+        var host = await Ws2sHost.StartAsync(Config());
+        var client = await host.ConnectAsync();
+        await ConnectResumableAsync(client, sink.Port);
+        client.Socket.Abort();
+        await host.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+        await ended.Task.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>
+    /// Found in review: with their clients there, the bytes resumable connections kept were bound by nothing server-wide: a
+    /// client that reads everything and never acknowledges pinned resume.maxBufferedBytes per session. All kept bytes together
+    /// are now bound (resume.maxBufferedBytesTotal): at it, the sessions that keep any read their peers no more.
+    /// </summary>
+    [Fact]
+    public async Task The_bytes_all_resumable_connections_keep_stay_within_their_server_wide_bound()
+    {
+        const int sessions = 16;
+        const long total = 8 << 20;
+        await using var host = await Ws2sHost.StartAsync(Config(o =>
+        {
+            o.Resume.MaxBufferedBytes = 4 << 20;
+            o.Resume.MaxBufferedBytesTotal = total;
+        }));
+        using var source = Peer.Source(16L << 20);
+        var kept = host.Services.GetRequiredService<Ws2s.AspNetCore.Sessions.RunnerServices>().Kept;
+        var clients = new List<WsClient>();
+        using var reading = new CancellationTokenSource();
+        var readers = new List<Task>();
+        for (var i = 0; i < sessions; i++)
+        {
+            var client = await host.ConnectAsync();
+            await client.SendAsync(new { command = "connect", host = "127.0.0.1", port = source.Port, resumable = true, binary = true });
+            Assert.Equal("connect done", (string)(await client.ReceiveJsonAsync())["message"]!);
+            clients.Add(client);
+            // Reads everything, acknowledges nothing.
+            readers.Add(Task.Run(async () =>
+            {
+                var buffer = new byte[64 * 1024];
+                try
+                {
+                    while (true) await client.Socket.ReceiveAsync(buffer, reading.Token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or WebSocketException) { }
+            }));
+        }
+        // Until the bound is reached, then a while longer: what is kept never goes past it but for the reads under way.
+        using var patience = new CancellationTokenSource(WsClient.Patience);
+        while (kept.Used < total) await Task.Delay(50, patience.Token); // looking at the counter
+        var most = kept.Used;
+        for (var look = 0; look < 20; look++)
+        {
+            await Task.Delay(50); // looking at the counter again
+            most = Math.Max(most, kept.Used);
+        }
+        reading.Cancel();
+        await Task.WhenAll(readers);
+        foreach (var client in clients) client.Socket.Abort();
+        Assert.True(most <= total + sessions * 8 * 64 * 1024, $"{most >> 20} MiB kept by {sessions} sessions whose clients never acknowledge; bound {total >> 20} MiB");
+    }
+
     /// <summary>Sends <paramref name="text"/> on a session connected to an echo peer and reads it back.</summary>
     private static async Task EchoAsync(WsClient client, string text)
     {
@@ -319,6 +469,17 @@ public sealed class ResumeTests
     private sealed class Lines : ILoggerProvider
     {
         public ConcurrentQueue<string> All { get; } = new();
+
+        /// <summary>The first line that is <paramref name="wanted"/>, once logged (within the tests' patience).</summary>
+        public async Task<string> WaitForAsync(Func<string, bool> wanted)
+        {
+            using var patience = new CancellationTokenSource(WsClient.Patience);
+            while (true)
+            {
+                if (All.FirstOrDefault(wanted) is { } line) return line;
+                await Task.Delay(20, patience.Token); // looking at the lines again
+            }
+        }
 
         public ILogger CreateLogger(string categoryName) => new Category(this, categoryName);
 

@@ -195,7 +195,7 @@ let ``a resume request hands the client over and reads nothing more meanwhile; r
     Assert.Equal(Session.Idle, refused.Phase)
     let handed, effects = Session.step asking t0 ResumedElsewhere
     Assert.True(handed.Phase.IsEnded)
-    Assert.Empty(effects) // not even a close: the WebSocket is the resumed session's now
+    Assert.Equal<Effect list>([ CloseClient(1000, "its WebSocket went on in the session it resumed") ], effects) // for the log: no WebSocket is left
     // A session with a connection cannot resume another.
     let open', _ = connected standardSettings false false
     let _, effects = Session.step open' t0 (frame """{"command":"resume","token":"i.secret","received":0}""")

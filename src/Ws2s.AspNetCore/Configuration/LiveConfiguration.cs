@@ -105,6 +105,7 @@ internal sealed partial class LiveConfiguration : IDisposable
         if (start.Limits.MaxPendingBytesTotal != next.Limits.MaxPendingBytesTotal) yield return "limits.maxPendingBytesTotal";
         if (start.Limits.HandshakeTimeoutSeconds != next.Limits.HandshakeTimeoutSeconds) yield return "limits.handshakeTimeoutSeconds";
         if (start.Resume.Instance != next.Resume.Instance) yield return "resume.instance";
+        if (start.Resume.MaxBufferedBytesTotal != next.Resume.MaxBufferedBytesTotal) yield return "resume.maxBufferedBytesTotal";
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "ws2s options reloaded: new sessions and connects follow them; changed keys that need a restart: {NeedRestart}")]

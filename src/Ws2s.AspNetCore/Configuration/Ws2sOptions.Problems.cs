@@ -33,6 +33,7 @@ public sealed partial class Ws2sOptions
         ["ssh.maxKdfRounds"] = (o => o.Ssh.MaxKdfRounds, 1, 10_000),
         ["resume.graceSeconds"] = (o => o.Resume.GraceSeconds, 0, 86_400),
         ["resume.maxBufferedBytes"] = (o => o.Resume.MaxBufferedBytes, 1024, 1 << 30),
+        ["resume.maxBufferedBytesTotal"] = (o => o.Resume.MaxBufferedBytesTotal, 1024, long.MaxValue),
         ["resume.maxAttemptsPerMinute"] = (o => o.Resume.MaxAttemptsPerMinute, 1, 1_000_000),
         ["udp.maxPacketsPerSecond"] = (o => o.Udp.MaxPacketsPerSecond, 1, 1_000_000),
         ["udp.maxBytesPerSecond"] = (o => o.Udp.MaxBytesPerSecond, 1024, int.MaxValue),

@@ -19,6 +19,12 @@ public sealed partial class Ws2sOptions
         /// </summary>
         public string? Instance { get; set; }
 
+        /// <summary>
+        /// The peer's bytes all resumable connections together may keep (default: as <c>limits.maxPendingBytesTotal</c>); while
+        /// they keep that much, those that keep any read their peers no more until their clients acknowledge. Read at start.
+        /// </summary>
+        public long? MaxBufferedBytesTotal { get; set; }
+
         /// <summary>Resumes one client address may attempt a minute (refused with code 9 past it): token guessing is slowed to a crawl.</summary>
         public int MaxAttemptsPerMinute { get; set; } = 30;
     }

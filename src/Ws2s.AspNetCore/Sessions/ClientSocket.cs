@@ -7,9 +7,10 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <summary>
 /// One client WebSocket and the request that owns it: the request waits for <see cref="Released"/>, which the last
 /// session to speak through it completes (it may move to another session: a resume). <paramref name="name"/>: the
-/// client as log lines name it (address, port, path, a signed token's subject; never a token).
+/// client as log lines name it (address, port, path, a signed token's subject; never a token). <paramref name="abortConnection"/>:
+/// ends the client's connection itself (Kestrel's), which a WebSocket's own abort leaves open under a send that waits for room.
 /// </summary>
-internal sealed class ClientSocket(WebSocket socket, ClientTcp tcp, string name)
+internal sealed class ClientSocket(WebSocket socket, ClientTcp tcp, string name, Action? abortConnection = null)
 {
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -24,6 +25,13 @@ internal sealed class ClientSocket(WebSocket socket, ClientTcp tcp, string name)
     public Task Released => _released.Task;
 
     public void Release() => _released.TrySetResult();
+
+    /// <summary>Ends the WebSocket and its connection at once: a send or receive waiting on it fails.</summary>
+    public void Abort()
+    {
+        socket.Abort();
+        abortConnection?.Invoke();
+    }
 }
 
 /// <summary>
@@ -58,17 +66,21 @@ internal sealed class AttachedClient
     public async Task AbortAsync()
     {
         Reader.Detach();
-        Client.Socket.Abort();
+        Client.Abort();
         _ended.Cancel();
         await _reading;
         Client.Release();
     }
 
-    /// <summary>Stops reading, for the WebSocket to go on in another session (the reader stops at its wait for a grant, touching no frame).</summary>
-    public async Task<ClientSocket> HandOnAsync()
+    /// <summary>
+    /// Stops reading, for the WebSocket to go on in another session. Only for a session whose core grants its reader
+    /// nothing more (a resume asked, <c>Busy(Resuming)</c>): the reader has taken its last grant and is at, or on its way to,
+    /// its wait for the next, where it touches no frame; let go, it ends there. Nothing to wait for (a wait would cost the
+    /// resume a thread hop: the grant's wait resumes on the pool).
+    /// </summary>
+    public ClientSocket HandOn()
     {
         Reader.Detach();
-        await _reading;
         return Client;
     }
 

@@ -6,8 +6,11 @@ namespace Ws2s.AspNetCore.Sessions;
 /// <summary>What every session runner of this server shares: its limits, its clock, queue budget, connectors and log.</summary>
 /// <remarks><paramref name="limits"/>: the limits in force (the configuration's current snapshot; a reload replaces them).</remarks>
 internal sealed class RunnerServices(Func<Ws2sOptions.LimitOptions> limits, TimeProvider time, QueueBudget budget, ConnectorSet connectors, ILoggerFactory logs,
-    SettingsInForce? settings = null, Admission.AdmissionPolicy? admission = null, ResumeRegistry? resumes = null)
+    SettingsInForce? settings = null, Admission.AdmissionPolicy? admission = null, ResumeRegistry? resumes = null, QueueBudget? kept = null)
 {
+    /// <summary>The server-wide bound on the peer bytes resumable connections keep (<c>resume.maxBufferedBytesTotal</c>).</summary>
+    public QueueBudget Kept { get; } = kept ?? new QueueBudget(budget.Limit);
+
     /// <summary>This server's resumable sessions by their tokens (null: sessions cannot be resumed here).</summary>
     public ResumeRegistry? Resumes => resumes;
 

@@ -79,11 +79,19 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
         _retiring = null;
     }
 
-    /// <summary>The session ended: its token is good no more, and a client offering to resume it hears that nothing holds it.</summary>
+    /// <summary>
+    /// The session ended: its token is good no more, a client offering to resume it hears that nothing holds it, and a client
+    /// a refused resume gave back too late is let go.
+    /// </summary>
     public void Ended()
     {
         Settle(resumable: false);
         Interlocked.Exchange(ref _offer, null)?.Verdict.TrySetResult(ResumeRegistry.NoSession);
+        if (TakeReturned() is { } orphan)
+        {
+            orphan.Abort();
+            orphan.Release();
+        }
     }
 
     public ValueTask HandOver(ResumeToken token, long received)
@@ -106,7 +114,7 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
     /// <summary>Offers this session's client to <paramref name="target"/>; refused, it comes back here (or, this session over meanwhile, is let go).</summary>
     private async Task HandOverAsync(SessionRunner target, AttachedClient client, string token, long received)
     {
-        var socket = await client.HandOnAsync();
+        var socket = client.HandOn();
         var refusal = await target.Resumes.OfferAsync(new ResumeOffer(socket, received, token, address));
         if (refusal is null)
         {
@@ -117,7 +125,7 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
         _returned = socket;
         if (!await session.PostAsync(Input.NewResumeRefused(refusal)) && TakeReturned() is { } orphan)
         {
-            orphan.Socket.Abort();
+            orphan.Abort();
             orphan.Release();
         }
     }
@@ -128,7 +136,15 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
     /// </summary>
     public async Task<string?> OfferAsync(ResumeOffer offer)
     {
-        if (Interlocked.CompareExchange(ref _offer, offer, null) is not null) return "another resume of this session is under way";
+        if (Interlocked.CompareExchange(ref _offer, offer, null) is not null)
+        {
+            registry?.Restore(offer.Token, session);
+            return "another resume of this session is under way";
+        }
+        // A client the session still has is let go at once, from here: the session may be stuck in a send to it (a client that
+        // went silent fills the buffers), and would read the offer only once TCP gave up. (Its reader's last inputs still come
+        // first: the session lets that reader finish before it takes the offer, see TakeOverAsync.)
+        session.Client?.Client.Abort();
         if (!await session.PostAsync(Input.NewResumeAsked(offer.Received)))
         {
             Interlocked.CompareExchange(ref _offer, null, offer);
@@ -172,7 +188,8 @@ internal sealed class SessionResumes(SessionRunner session, ResumeRegistry? regi
     {
         if (Interlocked.Exchange(ref _offer, null) is { } offer)
         {
-            registry?.Restore(offer.Token, session);
+            // The claimed token is good again, if it is still this session's (it may have let its resumable connection go meanwhile).
+            if (registry is not null && (offer.Token == _token || offer.Token == _retiring)) registry.Restore(offer.Token, session);
             registry?.Failed(offer.From);
             offer.Verdict.TrySetResult(reason);
         }

@@ -51,8 +51,11 @@ internal sealed class SessionRunner
     /// <summary>This session's share of <see cref="_budget"/>: the bytes its core holds queued.</summary>
     private int _queued;
 
-    /// <summary>This session's other share of <see cref="_budget"/>: the peer bytes it keeps for a resume while suspended.</summary>
+    /// <summary>This session's share of <see cref="RunnerServices.Kept"/>: the peer bytes it keeps for a resume.</summary>
     private int _kept;
+
+    /// <summary>Its peers are not read because all resumable connections keep as much as they may together (checked again shortly).</summary>
+    private bool _heldByKept;
 
     /// <summary>A client message used the reader's grant, and the next is not granted yet.</summary>
     private bool _grantOwed;
@@ -145,11 +148,16 @@ internal sealed class SessionRunner
     {
         var due = _protocol.NextDeadline?.Milliseconds;
         if (_grantOwed && _client is not null) due = Math.Min(due ?? long.MaxValue, now.Milliseconds + HeldBackCheckMilliseconds);
+        // Others' acks make room without a word to this session: it looks again.
+        if (_heldByKept) due = Math.Min(due ?? long.MaxValue, now.Milliseconds + HeldByKeptCheckMilliseconds);
         _timer.Arm(now, due);
     }
 
     /// <summary>How often a session whose reader is held back asks the kernel whether its client is still there.</summary>
     private const long HeldBackCheckMilliseconds = 1000;
+
+    /// <summary>How often a session held by the server-wide bound on kept bytes looks for room again.</summary>
+    private const long HeldByKeptCheckMilliseconds = 250;
 
     private async Task RunSessionAsync(CancellationToken stopping)
     {
@@ -224,7 +232,7 @@ internal sealed class SessionRunner
                 // a logger that waits for room in its queue would hold up every other socket.
                 await Task.Yield();
                 _queued = _budget.Update(_queued, 0);
-                _kept = _budget.Update(_kept, 0);
+                _kept = _services.Kept.Update(_kept, 0);
                 _inputs.Writer.TryComplete();
                 _resumes.Ended();
             }
@@ -254,10 +262,11 @@ internal sealed class SessionRunner
             _reads.Done(input); // the core is done with it: its pooled buffer goes back, and a peer read's ticket
         }
         _queued = _budget.Update(_queued, _protocol.QueuedBytes);
-        // A suspended session's kept bytes are memory held for nobody yet: they count with the queues. (With its client, they are
-        // its window, bounded by resume.maxBufferedBytes: counting them could hold back the reader that brings its acks.)
-        _kept = _budget.Update(_kept, _protocol.IsSuspended ? (int)Math.Min(int.MaxValue, _protocol.KeptBytes) : 0);
-        _reads.Open = _protocol.AcceptsPeerData;
+        // Kept bytes have a server-wide bound of their own, which holds back the peers' reads, never the client's (whose acks
+        // are what lets kept bytes go): a session that keeps some reads its peers no more while all together keep the most.
+        _kept = _services.Kept.Update(_kept, (int)Math.Min(int.MaxValue, _protocol.KeptBytes));
+        _heldByKept = _kept > 0 && !_services.Kept.HasRoom;
+        _reads.Open = _protocol.AcceptsPeerData && !_heldByKept;
         _resumes.Settle(_protocol.IsResumable);
         // Credentials presented in the connection were accepted: their expiry ends connects, as an upgrade token's does.
         if (_effects.TakeCredentialsExpiry() is { } expires) _connectsUntil = expires;
