@@ -21,7 +21,7 @@ public class Micro
     public void Setup()
     {
         _writer = new System.Text.Json.Utf8JsonWriter(_out, Codec.writerOptions);
-        var settings = new Session.Settings(Policy.serverLocalOnly(true), 10, 64, 4 << 20, 0, 30, 0, Microsoft.FSharp.Collections.FSharpList<Policy.Rule>.Empty, true, 250, null, Resumption.defaultSettings);
+        var settings = new Session.Settings(Policy.serverLocalOnly(true), 10, 64, 4 << 20, 0, 30, 0, Microsoft.FSharp.Collections.FSharpList<Policy.Rule>.Empty, true, 250, null, false, Resumption.defaultSettings);
         var connect = Input.NewClientText(Encoding.UTF8.GetBytes("""{"command":"connect","host":"127.0.0.1","port":7}"""));
         var (s, _) = Session.step(Session.start(settings, Instant.Zero), Instant.Zero, connect);
         (_open, _) = Session.step(s, Instant.Zero, Input.NewDialled(1L));

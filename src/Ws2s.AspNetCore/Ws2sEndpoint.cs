@@ -101,7 +101,8 @@ internal static class Ws2sEndpoint
             Speaks.Wisp => wispVersion2,
             Speaks.Wsproxy => null,
             _ => "ws2s",
-        }, credentialsLater: wispVersion2 is not null);
+        }, credentialsLater: wispVersion2 is not null,
+            resumeAttempt: speaks == Speaks.Ws2s && context.Request.Query["instance"] == sessions.Resumes?.Instance);
         if (verdict.Lease is null)
         {
             await RefuseAsync(context, metrics, verdict.Status, verdict.Refusal!);
@@ -110,6 +111,8 @@ internal static class Ws2sEndpoint
         // The session holds its lease (and the slot of a session that owes its token) from here: past this request, if it is suspended.
         var lease = verdict.Lease;
         var settings = verdict.Settings!; // an admitted verdict carries the settings of the configuration that admitted it
+        // Admitted past the session limits to resume a session (which holds the slot): that is all it may do.
+        if (verdict.ResumeOnly) settings = Session.onlyToResume(settings);
         // A signed token narrows the session: its allow rules are one more scope, and it may forbid SSH.
         if (verdict.Grant is { } granted)
         {

@@ -39,6 +39,8 @@ type Settings =
       /// UDP destinations: None, refused (`udp.enabled` false, the default); Some rules, allowed where the policy allows the
       /// address and, when there are rules (`udp.allow`), one of them lists it.
       Udp: Rule list option
+      /// Admitted past the session limits to resume a session that holds a slot already: a `resume` is all it may ask.
+      OnlyToResume: bool
       /// How connections that ask to be resumable outlive their client's WebSocket (grace 0: they are not offered it).
       Resume: ResumeSettings }
 
@@ -54,6 +56,7 @@ let defaultSettings =
       SshAllowed = true
       AttemptDelayMilliseconds = 250
       Udp = None
+      OnlyToResume = false
       Resume = Resumption.defaultSettings }
 
 /// The connection to the peer a session owns, or is opening: one generation (the runner's `Connection`
@@ -119,6 +122,12 @@ let narrowTo (rules: Rule list) (settings: Settings) = { settings with Policy = 
 /// The settings with SSH tunnels refused for this session (code 4).
 let withoutSsh (settings: Settings) = { settings with SshAllowed = false }
 
+/// The settings of a session admitted past the session limits to resume another (which holds the slot): any request but
+/// `resume` ends it (1008), and so does a refused resume, after its answer.
+let onlyToResume (settings: Settings) = { settings with OnlyToResume = true }
+
+let private overLimit = "admitted past the session limits to resume a session: resume is all this WebSocket may ask"
+
 /// The settings on this machine: the endpoints this server listens on and this machine's addresses
 /// (both refused as this machine, see `Policy.judge`), in place of whatever they held.
 let onMachine (ownEndpoints: IPEndPoint seq) (localAddresses: IPAddress seq) (settings: Settings) =
@@ -138,7 +147,7 @@ let reconfigure (server: Settings) (session: Session) =
     | _ ->
         let own = session.Settings
         let policy = { server.Policy with Scopes = own.Policy.Scopes }
-        { session with Settings = { server with Policy = policy; SshAllowed = own.SshAllowed && server.SshAllowed } }
+        { session with Settings = { server with Policy = policy; SshAllowed = own.SshAllowed && server.SshAllowed; OnlyToResume = own.OnlyToResume } }
 
 /// A new session, begun at `now`.
 let start settings (now: Instant) =
@@ -391,6 +400,8 @@ let private execute session (now: Instant) request : Session * Effect list =
     let reply response = session, [ Reply response ]
     match request, session.Phase with
     | _, (Busy _ | Ended) -> session, [] // unreachable: `request` queues or drops these
+    | (Rejected _ | Valid(Connect _ | Send _ | SendBytes _ | Close | Shutdown | Ping | Forward _ | StartTls _ | Ack _)), phase when session.Settings.OnlyToResume ->
+        { session with Phase = Ended }, closeConnectionOf phase @ [ Effect.closeClient 1008 overLimit ]
     | Rejected response, _ -> reply response
     | Valid(Connect route), _ when session.ConnectsEnded.IsSome ->
         session, answerConnect None (Forbidden(route.Destination.Quoted, session.ConnectsEnded.Value))
@@ -612,6 +623,9 @@ let private handle (session: Session) (now: Instant) (input: Input) : Session * 
     | ClientLost, _ when session.Resumable.IsSome && session.Settings.Resume.GraceSeconds > 0 ->
         { session with SuspendedAt = Some now; MessageStallsAt = None }, [ Observe Suspended ]
     | (ClientGone | ClientLost), phase -> { session with Phase = Ended }, closeConnectionOf phase @ [ CloseClient(1000, "") ]
+    | ResumeRefused reason, Busy(Resuming, _) when session.Settings.OnlyToResume ->
+        let ended, effects = endSession session 1008 overLimit
+        ended, Reply(ResumeFailed reason) :: effects
     | ResumeRefused reason, Busy(Resuming, pending) -> settle session now Idle [ Reply(ResumeFailed reason) ] pending
     // Its client is the resumed session's now: the close is for the log only (the driver has no WebSocket left to send it on).
     | ResumedElsewhere, Busy(Resuming, _) -> { session with Phase = Ended }, [ CloseClient(1000, "its WebSocket went on in the session it resumed") ]

@@ -444,6 +444,31 @@ public sealed class ResumeTests
         Assert.True(most <= total + sessions * 8 * 64 * 1024, $"{most >> 20} MiB kept by {sessions} sessions whose clients never acknowledge; bound {total >> 20} MiB");
     }
 
+    /// <summary>
+    /// Found in review: a suspended session holds its client's session slot (as it should), so at its quota the client could
+    /// not open the WebSocket to resume it. A WebSocket that comes to resume (<c>?instance=</c> of this server) is admitted past
+    /// the limits, to do that only (a few per client); one without it is still refused, and one that asks anything else is closed.
+    /// </summary>
+    [Fact]
+    public async Task A_client_at_its_session_quota_can_still_resume_its_suspended_session_and_do_nothing_else()
+    {
+        await using var host = await Ws2sHost.StartAsync(Config(o => o.Limits.MaxSessionsPerClient = 1));
+        using var echo = Peer.Echo();
+        var first = await host.ConnectAsync();
+        var token = await ConnectResumableAsync(first, echo.Port);
+        first.Socket.Abort();
+        await Assert.ThrowsAnyAsync<WebSocketException>(() => host.ConnectAsync()); // 503: its one slot is the suspended session's
+        await using (var other = await WsClient.ConnectAsync(new Uri(host.Url, "/?instance=t1")))
+        {
+            await other.SendAsync(new { command = "ping" });
+            await other.ExpectCloseAsync(1008, "admitted past the session limits to resume a session: resume is all this WebSocket may ask");
+        }
+        await using var back = await WsClient.ConnectAsync(new Uri(host.Url, "/?instance=t1"));
+        await back.SendAsync(new { command = "resume", token, received = 0 });
+        Assert.Equal("resume done", (string)(await back.ReceiveJsonAsync())["message"]!);
+        await EchoAsync(back, "at the quota");
+    }
+
     /// <summary>Sends <paramref name="text"/> on a session connected to an echo peer and reads it back.</summary>
     private static async Task EchoAsync(WsClient client, string text)
     {

@@ -202,6 +202,19 @@ let ``a resume request hands the client over and reads nothing more meanwhile; r
     Assert.Equal<Response list>([ BadRequest "resume needs a session without a connection" ], replies effects)
 
 [<Fact>]
+let ``a session admitted past the limits to resume may only resume: anything else, or a refusal, ends it (1008)`` () =
+    let settings = Session.onlyToResume standardSettings
+    let _, effects = Session.step (Session.start settings t0) t0 (frame """{"command":"ping"}""")
+    Assert.Contains(CloseClient(1008, "admitted past the session limits to resume a session: resume is all this WebSocket may ask"), effects)
+    Assert.Empty(replies effects)
+    let asking, effects = Session.step (Session.start settings t0) t0 (frame """{"command":"resume","token":"i.x","received":0}""")
+    Assert.Equal<Effect list>([ HandOver(ResumeToken.Of "i.x", 0L) ], effects)
+    let ended, effects = Session.step asking t0 (ResumeRefused "no session holds this token")
+    Assert.True(ended.Phase.IsEnded)
+    Assert.Equal<Response list>([ ResumeFailed "no session holds this token" ], replies effects)
+    Assert.Contains(CloseClient(1008, "admitted past the session limits to resume a session: resume is all this WebSocket may ask"), effects)
+
+[<Fact>]
 let ``the token a client presents is never printed`` () =
     let token = ResumeToken.Of "i.AAAAsecretAAAA"
     Assert.DoesNotContain("secret", sprintf "%A" (Valid(Resume(token, 1L))))

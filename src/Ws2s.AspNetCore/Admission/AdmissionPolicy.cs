@@ -21,6 +21,12 @@ internal sealed class AdmissionPolicy : IDisposable
     /// <summary>Sessions admitted without the token they owe (Wisp v2 clients that will present it in the connection).</summary>
     private readonly ClientQuotas _unproven = new("connections waiting to present their token");
 
+    /// <summary>WebSockets admitted past the session limits to resume a session that holds a slot already (a few per client).</summary>
+    private readonly ClientQuotas _resumeOnly = new("WebSockets admitted to resume past the session limits");
+
+    /// <summary>Of those, how many one client address may have at once.</summary>
+    private const int ResumeOnlyPerClient = 2;
+
     /// <summary>Counts changes of this machine's addresses: settings completed before the last one are made again.</summary>
     private int _addressChanges;
 
@@ -77,14 +83,19 @@ internal sealed class AdmissionPolicy : IDisposable
     /// <remarks><c>CredentialsPending</c>: admitted without the token it needs, to present it in the connection (Wisp's password extension) before anything else.</remarks>
     /// <remarks><c>Unproven</c>: with <c>CredentialsPending</c>, the slot among the sessions that owe a token, to release once it is presented.</remarks>
     public readonly record struct Decision(int Status, string? Refusal, IDisposable? Lease, string? SubProtocol, JwtGrant? Grant = null, Session.Settings? Settings = null,
-        bool CredentialsPending = false, IDisposable? Unproven = null, Sessions.ResumeIdentity? Identity = null);
+        bool CredentialsPending = false, IDisposable? Unproven = null, Sessions.ResumeIdentity? Identity = null, bool ResumeOnly = false);
 
     /// <summary>
     /// Judges an upgrade request. On the websockify endpoint <c>?token=</c> names the target (websockify's
     /// meaning), so an access token can only come as a subprotocol there. <c>credentialsLater</c>: the endpoint can take
     /// the token in the connection (a Wisp v2 client): without one, the request is admitted pending it.
     /// </summary>
-    public async Task<Decision> JudgeAsync(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol, bool credentialsLater = false)
+    /// <remarks>
+    /// <c>resumeAttempt</c>: the request says it comes to resume a session of this instance (<c>?instance=</c>): past the session
+    /// limits (whose slot the suspended session holds), it is admitted to do that only (<c>ResumeOnly</c>), a few per client.
+    /// </remarks>
+    public async Task<Decision> JudgeAsync(HttpContext context, bool queryTokenIsAccessToken, string? preferredSubProtocol, bool credentialsLater = false,
+        bool resumeAttempt = false)
     {
         var request = context.Request;
         var offered = context.WebSockets.WebSocketRequestedProtocols;
@@ -103,20 +114,24 @@ internal sealed class AdmissionPolicy : IDisposable
             unproven = _unproven.TryEnter(ClientAddress.Of(context), Math.Max(16, rules.Limits.MaxSessions / 10), Math.Max(2, rules.Limits.MaxSessionsPerClient / 8), out var crowded);
             if (unproven is null) return new(StatusCodes.Status503ServiceUnavailable, crowded, null, null);
         }
+        // Who a resume must be: the token that admitted the session (a fixed one only when tokens are checked) or its subject, and the Origin.
+        var identity = Sessions.ResumeIdentity.Of(rules.TokenRequired && !pending ? presented : null, grant?.Subject, originText);
         var lease = _limits.TryEnter(ClientAddress.Of(context), rules.Limits.MaxSessions, rules.Limits.MaxSessionsPerClient, out var refusal);
+        IDisposable? held = null;
+        if (lease is not null && !HoldSubject(grant, out held, out refusal))
+        {
+            lease.Dispose();
+            lease = null;
+        }
         if (lease is null)
         {
             unproven?.Dispose();
-            return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
-        }
-        if (!HoldSubject(grant, out var held, out var crowdedSubject))
-        {
-            lease.Dispose();
-            return new(StatusCodes.Status503ServiceUnavailable, crowdedSubject, null, null);
+            if (!resumeAttempt || pending || _resumeOnly.TryEnter(ClientAddress.Of(context), int.MaxValue, ResumeOnlyPerClient, out _) is not { } resuming)
+                return new(StatusCodes.Status503ServiceUnavailable, refusal, null, null);
+            return new(StatusCodes.Status101SwitchingProtocols, null, resuming, ChooseSubProtocol(offered, preferredSubProtocol), grant,
+                SettingsOf(rules), Identity: identity, ResumeOnly: true);
         }
         if (held is not null) lease = new Both(lease, held);
-        // Who a resume must be: the token that admitted the session (a fixed one only when tokens are checked) or its subject, and the Origin.
-        var identity = Sessions.ResumeIdentity.Of(rules.TokenRequired && !pending ? presented : null, grant?.Subject, originText);
         return new(StatusCodes.Status101SwitchingProtocols, null, lease, ChooseSubProtocol(offered, preferredSubProtocol), grant,
             SettingsOf(rules), pending, unproven, identity);
     }

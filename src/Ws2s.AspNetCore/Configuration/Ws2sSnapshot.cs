@@ -114,6 +114,7 @@ internal sealed class Ws2sSnapshot
             true,
             Session.defaultSettings.AttemptDelayMilliseconds,
             options.Udp.Enabled ? FSharpOption<FSharpList<Policy.Rule>>.Some(Rules(options.Udp.Allow)) : FSharpOption<FSharpList<Policy.Rule>>.None,
+            false,
             new Resumption.ResumeSettings(options.Resume.GraceSeconds, options.Resume.MaxBufferedBytes));
     }
 }
