@@ -214,6 +214,30 @@ public sealed class JwtTests : IDisposable
         return body + "." + Base64UrlEncoder.Encode(HMACSHA256.HashData(_secret, Encoding.ASCII.GetBytes(body)));
     }
 
+    /// <summary>
+    /// Issue 25, attack: a resume token stolen by another user of the same app (a signed token of another subject) resumes
+    /// nothing; the session's own subject resumes it, with a token it got since (a new one: the identity is the subject).
+    /// </summary>
+    [Fact]
+    public async Task A_resume_is_refused_to_another_subject_and_taken_by_the_same_subject_with_a_new_token()
+    {
+        await using var host = await StartAsync(new() { SecretFile = SecretFile() });
+        using var echo = Peer.Echo();
+        string Token(string subject, int hours) => Signed($$"""{"sub":"{{subject}}","exp":{{DateTimeOffset.UtcNow.AddHours(hours).ToUnixTimeSeconds()}}}""");
+        var alice = await WsClient.ConnectAsync(new Uri(host.Url, "/?token=" + Token("alice", 1)));
+        await alice.SendAsync(new { command = "connect", host = "127.0.0.1", port = echo.Port, resumable = true });
+        var resume = (string)(await alice.ReceiveJsonAsync())["resume"]!;
+        alice.Socket.Abort();
+        await using (var mallory = await WsClient.ConnectAsync(new Uri(host.Url, "/?token=" + Token("mallory", 1))))
+        {
+            await mallory.SendAsync(new { command = "resume", token = resume, received = 0 });
+            await mallory.ExpectAsync("""{"success":false,"code":9,"message":"resume failed: no session holds this token"}""");
+        }
+        await using var back = await WsClient.ConnectAsync(new Uri(host.Url, "/?token=" + Token("alice", 2)));
+        await back.SendAsync(new { command = "resume", token = resume, received = 0 });
+        Assert.Equal("resume done", (string)(await back.ReceiveJsonAsync())["message"]!);
+    }
+
     [Fact]
     public async Task An_hs256_token_signed_with_the_servers_rsa_public_key_is_refused()
     {

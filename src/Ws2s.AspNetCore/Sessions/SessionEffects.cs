@@ -271,25 +271,3 @@ internal sealed class SessionEffects(IClientSide client, ChannelWriter<Input> in
         _responseBuffer.Clear();
     }
 }
-
-/// <summary>
-/// The client side of a session, as its effects reach it: the WebSocket it speaks through (none while suspended), the resume
-/// token its answers carry, and the resume effects (see <see cref="SessionRunner"/>).
-/// </summary>
-internal interface IClientSide
-{
-    /// <summary>The client's WebSocket; null while the session has none (suspended, or handing it on).</summary>
-    WebSocket? Socket { get; }
-
-    /// <summary>A send to the client failed: it is gone.</summary>
-    void Lost();
-
-    /// <summary>The session's resume token for an answer that carries one (a new one for <c>connect done</c>).</summary>
-    string TokenFor(Response response);
-
-    ValueTask HandOver(ResumeToken token, long received);
-
-    ValueTask TakeClient();
-
-    ValueTask RefuseResume(string reason);
-}
