@@ -113,6 +113,20 @@ public sealed class Peer : IDisposable
         socket.Close();
     });
 
+    /// <summary>The SHA-256 (hex) of the first <paramref name="count"/> bytes of <see cref="Pattern"/>.</summary>
+    public static string PatternSha256(long count)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[64 * 1024];
+        for (long at = 0; at < count; at += buffer.Length)
+        {
+            var n = (int)Math.Min(buffer.Length, count - at);
+            Pattern(at, buffer.AsSpan(0, n));
+            hash.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset());
+    }
+
     /// <summary>Deterministic bytes for a stream position: a test can check any chunk without keeping the stream.</summary>
     public static void Pattern(long offset, Span<byte> into)
     {

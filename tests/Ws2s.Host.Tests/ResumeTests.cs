@@ -55,23 +55,10 @@ public sealed class ResumeTests
         };
         var (got, sha256) = await client.RunAsync().WaitAsync(TimeSpan.FromMinutes(3));
         Assert.Equal(total, got);
-        Assert.Equal(PatternSha256(total), sha256);
+        Assert.Equal(Peer.PatternSha256(total), sha256);
         Assert.Equal(3, cuts);
         Assert.True(client.Resumes >= 3, $"{client.Resumes} resumes");
         Assert.Equal(1, Volatile.Read(ref accepted));
-    }
-
-    private static string PatternSha256(long length)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var chunk = new byte[64 * 1024];
-        for (long at = 0; at < length; at += chunk.Length)
-        {
-            var n = (int)Math.Min(chunk.Length, length - at);
-            Peer.Pattern(at, chunk.AsSpan(0, n));
-            hash.AppendData(chunk, 0, n);
-        }
-        return Convert.ToHexString(hash.GetHashAndReset());
     }
 
     /// <summary>A close frame ends a resumable session as before: the peer's connection is closed.</summary>

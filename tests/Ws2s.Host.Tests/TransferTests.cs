@@ -9,19 +9,6 @@ public sealed class TransferTests
 {
     private const long Size = 64L << 20;
 
-    private static string PatternSha256(long count)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[64 * 1024];
-        for (long at = 0; at < count; at += buffer.Length)
-        {
-            var n = (int)Math.Min(buffer.Length, count - at);
-            Peer.Pattern(at, buffer.AsSpan(0, n));
-            hash.AppendData(buffer, 0, n);
-        }
-        return Convert.ToHexString(hash.GetHashAndReset());
-    }
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -53,7 +40,7 @@ public sealed class TransferTests
 
         var (length, sha) = await received.Task.WaitAsync(TimeSpan.FromMinutes(2));
         Assert.Equal(Size, length);
-        Assert.Equal(PatternSha256(Size), sha);
+        Assert.Equal(Peer.PatternSha256(Size), sha);
     }
 
     [Theory]
@@ -94,7 +81,7 @@ public sealed class TransferTests
             break;
         }
         Assert.Equal(Size, total);
-        Assert.Equal(PatternSha256(Size), Convert.ToHexString(hash.GetHashAndReset()));
+        Assert.Equal(Peer.PatternSha256(Size), Convert.ToHexString(hash.GetHashAndReset()));
     }
 
     [Fact]
@@ -127,6 +114,6 @@ public sealed class TransferTests
             Peer.Pattern(at, chunk);
             await client.SendBinaryAsync(chunk);
         }
-        Assert.Equal(PatternSha256(size), await reader.WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Equal(Peer.PatternSha256(size), await reader.WaitAsync(TimeSpan.FromMinutes(2)));
     }
 }
