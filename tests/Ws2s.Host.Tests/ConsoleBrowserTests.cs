@@ -98,15 +98,20 @@ public sealed class ConsoleBrowserTests : ChromiumTests
         await page.FillAsync("#socket-port", port.ToString());
         await page.ClickAsync("#socket-connect");
         await Assertions.Expect(page.Locator("#socket-status")).ToHaveTextAsync($"Connected to 127.0.0.1:{port}.");
+        // What the shell says arrives in as many pieces as the pty gives (a prompt apart, or each echoed character): the log's
+        // received text, joined, is the shell's output.
+        async Task ShellSaysAsync(string words) => await page.WaitForFunctionAsync(
+            "words => [...document.querySelectorAll('#socket-log li.received')].map(li => li.lastChild.textContent).join('').includes(words)",
+            words, new() { Timeout = 15000 });
         await page.FillAsync("#socket-input", "X=41; echo set-$X");
         await page.PressAsync("#socket-input", "Enter");
-        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("set-41");
+        await ShellSaysAsync("set-41");
         proxy.Reset();
         await Assertions.Expect(page.Locator("#socket-log li.note").Last).ToContainTextAsync("reconnected, nothing lost");
         await page.FillAsync("#socket-input", "echo still-$((X+1))");
         await page.PressAsync("#socket-input", "Enter");
         // Only the shell that ran the first line knows X: a new connection (a new shell) would say still-1.
-        await Assertions.Expect(page.Locator("#socket-log li.received").Last).ToContainTextAsync("still-42");
+        await ShellSaysAsync("still-42");
     }
 
     [SkippableFact]
