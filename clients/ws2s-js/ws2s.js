@@ -1007,7 +1007,14 @@ export class RedisConnection {
       this.#socket.close();
       return;
     }
-    for (const pending of this.#pending.splice(0)) pending.reject(new Ws2sError(5, "connection closed by peer"));
+    // The stream ended: the commands still waiting hear who ended it (a 1009 from ws2s is not Redis closing).
+    if (this.#pending.length === 0) return;
+    const why = await this.#socket.closed;
+    const words = why.by === "peer" ? "connection closed by peer"
+      : why.by === "ws2s" ? `ws2s closed the session: ${why.code} ${why.reason ?? ""}`.trim()
+      : why.by === "network" ? "the connection to the ws2s server broke"
+      : "connection closed";
+    for (const pending of this.#pending.splice(0)) pending.reject(new Ws2sError(5, words));
   }
 
   #dispatch(reply) {

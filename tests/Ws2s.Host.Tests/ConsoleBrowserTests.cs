@@ -356,6 +356,41 @@ public sealed class ConsoleBrowserTests : ChromiumTests
         await Assertions.Expect(page.Locator("#redis-status")).ToHaveTextAsync(
             "Too big for the ws2s server: message exceeds 65536 bytes (its limit is limits.maxMessageBytes in the ws2s config). Connect again to go on.");
         await Assertions.Expect(page.Locator("#redis-command")).ToBeDisabledAsync();
+        // Its reply line does not blame the peer either (it said "connection closed by peer").
+        await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".error")).ToHaveTextAsync(
+            "Connection closed: ws2s closed the session: 1009 message exceeds 65536 bytes (code 5)");
+    }
+
+    /// <summary>
+    /// Found in a user's walk of the Redis tab (issue 26): after a command with a long reply the view did not follow (2,211 px
+    /// of it hidden below). A command the user sends brings its reply into view, its start when it is taller than the view,
+    /// even from a log scrolled up.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_command_sent_brings_its_reply_into_view()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var host = await StartHostAsync();
+        var page = await Browser.NewPageAsync();
+        await ConnectRedisTabAsync(page, host, redis.Port);
+        await RunRedisAsync(page, "RPUSH long " + string.Join(' ', Enumerable.Range(1, 300)));
+        await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2)")).ToHaveTextAsync("(integer) 300");
+        for (var round = 0; round < 2; round++)
+        {
+            await page.EvaluateAsync("() => document.getElementById('redis-output').scrollTop = 0"); // a reader scrolled up
+            var before = await page.Locator("#redis-output > li").CountAsync();
+            await RunRedisAsync(page, "LRANGE long 0 -1");
+            await Assertions.Expect(page.Locator("#redis-output > li")).ToHaveCountAsync(before + 1);
+            await Assertions.Expect(page.Locator("#redis-output > li").Last.Locator(".reply > :nth-child(2)")).ToBeVisibleAsync();
+            var shown = await page.EvaluateAsync<bool>("""
+                () => {
+                  const list = document.getElementById('redis-output').getBoundingClientRect();
+                  const reply = [...document.querySelectorAll('#redis-output > li')].at(-1).getBoundingClientRect();
+                  return reply.top >= list.top - 1 && reply.top < list.bottom;
+                }
+                """);
+            Assert.True(shown, "the reply's start is not in view");
+        }
     }
 
     [SkippableFact]

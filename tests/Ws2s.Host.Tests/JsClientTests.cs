@@ -35,7 +35,7 @@ public sealed class JsClientTests
             ["TLS_REDIS_PORT"] = tlsRedis.Port.ToString(),
             ["UDP_ECHO_PORT"] = udpEcho.Port.ToString(),
         });
-        Assert.Contains("# pass 27", tap);
+        Assert.Contains("# pass 28", tap);
     }
 
     [SkippableFact]

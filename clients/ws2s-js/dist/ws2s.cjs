@@ -207,56 +207,73 @@ function encodeCommandBytes(words) {
  * Splits a command line the way redis-cli does: spaces separate, quotes group, backslash escapes in
  * double quotes — `\n`, `\r`, `\t`, `\xHH` (a byte). A word with a byte that is not text comes as a
  * Uint8Array (send it with encodeCommandBytes).
+ *
+ * One pass over runs of plain text (a 10 MB value is one slice, not ten million pushes: the console froze for
+ * seconds on a pasted value when this went a character at a time).
  */
 function splitCommandLine(line) {
   const words = [];
-  let word = null; // the bytes of the word being read
+  let word = null; // the parts of the word being read: strings, and numbers for \xHH bytes
   let raw = false; // it holds a \xHH byte
-  let quote = null;
-  const add = (text) => word.push(...encoder.encode(text));
   const finish = () => {
-    const bytes = new Uint8Array(word);
-    let text = null;
-    if (raw) {
-      try {
-        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-      } catch {
-        text = null;
+    let value;
+    if (!raw) value = word.join("");
+    else {
+      const chunks = word.map((part) => (typeof part === "number" ? Uint8Array.of(part) : encoder.encode(part)));
+      const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const chunk of chunks) {
+        bytes.set(chunk, at);
+        at += chunk.length;
       }
-    } else {
-      text = decoder.decode(bytes);
+      try {
+        value = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        value = bytes;
+      }
     }
-    words.push(text ?? bytes);
+    words.push(value);
     word = null;
     raw = false;
   };
-  const chars = [...line]; // by code point: an emoji is one character, not two halves
-  for (let i = 0; i < chars.length; i++) {
-    const c = chars[i];
-    if (quote) {
-      if (c === "\\" && quote === '"' && i + 1 < chars.length) {
-        const n = chars[++i];
-        const hex = chars.slice(i + 1, i + 3).join("");
-        if (n === "x" && /^[0-9a-fA-F]{2}$/.test(hex)) {
-          word.push(parseInt(hex, 16));
-          raw = true;
-          i += 2;
-        } else {
-          add({ n: "\n", r: "\r", t: "\t" }[n] ?? n);
-        }
-      } else if (c === quote) {
-        quote = null;
-      } else {
-        add(c);
-      }
-    } else if (c === '"' || c === "'") {
-      quote = c;
+  // Where the plain run ends: outside quotes at a space, tab or quote; in double quotes at a backslash or the quote; in
+  // single quotes at the quote.
+  const stops = { none: /[ \t"']/g, '"': /["\\]/g, "'": /'/g };
+  let quote = null;
+  let i = 0;
+  while (i < line.length) {
+    const stop = stops[quote ?? "none"];
+    stop.lastIndex = i;
+    const found = stop.exec(line);
+    const end = found ? found.index : line.length;
+    if (end > i) {
       word ??= [];
-    } else if (c === " " || c === "\t") {
-      if (word !== null) finish();
+      word.push(line.slice(i, end));
+    }
+    if (!found) break;
+    const c = line[end];
+    i = end + 1;
+    if (quote === null) {
+      if (c === '"' || c === "'") {
+        quote = c;
+        word ??= [];
+      } else if (word !== null) finish(); // a space or tab
+    } else if (c === quote) {
+      quote = null;
+    } else if (i >= line.length) {
+      word.push("\\"); // a backslash at the very end (the quote is unbalanced)
     } else {
-      word ??= [];
-      add(c);
+      // A backslash in double quotes.
+      const hex = line.slice(i + 1, i + 3);
+      if (line[i] === "x" && /^[0-9a-fA-F]{2}$/.test(hex)) {
+        word.push(parseInt(hex, 16));
+        raw = true;
+        i += 3;
+      } else {
+        const escaped = String.fromCodePoint(line.codePointAt(i));
+        word.push({ n: "\n", r: "\r", t: "\t" }[escaped] ?? escaped);
+        i += escaped.length;
+      }
     }
   }
   if (quote) throw new Error("unbalanced quotes");
@@ -1575,7 +1592,14 @@ class RedisConnection {
       this.#socket.close();
       return;
     }
-    for (const pending of this.#pending.splice(0)) pending.reject(new Ws2sError(5, "connection closed by peer"));
+    // The stream ended: the commands still waiting hear who ended it (a 1009 from ws2s is not Redis closing).
+    if (this.#pending.length === 0) return;
+    const why = await this.#socket.closed;
+    const words = why.by === "peer" ? "connection closed by peer"
+      : why.by === "ws2s" ? `ws2s closed the session: ${why.code} ${why.reason ?? ""}`.trim()
+      : why.by === "network" ? "the connection to the ws2s server broke"
+      : "connection closed";
+    for (const pending of this.#pending.splice(0)) pending.reject(new Ws2sError(5, words));
   }
 
   #dispatch(reply) {

@@ -55,6 +55,16 @@ test("command lines split like redis-cli: quotes group, escapes in double quotes
   assert.throws(() => splitCommandLine(`get "open`));
 });
 
+test("a long value is read in runs of plain text (a pasted 10 MB value used to freeze the console), split as redis-cli splits it", () => {
+  const value = "x".repeat(10_000_000);
+  const words = splitCommandLine(`SET big ${value} "${value}" 'a\\b' "q\\"d\\😀\\t"`);
+  assert.equal(words.length, 6);
+  assert.deepEqual(words.slice(0, 2), ["SET", "big"]);
+  assert.ok(words[2] === value && words[3] === value);
+  assert.deepEqual(words.slice(4), ["a\\b", 'q"d😀\t']);
+  assert.throws(() => splitCommandLine(`SET k "end\\`), /unbalanced/);
+});
+
 test("command lines take redis-cli's \\xHH escapes: bytes that are not text come as a Uint8Array, sent as they are", () => {
   assert.deepEqual(splitCommandLine('SET k "\\xff\\x00a"'), ["SET", "k", new Uint8Array([0xff, 0x00, 0x61])]);
   assert.deepEqual(splitCommandLine('SET k "\\x68\\x69 \\xc3\\xa9" 😀'), ["SET", "k", "hi é", "😀"]);

@@ -338,6 +338,12 @@ $("redis-command-form").addEventListener("submit", async (event) => {
   } catch (error) {
     entry.append(Object.assign(document.createElement("span"), { className: "error", textContent: error instanceof RedisError ? `(error) ${error.message}` : explain(error) }));
   }
+  // The user just sent it: its reply comes into view (its start, when it is taller than the view), wherever the log was
+  // scrolled; only what arrives on its own (pushes, MONITOR) leaves a reader's place alone.
+  const list = $("redis-output");
+  const item = entry.parentElement;
+  const top = item.offsetTop - list.offsetTop;
+  list.scrollTop = item.offsetHeight > list.clientHeight ? top : top + item.offsetHeight - list.clientHeight;
 });
 
 $("redis-command").addEventListener("keydown", (event) => {
