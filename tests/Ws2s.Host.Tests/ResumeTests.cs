@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
@@ -261,7 +260,7 @@ public sealed class ResumeTests
     [Fact]
     public async Task No_log_line_holds_a_resume_token()
     {
-        var lines = new Lines();
+        var lines = new LoggedLines();
         string token, next;
         await using (var host = await Ws2sHost.StartAsync(Config(), services => services.AddSingleton<ILoggerProvider>(lines),
             "--Logging:LogLevel:Default", "Trace"))
@@ -311,7 +310,7 @@ public sealed class ResumeTests
     [Fact]
     public async Task A_successful_resume_is_not_logged_as_a_server_error()
     {
-        var lines = new Lines();
+        var lines = new LoggedLines();
         await using var host = await Ws2sHost.StartAsync(Config(), services => services.AddSingleton<ILoggerProvider>(lines));
         using var echo = Peer.Echo();
         var first = await host.ConnectAsync();
@@ -475,39 +474,6 @@ public sealed class ResumeTests
         var token = (string)answer["resume"]!;
         Assert.Matches("^t1\\.[A-Za-z0-9_-]{22}$", token);
         return token;
-    }
-
-    /// <summary>Every line logged, with its category and exception.</summary>
-    private sealed class Lines : ILoggerProvider
-    {
-        public ConcurrentQueue<string> All { get; } = new();
-
-        /// <summary>The first line that is <paramref name="wanted"/>, once logged (within the tests' patience).</summary>
-        public async Task<string> WaitForAsync(Func<string, bool> wanted)
-        {
-            using var patience = new CancellationTokenSource(WsClient.Patience);
-            while (true)
-            {
-                if (All.FirstOrDefault(wanted) is { } line) return line;
-                await Task.Delay(20, patience.Token); // looking at the lines again
-            }
-        }
-
-        public ILogger CreateLogger(string categoryName) => new Category(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Category(Lines lines, string name) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                lines.All.Enqueue($"{name}: {formatter(state, exception)} {exception}");
-        }
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
@@ -86,7 +85,7 @@ public sealed class UnixSocketTests : IAsyncLifetime
     [Fact]
     public async Task The_session_log_names_the_unix_target()
     {
-        var lines = new LinesLogged();
+        var lines = new LoggedLines();
         await using (var host = await Ws2sHost.StartAsync(Config(), services => services.AddSingleton<ILoggerProvider>(lines)))
         {
             await using var client = await host.ConnectAsync();
@@ -154,24 +153,5 @@ public sealed class UnixSocketTests : IAsyncLifetime
         var answer = await client.ReceiveJsonAsync();
         Assert.Equal(2, (int)answer["code"]!);
         Assert.Equal(fileLeftBehind ? "connection refused" : $"no socket at {gone}", (string)answer["message"]!);
-    }
-
-    /// <summary>Every line logged, as text.</summary>
-    private sealed class LinesLogged : ILoggerProvider, ILogger
-    {
-        public ConcurrentQueue<string> All { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            All.Enqueue(formatter(state, exception));
-
-        public void Dispose()
-        {
-        }
     }
 }
