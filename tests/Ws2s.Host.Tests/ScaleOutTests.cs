@@ -62,21 +62,38 @@ public sealed class ScaleOutTests
         return match.Success ? int.Parse(match.Groups[1].Value) : 0;
     }
 
-    [SkippableFact]
-    public async Task Behind_HAProxy_sessions_spread_and_a_stopped_instance_hands_its_clients_to_the_other()
+    /// <summary>
+    /// Two ws2sd instances (<c>ws2s-1</c>, <c>ws2s-2</c>: their resume.instance names, as deploy/haproxy.cfg's server lines) behind
+    /// the real HAProxy with the shipped configuration, and an echo peer, for <paramref name="test"/>; everything stopped after.
+    /// </summary>
+    private static async Task BehindHaProxyAsync(
+        Func<(ServerProcess Server, Uri Url, Uri Management), (ServerProcess Server, Uri Url, Uri Management), Uri, Peer, Task> test)
     {
         Requirements.Need("/usr/sbin/haproxy", "haproxy");
-
         var directory = Directory.CreateTempSubdirectory("ws2s-haproxy-").FullName;
         using var echo = Peer.Echo();
-        var first = await StartInstanceAsync(directory, "first");
+        var first = await StartInstanceAsync(directory, "ws2s-1");
         await using var firstServer = first.Server;
-        var second = await StartInstanceAsync(directory, "second");
+        var second = await StartInstanceAsync(directory, "ws2s-2");
         await using var secondServer = second.Server;
         var (haproxy, front) = await StartHaProxyAsync(directory, (first.Url, first.Management), (second.Url, second.Management));
         try
         {
-            var entry = new Uri($"ws://127.0.0.1:{front}/");
+            await test(first, second, new Uri($"ws://127.0.0.1:{front}/"), echo);
+        }
+        finally
+        {
+            haproxy.Kill();
+            await haproxy.WaitForExitAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public async Task Behind_HAProxy_sessions_spread_and_a_stopped_instance_hands_its_clients_to_the_other()
+    {
+        await BehindHaProxyAsync(async (first, second, entry, echo) =>
+        {
             var clients = new List<WsClient>();
             for (var i = 0; i < 10; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
 
@@ -112,13 +129,7 @@ public sealed class ScaleOutTests
             for (var i = 0; i < closed.Count; i++) clients.Add(await ConnectThroughAsync(entry, echo.Port));
             Assert.Equal(10, await ActiveSessionsAsync(second.Management));
             foreach (var client in clients) await client.DisposeAsync();
-        }
-        finally
-        {
-            haproxy.Kill();
-            await haproxy.WaitForExitAsync();
-            Directory.Delete(directory, recursive: true);
-        }
+        });
     }
 
     /// <summary>
@@ -129,17 +140,8 @@ public sealed class ScaleOutTests
     [SkippableFact]
     public async Task Behind_HAProxy_a_resume_reaches_the_instance_that_holds_the_session()
     {
-        Requirements.Need("/usr/sbin/haproxy", "haproxy");
-        var directory = Directory.CreateTempSubdirectory("ws2s-haproxy-").FullName;
-        using var echo = Peer.Echo();
-        var first = await StartInstanceAsync(directory, "ws2s-1");
-        await using var firstServer = first.Server;
-        var second = await StartInstanceAsync(directory, "ws2s-2");
-        await using var secondServer = second.Server;
-        var (haproxy, front) = await StartHaProxyAsync(directory, (first.Url, first.Management), (second.Url, second.Management));
-        try
+        await BehindHaProxyAsync(async (first, second, entry, echo) =>
         {
-            var entry = new Uri($"ws://127.0.0.1:{front}/");
             var held = new List<(WsClient Client, string Token)>();
             for (var i = 0; i < 6; i++)
             {
@@ -168,13 +170,7 @@ public sealed class ScaleOutTests
                 await back.ExpectAnswerAsync("""{"success":true,"code":0,"message":"send done"}""", echoed);
                 await back.ReadDataAsync(echoed, 2);
             }
-        }
-        finally
-        {
-            haproxy.Kill();
-            await haproxy.WaitForExitAsync();
-            Directory.Delete(directory, recursive: true);
-        }
+        });
     }
 
     [SkippableFact]
