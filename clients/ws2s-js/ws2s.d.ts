@@ -69,6 +69,11 @@ export interface ResumeOptions {
   /** The wait after the first failed try (default 250), doubling up to maxDelayMs (default 5000); the first try is at once. */
   minDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * Acknowledge the peer's bytes as the app reads them (not as they arrive): the server, which reads the peer at most its
+   * window (resume.maxBufferedBytes, 1 MiB) ahead of the acks, then holds the peer back while the app does not read.
+   */
+  ackOnRead?: boolean;
 }
 
 /** What a resume did (Ws2sSocket.onResume). */
@@ -271,3 +276,103 @@ export class WispSocket implements AsyncIterable<Uint8Array> {
   close(): Promise<void>;
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
 }
+
+// ---- Direct Sockets (WICG/direct-sockets) -------------------------------------------------------------------------
+
+/** The standard's options; a bridged socket checks them as the browser would and leaves the server's socket to ws2s. */
+export interface TCPSocketOptions {
+  noDelay?: boolean;
+  keepAliveDelay?: number;
+  sendBufferSize?: number;
+  receiveBufferSize?: number;
+  dnsQueryType?: "ipv4" | "ipv6";
+}
+
+/** ws2s's own options, apart from the standard's names (a bridged socket only; over Wisp, `tls` is refused). */
+export interface Ws2sTCPSocketOptions extends TCPSocketOptions {
+  /** TLS to the peer, done by the server (tls.trustedCertificates, tls.pins). */
+  tls?: boolean;
+  tlsServerName?: string;
+  /**
+   * On by default over ws2s binary mode: the socket outlives a lost WebSocket, and acks as the app reads (an unread socket
+   * holds its peer back, so memory stays bounded both sides). `false`: neither (needed for startTls()).
+   */
+  resumable?: boolean | ResumeOptions;
+}
+
+export interface TCPSocketOpenInfo {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<BufferSource>;
+  remoteAddress: string;
+  remotePort: number;
+  /** The bridge does not tell the server's local address: undefined on a bridged socket. */
+  localAddress?: string;
+  localPort?: number;
+}
+
+export interface TCPSocket {
+  /** Resolves once connected; rejects with a DOMException: NetworkError, NotAllowedError (the server's policy), its `cause` the Ws2sError. */
+  readonly opened: Promise<TCPSocketOpenInfo>;
+  /** Resolves once closed cleanly (close(), or both streams done); rejects with what failed. */
+  readonly closed: Promise<void>;
+  /** Rejects with an InvalidStateError while the readable or the writable is locked. */
+  close(): Promise<void>;
+}
+
+export interface BridgedTCPSocket extends TCPSocket {
+  /** ws2s's: upgrades the connection to TLS in place (a socket opened with `resumable: false`; not over Wisp). */
+  startTls(tlsServerName?: string): Promise<void>;
+}
+
+export interface UDPSocketOptions {
+  remoteAddress?: string;
+  remotePort?: number;
+  /** Bound mode: not bridged (opened rejects with a NotSupportedError). */
+  localAddress?: string;
+  localPort?: number;
+  dnsQueryType?: "ipv4" | "ipv6";
+  sendBufferSize?: number;
+  receiveBufferSize?: number;
+}
+
+/** A datagram: in connected mode, `data` only. */
+export interface UDPMessage {
+  data: BufferSource;
+  remoteAddress?: string;
+  remotePort?: number;
+}
+
+export interface UDPSocketOpenInfo {
+  readable: ReadableStream<UDPMessage & { data: Uint8Array }>;
+  writable: WritableStream<UDPMessage>;
+  remoteAddress?: string;
+  remotePort?: number;
+  localAddress?: string;
+  localPort?: number;
+}
+
+export interface UDPSocket {
+  readonly opened: Promise<UDPSocketOpenInfo>;
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DirectSocketsOptions extends WS2SOptions {
+  /**
+   * "auto" (the default): the browser's own Direct Sockets when this page may use them, else Wisp when the server says it
+   * offers it (its /.ws2s/admission answer), else ws2s binary mode. "native", "ws2s" or "wisp" to force one.
+   */
+  transport?: "auto" | "native" | "ws2s" | "wisp";
+  /** Where the server serves Wisp, for a server that does not say (default "/wisp/"). */
+  wispPath?: string;
+}
+
+export interface DirectSockets {
+  TCPSocket: new (remoteAddress: string, remotePort: number, options?: Ws2sTCPSocketOptions) => BridgedTCPSocket;
+  UDPSocket: new (options: UDPSocketOptions) => UDPSocket;
+  /** The way chosen: "native", "ws2s" or "wisp" (auto asks the server once). */
+  readonly transport: Promise<"native" | "ws2s" | "wisp">;
+}
+
+/** TCPSocket and UDPSocket of the Direct Sockets shape, through ws2s (or the browser's own): code written for them runs unchanged. */
+export function directSockets(url: string, options?: DirectSocketsOptions): DirectSockets;

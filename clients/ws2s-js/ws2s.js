@@ -7,6 +7,7 @@ import { Ws2sError, Ws2sOpenError } from "./errors.js";
 import { WispSession, WispSocket } from "./wisp.js";
 
 export { RespParser, RespPush, RedisError, encodeCommand, encodeCommandBytes, splitCommandLine, Ws2sError, Ws2sOpenError, WispSession, WispSocket };
+export { directSockets } from "./direct-sockets.js";
 
 const PING_INTERVAL_MS = 50 * 1000;
 const encoder = new TextEncoder();
@@ -433,11 +434,19 @@ const WINDOW_MESSAGES = 32;
 /** WebSocket close codes with which ws2s ends a session itself (normal, going away, policy, too big, error): no resume follows. */
 const SESSION_ENDED = new Set([1000, 1001, 1008, 1009, 1011]);
 
-/** How a resumable socket comes back: `true` for the defaults, or `{ timeoutMs, minDelayMs, maxDelayMs }`. */
+/**
+ * How a resumable socket comes back: `true` for the defaults, or `{ timeoutMs, minDelayMs, maxDelayMs, ackOnRead }`
+ * (`ackOnRead`: acknowledge the peer's bytes as the app reads them, not as they arrive, so that the server, which keeps at
+ * most its window of unacknowledged bytes, stops reading the peer while the app does not read: bounded memory both sides).
+ */
 function resumeOptions(resumable) {
   const given = typeof resumable === "object" && resumable !== null ? resumable : {};
-  return { timeoutMs: given.timeoutMs ?? 30_000, minDelayMs: given.minDelayMs ?? 250, maxDelayMs: given.maxDelayMs ?? 5000 };
+  return { timeoutMs: given.timeoutMs ?? 30_000, minDelayMs: given.minDelayMs ?? 250, maxDelayMs: given.maxDelayMs ?? 5000, ackOnRead: Boolean(given.ackOnRead) };
 }
+
+/** A binary-mode socket that is not resumable writes while its WebSocket holds less than this unsent; a write past it waits. */
+const UNSENT_BYTES = 1024 * 1024;
+const UNSENT_POLL_MS = 5;
 
 /** The server's URL with `instance` (the token's part before its first dot) for a balancer to route by; other parameters kept. */
 function resumeUrl(url, token) {
@@ -477,6 +486,8 @@ export class Ws2sSocket {
   #token = null;
   #resuming = false;
   #received = 0;
+  /** The peer's bytes the app has read (counted with ackOnRead: what the acks say then). */
+  #consumed = 0;
   #written = 0;
   #taken = 0;
   /** The bytes written that the server has not said it took: { start, bytes, entry } (entry: the request's answer, or null for a binary frame). */
@@ -713,11 +724,7 @@ export class Ws2sSocket {
   /** Waits until a write fits the window (asking what was taken, with an ack, when it does not); at once if the socket ended. */
   async #room() {
     while (!this.#ended && (this.#kept.length >= WINDOW_MESSAGES || this.#written - this.#taken >= WINDOW_BYTES)) {
-      if (!this.#resuming && !this.#answers.some((answer) => answer.request.command === "ack")) {
-        this.#ackedReceived = this.#received;
-        this.#ackedWritten = this.#written;
-        this.#transmit({ request: { command: "ack", received: this.#received }, internal: true });
-      }
+      if (!this.#resuming && !this.#answers.some((answer) => answer.request.command === "ack")) this.#ack();
       await new Promise((resolve) => this.#roomWaiters.push(resolve));
     }
   }
@@ -732,13 +739,22 @@ export class Ws2sSocket {
     this.#wakeWriters();
   }
 
-  /** Sends an `ack` once 64 KiB have come or gone since the last one (a resumable socket, open). */
+  /** The peer's bytes an ack says this socket has: those it received, or with ackOnRead those the app has read. */
+  get #acknowledgeable() {
+    return this.#resume?.ackOnRead ? this.#consumed : this.#received;
+  }
+
+  /** Sends an `ack` once 64 KiB have come (or been read, with ackOnRead) or gone since the last one (a resumable socket, open). */
   #maybeAck() {
     if (this.#token === null || this.#resuming || this.#ended) return;
-    if (this.#received - this.#ackedReceived < ACK_EVERY && this.#written - this.#ackedWritten < ACK_EVERY) return;
-    this.#ackedReceived = this.#received;
+    if (this.#acknowledgeable - this.#ackedReceived < ACK_EVERY && this.#written - this.#ackedWritten < ACK_EVERY) return;
+    this.#ack();
+  }
+
+  #ack() {
+    this.#ackedReceived = Math.max(this.#ackedReceived, this.#acknowledgeable);
     this.#ackedWritten = this.#written;
-    this.#transmit({ request: { command: "ack", received: this.#received }, internal: true });
+    this.#transmit({ request: { command: "ack", received: this.#ackedReceived }, internal: true });
   }
 
   /** Queues a request's answer and sends it (while resuming it waits: the resume sends it). */
@@ -785,16 +801,22 @@ export class Ws2sSocket {
   /** A connect done: resumable if asked and the answer has a token; the counts start again. */
   #connected(response) {
     this.#token = this.#resume && typeof response.resume === "string" ? response.resume : null;
-    this.#received = this.#written = this.#taken = this.#ackedReceived = this.#ackedWritten = 0;
+    this.#received = this.#consumed = this.#written = this.#taken = this.#ackedReceived = this.#ackedWritten = 0;
     this.#kept = [];
   }
 
   #deliver(chunk) {
     if (this.#token !== null) this.#received += chunk.length;
     const reader = this.#readers.shift();
-    if (reader) reader.resolve(chunk);
+    if (reader) reader.resolve(this.#handOut(chunk));
     else this.#chunks.push(chunk);
     this.#maybeAck();
+  }
+
+  /** A chunk as the app reads it: counted as read (with ackOnRead, an ack may follow). */
+  #handOut(chunk) {
+    if (this.#token !== null) this.#consumed += chunk.length;
+    return chunk;
   }
 
   #end() {
@@ -827,6 +849,9 @@ export class Ws2sSocket {
     if (this.#token === null) {
       if (text) return this.request({ command: "send", data });
       if (this.#binary) {
+        // No answer paces a binary frame: the WebSocket's own unsent bytes do (a browser's WebSocket has no drain event).
+        while (this.#ws.bufferedAmount > UNSENT_BYTES && this.#ws.readyState === 1) await new Promise((resolve) => setTimeout(resolve, UNSENT_POLL_MS));
+        if (this.#ended || this.#ws.readyState !== 1) throw new Ws2sError(3, "illegal socket status, please connect again");
         this.#ws.send(data);
         return "sent";
       }
@@ -859,7 +884,11 @@ export class Ws2sSocket {
 
   /** The next chunk of bytes from the peer, or null once it has closed (a resumable socket that could not resume: rejects with why). */
   read() {
-    if (this.#chunks.length > 0) return Promise.resolve(this.#chunks.shift());
+    if (this.#chunks.length > 0) {
+      const chunk = this.#handOut(this.#chunks.shift());
+      this.#maybeAck();
+      return Promise.resolve(chunk);
+    }
     if (this.#ended) return this.#failure ? Promise.reject(this.#failure) : Promise.resolve(null);
     return new Promise((resolve, reject) => this.#readers.push({ resolve, reject }));
   }

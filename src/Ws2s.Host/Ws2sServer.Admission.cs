@@ -8,9 +8,10 @@ public static partial class Ws2sServer
     /// <summary>
     /// Maps <c>/.ws2s/admission</c> (the WebSocket API hides an upgrade's status: the console and ws2s.js ask here). The token
     /// comes in a header, never in the URL (nor in any log line); a page of an origin allowed to open sessions may read the
-    /// answer from its own origin (CORS), no other page may.
+    /// answer from its own origin (CORS), no other page may. To a client it admits, the answer also says where Wisp is served
+    /// (<paramref name="wispPath"/>; none when empty), so that a client can choose it (ws2s.js's directSockets).
     /// </summary>
-    private static void MapAdmissionQuestions(WebApplication app)
+    private static void MapAdmissionQuestions(WebApplication app, string? wispPath)
     {
         // CORS for pages of allowed origins only.
         static bool AllowCrossOrigin(HttpContext context, AdmissionPolicy admission)
@@ -35,7 +36,9 @@ public static partial class Ws2sServer
             var (status, refusal) = await admission.ExplainAsync(
                 headers["X-Ws2s-Origin"].FirstOrDefault() ?? headers.Origin.FirstOrDefault(), headers["X-Ws2s-Token"].FirstOrDefault());
             context.Response.Headers.CacheControl = "no-store";
-            return Results.Json(new { status, refusal });
+            return status == StatusCodes.Status200OK && wispPath is { Length: > 0 }
+                ? Results.Json(new { status, refusal, wisp = wispPath })
+                : Results.Json(new { status, refusal });
         }).RequireRateLimiting(AdmissionQuestions);
     }
 

@@ -143,7 +143,7 @@ public static partial class Ws2sServer
         if (options.Wisp.Path is { Length: > 0 } wispPath) app.MapWisp(wispPath);
         if (options.Wsproxy.Path is { Length: > 0 } wsproxyPath) app.MapWsproxy(wsproxyPath);
         app.MapWs2s("/{**path}");
-        MapAdmissionQuestions(app);
+        MapAdmissionQuestions(app, options.Wisp.Path);
         MapManagement(app);
         if (options.Ssh.AcceptUnknownHostKeys)
             app.Logger.LogWarning("ssh.acceptUnknownHostKeys is on: SSH host keys are not checked (insecure; for trying things out only)");

@@ -17,6 +17,39 @@ public sealed class WispTests
 
     private static Uri WispUrl(Ws2sHost host, string query = "") => new(host.Url, "/wisp/" + query);
 
+    [Fact]
+    public async Task The_admission_answer_says_where_Wisp_is_served_to_a_client_it_admits_and_to_no_other()
+    {
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o =>
+        {
+            o.Tokens = ["t-wisp-1"];
+            o.Wisp.Path = "/multi/";
+        }));
+        await using var none = await Ws2sHost.StartAsync(TestConfig.Defaults.With(o =>
+        {
+            o.Tokens = ["t-wisp-1"];
+            o.Wisp.Path = "";
+        }));
+        using var http = new HttpClient();
+        async Task<System.Text.Json.JsonElement> AskAsync(Ws2sHost server, string token)
+        {
+            using var ask = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{server.Url.Port}/.ws2s/admission"));
+            ask.Headers.Add("X-Ws2s-Token", token);
+            using var answer = await http.SendAsync(ask);
+            return System.Text.Json.JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement.Clone();
+        }
+        var admitted = await AskAsync(host, "t-wisp-1");
+        Assert.Equal(200, admitted.GetProperty("status").GetInt32());
+        Assert.Equal("/multi/", admitted.GetProperty("wisp").GetString());
+        // A client it would refuse learns nothing of it; nor does any client of a server that serves no Wisp.
+        var refused = await AskAsync(host, "wrong");
+        Assert.Equal(401, refused.GetProperty("status").GetInt32());
+        Assert.False(refused.TryGetProperty("wisp", out _));
+        var noWisp = await AskAsync(none, "t-wisp-1");
+        Assert.Equal(200, noWisp.GetProperty("status").GetInt32());
+        Assert.False(noWisp.TryGetProperty("wisp", out _));
+    }
+
     [SkippableTheory]
     [InlineData(1)]
     [InlineData(2)]

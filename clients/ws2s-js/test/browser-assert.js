@@ -17,6 +17,20 @@ export default {
   equal: (actual, expected, message) => Object.is(actual, expected) || fail(message ?? `expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`),
   deepEqual: (actual, expected, message) => same(actual, expected) || fail(message ?? `expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`),
   match: (text, pattern) => pattern.test(text) || fail(`${JSON.stringify(text)} does not match ${pattern}`),
+  fail,
+  /** Like node:assert's: `expected` is an error class, or an object of properties the error must have. */
+  throws(run, expected) {
+    try {
+      run();
+    } catch (error) {
+      const fits = typeof expected === "function"
+        ? error instanceof expected
+        : Object.entries(expected ?? {}).every(([key, value]) => same(error?.[key], value));
+      if (!fits) fail(`threw an unexpected error: ${error?.name} ${error?.message}`);
+      return;
+    }
+    fail("expected an exception");
+  },
   async rejects(promise, check) {
     try {
       await promise;

@@ -1,5 +1,5 @@
 // Compiled (not run) by the types check: the declarations describe what the library does.
-import { WS2S, Ws2sError, Ws2sOpenError, RedisError, RespParser, encodeCommandBytes, refusalHint, splitCommandLine } from "ws2s-js";
+import { WS2S, Ws2sError, Ws2sOpenError, RedisError, RespParser, directSockets, encodeCommandBytes, refusalHint, splitCommandLine } from "ws2s-js";
 import type { CloseReason, RedisPush, RedisReply, ResumeInfo, Ws2sResponse } from "ws2s-js";
 
 export async function use(url: string): Promise<void> {
@@ -49,6 +49,28 @@ export async function use(url: string): Promise<void> {
   resumableRedis.onResume = (resume) => void resume.resent;
   resumableRedis.onResuming = () => {};
   wisp.close();
+  const { TCPSocket, UDPSocket, transport } = directSockets(url, { token: "t", transport: "auto" });
+  const way: "native" | "ws2s" | "wisp" = await transport;
+  void way;
+  const tcp = new TCPSocket("127.0.0.1", 6379, { noDelay: true, keepAliveDelay: 1000, tls: true, tlsServerName: "redis", resumable: false });
+  const { readable, writable, remoteAddress, remotePort } = await tcp.opened;
+  const byob = readable.getReader({ mode: "byob" });
+  const { value } = await byob.read(new Uint8Array(16));
+  value?.byteLength;
+  byob.releaseLock();
+  const writer = writable.getWriter();
+  await writer.write(new Uint8Array([1]));
+  await writer.write(new ArrayBuffer(1));
+  writer.releaseLock();
+  remoteAddress.length + remotePort;
+  await tcp.startTls("redis");
+  await tcp.close();
+  await tcp.closed;
+  const udp = new UDPSocket({ remoteAddress: "127.0.0.1", remotePort: 53 });
+  const datagrams = await udp.opened;
+  await datagrams.writable.getWriter().write({ data: new Uint8Array([1]) });
+  const { value: message } = await datagrams.readable.getReader().read();
+  message?.data.byteLength;
   try { await redis.close(); } catch (e) {
     if (e instanceof Ws2sError) { e.code.toFixed(); e.hint?.length; }
     if (e instanceof Ws2sOpenError) { e.url.length; e.status?.toFixed(); e.refusal?.length; }
