@@ -19,13 +19,18 @@ public sealed class DirectSocketsBrowserTests(ITestOutputHelper output) : Chromi
         using var greeter = Peer.Greeter();
         using var refused = new RefusedPort();
         using var udpEcho = new UdpEcho();
-        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o => o.Udp.Enabled = true));
+        using var denied = new RefusedPort();
+        await using var host = await Ws2sHost.StartAsync(TestConfig.Loopback.With(o =>
+        {
+            o.Udp.Enabled = true;
+            o.Destinations.Deny = [$"127.0.0.1:{denied.Port}"];
+        }));
         await using var site = await ServeClientLibraryAsync();
         var page = await Browser.NewPageAsync();
         var console = new List<string>();
         page.Console += (_, message) => console.Add(message.Text);
         await page.GotoAsync($"{site.Urls.First()}/test/direct-sockets.html?url={Uri.EscapeDataString(host.Url.ToString())}"
-            + $"&echo={echo.Port}&greeter={greeter.Port}&udp={udpEcho.Port}&refused={refused.Port}&redis={redis.Port}");
+            + $"&echo={echo.Port}&greeter={greeter.Port}&udp={udpEcho.Port}&refused={refused.Port}&denied={denied.Port}&redis={redis.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 90_000 });
         var results = await page.EvaluateAsync<JsClientBrowserTests.Result[]>("() => window.results");
         Assert.Equal(13, results.Length);

@@ -53,6 +53,7 @@ public sealed class JsClientTests
         using var udpEcho = new UdpEcho();
         using var pki = new TestPki();
         using var tlsEcho = TlsPeer.Echo(pki.Leaf);
+        using var denied = new RefusedPort();
         using var startTls = TlsPeer.StartTls(pki.Leaf);
         await using var host = await Ws2sHost.StartAsync(
             TestConfig.Loopback.With(o =>
@@ -60,9 +61,11 @@ public sealed class JsClientTests
                 o.Origins = ["*"];
                 o.Udp.Enabled = true;
                 o.Tls.TrustedCertificates = [pki.CaFile];
+                o.Destinations.Deny = [$"127.0.0.1:{denied.Port}"];
             }));
         var tap = await RunNodeTestsAsync(["test/direct-sockets.test.js"], new()
         {
+            ["DENIED_PORT"] = denied.Port.ToString(),
             ["TLS_ECHO_PORT"] = tlsEcho.Port.ToString(),
             ["STARTTLS_PORT"] = startTls.Port.ToString(),
             ["WS2S_URL"] = host.Url.ToString(),

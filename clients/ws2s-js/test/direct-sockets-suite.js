@@ -1,7 +1,8 @@
 // The Direct Sockets suite, shared by Node (direct-sockets.test.js) and Chromium (direct-sockets.html): TCPSocket and
 // UDPSocket from directSockets() against the live server, real peers and a real Redis, over each transport.
 // env: { directSockets, url, transport ("ws2s" | "wisp"), options, explainer (the text of wicg/explainer.md), echoPort,
-//   greeterPort (says "hello from peer\n" and closes), udpEchoPort, refusedPort, redisPort, sourcePort (sends
+//   greeterPort (says "hello from peer\n" and closes), udpEchoPort, refusedPort, deniedPort (the server's
+//   destinations.deny lists it), redisPort, sourcePort (sends
 //   pipeBytes bytes and closes), sinkPort (reads all; the host's test checks what it got), pipeBytes, WebSocket, report }
 
 import { redisExchange } from "./redis-over-direct-sockets.js";
@@ -230,8 +231,8 @@ export const cases = [
       const error = await rejection(refused.opened, assert);
       assert.equal(error.name, "NetworkError");
       assert.equal((await rejection(refused.closed, assert)).name, "NetworkError");
-      // Refused by the server's policy (a link-local address: refused before any dial): NotAllowedError, ws2s's words kept.
-      const forbidden = new TCPSocket("169.254.169.254", 80);
+      // Refused by the server's policy (a loopback port its destinations.deny lists): NotAllowedError, ws2s's words kept.
+      const forbidden = new TCPSocket("127.0.0.1", env.deniedPort);
       const policy = await rejection(forbidden.opened, assert);
       assert.equal(policy.name, "NotAllowedError", policy.message);
       assert.equal(policy.cause?.code, 4);

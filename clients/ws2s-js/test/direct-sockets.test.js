@@ -1,5 +1,5 @@
 // The Direct Sockets suite under node --test, over ws2s binary mode and over Wisp, against the servers the host's test
-// suite starts (WS2S_URL, ECHO_PORT, GREETER_PORT, UDP_ECHO_PORT, REFUSED_PORT, REDIS_PORT, SOURCE_PORT, SINK_PORT,
+// suite starts (WS2S_URL, ECHO_PORT, GREETER_PORT, UDP_ECHO_PORT, REFUSED_PORT, DENIED_PORT, REDIS_PORT, SOURCE_PORT, SINK_PORT,
 // PIPE_BYTES). Without them the tests are skipped, saying so.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +16,7 @@ const base = {
   greeterPort: Number(process.env.GREETER_PORT),
   udpEchoPort: Number(process.env.UDP_ECHO_PORT),
   refusedPort: Number(process.env.REFUSED_PORT),
+  deniedPort: Number(process.env.DENIED_PORT),
   redisPort: Number(process.env.REDIS_PORT),
   sourcePort: Number(process.env.SOURCE_PORT),
   sinkPort: Number(process.env.SINK_PORT),
