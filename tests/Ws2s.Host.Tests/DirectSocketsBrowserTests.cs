@@ -33,7 +33,7 @@ public sealed class DirectSocketsBrowserTests(ITestOutputHelper output) : Chromi
             + $"&echo={echo.Port}&greeter={greeter.Port}&udp={udpEcho.Port}&refused={refused.Port}&denied={denied.Port}&redis={redis.Port}");
         await page.WaitForFunctionAsync("() => window.results !== undefined", null, new() { Timeout = 90_000 });
         var results = await page.EvaluateAsync<JsClientBrowserTests.Result[]>("() => window.results");
-        Assert.Equal(13, results.Length);
+        Assert.Equal(15, results.Length);
         Assert.All(results, r => Assert.True(r.Ok, $"{r.Name}: {r.Error}\nbrowser console:\n{string.Join("\n", console)}"));
     }
 

@@ -78,7 +78,7 @@ public sealed class JsClientTests
             ["SINK_PORT"] = sink.Port.ToString(),
             ["PIPE_BYTES"] = pipeBytes.ToString(),
         });
-        Assert.Contains("# pass 16", tap);
+        Assert.Contains("# pass 18", tap);
         // What the slow consumer passed on reached the sink whole.
         var (length, sha256) = await sunk.Task.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(pipeBytes, length);

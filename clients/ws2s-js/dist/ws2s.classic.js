@@ -1700,6 +1700,8 @@ const { WispSession } = module_wisp;
 const { WS2S } = module_ws2s;
 
 const TRANSPORTS = ["auto", "native", "ws2s", "wisp"];
+/** The bytes of datagrams a UDP socket keeps while nobody reads (its `receiveBufferSize` when given): past it, they are dropped. */
+const UDP_RECEIVE_BUFFER_BYTES = 1024 * 1024;
 /** Marks the classes directSockets makes, so that a page that installs them as globals is not taken for a native one. */
 const BRIDGED = Symbol.for("ws2s.directSockets");
 
@@ -1764,11 +1766,12 @@ class Streams {
   #resolveClosed;
   #rejectClosed;
 
+  /** @param {{ receiveBufferSize: number } | null} datagrams UDP, and how many bytes of datagrams it keeps unread; null: TCP */
   constructor(socket, datagrams, closed) {
     this.#socket = socket;
     [this.#resolveClosed, this.#rejectClosed] = closed;
-    this.readable = datagrams ? this.#messages() : this.#bytes();
-    this.writable = this.#writable(datagrams);
+    this.readable = datagrams ? this.#messages(datagrams.receiveBufferSize) : this.#bytes();
+    this.writable = this.#writable(Boolean(datagrams));
     // A session that ws2s or the network ends fails the socket at once, read or not; the peer's end waits for the reader.
     socket.closed.then((why) => {
       if (why.by !== "peer" && why.by !== "you") this.#fail(failure(why));
@@ -1818,25 +1821,32 @@ class Streams {
     }, { highWaterMark: 0 });
   }
 
-  /** UDP: one message `{ data }` per datagram. */
-  #messages() {
+  /**
+   * UDP: one message `{ data }` per datagram, taken as they come into the stream's queue, which holds at most
+   * `receiveBufferSize` bytes: a datagram that does not fit is dropped, as a socket's full receive buffer drops it.
+   */
+  #messages(receiveBufferSize) {
+    let cancelled = false;
     return new ReadableStream({
-      start: (controller) => void (this.#readController = controller),
-      pull: async (controller) => {
-        let chunk;
-        try {
-          chunk = await this.#next();
-        } catch (error) {
-          this.#fail(error);
-          return;
-        }
-        if (chunk === null) {
-          controller.close();
+      start: (controller) => {
+        this.#readController = controller;
+        (async () => {
+          try {
+            for (let chunk = await this.#next(); chunk !== null; chunk = await this.#next())
+              if (!cancelled && controller.desiredSize >= chunk.length) controller.enqueue({ data: chunk });
+          } catch (error) {
+            this.#fail(error);
+            return;
+          }
+          if (!cancelled) controller.close();
           this.#readEnded();
-        } else controller.enqueue({ data: chunk });
+        })();
       },
-      cancel: () => this.#readCancelled(),
-    }, { highWaterMark: 0 });
+      cancel: () => {
+        cancelled = true; // what still comes is read (by the loop above) and dropped
+        this.#readEnded();
+      },
+    }, { highWaterMark: receiveBufferSize, size: (message) => message.data.length });
   }
 
   #writable(datagrams) {
@@ -2052,7 +2062,7 @@ function directSockets(url, options = {}) {
           closedHands[1](exception);
           throw exception;
         }
-        this.#streams = new Streams(this.#connection, Boolean(target.udp), closedHands);
+        this.#streams = new Streams(this.#connection, target.udp ? { receiveBufferSize: target.receiveBufferSize } : null, closedHands);
         return info(this.#streams);
       })();
       this.#opened.catch(() => {});
@@ -2129,7 +2139,8 @@ function directSockets(url, options = {}) {
     static [BRIDGED] = true;
 
     /**
-     * Connected mode: `{ remoteAddress, remotePort }`; each message `{ data }` is one datagram. Bound mode
+     * Connected mode: `{ remoteAddress, remotePort }`; each message `{ data }` is one datagram; `receiveBufferSize` (default
+     * 1 MiB) bounds the datagrams kept unread, the rest dropped. Bound mode
      * (`localAddress`) is not bridged: opened rejects with a NotSupportedError.
      * @param {{ remoteAddress?: string, remotePort?: number, localAddress?: string, localPort?: number,
      *   dnsQueryType?: "ipv4" | "ipv6", sendBufferSize?: number, receiveBufferSize?: number }} options
@@ -2145,7 +2156,8 @@ function directSockets(url, options = {}) {
       if (!connected && !bound) throw new TypeError("UDPSocket takes remoteAddress and remotePort (connected mode), or localAddress (bound mode)");
       const host = connected ? String(given.remoteAddress) : null;
       const port = connected ? enforceRange(given.remotePort, 0xffff, "remotePort") : null;
-      super(connected ? { host, port, udp: true } : { bound: true },
+      const receiveBufferSize = given.receiveBufferSize === undefined ? UDP_RECEIVE_BUFFER_BYTES : enforceRange(given.receiveBufferSize, 0xffffffff, "receiveBufferSize");
+      super(connected ? { host, port, udp: true, receiveBufferSize } : { bound: true },
         ({ readable, writable }) => ({ readable, writable, remoteAddress: host, remotePort: port, localAddress: undefined, localPort: undefined }));
     }
   }

@@ -308,6 +308,46 @@ export const cases = [
     },
   },
   {
+    name: "a UDP socket nobody reads keeps receiveBufferSize bytes of datagrams and drops the rest, as a full receive buffer does",
+    async run(env, assert) {
+      let arrived = 0;
+      let allArrived;
+      const all = new Promise((resolve, reject) => {
+        allArrived = resolve;
+        setTimeout(() => reject(new Error(`only ${arrived} of 20 echoes arrived in 10 s`)), 10_000);
+      });
+      const Base = env.WebSocket ?? globalThis.WebSocket;
+      class Counting extends Base {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener("message", (event) => {
+            if (typeof event.data === "string") return;
+            // Over Wisp, only DATA packets (type 2) are datagrams.
+            if (env.transport === "wisp" && new Uint8Array(event.data)[0] !== 2) return;
+            // After this message's task: the socket has handled it by then (a task boundary, not a wait for time).
+            if (++arrived === 20) setTimeout(allArrived, 0);
+          });
+        }
+      }
+      const { UDPSocket } = sockets(env, { WebSocket: Counting });
+      const udp = new UDPSocket({ remoteAddress: "127.0.0.1", remotePort: env.udpEchoPort, receiveBufferSize: 4000 });
+      const { readable, writable } = await udp.opened;
+      const writer = writable.getWriter();
+      for (let i = 0; i < 20; i++) await writer.write({ data: new Uint8Array(1000).fill(i) });
+      await all; // the 20 echoes have come to the page, nobody reading
+      const reader = readable.getReader();
+      const kept = [];
+      for (let i = 0; i < 4; i++) kept.push((await reader.read()).value.data[0]);
+      assert.deepEqual(kept, [0, 1, 2, 3]);
+      // The other sixteen were dropped: the next datagram read is one sent after them.
+      await writer.write({ data: new Uint8Array(10).fill(99) });
+      assert.equal((await reader.read()).value.data[0], 99);
+      reader.releaseLock();
+      writer.releaseLock();
+      await udp.close();
+    },
+  },
+  {
     name: "writes wait for ws2s: 4 MiB written through the writable arrive at the echo whole, in order",
     async run(env, assert) {
       const { TCPSocket } = sockets(env);
