@@ -107,7 +107,7 @@ public sealed class JsClientTests
             ["ECHO_PORT"] = echo.Port.ToString(),
             ["REDIS_PORT"] = redis.Port.ToString(),
         });
-        Assert.Contains("# pass 7", tap);
+        Assert.Contains("# pass 8", tap);
     }
 
     [SkippableFact]

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { createHash, randomBytes } from "node:crypto";
-import { WS2S, Ws2sError } from "../ws2s.js";
+import { WS2S, Ws2sError, directSockets } from "../ws2s.js";
 
 const url = process.env.WS2S_URL;
 const shortGraceUrl = process.env.SHORT_GRACE_URL;
@@ -145,6 +145,46 @@ for (const binary of [true, false]) {
     }
   });
 }
+
+test("a Direct Sockets TCPSocket (resumable, acknowledging as the app reads) that reads slowly goes on through a proxy reset: "
+  + "its streams see the same bytes back, each once", { skip }, async () => {
+  const through = await proxy(url);
+  try {
+    const { TCPSocket } = directSockets(through.url, { transport: "ws2s" });
+    const socket = new TCPSocket("127.0.0.1", echoPort);
+    const { readable, writable } = await socket.opened;
+    const payload = randomBytes(4 << 20);
+    let killed = false;
+    const comeBack = () => through.whenRefused().then(() => through.restart());
+    const writing = (async () => {
+      const writer = writable.getWriter();
+      for (let offset = 0; offset < payload.length; offset += 64 * 1024) await writer.write(payload.subarray(offset, offset + 64 * 1024));
+      await writer.close(); // FIN: the echo closes after it
+    })();
+    const hash = createHash("sha256");
+    let received = 0;
+    let chunks = 0;
+    for await (const chunk of readable) {
+      hash.update(chunk);
+      received += chunk.length;
+      if (!killed && received >= payload.length / 3) {
+        killed = true;
+        comeBack();
+        through.kill();
+      }
+      // A slow reader: the server holds the echo back meanwhile (its window), and the writes wait for it in turn.
+      if (++chunks % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await withTimeout(writing, "every write taken");
+    assert.ok(killed);
+    assert.equal(received, payload.length);
+    assert.equal(hash.digest("hex"), createHash("sha256").update(payload).digest("hex"));
+    await withTimeout(socket.closed, "closed: both streams done");
+    assert.ok(through.refused >= 1);
+  } finally {
+    through.close();
+  }
+});
 
 test("an app that writes as fast as it may (no pacing of its own) through a resumable socket to an echo is held to the window, "
   + "and a reset mid-transfer loses nothing", { skip }, async () => {
