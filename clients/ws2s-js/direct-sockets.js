@@ -5,9 +5,13 @@
 
 import { Ws2sError } from "./errors.js";
 import { WispSession } from "./wisp.js";
-import { WS2S } from "./ws2s.js";
+import { WS2S, admissionQuestion } from "./ws2s.js";
 
 const TRANSPORTS = ["auto", "native", "ws2s", "wisp"];
+/** A TCP write goes in pieces of at most this (with Wisp's 5-byte header, 64 KiB a packet): under any default server limit. */
+const WRITE_PIECE_BYTES = 64 * 1024 - 5;
+/** The largest UDP datagram over IPv4 (65,535 less the IP and UDP headers). */
+const MAX_DATAGRAM_BYTES = 65_507;
 /** The bytes of datagrams a UDP socket keeps while nobody reads (its `receiveBufferSize` when given): past it, they are dropped. */
 const UDP_RECEIVE_BUFFER_BYTES = 1024 * 1024;
 /** Marks the classes directSockets makes, so that a page that installs them as globals is not taken for a native one. */
@@ -36,8 +40,8 @@ function enforceRange(value, max, name) {
 
 /** Checks the standard options (the bridge sets none of them on the server's socket; they are checked as the browser would). */
 function checkOptions(options, names) {
-  if (options === null || (typeof options !== "object" && typeof options !== "undefined"))
-    throw new TypeError("options must be an object");
+  // WebIDL: an optional dictionary may be undefined or null (both are {}); anything else must be an object.
+  if (options !== null && options !== undefined && typeof options !== "object") throw new TypeError("options must be an object");
   const given = options ?? {};
   for (const [name, max] of names) if (given[name] !== undefined) enforceRange(given[name], max, name);
   if (given.dnsQueryType !== undefined && given.dnsQueryType !== "ipv4" && given.dnsQueryType !== "ipv6")
@@ -45,8 +49,14 @@ function checkOptions(options, names) {
   return given;
 }
 
-/** Why a ws2s or Wisp session that ended other than by the peer or this side failed, as an error. */
+/** Did a socket end as a stream ends (the peer's FIN, or this side's close), not as a failure? */
+function cleanEnd(why) {
+  return why.by === "you" || (why.by === "peer" && !why.broken);
+}
+
+/** Why a ws2s or Wisp socket that did not end cleanly failed, as an error. */
 function failure(why) {
+  if (why.by === "peer") return new Ws2sError(5, why.reason);
   return why.error ?? new Ws2sError(why.code === 1006 ? 5 : 3, `the ws2s session ended: ${why.code}${why.reason ? ` ${why.reason}` : ""}`);
 }
 
@@ -80,9 +90,10 @@ class Streams {
     [this.#resolveClosed, this.#rejectClosed] = closed;
     this.readable = datagrams ? this.#messages(datagrams.receiveBufferSize) : this.#bytes();
     this.writable = this.#writable(Boolean(datagrams));
-    // A session that ws2s or the network ends fails the socket at once, read or not; the peer's end waits for the reader.
+    // A session that ws2s or the network ends, or a connection the peer broke, fails the socket at once, read or not; the
+    // peer's clean end (FIN) waits for the reader.
     socket.closed.then((why) => {
-      if (why.by !== "peer" && why.by !== "you") this.#fail(failure(why));
+      if (!cleanEnd(why)) this.#fail(failure(why));
     });
   }
 
@@ -91,7 +102,7 @@ class Streams {
     const chunk = await this.#socket.read();
     if (chunk !== null) return chunk;
     const why = await this.#socket.closed;
-    if (why.by === "peer" || why.by === "you") return null;
+    if (cleanEnd(why)) return null;
     throw failure(why);
   }
 
@@ -167,6 +178,7 @@ class Streams {
           if (chunk.remoteAddress !== undefined || chunk.remotePort !== undefined)
             throw new TypeError("a connected UDP socket sends to its own remote address: a message names no remoteAddress or remotePort");
           bytes = ownBytes(chunk.data);
+          if (bytes.length > MAX_DATAGRAM_BYTES) throw new TypeError(`a UDP datagram holds at most ${MAX_DATAGRAM_BYTES} bytes; this one has ${bytes.length}`);
         } else bytes = ownBytes(chunk);
         if (this.#socket.state === "closed" && (await this.#socket.closed).by === "peer") {
           // The peer closed (ws2s ends the session then): this stream errors, the socket is still cleanly closed.
@@ -174,7 +186,10 @@ class Streams {
           throw new DOMException("the peer closed the connection", "NetworkError");
         }
         try {
-          await this.#socket.write(bytes);
+          // A datagram whole; a stream's bytes in pieces (one WebSocket message or Wisp packet each, well within the server's
+          // limits.maxMessageBytes), each waiting its turn, so that a write of any size goes as a native socket's would.
+          if (datagrams) await this.#socket.write(bytes);
+          else for (let at = 0; at < bytes.length; at += WRITE_PIECE_BYTES) await this.#socket.write(bytes.subarray(at, at + WRITE_PIECE_BYTES));
         } catch (error) {
           throw this.#fail(error);
         }
@@ -273,9 +288,8 @@ class Bridge {
     const fetchImpl = this.#options.fetch ?? globalThis.fetch;
     if (typeof fetchImpl !== "function") return null;
     try {
-      // The token in a header, to this server only (never followed elsewhere), as ws2s.js asks why a session was refused.
-      const headers = this.#options.token ? { "X-Ws2s-Token": this.#options.token } : {};
-      const question = new URL("/.ws2s/admission", this.#url.replace(/^ws(s?):/i, "http$1:"));
+      // Asked as ws2s.js asks why a session was refused: the token in a header, to this server only.
+      const { question, headers } = admissionQuestion(this.#url, this.#options.token);
       const response = await fetchImpl(question, { headers, cache: "no-store", redirect: "error", signal: AbortSignal.timeout?.(5000) });
       const answer = await response.json();
       this.#wispPath = answer?.status === 200 && typeof answer.wisp === "string" ? answer.wisp : null;
@@ -307,7 +321,9 @@ class Bridge {
   /** A connected socket (a Ws2sSocket or a WispSocket) to host:port. */
   async connect({ host, port, udp, tls, tlsServerName, resumable, bound }) {
     if (bound) throw new DOMException("a UDPSocket in bound mode (localAddress) is not bridged: ws2s connects to one remote address", "NotSupportedError");
-    if ((await this.transport()) === "wisp") {
+    // Chosen (auto), Wisp carries the sockets that ask for nothing only ws2s has (tls, a resumable socket's options).
+    const wantsWs2s = this.#choice === "auto" && (tls || (resumable !== undefined && resumable !== false));
+    if ((await this.transport()) === "wisp" && !wantsWs2s) {
       if (tls) throw new TypeError("tls is ws2s's: a socket carried by Wisp cannot ask for it (transport: \"ws2s\")");
       const wisp = this.#wispSession();
       wisp.users++;
@@ -419,7 +435,7 @@ export function directSockets(url, options = {}) {
      *   (`tls`, `tlsServerName`, `resumable` are ws2s's, not the standard's: TLS to the peer done by the server, and
      *   whether the socket outlives a lost WebSocket — on by default, it also bounds what an unread socket holds)
      */
-    constructor(remoteAddress, remotePort, options = {}) {
+    constructor(remoteAddress, remotePort, options) {
       if (arguments.length < 2) throw new TypeError("TCPSocket takes a remoteAddress and a remotePort");
       const given = checkOptions(options, [["keepAliveDelay", 0xffffffff], ["sendBufferSize", 0xffffffff], ["receiveBufferSize", 0xffffffff]]);
       const host = String(remoteAddress);

@@ -182,7 +182,8 @@ export class Ws2sSocket implements AsyncIterable<Uint8Array> {
 
 /** Why a connection ended. */
 export type CloseReason =
-  | { by: "peer"; reason: string }
+  /** The peer closed the connection (FIN); `broken`: it broke instead (a reset, a network error). */
+  | { by: "peer"; reason: string; broken?: true }
   | { by: "ws2s"; code: number; reason: string }
   /** `error`: a resumable socket that could not resume (code 9, the server refused; code 5, not back within timeoutMs). */
   | { by: "network"; code: 1006; reason: string; error?: Ws2sError }

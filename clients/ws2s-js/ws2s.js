@@ -28,15 +28,28 @@ function fromBase64(text) {
 const ADMISSION_TIMEOUT_MS = 5000;
 
 /**
+ * @internal How to ask the server at `url` about admission (/.ws2s/admission, http for ws, https for wss): the token in a
+ * header (never in the URL), and from a page of the server's own origin the page's origin (a browser sends Origin itself
+ * to another origin only). `fetch` it with `redirect: "error"`: the token goes to this server only.
+ */
+export function admissionQuestion(url, token) {
+  const question = new URL("/.ws2s/admission", url.replace(/^ws(s?):/i, "http$1:"));
+  const page = globalThis.location?.origin;
+  const inPage = typeof page === "string" && page !== "null";
+  const headers = {};
+  if (token) headers["X-Ws2s-Token"] = token;
+  if (inPage && page === question.origin) headers["X-Ws2s-Origin"] = page;
+  return { question, headers, page, inPage };
+}
+
+/**
  * Why the WebSocket to `url` did not open, asked of the server at /.ws2s/admission (http for ws, https for
  * wss), with the token in a header (never in the URL) and, from a page of the server's own origin, the
  * page's origin (a browser sends Origin itself to another origin). Resolves to a Ws2sOpenError, never rejects.
  */
 async function whyNotOpen(url, { token, fetch: fetchImpl = globalThis.fetch } = {}) {
   const cannot = `cannot open ${url}`;
-  const question = new URL("/.ws2s/admission", url.replace(/^ws(s?):/i, "http$1:"));
-  const page = globalThis.location?.origin;
-  const inPage = typeof page === "string" && page !== "null";
+  const { question, headers, page, inPage } = admissionQuestion(url, token);
   const checks = inPage
     ? `is the token right, and is this page's origin ${page} in the server's 'origins'?`
     : `is the token right, and does the server admit clients that send no Origin (a token, or 'origins': ["*"])?`;
@@ -45,9 +58,6 @@ async function whyNotOpen(url, { token, fetch: fetchImpl = globalThis.fetch } = 
     status, words);
   if (typeof fetchImpl !== "function")
     return new Ws2sOpenError(url, `${cannot} (and there is no fetch here to ask the server why): is ws2sd running at ${question.host}, ${checks}`);
-  const headers = {};
-  if (token) headers["X-Ws2s-Token"] = token;
-  if (inPage && page === question.origin) headers["X-Ws2s-Origin"] = page;
   let response;
   let body;
   try {
@@ -444,6 +454,9 @@ function resumeOptions(resumable) {
   return { timeoutMs: given.timeoutMs ?? 30_000, minDelayMs: given.minDelayMs ?? 250, maxDelayMs: given.maxDelayMs ?? 5000, ackOnRead: Boolean(given.ackOnRead) };
 }
 
+/** How long close() waits for the server's answer before it closes the WebSocket regardless (a network gone silent). */
+const CLOSE_ANSWER_MS = 5000;
+
 /** A binary-mode socket that is not resumable writes while its WebSocket holds less than this unsent; a write past it waits. */
 const UNSENT_BYTES = 1024 * 1024;
 const UNSENT_POLL_MS = 5;
@@ -550,8 +563,8 @@ export class Ws2sSocket {
   }
 
   /**
-   * Resolves once the session is over, with why: `{ by: "peer", reason }` (the peer closed or broke the
-   * connection), `{ by: "ws2s", code, reason }` (the server closed the session: 1001 restarting, 1009
+   * Resolves once the session is over, with why: `{ by: "peer", reason }` (the peer closed the connection; with
+   * `broken: true` it broke: a reset, a network error), `{ by: "ws2s", code, reason }` (the server closed the session: 1001 restarting, 1009
    * a message over its limit, …), `{ by: "network", code: 1006, reason }` (with `error`, a Ws2sError,
    * when a resumable socket could not resume: code 9 refused, code 5 not back in time), or `{ by: "you" }`.
    */
@@ -646,7 +659,15 @@ export class Ws2sSocket {
       };
       const timer = setTimeout(() => settle({ why: "no answer before the time was up", cut: true }), Math.max(0, deadline - Date.now()));
       this.#interrupt = () => settle({ why: "closed" });
-      ws.onopen = () => ws.send(JSON.stringify({ command: "resume", token: this.#token, received: this.#received }));
+      ws.onopen = () => {
+        // Acknowledging as the app reads: what it has not read yet is asked for again rather than held here too, so that an
+        // unread socket holds one window in all, however often it resumes (reads wait meanwhile; nothing comes on a lost WebSocket).
+        if (this.#resume.ackOnRead) {
+          this.#chunks = [];
+          this.#received = this.#consumed;
+        }
+        ws.send(JSON.stringify({ command: "resume", token: this.#token, received: this.#received }));
+      };
       ws.onerror = () => settle({ why: ws.readyState === 3 || ws.readyState === 0 ? "the WebSocket did not open" : "the WebSocket broke" });
       ws.onclose = (event) => settle({ why: `the WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ""})` });
       ws.onmessage = (event) => {
@@ -771,7 +792,10 @@ export class Ws2sSocket {
     if (response.code === 5) {
       // The peer closed: the stream ends once its bytes are read, and (as ws2s.js 2.1.4 does) the session closes; a
       // resumable one once the requests it sent again have their answers (after a resume, the peer's end may come first).
-      this.#why ??= { by: "peer", reason: response.message };
+      // "connection closed by peer" alone is the peer's FIN; with a reason after it, the connection broke (a reset, …).
+      this.#why ??= response.message === "connection closed by peer"
+        ? { by: "peer", reason: response.message }
+        : { by: "peer", reason: response.message, broken: true };
       this.#end();
       this.#closing = true;
       if (this.#token === null || !this.#answers.some((answer) => answer.repeated)) this.#ws.close();
@@ -912,8 +936,15 @@ export class Ws2sSocket {
       return;
     }
     if (this.#ws.readyState === 1) {
-      try { await this.request({ command: "close" }); } catch { /* already gone */ }
+      // The server's answer, or CLOSE_ANSWER_MS of silence (a dead network: no answer, no reset): the session is over for this side.
+      let timer;
+      const answered = await Promise.race([
+        this.request({ command: "close" }).then(() => true, () => true),
+        new Promise((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_ANSWER_MS))),
+      ]);
+      clearTimeout(timer);
       this.#ws.close();
+      if (!answered) this.#finish({ by: "you" });
     }
     this.#end();
   }

@@ -766,7 +766,8 @@ let private resumeAsked (session: Session) (now: Instant) (received: int64) =
             SuspendedAt = None
             MessageStallsAt = None
             LastActivity = now
-            Resumable = Some { resumption with Acknowledged = max received resumption.Acknowledged } },
+            // What it had is acknowledged: kept no more, the window open again (its lost acks may have said so).
+            Resumable = Some(Resumption.acknowledge received resumption) },
         [ TakeClient; Reply(ResumeDone(resumption.Taken + queued, replayed)) ] @ bytes @ (resumption.PeerEnd |> Option.map Reply |> Option.toList)
         @ [ Observe(Resumed replayed) ]
 

@@ -38,6 +38,26 @@ public sealed class DirectSocketsBrowserTests(ITestOutputHelper output) : Chromi
     }
 
     [SkippableFact]
+    public async Task Auto_chooses_Wisp_from_a_page_of_the_servers_own_origin_as_it_does_from_another_allowed_origin()
+    {
+        await using var host = await StartHostAsync(); // default origins: loopback pages on any port
+        await using var site = await ServeClientLibraryAsync();
+        var page = await Browser.NewPageAsync();
+
+        // Another (allowed) origin.
+        await page.GotoAsync($"{site.Urls.First()}/README.md");
+        var fromElsewhere = await page.EvaluateAsync<string>(
+            "async (url) => (await import('/ws2s.js')).directSockets(url).transport", host.Url.ToString());
+        // The server's own origin (its console's page; the same library at /lib/): a same-origin fetch sends no Origin, so
+        // ws2s.js names the page's in X-Ws2s-Origin, as it does when it asks why a session was refused.
+        await page.GotoAsync(Page(host).ToString());
+        var fromOwnOrigin = await page.EvaluateAsync<string>(
+            "async (url) => (await import('/lib/ws2s.js')).directSockets(url).transport", host.Url.ToString());
+        Assert.Equal("wisp", fromElsewhere);
+        Assert.Equal("wisp", fromOwnOrigin);
+    }
+
+    [SkippableFact]
     public async Task A_64_MiB_pipe_through_a_slow_consumer_keeps_the_pages_memory_bounded_where_an_unbounded_socket_holds_it_all()
     {
         const long bytes = 64L << 20;

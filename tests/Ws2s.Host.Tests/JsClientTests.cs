@@ -86,6 +86,21 @@ public sealed class JsClientTests
     }
 
     [SkippableFact]
+    public async Task The_Direct_Sockets_classes_hold_at_their_edges_under_node()
+    {
+        Requirements.Need("/usr/bin/node", "nodejs");
+        // The script makes its own peers and proxies on 127.0.0.1.
+        await using var host = await Ws2sHost.StartAsync(
+            TestConfig.Loopback.With(o =>
+            {
+                o.Origins = ["*"];
+                o.Udp.Enabled = true;
+            }));
+        var tap = await RunNodeTestsAsync(["test/direct-sockets-edges.test.js"], new() { ["WS2S_URL"] = host.Url.ToString() });
+        Assert.Contains("# pass 11", tap);
+    }
+
+    [SkippableFact]
     public async Task Resumable_sockets_come_back_through_a_proxy_that_is_reset_and_say_code_9_when_the_server_refuses_under_node()
     {
         Requirements.Need("/usr/bin/node", "nodejs");

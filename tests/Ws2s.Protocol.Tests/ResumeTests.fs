@@ -107,6 +107,17 @@ let ``with its client there too, the peer is not read past maxBufferedBytes unac
     Assert.Equal<Effect list>([ RefuseResume "the client has 3 bytes; the server keeps bytes 12 to 20" ], effects)
 
 [<Fact>]
+let ``a resume acknowledges what the client says it had: a window full of bytes it had, with its acks lost, opens again`` () =
+    // The client had all 20 bytes but its acks were lost with the WebSocket; it says so in its resume. Were those bytes
+    // still counted, the peer would never be read again: nothing new comes to the client, so no ack could follow.
+    let session, _ = connected (settingsWith 30 16) true false
+    let session, _ = run session (at 1.0) [ Received(1L, bytes "0123456789"); Received(1L, bytes "abcdefghij"); ClientLost ]
+    Assert.False(Session.acceptsPeerData session)
+    let session, _ = Session.step session (at 2.0) (ResumeAsked 20L)
+    Assert.Equal(0L, Session.keptBytes session)
+    Assert.True(Session.acceptsPeerData session)
+
+[<Fact>]
 let ``a resume gives what was taken, the kept bytes from the client's count, the peer's end; then the session goes on`` () =
     let session, _ = connected standardSettings true false
     let session, _ = run session (at 1.0) [ sendb [| 1uy; 2uy; 3uy |]; WriteCompleted 1L; Received(1L, bytes "hello "); Received(1L, bytes "world") ]

@@ -527,7 +527,7 @@ class WispSocket {
     // The peer's end (0x02) or its connection failing (0x03) is the peer's; any other reason is ws2s's decision, in words.
     const error = reason === null ? null : errorFor(reason);
     this.#why ??= why ?? (reason === 0x02 || reason === 0x03
-      ? { by: "peer", reason: error.message }
+      ? (reason === 0x03 ? { by: "peer", reason: error.message, broken: true } : { by: "peer", reason: error.message })
       : { by: "ws2s", code: error.code, reason: error.message });
     for (const reader of this.#readers.splice(0)) reader(null);
     for (const waiting of this.#waitingForCredit.splice(0)) waiting();
@@ -613,15 +613,28 @@ function fromBase64(text) {
 const ADMISSION_TIMEOUT_MS = 5000;
 
 /**
+ * @internal How to ask the server at `url` about admission (/.ws2s/admission, http for ws, https for wss): the token in a
+ * header (never in the URL), and from a page of the server's own origin the page's origin (a browser sends Origin itself
+ * to another origin only). `fetch` it with `redirect: "error"`: the token goes to this server only.
+ */
+function admissionQuestion(url, token) {
+  const question = new URL("/.ws2s/admission", url.replace(/^ws(s?):/i, "http$1:"));
+  const page = globalThis.location?.origin;
+  const inPage = typeof page === "string" && page !== "null";
+  const headers = {};
+  if (token) headers["X-Ws2s-Token"] = token;
+  if (inPage && page === question.origin) headers["X-Ws2s-Origin"] = page;
+  return { question, headers, page, inPage };
+}
+
+/**
  * Why the WebSocket to `url` did not open, asked of the server at /.ws2s/admission (http for ws, https for
  * wss), with the token in a header (never in the URL) and, from a page of the server's own origin, the
  * page's origin (a browser sends Origin itself to another origin). Resolves to a Ws2sOpenError, never rejects.
  */
 async function whyNotOpen(url, { token, fetch: fetchImpl = globalThis.fetch } = {}) {
   const cannot = `cannot open ${url}`;
-  const question = new URL("/.ws2s/admission", url.replace(/^ws(s?):/i, "http$1:"));
-  const page = globalThis.location?.origin;
-  const inPage = typeof page === "string" && page !== "null";
+  const { question, headers, page, inPage } = admissionQuestion(url, token);
   const checks = inPage
     ? `is the token right, and is this page's origin ${page} in the server's 'origins'?`
     : `is the token right, and does the server admit clients that send no Origin (a token, or 'origins': ["*"])?`;
@@ -630,9 +643,6 @@ async function whyNotOpen(url, { token, fetch: fetchImpl = globalThis.fetch } = 
     status, words);
   if (typeof fetchImpl !== "function")
     return new Ws2sOpenError(url, `${cannot} (and there is no fetch here to ask the server why): is ws2sd running at ${question.host}, ${checks}`);
-  const headers = {};
-  if (token) headers["X-Ws2s-Token"] = token;
-  if (inPage && page === question.origin) headers["X-Ws2s-Origin"] = page;
   let response;
   let body;
   try {
@@ -1029,6 +1039,9 @@ function resumeOptions(resumable) {
   return { timeoutMs: given.timeoutMs ?? 30_000, minDelayMs: given.minDelayMs ?? 250, maxDelayMs: given.maxDelayMs ?? 5000, ackOnRead: Boolean(given.ackOnRead) };
 }
 
+/** How long close() waits for the server's answer before it closes the WebSocket regardless (a network gone silent). */
+const CLOSE_ANSWER_MS = 5000;
+
 /** A binary-mode socket that is not resumable writes while its WebSocket holds less than this unsent; a write past it waits. */
 const UNSENT_BYTES = 1024 * 1024;
 const UNSENT_POLL_MS = 5;
@@ -1135,8 +1148,8 @@ class Ws2sSocket {
   }
 
   /**
-   * Resolves once the session is over, with why: `{ by: "peer", reason }` (the peer closed or broke the
-   * connection), `{ by: "ws2s", code, reason }` (the server closed the session: 1001 restarting, 1009
+   * Resolves once the session is over, with why: `{ by: "peer", reason }` (the peer closed the connection; with
+   * `broken: true` it broke: a reset, a network error), `{ by: "ws2s", code, reason }` (the server closed the session: 1001 restarting, 1009
    * a message over its limit, …), `{ by: "network", code: 1006, reason }` (with `error`, a Ws2sError,
    * when a resumable socket could not resume: code 9 refused, code 5 not back in time), or `{ by: "you" }`.
    */
@@ -1231,7 +1244,15 @@ class Ws2sSocket {
       };
       const timer = setTimeout(() => settle({ why: "no answer before the time was up", cut: true }), Math.max(0, deadline - Date.now()));
       this.#interrupt = () => settle({ why: "closed" });
-      ws.onopen = () => ws.send(JSON.stringify({ command: "resume", token: this.#token, received: this.#received }));
+      ws.onopen = () => {
+        // Acknowledging as the app reads: what it has not read yet is asked for again rather than held here too, so that an
+        // unread socket holds one window in all, however often it resumes (reads wait meanwhile; nothing comes on a lost WebSocket).
+        if (this.#resume.ackOnRead) {
+          this.#chunks = [];
+          this.#received = this.#consumed;
+        }
+        ws.send(JSON.stringify({ command: "resume", token: this.#token, received: this.#received }));
+      };
       ws.onerror = () => settle({ why: ws.readyState === 3 || ws.readyState === 0 ? "the WebSocket did not open" : "the WebSocket broke" });
       ws.onclose = (event) => settle({ why: `the WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ""})` });
       ws.onmessage = (event) => {
@@ -1356,7 +1377,10 @@ class Ws2sSocket {
     if (response.code === 5) {
       // The peer closed: the stream ends once its bytes are read, and (as ws2s.js 2.1.4 does) the session closes; a
       // resumable one once the requests it sent again have their answers (after a resume, the peer's end may come first).
-      this.#why ??= { by: "peer", reason: response.message };
+      // "connection closed by peer" alone is the peer's FIN; with a reason after it, the connection broke (a reset, …).
+      this.#why ??= response.message === "connection closed by peer"
+        ? { by: "peer", reason: response.message }
+        : { by: "peer", reason: response.message, broken: true };
       this.#end();
       this.#closing = true;
       if (this.#token === null || !this.#answers.some((answer) => answer.repeated)) this.#ws.close();
@@ -1497,8 +1521,15 @@ class Ws2sSocket {
       return;
     }
     if (this.#ws.readyState === 1) {
-      try { await this.request({ command: "close" }); } catch { /* already gone */ }
+      // The server's answer, or CLOSE_ANSWER_MS of silence (a dead network: no answer, no reset): the session is over for this side.
+      let timer;
+      const answered = await Promise.race([
+        this.request({ command: "close" }).then(() => true, () => true),
+        new Promise((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_ANSWER_MS))),
+      ]);
+      clearTimeout(timer);
       this.#ws.close();
+      if (!answered) this.#finish({ by: "you" });
     }
     this.#end();
   }
@@ -1687,7 +1718,7 @@ class RedisConnection {
   }
 }
 
-return { refusalHint, WS2S, Ws2sSocket, RedisConnection };
+return { admissionQuestion, refusalHint, WS2S, Ws2sSocket, RedisConnection };
 })();
 const module_direct_sockets = (() => {
 // The Direct Sockets API (WICG/direct-sockets: TCPSocket, UDPSocket in connected mode) for any page and for Node: the
@@ -1697,9 +1728,13 @@ const module_direct_sockets = (() => {
 
 const { Ws2sError } = module_errors;
 const { WispSession } = module_wisp;
-const { WS2S } = module_ws2s;
+const { WS2S, admissionQuestion } = module_ws2s;
 
 const TRANSPORTS = ["auto", "native", "ws2s", "wisp"];
+/** A TCP write goes in pieces of at most this (with Wisp's 5-byte header, 64 KiB a packet): under any default server limit. */
+const WRITE_PIECE_BYTES = 64 * 1024 - 5;
+/** The largest UDP datagram over IPv4 (65,535 less the IP and UDP headers). */
+const MAX_DATAGRAM_BYTES = 65_507;
 /** The bytes of datagrams a UDP socket keeps while nobody reads (its `receiveBufferSize` when given): past it, they are dropped. */
 const UDP_RECEIVE_BUFFER_BYTES = 1024 * 1024;
 /** Marks the classes directSockets makes, so that a page that installs them as globals is not taken for a native one. */
@@ -1728,8 +1763,8 @@ function enforceRange(value, max, name) {
 
 /** Checks the standard options (the bridge sets none of them on the server's socket; they are checked as the browser would). */
 function checkOptions(options, names) {
-  if (options === null || (typeof options !== "object" && typeof options !== "undefined"))
-    throw new TypeError("options must be an object");
+  // WebIDL: an optional dictionary may be undefined or null (both are {}); anything else must be an object.
+  if (options !== null && options !== undefined && typeof options !== "object") throw new TypeError("options must be an object");
   const given = options ?? {};
   for (const [name, max] of names) if (given[name] !== undefined) enforceRange(given[name], max, name);
   if (given.dnsQueryType !== undefined && given.dnsQueryType !== "ipv4" && given.dnsQueryType !== "ipv6")
@@ -1737,8 +1772,14 @@ function checkOptions(options, names) {
   return given;
 }
 
-/** Why a ws2s or Wisp session that ended other than by the peer or this side failed, as an error. */
+/** Did a socket end as a stream ends (the peer's FIN, or this side's close), not as a failure? */
+function cleanEnd(why) {
+  return why.by === "you" || (why.by === "peer" && !why.broken);
+}
+
+/** Why a ws2s or Wisp socket that did not end cleanly failed, as an error. */
 function failure(why) {
+  if (why.by === "peer") return new Ws2sError(5, why.reason);
   return why.error ?? new Ws2sError(why.code === 1006 ? 5 : 3, `the ws2s session ended: ${why.code}${why.reason ? ` ${why.reason}` : ""}`);
 }
 
@@ -1772,9 +1813,10 @@ class Streams {
     [this.#resolveClosed, this.#rejectClosed] = closed;
     this.readable = datagrams ? this.#messages(datagrams.receiveBufferSize) : this.#bytes();
     this.writable = this.#writable(Boolean(datagrams));
-    // A session that ws2s or the network ends fails the socket at once, read or not; the peer's end waits for the reader.
+    // A session that ws2s or the network ends, or a connection the peer broke, fails the socket at once, read or not; the
+    // peer's clean end (FIN) waits for the reader.
     socket.closed.then((why) => {
-      if (why.by !== "peer" && why.by !== "you") this.#fail(failure(why));
+      if (!cleanEnd(why)) this.#fail(failure(why));
     });
   }
 
@@ -1783,7 +1825,7 @@ class Streams {
     const chunk = await this.#socket.read();
     if (chunk !== null) return chunk;
     const why = await this.#socket.closed;
-    if (why.by === "peer" || why.by === "you") return null;
+    if (cleanEnd(why)) return null;
     throw failure(why);
   }
 
@@ -1859,6 +1901,7 @@ class Streams {
           if (chunk.remoteAddress !== undefined || chunk.remotePort !== undefined)
             throw new TypeError("a connected UDP socket sends to its own remote address: a message names no remoteAddress or remotePort");
           bytes = ownBytes(chunk.data);
+          if (bytes.length > MAX_DATAGRAM_BYTES) throw new TypeError(`a UDP datagram holds at most ${MAX_DATAGRAM_BYTES} bytes; this one has ${bytes.length}`);
         } else bytes = ownBytes(chunk);
         if (this.#socket.state === "closed" && (await this.#socket.closed).by === "peer") {
           // The peer closed (ws2s ends the session then): this stream errors, the socket is still cleanly closed.
@@ -1866,7 +1909,10 @@ class Streams {
           throw new DOMException("the peer closed the connection", "NetworkError");
         }
         try {
-          await this.#socket.write(bytes);
+          // A datagram whole; a stream's bytes in pieces (one WebSocket message or Wisp packet each, well within the server's
+          // limits.maxMessageBytes), each waiting its turn, so that a write of any size goes as a native socket's would.
+          if (datagrams) await this.#socket.write(bytes);
+          else for (let at = 0; at < bytes.length; at += WRITE_PIECE_BYTES) await this.#socket.write(bytes.subarray(at, at + WRITE_PIECE_BYTES));
         } catch (error) {
           throw this.#fail(error);
         }
@@ -1965,9 +2011,8 @@ class Bridge {
     const fetchImpl = this.#options.fetch ?? globalThis.fetch;
     if (typeof fetchImpl !== "function") return null;
     try {
-      // The token in a header, to this server only (never followed elsewhere), as ws2s.js asks why a session was refused.
-      const headers = this.#options.token ? { "X-Ws2s-Token": this.#options.token } : {};
-      const question = new URL("/.ws2s/admission", this.#url.replace(/^ws(s?):/i, "http$1:"));
+      // Asked as ws2s.js asks why a session was refused: the token in a header, to this server only.
+      const { question, headers } = admissionQuestion(this.#url, this.#options.token);
       const response = await fetchImpl(question, { headers, cache: "no-store", redirect: "error", signal: AbortSignal.timeout?.(5000) });
       const answer = await response.json();
       this.#wispPath = answer?.status === 200 && typeof answer.wisp === "string" ? answer.wisp : null;
@@ -1999,7 +2044,9 @@ class Bridge {
   /** A connected socket (a Ws2sSocket or a WispSocket) to host:port. */
   async connect({ host, port, udp, tls, tlsServerName, resumable, bound }) {
     if (bound) throw new DOMException("a UDPSocket in bound mode (localAddress) is not bridged: ws2s connects to one remote address", "NotSupportedError");
-    if ((await this.transport()) === "wisp") {
+    // Chosen (auto), Wisp carries the sockets that ask for nothing only ws2s has (tls, a resumable socket's options).
+    const wantsWs2s = this.#choice === "auto" && (tls || (resumable !== undefined && resumable !== false));
+    if ((await this.transport()) === "wisp" && !wantsWs2s) {
       if (tls) throw new TypeError("tls is ws2s's: a socket carried by Wisp cannot ask for it (transport: \"ws2s\")");
       const wisp = this.#wispSession();
       wisp.users++;
@@ -2111,7 +2158,7 @@ function directSockets(url, options = {}) {
      *   (`tls`, `tlsServerName`, `resumable` are ws2s's, not the standard's: TLS to the peer done by the server, and
      *   whether the socket outlives a lost WebSocket — on by default, it also bounds what an unread socket holds)
      */
-    constructor(remoteAddress, remotePort, options = {}) {
+    constructor(remoteAddress, remotePort, options) {
       if (arguments.length < 2) throw new TypeError("TCPSocket takes a remoteAddress and a remotePort");
       const given = checkOptions(options, [["keepAliveDelay", 0xffffffff], ["sendBufferSize", 0xffffffff], ["receiveBufferSize", 0xffffffff]]);
       const host = String(remoteAddress);
@@ -2167,7 +2214,7 @@ function directSockets(url, options = {}) {
 
 return { directSockets };
 })();
-const { Ws2sError, Ws2sOpenError, RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, WispSession, WispSocket, refusalHint, WS2S, Ws2sSocket, RedisConnection, directSockets } = { ...module_errors, ...module_resp, ...module_wisp, ...module_ws2s, ...module_direct_sockets };
-Object.assign(WS2S, { Ws2sError, Ws2sOpenError, RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, WispSession, WispSocket, refusalHint, Ws2sSocket, RedisConnection, directSockets });
+const { Ws2sError, Ws2sOpenError, RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, WispSession, WispSocket, admissionQuestion, refusalHint, WS2S, Ws2sSocket, RedisConnection, directSockets } = { ...module_errors, ...module_resp, ...module_wisp, ...module_ws2s, ...module_direct_sockets };
+Object.assign(WS2S, { Ws2sError, Ws2sOpenError, RedisError, RespParser, RespPush, encodeCommand, encodeCommandBytes, splitCommandLine, WispSession, WispSocket, admissionQuestion, refusalHint, Ws2sSocket, RedisConnection, directSockets });
 global.WS2S = WS2S;
 })(typeof globalThis !== "undefined" ? globalThis : this);
