@@ -4,7 +4,6 @@
 // unchanged on any of the three: `const { TCPSocket, UDPSocket } = directSockets("wss://ws2s.example/")`.
 
 import { Ws2sError } from "./errors.js";
-import { WispSession } from "./wisp.js";
 import { WS2S, admissionQuestion } from "./ws2s.js";
 
 const TRANSPORTS = ["auto", "native", "ws2s", "wisp"];
@@ -22,9 +21,9 @@ const BRIDGED = Symbol.for("ws2s.directSockets");
  * (NotAllowedError for a destination the server's policy refuses, NetworkError for anything the network or the peer
  * did), with the ws2s error as its `cause`.
  */
-function domError(error, fallback = "NetworkError") {
+function domError(error) {
   if (error instanceof DOMException || error instanceof TypeError) return error;
-  const name = error instanceof Ws2sError && error.code === 4 ? "NotAllowedError" : fallback;
+  const name = error instanceof Ws2sError && error.code === 4 ? "NotAllowedError" : "NetworkError";
   const exception = new DOMException(String(error?.message ?? error), name);
   Object.defineProperty(exception, "cause", { value: error, configurable: true });
   return exception;

@@ -1727,7 +1727,6 @@ const module_direct_sockets = (() => {
 // unchanged on any of the three: `const { TCPSocket, UDPSocket } = directSockets("wss://ws2s.example/")`.
 
 const { Ws2sError } = module_errors;
-const { WispSession } = module_wisp;
 const { WS2S, admissionQuestion } = module_ws2s;
 
 const TRANSPORTS = ["auto", "native", "ws2s", "wisp"];
@@ -1745,9 +1744,9 @@ const BRIDGED = Symbol.for("ws2s.directSockets");
  * (NotAllowedError for a destination the server's policy refuses, NetworkError for anything the network or the peer
  * did), with the ws2s error as its `cause`.
  */
-function domError(error, fallback = "NetworkError") {
+function domError(error) {
   if (error instanceof DOMException || error instanceof TypeError) return error;
-  const name = error instanceof Ws2sError && error.code === 4 ? "NotAllowedError" : fallback;
+  const name = error instanceof Ws2sError && error.code === 4 ? "NotAllowedError" : "NetworkError";
   const exception = new DOMException(String(error?.message ?? error), name);
   Object.defineProperty(exception, "cause", { value: error, configurable: true });
   return exception;
