@@ -88,6 +88,38 @@ function waitFor(condition, ms, poke) {
   });
 }
 
+/** A peer that sends for as long as it is read. */
+function endlessSource() {
+  const block = Buffer.alloc(64 * KiB, 0x5a);
+  return listen((socket) => {
+    const pump = () => { while (!socket.destroyed && socket.write(block)); };
+    socket.on("drain", pump);
+    pump();
+  });
+}
+
+/**
+ * A WebSocket class that counts the binary bytes that come: over its newest WebSocket (`current`) and in all (`total`);
+ * `poke` holds the checks waitFor runs at each message.
+ */
+function countingWebSocket() {
+  const counts = { current: 0, total: 0, poke: new Set() };
+  counts.WebSocket = class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      counts.current = 0;
+      this.addEventListener("message", (event) => {
+        if (typeof event.data !== "string") {
+          counts.current += event.data.byteLength;
+          counts.total += event.data.byteLength;
+        }
+        for (const check of [...counts.poke]) check();
+      });
+    }
+  };
+  return counts;
+}
+
 const outcome = (promise) => promise.then((value) => ({ value }), (error) => ({ error }));
 const within = (promise, ms) => Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve("still pending"), ms).unref())]);
 
@@ -120,41 +152,25 @@ for (const transport of ["ws2s", "wisp"])
 
 // ---- 2. An unread socket across resumes ------------------------------------------------------------------------------
 test("ws2s: an unread resumable socket holds one window however often it resumes (what it had not read is sent again, not kept twice)", { skip, timeout: 90_000 }, async () => {
-  // A source that sends for as long as it is read.
-  const block = Buffer.alloc(64 * KiB, 0x5a);
-  const source = await listen((socket) => {
-    const pump = () => { while (!socket.destroyed && socket.write(block)); };
-    socket.on("drain", pump);
-    pump();
-  });
+  const source = await endlessSource();
   const through = await proxy(url);
   // What ws2s.js holds: what came over its current WebSocket (a resume drops the unread bytes it had: the server sends them again).
-  let held = 0;
-  const poke = new Set();
-  class Counting extends WebSocket {
-    constructor(...args) {
-      super(...args);
-      held = 0;
-      this.addEventListener("message", (event) => {
-        if (typeof event.data !== "string") held += event.data.byteLength;
-        for (const check of [...poke]) check();
-      });
-    }
-  }
+  const counts = countingWebSocket();
+  const { poke } = counts;
   try {
-    const { TCPSocket } = directSockets(through.url, { transport: "ws2s", WebSocket: Counting });
+    const { TCPSocket } = directSockets(through.url, { transport: "ws2s", WebSocket: counts.WebSocket });
     const socket = new TCPSocket("127.0.0.1", source.port);
     await socket.opened; // never read
-    assert.ok(await waitFor(() => held >= 1 * MiB, 15_000, poke), `only ${held} bytes came before the window closed`);
-    const after = [held];
+    assert.ok(await waitFor(() => counts.current >= 1 * MiB, 15_000, poke), `only ${counts.current} bytes came before the window closed`);
+    const after = [counts.current];
     for (let resume = 1; resume <= 3; resume++) {
       const resumed = new Promise((resolve) => (socket.connection.onResume = resolve));
       through.reset();
       // It asked for everything again from what the app had read (nothing), not from what had come.
       assert.equal((await resumed).received, 0);
       // The window again: the bytes not read, sent again (and no more, the window being full).
-      assert.ok(await waitFor(() => held >= 900 * KiB, 15_000, poke), `only ${held} bytes came again after resume ${resume}`);
-      after.push(held);
+      assert.ok(await waitFor(() => counts.current >= 900 * KiB, 15_000, poke), `only ${counts.current} bytes came again after resume ${resume}`);
+      after.push(counts.current);
     }
     await socket.close();
     assert.ok(Math.max(...after) <= 2 * MiB, `held ${after.map((g) => (g / MiB).toFixed(2)).join(", ")} MiB unread after each resume`);
@@ -165,30 +181,16 @@ test("ws2s: an unread resumable socket holds one window however often it resumes
 });
 
 test("ws2s: a socket that was not read before a resume streams on when the app reads after it (ackOnRead's acks after a resume)", { skip, timeout: 90_000 }, async () => {
-  const block = Buffer.alloc(64 * KiB, 0x5a);
-  const source = await listen((socket) => {
-    const pump = () => { while (!socket.destroyed && socket.write(block)); };
-    socket.on("drain", pump);
-    pump();
-  });
+  const source = await endlessSource();
   const through = await proxy(url);
-  let arrived = 0;
-  const poke = new Set();
-  class Counting extends WebSocket {
-    constructor(...args) {
-      super(...args);
-      this.addEventListener("message", (event) => {
-        if (typeof event.data !== "string") arrived += event.data.byteLength;
-        for (const check of [...poke]) check();
-      });
-    }
-  }
+  const counts = countingWebSocket();
+  const { poke } = counts;
   try {
-    const { TCPSocket } = directSockets(through.url, { transport: "ws2s", WebSocket: Counting });
+    const { TCPSocket } = directSockets(through.url, { transport: "ws2s", WebSocket: counts.WebSocket });
     const socket = new TCPSocket("127.0.0.1", source.port);
     const { readable } = await socket.opened;
     // Nothing read while the window fills (the server holds the peer back), then the WebSocket is lost and comes back.
-    assert.ok(await waitFor(() => arrived >= 1 * MiB, 15_000, poke), `only ${arrived} bytes came before the window closed`);
+    assert.ok(await waitFor(() => counts.total >= 1 * MiB, 15_000, poke), `only ${counts.total} bytes came before the window closed`);
     const resumed = new Promise((resolve) => (socket.connection.onResume = resolve));
     through.reset();
     await resumed;
@@ -204,7 +206,7 @@ test("ws2s: a socket that was not read before a resume streams on when the app r
       return "read";
     })();
     const result = await within(reading, 15_000);
-    assert.equal(result, "read", `stalled after ${read} bytes (${arrived} came over the WebSockets)`);
+    assert.equal(result, "read", `stalled after ${read} bytes (${counts.total} came over the WebSockets)`);
     reader.releaseLock();
     await socket.close();
   } finally {
