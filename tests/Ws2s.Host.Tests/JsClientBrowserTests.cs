@@ -46,6 +46,22 @@ public sealed class JsClientBrowserTests : ChromiumTests
         Assert.Equal("hello from a classic script", await page.EvaluateAsync<string>("() => window.result"));
         // The new names are there too, under the one global (the page's own `ws2s` variable untouched).
         Assert.True(await page.EvaluateAsync<bool>("() => typeof WS2S.RespParser === 'function' && typeof WS2S.Ws2sError === 'function' && ws2s instanceof WS2S"));
+        // Direct Sockets from the classic script too: the classes, over ws2s, to the same echo.
+        Assert.Equal("echoed by a classic page", await page.EvaluateAsync<string>("""
+            async ([url, port]) => {
+              const { TCPSocket } = WS2S.directSockets(url, { transport: "ws2s" });
+              const socket = new TCPSocket("127.0.0.1", port);
+              const { readable, writable } = await socket.opened;
+              const writer = writable.getWriter();
+              await writer.write(new TextEncoder().encode("echoed by a classic page"));
+              const reader = readable.getReader();
+              const { value } = await reader.read();
+              reader.releaseLock();
+              writer.releaseLock();
+              await socket.close();
+              return new TextDecoder().decode(value);
+            }
+            """, new object[] { host.Url.ToString(), echo.Port }));
     }
 
     [SkippableFact]

@@ -241,10 +241,10 @@ public sealed class JsPackageTests
             const path = require.resolve("ws2s-js");
             const ws2s = require("ws2s-js");
             const replies = new ws2s.RespParser().feed(new TextEncoder().encode("+OK\r\n:42\r\n"));
-            console.log(path.endsWith("dist/ws2s.cjs"), typeof ws2s.WS2S, JSON.stringify(replies));
+            console.log(path.endsWith("dist/ws2s.cjs"), typeof ws2s.WS2S, typeof ws2s.directSockets, JSON.stringify(replies));
             """);
         (exit, output) = await RunAsync("node", Path.Combine(app, "app.cjs"));
-        Assert.Equal("true function [\"OK\",42]", output.Trim());
+        Assert.Equal("true function function [\"OK\",42]", output.Trim());
 
         Requirements.Need("/usr/bin/npm", "npm");
         (exit, output) = await RunAsync("npm", "pack", "--dry-run", "--json", "--ignore-scripts");
