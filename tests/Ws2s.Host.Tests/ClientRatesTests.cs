@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Time.Testing;
 using Ws2s.AspNetCore.Admission;
 
@@ -20,6 +21,25 @@ public sealed class ClientRatesTests
         clock.Advance(TimeSpan.FromMilliseconds(200));
         Assert.True(rates.Take(Client, (1, 5)));
         Assert.False(rates.Take(Client, (1, 5)));
+    }
+
+    [Fact]
+    public void What_a_limit_remembers_of_an_address_is_forgotten_a_minute_after_its_last_use_and_only_then()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var table = new PerClientAddress<StrongBox<long>>(clock, entry => entry.Value);
+        StrongBox<long> Use(IPAddress client)
+        {
+            var entry = table.Get(client, clock.GetTimestamp(), () => new StrongBox<long>());
+            entry.Value = clock.GetTimestamp();
+            return entry;
+        }
+        var first = Use(Client);
+        clock.Advance(TimeSpan.FromSeconds(59));
+        var recent = Use(IPAddress.Parse("127.0.0.10"));
+        clock.Advance(TimeSpan.FromSeconds(2)); // 61 s after the first's use, 2 s after the other's
+        Assert.NotSame(first, table.Get(Client, clock.GetTimestamp(), () => new StrongBox<long>()));
+        Assert.Same(recent, table.Get(IPAddress.Parse("127.0.0.10"), clock.GetTimestamp(), () => new StrongBox<long>()));
     }
 
     [Fact]

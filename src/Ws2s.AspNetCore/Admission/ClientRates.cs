@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 
 namespace Ws2s.AspNetCore.Admission;
@@ -15,8 +14,8 @@ internal sealed class ClientRates(TimeProvider time)
         public double First, Second;
     }
 
-    private readonly ConcurrentDictionary<IPAddress, Bucket> _buckets = new();
-    private long _swept;
+    /// <summary>Forgotten a minute after their last use (full again by then: nothing to remember).</summary>
+    private readonly PerClientAddress<Bucket> _buckets = new(time, bucket => Volatile.Read(ref bucket.Refilled));
 
     /// <summary>
     /// Takes <paramref name="first"/>'s amount (and <paramref name="second"/>'s) from <paramref name="client"/>'s allowance,
@@ -25,8 +24,7 @@ internal sealed class ClientRates(TimeProvider time)
     public bool Take(IPAddress client, (double Amount, double PerSecond) first, (double Amount, double PerSecond) second = default)
     {
         var now = time.GetTimestamp();
-        Sweep(now);
-        var bucket = _buckets.GetOrAdd(client, _ => new Bucket { Refilled = now, First = first.PerSecond, Second = second.PerSecond });
+        var bucket = _buckets.Get(client, now, () => new Bucket { Refilled = now, First = first.PerSecond, Second = second.PerSecond });
         lock (bucket)
         {
             var seconds = time.GetElapsedTime(bucket.Refilled, now).TotalSeconds;
@@ -39,14 +37,5 @@ internal sealed class ClientRates(TimeProvider time)
             if (second.PerSecond > 0) bucket.Second -= second.Amount;
             return true;
         }
-    }
-
-    /// <summary>Once a minute, forgets clients whose buckets are full again (nothing to remember).</summary>
-    private void Sweep(long now)
-    {
-        var last = Interlocked.Read(ref _swept);
-        if (time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1) || Interlocked.CompareExchange(ref _swept, now, last) != last) return;
-        foreach (var (client, bucket) in _buckets)
-            if (time.GetElapsedTime(bucket.Refilled, now) > TimeSpan.FromMinutes(1)) _buckets.TryRemove(client, out _);
     }
 }

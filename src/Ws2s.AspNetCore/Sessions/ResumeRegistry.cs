@@ -45,8 +45,8 @@ internal sealed partial class ResumeRegistry(string instance, TimeProvider time,
         public int Count;
     }
 
-    private readonly ConcurrentDictionary<IPAddress, Attempts> _attempts = new();
-    private long _swept;
+    /// <summary>Failed attempts per address, forgotten a minute after their window began.</summary>
+    private readonly Admission.PerClientAddress<Attempts> _attempts = new(time, attempts => Volatile.Read(ref attempts.WindowStart));
 
     public string Instance => instance;
 
@@ -107,8 +107,7 @@ internal sealed partial class ResumeRegistry(string instance, TimeProvider time,
     private bool Tally(IPAddress from, bool add)
     {
         var now = time.GetTimestamp();
-        Sweep(now);
-        var attempts = _attempts.GetOrAdd(from, _ => new Attempts { WindowStart = now });
+        var attempts = _attempts.Get(from, now, () => new Attempts { WindowStart = now });
         lock (attempts)
         {
             if (time.GetElapsedTime(attempts.WindowStart, now) >= TimeSpan.FromMinutes(1))
@@ -120,14 +119,5 @@ internal sealed partial class ResumeRegistry(string instance, TimeProvider time,
             if (add) attempts.Count++;
             return true;
         }
-    }
-
-    /// <summary>Once a minute, forgets addresses whose window has passed.</summary>
-    private void Sweep(long now)
-    {
-        var last = Interlocked.Read(ref _swept);
-        if (time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1) || Interlocked.CompareExchange(ref _swept, now, last) != last) return;
-        foreach (var (address, attempts) in _attempts)
-            if (time.GetElapsedTime(attempts.WindowStart, now) > TimeSpan.FromMinutes(1)) _attempts.TryRemove(address, out _);
     }
 }
