@@ -9,16 +9,7 @@
 // binary: ws2s's binary mode. raw: websockify's protocol (binary frames to the one target the URL names).
 "use strict";
 const net = require("net");
-let WebSocket;
-try {
-  WebSocket = require("ws");
-} catch {
-  WebSocket = require("/usr/share/nodejs/ws"); // Debian's node-ws
-}
-
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, word, i, all) =>
-  word.startsWith("--") ? [...pairs, [word.slice(2), all[i + 1]]] : pairs, []));
-const [host, port] = [args.target.slice(0, args.target.lastIndexOf(":")), Number(args.target.slice(args.target.lastIndexOf(":") + 1))];
+const { WebSocket, args, host, port } = require("./common.cjs");
 
 /** A byte stream to the echo server: write(bytes), and onData(callback) for what comes back; close(). */
 async function open() {

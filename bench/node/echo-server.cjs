@@ -2,12 +2,7 @@
 // comes back as it came (binary stays binary). Listens on 127.0.0.1 (a free port), prints {"port":N} once
 // listening, and exits when its standard input closes.
 "use strict";
-let WebSocket;
-try {
-  WebSocket = require("ws");
-} catch {
-  WebSocket = require("/usr/share/nodejs/ws"); // Debian's node-ws
-}
+const { WebSocket } = require("./common.cjs");
 
 const server = new WebSocket.Server({ host: "127.0.0.1", port: 0, perMessageDeflate: false, handleProtocols: (offered) => [...offered][0] ?? false });
 server.on("connection", (ws) => {

@@ -7,16 +7,7 @@
 //     N rounds, interleaved: (a) a fresh WebSocket's handshake and one ping answered; (b) the resumable session's
 //     WebSocket dropped, a fresh one's handshake, and `resume` answered. Prints the medians and 90th percentiles in ms.
 "use strict";
-let WebSocket;
-try {
-  WebSocket = require("ws");
-} catch {
-  WebSocket = require("/usr/share/nodejs/ws"); // Debian's node-ws
-}
-
-const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, word, i, all) =>
-  word.startsWith("--") ? [...pairs, [word.slice(2), all[i + 1]]] : pairs, []));
-const [host, port] = [args.target.slice(0, args.target.lastIndexOf(":")), Number(args.target.slice(args.target.lastIndexOf(":") + 1))];
+const { WebSocket, args, host, port } = require("./common.cjs");
 
 function openSocket(url) {
   const ws = new WebSocket(url);
