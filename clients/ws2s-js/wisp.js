@@ -239,8 +239,8 @@ export class WispSocket {
     this.#ended = true;
     // The peer's end (0x02) or its connection failing (0x03) is the peer's; any other reason is ws2s's decision, in words.
     const error = reason === null ? null : errorFor(reason);
-    this.#why ??= why ?? (reason === 0x02 || reason === 0x03
-      ? (reason === 0x03 ? { by: "peer", reason: error.message, broken: true } : { by: "peer", reason: error.message })
+    this.#why ??= why ?? (reason === 0x02 ? { by: "peer", reason: error.message }
+      : reason === 0x03 ? { by: "peer", reason: error.message, broken: true }
       : { by: "ws2s", code: error.code, reason: error.message });
     for (const reader of this.#readers.splice(0)) reader(null);
     for (const waiting of this.#waitingForCredit.splice(0)) waiting();
